@@ -1,0 +1,151 @@
+"""The job protocol shared by every engine.
+
+A long engine job is a plain generator: it yields :class:`Progress`, :class:`Preview`
+and :class:`Log` events and ``return``\\ s its result. Whoever drives it (the studio's
+worker threads, or :func:`run_job` on the command line) may stop pulling at any yield
+and call ``close()``; the generator then sees ``GeneratorExit`` at that yield, runs its
+``finally`` blocks and ends. That is cancellation: nothing after the last yield runs.
+
+Code that cannot yield (for instance a diffusers pipeline callback) can take a
+:class:`CancelToken` and call :meth:`CancelToken.raise_if_cancelled`, which raises
+:class:`JobCancelled`.
+
+Example::
+
+    def blur_job(image, steps):
+        for i in range(steps):
+            image = smooth(image)
+            yield Progress(i + 1, steps, "smoothing")
+            yield Preview(image)
+        return image
+
+    result = run_job(blur_job(img, 10))
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generator, Iterator, Optional
+
+__all__ = [
+    "Progress",
+    "Preview",
+    "Log",
+    "JobEvent",
+    "JobCancelled",
+    "CancelToken",
+    "run_job",
+    "JobGenerator",
+]
+
+
+@dataclass
+class Progress:
+    """``done`` of ``total`` units are finished; ``message`` says what is being done."""
+
+    done: float
+    total: float
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        """Progress in [0, 1] (0 when ``total`` is not positive)."""
+        if self.total <= 0:
+            return 0.0
+        return max(0.0, min(1.0, float(self.done) / float(self.total)))
+
+
+@dataclass
+class Preview:
+    """An intermediate result to show while the job runs.
+
+    ``image`` is an ``(H, W, 3)`` or ``(H, W)`` array, uint8 or float in [0, 1], or None.
+    ``data`` carries anything else a panel plots live (loss, PSNR, step number ...).
+    """
+
+    image: Any = None
+    data: dict = field(default_factory=dict)
+    label: str = ""
+
+
+@dataclass
+class Log:
+    """A message for the studio's log. ``level`` is ``"info"``, ``"warning"`` or ``"error"``."""
+
+    message: str
+    level: str = "info"
+    details: str = ""
+
+
+JobEvent = Progress | Preview | Log
+JobGenerator = Generator[JobEvent, Any, Any]
+
+
+class JobCancelled(Exception):
+    """Raised inside a job (via :class:`CancelToken`) when its driver asked it to stop."""
+
+
+class CancelToken:
+    """A thread-safe flag that a driver sets and a job checks where it cannot yield."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the job to stop."""
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """True once :meth:`cancel` was called."""
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`JobCancelled` if cancellation was requested."""
+        if self._event.is_set():
+            raise JobCancelled("cancelled")
+
+
+def run_job(
+    job: Iterator[JobEvent],
+    on_event: Optional[Callable[[JobEvent], None]] = None,
+    cancel: Optional[CancelToken] = None,
+) -> Any:
+    """Drive a job generator to the end on this thread and return its result.
+
+    ``on_event`` receives every yielded event. If ``cancel`` is set between two events
+    the generator is closed and :class:`JobCancelled` is raised.
+    """
+    try:
+        while True:
+            if cancel is not None and cancel.cancelled:
+                raise JobCancelled("cancelled")
+            try:
+                event = next(job)
+            except StopIteration as stop:
+                return stop.value
+            if on_event is not None:
+                on_event(event)
+    finally:
+        close = getattr(job, "close", None)
+        if close is not None:
+            close()
+
+
+class Stopwatch:
+    """Elapsed time and a simple remaining-time estimate from a progress fraction."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    def elapsed(self) -> float:
+        """Seconds since creation."""
+        return time.monotonic() - self.start
+
+    def remaining(self, fraction: float) -> Optional[float]:
+        """Seconds left if progress is linear in time, or None before any progress."""
+        if fraction <= 0.0:
+            return None
+        return self.elapsed() * (1.0 - fraction) / fraction

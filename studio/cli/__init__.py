@@ -1,0 +1,92 @@
+"""``python main.py <panel> <verb> ...``: every engine, headless.
+
+Each panel registers its verbs in ``studio/cli/<panel>.py`` (function ``register``). Those
+modules must import heavy libraries (torch, diffusers ...) inside the handlers only, so that
+``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Optional, Sequence
+
+from studio import __version__
+from studio.cli.common import CliError, print_result
+
+#: panel name -> (module, one-line help)
+PANEL_COMMANDS = {
+    "generate": ("studio.cli.generate", "image generation with diffusion and flow models"),
+    "render": ("studio.cli.render", "3D Gaussian / sphere rendering and fitting"),
+    "volume": ("studio.cli.volume", "volume reading, transfer functions, ray casting, classification"),
+    "codec": ("studio.cli.codec", "block transforms, codecs, metrics and rate-distortion"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser: one sub-command per panel, verbs below each."""
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="Spectra Studio. Without arguments the GUI opens; with a panel and a verb an engine runs headless.",
+    )
+    parser.add_argument("--version", action="version", version=f"Spectra Studio {__version__}")
+    panels = parser.add_subparsers(dest="panel", metavar="<panel>")
+    for name, (module_name, help_text) in PANEL_COMMANDS.items():
+        panel_parser = panels.add_parser(name, help=help_text, description=help_text)
+        verbs = panel_parser.add_subparsers(dest="verb", metavar="<verb>")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            panel_parser.set_defaults(missing=f"the {name} commands are not installed")
+            continue
+        module.register(verbs)
+    return parser
+
+
+def _configure_device(args: argparse.Namespace) -> None:
+    from engines import device
+
+    if getattr(args, "device", None):
+        try:
+            device.set_device_override(args.device)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+    if getattr(args, "threads", None) is not None:
+        if args.threads < 1:
+            raise CliError("--threads must be at least 1")
+        device.set_threads(args.threads)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one headless command; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "missing", None):
+        print(f"error: {args.missing}", file=sys.stderr)
+        return 2
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        sub = [a for a in (args.panel,) if a]
+        parser.parse_args([*sub, "--help"])
+        return 2
+    try:
+        _configure_device(args)
+        result = handler(args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # every other failure: one line, unless --traceback
+        if getattr(args, "traceback", False):
+            raise
+        from studio.errors import describe_error
+
+        print(f"error: {describe_error(exc)}", file=sys.stderr)
+        return 1
+    print_result(result or {}, getattr(args, "json", False))
+    return 0

@@ -1,0 +1,380 @@
+"""Background jobs for the GUI: worker threads, a queue with per-device slots, cancel and pause.
+
+An engine job is a plain generator (see :mod:`engines.jobs`). :class:`JobQueue` runs each one
+on a superqt :class:`~superqt.utils.GeneratorWorker` in Qt's thread pool, at most
+``max_running`` at a time per device; further jobs wait in order. Events reach the GUI thread
+through queued signals, throttled to about 30 per second per kind so that a job that yields
+very often cannot flood the event loop. Exceptions become an ``errored`` job plus a log entry;
+the application keeps running.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Optional
+
+from qtpy.QtCore import QObject, Signal
+from superqt.utils import GeneratorWorker
+
+from engines.jobs import CancelToken, Log, Preview, Progress
+from studio.errors import describe_error
+
+QUEUED, RUNNING, PAUSED, DONE, CANCELLED, FAILED = "queued", "running", "paused", "done", "cancelled", "failed"
+FINAL_STATES = (DONE, CANCELLED, FAILED)
+_EVENT_INTERVAL = 1.0 / 30.0
+
+
+class EngineFailure(Exception):
+    """Wraps an exception raised inside an engine job (keeps its traceback text)."""
+
+    def __init__(self, original: BaseException, details: str) -> None:
+        super().__init__(describe_error(original))
+        self.original = original
+        self.details = details
+
+
+def _throttled(job: Iterator[Any]) -> Iterator[Any]:
+    """Forward ``job``'s events, dropping Progress/Preview events that come too fast.
+
+    Log events always pass; the newest dropped Progress/Preview is forwarded later, so the
+    last state is never lost. The wrapped generator's return value is passed through.
+    """
+    last_sent = {Progress: 0.0, Preview: 0.0}
+    pending: dict[type, Any] = {}
+    try:
+        while True:
+            try:
+                event = next(job)
+            except StopIteration as stop:
+                for held in pending.values():
+                    yield held
+                return stop.value
+            kind = type(event) if type(event) in last_sent else None
+            if kind is None:
+                yield event
+                continue
+            now = time.monotonic()
+            if now - last_sent[kind] >= _EVENT_INTERVAL:
+                last_sent[kind] = now
+                pending.pop(kind, None)
+                yield event
+            else:
+                pending[kind] = event
+    finally:
+        close = getattr(job, "close", None)
+        if close is not None:
+            close()
+
+
+class EngineWorker(GeneratorWorker):
+    """A GeneratorWorker that closes the engine generator on abort and reports every error.
+
+    (superqt's own loop treats a RuntimeError from the generator as a deleted worker and only
+    warns; torch raises RuntimeError for real failures, so they are wrapped here.)
+    """
+
+    def work(self):  # noqa: D102 - documented in the class
+        try:
+            return super().work()
+        finally:
+            if self.abort_requested:
+                self._gen.close()
+
+
+def _run_engine(job: Iterator[Any]):
+    """Generator run by :class:`EngineWorker`: throttles events, wraps engine exceptions."""
+    try:
+        result = yield from _throttled(job)
+    except GeneratorExit:
+        raise
+    except Exception as exc:  # every engine failure reaches the error signal
+        raise EngineFailure(exc, traceback.format_exc()) from exc
+    return result
+
+
+@dataclass
+class JobRecord:
+    """What the queue knows of one job (shown in the job table)."""
+
+    id: int
+    name: str
+    panel: str
+    device: str
+    state: str = QUEUED
+    fraction: float = 0.0
+    message: str = ""
+    error: str = ""
+    details: str = ""
+    submitted: float = field(default_factory=time.monotonic)
+    started: Optional[float] = None
+    ended: Optional[float] = None
+    result: Any = None
+
+    def elapsed(self) -> float:
+        """Seconds the job has run (0 while queued)."""
+        if self.started is None:
+            return 0.0
+        return (self.ended or time.monotonic()) - self.started
+
+    def remaining(self) -> Optional[float]:
+        """Estimated seconds left, from elapsed time and progress, or None."""
+        if self.state != RUNNING or self.fraction <= 0.0:
+            return None
+        return self.elapsed() * (1.0 - self.fraction) / self.fraction
+
+
+class JobHandle:
+    """Returned by :meth:`JobQueue.submit`; lets the submitter cancel or pause its job."""
+
+    def __init__(self, queue: "JobQueue", record: JobRecord, cancel_token: CancelToken) -> None:
+        self._queue = queue
+        self.record = record
+        self.cancel_token = cancel_token
+
+    @property
+    def id(self) -> int:
+        """The job's number in the queue."""
+        return self.record.id
+
+    def cancel(self) -> None:
+        """Cancel the job (drops it if still queued)."""
+        self._queue.cancel(self.record.id)
+
+    def pause(self) -> None:
+        """Pause the job at its next yield."""
+        self._queue.pause(self.record.id)
+
+    def resume(self) -> None:
+        """Resume a paused job."""
+        self._queue.resume(self.record.id)
+
+    @property
+    def state(self) -> str:
+        """queued, running, paused, done, cancelled or failed."""
+        return self.record.state
+
+
+@dataclass
+class _Entry:
+    record: JobRecord
+    factory: Callable[[], Iterator[Any]]
+    token: CancelToken
+    on_event: Optional[Callable[[Any], None]]
+    on_result: Optional[Callable[[Any], None]]
+    on_error: Optional[Callable[[JobRecord], None]]
+    on_cancel: Optional[Callable[[], None]]
+    worker: Optional[EngineWorker] = None
+
+
+class JobQueue(QObject):
+    """Runs engine jobs on worker threads, ``max_running`` at a time per device.
+
+    Signals: ``job_added(record)``, ``job_changed(record)`` (progress, state), ``log(level,
+    message, details)``, ``failed(record)`` for a non-modal notification.
+    """
+
+    job_added = Signal(object)
+    job_changed = Signal(object)
+    log = Signal(str, str, str)
+    failed = Signal(object)
+
+    def __init__(self, max_running: int = 1, parent: Optional[QObject] = None) -> None:
+        super().__init__(parent)
+        self.max_running = max(1, int(max_running))
+        self._ids = itertools.count(1)
+        self._entries: dict[int, _Entry] = {}
+        self._waiting: list[int] = []
+
+    # -- public API -------------------------------------------------------------------
+    def submit(
+        self,
+        name: str,
+        panel: str,
+        factory: Callable[[], Iterator[Any]],
+        *,
+        device: str = "cpu",
+        cancel_token: Optional[CancelToken] = None,
+        on_event: Optional[Callable[[Any], None]] = None,
+        on_result: Optional[Callable[[Any], None]] = None,
+        on_error: Optional[Callable[[JobRecord], None]] = None,
+        on_cancel: Optional[Callable[[], None]] = None,
+    ) -> JobHandle:
+        """Queue a job. ``factory()`` is called on the worker thread and must return the generator.
+
+        ``on_event`` gets every Preview/Progress/Log event on the GUI thread; ``on_result`` gets
+        the generator's return value; ``on_error`` the failed record; ``on_cancel`` is called
+        when the job is cancelled (its result is discarded).
+        """
+        token = cancel_token or CancelToken()
+        record = JobRecord(id=next(self._ids), name=name, panel=panel, device=device)
+        entry = _Entry(record, factory, token, on_event, on_result, on_error, on_cancel)
+        self._entries[record.id] = entry
+        self._waiting.append(record.id)
+        self.job_added.emit(record)
+        self._start_waiting()
+        return JobHandle(self, record, token)
+
+    def records(self) -> list[JobRecord]:
+        """Every job this queue has seen, oldest first."""
+        return [entry.record for entry in self._entries.values()]
+
+    def running_count(self, device: Optional[str] = None) -> int:
+        """How many jobs are running or paused (on ``device``, if given)."""
+        return sum(
+            1
+            for e in self._entries.values()
+            if e.record.state in (RUNNING, PAUSED) and (device is None or e.record.device == device)
+        )
+
+    def cancel(self, job_id: int) -> None:
+        """Cancel a queued or running job."""
+        entry = self._entries.get(job_id)
+        if entry is None or entry.record.state in FINAL_STATES:
+            return
+        entry.token.cancel()
+        if entry.record.state == QUEUED:
+            self._waiting.remove(job_id)
+            self._finish(entry, CANCELLED)
+        elif entry.worker is not None:
+            if entry.worker.is_paused:
+                entry.worker.resume()
+            entry.worker.quit()
+
+    def cancel_all(self) -> None:
+        """Cancel every job that has not ended."""
+        for job_id in list(self._entries):
+            self.cancel(job_id)
+
+    def pause(self, job_id: int) -> None:
+        """Pause a running job at its next yield."""
+        entry = self._entries.get(job_id)
+        if entry and entry.worker is not None and entry.record.state == RUNNING:
+            entry.worker.pause()
+
+    def resume(self, job_id: int) -> None:
+        """Resume a paused job."""
+        entry = self._entries.get(job_id)
+        if entry and entry.worker is not None and entry.record.state == PAUSED:
+            entry.worker.resume()
+
+    def set_max_running(self, count: int) -> None:
+        """Change how many jobs may run at once per device."""
+        self.max_running = max(1, int(count))
+        self._start_waiting()
+
+    def wait_all(self, timeout: float = 60.0) -> bool:
+        """Process events until no job is queued or running (for tests and shutdown)."""
+        from qtpy.QtCore import QCoreApplication, QThreadPool
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            QCoreApplication.processEvents()
+            if all(e.record.state in FINAL_STATES for e in self._entries.values()):
+                QThreadPool.globalInstance().waitForDone(int(max(0.0, deadline - time.monotonic()) * 1000))
+                QCoreApplication.processEvents()
+                return True
+            time.sleep(0.005)
+        return False
+
+    # -- internals --------------------------------------------------------------------
+    def _start_waiting(self) -> None:
+        for job_id in list(self._waiting):
+            entry = self._entries[job_id]
+            if self.running_count(entry.record.device) >= self.max_running:
+                continue
+            self._waiting.remove(job_id)
+            self._start(entry)
+
+    def _start(self, entry: _Entry) -> None:
+        record = entry.record
+
+        def body():
+            return (yield from _run_engine(entry.factory()))
+
+        worker = EngineWorker(body)
+        entry.worker = worker
+        record.state = RUNNING
+        record.started = time.monotonic()
+        worker.yielded.connect(lambda event, e=entry: self._on_event(e, event))
+        worker.returned.connect(lambda result, e=entry: self._on_returned(e, result))
+        worker.errored.connect(lambda exc, e=entry: self._on_errored(e, exc))
+        worker.aborted.connect(lambda e=entry: self._finish(e, CANCELLED))
+        worker.paused.connect(lambda e=entry: self._set_state(e, PAUSED))
+        worker.resumed.connect(lambda e=entry: self._set_state(e, RUNNING))
+        worker.finished.connect(self._start_waiting)
+        self.job_changed.emit(record)
+        worker.start()
+
+    def _set_state(self, entry: _Entry, state: str) -> None:
+        if entry.record.state not in FINAL_STATES:
+            entry.record.state = state
+            self.job_changed.emit(entry.record)
+
+    def _on_event(self, entry: _Entry, event: Any) -> None:
+        if entry.record.state in FINAL_STATES:
+            return
+        if isinstance(event, Progress):
+            entry.record.fraction = event.fraction
+            entry.record.message = event.message
+            self.job_changed.emit(entry.record)
+        elif isinstance(event, Log):
+            self.log.emit(event.level, f"[{entry.record.name}] {event.message}", event.details)
+        if entry.on_event is not None:
+            self._safely(entry, entry.on_event, event)
+
+    def _on_returned(self, entry: _Entry, result: Any) -> None:
+        if entry.token.cancelled:
+            self._finish(entry, CANCELLED)
+            return
+        entry.record.result = result
+        entry.record.fraction = 1.0
+        self._finish(entry, DONE)
+        if entry.on_result is not None:
+            self._safely(entry, entry.on_result, result)
+
+    def _on_errored(self, entry: _Entry, exc: BaseException) -> None:
+        from engines.jobs import JobCancelled
+
+        original = getattr(exc, "original", exc)
+        if isinstance(original, JobCancelled) or entry.token.cancelled:
+            self._finish(entry, CANCELLED)
+            return
+        entry.record.error = describe_error(original)
+        entry.record.details = getattr(exc, "details", "") or "".join(
+            traceback.format_exception(type(exc), exc, exc.__traceback__)
+        )
+        self._finish(entry, FAILED)
+
+    def _finish(self, entry: _Entry, state: str) -> None:
+        record = entry.record
+        if record.state in FINAL_STATES:
+            return
+        record.state = state
+        record.ended = time.monotonic()
+        self.job_changed.emit(record)
+        if state == FAILED:
+            self.log.emit("error", f"[{record.name}] failed: {record.error}", record.details)
+            self.failed.emit(record)
+            if entry.on_error is not None:
+                self._safely(entry, entry.on_error, record, report=False)
+        elif state == CANCELLED:
+            self.log.emit("info", f"[{record.name}] cancelled", "")
+            if entry.on_cancel is not None:
+                self._safely(entry, entry.on_cancel)
+        else:
+            self.log.emit("info", f"[{record.name}] finished in {record.elapsed():.1f} s", "")
+        self._start_waiting()
+
+    def _safely(self, entry: _Entry, callback: Callable, *args: Any, report: bool = True) -> None:
+        """Run a panel callback; a failure in it is logged, never raised into Qt."""
+        try:
+            callback(*args)
+        except Exception as exc:  # a panel bug must not kill the app
+            details = traceback.format_exc()
+            self.log.emit("error", f"[{entry.record.name}] {describe_error(exc)}", details)
+            if report:
+                entry.record.error = describe_error(exc)
+                self.failed.emit(entry.record)
