@@ -69,8 +69,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     handler = getattr(args, "handler", None)
     if handler is None:
-        sub = [a for a in (args.panel,) if a]
-        parser.parse_args([*sub, "--help"])
+        target = parser
+        if args.panel:
+            target = parser._subparsers._group_actions[0].choices[args.panel]
+        target.print_help(sys.stderr)
+        print(f"error: choose a {'verb' if args.panel else 'panel'}", file=sys.stderr)
         return 2
     try:
         _configure_device(args)

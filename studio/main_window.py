@@ -1,0 +1,559 @@
+"""The main window: panel switcher, workspace, parameters dock, job queue and log docks, menus."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import traceback
+from pathlib import Path
+from typing import Optional
+
+from qtpy import QT_VERSION
+from qtpy.QtCore import QSize, Qt, QTimer
+from qtpy.QtGui import QAction, QIcon, QKeySequence, QUndoGroup
+from qtpy.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QStackedWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio import APP_NAME, __version__
+from studio.errors import describe_error
+from studio.jobs import JobQueue
+from studio.routing import ASK, ERROR, OPEN, RESTORE, UNSUPPORTED, route_path
+from studio.services import StudioServices
+from studio.settings import StudioSettings
+from studio.theme import apply_theme
+from studio.widgets.job_table import JobTable
+from studio.widgets.log_view import LogView
+from studio.widgets.settings_dialog import SettingsDialog
+from studio.widgets.toast import Toast
+
+ICON_DIR = Path(__file__).resolve().parents[1] / "assets" / "icons"
+
+
+class _PanelSlot:
+    """A registered panel: its class (or import error) and, once built, its widget."""
+
+    def __init__(self, name: str, spec: str) -> None:
+        self.name = name
+        self.spec = spec
+        self.cls = None
+        self.error = ""
+        self.widget = None  # the Panel instance, built on first use
+        self.page = QWidget()  # placeholder in the stack until built
+        self.params_page = QWidget()
+
+    @property
+    def title(self) -> str:
+        return getattr(self.cls, "title", self.name.title())
+
+    def can_open(self, path: str) -> bool:
+        if self.widget is not None:
+            return self.widget.can_open(path)
+        if self.cls is None:
+            return False
+        return self.cls.can_open(_ClassProbe(self.cls), path)
+
+
+class _ClassProbe:
+    """Lets ``Panel.can_open`` run on a class's ``file_types`` before the panel exists."""
+
+    def __init__(self, cls) -> None:
+        self.file_types = cls.file_types
+
+
+class MainWindow(QMainWindow):
+    """Spectra Studio's main window. Panels are built lazily, the first time they are shown."""
+
+    def __init__(self, settings: Optional[StudioSettings] = None, registry: Optional[list] = None) -> None:
+        super().__init__()
+        from panels import PANEL_REGISTRY, load_panel_class
+
+        self.settings = settings or StudioSettings()
+        self.setWindowTitle(APP_NAME)
+        self.setWindowIcon(QIcon(str(ICON_DIR / "studio.svg")))
+        self.setAcceptDrops(True)
+        self.resize(1400, 900)
+        self.jobs = JobQueue(max_running=self.settings.max_running_jobs)
+        self.services = StudioServices(self.jobs, self.settings)
+        self.undo_group = QUndoGroup(self)
+
+        self.slots: list[_PanelSlot] = []
+        for name, spec in registry if registry is not None else PANEL_REGISTRY:
+            slot = _PanelSlot(name, spec)
+            try:
+                slot.cls = load_panel_class(spec)
+            except Exception as exc:  # a broken panel must not stop the studio
+                slot.error = f"{describe_error(exc)}\n\n{traceback.format_exc()}"
+            self.slots.append(slot)
+
+        self._build_central()
+        self._build_docks()
+        self._build_menus()
+        self._build_status_bar()
+        self.toast = Toast(self.centralWidget())
+        self.services.message.connect(self.log_view.append)
+        self.services.notification.connect(lambda level, text: self.toast.show_message(text, level))
+        self.services.send_requested.connect(self._on_send_requested)
+        self.jobs.failed.connect(
+            lambda record: self.toast.show_message(f"{record.name} failed: {record.error}", "error")
+        )
+
+        geometry, state = self.settings.window_layout()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+        start = self.settings.active_panel
+        index = next((i for i, s in enumerate(self.slots) if s.name == start), 0)
+        self.switcher.setCurrentRow(index)
+        QTimer.singleShot(0, self._apply_compute_settings)
+
+    # -- construction -----------------------------------------------------------------
+    def _build_central(self) -> None:
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.stack = QStackedWidget()
+        self.stack.setObjectName("workspace")
+        for slot in self.slots:
+            self.stack.addWidget(slot.page)
+        layout.addWidget(self.stack)
+        self.setCentralWidget(central)
+
+        self.switcher = QListWidget()
+        self.switcher.setObjectName("panelSwitcher")
+        self.switcher.setViewMode(QListWidget.ViewMode.IconMode)
+        self.switcher.setFlow(QListWidget.Flow.TopToBottom)
+        self.switcher.setMovement(QListWidget.Movement.Static)
+        self.switcher.setIconSize(QSize(40, 40))
+        self.switcher.setGridSize(QSize(88, 76))
+        self.switcher.setFixedWidth(96)
+        self.switcher.setSpacing(4)
+        for slot in self.slots:
+            icon = QIcon(str(ICON_DIR / getattr(slot.cls, "icon", f"{slot.name}.svg")))
+            item = QListWidgetItem(icon, slot.title)
+            item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter)
+            item.setToolTip(f"{slot.title} panel" + (f" (failed to load: {slot.error.splitlines()[0]})" if slot.error else ""))
+            self.switcher.addItem(item)
+        self.switcher.currentRowChanged.connect(self.show_panel_index)
+        dock = QDockWidget("Panels", self)
+        dock.setObjectName("panelsDock")
+        dock.setWidget(self.switcher)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
+        dock.setTitleBarWidget(QWidget())
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+
+    def _build_docks(self) -> None:
+        self.params_stack = QStackedWidget()
+        for slot in self.slots:
+            self.params_stack.addWidget(slot.params_page)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.params_stack)
+        self.params_dock = QDockWidget("Parameters", self)
+        self.params_dock.setObjectName("parametersDock")
+        self.params_dock.setWidget(scroll)
+        self.params_dock.setMinimumWidth(300)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.params_dock)
+
+        self.job_table = JobTable(self.jobs)
+        self.log_view = LogView()
+        self.bottom_tabs = QTabWidget()
+        self.bottom_tabs.addTab(self.job_table, "Jobs")
+        self.bottom_tabs.addTab(self.log_view, "Log")
+        self.bottom_dock = QDockWidget("Jobs and log", self)
+        self.bottom_dock.setObjectName("jobsDock")
+        self.bottom_dock.setWidget(self.bottom_tabs)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.bottom_dock)
+        self.resizeDocks([self.bottom_dock], [200], Qt.Orientation.Vertical)
+        self.jobs.job_added.connect(lambda _r: self.bottom_tabs.setCurrentWidget(self.job_table))
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.open_action = QAction("&Open…", self, shortcut=QKeySequence.StandardKey.Open)
+        self.open_action.triggered.connect(self.open_dialog)
+        file_menu.addAction(self.open_action)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.export_action = QAction("&Export…", self, shortcut=QKeySequence("Ctrl+E"))
+        self.export_action.triggered.connect(self.export_dialog)
+        file_menu.addAction(self.export_action)
+        file_menu.addSeparator()
+        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+
+        edit_menu = bar.addMenu("&Edit")
+        self.undo_action = self.undo_group.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.redo_action = self.undo_group.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcut(QKeySequence.StandardKey.Redo)
+        edit_menu.addAction(self.undo_action)
+        edit_menu.addAction(self.redo_action)
+        edit_menu.addSeparator()
+        prefs = QAction("&Preferences…", self, shortcut=QKeySequence("Ctrl+,"))
+        prefs.triggered.connect(self.preferences_dialog)
+        edit_menu.addAction(prefs)
+
+        view_menu = bar.addMenu("&View")
+        theme_menu = view_menu.addMenu("&Theme")
+        for theme in ("light", "dark"):
+            action = QAction(theme.title(), self, checkable=True)
+            action.setChecked(self.settings.theme == theme)
+            action.triggered.connect(lambda _=False, t=theme: self.set_theme(t))
+            theme_menu.addAction(action)
+        self._theme_actions = theme_menu.actions()
+        view_menu.addSeparator()
+        view_menu.addAction(self.params_dock.toggleViewAction())
+        view_menu.addAction(self.bottom_dock.toggleViewAction())
+
+        jobs_menu = bar.addMenu("&Jobs")
+        cancel_all = QAction("Cancel &all jobs", self)
+        cancel_all.triggered.connect(self.jobs.cancel_all)
+        jobs_menu.addAction(cancel_all)
+
+        help_menu = bar.addMenu("&Help")
+        about = QAction("&About Spectra Studio", self)
+        about.triggered.connect(self.about_dialog)
+        help_menu.addAction(about)
+
+    def _build_status_bar(self) -> None:
+        self.device_label = QLabel("device: …")
+        self.device_label.setObjectName("deviceLabel")
+        self.memory_label = QLabel("")
+        self.jobs_label = QLabel("")
+        for label, width in ((self.jobs_label, 170), (self.memory_label, 130), (self.device_label, 150)):
+            label.setMinimumWidth(width)
+            self.statusBar().addPermanentWidget(label)
+        self._status_timer = QTimer(self)
+        self._status_timer.timeout.connect(self._refresh_status)
+        self._status_timer.start(2000)
+        self._refresh_status()
+
+    # -- panels -----------------------------------------------------------------------
+    def panel_names(self) -> list[str]:
+        """Registered panel names, in switcher order."""
+        return [slot.name for slot in self.slots]
+
+    def slot(self, name: str) -> _PanelSlot:
+        """The registered panel called ``name``."""
+        for slot in self.slots:
+            if slot.name == name:
+                return slot
+        raise KeyError(name)
+
+    def panel(self, name: str):
+        """The panel widget called ``name`` (built now if needed)."""
+        return self._ensure_built(self.slot(name))
+
+    def active_panel(self):
+        """The panel widget shown now (None if it failed to load)."""
+        return self.slots[self.switcher.currentRow()].widget if self.slots else None
+
+    def active_name(self) -> str:
+        """Name of the panel shown now."""
+        return self.slots[self.switcher.currentRow()].name
+
+    def show_panel(self, name: str) -> None:
+        """Switch to the panel called ``name``."""
+        self.switcher.setCurrentRow(self.panel_names().index(name))
+
+    def show_panel_index(self, index: int) -> None:
+        """Show the ``index``-th panel, building it on first use."""
+        if index < 0:
+            return
+        slot = self.slots[index]
+        widget = self._ensure_built(slot)
+        self.stack.setCurrentWidget(slot.page if widget is None else widget)
+        self.params_stack.setCurrentWidget(slot.params_page if widget is None else widget.parameters_widget())
+        self.params_dock.setWindowTitle(f"{slot.title} parameters")
+        if widget is not None:
+            self.undo_group.setActiveStack(widget.undo_stack)
+            self.export_action.setEnabled(True)
+            try:
+                widget.on_shown()
+            except Exception as exc:
+                self.services.log(f"{slot.title}: {describe_error(exc)}", "error", traceback.format_exc())
+        self.settings.active_panel = slot.name
+
+    def _ensure_built(self, slot: _PanelSlot):
+        if slot.widget is not None or slot.cls is None:
+            if slot.cls is None and not slot.page.layout():
+                self._show_load_error(slot)
+            return slot.widget
+        try:
+            widget = slot.cls(self.services)
+            params = widget.parameters_widget()
+        except Exception as exc:
+            slot.error = f"{describe_error(exc)}\n\n{traceback.format_exc()}"
+            slot.cls = None
+            self.services.log(f"{slot.title} panel failed to start: {describe_error(exc)}", "error", slot.error)
+            self._show_load_error(slot)
+            return None
+        saved = self.settings.panel_parameters(slot.name)
+        if saved:
+            try:
+                widget.restore_parameters(saved)
+            except Exception as exc:
+                self.services.log(f"{slot.title}: could not restore last parameters ({describe_error(exc)})", "warning")
+        self.stack.insertWidget(self.stack.indexOf(slot.page), widget)
+        self.params_stack.insertWidget(self.params_stack.indexOf(slot.params_page), params)
+        self.undo_group.addStack(widget.undo_stack)
+        slot.widget = widget
+        return widget
+
+    def _show_load_error(self, slot: _PanelSlot) -> None:
+        layout = QVBoxLayout(slot.page)
+        label = QLabel(f"<h3>The {slot.title} panel could not be loaded</h3><pre>{slot.error}</pre>")
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        label.setWordWrap(True)
+        layout.addWidget(label)
+        layout.addStretch(1)
+
+    # -- files ------------------------------------------------------------------------
+    def open_paths(self, paths: list[str]) -> list[str]:
+        """Open each path in the panel that handles it; returns the panels that received one."""
+        opened = []
+        for path in paths:
+            panel = self.open_path(path)
+            if panel:
+                opened.append(panel)
+        return opened
+
+    def open_path(self, path: str, ask=None) -> Optional[str]:
+        """Route and open one path; returns the panel name, or None (with a message) on failure.
+
+        ``ask(candidates) -> name | None`` chooses among several panels (default: a dialog).
+        """
+        acceptors = [(slot.name, slot.can_open) for slot in self.slots if slot.cls is not None]
+        decision = route_path(path, acceptors, self.active_name())
+        if decision.action in (ERROR, UNSUPPORTED):
+            self._report_open_failure(decision.message)
+            return None
+        name = decision.panel
+        if decision.action == ASK:
+            name = (ask or self._ask_panel)(decision.candidates, path)
+            if not name:
+                return None
+        panel = self.panel(name)
+        if panel is None:
+            self._report_open_failure(f"the {name} panel is not available")
+            return None
+        try:
+            if decision.action == RESTORE:
+                provenance = dict(decision.provenance or {})
+                provenance["source_path"] = os.path.abspath(path)
+                panel.restore_from_provenance(provenance)
+                message = f"Restored {Path(path).name}: {self.slot(name).title} parameters"
+            else:
+                panel.open_file(path)
+                message = f"Opened {Path(path).name} in {self.slot(name).title}"
+        except Exception as exc:
+            self._report_open_failure(f"{Path(path).name}: {describe_error(exc)}", traceback.format_exc())
+            return None
+        self.show_panel(name)
+        self.settings.add_recent_file(path)
+        self.services.log(message)
+        self.statusBar().showMessage(message, 5000)
+        return name
+
+    def _report_open_failure(self, message: str, details: str = "") -> None:
+        self.services.log(f"Cannot open {message}", "error", details)
+        self.toast.show_message(f"Cannot open {message}", "error")
+
+    def _ask_panel(self, candidates: list[str], path: str) -> Optional[str]:
+        titles = [self.slot(c).title for c in candidates]
+        choice, ok = QInputDialog.getItem(
+            self, "Open with", f"Which panel should open {Path(path).name}?", titles, 0, False
+        )
+        return candidates[titles.index(choice)] if ok else None
+
+    def file_filters(self) -> str:
+        """File-dialog filter listing every panel's file types."""
+        parts, everything = [], []
+        for slot in self.slots:
+            if slot.cls is None:
+                continue
+            patterns = [f"*{s}" for s in slot.cls.file_types if s != "/"]
+            everything += patterns
+            parts.append(f"{slot.title} ({' '.join(patterns)})")
+        return ";;".join([f"All supported ({' '.join(sorted(set(everything)))})", *parts, "All files (*)"])
+
+    def open_dialog(self) -> None:
+        """File > Open…"""
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open", "", self.file_filters())
+        self.open_paths(paths)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent_files()
+        if not recent:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        for path in recent:
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_path(p))
+
+    def export_dialog(self) -> None:
+        """File > Export… for the active panel (asks before overwriting)."""
+        panel = self.active_panel()
+        if panel is None or not panel.can_export():
+            self.toast.show_message("Nothing to export in this panel yet.", "warning")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export", "", panel.export_filters)
+        if not path:
+            return
+        self.export_to(path, force=True)  # the file dialog already asked about overwriting
+
+    def export_to(self, path: str, force: bool = False) -> Optional[str]:
+        """Export the active panel's result to ``path``; returns the path or None on failure."""
+        panel = self.active_panel()
+        try:
+            written = panel.export(path, force=force)
+        except Exception as exc:
+            self.services.log(f"Export failed: {describe_error(exc)}", "error", traceback.format_exc())
+            self.toast.show_message(f"Export failed: {describe_error(exc)}", "error")
+            return None
+        self.services.log(f"Exported {written}")
+        self.statusBar().showMessage(f"Exported {written}", 5000)
+        return written
+
+    def _on_send_requested(self, panel_name: str, kind: str, payload) -> None:
+        panel = self.panel(panel_name)
+        if panel is None:
+            self.toast.show_message(f"The {panel_name} panel is not available", "error")
+            return
+        try:
+            panel.receive(kind, payload)
+        except Exception as exc:
+            self.toast.show_message(f"{self.slot(panel_name).title}: {describe_error(exc)}", "error")
+            return
+        self.show_panel(panel_name)
+
+    # -- drag and drop ----------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt name
+        """Accept drags that carry local files."""
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802 - Qt name
+        """Keep accepting file drags while they move."""
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt name
+        """Open every dropped file in the panel that handles it."""
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        event.acceptProposedAction()
+        QTimer.singleShot(0, lambda: self.open_paths(paths))
+
+    # -- settings, theme, status --------------------------------------------------------
+    def _apply_compute_settings(self) -> None:
+        from engines import device
+
+        try:
+            device.set_device_override(self.settings.device)
+        except ValueError as exc:
+            self.services.log(f"Device setting ignored: {exc}", "warning")
+            device.set_device_override(None)
+        if self.settings.threads:
+            device.set_threads(self.settings.threads)
+        self.jobs.set_max_running(self.settings.max_running_jobs)
+        self.device_label.setText(f"device: {device.device_label()}")
+
+    def preferences_dialog(self) -> None:
+        """Edit > Preferences…"""
+        from engines.device import available_devices
+
+        dialog = SettingsDialog(self.settings, available_devices()[:-1] + ["cpu"], self)
+        if dialog.exec():
+            dialog.store(self.settings)
+            self._apply_compute_settings()
+
+    def set_theme(self, theme: str) -> None:
+        """Switch between the light and dark theme (remembered)."""
+        self.settings.theme = theme
+        for action in self._theme_actions:
+            action.setChecked(action.text().lower() == theme)
+        apply_theme(QApplication.instance(), theme)
+
+    def _refresh_status(self) -> None:
+        from engines.device import memory_in_use_mb
+
+        self.memory_label.setText(f"memory: {memory_in_use_mb():,.0f} MiB")
+        running = self.jobs.running_count()
+        waiting = sum(1 for r in self.jobs.records() if r.state == "queued")
+        self.jobs_label.setText(f"jobs: {running} running, {waiting} waiting")
+
+    def versions(self) -> dict[str, str]:
+        """Versions shown in Help > About."""
+        from importlib import metadata
+
+        def version(dist: str) -> str:
+            try:
+                return metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                return "not installed"
+
+        from engines.device import device_label
+
+        return {
+            "Spectra Studio": __version__,
+            "Python": platform.python_version(),
+            "Qt": QT_VERSION,
+            "PySide6": version("PySide6-Essentials") if version("PySide6") == "not installed" else version("PySide6"),
+            "torch": version("torch"),
+            "diffusers": version("diffusers"),
+            "vispy": version("vispy"),
+            "device": device_label(),
+        }
+
+    def about_dialog(self) -> None:
+        """Help > About."""
+        rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in self.versions().items())
+        QMessageBox.about(
+            self,
+            f"About {APP_NAME}",
+            f"<h3>{APP_NAME}</h3><p>Generation, Gaussian splatting, volume transfer functions and "
+            f"codec inspection on your own files.</p><table>{rows}</table>",
+        )
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt name
+        """Save layout and panel parameters, stop jobs, then close."""
+        self.save_state()
+        self.jobs.cancel_all()
+        self.jobs.wait_all(timeout=5.0)
+        super().closeEvent(event)
+
+    def save_state(self) -> None:
+        """Persist window layout and every built panel's parameters."""
+        self.settings.set_window_layout(self.saveGeometry(), self.saveState())
+        for slot in self.slots:
+            if slot.widget is None:
+                continue
+            try:
+                self.settings.set_panel_parameters(slot.name, slot.widget.current_parameters())
+            except Exception as exc:
+                print(f"could not save {slot.name} parameters: {exc}", file=sys.stderr)
+        self.settings.sync()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt name
+        """Keep the notification in the corner."""
+        super().resizeEvent(event)
+        if self.toast.isVisible():
+            parent = self.toast.parentWidget()
+            self.toast.move(parent.width() - self.toast.width() - 16, parent.height() - self.toast.height() - 16)

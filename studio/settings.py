@@ -1,0 +1,123 @@
+"""Persisted settings (QSettings): device, threads, theme, recent files, layout, panel parameters."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Optional
+
+from qtpy.QtCore import QByteArray, QSettings
+
+from studio import APP_NAME, ORG_NAME
+
+MAX_RECENT = 10
+
+
+class StudioSettings:
+    """Typed access to the studio's QSettings.
+
+    ``path`` = an INI file (tests use a temporary one); default = the platform's native store.
+    """
+
+    def __init__(self, path: Optional[str] = None) -> None:
+        if path:
+            self._qs = QSettings(path, QSettings.Format.IniFormat)
+        else:
+            self._qs = QSettings(ORG_NAME, APP_NAME)
+
+    def sync(self) -> None:
+        """Write pending changes to storage."""
+        self._qs.sync()
+
+    def _get(self, key: str, default: Any) -> Any:
+        value = self._qs.value(key, default)
+        return default if value is None else value
+
+    # -- compute ---------------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        """Device override: ``auto``, ``cpu``, ``cuda`` or ``mps``."""
+        return str(self._get("compute/device", "auto"))
+
+    @device.setter
+    def device(self, value: str) -> None:
+        self._qs.setValue("compute/device", value)
+
+    @property
+    def threads(self) -> int:
+        """torch CPU threads (0 = one per core)."""
+        return int(self._get("compute/threads", 0))
+
+    @threads.setter
+    def threads(self, value: int) -> None:
+        self._qs.setValue("compute/threads", int(value))
+
+    @property
+    def max_running_jobs(self) -> int:
+        """Jobs that may run at once per device."""
+        return max(1, int(self._get("compute/max_running_jobs", 1)))
+
+    @max_running_jobs.setter
+    def max_running_jobs(self, value: int) -> None:
+        self._qs.setValue("compute/max_running_jobs", int(value))
+
+    # -- appearance ------------------------------------------------------------------
+    @property
+    def theme(self) -> str:
+        """``light`` or ``dark``."""
+        value = str(self._get("view/theme", "dark"))
+        return value if value in ("light", "dark") else "dark"
+
+    @theme.setter
+    def theme(self, value: str) -> None:
+        self._qs.setValue("view/theme", value)
+
+    @property
+    def active_panel(self) -> str:
+        """The panel shown last."""
+        return str(self._get("view/active_panel", ""))
+
+    @active_panel.setter
+    def active_panel(self, value: str) -> None:
+        self._qs.setValue("view/active_panel", value)
+
+    def window_layout(self) -> tuple[Optional[QByteArray], Optional[QByteArray]]:
+        """Saved (geometry, dock state) of the main window, or Nones."""
+        return self._qs.value("view/geometry"), self._qs.value("view/state")
+
+    def set_window_layout(self, geometry: QByteArray, state: QByteArray) -> None:
+        """Remember the main window's geometry and dock state."""
+        self._qs.setValue("view/geometry", geometry)
+        self._qs.setValue("view/state", state)
+
+    # -- files -----------------------------------------------------------------------
+    def recent_files(self) -> list[str]:
+        """Recently opened paths, newest first (missing ones dropped)."""
+        raw = self._get("files/recent", "[]")
+        try:
+            paths = json.loads(raw) if isinstance(raw, str) else list(raw)
+        except (TypeError, json.JSONDecodeError):
+            paths = []
+        return [p for p in paths if isinstance(p, str) and os.path.exists(p)]
+
+    def add_recent_file(self, path: str) -> None:
+        """Put ``path`` first in the recent-files list."""
+        path = os.path.abspath(path)
+        paths = [p for p in self.recent_files() if p != path]
+        self._qs.setValue("files/recent", json.dumps([path, *paths][:MAX_RECENT]))
+
+    # -- panels ----------------------------------------------------------------------
+    def panel_parameters(self, panel: str) -> dict:
+        """The parameters a panel had when the studio last closed."""
+        raw = self._get(f"panels/{panel}", "")
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except (TypeError, json.JSONDecodeError):
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def set_panel_parameters(self, panel: str, parameters: dict) -> None:
+        """Remember a panel's parameters (must be JSON-able)."""
+        self._qs.setValue(f"panels/{panel}", json.dumps(parameters, default=str))

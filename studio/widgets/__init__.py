@@ -1,0 +1,1 @@
+"""Widgets of the studio shell (job table, log, notifications, settings dialog)."""

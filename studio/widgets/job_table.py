@@ -1,0 +1,119 @@
+"""The job queue table: name, panel, progress, elapsed, remaining, status, cancel / pause."""
+
+from __future__ import annotations
+
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
+
+from studio.jobs import FINAL_STATES, PAUSED, RUNNING, JobQueue, JobRecord
+
+COLUMNS = ["Job", "Panel", "Progress", "Elapsed", "Remaining", "Status", ""]
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``75.2`` → ``1:15``; None → ``–``."""
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class JobTable(QTableWidget):
+    """Shows every job of a :class:`JobQueue`, newest at the bottom, with per-job controls."""
+
+    def __init__(self, queue: JobQueue, parent: QWidget | None = None) -> None:
+        super().__init__(0, len(COLUMNS), parent)
+        self.queue = queue
+        self._rows: dict[int, int] = {}
+        self.setHorizontalHeaderLabels(COLUMNS)
+        self.verticalHeader().setVisible(False)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Fixed)
+        self.setColumnWidth(2, 180)
+        self.setColumnWidth(6, 150)
+        self.setObjectName("jobTable")
+        queue.job_added.connect(self.add_record)
+        queue.job_changed.connect(self.update_record)
+        self._clock = QTimer(self)
+        self._clock.timeout.connect(self._tick)
+        self._clock.start(500)
+
+    def add_record(self, record: JobRecord) -> None:
+        """Append a row for a new job."""
+        row = self.rowCount()
+        self.insertRow(row)
+        self._rows[record.id] = row
+        for column in (0, 1, 3, 4, 5):
+            self.setItem(row, column, QTableWidgetItem(""))
+        bar = QProgressBar()
+        bar.setRange(0, 1000)
+        bar.setTextVisible(True)
+        self.setCellWidget(row, 2, bar)
+        controls = QWidget()
+        layout = QHBoxLayout(controls)
+        layout.setContentsMargins(2, 0, 2, 0)
+        pause = QPushButton("Pause")
+        pause.setObjectName(f"pause-{record.id}")
+        pause.clicked.connect(lambda _=False, r=record: self._toggle_pause(r))
+        cancel = QPushButton("Cancel")
+        cancel.setObjectName(f"cancel-{record.id}")
+        cancel.clicked.connect(lambda _=False, i=record.id: self.queue.cancel(i))
+        layout.addWidget(pause)
+        layout.addWidget(cancel)
+        self.setCellWidget(row, 6, controls)
+        self.update_record(record)
+        self.scrollToBottom()
+
+    def _toggle_pause(self, record: JobRecord) -> None:
+        if record.state == PAUSED:
+            self.queue.resume(record.id)
+        elif record.state == RUNNING:
+            self.queue.pause(record.id)
+
+    def cancel_button(self, job_id: int) -> QPushButton:
+        """The Cancel button of a job's row (for tests)."""
+        return self.cellWidget(self._rows[job_id], 6).findChild(QPushButton, f"cancel-{job_id}")
+
+    def update_record(self, record: JobRecord) -> None:
+        """Refresh one row from its record."""
+        row = self._rows.get(record.id)
+        if row is None:
+            return
+        self.item(row, 0).setText(record.name)
+        self.item(row, 1).setText(record.panel)
+        bar: QProgressBar = self.cellWidget(row, 2)
+        bar.setValue(int(record.fraction * 1000))
+        bar.setFormat(f"{record.fraction * 100:.0f}%  {record.message}".strip())
+        self.item(row, 3).setText(format_seconds(record.elapsed() if record.started else None))
+        self.item(row, 4).setText(format_seconds(record.remaining()))
+        status = self.item(row, 5)
+        status.setText(record.state + (f": {record.error}" if record.error else ""))
+        status.setToolTip(record.details or record.error or record.state)
+        if record.state == "failed":
+            status.setForeground(Qt.GlobalColor.red)
+        controls = self.cellWidget(row, 6)
+        final = record.state in FINAL_STATES
+        for button in controls.findChildren(QPushButton):
+            button.setEnabled(not final)
+            if button.objectName().startswith("pause"):
+                button.setText("Resume" if record.state == PAUSED else "Pause")
+                button.setEnabled(record.state in (RUNNING, PAUSED))
+
+    def _tick(self) -> None:
+        for record in self.queue.records():
+            if record.state in (RUNNING, PAUSED):
+                self.update_record(record)
