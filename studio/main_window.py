@@ -120,7 +120,8 @@ class MainWindow(QMainWindow):
         start = self.settings.active_panel
         index = next((i for i, s in enumerate(self.slots) if s.name == start), 0)
         self.switcher.setCurrentRow(index)
-        QTimer.singleShot(0, self._apply_compute_settings)
+        # torch is imported here; wait until the window has painted so start-up stays fast
+        QTimer.singleShot(400, self._apply_compute_settings)
 
     # -- construction -----------------------------------------------------------------
     def _build_central(self) -> None:
