@@ -1,0 +1,57 @@
+"""The one device helper: cuda → mps → cpu, overrides, threads."""
+
+import pytest
+import torch
+
+from engines import device
+
+
+@pytest.fixture(autouse=True)
+def reset_override():
+    yield
+    device.set_device_override(None)
+
+
+def fake_hardware(monkeypatch, cuda: bool, mps: bool):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+@pytest.mark.parametrize(
+    "cuda, mps, expected",
+    [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu"), (True, False, "cuda")],
+)
+def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    fake_hardware(monkeypatch, cuda, mps)
+    assert device.pick_device() == expected
+    assert device.available_devices()[-1] == "cpu"
+
+
+def test_override_is_used_and_validated(monkeypatch):
+    fake_hardware(monkeypatch, True, False)
+    device.set_device_override("cpu")
+    assert device.get_device() == "cpu"
+    device.set_device_override("auto")
+    assert device.get_device() == "cuda"
+    with pytest.raises(ValueError, match="not available"):
+        device.set_device_override("mps")
+    with pytest.raises(ValueError, match="unknown device"):
+        device.set_device_override("tpu")
+    assert device.get_device() == "cuda"  # a refused override changes nothing
+
+
+def test_threads_setting_reaches_torch():
+    before = torch.get_num_threads()
+    try:
+        assert device.set_threads(1) == 1 and torch.get_num_threads() == 1
+        assert device.set_threads(2) == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_memory_in_use_is_plausible():
+    mb = device.memory_in_use_mb()
+    assert 10 < mb < 64 * 1024
+    big = bytearray(200 * 2**20)
+    big[::4096] = b"x" * len(big[::4096])  # touch the pages so they are resident
+    assert device.memory_in_use_mb() > mb + 150
