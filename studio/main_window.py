@@ -227,6 +227,9 @@ class MainWindow(QMainWindow):
         cancel_all = QAction("Cancel &all jobs", self)
         cancel_all.triggered.connect(self.jobs.cancel_all)
         jobs_menu.addAction(cancel_all)
+        clear = QAction("&Clear finished jobs", self)
+        clear.triggered.connect(self.job_table.clear_finished)
+        jobs_menu.addAction(clear)
 
         help_menu = bar.addMenu("&Help")
         about = QAction("&About Spectra Studio", self)
@@ -244,6 +247,7 @@ class MainWindow(QMainWindow):
         self._status_timer = QTimer(self)
         self._status_timer.timeout.connect(self._refresh_status)
         self._status_timer.start(2000)
+        self.jobs.job_changed.connect(lambda _record: self._refresh_status())
         self._refresh_status()
 
     # -- panels -----------------------------------------------------------------------

@@ -171,3 +171,22 @@ def test_real_registry_loads_every_panel(qtbot, settings):
         slot = win.slot(name)
         assert slot.error == "", slot.error
         assert win.panel(name) is not None, win.slot(name).error
+
+
+def test_clear_finished_keeps_running_jobs(window, qtbot):
+    import time
+
+    def slow():
+        for i in range(1000):
+            time.sleep(0.01)
+            yield Progress(i, 1000)
+
+    window.jobs.submit("quick", "alpha", lambda: iter([Progress(1, 1)]))
+    assert window.jobs.wait_all(5)
+    running = window.jobs.submit("slow", "alpha", slow)
+    qtbot.waitUntil(lambda: running.record.fraction > 0, timeout=5000)
+    window.job_table.clear_finished()
+    assert window.job_table.rowCount() == 1 and window.job_table.item(0, 0).text() == "slow"
+    running.cancel()
+    assert window.jobs.wait_all(10)
+    assert window.job_table.item(0, 5).text() == "cancelled"

@@ -44,6 +44,7 @@ class JobTable(QTableWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Fixed)
         self.setColumnWidth(2, 180)
+        self.setColumnWidth(5, 260)
         self.setColumnWidth(6, 150)
         self.setObjectName("jobTable")
         queue.job_added.connect(self.add_record)
@@ -105,6 +106,7 @@ class JobTable(QTableWidget):
         status.setToolTip(record.details or record.error or record.state)
         if record.state == "failed":
             status.setForeground(Qt.GlobalColor.red)
+            bar.setStyleSheet("QProgressBar::chunk { background: #c0392b; }")
         controls = self.cellWidget(row, 6)
         final = record.state in FINAL_STATES
         for button in controls.findChildren(QPushButton):
@@ -112,6 +114,15 @@ class JobTable(QTableWidget):
             if button.objectName().startswith("pause"):
                 button.setText("Resume" if record.state == PAUSED else "Pause")
                 button.setEnabled(record.state in (RUNNING, PAUSED))
+
+    def clear_finished(self) -> None:
+        """Remove the rows of jobs that have ended (done, cancelled or failed)."""
+        for record in self.queue.records():
+            row = self._rows.get(record.id)
+            if row is not None and record.state in FINAL_STATES:
+                self.removeRow(row)
+                del self._rows[record.id]
+                self._rows = {k: (r - 1 if r > row else r) for k, r in self._rows.items()}
 
     def _tick(self) -> None:
         for record in self.queue.records():

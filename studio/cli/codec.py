@@ -1,0 +1,329 @@
+"""``python main.py codec <verb>``: figures of merit, encode, inspect, RD sweeps.
+
+Heavy imports (numpy, Pillow, the engine) happen inside the handlers so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from studio.cli.common import CliError, add_force, add_verb, run_with_progress
+
+_TRANSFORMS = ("dct", "wht", "sdct", "rdct", "bas2008", "jam-rdct", "minangle")
+_CODECS = ("block", "jpeg", "webp", "avif", "jpeg2000", "jpegxl")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the codec verbs."""
+    p = add_verb(subparsers, "fom", _fom, "figures of merit of every transform at block length N (AR(1) model)")
+    p.add_argument("--N", type=int, default=8, choices=(4, 8, 16, 32, 64), help="block length")
+    p.add_argument("--alphabets", default="1,2,3", help="minimal-angle alphabet bounds M (entries 0..±M), comma separated")
+    p.add_argument("--rho", type=float, default=0.95, help="AR(1) correlation coefficient")
+    p.add_argument("--show-matrix", default=None, metavar="NAME", help="also print the integer matrix T of this transform (e.g. minangle-m2)")
+
+    p = add_verb(subparsers, "encode", _encode, "encode an image (block codec or a real codec) and report bpp and quality metrics")
+    p.add_argument("image", help="input image file, or sample:astronaut")
+    p.add_argument("--out", required=True, help="output file (bitstream .ssbc for the block codec, .jpg/.webp/... otherwise)")
+    p.add_argument("--codec", default="block", choices=_CODECS, help="codec")
+    p.add_argument("--quality", type=float, default=75, help="quality 1..100 (IJG scaling for block/jpeg)")
+    p.add_argument("--transform", default="dct", choices=_TRANSFORMS, help="block codec: transform")
+    p.add_argument("--N", type=int, default=8, choices=(4, 8, 16, 32, 64), help="block codec: block length")
+    p.add_argument("--alphabet", type=int, default=2, choices=(1, 2, 3), help="block codec: minimal-angle alphabet bound")
+    p.add_argument("--preset", default="jpeg", choices=("jpeg", "flat"), help="block codec: quantization preset")
+    p.add_argument("--qmatrix", default=None, help="block codec: JSON file with an 8x8 or NxN luma matrix (or {\"luma\":…, \"chroma\":…})")
+    p.add_argument("--subsampling", default="4:2:0", choices=("4:4:4", "4:2:0", "4:2:2"), help="chroma subsampling (4:2:2 for jpeg only)")
+    p.add_argument("--optimize", action="store_true", help="jpeg: optimized Huffman tables")
+    p.add_argument("--progressive", action="store_true", help="jpeg: progressive")
+    p.add_argument("--recon", default=None, help="also save the decoded image as PNG here")
+    add_force(p)
+
+    p = add_verb(subparsers, "decode", _decode, "decode a block-codec bitstream (.ssbc) to PNG")
+    p.add_argument("bitstream", help=".ssbc file written by 'codec encode'")
+    p.add_argument("--out", required=True, help="output PNG")
+    add_force(p)
+
+    p = add_verb(subparsers, "inspect", _inspect, "JPEG inspector: quantization tables, subsampling, estimated quality, progressive, size")
+    p.add_argument("file", help="JPEG file (other images get a short summary)")
+
+    p = add_verb(subparsers, "rd", _rd, "rate-distortion sweep of several codecs with BD-rate against an anchor")
+    p.add_argument("images", nargs="+", help="image files or sample:NAME")
+    p.add_argument("--codecs", nargs="+", default=["jpeg", "webp"], help="codec specs, e.g. jpeg webp avif jpeg2000 block:transform=rdct,N=8")
+    p.add_argument("--qualities", default="10,20,30,40,50,60,70,80,90", help="quality ladder (comma separated)")
+    p.add_argument("--anchor", default=None, help="anchor codec spec for BD-rate (default: the first)")
+    p.add_argument("--metric", default="psnr_rgb", choices=("psnr_rgb", "psnr_y"), help="distortion for BD")
+    p.add_argument("--out", required=True, help="CSV (or .json) with one row per image x codec x quality")
+    p.add_argument("--plot", default=None, help="PNG with the RD curves")
+    p.add_argument("--no-ms-ssim", action="store_true", help="skip MS-SSIM (faster)")
+    add_force(p)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _load(path: str):
+    from engines.codec.images import load_image
+
+    try:
+        return load_image(path)
+    except FileNotFoundError as exc:
+        raise CliError(f"file not found: {path}") from exc
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _write(path, writer, provenance, force):
+    from studio.export import ExportError, save_with_sidecar
+
+    try:
+        return save_with_sidecar(path, writer, provenance, force=force)
+    except ExportError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _png(path, image, provenance, force):
+    from studio.export import ExportError, save_png
+
+    try:
+        return save_png(path, image, provenance, force=force)
+    except ExportError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _inputs(paths):
+    return [p for p in paths if not str(p).startswith("sample:")]
+
+
+# -- verbs -------------------------------------------------------------------------------------
+def _fom(args: argparse.Namespace) -> dict:
+    import numpy as np
+
+    from engines.codec.fom import fom_table
+    from engines.codec.transforms import get_transform
+
+    try:
+        alphabets = tuple(int(a) for a in args.alphabets.split(","))
+    except ValueError as exc:
+        raise CliError(f"--alphabets must be integers like 1,2,3 (got {args.alphabets!r})") from exc
+    if any(a not in (1, 2, 3) for a in alphabets):
+        raise CliError("--alphabets values must be 1, 2 or 3")
+    if not (0 < args.rho < 1):
+        raise CliError("--rho must be between 0 and 1")
+    rows = fom_table(args.N, alphabets, args.rho)
+    result = {"N": args.N, "rho": args.rho, "transforms": rows}
+    if args.show_matrix:
+        name = args.show_matrix
+        m = 1
+        if name.startswith("minangle-m"):
+            name, m = "minangle", int(name.rsplit("m", 1)[1])
+        try:
+            tr = get_transform(name, args.N, m)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        T = tr.T if tr.T is not None else tr.matrix
+        result["matrix"] = np.asarray(T).tolist()
+    if not args.json:
+        head = f"{'transform':14s} {'err.energy':>10s} {'MSE':>8s} {'Cg* dB':>8s} {'eta %':>8s} {'dev.orth':>8s} {'adds':>6s} {'shifts':>6s} {'mults':>6s}  method"
+        print(f"N = {args.N}, AR(1) rho = {args.rho}")
+        print(head)
+        for r in rows:
+            print(
+                f"{r['transform']:14s} {r['error_energy']:10.4f} {r['mse']:8.4f} {r['coding_gain_db']:8.4f} "
+                f"{r['efficiency_pct']:8.4f} {r['orthogonality_deviation']:8.4f} {r['additions']:6d} {r['shifts']:6d} "
+                f"{r['multiplications']:6d}  {r['ops_method']}"
+            )
+        if "matrix" in result:
+            print(f"T ({args.show_matrix}):")
+            for row in result["matrix"]:
+                print(" ".join(f"{v:5g}" for v in row))
+        return {}
+    return result
+
+
+def _read_qmatrix(path):
+    import numpy as np
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise CliError(f"file not found: {path}") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CliError(f"{path}: not a JSON matrix ({exc})") from exc
+    if isinstance(data, dict):
+        luma, chroma = data.get("luma"), data.get("chroma", data.get("luma"))
+    else:
+        luma = chroma = data
+    try:
+        luma, chroma = np.asarray(luma, dtype=float), np.asarray(chroma, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise CliError(f"{path}: matrix entries must be numbers") from exc
+    for m in (luma, chroma):
+        if m.ndim != 2 or m.shape[0] != m.shape[1] or not np.all(np.isfinite(m)) or m.min() < 1:
+            raise CliError(f"{path}: a quantization matrix must be square with finite entries >= 1")
+    return luma, chroma
+
+
+def _encode(args: argparse.Namespace) -> dict:
+    from engines.codec.metrics import all_metrics
+    from studio.export import make_provenance
+
+    image = _load(args.image)
+    if not (1 <= args.quality <= 100):
+        raise CliError("--quality must be between 1 and 100")
+    out = Path(args.out)
+    params = {k: getattr(args, k) for k in ("codec", "quality", "subsampling")}
+    if args.codec == "block":
+        from engines.codec.blockcodec import BlockCodecParams, decode, encode
+
+        if args.subsampling == "4:2:2":
+            raise CliError("the block codec supports 4:4:4 and 4:2:0")
+        luma = chroma = None
+        if args.qmatrix:
+            luma, chroma = _read_qmatrix(args.qmatrix)
+        bp = BlockCodecParams(args.transform, args.N, args.alphabet, args.quality, args.preset, args.subsampling, luma, chroma)
+        try:
+            enc = encode(image, bp)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        data, decoded = enc.bitstream, decode(enc.bitstream).image
+        params.update(bp.to_dict())
+        extra = {
+            "entropy_bpp": enc.entropy_bpp,
+            "header_bytes": enc.header_bytes,
+            "payload_bytes": enc.payload_bytes,
+            "encode_seconds": enc.seconds,
+        }
+    else:
+        from engines.codec.realcodecs import run_codec
+
+        options = {"subsampling": args.subsampling} if args.codec in ("jpeg", "avif") else {}
+        if args.codec == "jpeg":
+            options.update(optimize=args.optimize, progressive=args.progressive)
+        try:
+            res = run_codec(image, args.codec, args.quality, **options)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        data, decoded = res.data, res.decoded
+        params.update(options)
+        extra = {"encode_seconds": res.encode_seconds, "decode_seconds": res.decode_seconds}
+    prov = make_provenance("codec", f"codec.{args.codec}", params, inputs=_inputs([args.image]))
+
+    def writer(tmp):
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+
+    written = _write(out, writer, prov, args.force)
+    metrics = all_metrics(image, decoded, len(data))
+    result = {"output": str(written), "codec": args.codec, "width": image.shape[1], "height": image.shape[0]}
+    result.update(metrics)
+    result.update(extra)
+    if args.recon:
+        result["recon"] = str(_png(args.recon, decoded, prov, args.force))
+    return result
+
+
+def _decode(args: argparse.Namespace) -> dict:
+    from engines.codec.blockcodec import decode
+    from studio.export import make_provenance
+
+    path = Path(args.bitstream)
+    if not path.exists():
+        raise CliError(f"file not found: {path}")
+    try:
+        dec = decode(path.read_bytes())
+    except (ValueError, EOFError) as exc:
+        raise CliError(f"{path.name}: {exc}") from exc
+    except Exception as exc:  # constriction raises its own errors on garbage payloads
+        raise CliError(f"{path.name}: corrupt bitstream ({exc})") from exc
+    prov = make_provenance("codec", "codec.block.decode", dec.params.to_dict(), inputs=[path])
+    written = _png(args.out, dec.image, prov, args.force)
+    return {"output": str(written), "width": dec.image.shape[1], "height": dec.image.shape[0], "transform": dec.params.transform, "N": dec.params.N}
+
+
+def _inspect(args: argparse.Namespace) -> dict:
+    from engines.codec.realcodecs import inspect_jpeg
+
+    path = Path(args.file)
+    if not path.exists():
+        raise CliError(f"file not found: {path}")
+    if path.is_dir():
+        raise CliError(f"{path} is a folder")
+    head = path.read_bytes()[:4]
+    if head[:2] == b"\xff\xd8":
+        try:
+            info = inspect_jpeg(str(path))
+        except ValueError as exc:
+            raise CliError(f"{path.name}: {exc}") from exc
+        if not args.json:
+            print(f"{path.name}: {info['width']}x{info['height']} {info['mode']}, {info['bytes']} bytes ({info['bpp']:.3f} bpp)")
+            print(f"subsampling {info['subsampling']}, progressive {info['progressive']}, estimated IJG quality {info['estimated_quality']}")
+            print(f"markers: {' '.join(info['markers'])}")
+            for tid, table in info["quantization"].items():
+                print(f"quantization table {tid}:")
+                for row in table:
+                    print("  " + " ".join(f"{v:3d}" for v in row))
+            for h in info["huffman_tables"]:
+                print(f"Huffman {h['class']} table {h['id']}: {h['symbols']} symbols, code lengths {h['code_length_counts']}")
+            return {}
+        return info
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            info = {"format": im.format, "width": im.width, "height": im.height, "mode": im.mode}
+    except (UnidentifiedImageError, OSError) as exc:
+        raise CliError(f"{path.name} is not a readable image") from exc
+    size = os.path.getsize(path)
+    info.update(bytes=size, bpp=8.0 * size / (info["width"] * info["height"]), note="quantization tables are shown for JPEG files only")
+    return info
+
+
+def _rd(args: argparse.Namespace) -> dict:
+    from engines.codec.plot import render_rd_plot
+    from engines.codec.rd import bd_table, curves_from_rows, parse_codec_spec, rd_sweep_job, rows_to_csv
+    from engines.codec.realcodecs import CODECS, available_codecs
+    from studio.export import make_provenance
+
+    try:
+        qualities = [float(q) for q in args.qualities.split(",")]
+    except ValueError as exc:
+        raise CliError(f"--qualities must be numbers like 10,20,30 (got {args.qualities!r})") from exc
+    if any(not (1 <= q <= 100) for q in qualities):
+        raise CliError("qualities must be between 1 and 100")
+    try:
+        specs = [parse_codec_spec(c) for c in args.codecs]
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    ok = available_codecs()
+    for s in specs:
+        if s["codec"] not in CODECS:
+            raise CliError(f"unknown codec {s['codec']!r}; choose from {', '.join(CODECS)}")
+        if s["codec"] not in ok:
+            raise CliError(f"codec {s['codec']} is not available on this machine")
+    out = Path(args.out)
+    for target in filter(None, (out, args.plot and Path(args.plot))):
+        if target.exists() and not args.force:
+            raise CliError(f"{target} exists (use --force to overwrite)")
+    images = [(Path(p).name if not p.startswith("sample:") else p, _load(p)) for p in args.images]
+    rows = run_with_progress(rd_sweep_job(images, specs, qualities, with_ms_ssim=not args.no_ms_ssim))
+    curves = curves_from_rows(rows, args.metric)
+    try:
+        table = bd_table(curves, args.anchor)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    params = {"codecs": args.codecs, "qualities": qualities, "anchor": args.anchor or args.codecs[0], "metric": args.metric}
+    prov = make_provenance("codec", "codec.rd", params, inputs=_inputs(args.images), extra={"bd": table})
+    if out.suffix.lower() == ".json":
+        text = json.dumps({"rows": rows, "curves": curves, "bd": table}, indent=2, default=float)
+    else:
+        text = rows_to_csv(rows)
+
+    def writer(tmp):
+        Path(tmp).write_text(text)
+
+    written = _write(out, writer, prov, args.force)
+    result = {"output": str(written), "rows": len(rows), "bd": table}
+    if args.plot:
+        result["plot"] = str(_png(args.plot, render_rd_plot(curves, title=", ".join(n for n, _ in images)[:60]), prov, args.force))
+        result["plot_backend"] = "Pillow"
+    return result
