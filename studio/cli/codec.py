@@ -13,7 +13,7 @@ from pathlib import Path
 from studio.cli.common import CliError, add_force, add_verb, run_with_progress
 
 _TRANSFORMS = ("dct", "wht", "sdct", "rdct", "bas2008", "jam-rdct", "minangle")
-_CODECS = ("block", "jpeg", "webp", "avif", "jpeg2000", "jpegxl")
+_CODECS = ("block", "jpeg", "webp", "avif", "jpeg2000", "jpegxl", "vq")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--optimize", action="store_true", help="jpeg: optimized Huffman tables")
     p.add_argument("--progressive", action="store_true", help="jpeg: progressive")
     p.add_argument("--recon", default=None, help="also save the decoded image as PNG here")
+    p.add_argument("--block-stats", default=None, help="block codec: per-block statistics CSV (plane,x,y,w,h,bits,nonzero)")
     add_force(p)
 
     p = add_verb(subparsers, "decode", _decode, "decode a block-codec bitstream (.ssbc) to PNG")
@@ -219,6 +220,18 @@ def _encode(args: argparse.Namespace) -> dict:
     result.update(extra)
     if args.recon:
         result["recon"] = str(_png(args.recon, decoded, prov, args.force))
+    if args.block_stats:
+        if args.codec != "block":
+            raise CliError("--block-stats needs --codec block")
+        import csv
+        import io
+
+        buf = io.StringIO()
+        writer_csv = csv.DictWriter(buf, fieldnames=["plane", "x", "y", "w", "h", "bits", "nonzero"])
+        writer_csv.writeheader()
+        writer_csv.writerows(enc.block_stats())
+        text = buf.getvalue()
+        result["block_stats"] = str(_write(args.block_stats, lambda tmp: Path(tmp).write_text(text), prov, args.force))
     return result
 
 

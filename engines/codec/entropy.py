@@ -1,0 +1,179 @@
+"""Entropy coding of integer symbol streams with ``constriction``'s range coder.
+
+A *context* is a named stream of integers coded with one static categorical model (two-pass:
+the encoder counts symbols, stores the histogram in the header, and both sides build the same
+model from those integer counts, so decoding is exact). Helpers for varints and for the ideal
+code length ``-log2 p`` of each symbol (used for per-block bit maps) live here too.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+__all__ = [
+    "Histogram",
+    "decode_streams",
+    "encode_streams",
+    "read_varint",
+    "unzigzag_int",
+    "write_varint",
+    "zeroth_order_entropy_bits",
+    "zigzag_int",
+]
+
+
+def zigzag_int(v: int) -> int:
+    """Map a signed int to unsigned (0, -1, 1, -2 … -> 0, 1, 2, 3 …)."""
+    return (v << 1) if v >= 0 else ((-v) << 1) - 1
+
+
+def unzigzag_int(u: int) -> int:
+    """Inverse of :func:`zigzag_int`."""
+    return (u >> 1) if not (u & 1) else -((u + 1) >> 1)
+
+
+def write_varint(buf: io.BytesIO, value: int) -> None:
+    """LEB128 unsigned varint."""
+    if value < 0:
+        raise ValueError("varint must be non-negative")
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            buf.write(bytes([byte | 0x80]))
+        else:
+            buf.write(bytes([byte]))
+            return
+
+
+def read_varint(buf: io.BytesIO) -> int:
+    """Read one LEB128 varint (raises ValueError on truncated data)."""
+    shift = value = 0
+    while True:
+        b = buf.read(1)
+        if not b:
+            raise ValueError("truncated bitstream (varint)")
+        value |= (b[0] & 0x7F) << shift
+        if not b[0] & 0x80:
+            return value
+        shift += 7
+        if shift > 63:
+            raise ValueError("corrupt bitstream (varint too long)")
+
+
+class Histogram:
+    """Counts of the integers in one context: ``values`` (sorted, distinct) and ``counts``."""
+
+    def __init__(self, values: np.ndarray, counts: np.ndarray) -> None:
+        self.values = np.asarray(values, dtype=np.int64)
+        self.counts = np.asarray(counts, dtype=np.int64)
+
+    @classmethod
+    def of(cls, symbols: np.ndarray) -> Histogram:
+        """Histogram of an int array."""
+        values, counts = np.unique(np.asarray(symbols, dtype=np.int64), return_counts=True)
+        return cls(values, counts)
+
+    @property
+    def lo(self) -> int:
+        return int(self.values[0]) if self.values.size else 0
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+    def dense(self) -> np.ndarray:
+        """Counts over ``lo..hi`` as float64 (zeros for absent values)."""
+        if not self.values.size:
+            return np.zeros(0)
+        dense = np.zeros(int(self.values[-1]) - self.lo + 1)
+        dense[self.values - self.lo] = self.counts
+        return dense
+
+    def write(self, buf: io.BytesIO) -> None:
+        """Serialise: number of entries, then first value (zigzag) and value gaps, then counts."""
+        write_varint(buf, int(self.values.size))
+        prev = None
+        for v, c in zip(self.values.tolist(), self.counts.tolist()):
+            write_varint(buf, zigzag_int(v) if prev is None else v - prev - 1)
+            write_varint(buf, c - 1)
+            prev = v
+
+    @classmethod
+    def read(cls, buf: io.BytesIO) -> Histogram:
+        """Inverse of :meth:`write`."""
+        n = read_varint(buf)
+        values, counts = [], []
+        prev = None
+        for _ in range(n):
+            raw = read_varint(buf)
+            v = unzigzag_int(raw) if prev is None else prev + raw + 1
+            values.append(v)
+            counts.append(read_varint(buf) + 1)
+            prev = v
+        return cls(np.array(values, dtype=np.int64), np.array(counts, dtype=np.int64))
+
+    def code_lengths(self, symbols: np.ndarray) -> np.ndarray:
+        """Ideal code length ``-log2 p(s)`` (bits, float64) of each symbol under this histogram."""
+        if self.values.size <= 1:
+            return np.zeros(len(symbols))
+        p = self.counts / self.total
+        idx = np.searchsorted(self.values, symbols)
+        return -np.log2(p[idx])
+
+
+def _model(hist: Histogram):
+    import constriction
+
+    return constriction.stream.model.Categorical(hist.dense(), perfect=False)
+
+
+def encode_streams(streams: list[np.ndarray], hists: list[Histogram]) -> bytes:
+    """Range-code every stream with its histogram's model, in order; returns the payload bytes.
+
+    Streams whose histogram has a single value cost nothing (the decoder knows the value).
+    """
+    import constriction
+
+    enc = constriction.stream.queue.RangeEncoder()
+    for symbols, hist in zip(streams, hists):
+        if len(symbols) == 0 or hist.values.size <= 1:
+            continue
+        enc.encode((np.asarray(symbols, dtype=np.int64) - hist.lo).astype(np.int32), _model(hist))
+    words = enc.get_compressed()
+    return np.asarray(words, dtype="<u4").tobytes()
+
+
+def decode_streams(payload: bytes, lengths: list[int], hists: list[Histogram]) -> list[np.ndarray]:
+    """Inverse of :func:`encode_streams` given each stream's length."""
+    import constriction
+
+    if len(payload) % 4:
+        raise ValueError("corrupt bitstream (payload is not a whole number of 32-bit words)")
+    words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+    dec = constriction.stream.queue.RangeDecoder(words)
+    out = []
+    for n, hist in zip(lengths, hists):
+        if n == 0:
+            out.append(np.zeros(0, dtype=np.int64))
+        elif hist.values.size == 0:
+            raise ValueError("corrupt bitstream (empty model for a non-empty stream)")
+        elif hist.values.size == 1:
+            out.append(np.full(n, hist.lo, dtype=np.int64))
+        else:
+            out.append(np.asarray(dec.decode(_model(hist), n), dtype=np.int64) + hist.lo)
+    return out
+
+
+def zeroth_order_entropy_bits(symbols: np.ndarray) -> float:
+    """``n * H0`` in bits: the zeroth-order (memoryless, one histogram) entropy of all symbols."""
+    symbols = np.asarray(symbols).ravel()
+    if symbols.size == 0:
+        return 0.0
+    _, counts = np.unique(symbols, return_counts=True)
+    p = counts / symbols.size
+    return float(-symbols.size * np.sum(p * np.log2(p)))
+
+

@@ -1,0 +1,208 @@
+"""Rate-distortion sweeps (a cancellable job) and Bjøntegaard deltas (codec.md §9).
+
+``bd_rate``/``bd_psnr`` follow VCEG-M33: work in ``log10(rate)``, fit each curve (cubic
+least-squares polynomial, or PCHIP as in the JCT-VC/JVET spreadsheets), integrate over the
+overlapping interval and turn the mean log-rate difference into a percentage.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from engines.jobs import Log, Preview, Progress
+
+__all__ = [
+    "DEFAULT_QUALITIES",
+    "bd_psnr",
+    "bd_rate",
+    "bd_table",
+    "curves_from_rows",
+    "parse_codec_spec",
+    "rd_sweep_job",
+    "rows_to_csv",
+]
+
+DEFAULT_QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
+_FIELDS = [
+    "image", "codec", "label", "quality", "bytes", "bpp", "psnr_rgb", "psnr_y", "psnr_cb", "psnr_cr",
+    "ssim", "ms_ssim", "encode_s", "decode_s",
+]
+
+
+def _integral(x: np.ndarray, y: np.ndarray, lo: float, hi: float, method: str) -> float:
+    order = np.argsort(x)
+    x, y = np.asarray(x, float)[order], np.asarray(y, float)[order]
+    if method == "cubic":
+        p = np.polyint(np.polyfit(x, y, 3))
+        return float(np.polyval(p, hi) - np.polyval(p, lo))
+    if method == "pchip":
+        from scipy.interpolate import PchipInterpolator
+
+        if np.any(np.diff(x) <= 0):
+            raise ValueError("PCHIP needs distinct distortion values on each curve")
+        return float(PchipInterpolator(x, y).integrate(lo, hi))
+    raise ValueError(f"method must be cubic or pchip (got {method})")
+
+
+def _check(rate, dist, name):
+    r = np.asarray(rate, float)
+    d = np.asarray(dist, float)
+    if r.shape != d.shape or r.ndim != 1 or r.size < 4:
+        raise ValueError(f"{name}: need at least 4 (rate, distortion) points")
+    if np.any(r <= 0) or not np.all(np.isfinite(r)) or not np.all(np.isfinite(d)):
+        raise ValueError(f"{name}: rates must be positive and all values finite")
+    return r, d
+
+
+def bd_rate(rate_anchor, psnr_anchor, rate_test, psnr_test, method: str = "cubic") -> float:
+    """Bjøntegaard delta rate (percent; negative = the test needs fewer bits for equal PSNR)."""
+    ra, da = _check(rate_anchor, psnr_anchor, "anchor")
+    rt, dt = _check(rate_test, psnr_test, "test")
+    lo, hi = max(da.min(), dt.min()), min(da.max(), dt.max())
+    if hi <= lo:
+        raise ValueError("the two curves do not overlap in PSNR")
+    ia = _integral(da, np.log10(ra), lo, hi, method)
+    it = _integral(dt, np.log10(rt), lo, hi, method)
+    return float((10 ** ((it - ia) / (hi - lo)) - 1.0) * 100.0)
+
+
+def bd_psnr(rate_anchor, psnr_anchor, rate_test, psnr_test, method: str = "cubic") -> float:
+    """Bjøntegaard delta PSNR (dB; positive = the test is better at equal rate)."""
+    ra, da = _check(rate_anchor, psnr_anchor, "anchor")
+    rt, dt = _check(rate_test, psnr_test, "test")
+    la, lt = np.log10(ra), np.log10(rt)
+    lo, hi = max(la.min(), lt.min()), min(la.max(), lt.max())
+    if hi <= lo:
+        raise ValueError("the two curves do not overlap in rate")
+    ia = _integral(la, da, lo, hi, method)
+    it = _integral(lt, dt, lo, hi, method)
+    return float((it - ia) / (hi - lo))
+
+
+def parse_codec_spec(spec: str) -> dict:
+    """``"jpeg"``, ``"jpeg:subsampling=4:4:4"``, ``"block:transform=rdct,N=8"`` -> dict with
+    ``codec``, ``label`` and ``options``."""
+    name, _, rest = spec.partition(":")
+    options: dict = {}
+    if rest:
+        for part in rest.split(","):
+            key, eq, value = part.partition("=")
+            if not eq:
+                raise ValueError(f"bad codec option {part!r} in {spec!r} (use key=value)")
+            value = value.strip()
+            if value.lower() in ("true", "false"):
+                options[key.strip()] = value.lower() == "true"
+            else:
+                try:
+                    options[key.strip()] = int(value)
+                except ValueError:
+                    options[key.strip()] = value
+    return {"codec": name.strip().lower(), "label": spec, "options": options}
+
+
+def rd_sweep_job(
+    images: Sequence[tuple[str, np.ndarray]],
+    codecs: Sequence[str | dict],
+    qualities: Iterable[float] = DEFAULT_QUALITIES,
+    with_ms_ssim: bool = True,
+):
+    """Job: encode every image with every codec at every quality; yields Progress/Log/Preview,
+    returns the list of row dicts (see ``_FIELDS``). Cancel by closing the generator."""
+    from engines.codec.metrics import MS_SSIM_MIN_SIZE, ms_ssim, psnr_channels, ssim
+    from engines.codec.realcodecs import run_codec
+
+    specs = [parse_codec_spec(c) if isinstance(c, str) else dict(c) for c in codecs]
+    qualities = [float(q) for q in qualities]
+    total = len(images) * len(specs) * len(qualities)
+    if total == 0:
+        raise ValueError("nothing to sweep: give at least one image, codec and quality")
+    rows = []
+    done = 0
+    yield Progress(0, total, "starting")
+    for image_name, image in images:
+        small = min(image.shape[:2]) < MS_SSIM_MIN_SIZE
+        if small and with_ms_ssim:
+            yield Log(f"{image_name}: smaller than {MS_SSIM_MIN_SIZE} px, MS-SSIM skipped", "warning")
+        for spec in specs:
+            for q in qualities:
+                res = run_codec(image, spec["codec"], q, **spec.get("options", {}))
+                ps = psnr_channels(image, res.decoded)
+                row = {
+                    "image": image_name,
+                    "codec": spec["codec"],
+                    "label": spec.get("label", spec["codec"]),
+                    "quality": q,
+                    "bytes": len(res.data),
+                    "bpp": res.bpp,
+                    "psnr_rgb": ps["rgb"],
+                    "psnr_y": ps["Y"],
+                    "psnr_cb": ps["Cb"],
+                    "psnr_cr": ps["Cr"],
+                    "ssim": ssim(image, res.decoded) if min(image.shape[:2]) >= 11 else None,
+                    "ms_ssim": ms_ssim(image, res.decoded) if (with_ms_ssim and not small) else None,
+                    "encode_s": res.encode_seconds,
+                    "decode_s": res.decode_seconds,
+                }
+                rows.append(row)
+                done += 1
+                yield Progress(done, total, f"{spec['label']} q{q:g} on {image_name}")
+                yield Preview(None, data={"row": row}, label=spec.get("label", spec["codec"]))
+    return rows
+
+
+def curves_from_rows(rows: list[dict], metric: str = "psnr_rgb") -> dict:
+    """Per codec label: ``{"bpp": [...], "psnr": [...], "quality": [...]}`` averaged over images
+    at each quality (mean bpp and mean PSNR), sorted by bpp."""
+    curves: dict[str, dict] = {}
+    for label in dict.fromkeys(r["label"] for r in rows):
+        sel = [r for r in rows if r["label"] == label]
+        qs = sorted(set(r["quality"] for r in sel))
+        bpp = [float(np.mean([r["bpp"] for r in sel if r["quality"] == q])) for q in qs]
+        dist = [float(np.mean([r[metric] for r in sel if r["quality"] == q])) for q in qs]
+        order = np.argsort(bpp)
+        curves[label] = {
+            "quality": [qs[i] for i in order],
+            "bpp": [bpp[i] for i in order],
+            "psnr": [dist[i] for i in order],
+        }
+    return curves
+
+
+def bd_table(curves: dict, anchor: str | None = None) -> list[dict]:
+    """BD-rate and BD-PSNR (cubic and PCHIP) of every curve against ``anchor`` (default: the first).
+    Failures (too few points, no overlap) become ``None`` with a ``note``."""
+    if not curves:
+        return []
+    anchor = anchor or next(iter(curves))
+    if anchor not in curves:
+        raise ValueError(f"anchor {anchor!r} is not among the curves ({', '.join(curves)})")
+    a = curves[anchor]
+    out = []
+    for label, c in curves.items():
+        row = {"codec": label, "anchor": anchor}
+        for method in ("cubic", "pchip"):
+            try:
+                row[f"bd_rate_{method}"] = bd_rate(a["bpp"], a["psnr"], c["bpp"], c["psnr"], method)
+                row[f"bd_psnr_{method}"] = bd_psnr(a["bpp"], a["psnr"], c["bpp"], c["psnr"], method)
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                row[f"bd_rate_{method}"] = None
+                row[f"bd_psnr_{method}"] = None
+                row["note"] = str(exc)
+        out.append(row)
+    return out
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    """CSV text of sweep rows (one line per image x codec x quality)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in _FIELDS})
+    return buf.getvalue()
+
+

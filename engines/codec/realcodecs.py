@@ -1,0 +1,268 @@
+"""Real codecs through Pillow (JPEG, WebP, AVIF, JPEG 2000), JPEG XL through ``imagecodecs``
+when installed, our block codec under the same interface, and a JPEG inspector.
+
+:func:`run_codec` takes an ``(H, W, 3)`` uint8 image, a codec name and a quality (1..100) and
+returns the compressed bytes, the decoded image and timings. :data:`CODECS` lists them.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engines.codec.quant import estimate_ijg_quality
+
+__all__ = ["CODECS", "CodecResult", "available_codecs", "codec_extension", "inspect_jpeg", "jp2_ratio", "run_codec"]
+
+
+@dataclass
+class CodecResult:
+    """Compressed ``data``, the ``decoded`` ``(H, W, 3)`` uint8 image, seconds and settings."""
+
+    codec: str
+    quality: float
+    data: bytes
+    decoded: np.ndarray
+    encode_seconds: float
+    decode_seconds: float
+    options: dict = field(default_factory=dict)
+    extra: object = None
+
+    @property
+    def bpp(self) -> float:
+        """Bits per pixel of ``data``."""
+        return 8.0 * len(self.data) / (self.decoded.shape[0] * self.decoded.shape[1])
+
+
+def _pil_roundtrip(image: np.ndarray, fmt: str, **save) -> tuple[bytes, np.ndarray, float, float]:
+    from PIL import Image
+
+    pil = Image.fromarray(np.ascontiguousarray(image), "RGB")
+    t0 = time.perf_counter()
+    buf = io.BytesIO()
+    pil.save(buf, format=fmt, **save)
+    data = buf.getvalue()
+    t1 = time.perf_counter()
+    with Image.open(io.BytesIO(data)) as im:
+        decoded = np.asarray(im.convert("RGB"))
+    t2 = time.perf_counter()
+    return data, decoded, t1 - t0, t2 - t1
+
+
+_SUB = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
+
+
+def _jpeg(image, quality, subsampling="4:2:0", optimize=False, progressive=False, **_):
+    return _pil_roundtrip(
+        image, "JPEG", quality=int(round(quality)), subsampling=_SUB.get(subsampling, 2), optimize=bool(optimize), progressive=bool(progressive)
+    )
+
+
+def _webp(image, quality, method=4, **_):
+    return _pil_roundtrip(image, "WEBP", quality=int(round(quality)), lossless=False, method=int(method))
+
+
+def _avif(image, quality, subsampling="4:2:0", speed=8, **_):
+    return _pil_roundtrip(image, "AVIF", quality=int(round(quality)), subsampling=subsampling, speed=int(speed))
+
+
+def jp2_ratio(quality: float) -> float:
+    """Compression ratio used for JPEG 2000 at ``quality``: ``2^((100 - q) / 12)``
+    (q 100 -> 1:1, 50 -> ~18:1, 10 -> ~181:1)."""
+    return float(2.0 ** ((100.0 - float(quality)) / 12.0))
+
+
+def _jp2(image, quality, **_):
+    return _pil_roundtrip(image, "JPEG2000", quality_mode="rates", quality_layers=[jp2_ratio(quality)], irreversible=True)
+
+
+def _jxl(image, quality, effort=3, **_):
+    import imagecodecs
+
+    t0 = time.perf_counter()
+    data = bytes(imagecodecs.jpegxl_encode(np.ascontiguousarray(image), level=int(round(quality)), effort=int(effort)))
+    t1 = time.perf_counter()
+    decoded = np.asarray(imagecodecs.jpegxl_decode(data))[..., :3]
+    return data, decoded, t1 - t0, time.perf_counter() - t1
+
+
+def _block(image, quality, transform="dct", N=8, alphabet=1, subsampling="4:2:0", preset="jpeg", **_):
+    from engines.codec.blockcodec import BlockCodecParams, decode, encode
+
+    params = BlockCodecParams(transform=transform, N=int(N), alphabet=int(alphabet), quality=float(quality), subsampling=subsampling, preset=preset)
+    t0 = time.perf_counter()
+    enc = encode(image, params)
+    t1 = time.perf_counter()
+    dec = decode(enc.bitstream)
+    t2 = time.perf_counter()
+    return enc.bitstream, dec.image, t1 - t0, t2 - t1
+
+
+def vq_codebook_size(quality: float) -> int:
+    """Codebook size of the VQ token codec at ``quality``: ``round(2^(3 + 7 q / 100))`` (8 … 1024)."""
+    return int(round(2.0 ** (3.0 + 7.0 * float(quality) / 100.0)))
+
+
+def _vq(image, quality, patch=4, iters=6, **_):
+    from engines.codec.tokens import vq_decode_image, vq_encode_image
+
+    t0 = time.perf_counter()
+    data, _rec = vq_encode_image(image, k=vq_codebook_size(quality), patch=int(patch), iters=int(iters))
+    t1 = time.perf_counter()
+    decoded = vq_decode_image(data)
+    return data, decoded, t1 - t0, time.perf_counter() - t1
+
+
+def _has_imagecodecs_jxl() -> bool:
+    try:
+        import imagecodecs
+
+        return bool(getattr(imagecodecs, "JPEGXL", None) and imagecodecs.JPEGXL.available)
+    except Exception:  # noqa: BLE001 - an optional library may fail to import in many ways
+        return False
+
+
+def _pil_has(feature: str) -> bool:
+    try:
+        from PIL import features
+
+        return bool(features.check(feature))
+    except Exception:  # noqa: BLE001 - an optional library may fail to import in many ways
+        return False
+
+
+#: name -> (function, file extension, availability check, description)
+CODECS: dict[str, tuple[Callable, str, Callable[[], bool], str]] = {
+    "jpeg": (_jpeg, ".jpg", lambda: _pil_has("jpg"), "JPEG (Pillow / libjpeg-turbo)"),
+    "webp": (_webp, ".webp", lambda: _pil_has("webp"), "WebP lossy (Pillow / libwebp)"),
+    "avif": (_avif, ".avif", lambda: _pil_has("avif"), "AVIF (Pillow / libavif + aom)"),
+    "jpeg2000": (_jp2, ".jp2", lambda: _pil_has("jpg_2000"), "JPEG 2000 9/7 (Pillow / OpenJPEG), rate = 2^((100-q)/12):1"),
+    "jpegxl": (_jxl, ".jxl", _has_imagecodecs_jxl, "JPEG XL (imagecodecs / libjxl), optional"),
+    "block": (_block, ".ssbc", lambda: True, "Spectra block codec (any transform, range coder)"),
+    "vq": (_vq, ".ssvq", lambda: True, "VQ tokens: k-means codebook of 4x4 RGB patches, range-coded indices"),
+}
+
+
+def available_codecs() -> list[str]:
+    """Codec names usable on this machine."""
+    return [name for name, (_, _, ok, _) in CODECS.items() if ok()]
+
+
+def codec_extension(name: str) -> str:
+    """File extension of codec ``name``'s output."""
+    return CODECS[name][1]
+
+
+def run_codec(image: np.ndarray, codec: str, quality: float, **options) -> CodecResult:
+    """Encode ``image`` (``(H, W, 3)`` uint8) with ``codec`` at ``quality`` (1..100) and decode it."""
+    if codec not in CODECS:
+        raise ValueError(f"unknown codec {codec!r}; choose from {', '.join(CODECS)}")
+    fn, _, ok, _ = CODECS[codec]
+    if not ok():
+        hint = " (pip install imagecodecs)" if codec == "jpegxl" else ""
+        raise ValueError(f"codec {codec} is not available on this machine{hint}")
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
+    q = float(quality)
+    if not (1 <= q <= 100):
+        raise ValueError(f"quality must be between 1 and 100 (got {quality})")
+    data, decoded, te, td = fn(image, q, **options)
+    return CodecResult(codec, q, data, np.ascontiguousarray(decoded[..., :3]), te, td, dict(options))
+
+
+# -- JPEG inspector ----------------------------------------------------------------------
+_MARKERS = {
+    0xC0: "SOF0 baseline",
+    0xC1: "SOF1 extended",
+    0xC2: "SOF2 progressive",
+    0xC4: "DHT",
+    0xDB: "DQT",
+    0xDA: "SOS",
+    0xDD: "DRI",
+    0xFE: "COM",
+    0xD8: "SOI",
+    0xD9: "EOI",
+}
+
+
+def _walk_markers(data: bytes) -> tuple[list[dict], list[dict]]:
+    """Marker segments up to the first SOS (and the count of SOS segments), plus Huffman tables."""
+    segments, huffman = [], []
+    i = 2
+    n = len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            i += 1
+            continue
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            i += 1 if marker == 0xFF else 2
+            continue
+        if marker == 0xD9:
+            segments.append({"marker": "EOI", "offset": i, "length": 0})
+            break
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        name = _MARKERS.get(marker, f"APP{marker - 0xE0}" if 0xE0 <= marker <= 0xEF else f"0xFF{marker:02X}")
+        segments.append({"marker": name, "offset": i, "length": length})
+        body = data[i + 4 : i + 2 + length]
+        if marker == 0xC4:
+            j = 0
+            while j + 17 <= len(body):
+                tc, th = body[j] >> 4, body[j] & 15
+                counts = list(body[j + 1 : j + 17])
+                total = sum(counts)
+                huffman.append({"class": "AC" if tc else "DC", "id": th, "code_length_counts": counts, "symbols": total})
+                j += 17 + total
+        i += 2 + length
+        if marker == 0xDA:  # skip entropy-coded data to the next marker
+            while i + 1 < n and not (data[i] == 0xFF and data[i + 1] not in (0x00,) and not 0xD0 <= data[i + 1] <= 0xD7):
+                i += 1
+    return segments, huffman
+
+
+def inspect_jpeg(source) -> dict:
+    """Inspect a JPEG (path or bytes): quantization tables (natural order, 8x8), chroma
+    subsampling, estimated IJG quality, progressive flag, size, Huffman table summary, markers.
+    Raises ValueError if it is not a readable JPEG."""
+    from PIL import Image, JpegImagePlugin, UnidentifiedImageError
+
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+    else:
+        with open(source, "rb") as handle:
+            data = handle.read()
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG file (no SOI marker)")
+    try:
+        im = Image.open(io.BytesIO(data))
+        im.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError(f"not a readable JPEG: {exc}") from exc
+    if im.format != "JPEG":
+        raise ValueError(f"not a JPEG file ({im.format})")
+    tables = {int(k): np.asarray(v, dtype=int).reshape(8, 8).tolist() for k, v in (im.quantization or {}).items()}
+    sampling = JpegImagePlugin.get_sampling(im)
+    names = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0", -1: "other"}
+    segments, huffman = _walk_markers(bytes(data))
+    progressive = bool(im.info.get("progressive") or im.info.get("progression") or any(s["marker"].startswith("SOF2") for s in segments))
+    quality = estimate_ijg_quality(tables[0]) if 0 in tables else None
+    return {
+        "width": im.width,
+        "height": im.height,
+        "mode": im.mode,
+        "bytes": len(data),
+        "bpp": 8.0 * len(data) / (im.width * im.height),
+        "subsampling": names.get(sampling, "other") if im.mode != "L" else "grayscale",
+        "components": [list(c) for c in getattr(im, "layer", [])],
+        "quantization": tables,
+        "estimated_quality": None if quality is None else round(float(quality), 2),
+        "progressive": progressive,
+        "huffman_tables": huffman,
+        "markers": [s["marker"] for s in segments],
+    }

@@ -1,0 +1,1079 @@
+"""The Codec panel: block codec with any transform, transform explorer, quantization editor,
+A/B compare with real codecs, and RD curves with BD-rate. Every computation runs as a job."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtGui import QImage
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QUndoCommand,
+    QVBoxLayout,
+    QWidget,
+)
+
+from panels.base import OpenError, Panel
+from panels.codec.widgets import CompareView, ImageCanvas, QuantEditor, heat_lut, make_view
+
+TRANSFORMS = ["dct", "wht", "sdct", "rdct", "bas2008", "jam-rdct", "minangle"]
+SIZES = [4, 8, 16, 32, 64]
+CHANNELS = ["RGB", "Y", "Cb", "Cr"]
+RD_CODECS = ["jpeg", "webp", "avif", "jpeg2000", "jpegxl", "block", "vq"]
+_COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+
+
+class _QuantEdit(QUndoCommand):
+    """Undoable edit of a custom quantization table."""
+
+    def __init__(self, panel: CodecPanel, which: int, old: np.ndarray, new: np.ndarray, old_preset: str) -> None:
+        super().__init__("edit quantization table")
+        self.panel, self.which, self.old, self.new, self.old_preset = panel, which, old, new, old_preset
+
+    def redo(self) -> None:
+        self.panel._set_custom(self.which, self.new, "custom")
+
+    def undo(self) -> None:
+        self.panel._set_custom(self.which, self.old, self.old_preset)
+
+
+def _to_array(widget: QWidget) -> np.ndarray:
+    image = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    w, h, stride = image.width(), image.height(), image.bytesPerLine()
+    buf = np.frombuffer(image.constBits(), dtype=np.uint8, count=stride * h).reshape(h, stride)
+    return buf[:, : w * 3].reshape(h, w, 3).copy()
+
+
+class CodecPanel(Panel):
+    """Codec workbench (see module docstring)."""
+
+    name = "codec"
+    title = "Codec"
+    icon = "codec.svg"
+    file_types = {
+        ".png": "image",
+        ".jpg": "JPEG image (inspected)",
+        ".jpeg": "JPEG image (inspected)",
+        ".webp": "WebP image",
+        ".bmp": "bitmap image",
+        ".tif": "TIFF image",
+        ".tiff": "TIFF image",
+        ".avif": "AVIF image",
+        ".jp2": "JPEG 2000 image",
+    }
+    export_filters = "Decoded image (*.png);;Block-codec bitstream (*.ssbc);;RD table (*.csv)"
+
+    def __init__(self, services, parent: QWidget | None = None) -> None:
+        super().__init__(services, parent)
+        self.image: np.ndarray | None = None
+        self.image_name = ""
+        self.image_path: str | None = None
+        self.result = None  # EncodeResult
+        self.compare_result: dict | None = None
+        self.rd_rows: list[dict] = []
+        self.rd_curves: dict = {}
+        self.bd_rows: list[dict] = []
+        self.fom_rows: list[dict] = []
+        self.compaction: dict = {}
+        self.jpeg_info: dict | None = None
+        self.selected: tuple[int, int, int] | None = None
+        self.custom = [None, None]  # user-edited 8x8 luma / chroma tables
+        self._handles: dict[str, Any] = {}
+        self._pending_encode = False
+        self._build()
+        self._encode_timer = QTimer(self)
+        self._encode_timer.setSingleShot(True)
+        self._encode_timer.setInterval(250)
+        self._encode_timer.timeout.connect(self.encode)
+
+    # ================================================================== layout
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.tabs = QTabWidget()
+        layout.addWidget(self.tabs)
+        self.tabs.addTab(self._build_image_tab(), "Image && blocks")
+        self.tabs.addTab(self._build_transform_tab(), "Transforms")
+        self.quant_editor = QuantEditor()
+        self.quant_editor.matrix_edited.connect(self._on_matrix_edited)
+        self.tabs.addTab(self.quant_editor, "Quantization")
+        self.tabs.addTab(self._build_compare_tab(), "Compare")
+        self.tabs.addTab(self._build_rd_tab(), "RD curves")
+        self.tabs.currentChanged.connect(self._on_tab)
+
+    def _build_image_tab(self) -> QWidget:
+        tab = QWidget()
+        outer = QVBoxLayout(tab)
+        bar = QHBoxLayout()
+        self.channel = QComboBox()
+        self.channel.addItems(CHANNELS)
+        self.show_which = QComboBox()
+        self.show_which.addItems(["Decoded", "Original"])
+        self.overlay = QCheckBox("Block grid + bits heat map")
+        self.overlay.setChecked(True)
+        for w in (QLabel("Channel:"), self.channel, QLabel("Show:"), self.show_which, self.overlay):
+            bar.addWidget(w)
+        bar.addStretch(1)
+        self.summary = QLabel("No image yet — drop one or pick a sample in the dock.")
+        bar.addWidget(self.summary)
+        outer.addLayout(bar)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        self.canvas = ImageCanvas()
+        self.canvas.clicked.connect(self._on_canvas_click)
+        split.addWidget(self.canvas)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        self.block_canvas = pg.GraphicsLayoutWidget()
+        self.block_canvas.setBackground("#202020")
+        ci = self.block_canvas.ci
+        self.bv_orig, self.bi_orig = make_view(ci, "original", row=0, col=0)
+        self.bv_rec, self.bi_rec = make_view(ci, "reconstructed", row=0, col=1)
+        self.bv_coef, self.bi_coef = make_view(ci, "log |coefficients|", row=2, col=0)
+        self.bv_q, self.bi_q = make_view(ci, "quantized levels (|q|)", row=2, col=1)
+        ci.addLabel("basis functions (bright = used by this block)", row=4, col=0, colspan=2)
+        self.bv_basis = ci.addViewBox(row=5, col=0, colspan=2, lockAspect=True, invertY=True, enableMenu=False)
+        self.bi_basis = pg.ImageItem(axisOrder="row-major")
+        self.bv_basis.addItem(self.bi_basis)
+        ci.layout.setRowStretchFactor(5, 2)
+        lut = heat_lut("viridis")
+        for item in (self.bi_coef, self.bi_q):
+            item.setLookupTable(lut)
+        rl.addWidget(self.block_canvas, 3)
+        nrow = QHBoxLayout()
+        nrow.addWidget(QLabel("Numbers:"))
+        self.block_numbers_kind = QComboBox()
+        self.block_numbers_kind.addItems(["coefficients", "quantized levels", "dequantized", "quantization steps", "original pixels", "reconstructed pixels"])
+        nrow.addWidget(self.block_numbers_kind)
+        nrow.addStretch(1)
+        rl.addLayout(nrow)
+        self.block_numbers = QTableWidget(0, 0)
+        self.block_numbers.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.block_numbers.horizontalHeader().setDefaultSectionSize(44)
+        self.block_numbers.verticalHeader().setDefaultSectionSize(20)
+        rl.addWidget(self.block_numbers, 2)
+        self.block_numbers_kind.currentIndexChanged.connect(lambda _: self._fill_block_numbers())
+        self._block_detail = None
+        self.block_text = QLabel("Click a block to see its coefficients, levels and bits.")
+        self.block_text.setWordWrap(True)
+        self.block_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        rl.addWidget(self.block_text)
+        self.file_info = QLabel("")
+        self.file_info.setWordWrap(True)
+        self.file_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        rl.addWidget(self.file_info)
+        split.addWidget(right)
+        split.setSizes([700, 380])
+        outer.addWidget(split, 1)
+        self.channel.currentIndexChanged.connect(lambda _: self._refresh_image())
+        self.show_which.currentIndexChanged.connect(lambda _: self._refresh_image())
+        self.overlay.toggled.connect(lambda _: self._refresh_image())
+        return tab
+
+    def _build_transform_tab(self) -> QWidget:
+        tab = QWidget()
+        outer = QVBoxLayout(tab)
+        self.transform_title = QLabel("")
+        outer.addWidget(self.transform_title)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        self.basis_canvas = pg.GraphicsLayoutWidget()
+        self.basis_canvas.setBackground("#202020")
+        self.basis_view, self.basis_item = make_view(self.basis_canvas.ci, "basis images")
+        split.addWidget(self.basis_canvas)
+        self.compaction_plot = pg.PlotWidget(title="Energy compaction on the loaded image (luma, AC)")
+        self.compaction_plot.setLabel("bottom", "AC coefficients kept (best positions)")
+        self.compaction_plot.setLabel("left", "fraction of AC energy kept")
+        self.compaction_plot.addLegend(offset=(-10, 10))
+        self.compaction_plot.showGrid(x=True, y=True, alpha=0.3)
+        split.addWidget(self.compaction_plot)
+        split.setSizes([420, 600])
+        outer.addWidget(split, 3)
+        self.fom_table = QTableWidget(0, 10)
+        self.fom_table.setHorizontalHeaderLabels(
+            ["transform", "error energy", "MSE", "coding gain (dB)", "efficiency (%)", "dev. orthogonality", "additions", "shifts", "mults", "counted as"]
+        )
+        self.fom_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.fom_table.horizontalHeader().setStretchLastSection(True)
+        self.fom_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        outer.addWidget(QLabel("Figures of merit, AR(1) ρ = 0.95 (unified coding gain, row convention; operation counts per 1-D N-vector)"))
+        outer.addWidget(self.fom_table, 2)
+        return tab
+
+    def _build_compare_tab(self) -> QWidget:
+        tab = QWidget()
+        outer = QVBoxLayout(tab)
+        bar = QHBoxLayout()
+        self.cmp_a = QComboBox()
+        self.cmp_a.addItems(["Original", "Block codec (decoded)"])
+        self.cmp_codec = QComboBox()
+        from engines.codec.realcodecs import available_codecs
+
+        self.cmp_codec.addItems([c for c in available_codecs()])
+        self.cmp_quality = QSlider(Qt.Orientation.Horizontal)
+        self.cmp_quality.setRange(1, 100)
+        self.cmp_quality.setValue(50)
+        self.cmp_quality.setMaximumWidth(160)
+        self.cmp_quality_label = QLabel("q 50")
+        self.cmp_run = QPushButton("Encode B")
+        for w in (QLabel("A:"), self.cmp_a, QLabel("B:"), self.cmp_codec, self.cmp_quality, self.cmp_quality_label, self.cmp_run):
+            bar.addWidget(w)
+        bar.addStretch(1)
+        outer.addLayout(bar)
+        self.compare = CompareView()
+        outer.addWidget(self.compare, 1)
+        self.cmp_quality.valueChanged.connect(lambda v: self.cmp_quality_label.setText(f"q {v}"))
+        self.cmp_run.clicked.connect(self.run_compare)
+        self.cmp_a.currentIndexChanged.connect(lambda _: self._refresh_compare())
+        return tab
+
+    def _build_rd_tab(self) -> QWidget:
+        tab = QWidget()
+        outer = QVBoxLayout(tab)
+        from engines.codec.realcodecs import available_codecs
+
+        avail = set(available_codecs())
+        bar = QHBoxLayout()
+        self.rd_checks = {}
+        for name in RD_CODECS:
+            box = QCheckBox(name if name != "block" else "block (dock settings)")
+            box.setChecked(name in ("jpeg", "webp", "block"))
+            box.setEnabled(name in avail)
+            if name not in avail:
+                box.setToolTip("not available on this machine" + (" (pip install imagecodecs)" if name == "jpegxl" else ""))
+            self.rd_checks[name] = box
+            bar.addWidget(box)
+        bar.addStretch(1)
+        outer.addLayout(bar)
+        bar2 = QHBoxLayout()
+        self.rd_qualities = QLineEdit("10,20,30,40,50,60,70,80,90")
+        self.rd_msssim = QCheckBox("MS-SSIM")
+        self.rd_anchor = QComboBox()
+        self.rd_run = QPushButton("Run sweep")
+        self.rd_cancel = QPushButton("Cancel")
+        self.rd_cancel.setEnabled(False)
+        self.rd_progress = QProgressBar()
+        self.rd_progress.setMaximumWidth(220)
+        self.rd_export_csv = QPushButton("Export CSV…")
+        self.rd_export_png = QPushButton("Export PNG…")
+        for w in (QLabel("Qualities:"), self.rd_qualities, self.rd_msssim, QLabel("Anchor:"), self.rd_anchor, self.rd_run, self.rd_cancel, self.rd_progress, self.rd_export_csv, self.rd_export_png):
+            bar2.addWidget(w)
+        outer.addLayout(bar2)
+        split = QSplitter(Qt.Orientation.Vertical)
+        self.rd_plot = pg.PlotWidget(title="Rate–distortion (RGB PSNR, mean over the image)")
+        self.rd_plot.setLabel("bottom", "rate (bpp)")
+        self.rd_plot.setLabel("left", "PSNR (dB)")
+        self.rd_plot.addLegend(offset=(-10, -10))
+        self.rd_plot.showGrid(x=True, y=True, alpha=0.3)
+        split.addWidget(self.rd_plot)
+        self.bd_table = QTableWidget(0, 5)
+        self.bd_table.setHorizontalHeaderLabels(["codec", "BD-rate cubic (%)", "BD-rate PCHIP (%)", "BD-PSNR cubic (dB)", "BD-PSNR PCHIP (dB)"])
+        self.bd_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.bd_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        split.addWidget(self.bd_table)
+        split.setSizes([500, 160])
+        outer.addWidget(split, 1)
+        self.rd_run.clicked.connect(self.run_rd)
+        self.rd_cancel.clicked.connect(self.cancel_rd)
+        self.rd_anchor.currentIndexChanged.connect(lambda _: self._update_bd())
+        self.rd_export_csv.clicked.connect(lambda: self._export_dialog("csv"))
+        self.rd_export_png.clicked.connect(lambda: self._export_dialog("png"))
+        return tab
+
+    def build_parameters(self) -> QWidget:
+        w = QWidget()
+        layout = QVBoxLayout(w)
+        src = QGroupBox("Image")
+        sl = QFormLayout(src)
+        self.sample = QComboBox()
+        from engines.codec.images import SAMPLES
+
+        self.sample.addItems(list(SAMPLES))
+        load = QPushButton("Load sample")
+        load.clicked.connect(lambda: self.load_sample(self.sample.currentText()))
+        sl.addRow("Sample:", self.sample)
+        sl.addRow(load)
+        layout.addWidget(src)
+        box = QGroupBox("Block codec")
+        form = QFormLayout(box)
+        self.p_transform = QComboBox()
+        self.p_transform.addItems(TRANSFORMS)
+        self.p_n = QComboBox()
+        self.p_n.addItems([str(n) for n in SIZES])
+        self.p_n.setCurrentText("8")
+        self.p_alphabet = QComboBox()
+        self.p_alphabet.addItems(["{0,±1}", "{0,±1,±2}", "{0,…,±3}"])
+        self.p_alphabet.setCurrentIndex(1)
+        self.p_quality = QSlider(Qt.Orientation.Horizontal)
+        self.p_quality.setRange(1, 100)
+        self.p_quality.setValue(75)
+        self.p_quality_label = QLabel("75")
+        qrow = QHBoxLayout()
+        qrow.addWidget(self.p_quality)
+        qrow.addWidget(self.p_quality_label)
+        self.p_preset = QComboBox()
+        self.p_preset.addItems(["jpeg", "flat", "custom"])
+        self.p_sub = QComboBox()
+        self.p_sub.addItems(["4:2:0", "4:4:4"])
+        self.p_auto = QCheckBox("Re-encode on change")
+        self.p_auto.setChecked(True)
+        self.p_encode = QPushButton("Encode")
+        form.addRow("Transform:", self.p_transform)
+        form.addRow("Block N:", self.p_n)
+        form.addRow("Alphabet (min-angle):", self.p_alphabet)
+        form.addRow("Quality:", qrow)
+        form.addRow("Quantization:", self.p_preset)
+        form.addRow("Chroma:", self.p_sub)
+        form.addRow(self.p_auto)
+        form.addRow(self.p_encode)
+        layout.addWidget(box)
+        self.p_status = QLabel("")
+        self.p_status.setWordWrap(True)
+        layout.addWidget(self.p_status)
+        layout.addStretch(1)
+        self.p_transform.currentTextChanged.connect(self._on_transform_changed)
+        self.p_n.currentTextChanged.connect(self._on_transform_changed)
+        self.p_alphabet.currentIndexChanged.connect(lambda _: self._on_transform_changed())
+        self.p_quality.valueChanged.connect(self._on_quality)
+        self.p_preset.currentTextChanged.connect(lambda _: self._on_quant_changed())
+        self.p_sub.currentTextChanged.connect(lambda _: self._schedule_encode())
+        self.p_encode.clicked.connect(self.encode)
+        qe = self.quant_editor
+        qe.quality.setValue(self.p_quality.value())
+        qe.quality.valueChanged.connect(self.p_quality.setValue)
+        self.p_quality.valueChanged.connect(qe.quality.setValue)
+        qe.preset.currentTextChanged.connect(self.p_preset.setCurrentText)
+        self.p_preset.currentTextChanged.connect(qe.preset.setCurrentText)
+        self._sync_transform_choices()
+        self._update_quant_view()
+        return w
+
+    # ================================================================== parameters
+    def _ensure_params(self) -> None:
+        self.parameters_widget()
+
+    def codec_params(self):
+        """The :class:`BlockCodecParams` the dock describes now."""
+        from engines.codec.blockcodec import BlockCodecParams
+        from engines.codec.quant import resize_matrix
+
+        self._ensure_params()
+        n = int(self.p_n.currentText())
+        preset = self.p_preset.currentText()
+        luma = chroma = None
+        if preset == "custom":
+            base = self._base_tables()
+            luma, chroma = resize_matrix(base[0], n), resize_matrix(base[1], n)
+            preset = "jpeg"
+        return BlockCodecParams(
+            transform=self.p_transform.currentText(),
+            N=n,
+            alphabet=self.p_alphabet.currentIndex() + 1,
+            quality=float(self.p_quality.value()),
+            preset=preset,
+            subsampling=self.p_sub.currentText(),
+            luma_matrix=luma,
+            chroma_matrix=chroma,
+        )
+
+    def _base_tables(self) -> list[np.ndarray]:
+        from engines.codec.quant import quant_matrix
+
+        q = self.p_quality.value()
+        preset = self.p_preset.currentText()
+        out = []
+        for which in (0, 1):
+            if preset == "custom" and self.custom[which] is not None:
+                out.append(self.custom[which])
+            else:
+                out.append(quant_matrix(8, q, "flat" if preset == "flat" else "jpeg", chroma=bool(which)))
+        return out
+
+    def _update_quant_view(self) -> None:
+        luma, chroma = self._base_tables()
+        self.quant_editor.set_matrices(luma, chroma)
+
+    def _on_quality(self, value: int) -> None:
+        self.p_quality_label.setText(str(value))
+        self._update_quant_view()
+        self._schedule_encode()
+
+    def _on_quant_changed(self) -> None:
+        if self.p_preset.currentText() == "custom":
+            base = self._base_tables()
+            self.custom = [self.custom[0] if self.custom[0] is not None else base[0], self.custom[1] if self.custom[1] is not None else base[1]]
+        self._update_quant_view()
+        self._schedule_encode()
+
+    def _on_matrix_edited(self, which: int, matrix: np.ndarray) -> None:
+        old = self._base_tables()[which]
+        self.undo_stack.push(_QuantEdit(self, which, old, np.asarray(matrix, int), self.p_preset.currentText()))
+
+    def _set_custom(self, which: int, matrix: np.ndarray, preset: str) -> None:
+        base = self._base_tables()
+        self.custom = [base[0], base[1]]
+        self.custom[which] = np.asarray(matrix, int).copy()
+        for combo in (self.p_preset, self.quant_editor.preset):
+            combo.blockSignals(True)
+            combo.setCurrentText(preset)
+            combo.blockSignals(False)
+        self._update_quant_view()
+        self._schedule_encode()
+
+    def _sync_transform_choices(self) -> None:
+        from engines.codec.transforms import TRANSFORM_INFO
+
+        n = int(self.p_n.currentText())
+        model = self.p_transform.model()
+        for i, name in enumerate(TRANSFORMS):
+            item = model.item(i)
+            ok = n in TRANSFORM_INFO[name][0]
+            item.setEnabled(ok)
+            item.setToolTip("" if ok else f"{name} is defined for N in {TRANSFORM_INFO[name][0]}")
+        if n not in TRANSFORM_INFO[self.p_transform.currentText()][0]:
+            self.p_transform.setCurrentText("dct")
+        self.p_alphabet.setEnabled(self.p_transform.currentText() == "minangle")
+
+    def _on_transform_changed(self, *_):
+        self._sync_transform_choices()
+        self._update_quant_view()
+        self._refresh_basis()
+        if self.tabs.currentIndex() == 1:
+            self.refresh_explorer()
+        else:
+            self._explorer_key = None
+        self._schedule_encode()
+
+    def _schedule_encode(self) -> None:
+        if self.image is not None and getattr(self, "p_auto", None) is not None and self.p_auto.isChecked():
+            self._encode_timer.start()
+
+    def current_parameters(self) -> dict:
+        self._ensure_params()
+        return {
+            "transform": self.p_transform.currentText(),
+            "N": int(self.p_n.currentText()),
+            "alphabet": self.p_alphabet.currentIndex() + 1,
+            "quality": self.p_quality.value(),
+            "preset": self.p_preset.currentText(),
+            "subsampling": self.p_sub.currentText(),
+            "custom_tables": [None if m is None else np.asarray(m).tolist() for m in self.custom],
+            "channel": self.channel.currentText(),
+            "compare_codec": self.cmp_codec.currentText(),
+            "compare_quality": self.cmp_quality.value(),
+            "compare_mode": self.compare.mode.currentText(),
+            "rd_codecs": [k for k, b in self.rd_checks.items() if b.isChecked()],
+            "rd_qualities": self.rd_qualities.text(),
+        }
+
+    def restore_parameters(self, parameters: dict) -> None:
+        self._ensure_params()
+        p = parameters or {}
+        auto = self.p_auto.isChecked()
+        self.p_auto.setChecked(False)
+        try:
+            if str(p.get("N", "")) in [str(n) for n in SIZES]:
+                self.p_n.setCurrentText(str(p["N"]))
+            if p.get("transform") in TRANSFORMS:
+                self.p_transform.setCurrentText(p["transform"])
+            if p.get("alphabet") in (1, 2, 3):
+                self.p_alphabet.setCurrentIndex(int(p["alphabet"]) - 1)
+            if isinstance(p.get("quality"), (int, float)):
+                self.p_quality.setValue(int(p["quality"]))
+            tables = p.get("custom_tables")
+            if isinstance(tables, list) and len(tables) == 2:
+                try:
+                    self.custom = [None if t is None else np.asarray(t, int).reshape(8, 8) for t in tables]
+                except (ValueError, TypeError):
+                    self.custom = [None, None]
+            if p.get("preset") in ("jpeg", "flat", "custom"):
+                self.p_preset.setCurrentText(p["preset"])
+            if p.get("subsampling") in ("4:2:0", "4:4:4"):
+                self.p_sub.setCurrentText(p["subsampling"])
+            if p.get("channel") in CHANNELS:
+                self.channel.setCurrentText(p["channel"])
+            if p.get("compare_codec"):
+                idx = self.cmp_codec.findText(str(p["compare_codec"]))
+                if idx >= 0:
+                    self.cmp_codec.setCurrentIndex(idx)
+            if isinstance(p.get("compare_quality"), int):
+                self.cmp_quality.setValue(p["compare_quality"])
+            if p.get("compare_mode") in CompareView.MODES:
+                self.compare.mode.setCurrentText(p["compare_mode"])
+            if isinstance(p.get("rd_codecs"), list):
+                for k, b in self.rd_checks.items():
+                    b.setChecked(k in p["rd_codecs"] and b.isEnabled())
+            if isinstance(p.get("rd_qualities"), str):
+                self.rd_qualities.setText(p["rd_qualities"])
+            self._update_quant_view()
+        finally:
+            self.p_auto.setChecked(auto)
+        self._schedule_encode()
+
+    # ================================================================== images
+    def on_shown(self) -> None:
+        self._ensure_params()
+        if self.image is None:
+            self.load_sample("astronaut")
+
+    def load_sample(self, name: str = "astronaut") -> None:
+        """Show a bundled sample (from scikit-image) and encode it."""
+        from engines.codec.images import sample_image
+
+        self.set_image(sample_image(name), f"sample:{name}", None)
+
+    def open_file(self, path: str) -> None:
+        from engines.codec.images import load_image
+
+        try:
+            image = load_image(path)
+        except FileNotFoundError as exc:
+            raise OpenError(f"file not found: {path}") from exc
+        except ValueError as exc:
+            raise OpenError(str(exc)) from exc
+        info = None
+        if Path(path).suffix.lower() in (".jpg", ".jpeg"):
+            from engines.codec.realcodecs import inspect_jpeg
+
+            try:
+                info = inspect_jpeg(path)
+            except ValueError:
+                info = None
+        self.set_image(image, Path(path).name, path)
+        self.jpeg_info = info
+        self._show_file_info(path)
+
+    def receive(self, kind: str, payload: Any) -> None:
+        if kind != "image":
+            raise OpenError(f"{self.title} cannot receive {kind}")
+        arr = np.asarray(payload)
+        if arr.ndim == 2:
+            arr = np.stack([arr] * 3, axis=-1)
+        if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] < 1 or arr.shape[1] < 1:
+            raise OpenError(f"expected an (H, W, 3) image, got shape {arr.shape}")
+        arr = arr[..., :3]
+        if arr.dtype != np.uint8:
+            f = arr.astype(np.float64)
+            if not np.all(np.isfinite(f)):
+                raise OpenError("image contains NaN or infinite values")
+            arr = np.clip(np.rint(f * 255.0 if f.max() <= 1.0 else f), 0, 255).astype(np.uint8)
+        self.set_image(np.ascontiguousarray(arr), "received image", None)
+
+    def set_image(self, image: np.ndarray, name: str, path: str | None) -> None:
+        self._ensure_params()
+        self.image = image
+        self.image_name = name
+        self.image_path = path
+        self.jpeg_info = None
+        self.file_info.setText("")
+        self.result = None
+        self.compare_result = None
+        self.selected = None
+        self.compaction = {}
+        self._explorer_key = None
+        self.canvas.set_selection(None)
+        self.canvas.set_image(image, auto_range=True)
+        self.summary.setText(f"{name}: {image.shape[1]}×{image.shape[0]}")
+        self._refresh_compare()
+        self.encode()
+        if self.tabs.currentIndex() == 1:
+            self.refresh_explorer()
+
+    def _show_file_info(self, path: str) -> None:
+        size = os.path.getsize(path)
+        h, w = self.image.shape[:2]
+        text = f"<b>{Path(path).name}</b>: {size} bytes, {8 * size / (h * w):.3f} bpp"
+        info = self.jpeg_info
+        if info:
+            text += (
+                f"<br>JPEG: subsampling {info['subsampling']}, progressive {info['progressive']}, "
+                f"estimated IJG quality {info['estimated_quality']}, {len(info['huffman_tables'])} Huffman tables"
+                f"<br>luma table row 0: {info['quantization'].get(0, [[]])[0]}"
+            )
+        self.file_info.setText(text)
+
+    # ================================================================== jobs
+    def _submit(self, key: str, name: str, factory, on_result, on_event=None, on_done=None):
+        old = self._handles.get(key)
+        if old is not None and old.state in ("queued", "running", "paused"):
+            old.cancel()
+
+        def finished(value, _key=key):
+            on_result(value)
+            if on_done:
+                on_done()
+
+        def failed(record, _key=key):
+            self.services.notify(f"{name} failed: {record.error}", "error")
+            if on_done:
+                on_done()
+
+        def cancelled(_key=key):
+            if on_done:
+                on_done()
+
+        handle = self.services.jobs.submit(
+            name, self.name, factory, device="cpu", on_event=on_event, on_result=finished, on_error=failed, on_cancel=cancelled
+        )
+        self._handles[key] = handle
+        return handle
+
+    def encode(self) -> None:
+        """Encode the current image with the dock settings (as a job)."""
+        if self.image is None:
+            return
+        try:
+            params = self.codec_params()
+        except ValueError as exc:
+            self.services.notify(str(exc), "error")
+            return
+        image = self.image
+        from engines.codec.tasks import encode_job
+
+        self.p_status.setText("encoding…")
+        self._submit("encode", f"encode {params.transform} N={params.N} q={params.quality:g}", lambda: encode_job(image, params), self._on_encoded)
+
+    def _on_encoded(self, result) -> None:
+        if self.image is None or result.shape != self.image.shape[:2]:
+            return
+        self.result = result
+        ps = result.stats.get("psnr", {})
+        exact = "bit-exact ✓" if result.stats.get("bit_exact") else "DECODE MISMATCH"
+        self.p_status.setText(
+            f"<b>{result.bpp:.3f} bpp</b> ({len(result.bitstream)} bytes: header {result.header_bytes}, payload {result.payload_bytes})<br>"
+            f"zeroth-order entropy {result.entropy_bpp:.3f} bpp<br>"
+            f"PSNR RGB {ps.get('rgb', float('nan')):.2f} dB · Y {ps.get('Y', float('nan')):.2f} · Cb {ps.get('Cb', float('nan')):.2f} · Cr {ps.get('Cr', float('nan')):.2f}<br>"
+            f"decode {exact}, encode {result.seconds * 1000:.0f} ms"
+        )
+        self.summary.setText(f"{self.image_name}: {self.image.shape[1]}×{self.image.shape[0]}, {result.bpp:.3f} bpp, {ps.get('rgb', 0):.2f} dB")
+        self._refresh_image()
+        if self.selected is not None:
+            self.select_block(*self.selected)
+        self._refresh_compare()
+
+    # ================================================================== image tab
+    def _display_image(self) -> np.ndarray | None:
+        from engines.codec.analysis import channel_view
+
+        if self.image is None:
+            return None
+        src = self.image
+        if self.show_which.currentText() == "Decoded" and self.result is not None:
+            src = self.result.reconstruction
+        return channel_view(src, self.channel.currentText())
+
+    def _refresh_image(self) -> None:
+        self.canvas.set_image(self._display_image())
+        res = self.result
+        if res is None or self.image is None:
+            self.canvas.set_overlay(None, 8, (0, 0), False)
+            return
+        ch = self.channel.currentText()
+        n = res.params.N
+        block = n
+        if ch in ("Cb", "Cr"):
+            bits = res.planes[1 if ch == "Cb" else 2].bits
+            if res.params.subsampling == "4:2:0":
+                block = 2 * n  # a chroma block covers 2N x 2N image pixels
+        elif ch == "Y":
+            bits = res.planes[0].bits
+        else:
+            bits = res.bits_map()
+        self.canvas.set_overlay(bits, block, self.image.shape[:2], self.overlay.isChecked())
+        peak = float(bits.max()) if bits.size else 0.0
+        self.overlay.setText(f"Block grid + bits heat map (0–{peak:.0f} bits/block)")
+        self.overlay.setToolTip(f"heat map: bits per {ch if ch != 'RGB' else 'Y+Cb+Cr'} block (0 … {peak:.0f} bits); grid every {block} px")
+
+    def _on_canvas_click(self, x: float, y: float) -> None:
+        if self.result is None:
+            return
+        ch = self.channel.currentText()
+        plane = {"Cb": 1, "Cr": 2}.get(ch, 0)
+        scale = 2 if (plane and self.result.params.subsampling == "4:2:0") else 1
+        n = self.result.params.N
+        self.select_block(plane, int(y // (n * scale)), int(x // (n * scale)))
+
+    def select_block(self, plane: int, by: int, bx: int) -> dict | None:
+        """Show the details of block (by, bx) of ``plane`` (0 Y, 1 Cb, 2 Cr); returns them."""
+        from engines.codec.analysis import block_details
+
+        if self.result is None:
+            return None
+        try:
+            d = block_details(self.result, plane, by, bx)
+        except IndexError:
+            return None
+        self.selected = (plane, by, bx)
+        n = self.result.params.N
+        scale = 2 if (plane and self.result.params.subsampling == "4:2:0") else 1
+        self.canvas.set_selection((bx * n * scale, by * n * scale, n * scale, n * scale))
+        self.bi_orig.setImage(d["original"], autoLevels=False, levels=(0, 255))
+        self.bi_rec.setImage(d["reconstructed"], autoLevels=False, levels=(0, 255))
+        coef = np.log1p(np.abs(d["coeffs"]))
+        self.bi_coef.setImage(coef, autoLevels=False, levels=(0, max(float(coef.max()), 1e-6)))
+        ql = np.abs(d["q"]).astype(float)
+        self.bi_q.setImage(ql, autoLevels=False, levels=(0, max(float(ql.max()), 1.0)))
+        self.bi_basis.setImage(self._basis_mosaic(mask=d["q"] != 0), autoLevels=False, levels=(0, 1))
+        for vb in (self.bv_orig, self.bv_rec, self.bv_coef, self.bv_q, self.bv_basis):
+            vb.autoRange(padding=0.02)
+        self._block_detail = d
+        self._fill_block_numbers()
+        mse = float(np.mean((d["original"] - d["reconstructed"]) ** 2))
+        zz = d["zigzag"]
+        first = ", ".join(str(int(v)) for v in d["q"].ravel()[zz][:12])
+        self.block_text.setText(
+            f"<b>{['Y', 'Cb', 'Cr'][plane]} block ({by}, {bx})</b>, {n}×{n}: {d['bits']:.1f} bits, "
+            f"{d['nonzero']} non-zero levels of {n * n}, block MSE {mse:.2f}<br>"
+            f"DC {d['coeffs'][0, 0]:.1f} → level {int(d['q'][0, 0])} (step {int(d['Q'][0, 0])})<br>"
+            f"first zig-zag levels: {first}"
+        )
+        return d
+
+    def _fill_block_numbers(self) -> None:
+        """Show the selected block's numbers (at most 16x16, top-left = low frequencies)."""
+        d = self._block_detail
+        if d is None:
+            return
+        key = {
+            "coefficients": "coeffs",
+            "quantized levels": "q",
+            "dequantized": "dequant",
+            "quantization steps": "Q",
+            "original pixels": "original",
+            "reconstructed pixels": "reconstructed",
+        }[self.block_numbers_kind.currentText()]
+        values = np.asarray(d[key])[:16, :16]
+        integer = key in ("q", "Q", "dequant")
+        t = self.block_numbers
+        t.setRowCount(values.shape[0])
+        t.setColumnCount(values.shape[1])
+        pix = key in ("original", "reconstructed")
+        t.setHorizontalHeaderLabels([f"{'x' if pix else 'v'}{j}" for j in range(values.shape[1])])
+        t.setVerticalHeaderLabels([f"{'y' if pix else 'u'}{i}" for i in range(values.shape[0])])
+        for i in range(values.shape[0]):
+            for j in range(values.shape[1]):
+                v = values[i, j]
+                item = QTableWidgetItem(f"{int(v)}" if integer else f"{v:.1f}")
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if key in ("q", "dequant") and v != 0:
+                    item.setBackground(pg.mkColor(255, 230, 150))
+                t.setItem(i, j, item)
+
+    def _basis_mosaic(self, mask: np.ndarray | None = None) -> np.ndarray:
+        """Mosaic of the (up to 8x8) lowest-frequency basis images of the current transform, in 0..1."""
+        from engines.codec.transforms import get_transform
+
+        p = self.result.params if self.result is not None and mask is not None else self.codec_params()
+        tr = get_transform(p.transform, p.N, p.alphabet)
+        n = tr.N
+        k = min(n, 8)
+        inv = tr.inverse_matrix[:, :k]
+        basis = np.einsum("iu,jv->uvij", inv, inv)
+        lim = max(float(np.abs(basis).max()), 1e-12)
+        tiles = 0.5 + 0.5 * basis / lim
+        if mask is not None:
+            tiles = tiles * np.where(mask[:k, :k], 1.0, 0.25)[:, :, None, None]
+        cell = n + 1
+        out = np.full((k * cell - 1, k * cell - 1), 0.15)
+        for u in range(k):
+            for v in range(k):
+                out[u * cell : u * cell + n, v * cell : v * cell + n] = tiles[u, v]
+        return out
+
+    # ================================================================== explorer
+    def _on_tab(self, index: int) -> None:
+        if index == 1:
+            self.refresh_explorer()
+        elif index == 3:
+            self._refresh_compare()
+
+    def _refresh_basis(self) -> None:
+        try:
+            p = self.codec_params()
+        except ValueError:
+            return
+        self.basis_item.setImage(self._basis_mosaic(), autoLevels=False, levels=(0, 1))
+        self.basis_view.autoRange(padding=0.02)
+        k = min(p.N, 8)
+        self.transform_title.setText(
+            f"<b>{p.transform}</b> at N = {p.N}" + (f", alphabet {{0..±{p.alphabet}}}" if p.transform == "minangle" else "")
+            + (f" — showing the {k}×{k} lowest-frequency basis images" if p.N > 8 else " — all basis images")
+        )
+
+    def refresh_explorer(self) -> None:
+        """Update the basis grid, and (as jobs) the FoM table and the compaction curves."""
+        from engines.codec.analysis import compaction_job
+        from engines.codec.tasks import fom_job
+
+        self._ensure_params()
+        self._refresh_basis()
+        n = int(self.p_n.currentText())
+        m = self.p_alphabet.currentIndex() + 1
+        key = (n, m, id(self.image))
+        if getattr(self, "_explorer_key", None) == key:
+            return
+        self._explorer_key = key
+        self._submit("fom", f"figures of merit N={n}", lambda: fom_job(n), self._on_fom)
+        if self.image is not None:
+            image = self.image
+            self._submit("compaction", f"energy compaction N={n}", lambda: compaction_job(image, n, m), self._on_compaction)
+
+    def _on_fom(self, rows: list[dict]) -> None:
+        self.fom_rows = rows
+        t = self.fom_table
+        t.setRowCount(len(rows))
+        for i, r in enumerate(rows):
+            vals = [
+                r["transform"],
+                f"{r['error_energy']:.4f}",
+                f"{r['mse']:.4f}",
+                f"{r['coding_gain_db']:.4f}",
+                f"{r['efficiency_pct']:.4f}",
+                f"{r['orthogonality_deviation']:.4f}",
+                str(r["additions"]),
+                str(r["shifts"]),
+                str(r["multiplications"]),
+                r["ops_method"],
+            ]
+            for j, v in enumerate(vals):
+                t.setItem(i, j, QTableWidgetItem(v))
+
+    def _on_compaction(self, curves: dict) -> None:
+        self.compaction = curves
+        plot = self.compaction_plot
+        plot.clear()
+        if plot.plotItem.legend is not None:
+            plot.plotItem.legend.clear()
+        for i, (name, curve) in enumerate(curves.items()):
+            k = min(len(curve), 64)
+            plot.plot(np.arange(k), curve[:k], pen=pg.mkPen(_COLORS[i % len(_COLORS)], width=2), name=name)
+
+    # ================================================================== compare
+    def run_compare(self) -> None:
+        """Encode the image with the chosen real codec for side B (as a job)."""
+        if self.image is None:
+            self.services.notify("Load an image first", "warning")
+            return
+        from engines.codec.tasks import compare_job
+
+        codec, q = self.cmp_codec.currentText(), float(self.cmp_quality.value())
+        opts = {}
+        if codec == "block":
+            p = self.codec_params()
+            opts = {"transform": p.transform, "N": p.N, "alphabet": p.alphabet, "subsampling": p.subsampling}
+        image = self.image
+        self._submit("compare", f"compare {codec} q{q:g}", lambda: compare_job(image, codec, q, opts), self._on_compare)
+
+    def _on_compare(self, result: dict) -> None:
+        if self.image is None or result["decoded"].shape != self.image.shape:
+            return
+        self.compare_result = result
+        self._refresh_compare()
+
+    def _refresh_compare(self) -> None:
+        if self.image is None:
+            self.compare.set_pair(None, None)
+            return
+        use_block = self.cmp_a.currentIndex() == 1 and self.result is not None
+        a = self.result.reconstruction if use_block else self.image
+        label_a = f"A: block codec {self.result.params.transform} ({self.result.bpp:.3f} bpp)" if use_block else "A: original"
+        b = label_b = None
+        lines = []
+        if self.compare_result is not None:
+            r = self.compare_result
+            b = r["decoded"]
+            label_b = f"B: {r['codec']} q{r['quality']:g} ({r['bpp']:.3f} bpp)"
+            from engines.codec.metrics import psnr_channels
+
+            ps = psnr_channels(a, b) if use_block else r["psnr"]
+            lines.append(
+                f"<b>{label_b}</b> vs {label_a}: {r['bytes']} bytes · PSNR RGB {ps['rgb']:.2f} dB · Y {ps['Y']:.2f} · Cb {ps['Cb']:.2f} · Cr {ps['Cr']:.2f}"
+                + (f" · SSIM {r['ssim']:.4f}" if r.get("ssim") is not None and not use_block else "")
+            )
+        elif self.result is not None:
+            b = self.result.reconstruction if not use_block else None
+            label_b = f"B: block codec {self.result.params.transform} N={self.result.params.N} ({self.result.bpp:.3f} bpp)"
+            ps = self.result.stats.get("psnr")
+            if ps and b is not None:
+                lines.append(f"<b>{label_b}</b>: PSNR RGB {ps['rgb']:.2f} dB · Y {ps['Y']:.2f} · Cb {ps['Cb']:.2f} · Cr {ps['Cr']:.2f}")
+        self.compare.set_pair(a, b, label_a, label_b or "B: (press 'Encode B')")
+        self.compare.stats.setText("<br>".join(lines) or "Press 'Encode B' to compare with a real codec.")
+
+    # ================================================================== RD
+    def rd_specs(self) -> list[dict]:
+        specs = []
+        for name, box in self.rd_checks.items():
+            if not (box.isChecked() and box.isEnabled()):
+                continue
+            if name == "block":
+                p = self.codec_params()
+                opts = {"transform": p.transform, "N": p.N, "alphabet": p.alphabet, "subsampling": p.subsampling}
+                label = f"block {p.transform} N{p.N}" + (f" M{p.alphabet}" if p.transform == "minangle" else "")
+                specs.append({"codec": "block", "label": label, "options": opts})
+            else:
+                specs.append({"codec": name, "label": name, "options": {}})
+        return specs
+
+    def run_rd(self) -> None:
+        """Run the RD sweep of the checked codecs as one cancellable job."""
+        from engines.codec.rd import rd_sweep_job
+
+        if self.image is None:
+            self.services.notify("Load an image first", "warning")
+            return
+        try:
+            qualities = [float(q) for q in self.rd_qualities.text().split(",") if q.strip()]
+        except ValueError:
+            self.services.notify("Qualities must be numbers separated by commas", "error")
+            return
+        if len(qualities) < 4 or any(not 1 <= q <= 100 for q in qualities):
+            self.services.notify("Give at least 4 qualities between 1 and 100 (BD-rate needs 4 points)", "error")
+            return
+        specs = self.rd_specs()
+        if not specs:
+            self.services.notify("Tick at least one codec", "warning")
+            return
+        image, msssim = self.image, self.rd_msssim.isChecked()
+        self.rd_rows = []
+        self.rd_curves = {}
+        self.bd_rows = []
+        self.rd_plot.clear()
+        self.rd_progress.setValue(0)
+        self.rd_run.setEnabled(False)
+        self.rd_cancel.setEnabled(True)
+        self._submit(
+            "rd",
+            f"RD sweep ({len(specs)} codecs × {len(qualities)} qualities)",
+            lambda: rd_sweep_job([(self.image_name or "image", image)], specs, qualities, with_ms_ssim=msssim),
+            self._on_rd_done,
+            on_event=self._on_rd_event,
+            on_done=self._rd_finished,
+        )
+
+    def cancel_rd(self) -> None:
+        h = self._handles.get("rd")
+        if h is not None:
+            h.cancel()
+
+    def _rd_finished(self) -> None:
+        self.rd_run.setEnabled(True)
+        self.rd_cancel.setEnabled(False)
+
+    def _on_rd_event(self, event) -> None:
+        from engines.jobs import Preview, Progress
+
+        if isinstance(event, Progress):
+            self.rd_progress.setValue(int(100 * event.fraction))
+        elif isinstance(event, Preview) and "row" in event.data:
+            self.rd_rows.append(event.data["row"])
+            self._plot_rd()
+
+    def _on_rd_done(self, rows: list[dict]) -> None:
+        self.rd_rows = rows
+        self.rd_progress.setValue(100)
+        self._plot_rd()
+        labels = list(self.rd_curves)
+        self.rd_anchor.blockSignals(True)
+        self.rd_anchor.clear()
+        self.rd_anchor.addItems(labels)
+        self.rd_anchor.blockSignals(False)
+        self._update_bd()
+
+    def _plot_rd(self) -> None:
+        from engines.codec.rd import curves_from_rows
+
+        self.rd_curves = curves_from_rows(self.rd_rows) if self.rd_rows else {}
+        plot = self.rd_plot
+        plot.clear()
+        if plot.plotItem.legend is not None:
+            plot.plotItem.legend.clear()
+        for i, (label, c) in enumerate(self.rd_curves.items()):
+            color = _COLORS[i % len(_COLORS)]
+            plot.plot(c["bpp"], c["psnr"], pen=pg.mkPen(color, width=2), symbol="o", symbolSize=6, symbolBrush=color, name=label)
+
+    def _update_bd(self) -> None:
+        from engines.codec.rd import bd_table
+
+        if not self.rd_curves:
+            return
+        anchor = self.rd_anchor.currentText() or None
+        self.bd_rows = bd_table(self.rd_curves, anchor)
+        t = self.bd_table
+        t.setRowCount(len(self.bd_rows))
+
+        def fmt(v):
+            return "n/a" if v is None else f"{v:+.2f}"
+
+        for i, r in enumerate(self.bd_rows):
+            for j, v in enumerate([r["codec"], fmt(r["bd_rate_cubic"]), fmt(r["bd_rate_pchip"]), fmt(r["bd_psnr_cubic"]), fmt(r["bd_psnr_pchip"])]):
+                item = QTableWidgetItem(v)
+                if r.get("note"):
+                    item.setToolTip(r["note"])
+                t.setItem(i, j, item)
+
+    # ================================================================== export
+    def _export_dialog(self, kind: str) -> None:
+        if not self.rd_rows:
+            self.services.notify("Run a sweep first", "warning")
+            return
+        filt = "CSV (*.csv)" if kind == "csv" else "PNG image (*.png)"
+        path, _ = QFileDialog.getSaveFileName(self, f"Export RD {kind.upper()}", f"rd.{kind}", filt)
+        if path:
+            try:
+                self.export(path, force=True)
+                self.services.notify(f"Saved {path}")
+            except Exception as exc:  # export errors are shown, never raised into Qt
+                self.services.notify(f"Export failed: {exc}", "error")
+
+    def can_export(self) -> bool:
+        return self.result is not None or bool(self.rd_rows)
+
+    def _provenance(self, engine: str, extra: dict | None = None):
+        from studio.export import make_provenance
+
+        inputs = [self.image_path] if self.image_path else []
+        return make_provenance(self.name, engine, self.current_parameters(), inputs=inputs, extra=extra)
+
+    def export(self, path: str, force: bool = False) -> str:
+        """``.png``: decoded image (or the RD plot when the RD tab is showing); ``.ssbc``:
+        bitstream; ``.csv``: RD rows. All with provenance."""
+        from engines.codec.rd import rows_to_csv
+        from studio.export import save_png, save_with_sidecar
+
+        suffix = Path(path).suffix.lower()
+        if suffix == ".csv" or (suffix == ".png" and self.tabs.currentIndex() == 4):
+            if not self.rd_rows:
+                raise OpenError("run an RD sweep first")
+            prov = self._provenance("codec.rd", {"bd": self.bd_rows})
+            if suffix == ".csv":
+                text = rows_to_csv(self.rd_rows)
+                return str(save_with_sidecar(path, lambda tmp: Path(tmp).write_text(text), prov, force=force))
+            return str(save_png(path, _to_array(self.rd_plot), prov, force=force))
+        if self.result is None:
+            raise OpenError("nothing encoded yet")
+        prov = self._provenance("codec.block", {"bpp": self.result.bpp, "psnr": self.result.stats.get("psnr")})
+        if suffix == ".ssbc":
+            data = self.result.bitstream
+            return str(save_with_sidecar(path, lambda tmp: Path(tmp).write_bytes(data), prov, force=force))
+        if suffix != ".png":
+            raise OpenError("export as .png, .ssbc or .csv")
+        return str(save_png(path, self.result.reconstruction, prov, force=force))

@@ -1,0 +1,404 @@
+"""Widgets of the Codec panel: an image canvas with block overlay, the quantization-matrix
+editor and the A/B compare view. Display only: nothing here computes more than a few ms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from qtpy.QtCore import QRectF, Qt, Signal
+from qtpy.QtGui import QBrush, QColor
+from qtpy.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QSlider,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+__all__ = ["CompareView", "ImageCanvas", "QuantEditor", "heat_lut", "make_view"]
+
+
+def heat_lut(name: str = "viridis") -> np.ndarray:
+    """A 256-entry RGB lookup table from pyqtgraph's bundled colour maps."""
+    try:
+        cmap = pg.colormap.get(name)
+    except Exception:  # pragma: no cover - very old pyqtgraph
+        cmap = pg.ColorMap([0, 1], [(0, 0, 0), (255, 255, 255)])
+    return cmap.getLookupTable(0.0, 1.0, 256, alpha=False)
+
+
+def make_view(layout: pg.GraphicsLayout, title: str = "", row=None, col=None) -> tuple[pg.ViewBox, pg.ImageItem]:
+    """A ViewBox (y down, square pixels) holding a row-major ImageItem."""
+    if title:
+        layout.addLabel(title, row=row, col=col)
+        row = None if row is None else row + 1
+    vb = layout.addViewBox(row=row, col=col, lockAspect=True, invertY=True, enableMenu=False)
+    item = pg.ImageItem(axisOrder="row-major")
+    vb.addItem(item)
+    return vb, item
+
+
+class ImageCanvas(pg.GraphicsLayoutWidget):
+    """Shows an image with an optional block grid and per-block heat map; emits ``clicked(x, y)``
+    and ``hovered(x, y)`` in image pixel coordinates."""
+
+    clicked = Signal(float, float)
+    hovered = Signal(float, float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setBackground("#202020")
+        self.view, self.image_item = make_view(self.ci)
+        self.heat = pg.ImageItem(axisOrder="row-major")
+        self.heat.setLookupTable(heat_lut("inferno"))
+        self.heat.setOpacity(0.35)
+        self.heat.setZValue(5)
+        self.view.addItem(self.heat)
+        self.grid = pg.PlotCurveItem(pen=pg.mkPen((255, 255, 255, 90), width=0))
+        self.grid.setZValue(6)
+        self.view.addItem(self.grid)
+        self.selection = pg.QtWidgets.QGraphicsRectItem()
+        self.selection.setPen(pg.mkPen((0, 255, 255), width=2, cosmetic=True))
+        self.selection.setZValue(7)
+        self.selection.setVisible(False)
+        self.view.addItem(self.selection)
+        self.placeholder = pg.TextItem("Drop an image here", color=(200, 200, 200), anchor=(0.5, 0.5))
+        self.view.addItem(self.placeholder)
+        self.scene().sigMouseClicked.connect(self._on_click)
+        self.scene().sigMouseMoved.connect(self._on_move)
+        self._shape = None
+
+    def set_image(self, image: np.ndarray | None, auto_range: bool = False) -> None:
+        """Show ``(H, W, 3)`` or ``(H, W)`` uint8 (None clears)."""
+        if image is None:
+            self.image_item.clear()
+            self.placeholder.setVisible(True)
+            return
+        self.placeholder.setVisible(False)
+        first = self._shape != image.shape[:2]
+        self._shape = image.shape[:2]
+        self.image_item.setImage(image, autoLevels=False, levels=(0, 255))
+        if first or auto_range:
+            self.view.autoRange(padding=0.02)
+
+    def set_overlay(self, bits: np.ndarray | None, block: int, shape: tuple[int, int], show: bool) -> None:
+        """Block grid every ``block`` px and a heat map of ``bits`` ``(nby, nbx)`` (None hides)."""
+        if not show or bits is None:
+            self.heat.setVisible(False)
+            self.grid.setVisible(False)
+            return
+        nby, nbx = bits.shape
+        self.heat.setImage(bits.astype(np.float32), autoLevels=False, levels=(0.0, float(max(bits.max(), 1e-9))))
+        self.heat.setRect(QRectF(0, 0, nbx * block, nby * block))
+        self.heat.setVisible(True)
+        h, w = shape
+        xs = np.arange(0, w + 1, block, dtype=float)
+        ys = np.arange(0, h + 1, block, dtype=float)
+        if len(xs) + len(ys) <= 2000:
+            # vertical segments (x, 0)-(x, h), then horizontal ones (0, y)-(w, y)
+            px = np.concatenate([np.repeat(xs, 2), np.tile([0.0, w], len(ys))])
+            py = np.concatenate([np.tile([0.0, h], len(xs)), np.repeat(ys, 2)])
+            self.grid.setData(px, py, connect="pairs")
+            self.grid.setVisible(True)
+        else:
+            self.grid.setVisible(False)
+
+    def set_selection(self, rect: tuple[float, float, float, float] | None) -> None:
+        """Outline ``(x, y, w, h)`` (None hides)."""
+        if rect is None:
+            self.selection.setVisible(False)
+            return
+        self.selection.setRect(QRectF(*rect))
+        self.selection.setVisible(True)
+
+    def _on_click(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or self._shape is None:
+            return
+        pos = self.view.mapSceneToView(event.scenePos())
+        if 0 <= pos.x() < self._shape[1] and 0 <= pos.y() < self._shape[0]:
+            self.clicked.emit(pos.x(), pos.y())
+
+    def _on_move(self, scene_pos) -> None:
+        if self._shape is None:
+            return
+        pos = self.view.mapSceneToView(scene_pos)
+        self.hovered.emit(pos.x(), pos.y())
+
+
+class QuantEditor(QWidget):
+    """8x8 quantization-matrix heat map with editable cells (the codec resizes it to N).
+
+    ``matrix_edited(which, matrix)`` is emitted when the user edits a cell (which = 0 luma,
+    1 chroma).
+    """
+
+    matrix_edited = Signal(int, object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.which = QComboBox()
+        self.which.addItems(["Luma (Y)", "Chroma (Cb, Cr)"])
+        top.addWidget(QLabel("Table:"))
+        top.addWidget(self.which)
+        top.addWidget(QLabel("Preset:"))
+        self.preset = QComboBox()
+        self.preset.addItems(["jpeg", "flat", "custom"])
+        top.addWidget(self.preset)
+        top.addWidget(QLabel("Quality:"))
+        self.quality = QSlider(Qt.Orientation.Horizontal)
+        self.quality.setRange(1, 100)
+        self.quality.setValue(75)
+        self.quality.setMaximumWidth(200)
+        top.addWidget(self.quality)
+        self.quality_label = QLabel("75")
+        self.quality.valueChanged.connect(lambda v: self.quality_label.setText(str(v)))
+        top.addWidget(self.quality_label)
+        top.addStretch(1)
+        self.info = QLabel("")
+        top.addWidget(self.info)
+        layout.addLayout(top)
+        self.table = QTableWidget(8, 8)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setHorizontalHeaderLabels([f"v{j}" for j in range(8)])
+        self.table.setVerticalHeaderLabels([f"u{i}" for i in range(8)])
+        layout.addWidget(self.table, 1)
+        hint = QLabel(
+            "Double-click a cell to edit a step (1–65535). Edits switch the preset to 'custom'; "
+            "the 8×8 table is mapped to N×N by frequency. Quality and preset are the same controls as in the dock "
+            "(IJG scaling of the Annex K tables; 'flat' = one step everywhere). Edit > Undo reverts an edit."
+        )
+        hint.setWordWrap(True)
+        layout.addWidget(hint)
+        self._matrices = [np.ones((8, 8), int), np.ones((8, 8), int)]
+        self._updating = False
+        self.lut = heat_lut("viridis")
+        self.which.currentIndexChanged.connect(lambda _: self._fill())
+        self.table.itemChanged.connect(self._on_item)
+
+    def set_matrices(self, luma: np.ndarray, chroma: np.ndarray) -> None:
+        """Show these 8x8 tables (ints)."""
+        self._matrices = [np.asarray(luma, int).copy(), np.asarray(chroma, int).copy()]
+        self._fill()
+
+    def matrix(self, which: int) -> np.ndarray:
+        return self._matrices[which].copy()
+
+    def _fill(self) -> None:
+        self._updating = True
+        m = self._matrices[self.which.currentIndex()]
+        lo, hi = float(m.min()), float(max(m.max(), m.min() + 1))
+        for i in range(8):
+            for j in range(8):
+                item = self.table.item(i, j)
+                if item is None:
+                    item = QTableWidgetItem()
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                    self.table.setItem(i, j, item)
+                v = int(m[i, j])
+                item.setText(str(v))
+                r, g, b = self.lut[int(255 * (np.log(v) - np.log(lo)) / max(np.log(hi) - np.log(lo), 1e-9))]
+                item.setBackground(QBrush(QColor(int(r), int(g), int(b))))
+                item.setForeground(QBrush(QColor("black" if (0.3 * r + 0.6 * g + 0.1 * b) > 120 else "white")))
+        self.info.setText(f"min {int(m.min())}, max {int(m.max())}, mean {m.mean():.1f}")
+        self._updating = False
+
+    def _on_item(self, item: QTableWidgetItem) -> None:
+        if self._updating:
+            return
+        which = self.which.currentIndex()
+        try:
+            value = int(float(item.text()))
+        except ValueError:
+            value = -1
+        if not (1 <= value <= 65535):
+            self._fill()  # reject: restore the old value
+            return
+        m = self._matrices[which].copy()
+        if m[item.row(), item.column()] == value:
+            return
+        m[item.row(), item.column()] = value
+        self.matrix_edited.emit(which, m)
+
+
+class CompareView(QWidget):
+    """A/B comparison: split with a draggable divider, side by side with linked zoom/pan, or
+    the difference image with a gain. A hover read-out shows both pixel values."""
+
+    MODES = ("Split", "Side by side", "Difference")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        bar = QHBoxLayout()
+        self.mode = QComboBox()
+        self.mode.addItems(self.MODES)
+        bar.addWidget(QLabel("View:"))
+        bar.addWidget(self.mode)
+        bar.addWidget(QLabel("Difference gain:"))
+        self.gain = QSlider(Qt.Orientation.Horizontal)
+        self.gain.setRange(1, 32)
+        self.gain.setValue(4)
+        self.gain.setMaximumWidth(160)
+        bar.addWidget(self.gain)
+        self.gain_label = QLabel("×4")
+        bar.addWidget(self.gain_label)
+        bar.addStretch(1)
+        layout.addLayout(bar)
+        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas.setBackground("#202020")
+        self.label_a = self.canvas.addLabel("A", row=0, col=0)
+        self.label_b = self.canvas.addLabel("B", row=0, col=1)
+        self.view_a, self.item_a = make_view(self.canvas.ci, row=1, col=0)
+        self.view_b, self.item_b = make_view(self.canvas.ci, row=1, col=1)
+        self._syncing = False
+        self.view_a.sigRangeChanged.connect(lambda *_: self._sync(self.view_a, self.view_b))
+        self.view_b.sigRangeChanged.connect(lambda *_: self._sync(self.view_b, self.view_a))
+        self.view_b.sigResized.connect(lambda *_: self._sync(self.view_a, self.view_b))
+        self.view_a.sigResized.connect(lambda *_: self._sync(self.view_a, self.view_b))
+        self.canvas.ci.layout.setColumnStretchFactor(0, 1)
+        self.canvas.ci.layout.setColumnStretchFactor(1, 1)
+        self.divider = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen((255, 220, 0), width=2))
+        self.divider.setZValue(10)
+        self.view_a.addItem(self.divider)
+        layout.addWidget(self.canvas, 1)
+        bottom = QHBoxLayout()
+        self.zoom = pg.GraphicsLayoutWidget()
+        self.zoom.setBackground("#202020")
+        self.zoom.setFixedSize(264, 140)
+        self.zoom.addLabel("zoom: A | B (16×16 px)", row=0, col=0)
+        self.zoom_view, self.zoom_item = make_view(self.zoom.ci, row=1, col=0)
+        bottom.addWidget(self.zoom)
+        self.readout = QLabel("Hover over the image for pixel values of A and B.")
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.readout.setWordWrap(True)
+        bottom.addWidget(self.readout, 1)
+        layout.addLayout(bottom)
+        self.stats = QLabel("")
+        self.stats.setWordWrap(True)
+        layout.addWidget(self.stats)
+        self.a: np.ndarray | None = None
+        self.b: np.ndarray | None = None
+        self.mode.currentIndexChanged.connect(self._on_mode)
+        self.gain.valueChanged.connect(self._on_gain)
+        self.divider.sigPositionChanged.connect(lambda _: self.refresh() if self.mode.currentIndex() == 0 else None)
+        self.canvas.scene().sigMouseMoved.connect(self._on_move)
+
+    def _sync(self, src: pg.ViewBox, dst: pg.ViewBox) -> None:
+        """Linked zoom and pan: ``dst`` gets ``src``'s centre and zoom (screen pixels per image pixel)."""
+        if self._syncing:
+            return
+        sw, sh, dw, dh = src.width(), src.height(), dst.width(), dst.height()
+        if min(sw, sh, dw, dh) <= 1:
+            return
+        r = src.viewRect()
+        ux, uy = r.width() / sw, r.height() / sh  # image units per screen pixel
+        c = r.center()
+        self._syncing = True
+        try:
+            dst.setRange(
+                xRange=(c.x() - dw * ux / 2, c.x() + dw * ux / 2),
+                yRange=(c.y() - dh * uy / 2, c.y() + dh * uy / 2),
+                padding=0,
+            )
+        finally:
+            self._syncing = False
+
+    def set_pair(self, a: np.ndarray | None, b: np.ndarray | None, label_a: str = "A", label_b: str = "B") -> None:
+        """Set the two images (same shape, uint8 RGB)."""
+        first = self.a is None or a is None or self.a.shape != a.shape
+        self.a, self.b = a, b
+        self.label_a.setText(label_a)
+        self.label_b.setText(label_b)
+        if a is not None and first:
+            self.divider.setValue(a.shape[1] / 2)
+        self.refresh()
+        if a is not None and first:
+            self.view_a.autoRange(padding=0.02)
+
+    def _on_mode(self, _index: int) -> None:
+        self.refresh()
+        if self.a is not None:
+            self.view_a.autoRange(padding=0.02)
+            self._sync(self.view_a, self.view_b)
+
+    def _on_gain(self, value: int) -> None:
+        self.gain_label.setText(f"×{value}")
+        if self.mode.currentIndex() == 2:
+            self.refresh()
+
+    def composite(self) -> np.ndarray | None:
+        """What the left view shows now (split composite, A, or the difference image)."""
+        a, b = self.a, self.b
+        if a is None:
+            return None
+        if b is None:
+            return a
+        mode = self.mode.currentIndex()
+        if mode == 0:
+            x = int(np.clip(round(self.divider.value()), 0, a.shape[1]))
+            out = a.copy()
+            out[:, x:] = b[:, x:]
+            return out
+        if mode == 2:
+            diff = np.abs(a.astype(np.int16) - b.astype(np.int16)) * int(self.gain.value())
+            return np.clip(diff, 0, 255).astype(np.uint8)
+        return a
+
+    def refresh(self) -> None:
+        mode = self.mode.currentIndex()
+        side = mode == 1
+        self.view_b.setVisible(side)
+        self.label_b.setVisible(side)
+        self.divider.setVisible(mode == 0 and self.b is not None)
+        img = self.composite()
+        if img is None:
+            self.item_a.clear()
+            self.item_b.clear()
+            return
+        self.item_a.setImage(img, autoLevels=False, levels=(0, 255))
+        if side and self.b is not None:
+            self.item_b.setImage(self.b, autoLevels=False, levels=(0, 255))
+        if mode == 0:
+            self.label_a.setText("Split: A | B (drag the divider)")
+        elif mode == 2:
+            self.label_a.setText(f"|A − B| × {self.gain.value()}")
+
+    def _on_move(self, scene_pos) -> None:
+        if self.a is None:
+            return
+        for vb in (self.view_a, self.view_b):
+            if vb.isVisible() and vb.sceneBoundingRect().contains(scene_pos):
+                p = vb.mapSceneToView(scene_pos)
+                self.show_pixel(int(p.x()), int(p.y()))
+                return
+
+    def show_pixel(self, x: int, y: int) -> str:
+        """Update the read-out for pixel (x, y); returns the text."""
+        a, b = self.a, self.b
+        if a is None or not (0 <= x < a.shape[1] and 0 <= y < a.shape[0]):
+            return self.readout.text()
+        self._update_zoom(x, y)
+        va = tuple(int(v) for v in a[y, x])
+        text = f"x {x}, y {y}   A = {va}"
+        if b is not None:
+            vb = tuple(int(v) for v in b[y, x])
+            text += f"   B = {vb}   B − A = {tuple(q - p for p, q in zip(va, vb))}"
+        self.readout.setText(text)
+        return text
+
+    def _update_zoom(self, x: int, y: int, half: int = 8) -> None:
+        a, b = self.a, self.b
+        h, w = a.shape[:2]
+        y0, x0 = int(np.clip(y - half, 0, max(h - 2 * half, 0))), int(np.clip(x - half, 0, max(w - 2 * half, 0)))
+        crop_a = a[y0 : y0 + 2 * half, x0 : x0 + 2 * half]
+        crop_b = b[y0 : y0 + 2 * half, x0 : x0 + 2 * half] if b is not None else np.zeros_like(crop_a)
+        sep = np.full((crop_a.shape[0], 1, 3), 255, np.uint8)
+        self.zoom_item.setImage(np.concatenate([crop_a, sep, crop_b], axis=1), autoLevels=False, levels=(0, 255))
+        self.zoom_view.autoRange(padding=0)

@@ -1,0 +1,223 @@
+"""Codec panel GUI flows (offscreen Qt): load, encode, click a block, quant edit + undo,
+explorer, compare, RD job with cancel, export, receive, parameters round trip."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("pytestqt")
+
+from engines.codec.blockcodec import decode
+from panels.base import OpenError
+from panels.codec import CodecPanel
+from studio.export import read_provenance
+from studio.services import StudioServices
+
+
+@pytest.fixture()
+def panel(qtbot):
+    services = StudioServices()
+    p = CodecPanel(services)
+    qtbot.addWidget(p)
+    p.parameters_widget()
+    p.resize(1200, 800)
+    p.p_auto.setChecked(False)
+    yield p
+    services.jobs.cancel_all()
+    services.jobs.wait_all(20)
+
+
+def _small(seed=0):
+    from engines.codec.images import sample_image
+
+    return sample_image("astronaut")[100:228, 150:310].copy()  # 128x160
+
+
+def _wait(qtbot, cond, timeout=60000):
+    qtbot.waitUntil(cond, timeout=timeout)
+
+
+def test_panel_contract(panel):
+    assert panel.name == "codec" and panel.title == "Codec" and panel.icon == "codec.svg"
+    for s in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".avif", ".jp2"):
+        assert s in panel.file_types
+    assert panel.can_open("x.JPG") and not panel.can_open("x.ply")
+    assert not panel.can_export()
+
+
+def test_sample_on_first_show_and_encode(panel, qtbot):
+    panel.on_shown()
+    assert panel.image is not None and panel.image.shape == (512, 512, 3)
+    _wait(qtbot, lambda: panel.result is not None)
+    r = panel.result
+    assert r.stats["bit_exact"] is True
+    assert "bpp" in panel.p_status.text()
+    np.testing.assert_array_equal(decode(r.bitstream).image, r.reconstruction)
+
+
+def test_open_file_encode_click_block(panel, qtbot, tmp_path):
+    path = tmp_path / "img.jpg"
+    Image.fromarray(_small()).save(path, quality=80)
+    panel.open_file(str(path))
+    assert "estimated IJG quality 79.94" in panel.file_info.text()
+    _wait(qtbot, lambda: panel.result is not None)
+    # a click on the canvas at pixel (x=37, y=21) selects luma block (2, 4)
+    panel._on_canvas_click(37.0, 21.0)
+    assert panel.selected == (0, 2, 4)
+    d = panel.select_block(0, 2, 4)
+    assert d["q"].shape == (8, 8)
+    assert "bits" in panel.block_text.text()
+    panel.block_numbers_kind.setCurrentText("quantized levels")
+    assert panel.block_numbers.rowCount() == 8
+    assert int(panel.block_numbers.item(0, 0).text()) == int(d["q"][0, 0])
+    panel.block_numbers_kind.setCurrentText("coefficients")
+    assert float(panel.block_numbers.item(0, 1).text()) == pytest.approx(d["coeffs"][0, 1], abs=0.05)
+    assert panel.bi_basis.image is not None and panel.bi_coef.image is not None
+    # Cb view with 4:2:0: a click maps to the chroma block grid (16 px per block)
+    panel.channel.setCurrentText("Cb")
+    panel._on_canvas_click(37.0, 21.0)
+    assert panel.selected == (1, 1, 2)
+
+
+def test_open_bad_file_leaves_panel_unchanged(panel, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(OpenError, match="not a readable image"):
+        panel.open_file(str(bad))
+    assert panel.image is None
+    with pytest.raises(OpenError):
+        panel.receive("volume", np.zeros((2, 2, 2)))
+    with pytest.raises(OpenError, match="shape"):
+        panel.receive("image", np.zeros((4, 4, 5), np.uint8))
+
+
+def test_transform_change_and_quant_edit_undo(panel, qtbot):
+    panel.receive("image", _small())
+    _wait(qtbot, lambda: panel.result is not None)
+    base_bpp = panel.result.bpp
+    panel.p_n.setCurrentText("16")
+    panel.p_transform.setCurrentText("minangle")
+    panel.p_alphabet.setCurrentIndex(2)
+    panel.result = None
+    panel.encode()
+    _wait(qtbot, lambda: panel.result is not None)
+    assert panel.result.params.transform == "minangle" and panel.result.params.N == 16 and panel.result.params.alphabet == 3
+    # rdct is 8-point only: it is disabled at N = 16
+    idx = [panel.p_transform.itemText(i) for i in range(panel.p_transform.count())].index("rdct")
+    assert not panel.p_transform.model().item(idx).isEnabled()
+    # edit a cell of the luma table -> custom preset, undo restores
+    panel.p_n.setCurrentText("8")
+    panel.p_transform.setCurrentText("dct")
+    item = panel.quant_editor.table.item(0, 0)
+    item.setText("99")
+    assert panel.p_preset.currentText() == "custom"
+    assert panel.codec_params().luma_matrix[0, 0] == 99
+    panel.undo_stack.undo()
+    assert panel.p_preset.currentText() == "jpeg"
+    panel.undo_stack.redo()
+    panel.result = None
+    panel.encode()
+    _wait(qtbot, lambda: panel.result is not None)
+    assert panel.result.planes[0].Q[0, 0] == 99
+    assert panel.result.bpp != base_bpp
+    # the quality slider in the editor drives the dock
+    panel.quant_editor.quality.setValue(30)
+    assert panel.p_quality.value() == 30
+
+
+def test_explorer_fom_and_compaction(panel, qtbot):
+    panel.receive("image", _small())
+    panel.tabs.setCurrentIndex(1)
+    _wait(qtbot, lambda: bool(panel.fom_rows) and bool(panel.compaction))
+    names = [r["transform"] for r in panel.fom_rows]
+    assert "rdct" in names and panel.fom_table.rowCount() == len(names)
+    dct = next(r for r in panel.fom_rows if r["transform"] == "dct")
+    assert dct["coding_gain_db"] == pytest.approx(8.8259, abs=1e-4)
+    assert set(panel.compaction) >= {"dct", "wht", "rdct"}
+    assert panel.basis_item.image is not None
+
+
+def test_compare_modes(panel, qtbot):
+    img = _small()
+    panel.receive("image", img)
+    panel.cmp_codec.setCurrentText("jpeg")
+    panel.cmp_quality.setValue(30)
+    panel.run_compare()
+    _wait(qtbot, lambda: panel.compare_result is not None)
+    cv = panel.compare
+    assert "PSNR RGB" in cv.stats.text() and "Cb" in cv.stats.text()
+    b = panel.compare_result["decoded"]
+    cv.mode.setCurrentText("Split")
+    cv.divider.setValue(40)
+    comp = cv.composite()
+    np.testing.assert_array_equal(comp[:, :40], img[:, :40])
+    np.testing.assert_array_equal(comp[:, 40:], b[:, 40:])
+    cv.mode.setCurrentText("Difference")
+    cv.gain.setValue(8)
+    diff = cv.composite()
+    np.testing.assert_array_equal(diff, np.clip(np.abs(img.astype(int) - b.astype(int)) * 8, 0, 255).astype(np.uint8))
+    panel.tabs.setCurrentIndex(3)
+    panel.show()
+    qtbot.waitExposed(panel)
+    cv.mode.setCurrentText("Side by side")
+    assert cv.view_b.isVisible()
+    qtbot.wait(50)
+    cv.view_a.setRange(xRange=(10, 30), yRange=(10, 30), padding=0)
+    qtbot.wait(50)
+    # linked zoom/pan: both views show the same centre at the same zoom
+    ra, rb = cv.view_a.viewRect(), cv.view_b.viewRect()
+    assert rb.center().x() == pytest.approx(ra.center().x(), abs=0.5)
+    assert rb.center().y() == pytest.approx(ra.center().y(), abs=0.5)
+    # same zoom: image units per screen pixel
+    assert rb.width() / cv.view_b.width() == pytest.approx(ra.width() / cv.view_a.width(), rel=0.02)
+    cv.view_b.translateBy(x=5)
+    qtbot.wait(20)
+    assert cv.view_a.viewRect().center().x() == pytest.approx(cv.view_b.viewRect().center().x(), abs=0.5)
+    text = cv.show_pixel(5, 6)
+    assert f"A = {tuple(int(v) for v in img[6, 5])}" in text and "B =" in text
+
+
+def test_rd_job_bd_table_export_and_cancel(panel, qtbot, tmp_path):
+    panel.receive("image", _small())
+    for k, box in panel.rd_checks.items():
+        box.setChecked(k in ("jpeg", "block"))
+    panel.rd_qualities.setText("20,40,60,80")
+    panel.run_rd()
+    _wait(qtbot, lambda: bool(panel.bd_rows), timeout=120000)
+    assert len(panel.rd_rows) == 8
+    assert panel.bd_table.rowCount() == 2
+    assert panel.bd_rows[0]["bd_rate_cubic"] == pytest.approx(0.0, abs=1e-9)
+    assert panel.rd_run.isEnabled() and not panel.rd_cancel.isEnabled()
+    csv = panel.export(str(tmp_path / "rd.csv"))
+    with open(csv) as handle:
+        assert handle.read().count("\n") == 9
+    panel.tabs.setCurrentIndex(4)
+    png = panel.export(str(tmp_path / "rd.png"))
+    assert read_provenance(png)["engine"] == "codec.rd"
+    # a long sweep can be cancelled
+    panel.rd_qualities.setText(",".join(str(q) for q in range(5, 100, 5)))
+    panel.run_rd()
+    handle = panel._handles["rd"]
+    _wait(qtbot, lambda: len(panel.rd_rows) >= 1)
+    panel.cancel_rd()
+    _wait(qtbot, lambda: handle.state == "cancelled")
+    _wait(qtbot, lambda: panel.rd_run.isEnabled())
+    assert len(panel.rd_rows) < 2 * 19
+
+
+def test_export_image_bitstream_and_parameters(panel, qtbot, tmp_path):
+    panel.receive("image", _small())
+    _wait(qtbot, lambda: panel.result is not None)
+    png = panel.export(str(tmp_path / "out.png"))
+    prov = read_provenance(png)
+    assert prov["panel"] == "codec" and prov["parameters"]["transform"] == "dct"
+    np.testing.assert_array_equal(np.asarray(Image.open(png)), panel.result.reconstruction)
+    bits = panel.export(str(tmp_path / "out.ssbc"))
+    with open(bits, "rb") as handle:
+        np.testing.assert_array_equal(decode(handle.read()).image, panel.result.reconstruction)
+    params = panel.current_parameters()
+    params.update(transform="bas2008", quality=33, subsampling="4:4:4", channel="Y")
+    panel.restore_parameters(params)
+    again = panel.current_parameters()
+    assert (again["transform"], again["quality"], again["subsampling"], again["channel"]) == ("bas2008", 33, "4:4:4", "Y")
+    panel.restore_parameters({"transform": "nonsense", "N": 999})  # ignored, no crash

@@ -1,0 +1,50 @@
+"""The four real panels inside the main window: registration, parameters, corrupt files, screenshots."""
+
+import json
+
+import numpy as np
+import pytest
+
+from studio.main_window import MainWindow
+from studio.settings import StudioSettings
+
+PANELS = ["generate", "render", "volume", "codec"]
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    win = MainWindow(StudioSettings(str(tmp_path / "settings.ini")))
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.jobs.cancel_all()
+    win.jobs.wait_all(30)
+
+
+def suffixes(window, name):
+    return [s for s in window.slot(name).cls.file_types if s != "/"]
+
+
+@pytest.mark.parametrize("name", PANELS)
+def test_parameters_are_json_and_round_trip(window, name):
+    panel = window.panel(name)
+    assert panel is not None, window.slot(name).error
+    params = panel.current_parameters()
+    assert json.loads(json.dumps(params)) == params
+    panel.restore_parameters(params)
+    assert panel.current_parameters() == params
+
+
+@pytest.mark.parametrize("name", PANELS)
+@pytest.mark.parametrize("content", [b"", bytes(np.random.default_rng(1).integers(0, 256, 1001, dtype=np.uint8))])
+def test_corrupt_files_get_a_message_and_change_nothing(window, tmp_path, name, content):
+    panel = window.panel(name)
+    before = panel.current_parameters()
+    for suffix in suffixes(window, name):
+        path = tmp_path / f"broken{suffix}"
+        path.write_bytes(content)
+        assert window.open_path(str(path), ask=lambda candidates, p: name) is None, suffix
+        assert panel.current_parameters() == before, suffix
+        level, text = window.log_view.messages()[-1]
+        assert level == "error" and "broken" in text, (suffix, text)
+    assert window.settings.recent_files() == []
