@@ -1,0 +1,993 @@
+"""The Volume panel: vispy 3D view, three linked slice views, a 1-D TF editor, paint-to-classify.
+
+All computation (reading large files, the phantom, features, classification, reference
+renders, exports of renders) runs as engine jobs through ``services.jobs``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtGui import QColor, QIcon, QPixmap, QUndoCommand
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QColorDialog,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from panels.base import OpenError, Panel
+from panels.volume.slices import SliceView, slice_coords, view_to_voxel
+from panels.volume.tf2d_editor import TF2DEditor
+from panels.volume.tf_editor import TFEditor
+from panels.volume.view3d import VolumeView
+
+MODES = [("DVR (composite)", "dvr"), ("MIP", "mip"), ("MinIP", "minip"), ("Average", "avg"), ("Iso surface (lit)", "iso")]
+DEFAULT_CLASSES = [("bone", (0.95, 0.92, 0.8), 1.0), ("vessel", (0.9, 0.1, 0.1), 1.0), ("background", (0.4, 0.4, 0.4), 0.0)]
+SYNC_READ_BYTES = 256 * 2**20
+
+
+class _Command(QUndoCommand):
+    """Undo/redo of a state change given as two callables (the first redo is skipped)."""
+
+    def __init__(self, text: str, undo, redo) -> None:
+        super().__init__(text)
+        self._undo, self._redo, self._first = undo, redo, True
+
+    def undo(self) -> None:
+        self._undo()
+
+    def redo(self) -> None:
+        if self._first:
+            self._first = False
+            return
+        self._redo()
+
+
+def _phantom_job(size: int):
+    """Job: the procedural phantom (Volume)."""
+    from engines.jobs import Progress
+    from engines.volume.phantom import make_phantom
+
+    yield Progress(0, 1, f"phantom {size}³")
+    volume, labels = make_phantom(size)
+    volume.metadata["truth_labels"] = labels
+    yield Progress(1, 1, "phantom ready")
+    return volume
+
+
+def _read_job(path: str, downsample: bool):
+    from engines.jobs import Progress
+    from engines.volume.readers import read_volume
+
+    yield Progress(0, 1, f"reading {Path(path).name}")
+    volume = read_volume(path, downsample=downsample)
+    yield Progress(1, 1, "read")
+    return volume
+
+
+def _classify_job(data, features, strokes, method, classes, factor):
+    """Job: (features if needed) + classification + semantic RGBA. ``method``: similarity,
+    similarity-max or forest."""
+    from engines.volume.classify import classify_job, features_job, semantic_rgba
+
+    if features is None:
+        features = yield from features_job(data, factor=factor)
+    aggregate = "max" if method.endswith("-max") else "mean"
+    result = yield from classify_job(features, strokes, method=method.replace("-max", ""), aggregate=aggregate)
+    rgba = semantic_rgba(result, classes)
+    return features, result, rgba
+
+
+def _gradient_job(data, spacing):
+    """Job: gradient magnitude and the (value, |∇v|) joint histogram."""
+    from engines.jobs import Progress
+    from engines.volume.tf2d import gradient_magnitude, joint_histogram
+
+    yield Progress(0, 2, "gradient magnitude")
+    gmag = gradient_magnitude(data, spacing)
+    yield Progress(1, 2, "joint histogram")
+    hist = joint_histogram(data[::2, ::2, ::2], gmag[::2, ::2, ::2], bins=(192, 96))
+    return gmag, hist
+
+
+def _classify_2d_job(data, gmag, tf2d):
+    """Job: RGBA volume of a 2-D TF."""
+    from engines.jobs import Progress
+
+    yield Progress(0, 1, "classifying with the 2D TF")
+    rgba = tf2d.classify(data, gmag)
+    yield Progress(1, 1, "2D TF applied")
+    return rgba
+
+
+class VolumePanel(Panel):
+    """Volume rendering, transfer functions and paint-to-classify."""
+
+    name = "volume"
+    title = "Volume"
+    icon = "volume.svg"
+    file_types = {  # noqa: RUF012 - class attribute of the Panel contract
+        ".nii": "NIfTI volume", ".nii.gz": "NIfTI volume (gzip)", ".dcm": "DICOM slice (reads its series)",
+        ".nrrd": "NRRD volume", ".nhdr": "NRRD detached header", ".tif": "TIFF stack", ".tiff": "TIFF stack",
+        ".npy": "NumPy array (z, y, x)", ".npz": "NumPy archive", ".mhd": "MetaImage header + raw",
+        ".mha": "MetaImage", "/": "DICOM series folder",
+    }
+    export_filters = "PNG render (*.png);;Transfer function (*.json);;Label volume (*.nii.gz *.nii)"
+
+    def __init__(self, services, parent: QWidget | None = None) -> None:
+        super().__init__(services, parent)
+        from engines.volume.classify import ClassSpec, Strokes
+        from engines.volume.tf import preset
+
+        self.volume = None
+        self.source_path: str | None = None
+        self.tf = preset("CT-Bone")
+        self.base_tf = self.tf
+        self.mode = "dvr"
+        self.step = 1.0
+        self.iso = 300.0
+        self.crop = None
+        self.cursor = [0, 0, 0]
+        self.azimuth, self.elevation = 30.0, 20.0
+        self.export_size = 512
+        self.method = "similarity-max"
+        self.brush = 2
+        self.classes = [ClassSpec(n, c, o) for n, c, o in DEFAULT_CLASSES]
+        self.strokes = Strokes(list(self.classes))
+        self.features = None
+        self.result = None
+        self.semantic = None
+        self.show_semantic = False
+        self.show_similarity = False
+        self.use_2d = False
+        self.gmag = None
+        self.rgba2d = None
+        self._tf2d_handle = None
+        self._pending_stroke: list = []
+        self._render_handle = None
+        self._load_handle = None
+        self._classify_handle = None
+        self._shown = False
+        self._clim = (0.0, 1.0)
+        self._tf_before_drag = None
+
+        self.view3d = VolumeView()
+        self.slice_views = [SliceView(a, self._on_pointer, lambda: self.paint_check.isChecked()) for a in range(3)]
+        self.editor = TFEditor()
+        self.editor.set_tf(self.tf)
+        self.editor.tf_changed.connect(self._on_editor_changed)
+        self.editor2d = TF2DEditor()
+        self.editor2d.changed.connect(lambda _tf: self._submit_tf2d())
+        self.editor2d.enabled_changed.connect(self._on_use_2d)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.editor, "1D transfer function")
+        self.tabs.addTab(self.editor2d, "2D transfer function (value × gradient)")
+        self.status = QLabel("No volume yet - the phantom loads when the panel is shown.")
+        self.status.setStyleSheet("color: #999;")
+
+        grid = QWidget()
+        grid_layout = QGridLayout(grid)
+        grid_layout.setContentsMargins(0, 0, 0, 0)
+        grid_layout.setSpacing(3)
+        grid_layout.addWidget(self.view3d, 0, 0)
+        grid_layout.addWidget(self.slice_views[0], 0, 1)
+        grid_layout.addWidget(self.slice_views[1], 1, 0)
+        grid_layout.addWidget(self.slice_views[2], 1, 1)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(grid)
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(0, 4)
+        splitter.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(splitter)
+        layout.addWidget(self.status)
+
+        self._preview_timer = QTimer(self)
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.setInterval(200)
+        self._preview_timer.timeout.connect(self._submit_preview)
+        self._build_controls()
+
+    # ------------------------------------------------------------------ controls
+    def _build_controls(self) -> None:
+        from engines.volume.tf import preset_names
+
+        self.preset_combo = QComboBox()
+        self.preset_combo.addItems(preset_names())
+        self.preset_combo.setCurrentText("CT-Bone")
+        self.preset_combo.activated.connect(lambda _=None: self.apply_preset(self.preset_combo.currentText()))
+        self.mode_combo = QComboBox()
+        for label, key in MODES:
+            self.mode_combo.addItem(label, key)
+        self.mode_combo.currentIndexChanged.connect(lambda _=None: self.set_mode(self.mode_combo.currentData()))
+        self.step_spin = QDoubleSpinBox()
+        self.step_spin.setRange(0.1, 8.0)
+        self.step_spin.setSingleStep(0.1)
+        self.step_spin.setValue(self.step)
+        self.step_spin.setSuffix(" voxel")
+        self.step_spin.setToolTip("Sampling step (opacity is corrected so the image stays the same)")
+        self.step_spin.valueChanged.connect(self.set_step)
+        self.iso_spin = QDoubleSpinBox()
+        self.iso_spin.setRange(-1e6, 1e6)
+        self.iso_spin.setValue(self.iso)
+        self.iso_spin.valueChanged.connect(self._on_iso)
+        self.level_spin = QDoubleSpinBox()
+        self.width_spin = QDoubleSpinBox()
+        for spin in (self.level_spin, self.width_spin):
+            spin.setRange(-1e6, 1e6)
+            spin.setDecimals(1)
+            spin.setKeyboardTracking(False)
+        self.width_spin.setMinimum(1e-3)
+        self.level_spin.valueChanged.connect(self._on_window)
+        self.width_spin.valueChanged.connect(self._on_window)
+        self.shift_slider = QSlider(Qt.Orientation.Horizontal)
+        self.shift_slider.setRange(-500, 500)
+        self.shift_slider.setToolTip("Shift: move every inner point of the preset (value units)")
+        self.shift_slider.valueChanged.connect(self._on_shift)
+        self.reset_button = QPushButton("Reset camera")
+        self.reset_button.clicked.connect(self.reset_camera)
+        self.crop_spins = []
+        for _axis in range(3):
+            pair = []
+            for _col in range(2):
+                spin = QSpinBox()
+                spin.setRange(0, 0)
+                spin.valueChanged.connect(self._on_crop)
+                pair.append(spin)
+            self.crop_spins.append(pair)
+        self.phantom_button = QPushButton("Load phantom")
+        self.phantom_button.clicked.connect(lambda: self.load_phantom(128))
+        self.downsample_check = QCheckBox("Downsample volumes over 512³")
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(64, 4096)
+        self.size_spin.setValue(self.export_size)
+        self.size_spin.setSuffix(" px")
+        self.size_spin.valueChanged.connect(lambda v: setattr(self, "export_size", int(v)))
+        self.gl_export_check = QCheckBox("Export PNG from the GL view (else reference ray caster)")
+        # paint
+        self.paint_check = QCheckBox("Paint on slices")
+        self.paint_check.setToolTip("Left-drag on a slice paints the selected class")
+        self.class_list = QListWidget()
+        self.class_list.setMaximumHeight(110)
+        self.class_list.itemChanged.connect(self._on_class_item)
+        self._fill_class_list()
+        self.class_opacity = QDoubleSpinBox()
+        self.class_opacity.setRange(0.0, 1.0)
+        self.class_opacity.setSingleStep(0.1)
+        self.class_opacity.setValue(self.classes[0].opacity)
+        self.class_opacity.setToolTip("Opacity of the selected class in the 3D view")
+        self.class_opacity.valueChanged.connect(self._on_class_opacity)
+        self.class_list.currentRowChanged.connect(self._on_class_row)
+        self.brush_spin = QSpinBox()
+        self.brush_spin.setRange(0, 20)
+        self.brush_spin.setValue(self.brush)
+        self.brush_spin.setSuffix(" voxel radius")
+        self.brush_spin.valueChanged.connect(lambda v: setattr(self, "brush", int(v)))
+        self.method_combo = QComboBox()
+        self.method_combo.addItem("Similarity, nearest stroke (max)", "similarity-max")
+        self.method_combo.addItem("Similarity, stroke average (Engel et al.)", "similarity")
+        self.method_combo.addItem("Random forest", "forest")
+        self.method_combo.setToolTip("How painted voxels classify the volume: cosine similarity of multiscale features to the\n"
+                                     "strokes (max over strokes suits mixed classes such as 'background'; the average is the\n"
+                                     "paper's rule), or a random forest trained on the painted voxels")
+        self.method_combo.currentIndexChanged.connect(lambda _=None: setattr(self, "method", self.method_combo.currentData()))
+        self.update_button = QPushButton("Update classification")
+        self.update_button.clicked.connect(self.update_classification)
+        self.semantic_check = QCheckBox("Show classes in 3D")
+        self.semantic_check.toggled.connect(self._on_semantic_toggled)
+        self.similarity_check = QCheckBox("Similarity of selected class on slices")
+        self.similarity_check.toggled.connect(self._on_similarity_toggled)
+        self.class_list.currentRowChanged.connect(lambda _=None: self.update_slices() if self.show_similarity else None)
+        add_class = QPushButton("Add class")
+        add_class.clicked.connect(lambda: self.add_class(f"class {len(self.classes) + 1}", (0.2, 0.6, 1.0)))
+        color_class = QPushButton("Colour…")
+        color_class.clicked.connect(self._pick_class_color)
+        clear_strokes = QPushButton("Clear strokes")
+        clear_strokes.clicked.connect(self.clear_strokes)
+        self._class_buttons = (add_class, color_class, clear_strokes)
+
+    def build_parameters(self) -> QWidget:
+        widget = QWidget()
+        outer = QVBoxLayout(widget)
+        data_box = QGroupBox("Volume")
+        form = QFormLayout(data_box)
+        self.info_label = QLabel("—")
+        self.info_label.setWordWrap(True)
+        form.addRow(self.info_label)
+        form.addRow(self.phantom_button)
+        form.addRow(self.downsample_check)
+        outer.addWidget(data_box)
+        render_box = QGroupBox("Rendering")
+        form = QFormLayout(render_box)
+        form.addRow("Mode", self.mode_combo)
+        form.addRow("Preset", self.preset_combo)
+        form.addRow("Sampling step", self.step_spin)
+        form.addRow("Iso value", self.iso_spin)
+        form.addRow("Level", self.level_spin)
+        form.addRow("Width", self.width_spin)
+        form.addRow("Shift", self.shift_slider)
+        form.addRow("Crop (voxels)", self._crop_widget())
+        form.addRow(self.reset_button)
+        outer.addWidget(render_box)
+        paint_box = QGroupBox("Paint to classify")
+        form = QFormLayout(paint_box)
+        form.addRow(self.paint_check)
+        form.addRow(self.class_list)
+        buttons = QHBoxLayout()
+        for button in self._class_buttons:
+            buttons.addWidget(button)
+        form.addRow(buttons)
+        form.addRow("Class opacity", self.class_opacity)
+        form.addRow("Brush", self.brush_spin)
+        form.addRow("Method", self.method_combo)
+        form.addRow(self.update_button)
+        form.addRow(self.semantic_check)
+        form.addRow(self.similarity_check)
+        outer.addWidget(paint_box)
+        export_box = QGroupBox("Export")
+        form = QFormLayout(export_box)
+        form.addRow("Render size", self.size_spin)
+        form.addRow(self.gl_export_check)
+        form.addRow(QLabel("File > Export: .png render (reference ray caster),\n.json transfer function, .nii.gz labels"))
+        outer.addWidget(export_box)
+        outer.addStretch(1)
+        self._sync_controls()
+        return widget
+
+    def _crop_widget(self) -> QWidget:
+        box = QWidget()
+        layout = QGridLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for row, axis_name in enumerate("zyx"):
+            layout.addWidget(QLabel(axis_name), row, 0)
+            for col in range(2):
+                layout.addWidget(self.crop_spins[row][col], row, col + 1)
+        return box
+
+    def _fill_class_list(self) -> None:
+        self.class_list.blockSignals(True)
+        current = max(self.class_list.currentRow(), 0)
+        self.class_list.clear()
+        for spec in self.classes:
+            item = QListWidgetItem(spec.name)
+            pix = QPixmap(12, 12)
+            pix.fill(QColor.fromRgbF(*spec.color))
+            item.setIcon(QIcon(pix))
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEditable)
+            item.setCheckState(Qt.CheckState.Checked if spec.visible else Qt.CheckState.Unchecked)
+            self.class_list.addItem(item)
+        self.class_list.setCurrentRow(min(current, len(self.classes) - 1))
+        self.class_list.blockSignals(False)
+
+    def _sync_controls(self) -> None:
+        for widget, value in ((self.step_spin, self.step), (self.iso_spin, self.iso)):
+            widget.blockSignals(True)
+            widget.setValue(value)
+            widget.blockSignals(False)
+        level, width = self.tf.window_level()
+        for widget, value in ((self.level_spin, level), (self.width_spin, width)):
+            widget.blockSignals(True)
+            widget.setValue(value)
+            widget.blockSignals(False)
+        index = self.mode_combo.findData(self.mode)
+        self.mode_combo.blockSignals(True)
+        self.mode_combo.setCurrentIndex(max(index, 0))
+        self.mode_combo.blockSignals(False)
+
+    # ------------------------------------------------------------------ lifecycle
+    def on_shown(self) -> None:
+        """Create the 3D canvas and load the phantom on first show."""
+        self._shown = True
+        self.view3d.ensure_canvas()
+        if self.volume is None and self._load_handle is None:
+            self.load_phantom(128)
+
+    def load_phantom(self, size: int = 128) -> None:
+        """Load the procedural CT phantom (a job)."""
+        self.status.setText(f"Generating the {size}³ phantom…")
+        self._load_handle = self.services.jobs.submit(
+            f"phantom {size}³", self.name, lambda: _phantom_job(size), device="cpu",
+            on_result=lambda v: self.set_volume(v, f"phantom:{size}"), on_error=self._on_job_error,
+        )
+
+    def can_open(self, path) -> bool:
+        from engines.volume.readers import is_sample_name
+
+        return is_sample_name(str(path)) or super().can_open(path)
+
+    def open_file(self, path: str) -> None:
+        """Read a volume (synchronously when small, as a job when large). Raises OpenError."""
+        from engines.volume.model import VolumeReadError
+        from engines.volume.readers import is_sample_name, open_volume
+
+        target = Path(path)
+        if is_sample_name(str(path)) and not target.exists():
+            try:
+                size = int(str(path).split(":")[-1] or 128)
+            except ValueError as exc:
+                raise OpenError(f"bad phantom name {path!r}") from exc
+            self.load_phantom(size)
+            return
+        if not target.exists():
+            raise OpenError(f"file not found: {path}")
+        size = sum(p.stat().st_size for p in target.iterdir() if p.is_file()) if target.is_dir() else target.stat().st_size
+        if size > SYNC_READ_BYTES:
+            self.status.setText(f"Reading {target.name}…")
+            downsample = self.downsample_check.isChecked()
+            self._load_handle = self.services.jobs.submit(
+                f"read {target.name}", self.name, lambda: _read_job(str(target), downsample), device="cpu",
+                on_result=lambda v: self.set_volume(v, str(target)), on_error=self._on_job_error)
+            return
+        try:
+            volume = open_volume(str(target), downsample=self.downsample_check.isChecked())
+        except VolumeReadError as exc:
+            raise OpenError(str(exc)) from exc
+        self.set_volume(volume, str(target))
+
+    def receive(self, kind: str, payload: Any) -> None:
+        """Accept ``("volume", (Z, Y, X) array)`` from another panel."""
+        from engines.volume.model import Volume, VolumeReadError
+
+        if kind != "volume":
+            raise OpenError(f"the Volume panel cannot receive {kind!r} (only 'volume')")
+        try:
+            volume = payload if isinstance(payload, Volume) else Volume(np.asarray(payload))
+        except VolumeReadError as exc:
+            raise OpenError(str(exc)) from exc
+        self.set_volume(volume, None)
+
+    def set_volume(self, volume, source: str | None) -> None:
+        """Show ``volume``: histogram, slices, 3D view; resets crop, strokes and results."""
+        from engines.volume.tf import default_tf, preset
+
+        self._load_handle = None
+        self.volume = volume
+        self.source_path = source
+        lo, hi = volume.value_range()
+        self._clim = (lo, hi)
+        if volume.modality == "CT" or volume.units == "HU":
+            if self.tf.name in ("Grey ramp",):
+                self.tf = self.base_tf = preset("CT-Bone")
+        elif self.tf.name.startswith("CT-") or self.tf.name == "Grey ramp":
+            self.tf = self.base_tf = default_tf(lo, hi)
+        self.editor.set_tf(self.tf)
+        self.editor.set_histogram(volume.data, (lo, hi))
+        self.cursor = [s // 2 for s in volume.shape]
+        for pair, n in zip(self.crop_spins, volume.shape):
+            for spin, value in zip(pair, (0, n - 1)):
+                spin.blockSignals(True)
+                spin.setRange(0, n - 1)
+                spin.setValue(value)
+                spin.blockSignals(False)
+        self.crop = None
+        self.strokes.voxels.clear()
+        self.features = self.result = self.semantic = None
+        self.gmag = self.rgba2d = None
+        self.view3d.set_volume(volume.data, volume.spacing, (lo, hi))
+        data, spacing = volume.data, volume.spacing
+        self.services.jobs.submit("gradient + joint histogram", self.name, lambda: _gradient_job(data, spacing),
+                                  device="cpu", on_result=lambda r, v=volume: self._on_gradient(v, r))
+        self.view3d.set_tf(self.tf)
+        self.view3d.set_method(self.mode, self.iso)
+        self.view3d.set_step(self.step)
+        info = volume.summary()
+        warn = ("\n⚠ " + "; ".join(info["warnings"])) if info["warnings"] else ""
+        text = (f"{Path(source).name if source and not source.startswith('phantom') else (source or 'received volume')}\n"
+                f"{'×'.join(map(str, volume.shape))} (z×y×x), spacing {', '.join(f'{s:g}' for s in volume.spacing)} mm\n"
+                f"{volume.modality} {volume.units} range {lo:.0f} … {hi:.0f}{warn}")
+        if hasattr(self, "info_label"):
+            self.info_label.setText(text)
+        self.status.setText(text.replace("\n", " · "))
+        self._sync_controls()
+        self.update_slices(fit=True)
+        self._schedule_preview()
+
+    def _on_job_error(self, record) -> None:
+        self._load_handle = None
+        self.status.setText(f"Error: {record.error}")
+        self.services.notify(record.error, "error")
+
+    # ------------------------------------------------------------------ TF
+    def apply_preset(self, name: str) -> None:
+        """Switch to a bundled preset (undoable)."""
+        from engines.volume.tf import preset
+
+        self._set_tf(preset(name), base=True, text=f"preset {name}")
+
+    def set_tf(self, tf, undoable: bool = True) -> None:
+        """Use ``tf`` (from a file or another source)."""
+        self._set_tf(tf, base=True, text="transfer function", undoable=undoable)
+
+    def _set_tf(self, tf, base: bool = False, text: str = "edit TF", undoable: bool = True, live: bool = False) -> None:
+        old = self.tf
+        old_base = self.base_tf
+        self.tf = tf
+        if base:
+            self.base_tf = tf
+            self.shift_slider.blockSignals(True)
+            self.shift_slider.setValue(0)
+            self.shift_slider.blockSignals(False)
+        if self.editor.tf() is not tf:
+            self.editor.set_tf(tf)
+        self.view3d.set_tf(tf)
+        self.update_slices()
+        self._sync_controls()
+        if live:
+            return
+        self._schedule_preview()
+        if undoable and old is not tf:
+            self.undo_stack.push(_Command(text, lambda: self._restore_tf(old, old_base), lambda: self._restore_tf(tf, self.base_tf if not base else tf)))
+
+    def _restore_tf(self, tf, base) -> None:
+        self.tf, self.base_tf = tf, base
+        self.editor.set_tf(tf)
+        self.view3d.set_tf(tf)
+        self.update_slices()
+        self._sync_controls()
+        self._schedule_preview()
+
+    def _on_editor_changed(self, tf, final: bool) -> None:
+        if not final:
+            if self._tf_before_drag is None:
+                self._tf_before_drag = self.tf
+                if self.view3d._rgba is None:  # adaptive quality while dragging (like Slicer's "Adaptive")
+                    self.view3d.set_step(max(2.0 * self.step, 2.0))
+            self._set_tf(tf, live=True)
+            return
+        if self._tf_before_drag is not None and self.view3d._rgba is None:
+            self.view3d.set_step(self.step)  # full quality on release
+        before = self._tf_before_drag or self.tf
+        self._tf_before_drag = None
+        self.tf = before
+        self._set_tf(tf, base=True, text="edit TF point")
+
+    def _on_window(self) -> None:
+        tf = self.tf.windowed(self.level_spin.value(), self.width_spin.value())
+        self._set_tf(tf, base=True, text="window/level")
+
+    def _on_shift(self, value: int) -> None:
+        self._set_tf(self.base_tf.shifted(float(value)), text="shift")
+
+    # ------------------------------------------------------------------ render state
+    def set_mode(self, mode: str) -> None:
+        """dvr, mip, minip, avg or iso."""
+        self.mode = mode
+        self.view3d.set_method(mode, self.iso)
+        self._sync_controls()
+        self._schedule_preview()
+
+    def set_step(self, step: float) -> None:
+        """Sampling step in voxels (3D view and reference renders)."""
+        self.step = float(step)
+        self.view3d.set_step(self.step)
+        self._schedule_preview()
+
+    def _on_iso(self, value: float) -> None:
+        self.iso = float(value)
+        self.view3d.set_method(self.mode, self.iso)
+
+    def _on_crop(self) -> None:
+        if self.volume is None:
+            return
+        crop = tuple((pair[0].value(), max(pair[0].value(), pair[1].value())) for pair in self.crop_spins)
+        full = tuple((0, n - 1) for n in self.volume.shape)
+        self.crop = None if crop == full else crop
+        self.view3d.set_crop(self.crop)
+        self._schedule_preview()
+
+    def reset_camera(self) -> None:
+        """Default angles, fit the volume."""
+        self.azimuth, self.elevation = 30.0, 20.0
+        self.view3d.reset_camera(self.azimuth, self.elevation)
+        self._schedule_preview()
+
+    def _camera_angles(self) -> tuple[float, float]:
+        if self.view3d.view is not None:
+            cam = self.view3d.view.camera
+            return float(cam.azimuth), float(cam.elevation)
+        return self.azimuth, self.elevation
+
+    # ------------------------------------------------------------------ slices
+    def slice_rgb(self, axis: int) -> np.ndarray:
+        """The slice of ``axis`` through the cursor, TF colours blended over grey, uint8 (rows, cols, 3)."""
+        data = self.volume.data[slice_coords(axis, self.cursor)].astype(np.float32)
+        lo, hi = self._clim
+        grey = np.clip((data - lo) / max(hi - lo, 1e-6), 0, 1)[..., None]
+        rgba = self.tf.evaluate(data)
+        a = np.clip(rgba[..., 3:4] * 2.0, 0, 1)
+        rgb = grey * (1 - a) + rgba[..., :3] * a
+        return (rgb * 255).astype(np.uint8)
+
+    def _overlay(self, axis: int) -> np.ndarray | None:
+        index = slice_coords(axis, self.cursor)
+        shape = self.volume.data[index].shape
+        out = np.zeros(shape + (4,), dtype=np.uint8)
+        drawn = False
+        if self.result is not None and self.show_similarity:
+            i = self._current_class()
+            if i < self.result.probabilities.shape[0]:
+                prob = self.result.probabilities[i][index]
+                out[..., :3] = (np.asarray(self.classes[i].color) * 255).astype(np.uint8)
+                out[..., 3] = (np.clip(prob, 0, 1) * 220).astype(np.uint8)
+                drawn = True
+        elif self.result is not None:
+            labels = self.result.labels[index]
+            for i, spec in enumerate(self.classes):
+                if spec.visible and i < len(self.strokes.classes):
+                    mask = labels == i + 1
+                    if mask.any():
+                        out[mask, :3] = (np.asarray(spec.color) * 255).astype(np.uint8)
+                        out[mask, 3] = 90
+                        drawn = True
+        free = [a for a in range(3) if a != axis]
+        for i, voxels in list(self.strokes.voxels.items()) + [(self._current_class(), np.asarray(self._pending_stroke).reshape(-1, 3))]:
+            if len(voxels) == 0 or i >= len(self.classes):
+                continue
+            on = voxels[voxels[:, axis] == self.cursor[axis]]
+            if len(on):
+                out[on[:, free[0]], on[:, free[1]], :3] = (np.asarray(self.classes[i].color) * 255).astype(np.uint8)
+                out[on[:, free[0]], on[:, free[1]], 3] = 230
+                drawn = True
+        return out if drawn else None
+
+    def update_slices(self, fit: bool = False) -> None:
+        """Redraw the three slice views and crosshairs."""
+        if self.volume is None:
+            return
+        sz, sy, sx = self.volume.spacing
+        spacing_rc = {0: (sy, sx), 1: (sz, sx), 2: (sz, sy)}
+        for view in self.slice_views:
+            axis = view.axis
+            view.set_image(self.slice_rgb(axis), spacing_rc[axis], fit=fit)
+            view.set_overlay(self._overlay(axis))
+            free = [a for a in range(3) if a != axis]
+            view.set_crosshair(self.cursor[free[0]], self.cursor[free[1]])
+
+    def set_cursor(self, z: int, y: int, x: int) -> None:
+        """Move the linked crosshair to voxel (z, y, x)."""
+        shape = self.volume.shape
+        self.cursor = [int(np.clip(v, 0, n - 1)) for v, n in zip((z, y, x), shape)]
+        self.update_slices()
+
+    def _on_pointer(self, axis: int, row: float, col: float, drag: bool, finish: bool) -> None:
+        if self.volume is None:
+            return
+        voxel = view_to_voxel(axis, self.cursor, row, col)
+        if not self.paint_check.isChecked():
+            self.set_cursor(*voxel)
+            return
+        self.paint_at(axis, voxel, finish=finish)
+
+    # ------------------------------------------------------------------ painting
+    def _current_class(self) -> int:
+        return max(self.class_list.currentRow(), 0)
+
+    def paint_at(self, axis: int, voxel, finish: bool = True, class_index: int | None = None) -> None:
+        """Paint a disc of radius ``brush`` in the slice plane of ``axis`` around ``voxel``."""
+        if class_index is not None:
+            self.class_list.setCurrentRow(class_index)
+        r = self.brush
+        free = [a for a in range(3) if a != axis]
+        du, dv = np.mgrid[-r:r + 1, -r:r + 1]
+        disc = (du**2 + dv**2) <= r * r
+        pts = np.repeat(np.asarray(voxel)[None], disc.sum(), axis=0)
+        pts[:, free[0]] += du[disc]
+        pts[:, free[1]] += dv[disc]
+        inside = np.all((pts >= 0) & (pts < np.array(self.volume.shape)), axis=1)
+        self._pending_stroke.extend(pts[inside].tolist())
+        if finish:
+            self._commit_stroke()
+        else:
+            self.slice_views[axis].set_overlay(self._overlay(axis))
+
+    def _commit_stroke(self) -> None:
+        if not self._pending_stroke:
+            return
+        cls = self._current_class()
+        voxels = np.unique(np.asarray(self._pending_stroke, dtype=np.int64), axis=0)
+        self._pending_stroke = []
+        before = {k: v.copy() for k, v in self.strokes.voxels.items()}
+        self.strokes.add(cls, voxels)
+        after = {k: v.copy() for k, v in self.strokes.voxels.items()}
+        self.undo_stack.push(_Command(f"paint {self.classes[cls].name}", lambda: self._set_strokes(before), lambda: self._set_strokes(after)))
+        self.update_slices()
+
+    def _set_strokes(self, voxels: dict) -> None:
+        self.strokes.voxels = {k: v.copy() for k, v in voxels.items()}
+        self.update_slices()
+
+    def clear_strokes(self) -> None:
+        """Remove every stroke (undoable)."""
+        before = {k: v.copy() for k, v in self.strokes.voxels.items()}
+        self.strokes.voxels = {}
+        self.undo_stack.push(_Command("clear strokes", lambda: self._set_strokes(before), lambda: self._set_strokes({})))
+        self.update_slices()
+
+    def add_class(self, name: str, color) -> None:
+        """Add a class to the list."""
+        from engines.volume.classify import ClassSpec
+
+        self.classes.append(ClassSpec(name, tuple(color), 1.0))
+        self.strokes.classes = list(self.classes)
+        self._fill_class_list()
+        self.class_list.setCurrentRow(len(self.classes) - 1)
+
+    def _on_class_row(self, row: int) -> None:
+        if 0 <= row < len(self.classes):
+            self.class_opacity.blockSignals(True)
+            self.class_opacity.setValue(self.classes[row].opacity)
+            self.class_opacity.blockSignals(False)
+
+    def _on_class_opacity(self, value: float) -> None:
+        i = self._current_class()
+        if 0 <= i < len(self.classes):
+            self.classes[i].opacity = float(value)
+            self._refresh_semantic()
+
+    def _pick_class_color(self) -> None:
+        i = self._current_class()
+        color = QColorDialog.getColor(QColor.fromRgbF(*self.classes[i].color), self, "Class colour")
+        if color.isValid():
+            self.classes[i].color = (color.redF(), color.greenF(), color.blueF())
+            self._fill_class_list()
+            self._refresh_semantic()
+
+    def _on_class_item(self, item: QListWidgetItem) -> None:
+        i = self.class_list.row(item)
+        if 0 <= i < len(self.classes):
+            self.classes[i].name = item.text()
+            self.classes[i].visible = item.checkState() == Qt.CheckState.Checked
+            self._refresh_semantic()
+
+    def update_classification(self) -> None:
+        """Run features (once per volume) + classification as a job."""
+        from copy import deepcopy
+
+        if self.volume is None:
+            return
+        if not self.strokes.annotated_classes():
+            self.services.notify("Paint a few strokes first (tick 'Paint on slices').", "warning")
+            return
+        if self._classify_handle is not None:
+            self._classify_handle.cancel()
+        strokes = deepcopy(self.strokes)
+        strokes.classes = list(self.classes)
+        classes = deepcopy(self.classes)
+        data, features, method = self.volume.data, self.features, self.method
+        from engines.volume.classify import feature_factor
+
+        factor = feature_factor(self.volume.shape, 300_000)  # features at ~64³: about a second per update
+        self.status.setText("Classifying…")
+        self._classify_handle = self.services.jobs.submit(
+            "classify", self.name, lambda: _classify_job(data, features, strokes, method, classes, factor),
+            on_result=self._on_classified, on_error=self._on_job_error)
+
+    def _on_classified(self, result) -> None:
+        self._classify_handle = None
+        self.features, self.result, self.semantic = result
+        counts = np.bincount(self.result.labels.ravel(), minlength=len(self.classes) + 1)
+        self.status.setText("Classified: " + ", ".join(f"{c.name} {counts[i + 1]}" for i, c in enumerate(self.classes)))
+        self.semantic_check.setChecked(True)
+        self._refresh_semantic()
+        self.update_slices()
+
+    def _on_semantic_toggled(self, on: bool) -> None:
+        self.show_semantic = bool(on)
+        self._refresh_semantic()
+
+    def _refresh_semantic(self) -> None:
+        if self.result is not None and self.show_semantic:
+            from engines.volume.classify import semantic_rgba
+
+            self.semantic = semantic_rgba(self.result, self.classes)
+        self.view3d.set_rgba(self._active_rgba()[0])
+        self.update_slices()
+        self._schedule_preview()
+
+    def _active_rgba(self) -> tuple:
+        """(RGBA volume or None, its reference step): semantic classes, else the 2-D TF."""
+        if self.show_semantic and self.semantic is not None:
+            return self.semantic, 1.0
+        if self.use_2d and self.rgba2d is not None:
+            return self.rgba2d, self.editor2d.tf2d.reference_step
+        return None, None
+
+    def _on_similarity_toggled(self, on: bool) -> None:
+        self.show_similarity = bool(on)
+        self.update_slices()
+
+    # ------------------------------------------------------------------ 2D TF
+    def _on_gradient(self, volume, result) -> None:
+        if volume is not self.volume:
+            return
+        self.gmag, (hist, v_edges, g_edges) = result
+        self.editor2d.set_histogram(hist, v_edges, g_edges)
+        if not self.editor2d.tf2d.widgets and volume.units == "HU":
+            # a starting point for CT: bone boundaries (high value and gradient)
+            self.editor2d.set_tf2d(self.editor2d.tf2d.__class__([
+                {"kind": "gauss", "center": (700.0, float(g_edges[-1]) * 0.5), "size": (250.0, float(g_edges[-1]) * 0.25),
+                 "color": (0.95, 0.9, 0.75), "opacity": 0.6}]))
+        if self.use_2d:
+            self._submit_tf2d()
+
+    def _on_use_2d(self, on: bool) -> None:
+        self.use_2d = bool(on)
+        if on and self.rgba2d is None:
+            self._submit_tf2d()
+        else:
+            self._refresh_semantic()
+
+    def _submit_tf2d(self) -> None:
+        from engines.volume.tf2d import TransferFunction2D
+
+        if not self.use_2d or self.volume is None or self.gmag is None:
+            return
+        if self._tf2d_handle is not None:
+            self._tf2d_handle.cancel()
+        data, gmag = self.volume.data, self.gmag
+        tf2d = TransferFunction2D.from_dict(self.editor2d.tf2d.to_dict())
+        self._tf2d_handle = self.services.jobs.submit(
+            "2D TF", self.name, lambda: _classify_2d_job(data, gmag, tf2d), device="cpu",
+            on_result=self._on_tf2d_done, on_error=self._on_job_error)
+
+    def _on_tf2d_done(self, rgba) -> None:
+        self._tf2d_handle = None
+        self.rgba2d = rgba
+        self._refresh_semantic()
+
+    # ------------------------------------------------------------------ previews / export
+    def _schedule_preview(self) -> None:
+        if self.volume is not None and not self.view3d.has_gl and self._shown:
+            self._preview_timer.start()
+
+    def _render_kwargs(self, size: int, step: float | None = None) -> dict:
+        azimuth, elevation = self._camera_angles()
+        kwargs = {"mode": self.mode if self.mode != "iso" else "dvr", "azimuth": azimuth, "elevation": elevation, "size": size,
+                      "step": step or self.step, "crop": self.crop}
+        rgba, ref = self._active_rgba()
+        if rgba is not None:
+            kwargs["rgba"] = rgba
+            kwargs["reference_step"] = ref
+            kwargs["mode"] = "dvr"
+        else:
+            kwargs["tf"] = self.tf
+        return kwargs
+
+    def _submit_preview(self) -> None:
+        from engines.volume.raycast import render_job
+
+        if self.volume is None:
+            return
+        if self._render_handle is not None:
+            self._render_handle.cancel()
+        volume, kwargs = self.volume, self._render_kwargs(256, step=max(self.step, 1.5))
+        kwargs["background"] = (17 / 255.0, 17 / 255.0, 17 / 255.0)  # the 3D view's backdrop
+        self._render_handle = self.services.jobs.submit(
+            "preview render", self.name, lambda: render_job(volume, device="cpu", **kwargs), device="cpu",
+            on_result=lambda r: self.view3d.show_fallback_image(r.image))
+
+    def current_parameters(self) -> dict:
+        azimuth, elevation = self._camera_angles()
+        return {
+            "source": self.source_path, "tf": self.tf.to_dict(), "mode": self.mode, "step": self.step, "iso": self.iso,
+            "azimuth": azimuth, "elevation": elevation, "crop": self.crop, "export_size": self.export_size,
+            "method": self.method, "brush": self.brush, "tf2d": self.editor2d.tf2d.to_dict(), "use_2d": self.use_2d,
+            "classes": [{"name": c.name, "color": list(c.color), "opacity": c.opacity, "visible": c.visible} for c in self.classes],
+        }
+
+    def restore_parameters(self, parameters: dict) -> None:
+        from engines.volume.classify import ClassSpec
+        from engines.volume.tf import TransferFunction1D
+
+        if not parameters:
+            return
+        if parameters.get("tf"):
+            try:
+                self._set_tf(TransferFunction1D.from_dict(parameters["tf"]), base=True, undoable=False)
+            except ValueError:
+                pass
+        self.mode = parameters.get("mode", self.mode)
+        self.step = float(parameters.get("step", self.step))
+        self.iso = float(parameters.get("iso", self.iso))
+        self.azimuth = float(parameters.get("azimuth", self.azimuth))
+        self.elevation = float(parameters.get("elevation", self.elevation))
+        self.export_size = int(parameters.get("export_size", self.export_size))
+        self.method = parameters.get("method", self.method)
+        self.brush = int(parameters.get("brush", self.brush))
+        if parameters.get("tf2d"):
+            from engines.volume.tf2d import TransferFunction2D
+
+            try:
+                self.editor2d.set_tf2d(TransferFunction2D.from_dict(parameters["tf2d"]))
+            except (ValueError, TypeError):
+                pass
+        if parameters.get("classes"):
+            self.classes = [ClassSpec(c["name"], tuple(c["color"]), float(c.get("opacity", 1.0)), bool(c.get("visible", True)))
+                            for c in parameters["classes"]]
+            self.strokes.classes = list(self.classes)
+            self._fill_class_list()
+        self.size_spin.setValue(self.export_size)
+        self.brush_spin.setValue(self.brush)
+        self.method_combo.setCurrentIndex(max(self.method_combo.findData(self.method), 0))
+        self.view3d.set_step(self.step)
+        self.view3d.set_method(self.mode, self.iso)
+        if self.view3d.view is not None:
+            self.view3d.view.camera.azimuth, self.view3d.view.camera.elevation = self.azimuth, self.elevation
+        self._sync_controls()
+
+    def can_export(self) -> bool:
+        return self.volume is not None
+
+    def export(self, path: str, force: bool = False) -> str:
+        """``.png``: reference ray-caster render (a job; the file appears when it finishes);
+        ``.json``: the TF; ``.nii``/``.nii.gz``: the label volume of the last classification."""
+        from studio.export import ExportError, make_provenance
+
+        lower = str(path).lower()
+        if self.volume is None:
+            raise OpenError("nothing to export: no volume loaded")
+        inputs = [self.source_path] if self.source_path and os.path.exists(self.source_path) else []
+        if lower.endswith(".json"):
+            try:
+                return str(self.tf.save(path, force=force, provenance=make_provenance(
+                    "volume", "engines.volume.tf", self.current_parameters(), inputs=inputs)))
+            except ExportError as exc:
+                raise OpenError(str(exc)) from exc
+        if lower.endswith((".nii", ".nii.gz")):
+            if self.result is None:
+                raise OpenError("no label volume yet: paint strokes and press 'Update classification'")
+            from engines.volume.writers import save_nifti
+
+            params = {**self.current_parameters(), "strokes": self.strokes.to_dict()}
+            try:
+                return str(save_nifti(path, self.result.labels, make_provenance(
+                    "volume", "engines.volume.classify", params, inputs=inputs), like=self.volume, force=force))
+            except ExportError as exc:
+                raise OpenError(str(exc)) from exc
+        if not lower.endswith(".png"):
+            raise OpenError("export as .png (render), .json (transfer function) or .nii.gz (labels)")
+        if Path(path).exists() and not force:
+            raise OpenError(f"{path} exists (use force to overwrite)")
+        from engines.volume.raycast import render_job
+        from studio.export import save_png
+
+        if self.gl_export_check.isChecked() and self.view3d.has_gl:
+            # the GL context lives on the GUI thread: an offscreen FBO frame of the current view
+            frame = self.view3d.render_image(size=(self.export_size, self.export_size))
+            params = {**self.current_parameters(), "renderer": "vispy"}
+            provenance = make_provenance("volume", "vispy.scene.visuals.Volume", params, device="opengl", inputs=inputs)
+            try:
+                return str(save_png(path, frame[..., :3], provenance, force=force))
+            except ExportError as exc:
+                raise OpenError(str(exc)) from exc
+        volume, kwargs, params = self.volume, self._render_kwargs(self.export_size), self.current_parameters()
+        device = self.services.device()
+
+        def job():
+            result = yield from render_job(volume, device=device, **kwargs)
+            provenance = make_provenance("volume", "engines.volume.raycast.render", params, device=device, inputs=inputs)
+            return str(save_png(path, result.image, provenance, force=force))
+
+        self.services.jobs.submit(f"export {Path(path).name}", self.name, job, device=device,
+                                  on_result=lambda p: self.services.notify(f"Saved {p}"), on_error=self._on_job_error)
+        return str(path)

@@ -1,0 +1,106 @@
+"""Three orthogonal slice views (axial, coronal, sagittal) with a linked crosshair and a brush."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from qtpy.QtCore import Qt
+
+AXIS_NAMES = {0: "Axial (z)", 1: "Coronal (y)", 2: "Sagittal (x)"}
+
+
+def slice_coords(axis: int, cursor) -> tuple:
+    """Index tuple selecting the slice of ``axis`` through ``cursor`` (z, y, x)."""
+    index = [slice(None)] * 3
+    index[axis] = int(cursor[axis])
+    return tuple(index)
+
+
+def view_to_voxel(axis: int, cursor, row: float, col: float) -> tuple[int, int, int]:
+    """Voxel (z, y, x) under image position (row, col) of the slice view ``axis``."""
+    voxel = [int(c) for c in cursor]
+    free = [a for a in range(3) if a != axis]  # (row axis, col axis)
+    voxel[free[0]] = round(row)
+    voxel[free[1]] = round(col)
+    return tuple(voxel)
+
+
+class _SliceImage(pg.ImageItem):
+    """An ImageItem that reports clicks and drags (in image coordinates) to its view."""
+
+    def __init__(self, owner: SliceView) -> None:
+        super().__init__(axisOrder="row-major")
+        self.owner = owner
+
+    def mouseClickEvent(self, ev):
+        if ev.button() != Qt.MouseButton.LeftButton:
+            ev.ignore()
+            return
+        ev.accept()
+        pos = ev.pos()
+        self.owner.pointer(pos.y(), pos.x(), drag=False, finish=True)
+
+    def mouseDragEvent(self, ev):
+        if ev.button() != Qt.MouseButton.LeftButton or not self.owner.painting():
+            ev.ignore()
+            return
+        ev.accept()
+        pos = ev.pos()
+        self.owner.pointer(pos.y(), pos.x(), drag=True, finish=ev.isFinish())
+
+
+class SliceView(pg.GraphicsLayoutWidget):
+    """One slice view. ``on_pointer(axis, row, col, drag, finish)`` receives mouse input."""
+
+    def __init__(self, axis: int, on_pointer: Callable, painting: Callable[[], bool]) -> None:
+        super().__init__()
+        self.axis = axis
+        self._on_pointer = on_pointer
+        self.painting = painting
+        self.setBackground("#111111")
+        self.vb = self.addViewBox(lockAspect=True, enableMenu=False)
+        self.vb.invertY(axis == 0)  # axial: y down like radiology viewers; others: z up
+        self.image = _SliceImage(self)
+        self.overlay = pg.ImageItem(axisOrder="row-major")
+        self.vb.addItem(self.image)
+        self.vb.addItem(self.overlay)
+        pen = pg.mkPen((255, 200, 0, 160), width=1)
+        self.vline = pg.InfiniteLine(angle=90, pen=pen, movable=False)
+        self.hline = pg.InfiniteLine(angle=0, pen=pen, movable=False)
+        self.vb.addItem(self.vline)
+        self.vb.addItem(self.hline)
+        self.title = pg.TextItem(AXIS_NAMES[axis], color=(200, 200, 200), anchor=(0, 0))
+        self.title.setParentItem(self.vb)
+        self.setMinimumSize(160, 160)
+        self._spacing = (1.0, 1.0)
+        self._shape = None
+
+    def pointer(self, row: float, col: float, drag: bool, finish: bool) -> None:
+        """Forward an image-coordinate event to the panel."""
+        self._on_pointer(self.axis, row, col, drag, finish)
+
+    def set_image(self, rgb: np.ndarray, spacing_rc: tuple, fit: bool = False) -> None:
+        """Show an (rows, cols, 3) uint8 image; the view is in mm using (row, col) spacing."""
+        self.image.setImage(rgb, levels=(0, 255), autoLevels=False)
+        rows, cols = rgb.shape[:2]
+        sr, sc = (float(v) for v in spacing_rc)
+        rect = pg.QtCore.QRectF(-0.5 * sc, -0.5 * sr, cols * sc, rows * sr)
+        self.image.setRect(rect)
+        self.overlay.setRect(rect)
+        if fit or self._shape != (rows, cols) or self._spacing != (sr, sc):
+            self._shape, self._spacing = (rows, cols), (sr, sc)
+            self.vb.autoRange(padding=0.02)
+
+    def set_overlay(self, rgba: np.ndarray | None) -> None:
+        """Show an (rows, cols, 4) uint8 overlay, or clear it."""
+        if rgba is None:
+            self.overlay.clear()
+        else:
+            self.overlay.setImage(rgba, levels=(0, 255), autoLevels=False)
+
+    def set_crosshair(self, row: float, col: float) -> None:
+        """Move the crosshair to image position (row, col)."""
+        self.vline.setPos(col * self._spacing[1])
+        self.hline.setPos(row * self._spacing[0])

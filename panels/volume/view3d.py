@@ -1,0 +1,241 @@
+"""The 3D view: a vispy SceneCanvas with a Volume visual, created lazily.
+
+The TF reaches vispy as a 256-entry colormap whose alphas are opacity-corrected for the
+current ``relative_step_size`` (vispy itself does no opacity correction). Pre-classified RGBA
+volumes (2-D / semantic TFs) are drawn with ``method='translucent'``, their alpha channel
+opacity-corrected on upload. When no OpenGL context
+can be made (e.g. ``QT_QPA_PLATFORM=offscreen``) the view shows a message and the panel falls
+back to reference ray-caster previews (:meth:`show_fallback_image`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QImage, QPixmap
+from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from engines.volume.tf import TransferFunction1D, correct_opacity
+
+VISPY_METHODS = {"dvr": "translucent", "mip": "mip", "minip": "minip", "avg": "average", "iso": "iso",
+                 "rgba": "translucent"}
+
+
+class VolumeView(QWidget):
+    """vispy volume rendering with a reference-image fallback."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.layout_ = QVBoxLayout(self)
+        self.layout_.setContentsMargins(0, 0, 0, 0)
+        self.message = QLabel("3D view starts when the panel is shown")
+        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message.setStyleSheet("color: #bbb; background: #111;")
+        self.message.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.message.setMinimumSize(200, 200)
+        self.layout_.addWidget(self.message)
+        self.canvas = None
+        self.view = None
+        self.visual = None
+        self.gl_error: str | None = None
+        self._data: np.ndarray | None = None
+        self._spacing = (1.0, 1.0, 1.0)
+        self._clim = (0.0, 1.0)
+        self._method = "dvr"
+        self._step = 1.0
+        self._tf: TransferFunction1D | None = None
+        self._iso = 0.5
+        self._rgba: np.ndarray | None = None
+        self._crop = None
+
+    # -- lifecycle --------------------------------------------------------------------
+    def ensure_canvas(self) -> bool:
+        """Create the vispy canvas (once). Returns False (and keeps the message) if GL fails."""
+        if self.canvas is not None:
+            return True
+        if self.gl_error is not None:
+            return False
+        from qtpy.QtGui import QGuiApplication
+
+        platform = QGuiApplication.platformName() if QGuiApplication.instance() else ""
+        if platform in ("offscreen", "minimal"):
+            self.gl_error = f"OpenGL is not available on the '{platform}' Qt platform"
+            self.message.setText(f"3D view unavailable: {self.gl_error}.\nShowing reference ray-caster renders.")
+            return False
+        try:
+            import vispy
+            from vispy import scene
+
+            vispy.use(app="pyside6")
+            canvas = scene.SceneCanvas(keys=None, show=False, bgcolor="#111111")
+            view = canvas.central_widget.add_view()
+            view.camera = scene.cameras.TurntableCamera(fov=0.0, azimuth=30.0, elevation=20.0)
+            self.layout_.addWidget(canvas.native)
+            self.message.hide()
+            self.canvas, self.view = canvas, view
+        except Exception as exc:  # noqa: BLE001 - no GL context, missing backend ...: show why, fall back
+            self.gl_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.message.setText(f"3D view unavailable: {self.gl_error}.\nShowing reference ray-caster renders.")
+            return False
+        if self._data is not None:
+            self._build_visual()
+        return True
+
+    @property
+    def has_gl(self) -> bool:
+        """Whether the vispy canvas exists."""
+        return self.canvas is not None
+
+    def show_fallback_image(self, image: np.ndarray) -> None:
+        """Show an (H, W, 3) float/uint8 image instead of the GL view."""
+        if self.canvas is not None:
+            return
+        img = np.ascontiguousarray((np.clip(image, 0, 1) * 255).astype(np.uint8) if image.dtype != np.uint8 else image)
+        h, w = img.shape[:2]
+        qimage = QImage(img.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+        self._fallback = QPixmap.fromImage(qimage)
+        self._show_fallback()
+
+    def _show_fallback(self) -> None:
+        pixmap = getattr(self, "_fallback", None)
+        if pixmap is None:
+            return
+        size = self.message.size()
+        if size.width() > 16 and size.height() > 16:
+            pixmap = pixmap.scaled(size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        self.message.setPixmap(pixmap)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self.canvas is None:
+            self._show_fallback()
+
+    # -- state ------------------------------------------------------------------------
+    def set_volume(self, data: np.ndarray, spacing, clim) -> None:
+        """New scalar volume ``(Z, Y, X)`` with spacing (z, y, x) mm and value window ``clim``."""
+        self._data = np.ascontiguousarray(data, dtype=np.float32)
+        self._spacing = tuple(float(s) for s in spacing)
+        self._clim = (float(clim[0]), float(clim[1]))
+        self._rgba = None
+        if self.canvas is not None:
+            self._build_visual()
+            self.reset_camera()
+
+    def set_rgba(self, rgba: np.ndarray | None) -> None:
+        """Show a pre-classified RGBA volume (None returns to the scalar volume)."""
+        self._rgba = rgba
+        if self.canvas is not None:
+            self._build_visual()
+
+    def set_tf(self, tf: TransferFunction1D) -> None:
+        """Apply a TF (opacity-corrected colormap)."""
+        self._tf = tf
+        self._apply_cmap()
+
+    def set_method(self, method: str, iso_threshold: float | None = None) -> None:
+        """dvr, mip, minip, avg or iso (threshold in data units)."""
+        self._method = method
+        if iso_threshold is not None:
+            self._iso = float(iso_threshold)
+        if self.visual is not None and self._rgba is None:
+            self.visual.method = VISPY_METHODS[method]
+            if method == "iso":
+                lo, hi = self._clim
+                self.visual.threshold = float(np.clip((self._iso - lo) / max(hi - lo, 1e-6), 0, 1))
+            self._apply_cmap()
+
+    def set_step(self, step: float) -> None:
+        """Sampling step in voxels (vispy relative_step_size); re-bakes the opacity correction."""
+        self._step = float(step)
+        if self.visual is not None:
+            if self._rgba is not None:
+                self._build_visual()  # re-bake the corrected alpha
+                return
+            self.visual.relative_step_size = self._step
+            self._apply_cmap()
+
+    def set_crop(self, crop) -> None:
+        """Crop box ((z0, z1), (y0, y1), (x0, x1)) in voxel indices, as six clipping planes."""
+        self._crop = crop
+        if self.visual is None:
+            return
+        if crop is None:
+            self.visual.clipping_planes = None
+            return
+        (z0, z1), (y0, y1), (x0, x1) = crop
+        planes = np.array([
+            [[x0 - 0.5, 0, 0], [1, 0, 0]], [[x1 + 0.5, 0, 0], [-1, 0, 0]],
+            [[0, y0 - 0.5, 0], [0, 1, 0]], [[0, y1 + 0.5, 0], [0, -1, 0]],
+            [[0, 0, z0 - 0.5], [0, 0, 1]], [[0, 0, z1 + 0.5], [0, 0, -1]],
+        ], dtype=np.float32)
+        self.visual.clipping_planes = planes
+
+    def reset_camera(self, azimuth: float = 30.0, elevation: float = 20.0) -> None:
+        """Fit the volume and restore the default angles."""
+        if self.view is None:
+            return
+        cam = self.view.camera
+        cam.azimuth, cam.elevation = azimuth, elevation
+        cam.set_range()
+        if self._data is not None:
+            Z, Y, X = self._data.shape
+            sz, sy, sx = self._spacing
+            cam.center = ((X - 1) * sx / 2, (Y - 1) * sy / 2, (Z - 1) * sz / 2)
+            radius = float(np.linalg.norm([(X - 1) * sx, (Y - 1) * sy, (Z - 1) * sz])) / 2
+            cam.scale_factor = 2.0 * radius
+        self.canvas.update()
+
+    def render_image(self, size=None) -> np.ndarray | None:
+        """The GL frame as (H, W, 4) uint8, or None without GL."""
+        if self.canvas is None:
+            return None
+        return self.canvas.render(size=size, alpha=True)
+
+    # -- internals --------------------------------------------------------------------
+    def _build_visual(self) -> None:
+        from vispy import scene
+        from vispy.visuals.transforms import STTransform
+
+        if self.visual is not None:
+            self.visual.parent = None
+            self.visual = None
+        if self._data is None:
+            return
+        if self._rgba is not None:
+            vol = np.array(self._rgba, dtype=np.float32)
+            if abs(self._step - 1.0) > 1e-9:  # opacity correction baked into the alpha channel
+                vol[..., 3] = correct_opacity(vol[..., 3], self._step, 1.0)
+            visual = scene.visuals.Volume(vol, clim=(0.0, 1.0), method="translucent", relative_step_size=self._step,
+                                          parent=self.view.scene)
+        else:
+            lo, hi = self._clim
+            norm = np.clip((self._data - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
+            visual = scene.visuals.Volume(norm, clim=(0.0, 1.0), method=VISPY_METHODS[self._method],
+                                          relative_step_size=self._step, threshold=0.5, parent=self.view.scene)
+        sz, sy, sx = self._spacing
+        visual.transform = STTransform(scale=(sx, sy, sz))
+        self.visual = visual
+        self.set_method(self._method)
+        self.set_crop(self._crop)
+        self._apply_cmap()
+
+    def colormap_lut(self) -> np.ndarray:
+        """The (256, 4) LUT sent to vispy: TF over clim, alpha corrected for the step (dvr)."""
+        lo, hi = self._clim
+        if self._tf is None:
+            lut = np.linspace(0, 1, 256)[:, None].repeat(4, axis=1)
+        else:
+            lut = self._tf.lut(lo, hi, 256).astype(np.float64)
+        if self._method == "dvr" and self._tf is not None:
+            lut[:, 3] = correct_opacity(lut[:, 3], self._step, self._tf.reference_step)
+        elif self._method in ("mip", "minip", "avg", "iso"):
+            lut[:, 3] = 1.0
+        return lut.astype(np.float32)
+
+    def _apply_cmap(self) -> None:
+        if self.visual is None or self._rgba is not None:
+            return
+        from vispy.color import Colormap
+
+        self.visual.cmap = Colormap(self.colormap_lut())
+        self.canvas.update()

@@ -1,0 +1,170 @@
+"""``python main.py volume <verb>``: info, render, classify, phantom (no heavy imports at module top).
+
+FILE may be any volume file or DICOM folder, or ``phantom:`` / ``phantom:256`` /
+``sample:phantom`` for the built-in CT phantom.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from studio.cli.common import CliError, add_force, add_verb, parse_pair, run_with_progress
+
+
+def _load(args: argparse.Namespace):
+    from engines.volume.model import VolumeReadError
+    from engines.volume.readers import open_volume
+
+    try:
+        return open_volume(args.file, max_voxels=args.max_voxels, downsample=args.downsample)
+    except VolumeReadError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _add_input(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="volume file, DICOM folder, or phantom:[SIZE]")
+    parser.add_argument("--max-voxels", type=int, default=512**3, help="refuse (or downsample) volumes larger than this")
+    parser.add_argument("--downsample", action="store_true", help="downsample volumes above --max-voxels instead of refusing")
+
+
+def _info(args: argparse.Namespace) -> dict:
+    volume = _load(args)
+    result = volume.summary()
+    result["file"] = args.file
+    return result
+
+
+def _tf_for(args, volume):
+    from engines.volume.tf import default_tf, load_tf, preset
+
+    if args.tf:
+        try:
+            return load_tf(args.tf)
+        except (ValueError, OSError) as exc:
+            raise CliError(str(exc)) from exc
+    if args.mode != "dvr":
+        return None
+    if volume.modality == "CT":
+        return preset("CT-Bone")
+    lo, hi = volume.value_range()
+    return default_tf(lo, hi)
+
+
+def _render(args: argparse.Namespace) -> dict:
+    from engines.volume.raycast import render_job
+    from studio.export import ExportError, make_provenance, save_png
+
+    azimuth, elevation = parse_pair(args.view, float, "--view")
+    if args.size < 8 or args.size > 4096:
+        raise CliError("--size must be between 8 and 4096")
+    if args.step <= 0:
+        raise CliError("--step must be positive")
+    volume = _load(args)
+    tf = _tf_for(args, volume)
+    shading = None if args.shading == "auto" else args.shading == "on"
+    try:
+        result = run_with_progress(render_job(
+            volume, tf=tf, mode=args.mode, azimuth=azimuth, elevation=elevation, size=args.size,
+            step=args.step, shading=shading, zoom=args.zoom,
+        ))
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    parameters = {
+        "file": args.file, "tf": tf.to_dict() if tf is not None else None, "mode": args.mode,
+        "view": [azimuth, elevation], "size": args.size, "step": args.step, "shading": result.info["shading"],
+        "zoom": args.zoom,
+    }
+    provenance = make_provenance("volume", "engines.volume.raycast.render", parameters,
+                                 device=result.info["device"], inputs=[args.file])
+    try:
+        path = save_png(args.out, result.image, provenance, force=args.force)
+    except ExportError as exc:
+        raise CliError(str(exc)) from exc
+    return {"out": str(path), "mode": args.mode, "size": args.size, "samples": result.info["samples"],
+            "seconds": round(result.info["seconds"], 3), "tf": tf.name if tf is not None else "grey window"}
+
+
+def _classify(args: argparse.Namespace) -> dict:
+    import numpy as np
+
+    from engines.volume.classify import classify_job, features_job, load_strokes
+    from engines.volume.writers import save_nifti
+    from studio.export import ExportError, make_provenance
+
+    name = args.out.lower()
+    if not (name.endswith((".nii", ".nii.gz"))):
+        raise CliError("--out must end in .nii or .nii.gz")
+    volume = _load(args)
+    try:
+        strokes = load_strokes(args.strokes)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        features = run_with_progress(features_job(volume.data, factor=args.feature_factor or None))
+        result = run_with_progress(classify_job(features, strokes, method=args.method, aggregate=args.aggregate))
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    parameters = {"file": args.file, "strokes": args.strokes, "method": args.method, "aggregate": args.aggregate,
+                  "feature_factor": features.factor, "classes": [c.name for c in strokes.classes]}
+    provenance = make_provenance("volume", "engines.volume.classify", parameters, inputs=[args.file, args.strokes])
+    try:
+        path = save_nifti(args.out, result.labels, provenance, like=volume, force=args.force)
+    except ExportError as exc:
+        raise CliError(str(exc)) from exc
+    counts = np.bincount(result.labels.ravel(), minlength=len(strokes.classes) + 1)
+    return {"out": str(path), "method": args.method,
+            "voxels_per_class": {"unclassified": int(counts[0]),
+                                 **{c.name: int(counts[i + 1]) for i, c in enumerate(strokes.classes)}}}
+
+
+def _phantom(args: argparse.Namespace) -> dict:
+    from engines.volume.phantom import LABELS, make_phantom
+    from engines.volume.writers import save_nifti
+    from studio.export import ExportError, make_provenance
+
+    if not 16 <= args.size <= 512:
+        raise CliError("--size must be between 16 and 512")
+    volume, labels = make_phantom(args.size, seed=args.seed)
+    params = {"size": args.size, "seed": args.seed}
+    written = []
+    try:
+        written.append(str(save_nifti(args.out, volume.data, make_provenance("volume", "engines.volume.phantom", params, seed=args.seed), like=volume, force=args.force)))
+        if args.labels:
+            written.append(str(save_nifti(args.labels, labels, make_provenance("volume", "engines.volume.phantom", {**params, "labels": LABELS}, seed=args.seed), like=volume, force=args.force)))
+    except (ExportError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    return {"written": written, "labels": {str(k): v for k, v in LABELS.items()}}
+
+
+def register(subparsers) -> None:
+    """Add the volume verbs."""
+    p = add_verb(subparsers, "info", _info, "print shape, spacing, value range and metadata of a volume")
+    _add_input(p)
+
+    p = add_verb(subparsers, "render", _render, "render a volume with the reference ray caster to a PNG")
+    _add_input(p)
+    p.add_argument("--tf", default=None, help="preset:NAME (CT-Bone, CT-AAA, CT-Lung, MR-Default, CT-MIP), a TF .json, Slicer .vp or ParaView colormap .json")
+    p.add_argument("--mode", choices=["dvr", "mip", "minip", "avg"], default="dvr", help="compositing mode")
+    p.add_argument("--view", default="30,20", help="camera azimuth,elevation in degrees")
+    p.add_argument("--size", type=int, default=512, help="image width and height in pixels")
+    p.add_argument("--step", type=float, default=1.0, help="sample distance in voxels (opacity is corrected)")
+    p.add_argument("--zoom", type=float, default=1.0, help="zoom factor (1 = the whole volume fits)")
+    p.add_argument("--shading", choices=["auto", "on", "off"], default="auto", help="gradient shading (auto = the TF's setting)")
+    p.add_argument("--out", required=True, help="output PNG (with provenance)")
+    add_force(p)
+
+    p = add_verb(subparsers, "classify", _classify, "classify voxels from painted strokes and write a label volume")
+    _add_input(p)
+    p.add_argument("--strokes", required=True, help='strokes JSON: {"classes": [...], "strokes": [{"class": 0, "voxels": [[z, y, x], ...]}]}')
+    p.add_argument("--method", choices=["similarity", "forest"], default="similarity", help="cosine similarity (Engel et al.) or random forest")
+    p.add_argument("--aggregate", choices=["mean", "max"], default="mean", help="how similarities to a class's annotations combine")
+    p.add_argument("--feature-factor", type=int, default=0, help="compute features every N voxels (0 = automatic)")
+    p.add_argument("--out", required=True, help="label volume (.nii.gz); 0 = unclassified, i+1 = class i")
+    add_force(p)
+
+    p = add_verb(subparsers, "phantom", _phantom, "write the procedural CT phantom (and its labels) as NIfTI")
+    p.add_argument("--size", type=int, default=128, help="voxels per side")
+    p.add_argument("--seed", type=int, default=0, help="noise seed")
+    p.add_argument("--out", required=True, help="HU volume (.nii.gz)")
+    p.add_argument("--labels", default=None, help="also write the label volume (.nii.gz)")
+    add_force(p)
