@@ -46,7 +46,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (args.size, args.size)).astype(np.float32) - 128.0
     mpix = args.size * args.size / 1e6
-    cases = [(8, "rdct", 1), (8, "bas2008", 1), (8, "wht", 1), (8, "minangle", 2), (16, "minangle", 3), (16, "jam-rdct", 1), (32, "minangle", 3)]
+    cases = [(8, "rdct", 1), (8, "sdct", 1), (8, "bas2008", 1), (8, "wht", 1), (8, "minangle", 2), (16, "minangle", 3), (16, "jam-rdct", 1), (32, "minangle", 3)]
     print(f"{args.size}x{args.size} image, best of {args.repeat}; baseline = scipy.fft.dctn(type 2, ortho) on the blocks")
     print(f"{'N':>3} {'transform':14s} {'adds':>5} {'shifts':>6} {'ours ms':>9} {'scipy ms':>9} {'ours Mpx/s':>11} {'ratio':>7}  {'matmul ms':>9}")
     baseline_cache = {}

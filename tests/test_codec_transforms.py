@@ -171,12 +171,20 @@ def test_compiled_kernel_float32_n16():
 
 def test_operation_counts():
     assert get_transform("rdct", 8).ops["additions"] == 22
+    # Haweel's SDCT: 8 (butterfly) + 8 (even 4-point WHT) + 8 (odd part with shared sums)
+    sdct = get_transform("sdct", 8).ops
+    assert (sdct["additions"], sdct["shifts"], sdct["multiplications"]) == (24, 0, 0)
+    assert sdct["matrix_product"]["additions"] == 56
     bas = get_transform("bas2008", 8).ops
     assert (bas["additions"], bas["shifts"], bas["multiplications"]) == (18, 2, 0)
     for n in (8, 16, 32, 64):
         assert get_transform("wht", n).ops["additions"] == n * int(math.log2(n))
-    jam = get_transform("jam-rdct", 16).ops
-    assert jam["additions"] == 2 * 22 + 16
+    # JAM: a 2N-point stage costs 2N additions on top of two N-point transforms
+    expected = 22
+    for n in (16, 32, 64):
+        expected = 2 * expected + n
+        assert get_transform("jam-rdct", n).ops["additions"] == expected
+    assert [get_transform("jam-rdct", n).ops["additions"] for n in (16, 32, 64)] == [60, 152, 368]
     assert get_transform("dct", 8).ops["multiplications"] > 0
 
 
@@ -198,7 +206,7 @@ def test_registry_errors():
         get_transform("dct", 12)
 
 
-@pytest.mark.parametrize("name,n", [("rdct", 8), ("bas2008", 8), ("wht", 8), ("minangle", 16)])
+@pytest.mark.parametrize("name,n", [("rdct", 8), ("bas2008", 8), ("wht", 8), ("sdct", 8), ("jam-rdct", 16), ("minangle", 16)])
 def test_generated_kernel_has_exactly_the_counted_operations(name, n):
     """The straight-line code generated from the plan contains as many binary additions as
     counted (1-D, first loop of the 2-D kernel)."""
@@ -214,3 +222,98 @@ def test_generated_kernel_has_exactly_the_counted_operations(name, n):
     # an integer step like 3 = 2 + 1 is one multiplication in the code but a shift + an addition in the count
     integer_extra = sum(1 for expr in body for m in re.findall(r"\* ([0-9.]+)\)", expr) if float(m) not in (0.5, 2.0, 4.0, 0.25, 8.0))
     assert adds + integer_extra == tr.ops["additions"]
+
+
+def test_sdct_fast_algorithm_is_the_24_addition_one():
+    """The plan of SDCT runs exactly the counted additions and equals the matrix product on
+    integer data bit for bit (no rounding: only additions of integers)."""
+    tr = get_transform("sdct", 8)
+    x = np.random.default_rng(7).integers(-255, 256, size=(200, 8)).astype(np.float64)
+    np.testing.assert_array_equal(tr.plan.apply(x, axis=-1), x @ SDCT8.T)
+    # the odd part [[1,1,1,1],[1,-1,-1,-1],[1,-1,1,1],[1,-1,1,-1]] shares x2+x3 and x0-x1
+    from engines.codec.fastalg import build_plan
+
+    odd = SDCT8[1::2, :4]
+    assert build_plan(odd).ops["additions"] == 8
+
+
+@pytest.mark.parametrize("n", [16, 32, 64])
+def test_jam_rdct_structure_orthogonality_and_row_signs(n):
+    tr = get_transform("jam-rdct", n)
+    T, C = tr.T, dct_matrix(n)
+    assert set(np.unique(T)) <= {-1.0, 0.0, 1.0}
+    P = T @ T.T
+    np.testing.assert_array_equal(P, np.diag(np.diag(P)))  # T T^T diagonal -> C_hat orthogonal
+    assert tr.is_orthogonal
+    # T_2N T_2N^T = 2 P diag(T_N T_N^T, T_N T_N^T) P^T: the row norms come from the half size
+    half = get_transform("jam-rdct", n // 2).T if n > 16 else RDCT8
+    d = np.diag(half @ half.T)
+    np.testing.assert_array_equal(np.diag(P)[0::2], 2 * d)
+    np.testing.assert_array_equal(np.diag(P)[1::2], 2 * d)
+    # every basis vector points the same way as the DCT row it approximates (a sign error
+    # would put a row at more than 90 degrees and inflate the error energy)
+    cos = np.sum(C * tr.matrix, axis=1)
+    assert np.all(cos > 0.45), cos
+    # even rows follow the exact DCT recursion: C_2N[2k] = [C_N[k], C_N[k] J] / sqrt(2)
+    Cn = dct_matrix(n // 2)
+    np.testing.assert_allclose(C[0::2], np.hstack([Cn, Cn[:, ::-1]]) / math.sqrt(2), atol=1e-12)
+
+
+def test_jam_scaling_of_the_exact_dct_keeps_even_rows_exact():
+    """Scaling the exact 8-point DCT with JAM gives the exact even rows of the 16-point DCT and
+    odd rows positively correlated with the DCT ones (the odd part is the approximation)."""
+    from engines.codec.transforms import jam_scale
+
+    J = jam_scale(dct_matrix(8))
+    J = J / np.linalg.norm(J, axis=1, keepdims=True)
+    C = dct_matrix(16)
+    np.testing.assert_allclose(J[0::2], C[0::2], atol=1e-12)
+    assert np.all(np.sum(J[1::2] * C[1::2], axis=1) > 0.6)
+    np.testing.assert_allclose(J @ J.T, np.eye(16), atol=1e-12)
+
+
+def test_jam_rdct_error_energy_is_below_its_row_sign_flipped_variant():
+    """With the odd block fed ``J x_top - x_bottom`` (rows [T J, -T]) the rows for odd k/2
+    flip sign; the correct construction must have the lower error energy."""
+    tr = get_transform("jam-rdct", 16)
+    flipped = tr.matrix.copy()
+    flipped[3::4] *= -1
+    assert total_error_energy(tr.matrix) < total_error_energy(flipped) - 10
+
+
+def _perturbations(row: np.ndarray, m: int, pairs: bool) -> np.ndarray:
+    """All vectors at L-infinity distance 1 from ``row`` in one entry (or two entries when
+    ``pairs``), staying in {-m..m}."""
+    n = row.size
+    out = []
+    for i in range(n):
+        for di in (-1, 1):
+            v = row.copy()
+            v[i] += di
+            if abs(v[i]) <= m:
+                out.append(v)
+    if pairs:
+        for i, j in itertools.combinations(range(n), 2):
+            for di in (-1, 1):
+                for dj in (-1, 1):
+                    v = row.copy()
+                    v[i] += di
+                    v[j] += dj
+                    if abs(v[i]) <= m and abs(v[j]) <= m:
+                        out.append(v)
+    cand = np.array(out)
+    return cand[np.any(cand != 0, axis=1)]
+
+
+@pytest.mark.parametrize("n", [16, 32])
+@pytest.mark.parametrize("m", [1, 2, 3])
+def test_minangle_rows_are_locally_optimal(n, m):
+    """No neighbouring integer row (one or two entries changed by ±1, full row, symmetry not
+    assumed) is at a smaller angle to the DCT row than the search result."""
+    C = dct_matrix(n)
+    T = minimal_angle_matrix(n, m)
+    for k in range(n):
+        ours = float(C[k] @ T[k] / np.linalg.norm(T[k]))
+        cand = _perturbations(T[k], m, pairs=n <= 16 or k % 4 == 1)
+        best = np.max(cand @ C[k] / np.linalg.norm(cand, axis=1))
+        assert best <= ours + 1e-12, (k, best, ours)

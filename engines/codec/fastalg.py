@@ -6,8 +6,13 @@ matrices admit (every row symmetric or antisymmetric about its centre): ``m`` ad
 antisymmetric rows on the differences. Each half is factored again when that is cheaper;
 otherwise it is a direct product whose cost is counted entry by entry: ±1 is free, ±2^k is one
 shift, an integer with two non-zero binary digits is a shift and an addition, anything else one
-multiplication; a row with ``z`` non-zeros needs ``z - 1`` additions. No common-subexpression
-sharing is assumed, so the counts are upper bounds of what a hand-tuned circuit needs.
+multiplication; a row with ``z`` non-zeros needs ``z - 1`` additions. Before a product is
+done directly, pairs of input columns ``(i, j)`` on which every row acts as ``a (x_i + x_j)`` or
+``a (x_i - x_j)`` are merged by a (partial) butterfly — one addition per sum or difference that
+is used — when that lowers the cost (greedy, best pair first). This finds e.g. the 24-addition
+fast SDCT (Haweel 2001) whose odd part ``[[1,1,1,1],[1,-1,-1,-1],[1,-1,1,1],[1,-1,1,-1]]``
+costs 8 additions instead of 12. No other common-subexpression sharing is assumed, so the
+counts are upper bounds of what a hand-tuned circuit needs.
 
 :meth:`Plan.apply` runs exactly these operations with numpy (one array operation per counted
 addition or shift), so a benchmark measures the algorithm that was counted.
@@ -66,7 +71,7 @@ def _add(*counts: dict) -> dict:
 
 @dataclass
 class _Node:
-    kind: str  # "direct" | "butterfly"
+    kind: str  # "direct" | "butterfly" | "pair"
     rows: int
     cols: int
     ops: dict
@@ -75,6 +80,8 @@ class _Node:
     anti: np.ndarray | None = None  # row indices using differences
     child_sym: _Node | None = None
     child_anti: _Node | None = None
+    pair: tuple[int, int, bool, bool] | None = None  # (i, j, sum used, difference used)
+    child: _Node | None = None  # the rest of a "pair" node
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """``x`` has the transform axis first: shape ``(cols, ...)``; returns ``(rows, ...)``."""
@@ -95,6 +102,17 @@ class _Node:
                         acc -= term
                 out[r] = 0 if acc is None else acc
             return out
+        if self.kind == "pair":
+            i, j, use_sum, use_diff = self.pair
+            y = x.copy() if (use_sum or use_diff) else x
+            if use_sum and use_diff:
+                y[i] = x[i] + x[j]
+                y[j] = x[i] - x[j]
+            elif use_sum:
+                y[i] = x[i] + x[j]
+            elif use_diff:
+                y[j] = x[i] - x[j]
+            return self.child.apply(y)
         h = self.cols // 2
         rev = x[self.cols - 1 : h - 1 : -1]
         if self.sym.size:
@@ -104,17 +122,69 @@ class _Node:
         return out
 
 
-def _build(M: np.ndarray) -> _Node:
+def _entry_weights(M: np.ndarray) -> np.ndarray:
+    """Weighted cost of multiplying by each entry of ``M`` (0 for 0 and ±1)."""
+    values, inverse = np.unique(np.abs(M), return_inverse=True)
+    keys = ("additions", "shifts", "multiplications")
+    weights = np.array([_weight(dict(zip(keys, entry_cost(v)))) for v in values])
+    return weights[inverse].reshape(M.shape)
+
+
+def _best_pair(M: np.ndarray) -> tuple[float, int, int, bool, bool] | None:
+    """The column pair ``(i, j)`` whose merge into a sum (column i) and a difference (column j)
+    saves most: every row must act on it as ``a (x_i + x_j)``, ``a (x_i - x_j)`` or not at all;
+    a row that uses both saves one addition and one multiplication by ``a``, each used sum or
+    difference costs one addition. Returns ``(saving, i, j, sum used, difference used)``."""
+    nz = np.abs(M) > _TOL
+    W = _entry_weights(M)
+    a = M[:, :, None]
+    b = M[:, None, :]
+    both = nz[:, :, None] & nz[:, None, :]
+    one = nz[:, :, None] ^ nz[:, None, :]
+    is_sum = both & (np.abs(a - b) < _TOL)
+    is_diff = both & (np.abs(a + b) < _TOL)
+    ok = ~np.any(one | (both & ~is_sum & ~is_diff), axis=0)
+    used_sum = is_sum.any(axis=0)
+    used_diff = is_diff.any(axis=0)
+    gain = np.sum(np.where(both, 1.0 + W[:, :, None], 0.0), axis=0) - used_sum - used_diff
+    upper = np.triu(np.ones_like(ok), k=1)
+    gain = np.where(ok & upper & both.any(axis=0), gain, -np.inf)
+    i, j = np.unravel_index(int(np.argmax(gain)), gain.shape)
+    if not gain[i, j] > 0:
+        return None
+    return float(gain[i, j]), int(i), int(j), bool(used_sum[i, j]), bool(used_diff[i, j])
+
+
+def _build_direct(M: np.ndarray) -> _Node:
+    """The direct product of ``M``, or a chain of column-pair butterflies ending in one."""
     rows, cols = M.shape
     direct = _Node("direct", rows, cols, count_direct(M), M=M.copy())
-    if cols < 2 or cols % 2:
+    best = _best_pair(M) if cols >= 2 else None
+    if best is None:
         return direct
+    _, i, j, use_sum, use_diff = best
+    a, b = M[:, i], M[:, j]
+    both = (np.abs(a) > _TOL) & (np.abs(b) > _TOL)
+    M2 = M.copy()
+    M2[:, i] = np.where(both & (np.abs(a - b) < _TOL), a, 0.0)
+    M2[:, j] = np.where(both & (np.abs(a + b) < _TOL), a, 0.0)
+    child = _build_direct(M2)
+    ops = _add(child.ops, {"additions": int(use_sum) + int(use_diff), "shifts": 0, "multiplications": 0})
+    if _weight(ops) >= _weight(direct.ops):
+        return direct
+    return _Node("pair", rows, cols, ops, pair=(i, j, use_sum, use_diff), child=child)
+
+
+def _build(M: np.ndarray) -> _Node:
+    rows, cols = M.shape
+    if cols < 2 or cols % 2:
+        return _build_direct(M)
     h = cols // 2
     left, right = M[:, :h], M[:, h:][:, ::-1]
     is_sym = np.all(np.abs(left - right) < 1e-9, axis=1)
     is_anti = np.all(np.abs(left + right) < 1e-9, axis=1)
     if not np.all(is_sym | is_anti):
-        return direct
+        return _build_direct(M)
     sym = np.flatnonzero(is_sym)
     anti = np.flatnonzero(~is_sym)
     child_sym = _build(left[sym]) if sym.size else None
@@ -122,9 +192,16 @@ def _build(M: np.ndarray) -> _Node:
     stage = {"additions": h * (int(sym.size > 0) + int(anti.size > 0)), "shifts": 0, "multiplications": 0}
     parts = [stage] + [c.ops for c in (child_sym, child_anti) if c is not None]
     ops = _add(*parts)
-    if _weight(ops) >= _weight(direct.ops):
-        return direct
+    if _weight(ops) >= _weight(count_direct(M)):
+        return _build_direct(M)
     return _Node("butterfly", rows, cols, ops, sym=sym, anti=anti, child_sym=child_sym, child_anti=child_anti)
+
+
+def _kinds(node: _Node | None) -> set[str]:
+    """Node kinds used in the tree under ``node``."""
+    if node is None:
+        return set()
+    return {node.kind} | _kinds(node.child_sym) | _kinds(node.child_anti) | _kinds(node.child)
 
 
 class Plan:
@@ -135,10 +212,14 @@ class Plan:
         self.root = _build(self.M)
         direct = count_direct(self.M)
         self.ops = dict(self.root.ops)
+        kinds = _kinds(self.root)
+        name = "even-odd butterfly" if "butterfly" in kinds else ""
+        if "pair" in kinds:
+            name = f"{name} + shared sums" if name else "shared sums/differences"
         self.ops["method"] = (
-            "even-odd butterfly factorization (additions/shifts only)"
-            if self.root.kind == "butterfly" and self.ops["multiplications"] == 0
-            else ("even-odd butterfly factorization" if self.root.kind == "butterfly" else "matrix product")
+            f"{name} factorization (additions/shifts only)"
+            if name and self.ops["multiplications"] == 0
+            else (f"{name} factorization" if name else "matrix product")
         )
         self.ops["matrix_product"] = direct
 
@@ -184,6 +265,16 @@ def _emit(node: _Node, inputs: list[str], lines: list[str], counter: list[int]) 
             lines.append(f"{name} = {expr}")
             outs.append(name)
         return outs
+    if node.kind == "pair":
+        i, j, use_sum, use_diff = node.pair
+        new = list(inputs)
+        if use_sum:
+            new[i] = fresh()
+            lines.append(f"{new[i]} = {inputs[i]} + {inputs[j]}")
+        if use_diff:
+            new[j] = fresh()
+            lines.append(f"{new[j]} = {inputs[i]} - {inputs[j]}")
+        return _emit(node.child, new, lines, counter)
     h = node.cols // 2
     sums, diffs = [], []
     for i in range(h):

@@ -53,8 +53,14 @@ def _check(rate, dist, name):
     d = np.asarray(dist, float)
     if r.shape != d.shape or r.ndim != 1 or r.size < 4:
         raise ValueError(f"{name}: need at least 4 (rate, distortion) points")
+    if np.any(np.isinf(d)):
+        raise ValueError(f"{name}: PSNR is infinite (lossless) at some quality; BD needs finite values")
     if np.any(r <= 0) or not np.all(np.isfinite(r)) or not np.all(np.isfinite(d)):
         raise ValueError(f"{name}: rates must be positive and all values finite")
+    for values, what in ((d, "PSNR"), (r, "rate")):
+        distinct = np.unique(np.round(values, 9)).size
+        if distinct < 4:
+            raise ValueError(f"{name}: need at least 4 distinct {what} values (got {distinct}); the quality ladder saturates")
     return r, d
 
 

@@ -64,6 +64,17 @@ def _to_array(widget: QWidget) -> np.ndarray:
     return buf[:, : w * 3].reshape(h, w, 3).copy()
 
 
+def _short_method(method: str) -> str:
+    """Short form of an engine operation-count label for a table cell."""
+    if "floating" in method:
+        return "butterfly + float products"
+    if "additions/shifts only" in method:
+        return "fast algorithm (adds/shifts)"
+    if method == "matrix product":
+        return "matrix product (no fast alg.)"
+    return method
+
+
 class CodecPanel(Panel):
     """Codec workbench (see module docstring)."""
 
@@ -170,6 +181,8 @@ class CodecPanel(Panel):
         self.block_numbers = QTableWidget(0, 0)
         self.block_numbers.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.block_numbers.horizontalHeader().setDefaultSectionSize(44)
+        self.block_numbers.horizontalHeader().setMinimumSectionSize(30)
+        self.block_numbers.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.block_numbers.verticalHeader().setDefaultSectionSize(20)
         rl.addWidget(self.block_numbers, 2)
         self.block_numbers_kind.currentIndexChanged.connect(lambda _: self._fill_block_numbers())
@@ -203,8 +216,10 @@ class CodecPanel(Panel):
         self.compaction_plot = pg.PlotWidget(title="Energy compaction on the loaded image (luma, AC)")
         self.compaction_plot.setLabel("bottom", "AC coefficients kept (best positions)")
         self.compaction_plot.setLabel("left", "fraction of AC energy kept")
-        self.compaction_plot.addLegend(offset=(-10, 10))
+        self.compaction_plot.addLegend(offset=(-10, -40))
         self.compaction_plot.showGrid(x=True, y=True, alpha=0.3)
+        self.compaction_plot.getAxis("left").enableAutoSIPrefix(False)
+        self._hint(self.compaction_plot, "Load an image to compare how much energy each transform packs into few coefficients")
         split.addWidget(self.compaction_plot)
         split.setSizes([420, 600])
         outer.addWidget(split, 3)
@@ -215,6 +230,8 @@ class CodecPanel(Panel):
         self.fom_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.fom_table.horizontalHeader().setStretchLastSection(True)
         self.fom_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.fom_table.verticalHeader().setVisible(False)
+        self.fom_table.setWordWrap(False)
         outer.addWidget(QLabel("Figures of merit, AR(1) ρ = 0.95 (unified coding gain, row convention; operation counts per 1-D N-vector)"))
         outer.addWidget(self.fom_table, 2)
         return tab
@@ -284,12 +301,21 @@ class CodecPanel(Panel):
         self.rd_plot.setLabel("left", "PSNR (dB)")
         self.rd_plot.addLegend(offset=(-10, -10))
         self.rd_plot.showGrid(x=True, y=True, alpha=0.3)
+        self._hint(self.rd_plot, "Tick codecs and press 'Run sweep': RD curves appear here, BD-rate below")
         split.addWidget(self.rd_plot)
         self.bd_table = QTableWidget(0, 5)
         self.bd_table.setHorizontalHeaderLabels(["codec", "BD-rate cubic (%)", "BD-rate PCHIP (%)", "BD-PSNR cubic (dB)", "BD-PSNR PCHIP (dB)"])
         self.bd_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.bd_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        split.addWidget(self.bd_table)
+        self.bd_table.verticalHeader().setVisible(False)
+        bd_box = QWidget()
+        bl = QVBoxLayout(bd_box)
+        bl.setContentsMargins(0, 0, 0, 0)
+        bl.addWidget(self.bd_table, 1)
+        self.bd_note = QLabel("BD-rate: negative = fewer bits than the anchor for the same PSNR (cubic = VCEG-M33 fit, PCHIP = JVET CTC).")
+        self.bd_note.setWordWrap(True)
+        bl.addWidget(self.bd_note)
+        split.addWidget(bd_box)
         split.setSizes([500, 160])
         outer.addWidget(split, 1)
         self.rd_run.clicked.connect(self.run_rd)
@@ -297,7 +323,27 @@ class CodecPanel(Panel):
         self.rd_anchor.currentIndexChanged.connect(lambda _: self._update_bd())
         self.rd_export_csv.clicked.connect(lambda: self._export_dialog("csv"))
         self.rd_export_png.clicked.connect(lambda: self._export_dialog("png"))
+        for b in (self.rd_export_csv, self.rd_export_png):
+            b.setEnabled(False)
+            b.setToolTip("Run a sweep first")
+        self.rd_progress.setValue(0)
+        self.rd_progress.setFormat("no sweep yet")
+        self.rd_progress.setToolTip("progress of the RD sweep")
         return tab
+
+    @staticmethod
+    def _hint(plot: pg.PlotWidget, text: str | None) -> None:
+        """Show ``text`` in the middle of an empty plot (None removes it)."""
+        old = getattr(plot, "_hint_item", None)
+        if old is not None:
+            plot.removeItem(old)
+            plot._hint_item = None
+        if text:
+            item = pg.TextItem(text, color=(200, 200, 200), anchor=(0.5, 0.5))
+            item.setPos(0.5, 0.5)
+            plot.addItem(item, ignoreBounds=True)
+            plot.setRange(xRange=(0, 1), yRange=(0, 1))
+            plot._hint_item = item
 
     def build_parameters(self) -> QWidget:
         w = QWidget()
@@ -659,15 +705,21 @@ class CodecPanel(Panel):
         ps = result.stats.get("psnr", {})
         exact = "bit-exact ✓" if result.stats.get("bit_exact") else "DECODE MISMATCH"
         self.p_status.setText(
-            f"<b>{result.bpp:.3f} bpp</b> ({len(result.bitstream)} bytes: header {result.header_bytes}, payload {result.payload_bytes})<br>"
+            f"<b>{result.bpp:.3f} bpp</b> from the bitstream ({len(result.bitstream):,} bytes)<br>"
+            f"header {result.header_bytes:,} B · payload {result.payload_bytes:,} B<br>"
             f"zeroth-order entropy {result.entropy_bpp:.3f} bpp<br>"
-            f"PSNR RGB {ps.get('rgb', float('nan')):.2f} dB · Y {ps.get('Y', float('nan')):.2f} · Cb {ps.get('Cb', float('nan')):.2f} · Cr {ps.get('Cr', float('nan')):.2f}<br>"
-            f"decode {exact}, encode {result.seconds * 1000:.0f} ms"
+            f"PSNR RGB <b>{ps.get('rgb', float('nan')):.2f} dB</b><br>"
+            f"Y {ps.get('Y', float('nan')):.2f} · Cb {ps.get('Cb', float('nan')):.2f} · Cr {ps.get('Cr', float('nan')):.2f} dB<br>"
+            f"decode {exact} · encode {result.seconds * 1000:.0f} ms"
         )
         self.summary.setText(f"{self.image_name}: {self.image.shape[1]}×{self.image.shape[0]}, {result.bpp:.3f} bpp, {ps.get('rgb', 0):.2f} dB")
         self._refresh_image()
-        if self.selected is not None:
-            self.select_block(*self.selected)
+        if self.selected is None or self.select_block(*self.selected) is None:
+            # first encode of this image (or the block grid changed): show the costliest luma block
+            bits = result.planes[0].bits
+            if bits.size:
+                by, bx = np.unravel_index(int(np.argmax(bits)), bits.shape)
+                self.select_block(0, int(by), int(bx))
         self._refresh_compare()
 
     # ================================================================== image tab
@@ -852,17 +904,21 @@ class CodecPanel(Panel):
                 str(r["additions"]),
                 str(r["shifts"]),
                 str(r["multiplications"]),
-                r["ops_method"],
+                _short_method(r["ops_method"]),
             ]
             for j, v in enumerate(vals):
-                t.setItem(i, j, QTableWidgetItem(v))
+                item = QTableWidgetItem(v)
+                item.setToolTip(f"{r['label']}: {r['ops_method']}")
+                t.setItem(i, j, item)
 
     def _on_compaction(self, curves: dict) -> None:
         self.compaction = curves
         plot = self.compaction_plot
         plot.clear()
+        plot._hint_item = None
         if plot.plotItem.legend is not None:
             plot.plotItem.legend.clear()
+        plot.enableAutoRange()
         for i, (name, curve) in enumerate(curves.items()):
             k = min(len(curve), 64)
             plot.plot(np.arange(k), curve[:k], pen=pg.mkPen(_COLORS[i % len(_COLORS)], width=2), name=name)
@@ -957,7 +1013,9 @@ class CodecPanel(Panel):
         self.rd_curves = {}
         self.bd_rows = []
         self.rd_plot.clear()
+        self.rd_plot._hint_item = None
         self.rd_progress.setValue(0)
+        self.rd_progress.setFormat("%p%")
         self.rd_run.setEnabled(False)
         self.rd_cancel.setEnabled(True)
         self._submit(
@@ -973,10 +1031,14 @@ class CodecPanel(Panel):
         h = self._handles.get("rd")
         if h is not None:
             h.cancel()
+            self.rd_progress.setFormat("cancelled at %p%")
 
     def _rd_finished(self) -> None:
         self.rd_run.setEnabled(True)
         self.rd_cancel.setEnabled(False)
+        for b in (self.rd_export_csv, self.rd_export_png):
+            b.setEnabled(bool(self.rd_rows))
+            b.setToolTip("" if self.rd_rows else "Run a sweep first")
 
     def _on_rd_event(self, event) -> None:
         from engines.jobs import Preview, Progress
@@ -1004,8 +1066,10 @@ class CodecPanel(Panel):
         self.rd_curves = curves_from_rows(self.rd_rows) if self.rd_rows else {}
         plot = self.rd_plot
         plot.clear()
+        plot._hint_item = None
         if plot.plotItem.legend is not None:
             plot.plotItem.legend.clear()
+        plot.enableAutoRange()
         for i, (label, c) in enumerate(self.rd_curves.items()):
             color = _COLORS[i % len(_COLORS)]
             plot.plot(c["bpp"], c["psnr"], pen=pg.mkPen(color, width=2), symbol="o", symbolSize=6, symbolBrush=color, name=label)
@@ -1029,6 +1093,11 @@ class CodecPanel(Panel):
                 if r.get("note"):
                     item.setToolTip(r["note"])
                 t.setItem(i, j, item)
+        notes = sorted({f"{r['codec']}: {r['note']}" for r in self.bd_rows if r.get("note")})
+        self.bd_note.setText(
+            f"BD against <b>{self.bd_rows[0]['anchor'] if self.bd_rows else '-'}</b>: negative BD-rate = fewer bits for the same PSNR "
+            "(cubic = VCEG-M33 fit, PCHIP = JVET CTC)." + ("<br>n/a: " + "; ".join(notes) if notes else "")
+        )
 
     # ================================================================== export
     def _export_dialog(self, kind: str) -> None:

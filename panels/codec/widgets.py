@@ -66,24 +66,54 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
         self.selection.setZValue(7)
         self.selection.setVisible(False)
         self.view.addItem(self.selection)
-        self.placeholder = pg.TextItem("Drop an image here", color=(200, 200, 200), anchor=(0.5, 0.5))
+        self.placeholder = pg.TextItem("Drop an image here, or load a sample from the dock", color=(200, 200, 200), anchor=(0.5, 0.5))
         self.view.addItem(self.placeholder)
+        self._centre_placeholder()
         self.scene().sigMouseClicked.connect(self._on_click)
         self.scene().sigMouseMoved.connect(self._on_move)
         self._shape = None
+        self._needs_fit = False
 
     def set_image(self, image: np.ndarray | None, auto_range: bool = False) -> None:
         """Show ``(H, W, 3)`` or ``(H, W)`` uint8 (None clears)."""
         if image is None:
             self.image_item.clear()
+            self._shape = None
+            self.heat.setVisible(False)
+            self.grid.setVisible(False)
+            self.selection.setVisible(False)
             self.placeholder.setVisible(True)
+            self._centre_placeholder()
             return
         self.placeholder.setVisible(False)
         first = self._shape != image.shape[:2]
         self._shape = image.shape[:2]
         self.image_item.setImage(image, autoLevels=False, levels=(0, 255))
         if first or auto_range:
-            self.view.autoRange(padding=0.02)
+            self.fit()
+
+    def fit(self) -> None:
+        """Zoom to the whole image; deferred until the canvas is on screen (a hidden tab has
+        no size, and a range fitted then is wrong once it is shown)."""
+        if self._shape is None:
+            return
+        if not self.isVisible() or self.view.width() <= 1:
+            self._needs_fit = True
+            return
+        self._needs_fit = False
+        h, w = self._shape
+        self.view.setRange(xRange=(0, w), yRange=(0, h), padding=0.02)
+
+    def showEvent(self, event) -> None:  # Qt override
+        super().showEvent(event)
+        if self._needs_fit:
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, self.fit)
+
+    def _centre_placeholder(self) -> None:
+        """Put the view's centre on the hint text (it sits at the origin)."""
+        self.view.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
 
     def set_overlay(self, bits: np.ndarray | None, block: int, shape: tuple[int, int], show: bool) -> None:
         """Block grid every ``block`` px and a heat map of ``bits`` ``(nby, nbx)`` (None hides)."""
@@ -285,10 +315,12 @@ class CompareView(QWidget):
         layout.addWidget(self.stats)
         self.a: np.ndarray | None = None
         self.b: np.ndarray | None = None
+        self._needs_fit = False
         self.mode.currentIndexChanged.connect(self._on_mode)
         self.gain.valueChanged.connect(self._on_gain)
         self.divider.sigPositionChanged.connect(lambda _: self.refresh() if self.mode.currentIndex() == 0 else None)
         self.canvas.scene().sigMouseMoved.connect(self._on_move)
+        self.refresh()
 
     def _sync(self, src: pg.ViewBox, dst: pg.ViewBox) -> None:
         """Linked zoom and pan: ``dst`` gets ``src``'s centre and zoom (screen pixels per image pixel)."""
@@ -314,19 +346,40 @@ class CompareView(QWidget):
         """Set the two images (same shape, uint8 RGB)."""
         first = self.a is None or a is None or self.a.shape != a.shape
         self.a, self.b = a, b
+        self._text_a = label_a
         self.label_a.setText(label_a)
         self.label_b.setText(label_b)
         if a is not None and first:
             self.divider.setValue(a.shape[1] / 2)
         self.refresh()
         if a is not None and first:
-            self.view_a.autoRange(padding=0.02)
+            self.fit()
+
+    def fit(self) -> None:
+        """Zoom to the whole image (now if the view is on screen, else when it is shown)."""
+        if self.a is None:
+            return
+        if not self.isVisible() or self.view_a.width() <= 1:
+            self._needs_fit = True
+            return
+        self._needs_fit = False
+        h, w = self.a.shape[:2]
+        self.view_a.setRange(xRange=(0, w), yRange=(0, h), padding=0.02)
+        self._sync(self.view_a, self.view_b)
+
+    def showEvent(self, event) -> None:  # Qt override
+        super().showEvent(event)
+        if self._needs_fit:
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, self.fit)  # after the layout has given the views their size
 
     def _on_mode(self, _index: int) -> None:
         self.refresh()
         if self.a is not None:
-            self.view_a.autoRange(padding=0.02)
-            self._sync(self.view_a, self.view_b)
+            from qtpy.QtCore import QTimer
+
+            QTimer.singleShot(0, self.fit)  # the column of B appears or goes: fit after re-layout
 
     def _on_gain(self, value: int) -> None:
         self.gain_label.setText(f"×{value}")
@@ -356,17 +409,26 @@ class CompareView(QWidget):
         side = mode == 1
         self.view_b.setVisible(side)
         self.label_b.setVisible(side)
+        grid = self.canvas.ci.layout
+        grid.setColumnStretchFactor(1, 1 if side else 0)
+        grid.setColumnMaximumWidth(1, 1e6 if side else 0)
+        for item in (self.view_b, self.label_b):  # a long B label must not keep its column open
+            item.setMaximumWidth(1e6 if side else 0)
+            item.setMinimumWidth(0)
         self.divider.setVisible(mode == 0 and self.b is not None)
         img = self.composite()
         if img is None:
             self.item_a.clear()
             self.item_b.clear()
+            self.label_a.setText("No image yet: load one (Image tab or dock), then press 'Encode B'")
             return
         self.item_a.setImage(img, autoLevels=False, levels=(0, 255))
         if side and self.b is not None:
             self.item_b.setImage(self.b, autoLevels=False, levels=(0, 255))
         if mode == 0:
-            self.label_a.setText("Split: A | B (drag the divider)")
+            self.label_a.setText("Split: A | B (drag the divider)" if self.b is not None else getattr(self, "_text_a", "A"))
+        elif mode == 1:
+            self.label_a.setText(getattr(self, "_text_a", "A"))
         elif mode == 2:
             self.label_a.setText(f"|A − B| × {self.gain.value()}")
 

@@ -91,5 +91,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         print(f"error: {describe_error(exc)}", file=sys.stderr)
         return 1
-    print_result(result or {}, getattr(args, "json", False))
+    try:
+        print_result(result or {}, getattr(args, "json", False))
+        sys.stdout.flush()
+    except BrokenPipeError:  # e.g. piped into `head`: not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

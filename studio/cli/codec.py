@@ -91,6 +91,76 @@ def _png(path, image, provenance, force):
         raise CliError(str(exc)) from exc
 
 
+def _finite(value):
+    """``value`` with non-finite floats replaced by None (JSON has no Infinity/NaN)."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _fmt_db(value) -> str:
+    import math
+
+    if value is None:
+        return "n/a"
+    return "inf" if math.isinf(value) else f"{value:.2f}"
+
+
+def _print_metrics(result: dict) -> None:
+    """Human-readable summary of an ``encode`` result."""
+    p = result["psnr"]
+    print(f"{result['output']}: {result['codec']}, {result['width']}x{result['height']}, {result['bytes']} bytes, {result['bpp']:.4f} bpp")
+    if "entropy_bpp" in result:
+        print(f"  bitstream: header {result['header_bytes']} B + payload {result['payload_bytes']} B; zeroth-order entropy estimate {result['entropy_bpp']:.4f} bpp")
+    print(
+        f"  PSNR dB: RGB {_fmt_db(p['rgb'])} (R {_fmt_db(p['R'])}, G {_fmt_db(p['G'])}, B {_fmt_db(p['B'])}); "
+        f"Y {_fmt_db(p['Y'])}, Cb {_fmt_db(p['Cb'])}, Cr {_fmt_db(p['Cr'])}; YUV (6:1:1) {_fmt_db(p['yuv'])}"
+    )
+    if any(v is not None and v == float("inf") for v in p.values()):
+        print("  (inf: that channel was reproduced exactly)")
+    for key, label in (("ssim", "SSIM"), ("ms_ssim", "MS-SSIM")):
+        value = result.get(key)
+        print(f"  {label}: {value:.4f}" if value is not None else f"  {label}: n/a ({result.get(key + '_note', 'not computed')})")
+    for key in ("recon", "block_stats"):
+        if key in result:
+            print(f"  {key.replace('_', ' ')}: {result[key]}")
+
+
+def _check_targets(paths, force: bool) -> None:
+    """Fail before any work when an output cannot be written (exists without --force, or its
+    folder is missing), so a run never leaves some outputs written and others not."""
+    seen = set()
+    for p in filter(None, paths):
+        target = Path(p)
+        if target.resolve() in seen:
+            raise CliError(f"{target} is given for two outputs")
+        seen.add(target.resolve())
+        if target.is_dir():
+            raise CliError(f"{target} is a folder")
+        if target.exists() and not force:
+            raise CliError(f"{target} exists (use --force to overwrite)")
+        if not target.resolve().parent.is_dir():
+            raise CliError(f"folder {target.parent} does not exist")
+
+
+def _warn_suffix(out: Path, codec: str) -> None:
+    """Warn (stderr) when ``out``'s extension does not match what ``codec`` writes."""
+    import sys
+
+    from engines.codec.realcodecs import CODECS
+
+    usual = {"block": ".ssbc"}.get(codec) or CODECS[codec][1]
+    alike = {".jpg": (".jpg", ".jpeg", ".jfif"), ".jp2": (".jp2", ".j2k", ".jpf")}.get(usual, (usual,))
+    if out.suffix.lower() not in alike:
+        print(f"warning: {out.name}: a {codec} stream is normally saved as {usual} (writing it anyway)", file=sys.stderr)
+
+
 def _inputs(paths):
     return [p for p in paths if not str(p).startswith("sample:")]
 
@@ -113,26 +183,32 @@ def _fom(args: argparse.Namespace) -> dict:
     rows = fom_table(args.N, alphabets, args.rho)
     result = {"N": args.N, "rho": args.rho, "transforms": rows}
     if args.show_matrix:
-        name = args.show_matrix
-        m = 1
+        name = args.show_matrix.strip().lower()
+        m = alphabets[0]
         if name.startswith("minangle-m"):
-            name, m = "minangle", int(name.rsplit("m", 1)[1])
+            suffix = name[len("minangle-m") :]
+            if suffix not in ("1", "2", "3"):
+                raise CliError(f"--show-matrix: write minangle-m1, minangle-m2 or minangle-m3 (got {args.show_matrix!r})")
+            name, m = "minangle", int(suffix)
         try:
             tr = get_transform(name, args.N, m)
         except ValueError as exc:
-            raise CliError(str(exc)) from exc
-        T = tr.T if tr.T is not None else tr.matrix
-        result["matrix"] = np.asarray(T).tolist()
+            raise CliError(f"--show-matrix: {exc}") from exc
+        T = np.asarray(tr.T if tr.T is not None else tr.matrix, dtype=float) + 0.0  # no "-0"
+        result["matrix"] = T.tolist()
     if not args.json:
         head = f"{'transform':14s} {'err.energy':>10s} {'MSE':>8s} {'Cg* dB':>8s} {'eta %':>8s} {'dev.orth':>8s} {'adds':>6s} {'shifts':>6s} {'mults':>6s}  method"
         print(f"N = {args.N}, AR(1) rho = {args.rho}")
         print(head)
         for r in rows:
             print(
-                f"{r['transform']:14s} {r['error_energy']:10.4f} {r['mse']:8.4f} {r['coding_gain_db']:8.4f} "
+                f"{r['transform']:14s} {r['error_energy'] + 0.0:10.4f} {r['mse']:8.4f} {r['coding_gain_db']:8.4f} "
                 f"{r['efficiency_pct']:8.4f} {r['orthogonality_deviation']:8.4f} {r['additions']:6d} {r['shifts']:6d} "
                 f"{r['multiplications']:6d}  {r['ops_method']}"
             )
+        print("ops: 1-D, one N-vector; 'additions/shifts only' = the engine's fast algorithm (run and tested"
+              " against the matrix product); the exact DCT row counts a butterfly + floating-point products (run: scipy.fft);"
+              " the scaling S is merged into quantization")
         if "matrix" in result:
             print(f"T ({args.show_matrix}):")
             for row in result["matrix"]:
@@ -168,9 +244,13 @@ def _encode(args: argparse.Namespace) -> dict:
     from engines.codec.metrics import all_metrics
     from studio.export import make_provenance
 
-    image = _load(args.image)
     if not (1 <= args.quality <= 100):
         raise CliError("--quality must be between 1 and 100")
+    if args.block_stats and args.codec != "block":
+        raise CliError("--block-stats needs --codec block")
+    _check_targets([args.out, args.recon, args.block_stats], args.force)
+    _warn_suffix(Path(args.out), args.codec)
+    image = _load(args.image)
     out = Path(args.out)
     params = {k: getattr(args, k) for k in ("codec", "quality", "subsampling")}
     if args.codec == "block":
@@ -221,8 +301,6 @@ def _encode(args: argparse.Namespace) -> dict:
     if args.recon:
         result["recon"] = str(_png(args.recon, decoded, prov, args.force))
     if args.block_stats:
-        if args.codec != "block":
-            raise CliError("--block-stats needs --codec block")
         import csv
         import io
 
@@ -232,7 +310,12 @@ def _encode(args: argparse.Namespace) -> dict:
         writer_csv.writerows(enc.block_stats())
         text = buf.getvalue()
         result["block_stats"] = str(_write(args.block_stats, lambda tmp: Path(tmp).write_text(text), prov, args.force))
-    return result
+    if not args.json:
+        _print_metrics(result)
+        return {}
+    if any(v == float("inf") for v in result["psnr"].values()):
+        result["psnr_note"] = "null = infinite PSNR (channel reproduced exactly)"
+    return _finite(result)
 
 
 def _decode(args: argparse.Namespace) -> dict:
@@ -240,8 +323,9 @@ def _decode(args: argparse.Namespace) -> dict:
     from studio.export import make_provenance
 
     path = Path(args.bitstream)
-    if not path.exists():
-        raise CliError(f"file not found: {path}")
+    if not path.is_file():
+        raise CliError(f"file not found: {path}" if not path.exists() else f"{path} is a folder")
+    _check_targets([args.out], args.force)
     try:
         dec = decode(path.read_bytes())
     except (ValueError, EOFError) as exc:
@@ -262,6 +346,8 @@ def _inspect(args: argparse.Namespace) -> dict:
     if path.is_dir():
         raise CliError(f"{path} is a folder")
     head = path.read_bytes()[:4]
+    if head == b"SSBC":
+        return _inspect_ssbc(path, args.json)
     if head[:2] == b"\xff\xd8":
         try:
             info = inspect_jpeg(str(path))
@@ -291,6 +377,26 @@ def _inspect(args: argparse.Namespace) -> dict:
     return info
 
 
+def _inspect_ssbc(path: Path, as_json: bool) -> dict:
+    """Summary of a block-codec bitstream written by ``codec encode``."""
+    from engines.codec.blockcodec import decode
+
+    data = path.read_bytes()
+    try:
+        dec = decode(data)
+    except Exception as exc:  # corrupt header or payload (ValueError, EOFError, constriction errors)
+        raise CliError(f"{path.name}: corrupt block-codec bitstream ({exc})") from exc
+    h, w = dec.image.shape[:2]
+    info = {"format": "Spectra block codec (SSBC)", "width": w, "height": h, "bytes": len(data), "bpp": 8.0 * len(data) / (w * h)}
+    info.update(dec.params.to_dict())
+    if as_json:
+        return _finite(info)
+    print(f"{path.name}: {info['format']}, {w}x{h}, {len(data)} bytes ({info['bpp']:.3f} bpp)")
+    print("  " + ", ".join(f"{k} {v}" for k, v in dec.params.to_dict().items() if not isinstance(v, (list, dict))))
+    print("  decode it with: python main.py codec decode FILE --out image.png")
+    return {}
+
+
 def _rd(args: argparse.Namespace) -> dict:
     from engines.codec.plot import render_rd_plot
     from engines.codec.rd import bd_table, curves_from_rows, parse_codec_spec, rd_sweep_job, rows_to_csv
@@ -314,9 +420,15 @@ def _rd(args: argparse.Namespace) -> dict:
         if s["codec"] not in ok:
             raise CliError(f"codec {s['codec']} is not available on this machine")
     out = Path(args.out)
-    for target in filter(None, (out, args.plot and Path(args.plot))):
-        if target.exists() and not args.force:
-            raise CliError(f"{target} exists (use --force to overwrite)")
+    _check_targets([out, args.plot], args.force)
+    if args.anchor is not None:
+        labels = [s["label"] for s in specs]
+        if args.anchor not in labels:
+            raise CliError(f"--anchor {args.anchor!r} must be one of the --codecs ({', '.join(labels)})")
+    if len(set(qualities)) < 4:
+        import sys
+
+        print(f"warning: {len(set(qualities))} qualities given; BD-rate needs at least 4 points per curve", file=sys.stderr)
     images = [(Path(p).name if not p.startswith("sample:") else p, _load(p)) for p in args.images]
     rows = run_with_progress(rd_sweep_job(images, specs, qualities, with_ms_ssim=not args.no_ms_ssim))
     curves = curves_from_rows(rows, args.metric)
@@ -327,7 +439,8 @@ def _rd(args: argparse.Namespace) -> dict:
     params = {"codecs": args.codecs, "qualities": qualities, "anchor": args.anchor or args.codecs[0], "metric": args.metric}
     prov = make_provenance("codec", "codec.rd", params, inputs=_inputs(args.images), extra={"bd": table})
     if out.suffix.lower() == ".json":
-        text = json.dumps({"rows": rows, "curves": curves, "bd": table}, indent=2, default=float)
+        # strict JSON: infinite PSNR (lossless) becomes null
+        text = json.dumps(_finite({"rows": rows, "curves": curves, "bd": table}), indent=2, default=float, allow_nan=False)
     else:
         text = rows_to_csv(rows)
 
@@ -339,4 +452,22 @@ def _rd(args: argparse.Namespace) -> dict:
     if args.plot:
         result["plot"] = str(_png(args.plot, render_rd_plot(curves, title=", ".join(n for n, _ in images)[:60]), prov, args.force))
         result["plot_backend"] = "Pillow"
-    return result
+    if args.json:
+        return _finite(result)
+    print(f"{len(rows)} rows -> {written}" + (f"; plot -> {result['plot']}" if args.plot else ""))
+    anchor = table[0]["anchor"] if table else "-"
+    print(f"BD against {anchor} ({args.metric}; negative BD-rate = fewer bits for the same quality):")
+    print(f"  {'codec':32s} {'BD-rate cubic':>14s} {'BD-PSNR cubic':>14s} {'BD-rate PCHIP':>14s} {'BD-PSNR PCHIP':>14s}")
+
+    def rate(v):
+        return f"{v:+13.2f}%" if v is not None else f"{'n/a':>14s}"
+
+    def db(v):
+        return f"{v:+11.3f} dB" if v is not None else f"{'n/a':>14s}"
+
+    for row in table:
+        print(
+            f"  {row['codec'][:32]:32s} {rate(row['bd_rate_cubic'])} {db(row['bd_psnr_cubic'])}"
+            f" {rate(row['bd_rate_pchip'])} {db(row['bd_psnr_pchip'])}" + (f"  ({row['note']})" if row.get("note") else "")
+        )
+    return {}

@@ -1,0 +1,174 @@
+"""``python main.py generate <verb>``: image generation headless.
+
+Verbs: ``image`` (txt2img / class-conditional), ``edit`` (img2img, inpainting, ILVR),
+``models`` (list usable models), ``train-digits`` (rebuild the shipped digits model).
+Heavy imports (torch, diffusers, the engine) happen inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from studio.cli.common import CliError, add_force, add_verb, run_with_progress
+
+
+def _add_model_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-dir", action="append", default=[], metavar="DIR",
+                        help="extra folder to scan for models (repeatable; also $SPECTRA_MODEL_DIRS, ':'-separated)")
+
+
+def _model_dirs(args) -> list:
+    dirs = list(getattr(args, "model_dir", []) or [])
+    env = os.environ.get("SPECTRA_MODEL_DIRS", "")
+    dirs += [d for d in env.split(os.pathsep) if d]
+    return dirs
+
+
+def _add_generation_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="digits-flow", help="model name (see 'generate models') or path")
+    parser.add_argument("--prompt", default="", help="text prompt (text-conditioned models)")
+    parser.add_argument("--negative-prompt", default="", help="negative prompt")
+    parser.add_argument("--class", dest="class_label", type=int, default=None, help="class label (class-conditional models)")
+    parser.add_argument("--sampler", default="", help="sampler name (default: the model's); see 'generate models'")
+    parser.add_argument("--steps", type=int, default=0, help="sampling steps (0 = model default)")
+    parser.add_argument("--cfg", type=float, default=-1.0, help="classifier-free guidance scale (-1 = model default)")
+    parser.add_argument("--seed", type=int, default=-1, help="seed (-1 = random; image i of a batch uses seed+i)")
+    parser.add_argument("--batch", type=int, default=1, help="number of images")
+    parser.add_argument("--width", type=int, default=0, help="width in pixels (0 = model default)")
+    parser.add_argument("--height", type=int, default=0, help="height in pixels (0 = model default)")
+    parser.add_argument("--out", default=".", help="output folder")
+    parser.add_argument("--name", default="gen", help="file name prefix: <name>-<seed>.png")
+    _add_model_dir(parser)
+    add_force(parser)
+
+
+def register(subparsers) -> None:
+    """Add the generate verbs."""
+    p = add_verb(subparsers, "image", _image, "generate images from a prompt or a class label")
+    _add_generation_args(p)
+    p = add_verb(subparsers, "edit", _edit, "img2img (SDEdit strength), inpainting with a mask, ILVR reference guidance")
+    _add_generation_args(p)
+    p.add_argument("--init", required=False, default=None, help="input image (img2img / inpainting)")
+    p.add_argument("--mask", default=None, help="mask image: white = regenerate, black = keep")
+    p.add_argument("--reference", default=None, help="ILVR reference image")
+    p.add_argument("--ilvr-n", type=int, default=0, help="ILVR low-pass factor N (>= 2; larger keeps less of the reference)")
+    p.add_argument("--strength", type=float, default=0.75, help="SDEdit strength: 0 keeps the input, 1 ignores it")
+    p = add_verb(subparsers, "models", _models, "list the models found (shipped and in --model-dir folders)")
+    _add_model_dir(p)
+    p = add_verb(subparsers, "train-digits", _train_digits, "retrain the shipped digits flow model (about 30 min on one CPU thread)")
+    p.add_argument("--out", default=None, help="output model folder (default: the shipped assets/models/digits-flow)")
+    p.add_argument("--steps", type=int, default=1500, help="training steps")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop (and save) after this many minutes")
+    p.add_argument("--init-from", default=None, help="continue from a saved model folder")
+    add_force(p)
+
+
+def _read_image(path: str, role: str):
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    if not path:
+        return None
+    if not Path(path).is_file():
+        raise CliError(f"{role} image not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if role == "mask":
+                return np.asarray(image.convert("L"))
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise CliError(f"{role} image {path} is not a readable image ({exc})") from None
+
+
+def _run(args, init=None, mask=None, reference=None, inputs=None) -> dict:
+    from engines.generation.api import GenerationParams, generate_job, provenance_for
+    from engines.generation.models import ModelError
+    from studio.export import ExportError, save_png
+
+    out = Path(args.out)
+    if not out.is_dir():
+        raise CliError(f"output folder does not exist: {out}")
+    params = GenerationParams(
+        model=args.model, prompt=args.prompt, negative_prompt=args.negative_prompt, class_label=args.class_label,
+        sampler=args.sampler, steps=args.steps, cfg=args.cfg, seed=args.seed, batch=args.batch,
+        width=args.width, height=args.height, strength=getattr(args, "strength", 1.0),
+        ilvr_n=getattr(args, "ilvr_n", 0),
+    )
+    if params.seed >= 0 and not args.force:
+        for i in range(max(1, params.batch)):
+            target = out / f"{args.name}-{params.seed + i}.png"
+            if target.exists():
+                raise CliError(f"{target} exists (use --force to overwrite)")
+    try:
+        result = run_with_progress(generate_job(params, init=init, mask=mask, reference=reference,
+                                                model_folders=_model_dirs(args)))
+    except ModelError as exc:
+        raise CliError(str(exc)) from None
+    files = []
+    try:
+        for i in range(result.images.shape[0]):
+            target = out / f"{args.name}-{result.seeds[i]}.png"
+            save_png(target, result.images[i], provenance_for(result, i, inputs), force=args.force)
+            files.append(str(target))
+    except ExportError as exc:
+        raise CliError(str(exc)) from None
+    p = result.params
+    return {"files": files, "seeds": result.seeds, "model": result.model["name"], "mode": result.mode,
+            "sampler": p["sampler"], "steps": p["steps"], "cfg": p["cfg"], "size": [p["width"], p["height"]],
+            "seconds": result.seconds, "device": result.device}
+
+
+def _image(args) -> dict:
+    return _run(args)
+
+
+def _edit(args) -> dict:
+    if not args.init and not args.reference:
+        raise CliError("edit needs --init IMG (img2img/inpainting) and/or --reference IMG --ilvr-n N")
+    if args.mask and not args.init:
+        raise CliError("--mask needs --init")
+    if args.reference and args.ilvr_n < 2:
+        raise CliError("--reference needs --ilvr-n N with N >= 2")
+    init = _read_image(args.init, "init")
+    mask = _read_image(args.mask, "mask")
+    reference = _read_image(args.reference, "reference")
+    if not args.init:
+        args.strength = 1.0
+    inputs = {"init": args.init, "mask": args.mask, "reference": args.reference}
+    return _run(args, init=init, mask=mask, reference=reference, inputs=inputs)
+
+
+def _models(args) -> dict:
+    from engines.generation.models import scan_models
+
+    models, problems = scan_models(_model_dirs(args))
+    rows = [{"name": m.name, "kind": m.kind, "prediction": m.prediction_type, "conditioning": m.conditioning,
+             "size": f"{m.size[1]}x{m.size[0]}", "samplers": m.samplers, "default_sampler": m.default_sampler,
+             "path": m.path} for m in models]
+    return {"models": rows, "problems": problems}
+
+
+def _train_digits(args) -> dict:
+    import torch
+
+    from engines.generation.models import SHIPPED_MODELS_DIR, clear_cache
+    from engines.generation.train_digits import train_digits_job
+
+    out = Path(args.out) if args.out else SHIPPED_MODELS_DIR / "digits-flow"
+    if out.exists() and not args.force:
+        raise CliError(f"{out} exists (use --force to overwrite)")
+    if args.steps < 1:
+        raise CliError("--steps must be at least 1")
+    if args.threads is None:
+        torch.set_num_threads(1)
+    result = run_with_progress(train_digits_job(out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                                                seed=args.seed, max_minutes=args.max_minutes,
+                                                init_from=args.init_from))
+    clear_cache()
+    return result
