@@ -60,19 +60,6 @@ class _PanelSlot:
     def title(self) -> str:
         return getattr(self.cls, "title", self.name.title())
 
-    def can_open(self, path: str) -> bool:
-        if self.widget is not None:
-            return self.widget.can_open(path)
-        if self.cls is None:
-            return False
-        return self.cls.can_open(_ClassProbe(self.cls), path)
-
-
-class _ClassProbe:
-    """Lets ``Panel.can_open`` run on a class's ``file_types`` before the panel exists."""
-
-    def __init__(self, cls) -> None:
-        self.file_types = cls.file_types
 
 
 class MainWindow(QMainWindow):
@@ -345,7 +332,9 @@ class MainWindow(QMainWindow):
 
         ``ask(candidates) -> name | None`` chooses among several panels (default: a dialog).
         """
-        acceptors = [(slot.name, slot.can_open) for slot in self.slots if slot.cls is not None]
+        acceptors = [
+            (slot.name, lambda p, s=slot: self._slot_can_open(s, p)) for slot in self.slots if slot.cls is not None
+        ]
         decision = route_path(path, acceptors, self.active_name())
         if decision.action in (ERROR, UNSUPPORTED):
             self._report_open_failure(decision.message)
@@ -376,6 +365,11 @@ class MainWindow(QMainWindow):
         self.services.log(message)
         self.statusBar().showMessage(message, 5000)
         return name
+
+    def _slot_can_open(self, slot: _PanelSlot, path: str) -> bool:
+        """Ask the panel itself (built now if needed) whether it opens ``path``."""
+        widget = self._ensure_built(slot)
+        return widget is not None and widget.can_open(path)
 
     def _report_open_failure(self, message: str, details: str = "") -> None:
         self.services.log(f"Cannot open {message}", "error", details)

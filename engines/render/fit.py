@@ -1,0 +1,385 @@
+"""Fitting Gaussians or spheres to images: one photo ("photo to Gaussians") or posed views.
+
+:func:`fit_job` is an engine job (generator): it yields ``Progress`` and
+``Preview(image=current render, data={"loss", "psnr", "step", "count", "view"})`` and returns a
+:class:`FitResult`. Optimizer: Adam with per-parameter learning rates (means decayed
+exponentially), loss (1 − λ)·L1 + λ·(1 − SSIM) (pytorch-msssim), adaptive density control as in
+3DGS (clone small / split large Gaussians with a high mean screen-space gradient, prune
+transparent ones; optional opacity reset).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from engines.jobs import Log, Preview, Progress
+from engines.render.camera import Camera, intrinsics
+from engines.render.pulsar import render_spheres
+from engines.render.rasterize import rasterize
+from engines.render.scene import Gaussians, Spheres, rgb_to_sh
+
+__all__ = ["DensityControl", "FitResult", "FitSettings", "fit_job", "loss_l1_dssim", "photo_camera", "psnr"]
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of two images in [0, 1] (inf when identical)."""
+    mse = float(torch.mean((a.detach().double() - b.detach().double()) ** 2))
+    return float("inf") if mse <= 0 else 10.0 * math.log10(1.0 / mse)
+
+
+def loss_l1_dssim(render: torch.Tensor, target: torch.Tensor, lambda_dssim: float = 0.2) -> torch.Tensor:
+    """(1 − λ)·L1 + λ·(1 − SSIM) for (H,W,3) images in [0, 1]."""
+    l1 = (render - target).abs().mean()
+    if lambda_dssim <= 0:
+        return l1
+    from pytorch_msssim import ssim
+
+    size = min(render.shape[0], render.shape[1])
+    win = min(11, size if size % 2 else size - 1)
+    if win < 3:
+        return l1
+    s = ssim(render.permute(2, 0, 1)[None], target.permute(2, 0, 1)[None], data_range=1.0, win_size=win,
+             size_average=True)
+    return (1 - lambda_dssim) * l1 + lambda_dssim * (1 - s)
+
+
+def photo_camera(width: int, height: int, fov_x_deg: float = 50.0) -> Camera:
+    """The fixed camera of the 2D mode: at the origin looking along +z; the photo lies on z = 1."""
+    return Camera(intrinsics(width, height, fov_x_deg), torch.eye(4, dtype=torch.float64), width, height)
+
+
+@dataclass
+class FitSettings:
+    """Fitting options (learning rates are per parameter; ``extent`` scales position ones)."""
+
+    primitive: str = "gaussians"  # or "spheres"
+    count: int = 500
+    steps: int = 500
+    aa_mode: str = "classic"
+    lambda_dssim: float = 0.2
+    lr_means: float = 5e-3  # × scene extent, decayed to lr_means_final
+    lr_means_final: float = 5e-5
+    lr_scales: float = 2e-2
+    lr_quats: float = 1e-2
+    lr_opacity: float = 5e-2
+    lr_sh: float = 1e-2
+    lr_colors: float = 2e-2  # spheres
+    densify: bool = True
+    densify_from: float = 0.1  # fraction of steps
+    densify_until: float = 0.6
+    densify_every: int = 50
+    grad_threshold: float = 2e-4  # mean NDC-space gradient norm
+    percent_dense: float = 0.01
+    prune_opacity: float = 0.005
+    max_count: int = 20000
+    reset_opacity_every: int = 0  # 0 = off
+    sh_degree: int = 0
+    gamma: float = 1.0  # spheres
+    background: tuple = (0.0, 0.0, 0.0)
+    preview_every: int = 10
+    seed: int = 0
+
+
+@dataclass
+class FitResult:
+    """What a fit returns: the scene (Gaussians or Spheres), cameras and the loss/PSNR history."""
+
+    scene: object
+    cameras: list
+    history: list = field(default_factory=list)  # dicts step/loss/psnr/count
+    final_psnr: float = float("nan")
+    mode: str = "photo"
+
+    def gaussians(self) -> Gaussians:
+        """The scene as Gaussians (spheres are converted) for saving as .ply."""
+        return self.scene if isinstance(self.scene, Gaussians) else self.scene.to_gaussians()
+
+
+class DensityControl:
+    """3DGS adaptive density control over a dict of parameters and their Adam state."""
+
+    def __init__(self, settings: FitSettings, extent: float) -> None:
+        self.s = settings
+        self.extent = extent
+        self.grad_accum: torch.Tensor | None = None
+        self.count: torch.Tensor | None = None
+
+    def reset(self, n: int) -> None:
+        """Clear the accumulated statistics for ``n`` Gaussians."""
+        self.grad_accum = torch.zeros(n, dtype=torch.float64)
+        self.count = torch.zeros(n, dtype=torch.float64)
+
+    def accumulate(self, ids: torch.Tensor, means2d_grad: torch.Tensor, width: int, height: int) -> None:
+        """Add ‖∂L/∂μ₂‖ in NDC units (pixels × size/2) for the visible ``ids``."""
+        g = means2d_grad.detach().double() * torch.tensor([width / 2.0, height / 2.0], dtype=torch.float64)
+        self.grad_accum.index_add_(0, ids, g.norm(dim=1))
+        self.count.index_add_(0, ids, torch.ones(len(ids), dtype=torch.float64))
+
+    def step(self, params: dict, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict:
+        """Clone, split and prune; returns counts {"cloned", "split", "pruned"}."""
+        s = self.s
+        avg = self.grad_accum / self.count.clamp_min(1)
+        scales = params["log_scales"].detach().exp()
+        max_scale = scales.max(1).values
+        high = avg >= s.grad_threshold
+        n = len(avg)
+        room = max(0, s.max_count - n)
+        clone = high & (max_scale <= s.percent_dense * self.extent)
+        split = high & (max_scale > s.percent_dense * self.extent)
+        clone_idx = torch.nonzero(clone).squeeze(1)[:room]
+        split_idx = torch.nonzero(split).squeeze(1)[:max(0, room - len(clone_idx))]
+        new = {k: [v.detach()[clone_idx]] for k, v in params.items()}
+        if len(split_idx):
+            from engines.render.project import quat_to_rotmat
+
+            rot = quat_to_rotmat(params["quats"].detach()[split_idx])
+            sc = scales[split_idx]
+            for _ in range(2):
+                offset = (rot @ (torch.randn(len(split_idx), 3, 1, generator=generator) * sc[..., None]))[..., 0]
+                for k, v in params.items():
+                    value = v.detach()[split_idx]
+                    if k == "means":
+                        value = value + offset
+                    elif k == "log_scales":
+                        value = value - math.log(1.6)
+                    new[k].append(value)
+        keep = torch.ones(n, dtype=torch.bool)
+        keep[split_idx] = False
+        opac = torch.sigmoid(params["opacity_logits"].detach())
+        keep &= opac >= s.prune_opacity
+        pruned = int(n - keep.sum()) - len(split_idx)
+        additions = {k: torch.cat(v) for k, v in new.items()}
+        _replace_params(params, optimizer, keep, additions)
+        self.reset(len(params["means"]))
+        return {"cloned": len(clone_idx), "split": len(split_idx), "pruned": max(0, pruned)}
+
+
+def _replace_params(params: dict, optimizer: torch.optim.Optimizer, keep: torch.Tensor, additions: dict) -> None:
+    """Keep rows ``keep`` of every parameter, append ``additions``; Adam moments follow (zeros for new rows)."""
+    for group in optimizer.param_groups:
+        old = group["params"][0]
+        name = group["name"]
+        added = additions[name]
+        fresh = torch.nn.Parameter(torch.cat([old.detach()[keep], added]).contiguous())
+        state = optimizer.state.pop(old, None)
+        if state:
+            for key in ("exp_avg", "exp_avg_sq"):
+                state[key] = torch.cat([state[key][keep], torch.zeros_like(added)])
+            optimizer.state[fresh] = state
+        group["params"][0] = fresh
+        params[name] = fresh
+
+
+def _prepare_targets(targets: Sequence) -> list[torch.Tensor]:
+    out = []
+    for i, image in enumerate(targets):
+        a = np.asarray(image)
+        if a.ndim == 2:
+            a = np.repeat(a[..., None], 3, 2)
+        if a.ndim != 3 or a.shape[2] not in (3, 4):
+            raise ValueError(f"target {i} must be an (H,W,3) image, got shape {a.shape}")
+        a = a[..., :3]
+        a = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"target {i} contains NaN or infinite values")
+        out.append(torch.from_numpy(np.clip(a, 0, 1)))
+    return out
+
+
+def _init_photo(target: torch.Tensor, camera: Camera, count: int, settings: FitSettings, gen) -> dict:
+    """Gaussians on the plane z = 1 coloured from the photo at their pixel."""
+    h, w = target.shape[:2]
+    f = float(camera.K[0, 0])
+    u = torch.rand(count, generator=gen) * w
+    v = torch.rand(count, generator=gen) * h
+    z = 1.0 + 0.02 * (torch.rand(count, generator=gen) - 0.5)
+    means = torch.stack([(u - w / 2) / f * z, (v - h / 2) / f * z, z], 1)
+    rgb = target[v.long().clamp(0, h - 1), u.long().clamp(0, w - 1)]
+    spacing = math.sqrt(w * h / count) / f  # world size of one splat's share of the image
+    return _gaussian_params(means, rgb, torch.full((count,), 0.6 * spacing), settings, gen)
+
+
+def _gaussian_params(means, rgb, scale, settings: FitSettings, gen) -> dict:
+    n = len(means)
+    quats = torch.zeros(n, 4)
+    quats[:, 0] = 1.0
+    sh = torch.zeros(n, (settings.sh_degree + 1) ** 2, 3)
+    sh[:, 0] = rgb_to_sh(rgb.clamp(0.02, 0.98))
+    return {"means": means.float(), "quats": quats, "log_scales": scale.log()[:, None].repeat(1, 3).float(),
+            "opacity_logits": torch.full((n,), math.log(0.5 / 0.5)), "sh": sh}
+
+
+def _init_views(cameras: list[Camera], count: int, settings: FitSettings, gen, extent: float, centre) -> dict:
+    """Random Gaussians in a ball around the point the cameras look at."""
+    direction = torch.randn(count, 3, generator=gen)
+    direction = direction / direction.norm(dim=1, keepdim=True)
+    radius = torch.rand(count, generator=gen) ** (1 / 3) * 0.5 * extent
+    means = torch.as_tensor(centre, dtype=torch.float32) + direction * radius[:, None]
+    rgb = torch.rand(count, 3, generator=gen) * 0.5 + 0.25
+    return _gaussian_params(means, rgb, torch.full((count,), 0.03 * extent), settings, gen)
+
+
+def _look_centre_and_extent(cameras: list[Camera]) -> tuple[np.ndarray, float]:
+    centres = np.stack([c.centre.numpy() for c in cameras])
+    if len(cameras) == 1:
+        return centres[0] + cameras[0].viewmat[2, :3].numpy(), 1.0
+    # least-squares point closest to every optical axis
+    a = np.zeros((3, 3))
+    b = np.zeros(3)
+    for cam, c in zip(cameras, centres):
+        d = cam.viewmat[2, :3].numpy()
+        p = np.eye(3) - np.outer(d, d)
+        a += p
+        b += p @ c
+    centre = np.linalg.lstsq(a, b, rcond=None)[0]
+    extent = float(np.linalg.norm(centres - centre, axis=1).mean())
+    return centre, extent
+
+
+def _params_to_scene(params: dict, primitive: str):
+    d = {k: v.detach().float().clone() for k, v in params.items()}
+    if primitive == "spheres":
+        return Spheres(d["means"], d["log_radii"].exp(), torch.sigmoid(d["color_logits"]),
+                       torch.sigmoid(d["opacity_logits"]))
+    return Gaussians(d["means"], d["quats"], d["log_scales"], d["opacity_logits"], d["sh"])
+
+
+def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings: FitSettings | None = None,
+            init: object | None = None):
+    """Fit primitives to ``targets`` ((H,W,3) uint8 or float in [0,1]) seen by ``cameras``.
+
+    Without cameras there must be one target: the 2D "photo to Gaussians" mode (camera at the
+    origin, photo on the plane z = 1). ``init`` may be a Gaussians/Spheres scene to start from.
+    Yields Progress/Preview/Log; returns :class:`FitResult` (scene detached, float32).
+    """
+    s = settings or FitSettings()
+    if s.primitive not in ("gaussians", "spheres"):
+        raise ValueError("primitive must be 'gaussians' or 'spheres'")
+    if s.steps < 1 or s.count < 1:
+        raise ValueError("steps and count must be at least 1")
+    images = _prepare_targets(targets)
+    if not images:
+        raise ValueError("no target images")
+    mode = "views"
+    if cameras is None:
+        if len(images) != 1:
+            raise ValueError("several targets need cameras (posed views)")
+        h, w = images[0].shape[:2]
+        cameras = [photo_camera(w, h)]
+        mode = "photo"
+    cameras = list(cameras)
+    if len(cameras) != len(images):
+        raise ValueError(f"{len(images)} targets but {len(cameras)} cameras")
+    for cam, img in zip(cameras, images):
+        if (cam.height, cam.width) != tuple(img.shape[:2]):
+            raise ValueError(f"camera size {cam.width}x{cam.height} does not match image {img.shape[1]}x{img.shape[0]}")
+    gen = torch.Generator().manual_seed(int(s.seed))
+    centre, extent = (np.array([0.0, 0.0, 1.0]), 1.0) if mode == "photo" else _look_centre_and_extent(cameras)
+    if mode == "photo":
+        extent = float(images[0].shape[1]) / float(cameras[0].K[0, 0])  # photo width on the z = 1 plane
+    bg = torch.tensor(s.background, dtype=torch.float32)
+
+    if init is not None:
+        if isinstance(init, Gaussians):
+            params = {"means": init.means, "quats": init.quats, "log_scales": init.log_scales,
+                      "opacity_logits": init.opacity_logits, "sh": init.sh}
+        else:
+            params = {"means": init.centres, "log_radii": init.radii.log(),
+                      "color_logits": torch.logit(init.colors.clamp(0.02, 0.98)),
+                      "opacity_logits": torch.logit(init.opacities.clamp(0.02, 0.98))}
+    elif mode == "photo":
+        params = _init_photo(images[0], cameras[0], s.count, s, gen)
+    else:
+        params = _init_views(cameras, s.count, s, gen, extent, centre)
+    if s.primitive == "spheres" and "log_radii" not in params:
+        radii = params["log_scales"].mean(1).exp() * 2.0
+        rgb = (0.5 + 0.28209479177387814 * params["sh"][:, 0]).clamp(0.02, 0.98)
+        params = {"means": params["means"], "log_radii": radii.log(), "color_logits": torch.logit(rgb),
+                  "opacity_logits": torch.full((len(radii),), 2.0)}
+    params = {k: torch.nn.Parameter(v.detach().float().clone()) for k, v in params.items()}
+    lrs = {"means": s.lr_means * extent, "quats": s.lr_quats, "log_scales": s.lr_scales,
+           "opacity_logits": s.lr_opacity, "sh": s.lr_sh, "log_radii": s.lr_scales, "color_logits": s.lr_colors}
+    if mode == "photo":
+        lrs["means"] = s.lr_means * extent * 0.2
+    optimizer = torch.optim.Adam([{"params": [p], "lr": lrs[k], "name": k} for k, p in params.items()], eps=1e-15)
+    decay = (s.lr_means_final / s.lr_means) ** (1.0 / max(1, s.steps))
+    density = DensityControl(s, extent) if s.primitive == "gaussians" and s.densify else None
+    if density:
+        density.reset(len(params["means"]))
+    cams = [c.to(torch.float32) for c in cameras]
+    densify_every = max(1, min(s.densify_every, s.steps // 8))
+    history: list[dict] = []
+    started = time.monotonic()
+    yield Log(f"fitting {len(params['means'])} {s.primitive} to {len(images)} image(s), {s.steps} steps")
+    for step in range(1, s.steps + 1):
+        view = (step - 1) % len(images)
+        cam, target = cams[view], images[view]
+        if s.primitive == "gaussians":
+            image, _alpha, meta = rasterize(params["means"], params["quats"], params["log_scales"].exp(),
+                                            torch.sigmoid(params["opacity_logits"]), params["sh"], cam.viewmat, cam.K,
+                                            cam.width, cam.height, aa_mode=s.aa_mode, sh_degree=s.sh_degree,
+                                            background=bg)
+            meta["means2d"].retain_grad()
+        else:
+            image, _ = render_spheres(params["means"], params["log_radii"].exp(), torch.sigmoid(params["color_logits"]),
+                                      torch.sigmoid(params["opacity_logits"]), cam.viewmat, cam.K, cam.width,
+                                      cam.height, gamma=s.gamma, background=bg)
+        loss = loss_l1_dssim(image, target, s.lambda_dssim)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if density is not None and meta["means2d"].grad is not None:
+            density.accumulate(meta["ids"], meta["means2d"].grad, cam.width, cam.height)
+        optimizer.step()
+        for group in optimizer.param_groups:
+            if group["name"] == "means":
+                group["lr"] *= decay
+        with torch.no_grad():
+            if "quats" in params:
+                params["quats"].data = torch.nn.functional.normalize(params["quats"].data, dim=1)
+        value = psnr(image, target)
+        history.append({"step": step, "loss": float(loss.detach()), "psnr": value, "count": len(params["means"])})
+        if density is not None and s.densify_from * s.steps <= step <= s.densify_until * s.steps \
+                and step % densify_every == 0:
+            changed = density.step(params, optimizer, gen)
+            yield Log(f"step {step}: cloned {changed['cloned']}, split {changed['split']}, pruned {changed['pruned']}"
+                      f" -> {len(params['means'])} Gaussians")
+        if density is not None and s.reset_opacity_every and step % s.reset_opacity_every == 0 \
+                and step < s.densify_until * s.steps:
+            with torch.no_grad():
+                params["opacity_logits"].data.clamp_(max=math.log(0.01 / 0.99))
+        yield Progress(step, s.steps, f"step {step}/{s.steps}  PSNR {value:.2f} dB")
+        if step % max(1, s.preview_every) == 0 or step == s.steps or step == 1:
+            yield Preview(image=image.detach().clamp(0, 1).numpy(),
+                          data=dict(history[-1], view=view, elapsed=time.monotonic() - started), label="fit")
+    scene = _params_to_scene(params, s.primitive)
+    final = evaluate(scene, cameras, images, s)
+    return FitResult(scene, cameras, history, final, mode)
+
+
+def render_any(scene, camera: Camera, settings: FitSettings | None = None) -> torch.Tensor:
+    """Render Gaussians or Spheres with one camera -> (H,W,3) detached float image."""
+    s = settings or FitSettings()
+    cam = camera.to(torch.float32)
+    bg = torch.tensor(s.background, dtype=torch.float32)
+    with torch.no_grad():
+        if isinstance(scene, Gaussians):
+            image, _, _ = rasterize(scene.means, scene.quats, scene.scales, scene.opacities, scene.sh, cam.viewmat,
+                                    cam.K, cam.width, cam.height, aa_mode=s.aa_mode, sh_degree=scene.sh_degree,
+                                    background=bg)
+        else:
+            image, _ = render_spheres(scene.centres, scene.radii, scene.colors, scene.opacities, cam.viewmat, cam.K,
+                                      cam.width, cam.height, gamma=s.gamma, background=bg)
+    return image.clamp(0, 1)
+
+
+def evaluate(scene, cameras: Sequence[Camera], targets: Sequence, settings: FitSettings | None = None) -> float:
+    """Mean PSNR (dB) of ``scene`` rendered with ``cameras`` against ``targets``."""
+    images = _prepare_targets(targets) if not torch.is_tensor(targets[0]) else list(targets)
+    values = [psnr(render_any(scene, c, settings), t) for c, t in zip(cameras, images)]
+    return float(np.mean(values))

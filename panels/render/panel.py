@@ -1,0 +1,908 @@
+"""The Render panel: an OpenGL splat viewer with editing, still renders and a fitting tab.
+
+Heavy work (still renders, fits) runs as engine jobs through ``services.jobs``; the vispy
+canvas is created lazily in :meth:`RenderPanel.on_shown`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import QEvent, QObject, QPoint, QRect, QSize, Qt
+from qtpy.QtGui import QColor
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QColorDialog,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QRubberBand,
+    QSpinBox,
+    QSplitter,
+    QTabWidget,
+    QUndoCommand,
+    QVBoxLayout,
+    QWidget,
+)
+
+from panels.base import OpenError, Panel
+from panels.render.widgets import ImageView, to_uint8
+
+AA_MODES = ["classic", "mip", "analytic"]
+SAMPLE = Path(__file__).resolve().parents[2] / "assets" / "render" / "sample.ply"
+
+
+class _SceneEdit(QUndoCommand):
+    """Replace the scene (and selection) - delete, crop."""
+
+    def __init__(self, panel: RenderPanel, scene, selection, text: str) -> None:
+        super().__init__(text)
+        self.panel = panel
+        self.new = (scene, selection)
+        self.old = (panel.scene, panel.selection.copy())
+
+    def redo(self) -> None:
+        self.panel._set_scene(*self.new)
+
+    def undo(self) -> None:
+        self.panel._set_scene(*self.old)
+
+
+class _SelectionEdit(QUndoCommand):
+    """Change which splats are selected."""
+
+    def __init__(self, panel: RenderPanel, selection: np.ndarray, text: str) -> None:
+        super().__init__(text)
+        self.panel = panel
+        self.new = selection.copy()
+        self.old = panel.selection.copy()
+
+    def redo(self) -> None:
+        self.panel._set_selection(self.new)
+
+    def undo(self) -> None:
+        self.panel._set_selection(self.old)
+
+
+class _BoxSelectFilter(QObject):
+    """Rubber-band box selection on the canvas widget while "Box select" is on."""
+
+    def __init__(self, panel: RenderPanel) -> None:
+        super().__init__(panel)
+        self.panel = panel
+        self.origin: QPoint | None = None
+        self.band: QRubberBand | None = None
+
+    def eventFilter(self, obj, event) -> bool:
+        if not self.panel.box_button.isChecked():
+            return False
+        kind = event.type()
+        if kind == QEvent.MouseButtonPress and event.button() == Qt.LeftButton:
+            self.origin = event.position().toPoint() if hasattr(event, "position") else event.pos()
+            if self.band is None:
+                self.band = QRubberBand(QRubberBand.Rectangle, obj)
+            self.band.setGeometry(QRect(self.origin, QSize()))
+            self.band.show()
+            return True
+        if kind == QEvent.MouseMove and self.origin is not None:
+            pos = event.position().toPoint() if hasattr(event, "position") else event.pos()
+            self.band.setGeometry(QRect(self.origin, pos).normalized())
+            return True
+        if kind == QEvent.MouseButtonRelease and self.origin is not None:
+            rect = self.band.geometry()
+            self.band.hide()
+            self.origin = None
+            mods = event.modifiers()
+            mode = "add" if mods & Qt.ShiftModifier else "subtract" if mods & (Qt.ControlModifier | Qt.AltModifier) \
+                else "replace"
+            ratio = obj.devicePixelRatioF() if hasattr(obj, "devicePixelRatioF") else 1.0
+            self.panel.select_rect(rect.left() * ratio, rect.top() * ratio, rect.right() * ratio,
+                                   rect.bottom() * ratio, mode)
+            return True
+        return False
+
+
+class _LassoSelectFilter(QObject):
+    """Free-hand lasso selection on the canvas widget while "Lasso" is on."""
+
+    def __init__(self, panel: RenderPanel) -> None:
+        super().__init__(panel)
+        self.panel = panel
+        self.points: list[tuple[float, float]] = []
+        self.line = None
+
+    def _pos(self, event):
+        pos = event.position() if hasattr(event, "position") else event.pos()
+        return float(pos.x()), float(pos.y())
+
+    def _draw(self) -> None:
+        canvas = self.panel.canvas
+        if canvas is None:
+            return
+        from vispy import scene
+
+        if self.line is None:
+            self.line = scene.visuals.Line(color=(1.0, 0.85, 0.1, 1.0), width=2, parent=canvas.canvas.scene)
+        pts = np.asarray(self.points + self.points[:1], np.float32) if self.points else np.zeros((0, 2), np.float32)
+        self.line.set_data(pos=pts if len(pts) > 1 else np.zeros((2, 2), np.float32))
+        self.line.visible = len(pts) > 1
+        canvas.canvas.update()
+
+    def eventFilter(self, obj, event) -> bool:
+        if not self.panel.lasso_button.isChecked():
+            return False
+        kind = event.type()
+        if kind == QEvent.MouseButtonPress and event.button() == Qt.LeftButton:
+            self.points = [self._pos(event)]
+            return True
+        if kind == QEvent.MouseMove and self.points:
+            self.points.append(self._pos(event))
+            self._draw()
+            return True
+        if kind == QEvent.MouseButtonRelease and self.points:
+            points, self.points = self.points, []
+            self._draw()
+            mods = event.modifiers()
+            mode = "add" if mods & Qt.ShiftModifier else "subtract" if mods & (Qt.ControlModifier | Qt.AltModifier) \
+                else "replace"
+            ratio = obj.devicePixelRatioF() if hasattr(obj, "devicePixelRatioF") else 1.0
+            if len(points) >= 3:
+                self.panel.select_polygon([(x * ratio, y * ratio) for x, y in points], mode)
+            return True
+        return False
+
+
+class RenderPanel(Panel):
+    """View, edit, render and fit 3D Gaussian-splat scenes."""
+
+    name = "render"
+    title = "Render"
+    icon = "render.svg"
+    file_types = {  # noqa: RUF012
+        ".ply": "3D Gaussian Splatting scene",
+        ".splat": "splat scene",
+        ".png": "photo to fit",
+        ".jpg": "photo to fit",
+        ".jpeg": "photo to fit",
+        ".bmp": "photo to fit",
+        "/": "posed views (view_*.png + cameras.json)",
+    }
+    export_filters = "3DGS scene (*.ply);;PNG image (*.png)"
+
+    def __init__(self, services, parent: QWidget | None = None) -> None:
+        super().__init__(services, parent)
+        self.scene = None
+        self.selection = np.zeros(0, bool)
+        self.scene_path: str | None = None
+        self.file_size: int | None = None
+        self.canvas = None  # SplatCanvas, created in on_shown
+        self.still: np.ndarray | None = None
+        self.still_camera = None
+        self.fit_target: list | None = None
+        self.fit_cameras = None
+        self.fit_source: list[str] = []
+        self.fit_result = None
+        self.fit_handle = None
+        self.still_handle = None
+        self.background = (0.0, 0.0, 0.0)
+        self._history: list[dict] = []
+        self._build()
+        self.parameters_widget()
+        if SAMPLE.exists():
+            try:
+                self._load(str(SAMPLE))
+            except OpenError:
+                pass
+
+    # -- layout -------------------------------------------------------------------------
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.tabs = QTabWidget()
+        layout.addWidget(self.tabs)
+
+        viewer = QWidget()
+        v = QVBoxLayout(viewer)
+        bar = QHBoxLayout()
+        self.frame_button = QPushButton("Frame all")
+        self.frame_button.setToolTip("Drag: orbit · Shift+drag: pan · wheel: zoom · W/A/S/D/Q/E: fly")
+        self.box_button = QPushButton("Box select")
+        self.box_button.setCheckable(True)
+        self.box_button.setToolTip("Drag a box on the view. Shift adds, Ctrl/Alt removes.")
+        self.lasso_button = QPushButton("Lasso select")
+        self.lasso_button.setCheckable(True)
+        self.lasso_button.setToolTip("Draw a free-hand outline on the view. Shift adds, Ctrl/Alt removes.")
+        self.select_all_button = QPushButton("Select all")
+        self.invert_button = QPushButton("Invert")
+        self.clear_button = QPushButton("Clear selection")
+        self.delete_button = QPushButton("Delete selected")
+        self.crop_button = QPushButton("Crop to selection")
+        self.still_button = QPushButton("Still")
+        self.still_button.setToolTip("Render the current view with the exact rasterizer")
+        for b in (self.frame_button, self.box_button, self.lasso_button, self.select_all_button, self.invert_button, self.clear_button,
+                  self.delete_button, self.crop_button):
+            bar.addWidget(b)
+        bar.addStretch(1)
+        bar.addWidget(self.still_button)
+        v.addLayout(bar)
+        split = QSplitter(Qt.Horizontal)
+        self.view_host = QWidget()
+        self.view_layout = QVBoxLayout(self.view_host)
+        self.view_layout.setContentsMargins(0, 0, 0, 0)
+        self.view_placeholder = QLabel("The 3D view opens when the panel is shown.")
+        self.view_placeholder.setAlignment(Qt.AlignCenter)
+        self.view_layout.addWidget(self.view_placeholder)
+        split.addWidget(self.view_host)
+        self.still_view = ImageView("Press \"Still\" to render the current view\nwith the exact rasterizer.")
+        split.addWidget(self.still_view)
+        split.setSizes([700, 300])
+        v.addWidget(split, 1)
+        self.stats_label = QLabel()
+        self.stats_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        v.addWidget(self.stats_label)
+        self.tabs.addTab(viewer, "Viewer")
+
+        fit = QWidget()
+        f = QVBoxLayout(fit)
+        row = QHBoxLayout()
+        self.load_target_button = QPushButton("Load photo…")
+        self.load_views_button = QPushButton("Load posed views…")
+        self.start_button = QPushButton("Start fit")
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setCheckable(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.export_fit_button = QPushButton("Export .ply…")
+        self.open_fit_button = QPushButton("Open in viewer")
+        for b in (self.load_target_button, self.load_views_button, self.start_button, self.pause_button,
+                  self.cancel_button, self.export_fit_button, self.open_fit_button):
+            row.addWidget(b)
+        row.addStretch(1)
+        f.addLayout(row)
+        images = QHBoxLayout()
+        self.target_view = ImageView("No target.\nLoad a photo, load posed views,\nor send an image from another panel.")
+        self.current_view = ImageView("The current render appears here\nwhile fitting.")
+        images.addWidget(self.target_view)
+        images.addWidget(self.current_view)
+        f.addLayout(images, 3)
+        import pyqtgraph as pg
+
+        self.plot = pg.PlotWidget()
+        self.plot.setBackground("#202020")
+        self.plot.showGrid(x=True, y=True, alpha=0.3)
+        self.plot.setLabel("bottom", "step")
+        self.plot.setLabel("left", "PSNR (dB)")
+        self.plot.addLegend(offset=(10, 10))
+        self.psnr_curve = self.plot.plot([], [], pen=pg.mkPen("#4fc3f7", width=2), name="PSNR (dB)")
+        self.loss_curve = self.plot.plot([], [], pen=pg.mkPen("#ffb74d", width=2), name="loss × 100")
+        f.addWidget(self.plot, 2)
+        status = QHBoxLayout()
+        self.fit_progress = QProgressBar()
+        self.fit_progress.setRange(0, 1000)
+        self.fit_status = QLabel("Idle.")
+        status.addWidget(self.fit_progress, 1)
+        status.addWidget(self.fit_status, 2)
+        f.addLayout(status)
+        self.tabs.addTab(fit, "Fit")
+
+        self.frame_button.clicked.connect(self.frame_all)
+        self.box_button.toggled.connect(lambda on: self._select_mode(self.box_button, on))
+        self.lasso_button.toggled.connect(lambda on: self._select_mode(self.lasso_button, on))
+        self.select_all_button.clicked.connect(self.select_all)
+        self.invert_button.clicked.connect(self.invert_selection)
+        self.clear_button.clicked.connect(self.clear_selection)
+        self.delete_button.clicked.connect(self.delete_selected)
+        self.crop_button.clicked.connect(self.crop_to_selection)
+        self.still_button.clicked.connect(self.render_still)
+        self.load_target_button.clicked.connect(self._ask_target)
+        self.load_views_button.clicked.connect(self._ask_views)
+        self.start_button.clicked.connect(self.start_fit)
+        self.pause_button.toggled.connect(self._pause_fit)
+        self.cancel_button.clicked.connect(self.cancel_fit)
+        self.export_fit_button.clicked.connect(self._ask_export_fit)
+        self.open_fit_button.clicked.connect(self.open_fit_in_viewer)
+        self._update_buttons()
+
+    def build_parameters(self) -> QWidget:
+        widget = QWidget()
+        layout = QVBoxLayout(widget)
+        view_box = QGroupBox("Viewer")
+        form = QFormLayout(view_box)
+        self.bg_button = QPushButton()
+        self.bg_button.clicked.connect(self._ask_background)
+        form.addRow("Background", self.bg_button)
+        self.point_size = QDoubleSpinBox()
+        self.point_size.setRange(0.1, 5.0)
+        self.point_size.setSingleStep(0.1)
+        self.point_size.setValue(1.0)
+        self.point_size.setToolTip("Scale of the drawn splats (1 = true size)")
+        self.point_size.valueChanged.connect(self._viewer_settings_changed)
+        form.addRow("Point size", self.point_size)
+        self.sh_degree = QSpinBox()
+        self.sh_degree.setRange(0, 3)
+        self.sh_degree.setValue(3)
+        self.sh_degree.setToolTip("Highest spherical-harmonic band used for colour (viewer and still)")
+        self.sh_degree.valueChanged.connect(self._viewer_settings_changed)
+        form.addRow("SH degree", self.sh_degree)
+        self.aa_mode = QComboBox()
+        self.aa_mode.addItems(AA_MODES)
+        self.aa_mode.setCurrentText("analytic")
+        form.addRow("Still anti-aliasing", self.aa_mode)
+        self.still_scale = QDoubleSpinBox()
+        self.still_scale.setRange(0.1, 2.0)
+        self.still_scale.setSingleStep(0.1)
+        self.still_scale.setValue(0.5)
+        self.still_scale.setToolTip("Still size relative to the view")
+        form.addRow("Still scale", self.still_scale)
+        layout.addWidget(view_box)
+
+        fit_box = QGroupBox("Fit")
+        form = QFormLayout(fit_box)
+        self.primitive = QComboBox()
+        self.primitive.addItems(["gaussians", "spheres"])
+        form.addRow("Primitive", self.primitive)
+        self.count = QSpinBox()
+        self.count.setRange(1, 200000)
+        self.count.setValue(1000)
+        form.addRow("Count", self.count)
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 100000)
+        self.steps.setValue(300)
+        form.addRow("Steps", self.steps)
+        self.fit_aa = QComboBox()
+        self.fit_aa.addItems(AA_MODES)
+        form.addRow("Anti-aliasing", self.fit_aa)
+        self.densify = QCheckBox("clone / split / prune")
+        self.densify.setChecked(True)
+        form.addRow("Density control", self.densify)
+        self.max_side = QSpinBox()
+        self.max_side.setRange(8, 1024)
+        self.max_side.setValue(128)
+        self.max_side.setToolTip("Photos are downscaled so that the longer side is at most this")
+        form.addRow("Max photo side", self.max_side)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        form.addRow("Seed", self.seed)
+        layout.addWidget(fit_box)
+        layout.addStretch(1)
+        self._show_background()
+        return widget
+
+    # -- viewer -------------------------------------------------------------------------
+    def on_shown(self) -> None:
+        """Create the vispy canvas on first show (needs an OpenGL context)."""
+        if self.canvas is not None:
+            return
+        from qtpy.QtGui import QGuiApplication
+
+        if QGuiApplication.platformName() in ("offscreen", "minimal"):
+            self.view_placeholder.setText("The 3D view needs OpenGL, which this display does not offer.\n"
+                                          "Editing, Still renders and fitting still work.")
+            return
+        try:
+            from panels.render.viewer import SplatCanvas
+
+            self.canvas = SplatCanvas(parent=self.view_host)
+        except Exception as exc:  # noqa: BLE001 - no OpenGL: keep the panel usable without the 3D view
+            self.view_placeholder.setText(f"3D view unavailable: {exc}")
+            self.services.log(f"Render panel: OpenGL view unavailable ({exc})", "warning")
+            self.canvas = None
+            return
+        self.view_placeholder.hide()
+        self.view_layout.addWidget(self.canvas.native)
+        self._filter = _BoxSelectFilter(self)
+        self._lasso = _LassoSelectFilter(self)
+        self.canvas.native.installEventFilter(self._filter)
+        self.canvas.native.installEventFilter(self._lasso)
+        self.canvas.set_background(self.background)
+        self.canvas.set_point_scale(self.point_size.value())
+        self._push_to_canvas()
+        self.canvas.frame_all()
+
+    def _push_to_canvas(self) -> None:
+        if self.canvas is None:
+            return
+        if self.scene is None or len(self.scene) == 0:
+            self.canvas.set_splats(np.zeros((0, 3)), np.zeros((0, 4)), np.zeros(0), np.zeros(0, bool))
+            return
+        import torch
+
+        from engines.render.sh import sh_to_color
+
+        g = self.scene
+        degree = min(self.sh_degree.value(), g.sh_degree)
+        opacity = g.opacities.numpy()[:, None]
+        color_fn = None
+        if degree > 0:
+            def color_fn(centre, g=g, degree=degree, opacity=opacity):
+                rgb = sh_to_color(g.sh, g.means, torch.as_tensor(centre, dtype=torch.float32), degree).clamp(0, 1)
+                return np.concatenate([rgb.numpy(), opacity], 1)
+
+        colors = np.concatenate([g.rgb.numpy(), opacity], 1)
+        from engines.render.project import covariance_3d
+
+        cov = covariance_3d(g.quats, g.scales).numpy()
+        self.canvas.set_splats(g.means.numpy(), colors, cov, self.selection, color_fn)
+
+    def frame_all(self) -> None:
+        """Fit the whole scene in the view."""
+        if self.canvas is not None:
+            self.canvas.frame_all()
+
+    def _select_mode(self, button, on: bool) -> None:
+        """Box and lasso are exclusive; while either is on, mouse drags select instead of orbiting."""
+        if on:
+            for other in (self.box_button, self.lasso_button):
+                if other is not button:
+                    other.setChecked(False)
+        if self.canvas is not None:
+            self.canvas.view.camera.interactive = not (self.box_button.isChecked() or self.lasso_button.isChecked())
+
+    def _viewer_settings_changed(self) -> None:
+        if self.canvas is not None:
+            self.canvas.set_point_scale(self.point_size.value())
+            self._push_to_canvas()
+
+    def _ask_background(self) -> None:
+        colour = QColorDialog.getColor(QColor.fromRgbF(*self.background), self, "Background colour")
+        if colour.isValid():
+            self.set_background((colour.redF(), colour.greenF(), colour.blueF()))
+
+    def set_background(self, rgb) -> None:
+        """Viewer and still background colour (r, g, b) in [0, 1]."""
+        self.background = tuple(float(c) for c in rgb)
+        self._show_background()
+        if self.canvas is not None:
+            self.canvas.set_background(self.background)
+
+    def _show_background(self) -> None:
+        if hasattr(self, "bg_button"):
+            r, g, b = (round(c * 255) for c in self.background)
+            self.bg_button.setText(f"#{r:02x}{g:02x}{b:02x}")
+            self.bg_button.setStyleSheet(f"background: rgb({r},{g},{b}); color: {'black' if r + g + b > 380 else 'white'}")
+
+    def view_camera(self, width: int | None = None, height: int | None = None):
+        """The camera of the current view (a framing camera when the 3D view does not exist)."""
+        import torch
+
+        from engines.render.camera import Camera, frame_camera
+
+        if self.canvas is not None and self.scene is not None and len(self.scene):
+            cw, ch = self.canvas.canvas.size
+            width, height = width or cw, height or ch
+            K, view = self.canvas.camera_matrices(width, height)
+            return Camera(torch.from_numpy(K), torch.from_numpy(view), int(width), int(height))
+        means = self.scene.means if self.scene is not None and len(self.scene) else np.zeros((1, 3))
+        return frame_camera(means, 0.0, 0.0, width or 800, height or 600, 45.0)
+
+    # -- scene and files ----------------------------------------------------------------
+    def can_open(self, path) -> bool:
+        """Scenes, photos (fit targets) and posed-view folders (with a cameras.json)."""
+        if os.path.isdir(path):
+            return os.path.exists(os.path.join(path, "cameras.json"))
+        return super().can_open(path)
+
+    def open_file(self, path: str) -> None:
+        """A scene opens in the viewer; a photo or a posed-view folder becomes the fit target."""
+        if os.path.isdir(path):
+            self.set_fit_views(path)
+            self.tabs.setCurrentIndex(1)
+            return
+        if path.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")):
+            from PIL import Image, UnidentifiedImageError
+
+            try:
+                with Image.open(path) as im:
+                    image = np.asarray(im.convert("RGB"))
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+                raise OpenError(f"not a readable image: {exc}") from exc
+            self.set_fit_target(image, path)
+            self.tabs.setCurrentIndex(1)
+            return
+        self._load(path)
+        self.tabs.setCurrentIndex(0)
+
+    def _load(self, path: str) -> None:
+        from engines.render.io import SceneFileError, load_scene
+
+        try:
+            scene = load_scene(path)
+        except SceneFileError as exc:
+            raise OpenError(str(exc)) from exc
+        self.undo_stack.clear()
+        self.scene_path = os.fspath(path)
+        self.file_size = Path(path).stat().st_size
+        self._set_scene(scene, np.zeros(len(scene), bool))
+        if self.canvas is not None:
+            self.canvas.frame_all()
+
+    def _set_scene(self, scene, selection) -> None:
+        self.scene = scene
+        self.selection = np.asarray(selection, bool).copy()
+        self._push_to_canvas()
+        self._update_stats()
+        self._update_buttons()
+
+    def _set_selection(self, selection) -> None:
+        self.selection = np.asarray(selection, bool).copy()
+        self._push_to_canvas()
+        self._update_stats()
+        self._update_buttons()
+
+    def _update_stats(self) -> None:
+        if self.scene is None:
+            self.stats_label.setText("No scene. Open a .ply or .splat file, or fit one in the Fit tab.")
+            return
+        lo, hi = self.scene.bounds()
+        size = f"{self.file_size / 1e6:.2f} MB" if self.file_size else "not saved"
+        name = Path(self.scene_path).name if self.scene_path else "fitted scene"
+        self.stats_label.setText(
+            f"{name}: {len(self.scene):,} Gaussians (SH degree {self.scene.sh_degree}), "
+            f"{int(self.selection.sum()):,} selected · bounds [{lo[0]:.2f}, {lo[1]:.2f}, {lo[2]:.2f}] – "
+            f"[{hi[0]:.2f}, {hi[1]:.2f}, {hi[2]:.2f}] · file {size}")
+
+    def _update_buttons(self) -> None:
+        has = self.scene is not None and len(self.scene) > 0
+        sel = bool(self.selection.any()) if has else False
+        for b in (self.select_all_button, self.invert_button, self.still_button, self.frame_button, self.box_button,
+                  self.lasso_button):
+            b.setEnabled(has)
+        for b in (self.clear_button, self.delete_button, self.crop_button):
+            b.setEnabled(sel)
+        running = self.fit_handle is not None
+        self.start_button.setEnabled(self.fit_target is not None and not running)
+        self.pause_button.setEnabled(running)
+        self.cancel_button.setEnabled(running)
+        self.export_fit_button.setEnabled(self.fit_result is not None and not running)
+        self.open_fit_button.setEnabled(self.fit_result is not None and not running)
+
+    # -- editing ------------------------------------------------------------------------
+    def select_rect(self, x0: float, y0: float, x1: float, y1: float, mode: str = "replace") -> int:
+        """Select splats whose centres project inside the view rectangle (pixels); returns the count.
+
+        ``mode``: replace, add or subtract. Undoable.
+        """
+        if self.scene is None or len(self.scene) == 0:
+            return 0
+        u, v, front = self._project_means()
+        xa, xb = sorted((x0, x1))
+        ya, yb = sorted((y0, y1))
+        inside = front & (u >= xa) & (u <= xb) & (v >= ya) & (v <= yb)
+        return self._apply_selection(inside, mode, "Box select")
+
+    def select_polygon(self, points, mode: str = "replace") -> int:
+        """Select splats whose centres project inside the polygon ``points`` [(x, y), ...] in view pixels."""
+        if self.scene is None or len(self.scene) == 0 or len(points) < 3:
+            return 0
+        from skimage.measure import points_in_poly
+
+        u, v, front = self._project_means()
+        uv = np.stack([np.nan_to_num(u, nan=-1e9), np.nan_to_num(v, nan=-1e9)], 1)
+        inside = front & points_in_poly(uv, np.asarray(points, np.float64))
+        return self._apply_selection(inside, mode, "Lasso select")
+
+    def _project_means(self):
+        cam = self.view_camera()
+        m = self.scene.means.double().numpy()
+        view = cam.viewmat.numpy()
+        K = cam.K.numpy()
+        t = m @ view[:3, :3].T + view[:3, 3]
+        z = t[:, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = K[0, 0] * t[:, 0] / z + K[0, 2]
+            v = K[1, 1] * t[:, 1] / z + K[1, 2]
+        return u, v, z > 0
+
+    def _apply_selection(self, inside: np.ndarray, mode: str, label: str) -> int:
+        if mode == "add":
+            new = self.selection | inside
+        elif mode == "subtract":
+            new = self.selection & ~inside
+        else:
+            new = inside
+        self.undo_stack.push(_SelectionEdit(self, new, f"{label} ({int(inside.sum())})"))
+        return int(inside.sum())
+
+    def select_all(self) -> None:
+        """Select every splat (undoable)."""
+        if self.scene is not None:
+            self.undo_stack.push(_SelectionEdit(self, np.ones(len(self.scene), bool), "Select all"))
+
+    def clear_selection(self) -> None:
+        """Deselect everything (undoable)."""
+        if self.scene is not None:
+            self.undo_stack.push(_SelectionEdit(self, np.zeros(len(self.scene), bool), "Clear selection"))
+
+    def invert_selection(self) -> None:
+        """Invert the selection (undoable)."""
+        if self.scene is not None:
+            self.undo_stack.push(_SelectionEdit(self, ~self.selection, "Invert selection"))
+
+    def delete_selected(self) -> None:
+        """Delete the selected splats (undoable)."""
+        if self.scene is None or not self.selection.any():
+            return
+        keep = ~self.selection
+        self.undo_stack.push(_SceneEdit(self, self.scene.subset(keep), np.zeros(int(keep.sum()), bool),
+                                        f"Delete {int(self.selection.sum())} splats"))
+
+    def crop_to_selection(self) -> None:
+        """Keep only the splats inside the bounding box of the selection (undoable)."""
+        if self.scene is None or not self.selection.any():
+            return
+        m = self.scene.means.numpy()
+        lo, hi = m[self.selection].min(0), m[self.selection].max(0)
+        keep = np.all((m >= lo) & (m <= hi), axis=1)
+        self.undo_stack.push(_SceneEdit(self, self.scene.subset(keep), np.zeros(int(keep.sum()), bool),
+                                        f"Crop box ({int(keep.sum())} kept)"))
+
+    # -- still render -------------------------------------------------------------------
+    def render_still(self) -> None:
+        """Render the current view with the engine rasterizer (a job)."""
+        if self.scene is None or len(self.scene) == 0:
+            return
+        from engines.render.still import still_job
+
+        scale = self.still_scale.value()
+        if self.canvas is not None:
+            cw, ch = self.canvas.canvas.size
+        else:
+            cw, ch = 800, 600
+        camera = self.view_camera(max(8, int(cw * scale)), max(8, int(ch * scale)))
+        scene, aa, bg, degree = self.scene, self.aa_mode.currentText(), self.background, self.sh_degree.value()
+        self.still_view.setText("Rendering…")
+        self.still_button.setEnabled(False)
+
+        def done(image):
+            self.still = image
+            self.still_camera = camera
+            self.still_view.set_image(image)
+            self.still_button.setEnabled(True)
+            self.still_handle = None
+
+        def failed(record):
+            self.still_button.setEnabled(True)
+            self.still_view.set_image(None)
+            self.still_handle = None
+            self.services.notify(f"Still render failed: {record.error}", "error")
+
+        self.still_handle = self.services.jobs.submit(
+            "still render", self.name, lambda: still_job(scene, camera, aa, bg, degree), device="cpu",
+            on_result=done, on_error=failed, on_cancel=lambda: self.still_button.setEnabled(True))
+
+    # -- fitting ------------------------------------------------------------------------
+    def receive(self, kind: str, payload: Any) -> None:
+        """Accept ("image", (H,W,3) array) as the fit target."""
+        if kind != "image":
+            raise OpenError(f"Render cannot receive {kind}")
+        array = np.asarray(payload)
+        if array.ndim not in (2, 3) or array.size == 0:
+            raise OpenError(f"Render needs an (H, W, 3) image, got shape {array.shape}")
+        self.set_fit_target(array)
+        self.tabs.setCurrentIndex(1)
+
+    def set_fit_target(self, image, source: str = "") -> None:
+        """Use one photo as the target (downscaled to the "max photo side")."""
+        image = to_uint8(image)
+        side = self.max_side.value()
+        if max(image.shape[:2]) > side:
+            from PIL import Image
+
+            scale = side / max(image.shape[:2])
+            size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+            image = np.asarray(Image.fromarray(image).resize(size, Image.LANCZOS))
+        self.fit_target = [image]
+        self.fit_cameras = None
+        self.fit_source = [source] if source else []
+        self.target_view.set_image(image)
+        self.fit_status.setText(f"Target {image.shape[1]}×{image.shape[0]} photo. Press Start fit.")
+        self._update_buttons()
+
+    def set_fit_views(self, folder: str) -> None:
+        """Use a posed-view folder (view_*.png + cameras.json) as targets."""
+        from engines.render.synthetic import load_views
+
+        try:
+            images, cameras = load_views(folder)
+        except ValueError as exc:
+            raise OpenError(str(exc)) from exc
+        self.fit_target, self.fit_cameras, self.fit_source = images, cameras, [folder]
+        self.target_view.set_image(images[0])
+        self.fit_status.setText(f"{len(images)} posed views. Press Start fit.")
+        self._update_buttons()
+
+    def _ask_target(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Target photo", "", "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff)")
+        if path:
+            from PIL import Image, UnidentifiedImageError
+
+            try:
+                with Image.open(path) as im:
+                    self.set_fit_target(np.asarray(im.convert("RGB")), path)
+            except (UnidentifiedImageError, OSError) as exc:
+                self.services.notify(f"Cannot read {Path(path).name}: {exc}", "error")
+
+    def _ask_views(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Posed views folder (with cameras.json)")
+        if folder:
+            try:
+                self.set_fit_views(folder)
+            except OpenError as exc:
+                self.services.notify(str(exc), "error")
+
+    def fit_settings(self):
+        """FitSettings from the parameter controls."""
+        from engines.render.fit import FitSettings
+
+        count = self.count.value()
+        return FitSettings(primitive=self.primitive.currentText(), count=count, steps=self.steps.value(),
+                           aa_mode=self.fit_aa.currentText(), densify=self.densify.isChecked(),
+                           max_count=4 * count, seed=self.seed.value(), preview_every=5)
+
+    def start_fit(self) -> None:
+        """Start fitting the current target (a job with live previews)."""
+        if self.fit_target is None or self.fit_handle is not None:
+            return
+        from engines.render.fit import fit_job
+
+        settings = self.fit_settings()
+        targets, cameras = self.fit_target, self.fit_cameras
+        self._history = []
+        self.psnr_curve.setData([], [])
+        self.loss_curve.setData([], [])
+        self.fit_result = None
+        self.fit_status.setText("Starting…")
+        self.pause_button.setChecked(False)
+        self.fit_handle = self.services.jobs.submit(
+            f"fit {settings.count} {settings.primitive}", self.name, lambda: fit_job(targets, cameras, settings),
+            device="cpu", on_event=self._fit_event, on_result=self._fit_done, on_error=self._fit_failed,
+            on_cancel=self._fit_cancelled)
+        self._fit_settings = settings
+        self._update_buttons()
+
+    def _fit_event(self, event) -> None:
+        from engines.jobs import Preview, Progress
+
+        if isinstance(event, Progress):
+            self.fit_progress.setValue(int(event.fraction * 1000))
+            self.fit_status.setText(event.message)
+        elif isinstance(event, Preview):
+            if event.image is not None:
+                self.current_view.set_image(event.image)
+                view = event.data.get("view", 0)
+                if self.fit_target is not None and len(self.fit_target) > 1:
+                    self.target_view.set_image(self.fit_target[view])
+            if "step" in event.data:
+                self._history.append(event.data)
+                steps = [h["step"] for h in self._history]
+                self.psnr_curve.setData(steps, [h["psnr"] for h in self._history])
+                self.loss_curve.setData(steps, [100 * h["loss"] for h in self._history])
+
+    def _fit_done(self, result) -> None:
+        self.fit_handle = None
+        self.fit_result = result
+        self.fit_progress.setValue(1000)
+        self.fit_status.setText(f"Done: {len(result.scene)} {self._fit_settings.primitive}, "
+                                f"PSNR {result.final_psnr:.2f} dB. Export or open in the viewer.")
+        self._update_buttons()
+
+    def _fit_failed(self, record) -> None:
+        self.fit_handle = None
+        self.fit_status.setText(f"Failed: {record.error}")
+        self.services.notify(f"Fit failed: {record.error}", "error")
+        self._update_buttons()
+
+    def _fit_cancelled(self) -> None:
+        self.fit_handle = None
+        self.fit_status.setText("Cancelled.")
+        self._update_buttons()
+
+    def _pause_fit(self, paused: bool) -> None:
+        if self.fit_handle is None:
+            return
+        if paused:
+            self.fit_handle.pause()
+            self.pause_button.setText("Resume")
+            self.fit_status.setText("Paused.")
+        else:
+            self.fit_handle.resume()
+            self.pause_button.setText("Pause")
+
+    def cancel_fit(self) -> None:
+        """Cancel a running fit."""
+        if self.fit_handle is not None:
+            self.fit_handle.cancel()
+
+    def open_fit_in_viewer(self) -> None:
+        """Show the fitted scene in the viewer (undoable like an edit)."""
+        if self.fit_result is None:
+            return
+        scene = self.fit_result.gaussians()
+        self.undo_stack.push(_SceneEdit(self, scene, np.zeros(len(scene), bool), "Open fitted scene"))
+        self.scene_path, self.file_size = None, None
+        self._update_stats()
+        self.tabs.setCurrentIndex(0)
+        self.frame_all()
+
+    def _ask_export_fit(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export fitted scene", "fit.ply", "3DGS scene (*.ply)")
+        if path:
+            try:
+                self.export_fit(path, force=True)
+                self.services.notify(f"Saved {Path(path).name}")
+            except Exception as exc:  # noqa: BLE001 - shown to the user
+                self.services.notify(f"Export failed: {exc}", "error")
+
+    def export_fit(self, path: str, force: bool = False) -> str:
+        """Write the fitted scene as a 3DGS .ply with a provenance sidecar."""
+        if self.fit_result is None:
+            raise OpenError("No fitted scene to export yet")
+        from engines.render.io import save_ply
+        from studio.export import make_provenance, save_with_sidecar
+
+        scene = self.fit_result.gaussians()
+        params = dict(vars(self._fit_settings))
+        prov = make_provenance(self.name, "engines.render.fit", params, seed=self._fit_settings.seed, device="cpu",
+                               inputs=[p for p in self.fit_source if p and Path(p).is_file()],
+                               extra={"final_psnr": self.fit_result.final_psnr})
+        return os.fspath(save_with_sidecar(path, lambda tmp: save_ply(tmp, scene), prov, force=force))
+
+    # -- export / parameters ------------------------------------------------------------
+    def can_export(self) -> bool:
+        return (self.scene is not None and len(self.scene) > 0) or self.still is not None
+
+    def export(self, path: str, force: bool = False) -> str:
+        """``.ply``: the (edited) viewer scene; ``.png``: the last still render."""
+        from studio.export import make_provenance, save_png, save_with_sidecar
+
+        suffix = Path(path).suffix.lower()
+        inputs = [self.scene_path] if self.scene_path else []
+        if suffix == ".png":
+            if self.still is None:
+                raise OpenError("Render a still first (the Still button), then export it as PNG")
+            params = dict(self.current_parameters(), camera=self.still_camera.as_dict())
+            prov = make_provenance(self.name, "engines.render.rasterize", params, device="cpu", inputs=inputs)
+            return os.fspath(save_png(path, self.still, prov, force=force))
+        if suffix == ".ply":
+            if self.scene is None:
+                raise OpenError("No scene to export")
+            from engines.render.io import save_ply
+
+            scene = self.scene
+            prov = make_provenance(self.name, "engines.render.io", {"splats": len(scene), "edits":
+                                   [self.undo_stack.text(i) for i in range(self.undo_stack.index())]}, inputs=inputs)
+            return os.fspath(save_with_sidecar(path, lambda tmp: save_ply(tmp, scene), prov, force=force))
+        raise OpenError(f"Render exports .ply or .png, not {suffix or 'files without a suffix'}")
+
+    def current_parameters(self) -> dict:
+        return {"background": list(self.background), "point_size": self.point_size.value(),
+                "sh_degree": self.sh_degree.value(), "aa": self.aa_mode.currentText(),
+                "still_scale": self.still_scale.value(), "primitive": self.primitive.currentText(),
+                "count": self.count.value(), "steps": self.steps.value(), "fit_aa": self.fit_aa.currentText(),
+                "densify": self.densify.isChecked(), "max_side": self.max_side.value(), "seed": self.seed.value()}
+
+    def restore_parameters(self, parameters: dict) -> None:
+        p = parameters or {}
+        try:
+            if "background" in p and len(p["background"]) == 3:
+                self.set_background(p["background"])
+            for key, widget in (("point_size", self.point_size), ("sh_degree", self.sh_degree),
+                                ("still_scale", self.still_scale), ("count", self.count), ("steps", self.steps),
+                                ("max_side", self.max_side), ("seed", self.seed)):
+                if key in p:
+                    widget.setValue(type(widget.value())(p[key]))
+            for key, combo in (("aa", self.aa_mode), ("primitive", self.primitive), ("fit_aa", self.fit_aa)):
+                if key in p and combo.findText(str(p[key])) >= 0:
+                    combo.setCurrentText(str(p[key]))
+            if "densify" in p:
+                self.densify.setChecked(bool(p["densify"]))
+        except (TypeError, ValueError):
+            pass

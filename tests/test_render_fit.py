@@ -1,0 +1,107 @@
+"""Fitting jobs: multi-view refit of a known scene, photo mode with densification, spheres."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from engines.jobs import Preview, Progress, run_job
+from engines.render.camera import fibonacci_cameras
+from engines.render.fit import DensityControl, FitSettings, evaluate, fit_job, psnr
+from engines.render.pulsar import render_spheres
+from engines.render.scene import Gaussians, Spheres
+from engines.render.synthetic import render_views, sphere_scene
+
+
+def test_refit_known_scene_from_its_renders_reaches_30db():
+    truth = sphere_scene(150, seed=0, footprint=0.15)
+    cams = fibonacci_cameras(10, 3.5, width=48, height=48)
+    views = render_views(truth, cams)
+    g = torch.Generator().manual_seed(1)
+    init = Gaussians(truth.means + 0.05 * torch.randn(150, 3, generator=g), truth.quats.clone(),
+                     truth.log_scales + math.log(1.5), torch.zeros(150), torch.zeros_like(truth.sh))
+    assert evaluate(init, cams, views) < 18
+    events = []
+    result = run_job(fit_job(views, cams, FitSettings(steps=350, densify=False, lr_means=2e-3), init=init),
+                     events.append)
+    assert result.final_psnr >= 30.0
+    held = fibonacci_cameras(3, 3.3, width=48, height=48)  # views not used for fitting
+    assert evaluate(result.scene, held, render_views(truth, held)) >= 28.0
+    previews = [e for e in events if isinstance(e, Preview)]
+    assert previews and {"loss", "psnr", "step"} <= set(previews[-1].data)
+    assert previews[-1].image.shape == (48, 48, 3)
+    assert previews[-1].data["psnr"] > previews[0].data["psnr"] + 10
+    assert [e for e in events if isinstance(e, Progress)][-1].fraction == 1.0
+
+
+def test_photo_mode_densifies_and_improves():
+    from skimage import data, transform
+
+    target = transform.resize(data.astronaut(), (32, 32), anti_aliasing=True).astype(np.float32)
+    settings = FitSettings(count=120, steps=150, densify_every=25, max_count=600, seed=3)
+    result = run_job(fit_job([target], None, settings))
+    counts = [h["count"] for h in result.history]
+    assert counts[-1] > counts[0]  # clone/split grew the set
+    assert result.history[-1]["psnr"] > result.history[0]["psnr"] + 5
+    assert result.final_psnr > 22.0
+    assert result.mode == "photo" and isinstance(result.scene, Gaussians)
+
+
+def test_density_control_clone_split_prune_keeps_adam_state_aligned():
+    settings = FitSettings(percent_dense=0.1, grad_threshold=1.0)
+    params = {"means": torch.nn.Parameter(torch.zeros(4, 3)),
+              "quats": torch.nn.Parameter(torch.tensor([[1.0, 0, 0, 0]]).repeat(4, 1)),
+              "log_scales": torch.nn.Parameter(torch.log(torch.tensor([0.01, 0.5, 0.01, 0.01]))[:, None].repeat(1, 3)),
+              "opacity_logits": torch.nn.Parameter(torch.tensor([0.0, 0.0, 0.0, -10.0])),
+              "sh": torch.nn.Parameter(torch.arange(4.0)[:, None, None].repeat(1, 1, 3))}
+    opt = torch.optim.Adam([{"params": [p], "name": k} for k, p in params.items()])
+    sum(p.sum() for p in params.values()).backward()
+    opt.step()
+    control = DensityControl(settings, extent=1.0)
+    control.reset(4)
+    # Gaussian 0 small + high grad -> clone; 1 large + high grad -> split; 2 low grad; 3 transparent -> prune
+    control.accumulate(torch.tensor([0, 1, 2]), torch.tensor([[3.0, 0], [3.0, 0], [0.0, 0.0]]), 2, 2)
+    changed = control.step(params, opt, torch.Generator().manual_seed(0))
+    assert changed == {"cloned": 1, "split": 1, "pruned": 1}
+    assert params["means"].shape == (5, 3)  # 0, 2, clone of 0, two halves of 1
+    assert torch.round(params["sh"][:, 0, 0]).tolist() == [0.0, 2.0, 0.0, 1.0, 1.0]
+    torch.testing.assert_close(params["log_scales"][3:, 0].exp(), torch.full((2,), 0.5 / 1.6), rtol=3e-3, atol=0)
+    for group in opt.param_groups:
+        p = group["params"][0]
+        assert p is params[group["name"]]
+        assert opt.state[p]["exp_avg"].shape == p.shape
+
+
+def test_spheres_refit():
+    g = torch.Generator().manual_seed(0)
+    n = 40
+    truth = Spheres((torch.rand(n, 3, generator=g) - 0.5) * 1.2, 0.12 + 0.08 * torch.rand(n, generator=g),
+                    torch.rand(n, 3, generator=g), torch.full((n,), 0.9))
+    cams = fibonacci_cameras(6, 3.5, width=32, height=32)
+    with torch.no_grad():
+        views = [render_spheres(truth.centres, truth.radii, truth.colors, truth.opacities, c.viewmat.float(),
+                                c.K.float(), 32, 32, background=torch.zeros(3))[0].numpy() for c in cams]
+    init = Spheres(truth.centres + 0.03 * torch.randn(n, 3, generator=g), truth.radii * 1.3,
+                   torch.full((n, 3), 0.5), torch.full((n,), 0.5))
+    settings = FitSettings(primitive="spheres", steps=150, lr_means=2e-3, lambda_dssim=0.0)
+    start = evaluate(init, cams, views, settings)
+    result = run_job(fit_job(views, cams, settings, init=init))
+    assert isinstance(result.scene, Spheres)
+    assert result.final_psnr > start + 8 and result.final_psnr > 27
+
+
+def test_fit_rejects_bad_input_and_can_be_cancelled():
+    with pytest.raises(ValueError, match="shape"):
+        run_job(fit_job([np.zeros((4, 4, 2))], None))
+    with pytest.raises(ValueError, match="NaN"):
+        run_job(fit_job([np.full((4, 4, 3), np.nan)], None))
+    with pytest.raises(ValueError, match="cameras"):
+        run_job(fit_job([np.zeros((4, 4, 3))] * 2, None))
+    job = fit_job([np.zeros((8, 8, 3), np.float32)], None, FitSettings(count=10, steps=1000))
+    for _ in range(5):
+        next(job)
+    job.close()  # cancellation: no exception, generator finished
+    with pytest.raises(StopIteration):
+        next(job)
+    assert psnr(torch.zeros(2, 2, 3), torch.full((2, 2, 3), 0.1)) == pytest.approx(20.0)
