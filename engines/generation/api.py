@@ -1,0 +1,256 @@
+"""The generation entry point: parameters in, images out, as a job (no Qt).
+
+:func:`generate_job` resolves the model (one loading path for shipped, diffusers-folder and
+single-file models), fills defaults, and runs the own sampling loop or a diffusers pipeline.
+:class:`GenerationParams` round-trips through JSON (PNG provenance and panel settings).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+from engines.generation.models import ModelInfo, load_model, resolve_model
+from engines.jobs import CancelToken, Log, Progress
+
+__all__ = [
+    "ENGINE_NAME",
+    "GenerationParams",
+    "GenerationResult",
+    "generate_job",
+    "params_from_provenance",
+    "provenance_for",
+    "resolve_params",
+]
+
+ENGINE_NAME = "generation"
+
+
+@dataclass
+class GenerationParams:
+    """Everything that determines a generation (besides input images).
+
+    ``class_label``: int for class-conditional models (None = unconditional); ``sampler``,
+    ``steps``, ``cfg``, ``width``/``height`` 0 or "" mean "model default"; ``seed`` < 0 means
+    random (the chosen seed is recorded); image ``i`` of a batch uses ``seed + i``.
+    ``strength``: SDEdit strength for img2img/inpainting (1 = ignore the input);
+    ``ilvr_n``: ILVR low-pass factor (0 = off).
+    """
+
+    model: str = "digits-flow"
+    prompt: str = ""
+    negative_prompt: str = ""
+    class_label: int | None = None
+    sampler: str = ""
+    steps: int = 0
+    cfg: float = -1.0
+    seed: int = -1
+    width: int = 0
+    height: int = 0
+    batch: int = 1
+    strength: float = 1.0
+    ilvr_n: int = 0
+
+    def to_dict(self) -> dict:
+        """JSON-able dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> GenerationParams:
+        """Build from a dict, ignoring unknown keys; raises ValueError on bad types."""
+        names = {f.name: f for f in fields(cls)}
+        kwargs = {}
+        for key, value in (data or {}).items():
+            if key not in names:
+                continue
+            default = getattr(cls(), key)
+            try:
+                if key == "class_label":
+                    kwargs[key] = None if value in (None, "", "none") else int(value)
+                elif isinstance(default, bool):
+                    kwargs[key] = bool(value)
+                elif isinstance(default, int):
+                    kwargs[key] = int(value)
+                elif isinstance(default, float):
+                    kwargs[key] = float(value)
+                else:
+                    kwargs[key] = "" if value is None else str(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"parameter {key!r} has a bad value {value!r}") from None
+        return cls(**kwargs)
+
+
+@dataclass
+class GenerationResult:
+    """``images``: ``(B, H, W, 3)`` uint8; ``params``: the resolved parameters (actual seed,
+    sampler, steps ...); ``seeds``: one per image; ``model``: :class:`ModelInfo` as a dict."""
+
+    images: np.ndarray
+    params: dict
+    seeds: list
+    model: dict
+    seconds: float = 0.0
+    device: str = "cpu"
+    mode: str = "txt2img"
+    extra: dict = field(default_factory=dict)
+
+
+def resolve_params(params: GenerationParams, info: ModelInfo) -> GenerationParams:
+    """Fill model defaults and validate; raises ValueError with a one-line reason."""
+    p = GenerationParams.from_dict(params.to_dict())
+    p.model = info.name if info.shipped else (params.model or info.path)
+    p.sampler = p.sampler or info.default_sampler
+    if p.sampler not in info.samplers:
+        raise ValueError(f"sampler {p.sampler!r} does not suit model {info.name} (choose: {', '.join(info.samplers)})")
+    p.steps = p.steps or info.default_steps
+    if not 1 <= p.steps <= 1000:
+        raise ValueError(f"steps must be 1..1000 (got {p.steps})")
+    if p.cfg < 0:
+        p.cfg = info.default_cfg
+    if not math.isfinite(p.cfg) or p.cfg > 100:
+        raise ValueError(f"cfg must be a finite number in 0..100 (got {p.cfg})")
+    if not 1 <= p.batch <= 64:
+        raise ValueError(f"batch must be 1..64 (got {p.batch})")
+    if not (0.0 <= p.strength <= 1.0) or not math.isfinite(p.strength):
+        raise ValueError(f"strength must be in 0..1 (got {p.strength})")
+    if p.ilvr_n and p.ilvr_n < 2:
+        raise ValueError(f"ILVR factor N must be 0 (off) or at least 2 (got {p.ilvr_n})")
+    p.height = p.height or int(info.size[0])
+    p.width = p.width or int(info.size[1])
+    if info.kind.startswith("own"):
+        multiple = 8
+        if p.height % multiple or p.width % multiple or not (8 <= p.height <= 1024 and 8 <= p.width <= 1024):
+            raise ValueError(f"size must be a multiple of {multiple} between 8 and 1024 (got {p.width}x{p.height})")
+    if info.conditioning == "class":
+        if p.class_label is not None and not 0 <= p.class_label < len(info.class_names):
+            raise ValueError(f"class must be 0..{len(info.class_names) - 1} (got {p.class_label})")
+    elif p.class_label is not None:
+        raise ValueError(f"model {info.name} is not class-conditional; use a prompt")
+    if p.seed < 0:
+        p.seed = random.SystemRandom().randrange(0, 2**31 - 1)
+    return p
+
+
+def generate_job(
+    params: GenerationParams,
+    init: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    reference: np.ndarray | None = None,
+    model_folders=(),
+    device: str | None = None,
+    cancel: CancelToken | None = None,
+    preview_every: int = 1,
+):
+    """Job: generate ``params.batch`` images.
+
+    ``init``/``reference``: ``(H, W, 3)`` uint8 or float [0, 1] images (img2img/inpainting
+    input, ILVR reference); ``mask``: ``(H, W)`` (1/255 = regenerate). Yields Log, Progress,
+    Preview; returns :class:`GenerationResult`. Raises ModelError / ValueError for bad input.
+    """
+    import time
+
+    from engines.device import get_device
+
+    device = device or get_device()
+    start = time.monotonic()
+    info = resolve_model(params.model, model_folders)
+    p = resolve_params(params, info)
+    if mask is not None and init is None:
+        raise ValueError("a mask needs an input image (--init)")
+    if p.ilvr_n and reference is None:
+        raise ValueError("ILVR needs a reference image")
+    if reference is not None and not p.ilvr_n:
+        raise ValueError("a reference image needs an ILVR factor N >= 2")
+    yield Progress(0, 1, f"loading {info.name}")
+    loaded = load_model(info, device)
+    yield Log(f"generating {p.batch} image(s) with {info.name}, {p.sampler}, {p.steps} steps, seed {p.seed}")
+    seeds = [p.seed + i for i in range(p.batch)]
+    mode = "txt2img" if init is None else ("inpaint" if mask is not None else "img2img")
+    if reference is not None:
+        mode += "+ilvr"
+    size = (p.height, p.width)
+    if info.kind.startswith("own"):
+        from engines.generation.sampling import mask_tensor, sample_own_job, to_model_tensor, to_uint8_rgb
+
+        channels = loaded.unet.config.in_channels
+        init_t = to_model_tensor(init, size, channels, device) if init is not None else None
+        mask_t = mask_tensor(mask, size, device) if mask is not None else None
+        ref_t = to_model_tensor(reference, size, channels, device) if reference is not None else None
+        labels = [p.class_label] * p.batch if info.conditioning == "class" else None
+        x = yield from sample_own_job(
+            loaded.unet, loaded.scheduler_config, info.prediction_type, p.sampler, p.steps, seeds, size,
+            class_labels=labels, null_class=info.null_class, cfg=p.cfg, init=init_t,
+            strength=p.strength if init is not None else 1.0, mask=mask_t, reference=ref_t, ilvr_n=p.ilvr_n,
+            cancel=cancel, preview_every=preview_every,
+        )
+        images = to_uint8_rgb(x)
+    else:
+        if reference is not None:
+            raise ValueError("ILVR reference guidance runs only on pixel-space models in the own loop")
+        from engines.generation.pipelines import run_pipeline_job
+        from engines.generation.sampling import to_model_tensor
+
+        init_f = None
+        if init is not None:
+            init_f = ((to_model_tensor(init, size, 3)[0].permute(1, 2, 0).numpy() + 1) / 2)
+        mask_f = None
+        if mask is not None:
+            from engines.generation.sampling import mask_tensor
+
+            mask_f = mask_tensor(mask, size)[0, 0].numpy()
+        out = yield from run_pipeline_job(
+            loaded.pipe, info.prediction_type, p.sampler, p.steps, seeds, prompt=p.prompt,
+            negative_prompt=p.negative_prompt, cfg=p.cfg, size=size, init=init_f, strength=p.strength,
+            mask=mask_f, cancel=cancel, preview_every=preview_every,
+        )
+        images = (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
+    torch_seconds = time.monotonic() - start
+    hashes = {role: array_sha256(a) for role, a in (("init", init), ("mask", mask), ("reference", reference))
+              if a is not None}
+    return GenerationResult(images=images, params=p.to_dict(), seeds=seeds, model=info.to_dict(),
+                            seconds=round(torch_seconds, 3), device=device, mode=mode,
+                            extra={"input_pixel_sha256": hashes})
+
+
+def array_sha256(array: np.ndarray) -> str:
+    """sha256 of an input image's pixels (shape and dtype included), so pasted inputs are traceable."""
+    import hashlib
+
+    a = np.ascontiguousarray(array)
+    digest = hashlib.sha256(f"{a.shape}|{a.dtype}|".encode())
+    digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def provenance_for(result: GenerationResult, index: int = 0, inputs: dict | None = None) -> dict:
+    """Provenance record for image ``index`` of ``result``.
+
+    ``inputs``: ``{"init": path, "mask": path, "reference": path}`` (files are hashed).
+    The image's own seed is stored; its parameters restore exactly this image with batch 1.
+    """
+    from studio.export import make_provenance
+
+    params = dict(result.params)
+    params["seed"] = int(result.seeds[index])
+    params["batch"] = 1
+    inputs = {k: v for k, v in (inputs or {}).items() if v}
+    record = make_provenance(
+        "generate", ENGINE_NAME, params, seed=int(result.seeds[index]), device=result.device,
+        inputs=list(inputs.values()),
+        extra={"generation": {"mode": result.mode, "batch_seed": int(result.params.get("seed", result.seeds[0])),
+                              "batch_index": index, "model_path": result.model.get("path"),
+                              "model_kind": result.model.get("kind"), "input_roles": inputs,
+                              "input_pixel_sha256": result.extra.get("input_pixel_sha256", {}),
+                              "seconds": result.seconds}},
+    )
+    return record
+
+
+def params_from_provenance(record: dict) -> GenerationParams:
+    """The :class:`GenerationParams` stored in a provenance record (ValueError if not ours)."""
+    if not record or record.get("panel") != "generate":
+        raise ValueError("this file was not made by the Generate panel")
+    return GenerationParams.from_dict(record.get("parameters") or {})

@@ -1,0 +1,398 @@
+"""Finding and loading generation models through one path (no Qt, never downloads).
+
+Three kinds of model, all described by :class:`ModelInfo` and loaded by :func:`load_model`:
+
+- ``own``: a diffusers folder holding a pixel-space ``UNet2DModel`` (``unet/``) and a scheduler,
+  e.g. the shipped ``digits-flow`` model (which also has ``spectra_model.json`` describing its
+  class conditioning) or a DDPM folder such as ``google/ddpm-cifar10-32`` saved locally.
+  These run in the studio's own sampling loop (:mod:`engines.generation.sampling`).
+- ``pipeline``: any other local diffusers pipeline folder (``model_index.json``: Stable
+  Diffusion 1.x/2.x, SDXL, PixArt, SD3, Flux ...), loaded with ``DiffusionPipeline.from_pretrained``.
+- ``single``: one ``.safetensors`` checkpoint plus a config skeleton folder (from
+  ``assets/generation/``) so no hub access is needed.
+
+Every loader passes ``local_files_only=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from engines.generation.samplers import samplers_for
+
+__all__ = [
+    "SHIPPED_MODELS_DIR",
+    "SKELETONS_DIR",
+    "LoadedModel",
+    "ModelError",
+    "ModelInfo",
+    "clear_cache",
+    "inspect_model",
+    "load_model",
+    "resolve_model",
+    "scan_models",
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_MODELS_DIR = ROOT / "assets" / "models"
+SKELETONS_DIR = ROOT / "assets" / "generation"
+DEFAULT_MODEL = "digits-flow"
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the studio never fetches from a hub
+
+
+class ModelError(ValueError):
+    """A model is missing, broken or of an unsupported kind (the message says which)."""
+
+
+@dataclass
+class ModelInfo:
+    """What the UI and CLI need to know about a model without loading its weights.
+
+    ``kind``: ``own`` | ``pipeline`` | ``single``; ``prediction_type``: ``flow`` |
+    ``epsilon`` | ``v_prediction``; ``conditioning``: ``class`` | ``text`` | ``none``;
+    ``size``: default ``(height, width)`` in pixels; ``samplers``: names that suit it.
+    """
+
+    name: str
+    path: str
+    kind: str
+    pipeline_class: str = ""
+    prediction_type: str = "epsilon"
+    conditioning: str = "none"
+    class_names: list = field(default_factory=list)
+    null_class: int | None = None
+    channels: int = 3
+    size: tuple = (512, 512)
+    samplers: list = field(default_factory=list)
+    default_sampler: str = ""
+    default_steps: int = 20
+    default_cfg: float = 7.0
+    distilled: bool = False
+    skeleton: str = ""
+    shipped: bool = False
+    description: str = ""
+
+    def to_dict(self) -> dict:
+        """JSON-able form."""
+        data = asdict(self)
+        data["size"] = list(self.size)
+        return data
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{path.parent.name}: missing {path.name}") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: unreadable JSON ({exc})") from None
+
+
+def _scheduler_kind(scheduler_config: dict) -> tuple[str, bool]:
+    """(prediction_type, distilled) from a scheduler config."""
+    cls = scheduler_config.get("_class_name", "")
+    distilled = cls in ("LCMScheduler", "TCDScheduler", "FlowMatchLCMScheduler")
+    if cls.startswith("FlowMatch") or scheduler_config.get("prediction_type") == "flow_prediction":
+        return "flow", distilled
+    return scheduler_config.get("prediction_type", "epsilon") or "epsilon", distilled
+
+
+def _folder_info(folder: Path, shipped: bool = False) -> ModelInfo:
+    index = _read_json(folder / "model_index.json")
+    sched_path = folder / "scheduler" / "scheduler_config.json"
+    sched = _read_json(sched_path) if sched_path.exists() else {}
+    prediction, distilled = _scheduler_kind(sched)
+    meta_path = folder / "spectra_model.json"
+    unet_entry = index.get("unet")
+    is_pixel_unet = isinstance(unet_entry, list) and unet_entry[-1] == "UNet2DModel" and "vae" not in index
+    if meta_path.exists() or is_pixel_unet:
+        meta = _read_json(meta_path) if meta_path.exists() else {}
+        unet_cfg = _read_json(folder / "unet" / "config.json")
+        size = unet_cfg.get("sample_size", 32)
+        size = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
+        prediction = meta.get("prediction_type", prediction)
+        n_classes = meta.get("num_classes")
+        conditioning = "class" if n_classes else "none"
+        samplers = samplers_for(prediction, own_loop=True, distilled=distilled)
+        return ModelInfo(
+            name=folder.name, path=str(folder), kind="own", pipeline_class=index.get("_class_name", ""),
+            prediction_type=prediction, conditioning=conditioning,
+            class_names=list(meta.get("class_names", [str(i) for i in range(n_classes or 0)])),
+            null_class=meta.get("null_class"), channels=int(unet_cfg.get("in_channels", 3)), size=size,
+            samplers=samplers, default_sampler=meta.get("default_sampler", samplers[0] if samplers else ""),
+            default_steps=int(meta.get("default_steps", 20)), default_cfg=float(meta.get("default_cfg", 1.0 if not n_classes else 3.0)),
+            distilled=distilled, shipped=shipped, description=meta.get("description", "pixel-space UNet"),
+        )
+    cls_name = index.get("_class_name", "")
+    if not cls_name:
+        raise ModelError(f"{folder.name}: model_index.json names no pipeline class")
+    for key, value in index.items():
+        if key.startswith("_") or not isinstance(value, list) or value[0] is None:
+            continue
+        if not (folder / key).is_dir():
+            raise ModelError(f"{folder.name}: component folder '{key}/' listed in model_index.json is missing")
+    text = any(k in index for k in ("text_encoder", "text_encoder_2", "tokenizer"))
+    size = _pipeline_default_size(folder, index)
+    samplers = samplers_for(prediction, own_loop=False, distilled=distilled)
+    default = "flow_euler" if prediction == "flow" else ("lcm" if distilled else "dpmpp_2m_karras")
+    return ModelInfo(
+        name=folder.name, path=str(folder), kind="pipeline", pipeline_class=cls_name,
+        prediction_type=prediction, conditioning="text" if text else "none", size=size,
+        samplers=samplers, default_sampler=default if default in samplers else (samplers[0] if samplers else ""),
+        default_steps=4 if distilled else (28 if prediction == "flow" else 25),
+        default_cfg=1.5 if distilled else (4.5 if prediction == "flow" else 7.0), distilled=distilled,
+        shipped=shipped, description=f"diffusers {cls_name}",
+    )
+
+
+def _pipeline_default_size(folder: Path, index: dict) -> tuple:
+    """Default output size: denoiser sample_size x VAE scale factor (falls back to 512)."""
+    scale = 8
+    vae_cfg = folder / "vae" / "config.json"
+    if vae_cfg.exists():
+        blocks = _read_json(vae_cfg).get("block_out_channels", [0, 0, 0, 0])
+        scale = 2 ** (len(blocks) - 1)
+    for comp in ("unet", "transformer"):
+        cfg = folder / comp / "config.json"
+        if cfg.exists():
+            sample = _read_json(cfg).get("sample_size")
+            if isinstance(sample, (list, tuple)):
+                return (int(sample[0]) * scale, int(sample[1]) * scale)
+            if sample:
+                return (int(sample) * scale, int(sample) * scale)
+    return (512, 512)
+
+
+def _safetensors_keys(path: Path) -> dict:
+    """Tensor names -> shapes from a .safetensors header (no weights read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}  # noqa: SIM118 - safe_open is not a dict
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for broken files
+        raise ModelError(f"{path.name}: not a readable .safetensors file ({exc})") from None
+
+
+def _skeleton_for(path: Path, keys: dict) -> Path:
+    """Pick the config skeleton folder matching a single-file checkpoint's tensor names."""
+    sidecar = path.with_suffix(".config")
+    if sidecar.is_dir():
+        return sidecar
+    family = None
+    if any(k.startswith("conditioner.embedders.1") for k in keys):
+        family = "sdxl-base"
+    elif any(k.startswith("cond_stage_model.model.") for k in keys):
+        family = "sd2"
+    elif any(k.startswith("model.diffusion_model.") for k in keys):
+        family = "sd15"
+    else:
+        for skel in sorted(SKELETONS_DIR.glob("*")):
+            unet_cfg = skel / "unet" / "config.json"
+            if (skel / "skeleton.json").exists() and unet_cfg.exists() and _matches_unet2d(unet_cfg, keys):
+                return skel
+        raise ModelError(f"{path.name}: unrecognised checkpoint layout (no config skeleton in {SKELETONS_DIR} matches)")
+    skel = SKELETONS_DIR / family
+    if not skel.is_dir():
+        raise ModelError(f"{path.name}: looks like {family} but the config skeleton {skel} is missing")
+    return skel
+
+
+def _matches_unet2d(config_path: Path, keys: dict) -> bool:
+    """True if a diffusers-named UNet2DModel state dict has exactly the shapes of this config."""
+    import torch
+    from diffusers import UNet2DModel
+
+    config = _read_json(config_path)
+    if "conv_in.weight" not in keys or config.get("_class_name", "UNet2DModel") != "UNet2DModel":
+        return False
+    try:
+        with torch.device("meta"):
+            model = UNet2DModel.from_config(config)
+    except (ValueError, TypeError):
+        return False
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    return expected == keys
+
+
+def _single_info(path: Path) -> ModelInfo:
+    keys = _safetensors_keys(path)
+    skel = _skeleton_for(path, keys)
+    info = _folder_info(skel)
+    info.name = path.stem
+    info.path = str(path)
+    info.skeleton = str(skel)
+    info.kind = "single" if info.kind == "pipeline" else "own-single"
+    info.shipped = False
+    return info
+
+
+def inspect_model(path: str | os.PathLike, shipped: bool = False) -> ModelInfo:
+    """Describe the model at ``path`` (folder or ``.safetensors`` file) without loading weights.
+
+    Raises :class:`ModelError` with a one-line reason when it is missing or not a model.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"model not found: {path}")
+    if path.is_dir():
+        if not (path / "model_index.json").exists():
+            raise ModelError(f"{path} is not a diffusers model folder (no model_index.json)")
+        return _folder_info(path, shipped=shipped)
+    if path.suffix.lower() == ".safetensors":
+        return _single_info(path)
+    raise ModelError(f"{path.name}: unsupported model file (use a diffusers folder or a .safetensors checkpoint)")
+
+
+def scan_models(folders=()) -> tuple[list[ModelInfo], list[str]]:
+    """All models in the shipped folder and in ``folders`` (each scanned two levels deep).
+
+    Returns ``(models, problems)``: ``problems`` are one-line messages for broken candidates.
+    """
+    found: list[ModelInfo] = []
+    problems: list[str] = []
+    seen = set()
+
+    def visit(candidate: Path, shipped: bool) -> None:
+        key = str(candidate.resolve())
+        if key in seen:
+            return
+        seen.add(key)
+        try:
+            found.append(inspect_model(candidate, shipped=shipped))
+        except ModelError as exc:
+            problems.append(str(exc))
+
+    roots = [(SHIPPED_MODELS_DIR, True)] + [(Path(f), False) for f in folders if f]
+    for root, shipped in roots:
+        if not root.is_dir():
+            if not shipped:
+                problems.append(f"model folder not found: {root}")
+            continue
+        if (root / "model_index.json").exists():
+            visit(root, shipped)
+            continue
+        for child in sorted(root.iterdir()):
+            if child.name.startswith(".") or child.name.endswith((".partial", ".old")):
+                continue
+            if child.is_dir() and (child / "model_index.json").exists() or child.is_file() and child.suffix.lower() == ".safetensors":
+                visit(child, shipped)
+            elif child.is_dir():
+                for grandchild in sorted(child.iterdir()):
+                    if grandchild.is_dir() and (grandchild / "model_index.json").exists():
+                        visit(grandchild, shipped)
+    return found, problems
+
+
+def resolve_model(name_or_path: str | None, folders=()) -> ModelInfo:
+    """The model called ``name_or_path`` (a path, or a name found by :func:`scan_models`).
+
+    ``None`` or ``""`` means the shipped default model.
+    """
+    name = name_or_path or DEFAULT_MODEL
+    candidate = Path(name).expanduser()
+    looks_like_path = os.sep in name or name.endswith(".safetensors") or name.startswith((".", "~"))
+    if looks_like_path and not candidate.exists():
+        raise ModelError(f"model not found: {candidate}")
+    if candidate.exists():
+        return inspect_model(candidate, shipped=candidate.resolve().parent == SHIPPED_MODELS_DIR.resolve())
+    models, _problems = scan_models(folders)
+    for info in models:
+        if info.name == name:
+            return info
+    known = ", ".join(m.name for m in models) or "none"
+    raise ModelError(f"unknown model {name!r} (known: {known})")
+
+
+@dataclass
+class LoadedModel:
+    """A loaded model: ``unet`` + ``scheduler_config`` for own-loop models, ``pipe`` otherwise."""
+
+    info: ModelInfo
+    device: str
+    unet: object = None
+    scheduler_config: dict = field(default_factory=dict)
+    pipe: object = None
+
+
+_cache: dict = {}
+_cache_lock = threading.Lock()
+_CACHE_SIZE = 2
+
+
+def clear_cache() -> None:
+    """Forget every cached loaded model."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def load_model(info: ModelInfo, device: str = "cpu") -> LoadedModel:
+    """Load ``info`` onto ``device`` (cached; the two most recent models stay loaded).
+
+    Raises :class:`ModelError` when weights or configs are missing or broken.
+    """
+    key = (info.path, info.skeleton, device)
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+        loaded = _load_uncached(info, device)
+        while len(_cache) >= _CACHE_SIZE:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = loaded
+        return loaded
+
+
+def _load_uncached(info: ModelInfo, device: str) -> LoadedModel:
+    from diffusers.utils import logging as dlogging
+
+    dlogging.disable_progress_bar()
+
+    try:
+        if info.kind == "own":
+            from diffusers import UNet2DModel
+
+            unet = UNet2DModel.from_pretrained(info.path, subfolder="unet", local_files_only=True, low_cpu_mem_usage=False)
+            sched = _read_json(Path(info.path) / "scheduler" / "scheduler_config.json")
+            return LoadedModel(info, device, unet=unet.to(device).eval(), scheduler_config=sched)
+        if info.kind == "own-single":
+            from diffusers import UNet2DModel
+            from safetensors.torch import load_file
+
+            unet = UNet2DModel.from_config(_read_json(Path(info.skeleton) / "unet" / "config.json"))
+            unet.load_state_dict(load_file(info.path), strict=True)
+            sched = _read_json(Path(info.skeleton) / "scheduler" / "scheduler_config.json")
+            return LoadedModel(info, device, unet=unet.to(device).eval(), scheduler_config=sched)
+        import diffusers
+        import torch
+
+        dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
+        if info.kind == "pipeline":
+            pipe = diffusers.DiffusionPipeline.from_pretrained(info.path, local_files_only=True, low_cpu_mem_usage=False,
+                                                               dtype=dtype)
+        else:
+            cls = getattr(diffusers, info.pipeline_class, None)
+            if cls is None or not hasattr(cls, "from_single_file"):
+                raise ModelError(f"{info.name}: pipeline {info.pipeline_class} cannot load single files")
+            extra = {}
+            skeleton_meta = Path(info.skeleton) / "skeleton.json"
+            if skeleton_meta.exists() and _read_json(skeleton_meta).get("tokenizer") == "clip-bpe":
+                from engines.generation.clip_vocab import clip_tokenizer
+
+                extra["tokenizer"] = clip_tokenizer()
+            pipe = cls.from_single_file(info.path, config=info.skeleton, local_files_only=True,
+                                        low_cpu_mem_usage=False, dtype=dtype, **extra)
+        pipe = pipe.to(device)
+        if hasattr(pipe, "set_progress_bar_config"):
+            pipe.set_progress_bar_config(disable=True)
+        return LoadedModel(info, device, pipe=pipe)
+    except ModelError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load model {info.name!r}: {first}") from exc

@@ -1,0 +1,189 @@
+"""Running diffusers pipelines with live previews and cancel (no Qt).
+
+The pipeline runs on a helper thread; its ``callback_on_step_end`` hands each step's
+latents to the job generator, which yields Progress and a cheap latent -> RGB Preview.
+Cancel (closing the job or a :class:`CancelToken`) raises inside the callback, so the
+pipeline stops at the next step and nothing is decoded or returned.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import numpy as np
+import torch
+
+from engines.generation.samplers import make_scheduler
+from engines.jobs import CancelToken, JobCancelled, Preview, Progress, Stopwatch
+
+__all__ = ["LATENT_RGB_FACTORS", "latents_to_rgb", "run_pipeline_job"]
+
+# Linear latent -> RGB projections (weights-free previews), as used by InvokeAI's step_callback.
+LATENT_RGB_FACTORS = {
+    "sd": (
+        [[0.3444, 0.1385, 0.0670], [0.1247, 0.4027, 0.1494], [-0.3192, 0.2513, 0.2103], [-0.1307, -0.1874, -0.7445]],
+        None,
+    ),
+    "sdxl": (
+        [[0.3651, 0.4232, 0.4341], [-0.2533, -0.0042, 0.1068], [0.1076, 0.1111, -0.0362], [-0.3165, -0.2492, -0.2188]],
+        [0.1084, -0.0175, -0.0011],
+    ),
+}
+
+
+def latents_to_rgb(latents: torch.Tensor, family: str = "sd") -> np.ndarray:
+    """``(B, C, h, w)`` latents -> ``(B, h, w, 3)`` uint8 preview.
+
+    4-channel latents use the linear factors of ``family`` (``sd`` or ``sdxl``); 3-channel
+    tensors are taken as RGB in [-1, 1]; others show their first three channels, each
+    normalised to its own range.
+    """
+    lat = latents.detach().float().cpu()
+    if lat.ndim == 3:  # packed / sequence latents: no spatial layout to show
+        side = int(np.sqrt(lat.shape[1]))
+        lat = lat[:, : side * side].transpose(1, 2).reshape(lat.shape[0], -1, side, side)
+    channels = lat.shape[1]
+    if channels == 4:
+        factors, bias = LATENT_RGB_FACTORS.get(family, LATENT_RGB_FACTORS["sd"])
+        rgb = torch.einsum("bchw,cr->bhwr", lat, torch.tensor(factors))
+        if bias is not None:
+            rgb = rgb + torch.tensor(bias)
+        rgb = (rgb + 1) / 2
+    elif channels == 3:
+        rgb = (lat.permute(0, 2, 3, 1) + 1) / 2
+    else:
+        rgb = lat[:, : min(3, channels)].permute(0, 2, 3, 1)
+        lo = rgb.amin(dim=(1, 2), keepdim=True)
+        hi = rgb.amax(dim=(1, 2), keepdim=True)
+        rgb = (rgb - lo) / (hi - lo + 1e-8)
+        if rgb.shape[3] < 3:
+            rgb = rgb[..., :1].repeat(1, 1, 1, 3)
+    return (rgb.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+class _Stop(Exception):
+    """Raised in the pipeline callback to abandon a cancelled run."""
+
+
+def _family(pipe) -> str:
+    name = type(pipe).__name__
+    return "sdxl" if "XL" in name else "sd"
+
+
+def run_pipeline_job(
+    pipe,
+    prediction_type: str,
+    sampler: str,
+    steps: int,
+    seeds: list,
+    prompt: str = "",
+    negative_prompt: str = "",
+    cfg: float = 7.0,
+    size: tuple | None = None,
+    init: np.ndarray | None = None,
+    strength: float = 1.0,
+    mask: np.ndarray | None = None,
+    cancel: CancelToken | None = None,
+    preview_every: int = 1,
+):
+    """Job: run a diffusers pipeline (txt2img, or img2img / inpainting derived with ``from_pipe``).
+
+    ``init``: ``(H, W, 3)`` float image in [0, 1]; ``mask``: ``(H, W)`` float, 1 = regenerate.
+    ``size``: ``(height, width)``. Yields Progress and Preview per step; returns
+    ``(B, H, W, 3)`` float images in [0, 1]. Raises :class:`JobCancelled` if cancelled.
+    """
+    from PIL import Image
+
+    if sampler:
+        pipe.scheduler = make_scheduler(sampler, prediction_type, dict(pipe.scheduler.config))
+    runner = pipe
+    kwargs = {}
+    if init is not None:
+        from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
+
+        image = Image.fromarray((np.clip(init, 0, 1) * 255).round().astype(np.uint8))
+        if size:
+            image = image.resize((size[1], size[0]), Image.BICUBIC)
+        kwargs["image"] = image
+        kwargs["strength"] = float(strength)
+        if mask is not None:
+            runner = AutoPipelineForInpainting.from_pipe(pipe)
+            m = Image.fromarray((np.clip(mask, 0, 1) * 255).round().astype(np.uint8)).convert("L")
+            kwargs["mask_image"] = m.resize(image.size, Image.NEAREST)
+        else:
+            runner = AutoPipelineForImage2Image.from_pipe(pipe)
+        runner.set_progress_bar_config(disable=True)
+        total = max(1, min(int(steps * strength), steps))
+    else:
+        total = int(steps)
+    import inspect
+
+    accepted = set(inspect.signature(runner.__call__).parameters)
+    if "callback_on_step_end" not in accepted:
+        raise ValueError(f"{type(runner).__name__} has no step callback; it cannot run with previews")
+    if "prompt" in accepted:
+        kwargs["prompt"] = prompt
+        if "negative_prompt" in accepted and negative_prompt:
+            kwargs["negative_prompt"] = negative_prompt
+    if "guidance_scale" in accepted:
+        kwargs["guidance_scale"] = float(cfg)
+    if size and init is None and "height" in accepted:
+        kwargs["height"], kwargs["width"] = int(size[0]), int(size[1])
+    if "num_images_per_prompt" in accepted:
+        kwargs["num_images_per_prompt"] = len(seeds)
+    kwargs["generator"] = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+    kwargs["num_inference_steps"] = int(steps)
+    kwargs["output_type"] = "np"
+    tensor_inputs = [n for n in ("latents",) if n in getattr(runner, "_callback_tensor_inputs", [])]
+    events: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    family = _family(pipe)
+
+    def callback(p, step_index, timestep, callback_kwargs):
+        if stop.is_set() or (cancel is not None and cancel.cancelled):
+            p._interrupt = True
+            raise _Stop()
+        preview = None
+        if "latents" in callback_kwargs and preview_every and (step_index + 1) % preview_every == 0:
+            preview = latents_to_rgb(callback_kwargs["latents"], family)
+        events.put(("step", (step_index + 1, int(getattr(p, "_num_timesteps", 0) or total)), preview))
+        return {}
+
+    def work():
+        try:
+            with torch.inference_mode():
+                out = runner(**kwargs, callback_on_step_end=callback, callback_on_step_end_tensor_inputs=tensor_inputs)
+            events.put(("done", out, None))
+        except _Stop:
+            events.put(("cancelled", None, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the job thread and re-raised there
+            events.put(("error", exc, None))
+
+    thread = threading.Thread(target=work, name="diffusers-pipeline", daemon=True)
+    clock = Stopwatch()
+    thread.start()
+    try:
+        while True:
+            kind, value, preview = events.get()
+            if kind == "step":
+                value, total = value
+                remaining = clock.remaining(value / total)
+                yield Progress(min(value, total), total, f"step {value}/{total}" + (f", {remaining:.0f} s left" if remaining is not None else ""))
+                if preview is not None:
+                    from engines.generation.sampling import tile_images
+
+                    yield Preview(tile_images(preview), {"step": value, "total": total}, f"step {value}/{total}")
+            elif kind == "done":
+                images = np.asarray(value.images, dtype=np.float32)
+                if images.ndim == 3:
+                    images = images[..., None].repeat(3, axis=3)
+                return np.clip(images, 0, 1)
+            elif kind == "cancelled":
+                raise JobCancelled("cancelled")
+            else:
+                message = str(value).strip().splitlines()[0] if str(value).strip() else type(value).__name__
+                raise ValueError(f"pipeline failed: {message}") from value
+    finally:
+        stop.set()
+        thread.join(timeout=60)

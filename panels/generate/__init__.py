@@ -1,0 +1,5 @@
+"""The Generate panel."""
+
+from panels.generate.panel import GeneratePanel
+
+__all__ = ["GeneratePanel"]

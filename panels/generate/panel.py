@@ -1,0 +1,690 @@
+"""The Generate panel: prompt/class -> images with live previews, editing inputs and a history."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QKeySequence, QShortcut
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSlider,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QCollapsible
+
+from panels.base import OpenError, Panel
+from panels.generate.widgets import HistoryStrip, ImageSlot, ImageView, read_image_file
+
+SAMPLER_LABELS = {
+    "flow_euler": "Flow Euler", "flow_heun": "Flow Heun", "unipc": "UniPC", "dpmpp_2m": "DPM++ 2M",
+    "dpmpp_2m_karras": "DPM++ 2M Karras", "ddim": "DDIM", "euler": "Euler", "euler_a": "Euler ancestral",
+    "heun": "Heun", "lcm": "LCM",
+}
+
+
+class GeneratePanel(Panel):
+    """Generate images with the shipped digits model or the user's local diffusers models."""
+
+    name = "generate"
+    title = "Generate"
+    icon = "generate.svg"
+    file_types = {  # noqa: RUF012 - the Panel contract declares it as a class attribute
+        ".png": "image (input, or a generated PNG whose parameters are restored)",
+        ".jpg": "image (img2img input)",
+        ".jpeg": "image (img2img input)",
+        ".webp": "image (img2img input)",
+        ".safetensors": "single-file model checkpoint",
+        "/": "diffusers model folder",
+    }
+    export_filters = "PNG image (*.png)"
+
+    def __init__(self, services, parent: QWidget | None = None) -> None:
+        super().__init__(services, parent)
+        self.models: list = []
+        self.model_problems: list = []
+        self.model_folders: list[str] = []
+        self.extra_models: list[str] = []
+        self.history: list[dict] = []
+        self.current_index: int | None = None
+        self.jobs_active: list = []
+        self.preview_count = 0
+        self._build_workspace()
+        self.parameters_widget()
+        self.refresh_models()
+
+    # ------------------------------------------------------------------ layout
+    def _build_workspace(self) -> None:
+        layout = QVBoxLayout(self)
+        self.view = ImageView("No image yet.\nChoose a model and a class or prompt, then press Generate (Ctrl+Enter).")
+        layout.addWidget(self.view, 1)
+        status = QHBoxLayout()
+        self.status = QLabel("Ready.")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setMaximumWidth(220)
+        self.progress.hide()
+        status.addWidget(self.status, 1)
+        status.addWidget(self.progress)
+        layout.addLayout(status)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("History"))
+        row.addStretch(1)
+        self.reuse_button = QPushButton("Reuse parameters")
+        self.input_button = QPushButton("Use as input")
+        self.export_button = QPushButton("Export…")
+        self.codec_button = QPushButton("Send to Codec")
+        self.render_button = QPushButton("Send to Render")
+        for b in (self.reuse_button, self.input_button, self.export_button, self.codec_button, self.render_button):
+            b.setEnabled(False)
+            row.addWidget(b)
+        layout.addLayout(row)
+        self.strip = HistoryStrip()
+        layout.addWidget(self.strip)
+        self.strip.currentRowChanged.connect(self._select_history)
+        self.reuse_button.clicked.connect(self.reuse_selected)
+        self.input_button.clicked.connect(self.use_selected_as_input)
+        self.export_button.clicked.connect(self._export_dialog)
+        self.codec_button.clicked.connect(lambda: self.send_selected("codec"))
+        self.render_button.clicked.connect(lambda: self.send_selected("render"))
+
+    def build_parameters(self) -> QWidget:
+        outer = QScrollArea()
+        outer.setWidgetResizable(True)
+        outer.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        outer.setMinimumWidth(300)
+        body = QWidget()
+        outer.setWidget(body)
+        layout = QVBoxLayout(body)
+        form = QFormLayout()
+        model_row = QHBoxLayout()
+        self.model_combo = QComboBox()
+        self.model_combo.setToolTip("Shipped models and models found in your model folders")
+        self.folder_button = QToolButton()
+        self.folder_button.setText("…")
+        self.folder_button.setToolTip("Add a model folder to scan")
+        self.folder_button.clicked.connect(self._add_folder_dialog)
+        model_row.addWidget(self.model_combo, 1)
+        model_row.addWidget(self.folder_button)
+        form.addRow("Model", model_row)
+        self.model_note = QLabel("")
+        self.model_note.setWordWrap(True)
+        self.model_note.setStyleSheet("color: #9e9e9e;")
+        form.addRow(self.model_note)
+        self.class_label = QLabel("Class")
+        self.class_combo = QComboBox()
+        form.addRow(self.class_label, self.class_combo)
+        self.prompt_label = QLabel("Prompt")
+        self.prompt = QPlainTextEdit()
+        self.prompt.setPlaceholderText("Describe the image…")
+        self.prompt.setFixedHeight(70)
+        form.addRow(self.prompt_label, self.prompt)
+        layout.addLayout(form)
+        buttons = QHBoxLayout()
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.setToolTip("Generate (Ctrl+Enter)")
+        self.generate_button.setDefault(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        buttons.addWidget(self.generate_button, 1)
+        buttons.addWidget(self.cancel_button)
+        layout.addLayout(buttons)
+        self.generate_button.clicked.connect(self.generate)
+        self.cancel_button.clicked.connect(self.cancel)
+        for seq in ("Ctrl+Return", "Ctrl+Enter"):
+            for owner in (self, body):
+                shortcut = QShortcut(QKeySequence(seq), owner)
+                shortcut.setContext(Qt.WidgetWithChildrenShortcut)
+                shortcut.activated.connect(self.generate)
+
+        self.advanced = QCollapsible("Advanced")
+        adv = QWidget()
+        adv_form = QFormLayout(adv)
+        adv_form.setRowWrapPolicy(QFormLayout.WrapLongRows)
+        self.sampler_combo = QComboBox()
+        adv_form.addRow("Sampler", self.sampler_combo)
+        self.steps_spin = QSpinBox()
+        self.steps_spin.setRange(1, 1000)
+        adv_form.addRow("Steps", self.steps_spin)
+        self.cfg_spin = QDoubleSpinBox()
+        self.cfg_spin.setRange(0.0, 30.0)
+        self.cfg_spin.setSingleStep(0.5)
+        adv_form.addRow("Guidance (CFG)", self.cfg_spin)
+        seed_row = QHBoxLayout()
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 2)
+        self.seed_lock = QCheckBox("Lock")
+        self.seed_lock.setToolTip("Locked: reuse this seed. Unlocked: a new random seed for every run")
+        self.seed_random = QToolButton()
+        self.seed_random.setText("New")
+        self.seed_random.setToolTip("New random seed")
+        self.seed_random.clicked.connect(self.randomize_seed)
+        seed_row.addWidget(self.seed_spin, 1)
+        seed_row.addWidget(self.seed_lock)
+        seed_row.addWidget(self.seed_random)
+        adv_form.addRow("Seed", seed_row)
+        size_row = QHBoxLayout()
+        self.width_spin = QSpinBox()
+        self.height_spin = QSpinBox()
+        for spin in (self.width_spin, self.height_spin):
+            spin.setRange(8, 2048)
+            spin.setSingleStep(8)
+            size_row.addWidget(spin)
+        adv_form.addRow("Width × height", size_row)
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(1, 16)
+        adv_form.addRow("Batch", self.batch_spin)
+        self.negative = QPlainTextEdit()
+        self.negative.setPlaceholderText("What to avoid (text models)")
+        self.negative.setFixedHeight(50)
+        adv_form.addRow("Negative prompt", self.negative)
+        self.advanced.addWidget(adv)
+        layout.addWidget(self.advanced)
+
+        self.edit_box = QCollapsible("Edit: input, mask, reference")
+        edit = QWidget()
+        edit_layout = QVBoxLayout(edit)
+        self.init_slot = ImageSlot("Input image (img2img / inpainting)")
+        edit_layout.addWidget(self.init_slot)
+        strength_row = QHBoxLayout()
+        self.strength_slider = QSlider(Qt.Horizontal)
+        self.strength_slider.setRange(0, 100)
+        self.strength_slider.setValue(75)
+        self.strength_value = QLabel("0.75")
+        self.strength_slider.valueChanged.connect(lambda v: self.strength_value.setText(f"{v / 100:.2f}"))
+        strength_row.addWidget(QLabel("Strength"))
+        strength_row.addWidget(self.strength_slider, 1)
+        strength_row.addWidget(self.strength_value)
+        edit_layout.addLayout(strength_row)
+        sketch_row = QHBoxLayout()
+        self.blank_button = QPushButton("Blank canvas")
+        self.blank_button.setToolTip("Start a black input image of the output size to draw on")
+        self.blank_button.clicked.connect(self.new_blank_canvas)
+        self.sketch_toggle = QCheckBox("Draw")
+        self.sketch_toggle.setToolTip("Draw into the input image: left button white, right button black")
+        sketch_row.addWidget(self.blank_button)
+        sketch_row.addWidget(self.sketch_toggle)
+        sketch_row.addStretch(1)
+        edit_layout.addLayout(sketch_row)
+        mask_row = QHBoxLayout()
+        self.mask_toggle = QCheckBox("Paint mask")
+        self.mask_toggle.setToolTip("Paint the area to regenerate (left button); right button erases")
+        self.mask_toggle.toggled.connect(lambda on: self._set_brush_mode("mask", on))
+        self.sketch_toggle.toggled.connect(lambda on: self._set_brush_mode("sketch", on))
+        self.brush_spin = QSpinBox()
+        self.brush_spin.setRange(1, 64)
+        self.brush_spin.setValue(4)
+        self.brush_spin.setPrefix("brush ")
+        self.brush_spin.valueChanged.connect(lambda v: setattr(self.init_slot.canvas, "brush", float(v)))
+        self.mask_invert = QPushButton("Invert")
+        self.mask_invert.clicked.connect(self.init_slot.canvas.invert_mask)
+        self.mask_clear = QPushButton("Clear mask")
+        self.mask_clear.clicked.connect(lambda: self.init_slot.canvas.set_mask(None))
+        mask_row.addWidget(self.mask_toggle)
+        mask_row.addWidget(self.brush_spin)
+        mask_row.addStretch(1)
+        edit_layout.addLayout(mask_row)
+        mask_row2 = QHBoxLayout()
+        mask_row2.addWidget(self.mask_invert)
+        mask_row2.addWidget(self.mask_clear)
+        mask_row2.addStretch(1)
+        edit_layout.addLayout(mask_row2)
+        self.ref_slot = ImageSlot("ILVR reference (keeps its coarse layout)", "Drop, paste or open\na reference image")
+        edit_layout.addWidget(self.ref_slot)
+        ilvr_row = QHBoxLayout()
+        self.ilvr_slider = QSlider(Qt.Horizontal)
+        self.ilvr_slider.setRange(1, 6)  # N = 2 ** value
+        self.ilvr_slider.setValue(2)
+        self.ilvr_value = QLabel("N = 4")
+        self.ilvr_slider.valueChanged.connect(lambda v: self.ilvr_value.setText(f"N = {2 ** v}"))
+        ilvr_row.addWidget(QLabel("ILVR factor"))
+        ilvr_row.addWidget(self.ilvr_slider, 1)
+        ilvr_row.addWidget(self.ilvr_value)
+        edit_layout.addLayout(ilvr_row)
+        self.edit_box.addWidget(edit)
+        layout.addWidget(self.edit_box)
+        layout.addStretch(1)
+        self.model_combo.currentIndexChanged.connect(self._model_changed)
+        return outer
+
+    def _set_brush_mode(self, mode: str, on: bool) -> None:
+        """Mask painting and drawing are exclusive brush modes on the input canvas."""
+        if on:
+            other = self.sketch_toggle if mode == "mask" else self.mask_toggle
+            other.blockSignals(True)
+            other.setChecked(False)
+            other.blockSignals(False)
+            self.init_slot.canvas.mode = mode
+        elif self.init_slot.canvas.mode == mode:
+            self.init_slot.canvas.mode = "off"
+
+    def new_blank_canvas(self) -> None:
+        """A black input image of the current output size, ready to draw on."""
+        self.init_slot.set_image(np.zeros((self.height_spin.value(), self.width_spin.value(), 3), np.uint8))
+        self.brush_spin.setValue(max(1, self.width_spin.value() // 16))
+        self.sketch_toggle.setChecked(True)
+        self.strength_slider.setValue(max(self.strength_slider.value(), 80))
+        if not self.edit_box.isExpanded():
+            self.edit_box.expand(animate=False)
+
+    # ------------------------------------------------------------------ models
+    def refresh_models(self, select: str | None = None) -> None:
+        """Rescan the shipped folder, the model folders and explicitly opened models."""
+        from engines.generation.models import ModelError, inspect_model, scan_models
+
+        previous = select or self.model_combo.currentData()
+        self.models, self.model_problems = scan_models(self.model_folders)
+        known = {m.path for m in self.models}
+        for path in self.extra_models:
+            if path in known:
+                continue
+            try:
+                self.models.append(inspect_model(path))
+            except ModelError as exc:
+                self.model_problems.append(str(exc))
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        for info in self.models:
+            label = info.name + ("  (shipped)" if info.shipped else "")
+            self.model_combo.addItem(label, info.path)
+        index = max(0, self.model_combo.findData(previous)) if previous else 0
+        self.model_combo.setCurrentIndex(index)
+        self.model_combo.blockSignals(False)
+        self._model_changed()
+        if self.model_problems:
+            self.services.log("Model scan: " + "; ".join(self.model_problems), "warning")
+
+    def model_info(self):
+        """The :class:`ModelInfo` selected in the model menu (None if there are no models)."""
+        path = self.model_combo.currentData()
+        for info in self.models:
+            if info.path == path:
+                return info
+        return None
+
+    def _model_changed(self) -> None:
+        info = self.model_info()
+        if info is None:
+            self.model_note.setText("No models found. Add a model folder with “…”.")
+            self.generate_button.setEnabled(False)
+            return
+        self.generate_button.setEnabled(True)
+        self.model_note.setText(f"{info.description} · {info.size[1]}×{info.size[0]} · {info.prediction_type}")
+        is_class = info.conditioning == "class"
+        self.class_label.setVisible(is_class)
+        self.class_combo.setVisible(is_class)
+        self.prompt_label.setVisible(info.conditioning == "text")
+        self.prompt.setVisible(info.conditioning == "text")
+        current_class = self.class_combo.currentData()
+        self.class_combo.clear()
+        self.class_combo.addItem("Any (unconditional)", None)
+        for i, name in enumerate(info.class_names):
+            self.class_combo.addItem(name, i)
+        index = self.class_combo.findData(current_class)
+        self.class_combo.setCurrentIndex(index if index >= 0 and current_class is not None else min(1, self.class_combo.count() - 1))
+        current_sampler = self.sampler_combo.currentData()
+        self.sampler_combo.clear()
+        for name in info.samplers:
+            self.sampler_combo.addItem(SAMPLER_LABELS.get(name, name), name)
+        target = current_sampler if current_sampler in info.samplers else info.default_sampler
+        self.sampler_combo.setCurrentIndex(max(0, self.sampler_combo.findData(target)))
+        self.steps_spin.setValue(info.default_steps)
+        self.cfg_spin.setValue(info.default_cfg)
+        self.height_spin.setValue(int(info.size[0]))
+        self.width_spin.setValue(int(info.size[1]))
+        self.negative.setEnabled(info.conditioning == "text")
+        own = info.kind.startswith("own")
+        self.ref_slot.setEnabled(own)
+        self.ilvr_slider.setEnabled(own)
+
+    def add_model_folder(self, folder: str) -> None:
+        """Scan ``folder`` for models from now on."""
+        if folder and folder not in self.model_folders:
+            self.model_folders.append(folder)
+        self.refresh_models()
+
+    def _add_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Model folder")
+        if folder:
+            self.add_model_folder(folder)
+
+    # ------------------------------------------------------------------ parameters
+    def generation_params(self):
+        """The :class:`GenerationParams` the controls describe now."""
+        from engines.generation.api import GenerationParams
+
+        info = self.model_info()
+        text = info is not None and info.conditioning == "text"
+        return GenerationParams(
+            model=(info.name if info.shipped else info.path) if info else "",
+            prompt=self.prompt.toPlainText() if text else "",
+            negative_prompt=self.negative.toPlainText() if text else "",
+            class_label=self.class_combo.currentData() if info and info.conditioning == "class" else None,
+            sampler=self.sampler_combo.currentData() or "",
+            steps=self.steps_spin.value(), cfg=self.cfg_spin.value(), seed=self.seed_spin.value(),
+            width=self.width_spin.value(), height=self.height_spin.value(), batch=self.batch_spin.value(),
+            strength=self.strength_slider.value() / 100.0,
+            ilvr_n=2 ** self.ilvr_slider.value() if self.ref_slot.image() is not None else 0,
+        )
+
+    def current_parameters(self) -> dict:
+        params = self.generation_params().to_dict()
+        params.update({
+            "seed_locked": self.seed_lock.isChecked(),
+            "ilvr_factor": 2 ** self.ilvr_slider.value(),
+            "model_folders": list(self.model_folders),
+            "extra_models": list(self.extra_models),
+            "advanced_open": self.advanced.isExpanded(),
+        })
+        return params
+
+    def restore_parameters(self, parameters: dict) -> None:
+        from engines.generation.api import GenerationParams
+        from engines.generation.models import ModelError, resolve_model
+
+        parameters = dict(parameters or {})
+        folders = [f for f in parameters.get("model_folders", []) if isinstance(f, str)]
+        extra = [f for f in parameters.get("extra_models", []) if isinstance(f, str)]
+        if folders != self.model_folders or extra != self.extra_models:
+            self.model_folders, self.extra_models = folders or self.model_folders, extra or self.extra_models
+        p = GenerationParams.from_dict(parameters)
+        path = None
+        if p.model:
+            try:
+                info = resolve_model(p.model, self.model_folders)
+                path = info.path
+                if info.path not in [m.path for m in self.models] and info.path not in self.extra_models:
+                    self.extra_models.append(info.path)
+            except ModelError as exc:
+                self.services.notify(f"Model of these parameters is not available: {exc}", "warning")
+        self.refresh_models(select=path)
+        if p.sampler:
+            i = self.sampler_combo.findData(p.sampler)
+            if i >= 0:
+                self.sampler_combo.setCurrentIndex(i)
+        if p.steps:
+            self.steps_spin.setValue(p.steps)
+        if p.cfg >= 0:
+            self.cfg_spin.setValue(p.cfg)
+        if p.seed >= 0:
+            self.seed_spin.setValue(p.seed)
+        if p.width:
+            self.width_spin.setValue(p.width)
+        if p.height:
+            self.height_spin.setValue(p.height)
+        self.batch_spin.setValue(max(1, p.batch))
+        self.prompt.setPlainText(p.prompt)
+        self.negative.setPlainText(p.negative_prompt)
+        i = self.class_combo.findData(p.class_label)
+        if p.class_label is None:
+            i = 0
+        if i >= 0:
+            self.class_combo.setCurrentIndex(i)
+        self.strength_slider.setValue(round(p.strength * 100))
+        factor = int(parameters.get("ilvr_factor") or p.ilvr_n or 4)
+        self.ilvr_slider.setValue(max(1, min(6, round(float(np.log2(max(2, factor)))))))
+        if "seed_locked" in parameters:
+            self.seed_lock.setChecked(bool(parameters["seed_locked"]))
+        if parameters.get("advanced_open") and not self.advanced.isExpanded():
+            self.advanced.expand(animate=False)
+
+    def restore_from_provenance(self, provenance: dict) -> None:
+        from engines.generation.api import params_from_provenance
+
+        try:
+            params = params_from_provenance(provenance)
+        except ValueError as exc:
+            raise OpenError(str(exc)) from None
+        data = params.to_dict()
+        data["seed_locked"] = True  # reproduce exactly this image
+        from engines.generation.models import ModelError, resolve_model
+
+        path = (provenance.get("generation") or {}).get("model_path")
+        try:
+            resolve_model(params.model, self.model_folders)
+        except ModelError:
+            if path and Path(path).exists():
+                data["model"] = path  # the name is unknown here, but the recorded folder exists
+        self.restore_parameters(data)
+        self.services.notify(f"Restored parameters (seed {params.seed}, {params.sampler}, {params.steps} steps)")
+
+    def randomize_seed(self) -> None:
+        self.seed_spin.setValue(random.SystemRandom().randrange(0, 2**31 - 2))
+
+    # ------------------------------------------------------------------ jobs
+    def generate(self) -> None:
+        """Queue a generation job with the current controls."""
+        from engines.generation.api import generate_job
+
+        info = self.model_info()
+        if info is None:
+            self.services.notify("Choose a model first.", "warning")
+            return
+        if not self.seed_lock.isChecked():
+            self.randomize_seed()
+        params = self.generation_params()
+        init = self.init_slot.image()
+        mask = self.init_slot.canvas.mask() if init is not None else None
+        reference = self.ref_slot.image() if info.kind.startswith("own") else None
+        if init is None:
+            params.strength = 1.0
+        inputs = {"init": self.init_slot.path if init is not None else "",
+                  "mask": "", "reference": self.ref_slot.path if reference is not None else ""}
+        folders = list(self.model_folders)
+        device = self.services.device()
+        self.preview_count = 0
+        label = f"{info.name}: " + (params.prompt[:30] if params.prompt else f"class {params.class_label}")
+
+        from engines.jobs import CancelToken
+
+        token = CancelToken()  # also checked inside diffusers' step callback, so cancel is immediate
+
+        def factory():
+            return generate_job(params, init=init, mask=mask, reference=reference, model_folders=folders,
+                                device=device, cancel=token)
+
+        box = {}
+
+        def done(callback):
+            def wrapped(*args):
+                handle = box.get("handle")
+                if handle in self.jobs_active:
+                    self.jobs_active.remove(handle)
+                callback(*args)
+                self._set_running(bool(self.jobs_active))
+            return wrapped
+
+        handle = self.services.jobs.submit(
+            f"Generate {label}", self.name, factory, device=device,
+            on_event=self._on_event, on_result=done(lambda r: self._on_result(r, inputs)),
+            on_error=done(self._on_error), on_cancel=done(self._on_cancel), cancel_token=token,
+        )
+        box["handle"] = handle
+        if handle.state in ("queued", "running", "paused"):
+            self.jobs_active.append(handle)
+        self._set_running(bool(self.jobs_active))
+        if len(self.jobs_active) > 1:
+            self.status.setText(f"Queued ({len(self.jobs_active) - 1} waiting)")
+
+    @property
+    def job(self):
+        """The oldest unfinished generation job of this panel (None when idle)."""
+        return self.jobs_active[0] if self.jobs_active else None
+
+    def cancel(self) -> None:
+        """Cancel every queued and running generation of this panel (results are discarded)."""
+        for handle in list(self.jobs_active):
+            handle.cancel()
+
+    def _set_running(self, running: bool) -> None:
+        self.generate_button.setEnabled(self.model_info() is not None)
+        self.cancel_button.setEnabled(running)
+        self.progress.setVisible(running)
+        if not running:
+            self.progress.setValue(0)
+
+    def _on_event(self, event: Any) -> None:
+        from engines.jobs import Preview, Progress
+
+        if isinstance(event, Preview) and event.image is not None:
+            self.preview_count += 1
+            self.view.set_image(event.image)
+        elif isinstance(event, Progress):
+            self.progress.setValue(int(event.fraction * 1000))
+            self.status.setText(event.message)
+
+    def _on_result(self, result, inputs: dict) -> None:
+        from engines.generation.api import provenance_for
+
+        first = None
+        for i in range(result.images.shape[0]):
+            entry = {
+                "image": result.images[i],
+                "params": dict(result.params, seed=result.seeds[i], batch=1),
+                "provenance": provenance_for(result, i, inputs),
+                "mode": result.mode,
+            }
+            self.history.append(entry)
+            index = len(self.history) - 1
+            p = entry["params"]
+            what = p["prompt"][:40] if p.get("prompt") else f"class {p.get('class_label')}"
+            tip = f"{what}\n{p['sampler']} · {p['steps']} steps · CFG {p['cfg']} · seed {p['seed']} · {result.mode}"
+            self.strip.add(entry["image"], f"#{index + 1}", tip, index)
+            first = index if first is None else first
+        self.strip.setCurrentRow(first)
+        self.status.setText(f"Done in {result.seconds:.1f} s · seed {result.seeds[0]}"
+                            + (f"…{result.seeds[-1]}" if len(result.seeds) > 1 else ""))
+
+    def _on_error(self, record) -> None:
+        self.status.setText(f"Failed: {record.error}")
+        self.services.notify(f"Generation failed: {record.error}", "error")
+
+    def _on_cancel(self) -> None:
+        self.status.setText("Cancelled (result discarded).")
+        if self.current_index is not None:
+            self.view.set_image(self.history[self.current_index]["image"])
+        else:
+            self.view.set_image(None)
+
+    # ------------------------------------------------------------------ history
+    def _select_history(self, row: int) -> None:
+        valid = 0 <= row < len(self.history)
+        self.current_index = row if valid else None
+        for b in (self.reuse_button, self.input_button, self.export_button, self.codec_button, self.render_button):
+            b.setEnabled(valid)
+        if valid:
+            self.view.set_image(self.history[row]["image"])
+
+    def selected_entry(self) -> dict | None:
+        return self.history[self.current_index] if self.current_index is not None else None
+
+    def reuse_selected(self) -> None:
+        """Put the selected result's parameters (with its seed, locked) back into the controls."""
+        entry = self.selected_entry()
+        if entry is not None:
+            data = dict(entry["params"], seed_locked=True)
+            self.restore_parameters(data)
+
+    def use_selected_as_input(self) -> None:
+        """Use the selected result as the img2img input."""
+        entry = self.selected_entry()
+        if entry is not None:
+            self.init_slot.set_image(entry["image"])
+            if not self.edit_box.isExpanded():
+                self.edit_box.expand(animate=False)
+
+    def send_selected(self, panel: str) -> None:
+        entry = self.selected_entry()
+        if entry is not None:
+            self.services.send_to(panel, "image", entry["image"].copy())
+
+    def can_export(self) -> bool:
+        return self.selected_entry() is not None
+
+    def export(self, path: str, force: bool = False) -> str:
+        from studio.export import ExportError, save_png
+
+        entry = self.selected_entry()
+        if entry is None:
+            raise OpenError("Generate has nothing to export yet")
+        try:
+            return str(save_png(path, entry["image"], entry["provenance"], force=force))
+        except ExportError as exc:
+            raise OpenError(str(exc)) from None
+
+    def _export_dialog(self) -> None:
+        entry = self.selected_entry()
+        if entry is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export image", f"generate-{entry['params']['seed']}.png",
+                                              self.export_filters)
+        if path:
+            try:
+                written = self.export(path, force=True)
+                self.services.notify(f"Exported {written}")
+            except OpenError as exc:
+                self.services.notify(str(exc), "error")
+
+    # ------------------------------------------------------------------ files
+    def open_file(self, path: str) -> None:
+        from engines.generation.models import ModelError, inspect_model
+        from studio.export import ExportError, read_provenance
+
+        p = Path(path)
+        if p.is_dir() or p.suffix.lower() == ".safetensors":
+            try:
+                info = inspect_model(p)
+            except ModelError as exc:
+                raise OpenError(str(exc)) from None
+            if info.path not in self.extra_models:
+                self.extra_models.append(info.path)
+            self.refresh_models(select=info.path)
+            self.services.notify(f"Model {info.name} added")
+            return
+        if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+            raise OpenError(f"Generate cannot open {p.name}")
+        record = None
+        if p.suffix.lower() == ".png":
+            try:
+                record = read_provenance(p)
+            except ExportError as exc:
+                raise OpenError(str(exc)) from None
+        if record and record.get("panel") == "generate":
+            self.restore_from_provenance(record)
+            try:
+                self.view.set_image(read_image_file(str(p)))
+            except ValueError:
+                pass
+            return
+        try:
+            self.init_slot.load(str(p))
+        except ValueError as exc:
+            raise OpenError(str(exc)) from None
+        if not self.edit_box.isExpanded():
+            self.edit_box.expand(animate=False)
+
+    def receive(self, kind: str, payload: Any) -> None:
+        if kind != "image":
+            raise OpenError(f"Generate cannot receive {kind}")
+        array = np.asarray(payload)
+        if array.ndim not in (2, 3):
+            raise OpenError(f"Generate needs an image, got an array of shape {array.shape}")
+        self.init_slot.set_image(array)
+        if not self.edit_box.isExpanded():
+            self.edit_box.expand(animate=False)

@@ -1,0 +1,303 @@
+"""Small widgets of the Generate panel: image view, input slots with a mask brush, history strip."""
+
+from __future__ import annotations
+
+import numpy as np
+from qtpy.QtCore import QSize, Qt, Signal
+from qtpy.QtGui import QIcon, QImage, QPixmap
+from qtpy.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp)"
+
+
+def to_qimage(image: np.ndarray) -> QImage:
+    """``(H, W, 3)`` or ``(H, W)`` uint8 -> a QImage that owns its pixels."""
+    array = np.ascontiguousarray(image)
+    if array.ndim == 2:
+        array = np.ascontiguousarray(np.repeat(array[:, :, None], 3, axis=2))
+    h, w = array.shape[:2]
+    return QImage(array.data, w, h, 3 * w, QImage.Format_RGB888).copy()
+
+
+def qimage_to_array(image: QImage) -> np.ndarray:
+    """A QImage -> ``(H, W, 3)`` uint8."""
+    image = image.convertToFormat(QImage.Format_RGB888)
+    w, h = image.width(), image.height()
+    ptr = image.constBits()
+    data = np.frombuffer(ptr, dtype=np.uint8, count=image.bytesPerLine() * h).reshape(h, image.bytesPerLine())
+    return data[:, : 3 * w].reshape(h, w, 3).copy()
+
+
+def read_image_file(path: str) -> np.ndarray:
+    """Read an image file as ``(H, W, 3)`` uint8; ValueError with a clear message if unreadable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ValueError(f"{path} is not a readable image ({exc})") from None
+
+
+class ImageView(QLabel):
+    """Shows one image scaled to fit (pixelated when enlarged), or a hint when empty."""
+
+    def __init__(self, hint: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._image: np.ndarray | None = None
+        self._hint = hint
+        self.setAlignment(Qt.AlignCenter)
+        self.setMinimumSize(160, 160)
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.setStyleSheet("QLabel { background: #1e1e1e; color: #9e9e9e; border-radius: 6px; }")
+        self.setText(hint)
+
+    def image(self) -> np.ndarray | None:
+        """The image shown, ``(H, W, 3)`` uint8, or None."""
+        return self._image
+
+    def set_image(self, image: np.ndarray | None) -> None:
+        """Show ``image`` (``(H, W, 3)`` uint8) or the hint when None."""
+        self._image = None if image is None else np.asarray(image)
+        self._refresh()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self._image is None:
+            self.setPixmap(QPixmap())
+            self.setText(self._hint)
+            return
+        pix = QPixmap.fromImage(to_qimage(self._image))
+        target = self.size() - QSize(8, 8)
+        mode = Qt.FastTransformation if pix.width() < target.width() / 2 else Qt.SmoothTransformation
+        self.setPixmap(pix.scaled(target, Qt.KeepAspectRatio, mode))
+
+
+class MaskCanvas(QLabel):
+    """An input image with a paintable mask (left button paints "regenerate", right erases)."""
+
+    changed = Signal()
+
+    def __init__(self, hint: str = "Drop, paste or open\nan input image", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.hint = hint
+        self._image: np.ndarray | None = None
+        self._mask: np.ndarray | None = None
+        self.brush = 4.0  # radius in image pixels
+        self.mode = "off"  # "off", "mask" (paint the region to regenerate) or "sketch" (draw into the image)
+        self.setFixedSize(180, 180)
+        self.setAlignment(Qt.AlignCenter)
+        self.setStyleSheet("QLabel { background: #2b2b2b; color: #9e9e9e; border: 1px dashed #666; }")
+        self.setText(hint)
+
+    def image(self) -> np.ndarray | None:
+        return self._image
+
+    def mask(self) -> np.ndarray | None:
+        """``(H, W)`` float32 in [0, 1] (1 = regenerate), or None when nothing is painted."""
+        if self._mask is None or not self._mask.any():
+            return None
+        return self._mask
+
+    def set_image(self, image: np.ndarray | None) -> None:
+        self._image = None if image is None else np.asarray(image, dtype=np.uint8)
+        self._mask = None if image is None else np.zeros(self._image.shape[:2], np.float32)
+        self._refresh()
+        self.changed.emit()
+
+    def set_mask(self, mask: np.ndarray | None) -> None:
+        if self._image is None:
+            return
+        self._mask = np.zeros(self._image.shape[:2], np.float32) if mask is None else np.clip(
+            np.asarray(mask, np.float32), 0, 1)
+        self._refresh()
+        self.changed.emit()
+
+    def invert_mask(self) -> None:
+        if self._mask is not None:
+            self.set_mask(1.0 - self._mask)
+
+    def _geometry(self):
+        h, w = self._image.shape[:2]
+        scale = min(self.width() / w, self.height() / h)
+        ox = (self.width() - w * scale) / 2
+        oy = (self.height() - h * scale) / 2
+        return scale, ox, oy
+
+    def paint_at(self, x: float, y: float, value: float = 1.0, target: str = "mask") -> None:
+        """Paint a disc of radius :attr:`brush` at image coordinates ``(x, y)``.
+
+        ``target="mask"``: set the mask to ``value`` (1 = regenerate); ``"sketch"``: set the
+        image pixels to ``value`` (1 = white, 0 = black).
+        """
+        if self._mask is None:
+            return
+        h, w = self._mask.shape
+        yy, xx = np.mgrid[0:h, 0:w]
+        disc = (xx + 0.5 - x) ** 2 + (yy + 0.5 - y) ** 2 <= self.brush ** 2
+        if target == "sketch":
+            self._image = self._image.copy()
+            self._image[disc] = round(255 * value)
+        else:
+            self._mask[disc] = value
+        self._refresh()
+        self.changed.emit()
+
+    def _event_paint(self, event) -> None:
+        if self.mode not in ("mask", "sketch") or self._image is None:
+            return
+        scale, ox, oy = self._geometry()
+        pos = event.position() if hasattr(event, "position") else event.pos()
+        value = 0.0 if event.buttons() & Qt.RightButton else 1.0
+        self.paint_at((pos.x() - ox) / scale, (pos.y() - oy) / scale, value, self.mode)
+
+    def mousePressEvent(self, event) -> None:
+        self._event_paint(event)
+
+    def mouseMoveEvent(self, event) -> None:
+        self._event_paint(event)
+
+    def _refresh(self) -> None:
+        if self._image is None:
+            self.setPixmap(QPixmap())
+            self.setText(self.hint)
+            return
+        shown = self._image.astype(np.float32)
+        if self._mask is not None and self._mask.any():
+            red = np.array([230.0, 40.0, 60.0])
+            alpha = 0.55 * self._mask[:, :, None]
+            shown = shown * (1 - alpha) + red * alpha
+        pix = QPixmap.fromImage(to_qimage(shown.astype(np.uint8)))
+        self.setPixmap(pix.scaled(self.size(), Qt.KeepAspectRatio, Qt.FastTransformation))
+
+
+class ImageSlot(QWidget):
+    """An image input: canvas (drop target) plus Open / Paste / Clear buttons."""
+
+    changed = Signal()
+
+    def __init__(self, title: str, hint: str = "Drop, paste or open\nan input image",
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.path: str = ""
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.title = QLabel(title)
+        self.canvas = MaskCanvas(hint)
+        self.canvas.changed.connect(self.changed)
+        buttons = QHBoxLayout()
+        self.open_button = QPushButton("Open…")
+        self.paste_button = QPushButton("Paste")
+        self.clear_button = QPushButton("Clear")
+        for b in (self.open_button, self.paste_button, self.clear_button):
+            buttons.addWidget(b)
+        self.open_button.clicked.connect(self._open)
+        self.paste_button.clicked.connect(self.paste)
+        self.clear_button.clicked.connect(self.clear)
+        layout.addWidget(self.title)
+        layout.addWidget(self.canvas, 0, Qt.AlignHCenter)
+        layout.addLayout(buttons)
+        self.error = QLabel("")
+        self.error.setStyleSheet("color: #e57373;")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        layout.addWidget(self.error)
+
+    def image(self) -> np.ndarray | None:
+        return self.canvas.image()
+
+    def set_image(self, image: np.ndarray | None, path: str = "") -> None:
+        """Use ``image`` (``(H, W, 3)`` uint8) as this input; ``path`` is recorded for provenance."""
+        if image is not None:
+            image = np.asarray(image)
+            if image.ndim == 2:
+                image = np.repeat(image[:, :, None], 3, axis=2)
+            if image.dtype != np.uint8:
+                image = np.clip(np.rint(np.asarray(image, np.float64) * 255), 0, 255).astype(np.uint8)
+            image = image[:, :, :3]
+        self.path = path
+        self.error.hide()
+        self.canvas.set_image(image)
+
+    def load(self, path: str) -> None:
+        """Read ``path`` into the slot (ValueError if unreadable; slot unchanged)."""
+        self.set_image(read_image_file(path), path)
+
+    def clear(self) -> None:
+        self.set_image(None)
+
+    def paste(self) -> None:
+        """Take an image from the clipboard, if there is one."""
+        image = QApplication.clipboard().image()
+        if image.isNull():
+            self._show_error("The clipboard holds no image.")
+            return
+        self.set_image(qimage_to_array(image))
+
+    def _open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", IMAGE_FILTER)
+        if path:
+            try:
+                self.load(path)
+            except ValueError as exc:
+                self._show_error(str(exc))
+
+    def _show_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.show()
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls() or event.mimeData().hasImage():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        data = event.mimeData()
+        if data.hasUrls():
+            try:
+                self.load(data.urls()[0].toLocalFile())
+            except ValueError as exc:
+                self._show_error(str(exc))
+        elif data.hasImage():
+            self.set_image(qimage_to_array(QImage(data.imageData())))
+        event.acceptProposedAction()
+
+
+class HistoryStrip(QListWidget):
+    """A horizontal strip of result thumbnails; each item's data is the history entry index."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setViewMode(QListWidget.IconMode)
+        self.setFlow(QListWidget.LeftToRight)
+        self.setWrapping(False)
+        self.setIconSize(QSize(72, 72))
+        self.setFixedHeight(112)
+        self.setMovement(QListWidget.Static)
+        self.setSpacing(4)
+        self.setHorizontalScrollMode(QListWidget.ScrollPerPixel)
+
+    def add(self, image: np.ndarray, label: str, tooltip: str, index: int) -> QListWidgetItem:
+        """Append a thumbnail of ``image``; returns the item."""
+        pix = QPixmap.fromImage(to_qimage(image)).scaled(72, 72, Qt.KeepAspectRatio,
+                                                          Qt.FastTransformation if image.shape[0] < 72 else Qt.SmoothTransformation)
+        item = QListWidgetItem(QIcon(pix), label)
+        item.setToolTip(tooltip)
+        item.setData(Qt.UserRole, index)
+        self.addItem(item)
+        return item
