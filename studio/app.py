@@ -28,4 +28,16 @@ def run_gui(paths: Optional[Sequence[str]] = None) -> int:
     window.show()
     if paths:
         window.open_paths(list(paths))
-    return app.exec()
+    status = app.exec()
+    shutdown(window)
+    return status
+
+
+def shutdown(window) -> None:
+    """Stop every job before the process ends (settings were saved when the window closed).
+
+    The window is not deleted here: deleting vispy's GL canvases after their context is gone
+    crashes in C++, so ``main.py`` ends the process with ``os._exit`` instead.
+    """
+    window.jobs.cancel_all()
+    window.jobs.wait_all(timeout=5.0)
