@@ -19,13 +19,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("QT_API", "pyside6")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from qtpy.QtCore import QTimer  # noqa: E402
-from qtpy.QtWidgets import QApplication  # noqa: E402
+import numpy as np
+import torch
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QApplication
 
-from engines.jobs import Preview, Progress, run_job  # noqa: E402
-from studio.jobs import JobQueue  # noqa: E402
+from engines.jobs import Preview, Progress, run_job
+from studio.jobs import JobQueue
 
 STEPS = 40
 

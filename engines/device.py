@@ -8,9 +8,8 @@ importing this module is cheap.
 from __future__ import annotations
 
 import os
-from typing import Optional
 
-_override: Optional[str] = os.environ.get("SPECTRA_DEVICE") or None
+_override: str | None = os.environ.get("SPECTRA_DEVICE") or None
 _VALID = ("auto", "cpu", "cuda", "mps")
 
 
@@ -28,7 +27,7 @@ def available_devices() -> list[str]:
     return found
 
 
-def pick_device(override: Optional[str] = None) -> str:
+def pick_device(override: str | None = None) -> str:
     """Return ``cuda``, then ``mps``, then ``cpu`` - or ``override`` if given and usable.
 
     Raises ValueError for an unknown name or a device this machine does not have.
@@ -44,7 +43,7 @@ def pick_device(override: Optional[str] = None) -> str:
     return choice
 
 
-def set_device_override(name: Optional[str]) -> None:
+def set_device_override(name: str | None) -> None:
     """Make :func:`get_device` return ``name`` (``None`` or ``"auto"`` restores auto-selection)."""
     global _override
     if name in (None, "", "auto"):
@@ -59,7 +58,7 @@ def get_device() -> str:
     return pick_device(_override)
 
 
-def device_label(device: Optional[str] = None) -> str:
+def device_label(device: str | None = None) -> str:
     """A human name for a device, e.g. ``cpu`` or ``cuda (NVIDIA RTX 4090)``."""
     import torch
 
@@ -69,7 +68,7 @@ def device_label(device: Optional[str] = None) -> str:
     return device
 
 
-def set_threads(count: Optional[int]) -> int:
+def set_threads(count: int | None) -> int:
     """Set torch's intra-op CPU threads (``None`` or 0 = one per core); returns the value set."""
     import torch
 

@@ -26,18 +26,19 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator, Iterator, Optional
+from typing import Any
 
 __all__ = [
-    "Progress",
-    "Preview",
-    "Log",
-    "JobEvent",
-    "JobCancelled",
     "CancelToken",
-    "run_job",
+    "JobCancelled",
+    "JobEvent",
     "JobGenerator",
+    "Log",
+    "Preview",
+    "Progress",
+    "run_job",
 ]
 
 
@@ -110,8 +111,8 @@ class CancelToken:
 
 def run_job(
     job: Iterator[JobEvent],
-    on_event: Optional[Callable[[JobEvent], None]] = None,
-    cancel: Optional[CancelToken] = None,
+    on_event: Callable[[JobEvent], None] | None = None,
+    cancel: CancelToken | None = None,
 ) -> Any:
     """Drive a job generator to the end on this thread and return its result.
 
@@ -144,7 +145,7 @@ class Stopwatch:
         """Seconds since creation."""
         return time.monotonic() - self.start
 
-    def remaining(self, fraction: float) -> Optional[float]:
+    def remaining(self, fraction: float) -> float | None:
         """Seconds left if progress is linear in time, or None before any progress."""
         if fraction <= 0.0:
             return None

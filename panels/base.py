@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtGui import QUndoStack
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
@@ -40,11 +40,11 @@ class Panel(QWidget):
     file_types: dict[str, str] = {}
     export_filters = "PNG image (*.png)"
 
-    def __init__(self, services: "StudioServices", parent: Optional[QWidget] = None) -> None:
+    def __init__(self, services: StudioServices, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.services = services
         self.undo_stack = QUndoStack(self)
-        self._params_widget: Optional[QWidget] = None
+        self._params_widget: QWidget | None = None
 
     # -- layout -----------------------------------------------------------------------
     def parameters_widget(self) -> QWidget:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 
-def run_gui(paths: Optional[Sequence[str]] = None) -> int:
+def run_gui(paths: Sequence[str] | None = None) -> int:
     """Open the studio window (and ``paths`` in their panels); returns the exit status."""
     os.environ.setdefault("QT_API", "pyside6")
     from qtpy.QtGui import QIcon

@@ -14,8 +14,9 @@ import json
 import os
 import platform
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -26,13 +27,13 @@ PNG_KEY = "spectra-studio"
 __all__ = [
     "ExportError",
     "FileExistsErrorNoForce",
-    "file_sha256",
-    "make_provenance",
     "atomic_write",
     "atomic_write_bytes",
+    "file_sha256",
+    "make_provenance",
+    "read_provenance",
     "save_png",
     "save_with_sidecar",
-    "read_provenance",
     "sidecar_path",
 ]
 
@@ -81,10 +82,10 @@ def make_provenance(
     engine: str,
     parameters: dict,
     *,
-    seed: Optional[int] = None,
-    device: Optional[str] = None,
+    seed: int | None = None,
+    device: str | None = None,
     inputs: Iterable[str | os.PathLike] = (),
-    extra: Optional[dict] = None,
+    extra: dict | None = None,
 ) -> dict:
     """The provenance record stored with an export.
 
@@ -102,7 +103,7 @@ def make_provenance(
         "inputs": {
             os.fspath(p): file_sha256(p) for p in inputs if p and Path(p).exists()
         },
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
     }
     if extra:
@@ -221,7 +222,7 @@ def save_with_sidecar(
     return target
 
 
-def read_provenance(path: str | os.PathLike) -> Optional[dict]:
+def read_provenance(path: str | os.PathLike) -> dict | None:
     """The provenance stored with a file (PNG chunk or sidecar), or None if it has none.
 
     Raises :class:`ExportError` when the file is a PNG that cannot be read.

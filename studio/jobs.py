@@ -13,8 +13,9 @@ from __future__ import annotations
 import itertools
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 from qtpy.QtCore import QObject, Signal
 from superqt.utils import GeneratorWorker
@@ -76,7 +77,7 @@ class EngineWorker(GeneratorWorker):
     warns; torch raises RuntimeError for real failures, so they are wrapped here.)
     """
 
-    def work(self):  # noqa: D102 - documented in the class
+    def work(self):
         try:
             return super().work()
         finally:
@@ -109,8 +110,8 @@ class JobRecord:
     error: str = ""
     details: str = ""
     submitted: float = field(default_factory=time.monotonic)
-    started: Optional[float] = None
-    ended: Optional[float] = None
+    started: float | None = None
+    ended: float | None = None
     result: Any = None
 
     def elapsed(self) -> float:
@@ -119,7 +120,7 @@ class JobRecord:
             return 0.0
         return (self.ended or time.monotonic()) - self.started
 
-    def remaining(self) -> Optional[float]:
+    def remaining(self) -> float | None:
         """Estimated seconds left, from elapsed time and progress, or None."""
         if self.state != RUNNING or self.fraction <= 0.0:
             return None
@@ -129,7 +130,7 @@ class JobRecord:
 class JobHandle:
     """Returned by :meth:`JobQueue.submit`; lets the submitter cancel or pause its job."""
 
-    def __init__(self, queue: "JobQueue", record: JobRecord, cancel_token: CancelToken) -> None:
+    def __init__(self, queue: JobQueue, record: JobRecord, cancel_token: CancelToken) -> None:
         self._queue = queue
         self.record = record
         self.cancel_token = cancel_token
@@ -162,11 +163,11 @@ class _Entry:
     record: JobRecord
     factory: Callable[[], Iterator[Any]]
     token: CancelToken
-    on_event: Optional[Callable[[Any], None]]
-    on_result: Optional[Callable[[Any], None]]
-    on_error: Optional[Callable[[JobRecord], None]]
-    on_cancel: Optional[Callable[[], None]]
-    worker: Optional[EngineWorker] = None
+    on_event: Callable[[Any], None] | None
+    on_result: Callable[[Any], None] | None
+    on_error: Callable[[JobRecord], None] | None
+    on_cancel: Callable[[], None] | None
+    worker: EngineWorker | None = None
 
 
 class JobQueue(QObject):
@@ -181,7 +182,7 @@ class JobQueue(QObject):
     log = Signal(str, str, str)
     failed = Signal(object)
 
-    def __init__(self, max_running: int = 1, parent: Optional[QObject] = None) -> None:
+    def __init__(self, max_running: int = 1, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.max_running = max(1, int(max_running))
         self._ids = itertools.count(1)
@@ -196,11 +197,11 @@ class JobQueue(QObject):
         factory: Callable[[], Iterator[Any]],
         *,
         device: str = "cpu",
-        cancel_token: Optional[CancelToken] = None,
-        on_event: Optional[Callable[[Any], None]] = None,
-        on_result: Optional[Callable[[Any], None]] = None,
-        on_error: Optional[Callable[[JobRecord], None]] = None,
-        on_cancel: Optional[Callable[[], None]] = None,
+        cancel_token: CancelToken | None = None,
+        on_event: Callable[[Any], None] | None = None,
+        on_result: Callable[[Any], None] | None = None,
+        on_error: Callable[[JobRecord], None] | None = None,
+        on_cancel: Callable[[], None] | None = None,
     ) -> JobHandle:
         """Queue a job. ``factory()`` is called on the worker thread and must return the generator.
 
@@ -221,7 +222,7 @@ class JobQueue(QObject):
         """Every job this queue has seen, oldest first."""
         return [entry.record for entry in self._entries.values()]
 
-    def running_count(self, device: Optional[str] = None) -> int:
+    def running_count(self, device: str | None = None) -> int:
         """How many jobs are running or paused (on ``device``, if given)."""
         return sum(
             1

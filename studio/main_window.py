@@ -7,7 +7,6 @@ import platform
 import sys
 import traceback
 from pathlib import Path
-from typing import Optional
 
 from qtpy import QT_VERSION
 from qtpy.QtCore import QSize, Qt, QTimer
@@ -32,7 +31,7 @@ from qtpy.QtWidgets import (
 from studio import APP_NAME, __version__
 from studio.errors import describe_error
 from studio.jobs import JobQueue
-from studio.routing import ASK, ERROR, OPEN, RESTORE, UNSUPPORTED, route_path
+from studio.routing import ASK, ERROR, RESTORE, UNSUPPORTED, route_path
 from studio.services import StudioServices
 from studio.settings import StudioSettings
 from studio.theme import apply_theme
@@ -65,7 +64,7 @@ class _PanelSlot:
 class MainWindow(QMainWindow):
     """Spectra Studio's main window. Panels are built lazily, the first time they are shown."""
 
-    def __init__(self, settings: Optional[StudioSettings] = None, registry: Optional[list] = None) -> None:
+    def __init__(self, settings: StudioSettings | None = None, registry: list | None = None) -> None:
         super().__init__()
         from panels import PANEL_REGISTRY, load_panel_class
 
@@ -327,7 +326,7 @@ class MainWindow(QMainWindow):
                 opened.append(panel)
         return opened
 
-    def open_path(self, path: str, ask=None) -> Optional[str]:
+    def open_path(self, path: str, ask=None) -> str | None:
         """Route and open one path; returns the panel name, or None (with a message) on failure.
 
         ``ask(candidates) -> name | None`` chooses among several panels (default: a dialog).
@@ -375,7 +374,7 @@ class MainWindow(QMainWindow):
         self.services.log(f"Cannot open {message}", "error", details)
         self.toast.show_message(f"Cannot open {message}", "error")
 
-    def _ask_panel(self, candidates: list[str], path: str) -> Optional[str]:
+    def _ask_panel(self, candidates: list[str], path: str) -> str | None:
         titles = [self.slot(c).title for c in candidates]
         choice, ok = QInputDialog.getItem(
             self, "Open with", f"Which panel should open {Path(path).name}?", titles, 0, False
@@ -418,7 +417,7 @@ class MainWindow(QMainWindow):
             return
         self.export_to(path, force=True)  # the file dialog already asked about overwriting
 
-    def export_to(self, path: str, force: bool = False) -> Optional[str]:
+    def export_to(self, path: str, force: bool = False) -> str | None:
         """Export the active panel's result to ``path``; returns the path or None on failure."""
         panel = self.active_panel()
         try:
@@ -444,17 +443,17 @@ class MainWindow(QMainWindow):
         self.show_panel(panel_name)
 
     # -- drag and drop ----------------------------------------------------------------
-    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt name
+    def dragEnterEvent(self, event) -> None:
         """Accept drags that carry local files."""
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
             event.acceptProposedAction()
 
-    def dragMoveEvent(self, event) -> None:  # noqa: N802 - Qt name
+    def dragMoveEvent(self, event) -> None:
         """Keep accepting file drags while they move."""
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
-    def dropEvent(self, event) -> None:  # noqa: N802 - Qt name
+    def dropEvent(self, event) -> None:
         """Open every dropped file in the panel that handles it."""
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         event.acceptProposedAction()
@@ -531,7 +530,7 @@ class MainWindow(QMainWindow):
             f"codec inspection on your own files.</p><table>{rows}</table>",
         )
 
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt name
+    def closeEvent(self, event) -> None:
         """Save layout and panel parameters, stop jobs, then close."""
         self.save_state()
         self.jobs.cancel_all()
@@ -550,7 +549,7 @@ class MainWindow(QMainWindow):
                 print(f"could not save {slot.name} parameters: {exc}", file=sys.stderr)
         self.settings.sync()
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt name
+    def resizeEvent(self, event) -> None:
         """Keep the notification in the corner."""
         super().resizeEvent(event)
         if self.toast.isVisible():

@@ -11,9 +11,9 @@ Rules, in order:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 OPEN, RESTORE, ASK, UNSUPPORTED, ERROR = "open", "restore", "ask", "unsupported", "error"
 
@@ -24,16 +24,16 @@ class Route:
 
     action: str
     path: str
-    panel: Optional[str] = None
+    panel: str | None = None
     candidates: list[str] = field(default_factory=list)
-    provenance: Optional[dict] = None
+    provenance: dict | None = None
     message: str = ""
 
 
 def route_path(
     path: str | os.PathLike,
     acceptors: Sequence[tuple[str, Callable[[str], bool]]],
-    active: Optional[str] = None,
+    active: str | None = None,
 ) -> Route:
     """Route ``path`` among ``acceptors`` (``(panel_name, can_open)`` pairs, in switcher order)."""
     from studio.export import ExportError, read_provenance

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any
 
 from qtpy.QtCore import QObject, Signal
 
@@ -23,7 +23,7 @@ class StudioServices(QObject):
     notification = Signal(str, str)  # level, text
     send_requested = Signal(str, str, object)  # panel, kind, payload
 
-    def __init__(self, jobs: Optional[JobQueue] = None, settings: Any = None) -> None:
+    def __init__(self, jobs: JobQueue | None = None, settings: Any = None) -> None:
         super().__init__()
         self.jobs = jobs or JobQueue()
         self.settings = settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Optional
+from typing import Any
 
 from qtpy.QtCore import QByteArray, QSettings
 
@@ -19,7 +19,7 @@ class StudioSettings:
     ``path`` = an INI file (tests use a temporary one); default = the platform's native store.
     """
 
-    def __init__(self, path: Optional[str] = None) -> None:
+    def __init__(self, path: str | None = None) -> None:
         if path:
             self._qs = QSettings(path, QSettings.Format.IniFormat)
         else:
@@ -81,7 +81,7 @@ class StudioSettings:
     def active_panel(self, value: str) -> None:
         self._qs.setValue("view/active_panel", value)
 
-    def window_layout(self) -> tuple[Optional[QByteArray], Optional[QByteArray]]:
+    def window_layout(self) -> tuple[QByteArray | None, QByteArray | None]:
         """Saved (geometry, dock state) of the main window, or Nones."""
         return self._qs.value("view/geometry"), self._qs.value("view/state")
 

@@ -13,7 +13,7 @@ from studio.export import make_provenance, save_png
 
 
 class _SetValue(QUndoCommand):
-    def __init__(self, panel: "FakeImagePanel", value: int) -> None:
+    def __init__(self, panel: FakeImagePanel, value: int) -> None:
         super().__init__(f"set {value}")
         self.panel, self.new, self.old = panel, value, panel.value.value()
 

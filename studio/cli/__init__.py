@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from studio import __version__
 from studio.cli.common import CliError, print_result
@@ -60,7 +61,7 @@ def _configure_device(args: argparse.Namespace) -> None:
         device.set_threads(args.threads)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run one headless command; returns the process exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -37,6 +37,6 @@ class Toast(QLabel):
         self.raise_()
         self._timer.start(int(seconds * 1000))
 
-    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt name
+    def mousePressEvent(self, event) -> None:
         """Click to dismiss."""
         self.hide()
