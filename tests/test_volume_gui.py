@@ -167,11 +167,14 @@ def test_parameters_round_trip(panel):
     _load_phantom(panel, 32)
     panel.apply_preset("CT-AAA")
     panel.set_step(0.7)
+    panel.features_combo.setCurrentIndex(panel.features_combo.findData("half"))
     params = json.loads(json.dumps(panel.current_parameters()))
     panel.apply_preset("CT-Bone")
     panel.set_step(1.0)
+    panel.features_combo.setCurrentIndex(panel.features_combo.findData("full"))
     panel.restore_parameters(params)
     assert panel.tf.name == "CT-AAA" and panel.step == pytest.approx(0.7)
+    assert panel.feature_resolution == "half" and panel.features_combo.currentData() == "half"
     assert panel.step_spin.value() == pytest.approx(0.7)
 
 
@@ -199,3 +202,59 @@ def test_tf2d_editor_drives_rgba_volume(panel):
     assert len(panel.editor2d.tf2d.widgets) == 1
     panel.editor2d.use_check.setChecked(False)
     assert panel.view3d._rgba is None
+
+
+def test_paint_mode_caches_features_and_updates_reuse_them(panel):
+    from engines.volume.phantom import make_phantom, simulate_strokes
+
+    _load_phantom(panel, 48)
+    _, truth = make_phantom(48)
+    assert panel.features is None and "not computed" in panel.features_label.text()
+    panel.paint_check.setChecked(True)  # entering paint mode starts the feature job
+    assert panel.services.jobs.wait_all(60)
+    features = panel.features
+    assert features is not None and features.full_shape == (48, 48, 48) and features.factor == 1
+    assert "ready" in panel.features_label.text() and "Painting 'bone'" in panel.slice_views[0].hint.toPlainText()
+    for cls, label in ((0, 3), (1, 2), (2, 1)):
+        for voxels in simulate_strokes(truth, {cls: label}, slices=(16, 24, 32), per_slice=2, radius=0, seed=cls).values():
+            panel.class_list.setCurrentRow(cls)
+            panel._pending_stroke.extend(voxels.tolist())
+            panel._commit_stroke()
+    panel.method_combo.setCurrentIndex(panel.method_combo.findData("similarity-max"))
+    panel.update_classification()
+    assert panel.services.jobs.wait_all(60)
+    first = panel.result
+    assert set(panel.strokes.annotated_classes()) == {0, 1, 2}
+    assert first is not None and panel.features is features  # not recomputed
+    assert "Classified" in panel.status.text() and "vessel" in panel.status.text()
+    # a new stroke + Update: the classifier re-runs on the cached features
+    panel.paint_at(0, (24, *np.argwhere(truth[24] == 2)[0]), class_index=1)
+    panel.update_classification()
+    assert panel.services.jobs.wait_all(60)
+    assert panel.result is not first and panel.features is features
+    vessel = panel.result.labels == 2
+    assert (vessel & (truth == 2)).sum() > 0.5 * (truth == 2).sum()
+    # the score overlay names what it shows; half-resolution features are recomputed on request
+    panel.similarity_check.setChecked(True)
+    assert "score" in panel.slice_views[0].hint.toPlainText()
+    panel.features_combo.setCurrentIndex(panel.features_combo.findData("half"))
+    assert panel.services.jobs.wait_all(60)
+    assert panel.features is not features and panel.features.factor == 2
+
+
+def test_update_before_features_are_ready_chains_the_classification(panel):
+    _load_phantom(panel, 32)
+    panel.paint_at(0, (16, 16, 16), class_index=0)
+    panel.paint_at(0, (16, 2, 2), class_index=2)
+    panel.update_classification()  # no features yet: computes them, then classifies
+    assert panel.services.jobs.wait_all(60)
+    assert panel.features is not None and panel.result is not None
+
+
+def test_switching_feature_resolution_during_the_job_keeps_the_new_one(panel):
+    _load_phantom(panel, 48)
+    panel.paint_check.setChecked(True)  # job at full resolution starts
+    panel.features_combo.setCurrentIndex(panel.features_combo.findData("half"))  # replaces it
+    assert panel.services.jobs.wait_all(60)
+    assert panel.features is not None and panel.features.factor == 2 and panel._features_handle is None
+    assert "ready" in panel.features_label.text()

@@ -3,15 +3,18 @@
 After Engel, Sick & Ropinski (arXiv 2309.01408), with scikit-image's multiscale features in
 place of DINO features (offline). Pipeline:
 
-1. :func:`compute_features` (once per volume, a job): multiscale intensity / gradient /
-   Laplacian features (the terms of scikit-image's ``multiscale_basic_features``, computed
-   with separable torch convolutions, ~1 s at 128³) plus the intensity encoded as soft bins
-   so that cosine similarity distinguishes intensities. ``(z', y', x', F)`` float32.
+1. :func:`compute_features` (once per volume, a job; ~2 s at 128³): multiscale intensity /
+   gradient / Laplacian features (the terms of scikit-image's ``multiscale_basic_features``),
+   the raw intensity, the intensity encoded as soft bins so that cosine similarity
+   distinguishes intensities, optionally Hessian eigenvalues. ``(z', y', x', F)`` float32,
+   z-scored channels. Callers cache it: an update after a stroke only re-runs step 3.
 2. Strokes: ``{class index: (n, 3) voxel indices (z, y, x)}`` at full resolution.
 3. :func:`classify` with ``method="similarity"``: cosine similarity of every feature voxel to
    each annotated voxel, ``where(sim ≥ threshold, sim, 0) ** power``, averaged over a class's
    annotations (threshold 0.1, power 2.5 as in the paper); or ``method="forest"``: a random
-   forest (scikit-learn) trained on the annotated voxels, ``predict_proba`` everywhere.
+   forest (scikit-learn) trained on the annotated voxels, ``predict_proba`` everywhere. Both
+   are evaluated coarse-to-fine (every second voxel, then exactly where the label is
+   uncertain) and the class scores lightly smoothed, ~1 s per update at 128³.
 4. Probabilities are upsampled (trilinear) to the full grid; ``labels`` = 1 + argmax class
    where the best score > ``min_score``, else 0 (unclassified). :func:`semantic_rgba` turns them into an
    RGBA volume through per-class colour and opacity.
@@ -41,6 +44,7 @@ __all__ = [
     "compute_features",
     "feature_factor",
     "features_job",
+    "hessian_eigenvalues",
     "load_strokes",
     "semantic_rgba",
 ]
@@ -50,12 +54,25 @@ METHODS = ("similarity", "forest")
 
 @dataclass
 class FeatureVolume:
-    """``features`` (z', y', x', F) float32, unit-length vectors; ``factor`` the stride from the full grid
-    ``full_shape`` (Z, Y, X)."""
+    """``features`` (z', y', x', F) float32 (z-scored, weighted channels; the random forest's input);
+    ``factor`` the stride from the full grid ``full_shape`` (Z, Y, X); ``norms`` (z', y', x') the
+    L2 norm of each feature vector (cosine similarity divides by it)."""
 
     features: np.ndarray
     factor: int
     full_shape: tuple
+    norms: np.ndarray | None = None
+    similarity_channels: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.norms is None:
+            f = self.features[..., :self.similarity_channels or self.features.shape[-1]]
+            self.norms = np.sqrt(np.einsum("...f,...f->...", f, f)).astype(np.float32)
+
+    @property
+    def shape(self) -> tuple:
+        """The feature grid (z', y', x')."""
+        return tuple(self.features.shape[:3])
 
     def lookup(self, voxels: np.ndarray) -> np.ndarray:
         """Feature vectors ``(n, F)`` at full-resolution voxel indices ``(n, 3)`` (z, y, x) (nearest)."""
@@ -153,43 +170,56 @@ def feature_factor(shape: Sequence[int], target_voxels: int = 300_000) -> int:
     return max(1, math.ceil((math.prod(shape) / target_voxels) ** (1.0 / 3.0) - 1e-9))
 
 
-def _gaussian_kernel(sigma: float):
-    import torch
-
-    radius = max(1, math.ceil(3.0 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
-
-
-def _smooth(volume, sigma: float):
-    """Separable Gaussian blur of a (1, 1, Z, Y, X) tensor, edge-replicated."""
-    import torch.nn.functional as F
-
-    k = _gaussian_kernel(sigma)
-    r = (len(k) - 1) // 2
-    out = volume
-    for axis in range(3):
-        shape = [1, 1, 1, 1, 1]
-        shape[2 + axis] = len(k)
-        pad = [0, 0, 0, 0, 0, 0]
-        pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = r
-        out = F.conv3d(F.pad(out, pad, mode="replicate"), k.reshape(shape))
-    return out
+def hessian_eigenvalues(hxx, hyy, hzz, hxy, hxz, hyz) -> np.ndarray:
+    """Eigenvalues of symmetric 3×3 matrices given by their six entries (arrays of one shape),
+    closed form (trigonometric method, Smith 1961); returns ``shape + (3,)`` float32 sorted by
+    magnitude, ``|λ1| ≤ |λ2| ≤ |λ3|`` (Frangi et al.'s order)."""
+    a11, a22, a33 = (np.asarray(v, dtype=np.float64) for v in (hxx, hyy, hzz))
+    a12, a13, a23 = (np.asarray(v, dtype=np.float64) for v in (hxy, hxz, hyz))
+    q = (a11 + a22 + a33) / 3.0
+    b11, b22, b33 = a11 - q, a22 - q, a33 - q
+    p1 = a12 * a12 + a13 * a13 + a23 * a23
+    p = np.sqrt((b11 * b11 + b22 * b22 + b33 * b33 + 2.0 * p1) / 6.0)
+    safe = np.where(p > 1e-12, p, 1.0)
+    det = (b11 * (b22 * b33 - a23 * a23) - a12 * (a12 * b33 - a23 * a13) + a13 * (a12 * a23 - b22 * a13))
+    r = np.clip(det / (2.0 * safe ** 3), -1.0, 1.0)
+    phi = np.arccos(r) / 3.0
+    e1 = q + 2.0 * p * np.cos(phi)
+    e3 = q + 2.0 * p * np.cos(phi + 2.0 * np.pi / 3.0)
+    e2 = 3.0 * q - e1 - e3
+    eig = np.stack([e1, e2, e3], axis=-1).astype(np.float32)
+    order = np.argsort(np.abs(eig), axis=-1)
+    return np.take_along_axis(eig, order, axis=-1)
 
 
 def features_job(data: np.ndarray, *, factor: int | None = None, sigmas: Sequence[float] = (1.0, 2.0, 4.0),
-                 intensity_bins: int = 12, target_voxels: int = 2_200_000,
-                 context_weight: float = 1.0) -> Iterator:
+                 hessian_sigmas: Sequence[float] = (), intensity_bins: int = 12,
+                 target_voxels: int = 2_200_000, context_weight: float = 1.0,
+                 structure_weight: float = 1.0, bin_sigma: float = 0.0, raw_weight: float = 1.0) -> Iterator:
     """Job generator computing a :class:`FeatureVolume` of a ``(Z, Y, X)`` volume.
 
-    Features per voxel (at stride ``factor``; default: full resolution up to ~2.2 M voxels):
-    the σ = 1 smoothed intensity encoded as ``intensity_bins`` Gaussian soft bins over the
-    0.1–99.9 % range (so that cosine similarity compares intensities), and, z-scored, for each
-    σ in ``sigmas`` (voxels): smoothed intensity, gradient magnitude and scale-normalised
-    Laplacian (σ²ΔG_σ*v) - the intensity / edge / blob terms of scikit-image's
-    ``multiscale_basic_features`` (scipy.ndimage Gaussian filters). Each feature vector is
-    L2-normalised (ready for cosine similarity).
+    Features per voxel (at stride ``factor``; default: full resolution up to ~2.2 M voxels),
+    intensities min-max normalised over the 0.1–99.9 % range first:
+
+    - the intensity (smoothed with σ = ``bin_sigma``; 0: none) encoded as ``intensity_bins``
+      Gaussian soft bins (so that cosine similarity compares intensities);
+    - the unsmoothed intensity (weight ``raw_weight``): it places borders where the partial-volume
+      value crosses the middle between two tissues, which decides the IoU of thin vessels;
+    - for each σ in ``sigmas`` (voxels): smoothed intensity, gradient magnitude and
+      scale-normalised Laplacian σ²ΔG_σ*v (the intensity / edge / blob terms of scikit-image's
+      ``multiscale_basic_features``);
+    - for each σ in ``hessian_sigmas``: the scale-normalised Hessian eigenvalues λ1, λ2, λ3
+      (sorted by magnitude), a bright-tube measure ``max(0, −λ2)·(1 − |λ1|/|λ2|)`` (high inside
+      vessels: two strongly negative eigenvalues, one small; cf. Frangi's vesselness) and a
+      plate/edge measure ``|λ3| − |λ2|`` (high on the boundary of large structures, where a
+      vessel-like intensity occurs on bone and organ surfaces).
+
+    Every channel except the intensity bins is z-scored over the volume and weighted
+    (``context_weight`` for the multiscale terms, ``structure_weight`` for the Hessian terms).
+    The Hessian terms are off by default (``hessian_sigmas=()``): on the phantom they did not
+    improve the forest and, being noisy, hurt the cosine similarity, which therefore never uses
+    them (``FeatureVolume.similarity_channels``). Vectors are stored un-normalised with their
+    L2 norms (the similarity divides by them; the forest uses the raw channels).
     """
     from scipy import ndimage
 
@@ -202,11 +232,11 @@ def features_job(data: np.ndarray, *, factor: int | None = None, sigmas: Sequenc
     small = np.ascontiguousarray(data[::factor, ::factor, ::factor])
     lo, hi = np.percentile(small, [0.1, 99.9])
     norm = np.clip((small - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
-    total = len(sigmas) + 2
-    n_feat = intensity_bins + 3 * len(sigmas)
+    total = len(sigmas) + len(hessian_sigmas) + 2
+    n_feat = intensity_bins + 1 + 3 * len(sigmas) + 5 * len(hessian_sigmas)
     out = np.empty(small.shape + (n_feat,), dtype=np.float32)
     yield Progress(0, total, f"features at 1/{factor} resolution")
-    base = ndimage.gaussian_filter(norm, 1.0, mode="nearest", truncate=3.0)
+    base = ndimage.gaussian_filter(norm, bin_sigma, mode="nearest", truncate=3.0) if bin_sigma > 0 else norm
     width = 1.0 / max(intensity_bins - 1, 1)
     for b in range(intensity_bins):
         d = (base - b * width) / width
@@ -214,23 +244,49 @@ def features_job(data: np.ndarray, *, factor: int | None = None, sigmas: Sequenc
         out[..., b] = d
     yield Progress(1, total, "intensity bins")
 
-    def put(index: int, channel: np.ndarray) -> None:
+    def put(index: int, channel: np.ndarray, weight: float) -> None:
         mean, std = float(channel.mean()), float(channel.std())
-        out[..., index] = (channel - mean) * (context_weight / 3.0 / (std if std > 1e-6 else 1.0))
+        out[..., index] = (channel - mean) * (weight / 3.0 / (std if std > 1e-6 else 1.0))
 
-    k = intensity_bins
-    for step, sigma in enumerate(sigmas):
+    put(intensity_bins, norm, raw_weight)
+    k = intensity_bins + 1
+    smoothed = {}
+    step = 1
+    for sigma in sigmas:
         smooth = ndimage.gaussian_filter(norm, float(sigma), mode="nearest", truncate=3.0)
+        smoothed[float(sigma)] = smooth
         grads = np.gradient(smooth)
-        put(k, smooth)
-        put(k + 1, np.sqrt(sum(g * g for g in grads)))
-        put(k + 2, sum(np.gradient(g, axis=a) for a, g in enumerate(grads)) * float(sigma) ** 2)
+        put(k, smooth, context_weight)
+        put(k + 1, np.sqrt(sum(g * g for g in grads)), context_weight)
+        put(k + 2, sum(np.gradient(g, axis=a) for a, g in enumerate(grads)) * float(sigma) ** 2, context_weight)
         k += 3
-        yield Progress(step + 2, total, f"features σ={sigma:g}")
-    norms = np.sqrt(np.einsum("...f,...f->...", out, out))
-    out /= np.where(norms > 0, norms, 1.0)[..., None]
+        step += 1
+        yield Progress(step, total, f"features σ={sigma:g}")
+    for sigma in hessian_sigmas:
+        smooth = smoothed.get(float(sigma))
+        if smooth is None:
+            smooth = ndimage.gaussian_filter(norm, float(sigma), mode="nearest", truncate=3.0)
+        gz, gy, gx = np.gradient(smooth)
+        s2 = float(sigma) ** 2
+        hzz, hzy, hzx = (h * s2 for h in np.gradient(gz))
+        hyy, hyx = (np.gradient(gy, axis=a) * s2 for a in (1, 2))
+        hxx = np.gradient(gx, axis=2) * s2
+        del gz, gy, gx
+        eig = hessian_eigenvalues(hzz, hyy, hxx, hzy, hzx, hyx)
+        del hzz, hzy, hzx, hyy, hyx, hxx
+        a1, a2, a3 = np.abs(eig[..., 0]), np.abs(eig[..., 1]), np.abs(eig[..., 2])
+        tube = np.maximum(-eig[..., 1], 0.0) * (1.0 - a1 / np.maximum(a2, 1e-6))
+        for j in range(3):
+            put(k + j, eig[..., j], structure_weight)
+        put(k + 3, tube, structure_weight)
+        put(k + 4, a3 - a2, structure_weight)
+        k += 5
+        step += 1
+        del eig, a1, a2, a3, tube
+        yield Progress(step, total, f"Hessian σ={sigma:g}")
+    n_sim = intensity_bins + 1 + 3 * len(sigmas)
     yield Progress(total, total, "features ready")
-    return FeatureVolume(out, factor, tuple(data.shape))
+    return FeatureVolume(out, factor, tuple(data.shape), similarity_channels=n_sim)
 
 
 def compute_features(data: np.ndarray, **kwargs) -> FeatureVolume:
@@ -240,28 +296,60 @@ def compute_features(data: np.ndarray, **kwargs) -> FeatureVolume:
     return run_job(features_job(data, **kwargs))
 
 
-def _similarity(unit: np.ndarray, samples: np.ndarray, threshold: float, power: float, max_samples: int, rng,
+def _similarity(flat: np.ndarray, inv_norms: np.ndarray, samples: np.ndarray, threshold: float, power: float,
                 aggregate: str = "mean") -> np.ndarray:
-    """Mean (or max) over annotations of ``where(cos ≥ threshold, cos, 0) ** power``; ``unit`` (N, F) unit rows."""
+    """Mean (or max) over annotations of ``where(cos ≥ threshold, cos, 0) ** power``; ``flat`` (N, F)
+    feature rows, ``inv_norms`` (N,) their inverse L2 norms, ``samples`` (k, F) annotated features."""
     import torch
 
-    if len(samples) > max_samples:
-        samples = samples[rng.choice(len(samples), max_samples, replace=False)]
     norms = np.linalg.norm(samples, axis=1, keepdims=True)
     samples = samples / np.where(norms > 0, norms, 1.0)
-    feats = torch.from_numpy(unit)
+    feats = torch.from_numpy(flat)
+    inv = torch.from_numpy(inv_norms)
     ann = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
     out = torch.empty(feats.shape[0])
     chunk = max(1, 4_000_000 // max(len(ann), 1))
     for start in range(0, feats.shape[0], chunk):
-        sim = feats[start:start + chunk] @ ann.T
+        sim = (feats[start:start + chunk] @ ann.T).mul_(inv[start:start + chunk, None])
+        if aggregate == "max":  # threshold and power are monotonic: apply them to the maximum only
+            sim = sim.max(dim=1, keepdim=True).values
         sim.masked_fill_(sim < threshold, 0.0)
         if power == 2.5:  # s² √s is much faster than pow on CPU
             sim = sim * sim * torch.sqrt(sim)
         elif power != 1.0:
             sim.pow_(power)
-        out[start:start + chunk] = sim.mean(dim=1) if aggregate == "mean" else sim.max(dim=1).values
+        out[start:start + chunk] = sim.mean(dim=1) if aggregate == "mean" else sim[:, 0]
     return out.numpy()
+
+
+def _upsample2(coarse, shape: tuple):
+    """Trilinear upsampling of a (C, m0, m1, m2) tensor sampled at even indices of ``shape``
+    (coarse index i ↔ fine index 2i) to (C, *shape)."""
+    import torch.nn.functional as F
+
+    target = tuple(2 * m - 1 for m in coarse.shape[1:])
+    up = F.interpolate(coarse[None], size=target, mode="trilinear", align_corners=True)[0]
+    pad = []
+    for n, t in zip(reversed(shape), reversed(target)):
+        pad += [0, n - t]
+    if any(pad):
+        up = F.pad(up[None], pad, mode="replicate")[0]
+    return up
+
+
+def _uncertain(scores, margin: float) -> np.ndarray:
+    """Voxels of a (C, z, y, x) score tensor whose label differs within its 3×3×3 neighbourhood or
+    whose two best classes are within ``margin`` × the best score (bool (z, y, x))."""
+    import torch
+    from scipy import ndimage
+
+    if scores.shape[0] < 2:
+        return np.zeros(tuple(scores.shape[1:]), dtype=bool)
+    top, order = torch.topk(scores, 2, dim=0)
+    labels = order[0].to(torch.uint8).numpy()
+    close = ((top[0] - top[1]) < margin * top[0]).numpy()
+    edge = ndimage.maximum_filter(labels, size=3) != ndimage.minimum_filter(labels, size=3)
+    return edge | close
 
 
 def classify_job(
@@ -272,12 +360,33 @@ def classify_job(
     threshold: float = 0.1,
     power: float = 2.5,
     max_samples: int = 32,
-    n_trees: int = 50,
+    n_trees: int = 32,
     seed: int = 0,
     aggregate: str = "mean",
     min_score: float = 0.0,
+    coarse_to_fine: bool | None = None,
+    margin: float | None = None,
+    smooth: float = 0.6,
 ) -> Iterator:
-    """Job generator: strokes + features → :class:`ClassificationResult` at full resolution."""
+    """Job generator: strokes + features → :class:`ClassificationResult` at full resolution.
+
+    ``method="similarity"``: per class, cosine similarity of every feature voxel to up to
+    ``max_samples`` annotated voxels, ``where(sim ≥ threshold, sim, 0) ** power``, averaged
+    (``aggregate="mean"``, Engel et al.) or maximised over the annotations. ``method="forest"``:
+    a random forest of ``n_trees`` trained on up to ``4 × max_samples`` annotated voxels per class.
+
+    ``coarse_to_fine`` (default: on for feature grids over 500 k voxels) evaluates the classifier
+    on every second feature voxel, interpolates, and re-evaluates exactly only where the
+    coarse label changes within a 3-voxel neighbourhood or the two best scores are within
+    ``margin`` × the best (default 0.35 for the forest's probabilities, 0.15 for similarities;
+    plus a one-voxel dilation) - typically a fifth of the volume, the same
+    labels at a fraction of the time. Structures thinner than ~2 feature voxels that fall between
+    the coarse samples may be missed; pass ``False`` for the exact evaluation everywhere.
+
+    ``smooth``: σ (feature voxels) of a Gaussian applied to each class's score volume before the
+    arg-max - a light spatial regularisation that removes isolated mislabelled voxels on
+    structure borders (0 turns it off).
+    """
     import torch
     import torch.nn.functional as F
 
@@ -294,46 +403,84 @@ def classify_job(
         v = strokes.voxels[i]
         if np.any(v < 0) or np.any(v >= np.array(full)):
             raise ValueError(f"class {strokes.classes[i].name!r} has stroke voxels outside the volume {full}")
+    if method == "forest" and len(annotated) < 2:
+        raise ValueError("the random forest needs strokes of at least two classes")
     feats = features.features
-    flat = feats.reshape(-1, feats.shape[-1])
+    grid = feats.shape[:3]
     rng = np.random.default_rng(seed)
-    small = np.zeros((n_classes,) + feats.shape[:3], dtype=np.float32)
-    if method == "similarity":
-        unit = np.ascontiguousarray(flat)
-        for step, i in enumerate(annotated):
-            yield Progress(step, len(annotated) + 1, f"similarity to {strokes.classes[i].name}")
-            small[i] = _similarity(unit, features.lookup(strokes.voxels[i]), threshold, power, max_samples, rng, aggregate).reshape(feats.shape[:3])
-    else:
+    n_sim = features.similarity_channels or feats.shape[-1]
+    samples = {}
+    for i in annotated:
+        s = features.lookup(strokes.voxels[i])
+        limit = max_samples if method == "similarity" else 4 * max_samples
+        if len(s) > limit:
+            s = s[rng.choice(len(s), limit, replace=False)]
+        samples[i] = s
+    if method == "forest":
         from sklearn.ensemble import RandomForestClassifier
 
-        if len(annotated) < 2:
-            raise ValueError("the random forest needs strokes of at least two classes")
-        xs, ys = [], []
+        yield Progress(0, 3, "training random forest")
+        forest = RandomForestClassifier(n_estimators=n_trees, random_state=seed, n_jobs=1, class_weight="balanced")
+        forest.fit(np.concatenate([samples[i] for i in annotated]), np.concatenate([np.full(len(samples[i]), i) for i in annotated]))
+
+    def score(rows: np.ndarray, inv: np.ndarray) -> np.ndarray:
+        """(C, n) class scores of feature rows (n, F)."""
+        out = np.zeros((n_classes, len(rows)), dtype=np.float32)
+        if method == "similarity":
+            part = np.ascontiguousarray(rows[:, :n_sim])
+            for i in annotated:
+                out[i] = _similarity(part, inv, samples[i][:, :n_sim], threshold, power, aggregate)
+        else:
+            for start in range(0, len(rows), 200_000):
+                proba = forest.predict_proba(rows[start:start + 200_000])
+                out[forest.classes_.astype(int), start:start + 200_000] = proba.T
+        return out
+
+    def inverse_norms(norms: np.ndarray) -> np.ndarray:
+        return (1.0 / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+    if coarse_to_fine is None:
+        coarse_to_fine = math.prod(grid) > 500_000
+    if margin is None:
+        margin = 0.35 if method == "forest" else 0.15
+    yield Progress(1, 3, f"{method}: scoring")
+    if coarse_to_fine:
+        sub = np.ascontiguousarray(feats[::2, ::2, ::2])
+        sub_scores = score(sub.reshape(-1, sub.shape[-1]), inverse_norms(features.norms[::2, ::2, ::2].reshape(-1)))
+        coarse = torch.from_numpy(sub_scores.reshape((n_classes,) + sub.shape[:3]))
+        # uncertain coarse voxels (label edge or small margin) → the fine voxels they cover (±1)
+        redo = _uncertain(coarse[annotated], margin)
+        redo = redo.repeat(2, 0).repeat(2, 1).repeat(2, 2)[:grid[0], :grid[1], :grid[2]]
+        from scipy import ndimage
+
+        redo = ndimage.maximum_filter(redo, size=3)
+        small = _upsample2(coarse, grid).numpy()
+        redo[::2, ::2, ::2] = False  # exact already
+        idx = np.flatnonzero(redo)
+        yield Progress(2, 3, f"refining {100.0 * len(idx) / redo.size:.0f} % of the voxels")
+        rows = feats.reshape(-1, feats.shape[-1])[idx]
+        small.reshape(n_classes, -1)[:, idx] = score(rows, inverse_norms(features.norms.reshape(-1)[idx]))
+        refined = len(idx) / redo.size
+    else:
+        small = score(feats.reshape(-1, feats.shape[-1]), inverse_norms(features.norms.reshape(-1))).reshape((n_classes,) + grid)
+        refined = 1.0
+    if smooth > 0:
+        yield Progress(2, 3, "smoothing the class scores")
+        from scipy import ndimage
+
         for i in annotated:
-            samples = features.lookup(strokes.voxels[i])
-            if len(samples) > 4 * max_samples:
-                samples = samples[rng.choice(len(samples), 4 * max_samples, replace=False)]
-            xs.append(samples)
-            ys.append(np.full(len(samples), i))
-        yield Progress(0, 2, "training random forest")
-        forest = RandomForestClassifier(n_estimators=n_trees, random_state=seed, n_jobs=1)
-        forest.fit(np.concatenate(xs), np.concatenate(ys))
-        yield Progress(1, 2, "predicting")
-        proba = np.zeros((flat.shape[0], len(forest.classes_)), dtype=np.float32)
-        chunk = 200_000
-        for start in range(0, flat.shape[0], chunk):
-            proba[start:start + chunk] = forest.predict_proba(flat[start:start + chunk])
-        for column, i in enumerate(forest.classes_):
-            small[int(i)] = proba[:, column].reshape(feats.shape[:3])
-    yield Progress(len(annotated), len(annotated) + 1, "upsampling")
+            ndimage.gaussian_filter(small[i], float(smooth), mode="nearest", truncate=3.0, output=small[i])
+    yield Progress(2, 3, "upsampling")
     tensor = torch.from_numpy(small)[None]
     if tuple(small.shape[1:]) != tuple(full):
         tensor = F.interpolate(tensor, size=tuple(full), mode="trilinear", align_corners=False)
-    probs = tensor[0].clamp(0.0, 1.0).numpy().astype(np.float32)
-    best = probs.max(axis=0)
-    labels = np.where(best > max(min_score, 0.0), probs.argmax(axis=0) + 1, 0).astype(np.uint8)
+    probs_t = tensor[0].clamp_(0.0, 1.0)
+    best, arg = probs_t.max(dim=0)
+    labels = torch.where(best > max(min_score, 0.0), arg + 1, 0).to(torch.uint8).numpy()
+    probs = probs_t.numpy()
     yield Log(f"classified {len(annotated)} classes with {method}")
-    return ClassificationResult(probs, labels, method, {"factor": features.factor, "classes": [c.name for c in strokes.classes]})
+    return ClassificationResult(probs, labels, method, {"factor": features.factor, "classes": [c.name for c in strokes.classes],
+                                                        "refined_fraction": refined})
 
 
 def classify(features: FeatureVolume, strokes: Strokes, **kwargs) -> ClassificationResult:

@@ -11,7 +11,7 @@ import numpy as np
 
 from engines.volume.model import Volume
 
-__all__ = ["LABELS", "LABEL_HU", "make_phantom"]
+__all__ = ["LABELS", "LABEL_HU", "make_phantom", "simulate_strokes"]
 
 #: label value -> name
 LABELS = {0: "air", 1: "soft tissue", 2: "vessel", 3: "bone", 4: "lung"}
@@ -78,3 +78,48 @@ def make_phantom(size: int = 128, *, seed: int = 0, noise_hu: float = 15.0) -> t
         metadata={"format": "procedural phantom", "path": f"phantom:{size}", "seed": seed, "labels": LABELS},
     )
     return volume, labels
+
+
+def simulate_strokes(labels: np.ndarray, classes: dict, *, slices=(40, 64, 90), per_slice: int = 2,
+                     length: int = 12, radius: int = 1, axis: int = 0, seed: int = 0) -> dict:
+    """Brush strokes a user might paint, from ground-truth ``labels`` (Z, Y, X) on a few slices only.
+
+    ``classes``: ``{class index: label value}``. On each slice of ``axis`` in ``slices`` and for
+    each class, ``per_slice`` straight strokes of up to ``length`` voxels in a random direction,
+    starting at a random voxel of the label eroded by ``radius + 1`` (users paint inside a
+    structure, not on its border) and stopping where they would leave it; each stroke point is
+    a disc of ``radius`` voxels in the slice plane. Returns ``{class index: (n, 3) int64 voxels
+    (z, y, x)}`` (classes absent from every slice are left out). Only the labels of the given
+    slices are read.
+    """
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    free = [a for a in range(3) if a != axis]
+    du, dv = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    disc = np.stack([du[du**2 + dv**2 <= radius**2], dv[du**2 + dv**2 <= radius**2]], axis=1)
+    out: dict = {}
+    for index, value in classes.items():
+        points = []
+        for s in slices:
+            plane = np.take(labels, int(s), axis=axis) == value
+            inner = ndimage.binary_erosion(plane, iterations=radius + 1)
+            seeds = np.argwhere(inner)
+            if not len(seeds):
+                continue
+            for _ in range(per_slice):
+                start = seeds[rng.integers(len(seeds))].astype(np.float64)
+                angle = rng.uniform(0.0, 2.0 * np.pi)
+                direction = np.array([np.sin(angle), np.cos(angle)])
+                for t in range(length):
+                    p = np.rint(start + t * direction).astype(int)
+                    if not (0 <= p[0] < plane.shape[0] and 0 <= p[1] < plane.shape[1] and inner[p[0], p[1]]):
+                        break
+                    for d in disc:
+                        voxel = [0, 0, 0]
+                        voxel[axis] = int(s)
+                        voxel[free[0]], voxel[free[1]] = int(p[0] + d[0]), int(p[1] + d[1])
+                        points.append(voxel)
+        if points:
+            out[index] = np.unique(np.asarray(points, dtype=np.int64), axis=0)
+    return out

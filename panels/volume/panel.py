@@ -41,7 +41,7 @@ from panels.volume.tf_editor import TFEditor
 from panels.volume.view3d import VolumeView
 
 MODES = [("DVR (composite)", "dvr"), ("MIP", "mip"), ("MinIP", "minip"), ("Average", "avg"), ("Iso surface (lit)", "iso")]
-DEFAULT_CLASSES = [("bone", (0.95, 0.92, 0.8), 1.0), ("vessel", (0.9, 0.1, 0.1), 1.0), ("background", (0.4, 0.4, 0.4), 0.0)]
+DEFAULT_CLASSES = [("bone", (0.95, 0.92, 0.8), 1.0), ("vessel", (0.9, 0.1, 0.1), 1.0), ("background", (0.3, 0.5, 0.9), 0.0)]
 SYNC_READ_BYTES = 256 * 2**20
 
 
@@ -95,6 +95,13 @@ def _classify_job(data, features, strokes, method, classes, factor):
     result = yield from classify_job(features, strokes, method=method.replace("-max", ""), aggregate=aggregate)
     rgba = semantic_rgba(result, classes)
     return features, result, rgba
+
+
+def _features_job(data, factor):
+    """Job: the per-voxel feature volume (computed once per volume; updates reuse it)."""
+    from engines.volume.classify import features_job
+
+    return (yield from features_job(data, factor=factor))
 
 
 def _gradient_job(data, spacing):
@@ -154,6 +161,10 @@ class VolumePanel(Panel):
         self.classes = [ClassSpec(n, c, o) for n, c, o in DEFAULT_CLASSES]
         self.strokes = Strokes(list(self.classes))
         self.features = None
+        self._features_handle = None
+        self._features_volume = None
+        self._update_when_features_ready = False
+        self.feature_resolution = "auto"
         self.result = None
         self.semantic = None
         self.show_semantic = False
@@ -266,7 +277,19 @@ class VolumePanel(Panel):
         self.gl_export_check = QCheckBox("Export PNG from the GL view (else reference ray caster)")
         # paint
         self.paint_check = QCheckBox("Paint on slices")
-        self.paint_check.setToolTip("Left-drag on a slice paints the selected class")
+        self.paint_check.setToolTip("Left-drag on a slice paints the selected class; entering paint mode\n"
+                                    "computes the voxel features once (a job), so that 'Update' only re-runs the classifier")
+        self.paint_check.toggled.connect(self._on_paint_toggled)
+        self.features_combo = QComboBox()
+        self.features_combo.addItem("Automatic (full up to ~130³)", "auto")
+        self.features_combo.addItem("Full resolution (sharpest borders)", "full")
+        self.features_combo.addItem("Half resolution (fastest update)", "half")
+        self.features_combo.setToolTip("Grid of the per-voxel features: full resolution classifies thin vessels and borders best;\n"
+                                       "half resolution updates about 5× faster after a stroke")
+        self.features_combo.currentIndexChanged.connect(lambda _=None: self._set_feature_resolution(self.features_combo.currentData()))
+        self.features_label = QLabel("Features: not computed yet (tick 'Paint on slices')")
+        self.features_label.setWordWrap(True)
+        self.features_label.setStyleSheet("color: #999;")
         self.class_list = QListWidget()
         self.class_list.setMaximumHeight(110)
         self.class_list.itemChanged.connect(self._on_class_item)
@@ -278,6 +301,7 @@ class VolumePanel(Panel):
         self.class_opacity.setToolTip("Opacity of the selected class in the 3D view")
         self.class_opacity.valueChanged.connect(self._on_class_opacity)
         self.class_list.currentRowChanged.connect(self._on_class_row)
+        self.class_list.currentRowChanged.connect(lambda _=None: self._refresh_hints())
         self.brush_spin = QSpinBox()
         self.brush_spin.setRange(0, 20)
         self.brush_spin.setValue(self.brush)
@@ -340,6 +364,8 @@ class VolumePanel(Panel):
         form.addRow("Class opacity", self.class_opacity)
         form.addRow("Brush", self.brush_spin)
         form.addRow("Method", self.method_combo)
+        form.addRow("Features", self.features_combo)
+        form.addRow(self.features_label)
         form.addRow(self.update_button)
         form.addRow(self.semantic_check)
         form.addRow(self.similarity_check)
@@ -482,6 +508,12 @@ class VolumePanel(Panel):
         self.crop = None
         self.strokes.voxels.clear()
         self.features = self.result = self.semantic = None
+        if self._features_handle is not None:
+            self._features_handle.cancel()
+            self._features_handle = None
+        self._update_when_features_ready = False
+        if hasattr(self, "features_label"):
+            self.features_label.setText("Features: not computed yet (tick 'Paint on slices')")
         self.gmag = self.rgba2d = None
         self.view3d.set_volume(volume.data, volume.spacing, (lo, hi))
         data, spacing = volume.data, volume.spacing
@@ -501,6 +533,8 @@ class VolumePanel(Panel):
         self._sync_controls()
         self.update_slices(fit=True)
         self._schedule_preview()
+        if self.paint_check.isChecked():
+            self.compute_features()
 
     def _on_job_error(self, record) -> None:
         self._load_handle = None
@@ -637,7 +671,7 @@ class VolumePanel(Panel):
                     mask = labels == i + 1
                     if mask.any():
                         out[mask, :3] = (np.asarray(spec.color) * 255).astype(np.uint8)
-                        out[mask, 3] = 90
+                        out[mask, 3] = 90 if spec.opacity > 0 else 30  # transparent classes (background): faint
                         drawn = True
         free = [a for a in range(3) if a != axis]
         for i, voxels in list(self.strokes.voxels.items()) + [(self._current_class(), np.asarray(self._pending_stroke).reshape(-1, 3))]:
@@ -646,7 +680,7 @@ class VolumePanel(Panel):
             on = voxels[voxels[:, axis] == self.cursor[axis]]
             if len(on):
                 out[on[:, free[0]], on[:, free[1]], :3] = (np.asarray(self.classes[i].color) * 255).astype(np.uint8)
-                out[on[:, free[0]], on[:, free[1]], 3] = 230
+                out[on[:, free[0]], on[:, free[1]], 3] = 255
                 drawn = True
         return out if drawn else None
 
@@ -759,14 +793,108 @@ class VolumePanel(Panel):
             self.classes[i].visible = item.checkState() == Qt.CheckState.Checked
             self._refresh_semantic()
 
+    def _feature_factor(self) -> int:
+        from engines.volume.classify import feature_factor
+
+        if self.feature_resolution == "full":
+            return 1
+        if self.feature_resolution == "half":
+            return 2
+        return feature_factor(self.volume.shape, 2_200_000)
+
+    def _set_feature_resolution(self, value: str) -> None:
+        if value == self.feature_resolution:
+            return
+        self.feature_resolution = value
+        if self.volume is None:
+            return
+        running = self._features_handle is not None
+        if running:
+            self._features_handle.cancel()
+            self._features_handle = None
+        if running or (self.features is not None and self.features.factor != self._feature_factor()):
+            self.features = None
+            self.features_label.setText("Features: resolution changed - recomputing")
+            self.compute_features()
+
+    def _on_paint_toggled(self, on: bool) -> None:
+        if on:
+            self.compute_features()
+            if self.volume is not None and not self.strokes.annotated_classes():
+                self.status.setText("Paint mode: pick a class in the list, left-drag on a slice inside that structure "
+                                    "(a few strokes per class), then 'Update classification'.")
+        self._refresh_hints()
+
+    def _refresh_hints(self) -> None:
+        """The note in each slice view's corner: paint mode + class, and what the overlay shows."""
+        parts = []
+        i = self._current_class()
+        name = self.classes[i].name if 0 <= i < len(self.classes) else "?"
+        if self.paint_check.isChecked():
+            parts.append(f"Painting '{name}' (left-drag)")
+        if self.show_similarity and self.result is not None:
+            parts.append(f"overlay: '{name}' score")
+        for view in self.slice_views:
+            view.set_hint(" · ".join(parts))
+
+    def compute_features(self) -> None:
+        """Compute the feature volume once (a job); later updates only re-run the classifier."""
+        if self.volume is None or self.features is not None or self._features_handle is not None:
+            return
+        import time
+
+        data, factor, volume = self.volume.data, self._feature_factor(), self.volume
+        grid = "×".join(str(-(-n // factor)) for n in volume.shape)
+        self.features_label.setText(f"Features: computing at {grid} (once per volume)…")
+        started = time.perf_counter()
+        self._features_handle = self.services.jobs.submit(
+            "paint features", self.name, lambda: _features_job(data, factor), device="cpu",
+            on_result=lambda f, v=volume, t=started: self._on_features(v, f, time.perf_counter() - t),
+            on_error=self._on_features_error, on_cancel=lambda: self._on_features_cancelled(handle))
+        handle = self._features_handle
+
+    def _on_features_cancelled(self, handle) -> None:
+        if self._features_handle is handle:  # not a newer job that replaced it
+            self._features_handle = None
+            self._update_when_features_ready = False
+            self.features_label.setText("Features: cancelled (tick 'Paint on slices' again or press Update)")
+
+    def _on_features(self, volume, features, seconds: float) -> None:
+        if volume is not self.volume or features.factor != self._feature_factor():
+            return  # a job for another volume / resolution, replaced since
+        self._features_handle = None
+        self.features = features
+        grid = "×".join(map(str, features.shape))
+        self.features_label.setText(f"Features ready: {grid}, {features.features.shape[-1]} channels "
+                                    f"({seconds:.1f} s, once) - Update re-runs only the classifier")
+        if self._update_when_features_ready:
+            self._update_when_features_ready = False
+            self.update_classification()
+
+    def _on_features_error(self, record) -> None:
+        self._features_handle = None
+        self._update_when_features_ready = False
+        self.features_label.setText(f"Features failed: {record.error}")
+        self._on_job_error(record)
+
     def update_classification(self) -> None:
-        """Run features (once per volume) + classification as a job."""
+        """Classify from the strokes as a job (features are computed first if not cached)."""
         from copy import deepcopy
 
         if self.volume is None:
+            self.services.notify("Load a volume first.", "warning")
             return
         if not self.strokes.annotated_classes():
             self.services.notify("Paint a few strokes first (tick 'Paint on slices').", "warning")
+            self.status.setText("Nothing to classify yet: tick 'Paint on slices' and paint each class on a slice.")
+            return
+        if self.method == "forest" and len(self.strokes.annotated_classes()) < 2:
+            self.services.notify("The random forest needs strokes of at least two classes.", "warning")
+            return
+        if self.features is None:
+            self._update_when_features_ready = True
+            self.compute_features()
+            self.status.setText("Computing features first (once per volume); the classification follows…")
             return
         if self._classify_handle is not None:
             self._classify_handle.cancel()
@@ -774,20 +902,28 @@ class VolumePanel(Panel):
         strokes.classes = list(self.classes)
         classes = deepcopy(self.classes)
         data, features, method = self.volume.data, self.features, self.method
-        from engines.volume.classify import feature_factor
-
-        factor = feature_factor(self.volume.shape, 300_000)  # features at ~64³: about a second per update
         self.status.setText("Classifying…")
-        self._classify_handle = self.services.jobs.submit(
-            "classify", self.name, lambda: _classify_job(data, features, strokes, method, classes, factor),
-            on_result=self._on_classified, on_error=self._on_job_error)
+        import time
 
-    def _on_classified(self, result) -> None:
+        started = time.perf_counter()
+        self._classify_handle = self.services.jobs.submit(
+            "classify", self.name, lambda: _classify_job(data, features, strokes, method, classes, features.factor),
+            on_result=lambda r, t=started: self._on_classified(r, time.perf_counter() - t), on_error=self._on_job_error)
+
+    def _on_classified(self, result, seconds: float | None = None) -> None:
         self._classify_handle = None
-        self.features, self.result, self.semantic = result
+        features, self.result, self.semantic = result
+        if self.features is None:
+            self.features = features
         counts = np.bincount(self.result.labels.ravel(), minlength=len(self.classes) + 1)
-        self.status.setText("Classified: " + ", ".join(f"{c.name} {counts[i + 1]}" for i, c in enumerate(self.classes)))
+        total = max(int(counts.sum()), 1)
+        parts = [f"{c.name} {100.0 * counts[i + 1] / total:.1f} %" for i, c in enumerate(self.classes)
+                 if i in self.strokes.annotated_classes()]
+        took = f" in {seconds:.1f} s" if seconds is not None else ""
+        self.status.setText(f"Classified ({self.method_combo.currentText()}{took}): " + ", ".join(parts)
+                            + f", unclassified {100.0 * counts[0] / total:.1f} %")
         self.semantic_check.setChecked(True)
+        self._refresh_hints()
         self._refresh_semantic()
         self.update_slices()
 
@@ -814,6 +950,7 @@ class VolumePanel(Panel):
 
     def _on_similarity_toggled(self, on: bool) -> None:
         self.show_similarity = bool(on)
+        self._refresh_hints()
         self.update_slices()
 
     # ------------------------------------------------------------------ 2D TF
@@ -891,7 +1028,7 @@ class VolumePanel(Panel):
         return {
             "source": self.source_path, "tf": self.tf.to_dict(), "mode": self.mode, "step": self.step, "iso": self.iso,
             "azimuth": azimuth, "elevation": elevation, "crop": self.crop, "export_size": self.export_size,
-            "method": self.method, "brush": self.brush, "tf2d": self.editor2d.tf2d.to_dict(), "use_2d": self.use_2d,
+            "method": self.method, "brush": self.brush, "feature_resolution": self.feature_resolution, "tf2d": self.editor2d.tf2d.to_dict(), "use_2d": self.use_2d,
             "classes": [{"name": c.name, "color": list(c.color), "opacity": c.opacity, "visible": c.visible} for c in self.classes],
         }
 
@@ -914,6 +1051,8 @@ class VolumePanel(Panel):
         self.export_size = int(parameters.get("export_size", self.export_size))
         self.method = parameters.get("method", self.method)
         self.brush = int(parameters.get("brush", self.brush))
+        if parameters.get("feature_resolution") in ("auto", "full", "half"):
+            self.features_combo.setCurrentIndex(max(self.features_combo.findData(parameters["feature_resolution"]), 0))
         if parameters.get("tf2d"):
             from engines.volume.tf2d import TransferFunction2D
 

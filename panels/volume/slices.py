@@ -73,9 +73,20 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.vb.addItem(self.hline)
         self.title = pg.TextItem(AXIS_NAMES[axis], color=(200, 200, 200), anchor=(0, 0))
         self.title.setParentItem(self.vb)
+        self.hint = pg.TextItem("", color=(255, 200, 0), anchor=(1, 0))
+        self.hint.setParentItem(self.vb)
+        self.vb.sigResized.connect(self._place_hint)
         self.setMinimumSize(160, 160)
         self._spacing = (1.0, 1.0)
         self._shape = None
+
+    def _place_hint(self, *_args) -> None:
+        self.hint.setPos(self.vb.width(), 0)
+
+    def set_hint(self, text: str) -> None:
+        """A short right-aligned note in the top corner (e.g. the paint mode), or none."""
+        self.hint.setText(text)
+        self._place_hint()
 
     def pointer(self, row: float, col: float, drag: bool, finish: bool) -> None:
         """Forward an image-coordinate event to the panel."""
