@@ -156,3 +156,13 @@ def test_single_file_sd_checkpoint_uses_skeleton(tmp_path):
     save_file({"conditioner.embedders.1.model.ln_final.weight": torch.zeros(2)}, str(xl))
     with pytest.raises(ModelError, match="skeleton"):
         inspect_model(xl)
+
+
+def test_sampler_history_does_not_change_results(tiny_sd):
+    """The cached pipeline's scheduler is always rebuilt from the model's own config: DDIM after
+    DPM++ (whose config has no clip_sample) must not start clipping latents."""
+    clear_cache()
+    first = run(tiny_sd, sampler="ddim", steps=4, seed=9)
+    run(tiny_sd, sampler="dpmpp_2m", steps=2, seed=9)
+    again = run(tiny_sd, sampler="ddim", steps=4, seed=9)
+    assert np.array_equal(first.images, again.images)

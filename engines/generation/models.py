@@ -8,8 +8,12 @@ Three kinds of model, all described by :class:`ModelInfo` and loaded by :func:`l
   These run in the studio's own sampling loop (:mod:`engines.generation.sampling`).
 - ``pipeline``: any other local diffusers pipeline folder (``model_index.json``: Stable
   Diffusion 1.x/2.x, SDXL, PixArt, SD3, Flux ...), loaded with ``DiffusionPipeline.from_pretrained``.
-- ``single``: one ``.safetensors`` checkpoint plus a config skeleton folder (from
-  ``assets/generation/``) so no hub access is needed.
+- ``single``: one ``.safetensors`` checkpoint in the original LDM layout plus a config skeleton
+  folder (a diffusers folder without weights), loaded with ``from_single_file(file,
+  config=skeleton)`` so no hub access is needed. The skeleton is ``<name>.config/`` next to the
+  file when present (:func:`write_skeleton` makes one from any diffusers folder), otherwise the
+  shipped one in ``assets/generation/`` for the family diffusers detects (:func:`checkpoint_family`:
+  ``sd15`` for SD 1.x, ``sd2`` for SD 2.x 768 v-prediction, ``sdxl-base`` for SDXL base 1.0).
 
 Every loader passes ``local_files_only=True``.
 """
@@ -30,11 +34,14 @@ __all__ = [
     "LoadedModel",
     "ModelError",
     "ModelInfo",
+    "checkpoint_family",
     "clear_cache",
     "inspect_model",
     "load_model",
     "resolve_model",
     "scan_models",
+    "skeleton_sidecar",
+    "write_skeleton",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,28 +187,79 @@ def _safetensors_keys(path: Path) -> dict:
         raise ModelError(f"{path.name}: not a readable .safetensors file ({exc})") from None
 
 
+# diffusers' model type (single_file_utils.infer_diffusers_model_type) -> shipped skeleton folder
+SKELETON_FAMILIES = {"v1": "sd15", "v2": "sd2", "xl_base": "sdxl-base"}
+
+
+def skeleton_sidecar(path: str | os.PathLike) -> Path:
+    """The per-checkpoint skeleton folder that takes precedence: ``name.safetensors`` -> ``name.config/``."""
+    return Path(path).with_suffix(".config")
+
+
+def checkpoint_family(keys: dict) -> str:
+    """diffusers' model type (``v1``, ``v2``, ``xl_base``, ``xl_refiner``, ``inpainting`` ...) of an
+    original-layout checkpoint, from its tensor names -> shapes only (meta tensors, nothing read)."""
+    import torch
+    from diffusers.loaders.single_file_utils import infer_diffusers_model_type
+
+    with torch.device("meta"):
+        fake = {k: torch.empty(shape) for k, shape in keys.items()}
+    try:
+        kind = infer_diffusers_model_type(fake) or "unknown"
+    except Exception:  # noqa: BLE001 - diffusers' detector assumes some tensors exist
+        return "unknown"
+    if kind == "v1" and not any(k.startswith("model.diffusion_model.") for k in keys):
+        return "unknown"  # diffusers' fallback answer, but there is no SD UNet in the file
+    return kind
+
+
 def _skeleton_for(path: Path, keys: dict) -> Path:
-    """Pick the config skeleton folder matching a single-file checkpoint's tensor names."""
-    sidecar = path.with_suffix(".config")
+    """Pick the config skeleton folder matching a single-file checkpoint's tensor names.
+
+    Order: a ``<name>.config/`` folder next to the file (any diffusers folder without weights,
+    see :func:`write_skeleton`), then the shipped skeleton for the family diffusers detects
+    (:data:`SKELETON_FAMILIES`), then shipped skeletons of diffusers-named ``UNet2DModel`` files.
+    """
+    sidecar = skeleton_sidecar(path)
     if sidecar.is_dir():
+        if not (sidecar / "model_index.json").exists():
+            raise ModelError(f"{path.name}: config folder {sidecar.name}/ has no model_index.json")
         return sidecar
-    family = None
-    if any(k.startswith("conditioner.embedders.1") for k in keys):
-        family = "sdxl-base"
-    elif any(k.startswith("cond_stage_model.model.") for k in keys):
-        family = "sd2"
-    elif any(k.startswith("model.diffusion_model.") for k in keys):
-        family = "sd15"
-    else:
+    ldm = any(k.startswith(("model.diffusion_model.", "first_stage_model.", "cond_stage_model.", "conditioner."))
+              for k in keys)
+    if not ldm:
         for skel in sorted(SKELETONS_DIR.glob("*")):
             unet_cfg = skel / "unet" / "config.json"
             if (skel / "skeleton.json").exists() and unet_cfg.exists() and _matches_unet2d(unet_cfg, keys):
                 return skel
         raise ModelError(f"{path.name}: unrecognised checkpoint layout (no config skeleton in {SKELETONS_DIR} matches)")
+    kind = checkpoint_family(keys)
+    family = SKELETON_FAMILIES.get(kind)
+    if family is None:
+        raise ModelError(f"{path.name}: a {kind!r} checkpoint has no shipped config skeleton; put its diffusers "
+                         f"configs (no weights) in {sidecar.name}/ next to it")
     skel = SKELETONS_DIR / family
     if not skel.is_dir():
         raise ModelError(f"{path.name}: looks like {family} but the config skeleton {skel} is missing")
     return skel
+
+
+def write_skeleton(model_folder: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy a diffusers folder's configs and tokenizer files (``*.json``, ``*.txt``), no weights, to ``dst``.
+
+    The result is a config skeleton: put it next to ``name.safetensors`` as ``name.config/``.
+    """
+    import shutil
+
+    src, dst = Path(model_folder), Path(dst)
+    if not (src / "model_index.json").exists():
+        raise ModelError(f"{src} is not a diffusers model folder (no model_index.json)")
+    for item in src.rglob("*"):
+        if item.is_file() and item.suffix in (".json", ".txt") and not item.name.endswith(".index.json"):
+            target = dst / item.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(item, target)
+    return dst
 
 
 def _matches_unet2d(config_path: Path, keys: dict) -> bool:
@@ -281,6 +339,8 @@ def scan_models(folders=()) -> tuple[list[ModelInfo], list[str]]:
         for child in sorted(root.iterdir()):
             if child.name.startswith(".") or child.name.endswith((".partial", ".old")):
                 continue
+            if child.suffix == ".config" and child.with_suffix(".safetensors").exists():
+                continue  # the config skeleton of a single-file checkpoint, not a model
             if child.is_dir() and (child / "model_index.json").exists() or child.is_file() and child.suffix.lower() == ".safetensors":
                 visit(child, shipped)
             elif child.is_dir():
@@ -381,10 +441,15 @@ def _load_uncached(info: ModelInfo, device: str) -> LoadedModel:
                 raise ModelError(f"{info.name}: pipeline {info.pipeline_class} cannot load single files")
             extra = {}
             skeleton_meta = Path(info.skeleton) / "skeleton.json"
-            if skeleton_meta.exists() and _read_json(skeleton_meta).get("tokenizer") == "clip-bpe":
+            meta = _read_json(skeleton_meta) if skeleton_meta.exists() else {}
+            if meta.get("tokenizer") == "clip-bpe":  # vocabulary built from the shipped CLIP merges
                 from engines.generation.clip_vocab import clip_tokenizer
 
-                extra["tokenizer"] = clip_tokenizer()
+                index = _read_json(Path(info.skeleton) / "model_index.json")
+                pads = meta.get("pad_tokens", {})
+                for comp in ("tokenizer", "tokenizer_2"):
+                    if isinstance(index.get(comp), list) and index[comp][0] is not None:
+                        extra[comp] = clip_tokenizer(pad_token=pads.get(comp, "<|endoftext|>"))
             pipe = cls.from_single_file(info.path, config=info.skeleton, local_files_only=True,
                                         low_cpu_mem_usage=False, dtype=dtype, **extra)
         pipe = pipe.to(device)

@@ -96,7 +96,14 @@ def run_pipeline_job(
     from PIL import Image
 
     if sampler:
-        pipe.scheduler = make_scheduler(sampler, prediction_type, dict(pipe.scheduler.config))
+        # always derive from the model's own scheduler config: the pipeline is cached, and a config
+        # taken from the previously swapped-in scheduler has lost keys the next class needs
+        # (e.g. DPM++ has no clip_sample, so a DDIM built from it would clip latents)
+        base = getattr(pipe, "_spectra_base_scheduler_config", None)
+        if base is None:
+            base = dict(pipe.scheduler.config)
+            pipe._spectra_base_scheduler_config = base
+        pipe.scheduler = make_scheduler(sampler, prediction_type, base)
     runner = pipe
     kwargs = {}
     if init is not None:

@@ -165,5 +165,6 @@ def make_scheduler(name: str, prediction_type: str, base_config: dict | None = N
     for key in ("use_flow_sigmas", "flow_shift", "use_karras_sigmas", "algorithm_type", "solver_order"):
         config.pop(key, None)
     config["prediction_type"] = prediction_type
+    config.setdefault("clip_sample", False)  # latent models must not clip; pixel DDPM configs say so explicitly
     config.update(spec.kwargs)
     return cls.from_config(config)

@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSlider,
     QSpinBox,
     QToolButton,
@@ -76,6 +77,9 @@ class GeneratePanel(Panel):
         layout.addWidget(self.view, 1)
         status = QHBoxLayout()
         self.status = QLabel("Ready.")
+        # long summaries must not widen the panel: the label may be cut, its tooltip has the full text
+        self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.status.setMinimumWidth(50)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setMaximumWidth(220)
@@ -153,7 +157,7 @@ class GeneratePanel(Panel):
                 shortcut.setContext(Qt.WidgetWithChildrenShortcut)
                 shortcut.activated.connect(self.generate)
 
-        self.advanced = QCollapsible("Advanced")
+        self.advanced = QCollapsible("Advanced", collapsedIcon="▶")
         adv = QWidget()
         adv_form = QFormLayout(adv)
         adv_form.setRowWrapPolicy(QFormLayout.WrapLongRows)
@@ -191,13 +195,14 @@ class GeneratePanel(Panel):
         self.batch_spin.setRange(1, 16)
         adv_form.addRow("Batch", self.batch_spin)
         self.negative = QPlainTextEdit()
-        self.negative.setPlaceholderText("What to avoid (text models)")
+        self.negative.setPlaceholderText("What to avoid")
         self.negative.setFixedHeight(50)
         adv_form.addRow("Negative prompt", self.negative)
+        self.adv_form = adv_form
         self.advanced.addWidget(adv)
         layout.addWidget(self.advanced)
 
-        self.edit_box = QCollapsible("Edit: input, mask, reference")
+        self.edit_box = QCollapsible("Edit: input, mask, reference", collapsedIcon="▶")
         edit = QWidget()
         edit_layout = QVBoxLayout(edit)
         self.init_slot = ImageSlot("Input image (img2img / inpainting)")
@@ -208,7 +213,11 @@ class GeneratePanel(Panel):
         self.strength_slider.setValue(75)
         self.strength_value = QLabel("0.75")
         self.strength_slider.valueChanged.connect(lambda v: self.strength_value.setText(f"{v / 100:.2f}"))
-        strength_row.addWidget(QLabel("Strength"))
+        strength_label = QLabel("Strength")
+        tip = "How much of the input image to change: 0 keeps it, 1 ignores it (used only with an input image)"
+        for w in (strength_label, self.strength_slider):
+            w.setToolTip(tip)
+        strength_row.addWidget(strength_label)
         strength_row.addWidget(self.strength_slider, 1)
         strength_row.addWidget(self.strength_value)
         edit_layout.addLayout(strength_row)
@@ -253,7 +262,12 @@ class GeneratePanel(Panel):
         self.ilvr_slider.setValue(2)
         self.ilvr_value = QLabel("N = 4")
         self.ilvr_slider.valueChanged.connect(lambda v: self.ilvr_value.setText(f"N = {2 ** v}"))
-        ilvr_row.addWidget(QLabel("ILVR factor"))
+        ilvr_label = QLabel("ILVR factor")
+        tip = ("Low-pass factor N: the result keeps the reference's layout at 1/N resolution. "
+               "Small N follows the reference closely, large N only loosely")
+        for w in (ilvr_label, self.ilvr_slider):
+            w.setToolTip(tip)
+        ilvr_row.addWidget(ilvr_label)
         ilvr_row.addWidget(self.ilvr_slider, 1)
         ilvr_row.addWidget(self.ilvr_value)
         edit_layout.addLayout(ilvr_row)
@@ -325,7 +339,10 @@ class GeneratePanel(Panel):
             self.generate_button.setEnabled(False)
             return
         self.generate_button.setEnabled(True)
-        self.model_note.setText(f"{info.description} · {info.size[1]}×{info.size[0]} · {info.prediction_type}")
+        kind = {"flow": "rectified flow", "epsilon": "ε-prediction", "v_prediction": "v-prediction"}.get(
+            info.prediction_type, info.prediction_type)
+        source = {"single": "single-file checkpoint", "own-single": "single-file checkpoint"}.get(info.kind, "")
+        self.model_note.setText(" · ".join(x for x in (info.description, f"{info.size[1]}×{info.size[0]} px", kind, source) if x))
         is_class = info.conditioning == "class"
         self.class_label.setVisible(is_class)
         self.class_combo.setVisible(is_class)
@@ -349,9 +366,13 @@ class GeneratePanel(Panel):
         self.height_spin.setValue(int(info.size[0]))
         self.width_spin.setValue(int(info.size[1]))
         self.negative.setEnabled(info.conditioning == "text")
+        if hasattr(self.adv_form, "setRowVisible"):  # Qt >= 6.4: no negative prompt for class models
+            self.adv_form.setRowVisible(self.negative, info.conditioning == "text")
         own = info.kind.startswith("own")
         self.ref_slot.setEnabled(own)
         self.ilvr_slider.setEnabled(own)
+        self.ref_slot.title.setText("ILVR reference (keeps its coarse layout)" if own else
+                                    "ILVR reference: only for pixel-space models such as digits-flow")
 
     def add_model_folder(self, folder: str) -> None:
         """Scan ``folder`` for models from now on."""
@@ -380,7 +401,9 @@ class GeneratePanel(Panel):
             steps=self.steps_spin.value(), cfg=self.cfg_spin.value(), seed=self.seed_spin.value(),
             width=self.width_spin.value(), height=self.height_spin.value(), batch=self.batch_spin.value(),
             strength=self.strength_slider.value() / 100.0,
-            ilvr_n=2 ** self.ilvr_slider.value() if self.ref_slot.image() is not None else 0,
+            # the reference applies only to models in the own loop (the slot is disabled for others)
+            ilvr_n=2 ** self.ilvr_slider.value() if self.ref_slot.image() is not None and info is not None
+            and info.kind.startswith("own") else 0,
         )
 
     def current_parameters(self) -> dict:
@@ -520,7 +543,7 @@ class GeneratePanel(Panel):
             self.jobs_active.append(handle)
         self._set_running(bool(self.jobs_active))
         if len(self.jobs_active) > 1:
-            self.status.setText(f"Queued ({len(self.jobs_active) - 1} waiting)")
+            self._status(f"Queued ({len(self.jobs_active) - 1} waiting)")
 
     @property
     def job(self):
@@ -539,6 +562,10 @@ class GeneratePanel(Panel):
         if not running:
             self.progress.setValue(0)
 
+    def _status(self, text: str) -> None:
+        self.status.setText(text)
+        self.status.setToolTip(text)
+
     def _on_event(self, event: Any) -> None:
         from engines.jobs import Preview, Progress
 
@@ -547,7 +574,7 @@ class GeneratePanel(Panel):
             self.view.set_image(event.image)
         elif isinstance(event, Progress):
             self.progress.setValue(int(event.fraction * 1000))
-            self.status.setText(event.message)
+            self._status(event.message)
 
     def _on_result(self, result, inputs: dict) -> None:
         from engines.generation.api import provenance_for
@@ -567,16 +594,17 @@ class GeneratePanel(Panel):
             tip = f"{what}\n{p['sampler']} · {p['steps']} steps · CFG {p['cfg']} · seed {p['seed']} · {result.mode}"
             self.strip.add(entry["image"], f"#{index + 1}", tip, index)
             first = index if first is None else first
-        self.strip.setCurrentRow(first)
-        self.status.setText(f"Done in {result.seconds:.1f} s · seed {result.seeds[0]}"
-                            + (f"…{result.seeds[-1]}" if len(result.seeds) > 1 else ""))
+        self.strip.setCurrentRow(first)  # shows the first new image and its summary in the status line
+        n = len(result.seeds)
+        self._status(f"Done in {result.seconds:.1f} s" + (f" ({n} images, seeds {result.seeds[0]}…{result.seeds[-1]})"
+                                                                if n > 1 else "") + " — " + self.status.text())
 
     def _on_error(self, record) -> None:
-        self.status.setText(f"Failed: {record.error}")
+        self._status(f"Failed: {record.error}")
         self.services.notify(f"Generation failed: {record.error}", "error")
 
     def _on_cancel(self) -> None:
-        self.status.setText("Cancelled (result discarded).")
+        self._status("Cancelled (result discarded).")
         if self.current_index is not None:
             self.view.set_image(self.history[self.current_index]["image"])
         else:
@@ -589,7 +617,13 @@ class GeneratePanel(Panel):
         for b in (self.reuse_button, self.input_button, self.export_button, self.codec_button, self.render_button):
             b.setEnabled(valid)
         if valid:
-            self.view.set_image(self.history[row]["image"])
+            entry = self.history[row]
+            self.view.set_image(entry["image"])
+            p = entry["params"]
+            what = f"“{p['prompt'][:40]}”" if p.get("prompt") else (
+                f"class {p['class_label']}" if p.get("class_label") is not None else "unconditional")
+            self._status(f"#{row + 1} · {entry['mode']} · {what} · {SAMPLER_LABELS.get(p['sampler'], p['sampler'])}"
+                                f" · {p['steps']} steps · CFG {p['cfg']:g} · seed {p['seed']}")
 
     def selected_entry(self) -> dict | None:
         return self.history[self.current_index] if self.current_index is not None else None

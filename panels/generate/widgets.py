@@ -291,12 +291,26 @@ class HistoryStrip(QListWidget):
         self.setMovement(QListWidget.Static)
         self.setSpacing(4)
         self.setHorizontalScrollMode(QListWidget.ScrollPerPixel)
+        self.empty_text = ("No results yet. Every generated image is kept here:\n"
+                           "click one to view it, reuse its parameters, use it as input or export it.")
+
+    def paintEvent(self, event) -> None:  # Qt override
+        super().paintEvent(event)
+        if self.count() == 0:  # empty state: say what the strip is for
+            from qtpy.QtGui import QPainter
+
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().placeholderText().color())
+            painter.drawText(self.viewport().rect(), Qt.AlignCenter, self.empty_text)
+            painter.end()
 
     def add(self, image: np.ndarray, label: str, tooltip: str, index: int) -> QListWidgetItem:
         """Append a thumbnail of ``image``; returns the item."""
         pix = QPixmap.fromImage(to_qimage(image)).scaled(72, 72, Qt.KeepAspectRatio,
                                                           Qt.FastTransformation if image.shape[0] < 72 else Qt.SmoothTransformation)
-        item = QListWidgetItem(QIcon(pix), label)
+        icon = QIcon(pix)
+        icon.addPixmap(pix, QIcon.Selected)  # the selection shows as the label highlight, not a tinted image
+        item = QListWidgetItem(icon, label)
         item.setToolTip(tooltip)
         item.setData(Qt.UserRole, index)
         self.addItem(item)
