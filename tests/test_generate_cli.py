@@ -102,3 +102,14 @@ def test_train_digits_verb_builds_a_loadable_model(tmp_path, capsys):
     code, out, err = cli(capsys, "image", "--model", str(out_dir), "--class", "2", "--steps", "2", "--seed", "1",
                          "--out", str(tmp_path), "--json")
     assert code == 0, err
+
+
+def test_missing_output_folder_is_created_but_a_file_is_refused(tmp_path, capsys):
+    target = tmp_path / "new" / "folder"
+    code, _, err = cli(capsys, "image", "--class", "2", "--steps", "2", "--seed", "1", "--out", str(target))
+    assert code == 0, err
+    assert (target / "gen-1.png").exists()
+    not_a_folder = tmp_path / "file.txt"
+    not_a_folder.write_text("x")
+    code, _, err = cli(capsys, "image", "--class", "2", "--steps", "2", "--seed", "1", "--out", str(not_a_folder))
+    assert code == 2 and "is a file" in err and not_a_folder.read_text() == "x"

@@ -92,8 +92,8 @@ def _run(args, init=None, mask=None, reference=None, inputs=None) -> dict:
     from studio.export import ExportError, save_png
 
     out = Path(args.out)
-    if not out.is_dir():
-        raise CliError(f"output folder does not exist: {out}")
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out must be a folder, but {out} is a file")
     params = GenerationParams(
         model=args.model, prompt=args.prompt, negative_prompt=args.negative_prompt, class_label=args.class_label,
         sampler=args.sampler, steps=args.steps, cfg=args.cfg, seed=args.seed, batch=args.batch,
@@ -112,11 +112,12 @@ def _run(args, init=None, mask=None, reference=None, inputs=None) -> dict:
         raise CliError(str(exc)) from None
     files = []
     try:
+        out.mkdir(parents=True, exist_ok=True)  # only now that there is something to write
         for i in range(result.images.shape[0]):
             target = out / f"{args.name}-{result.seeds[i]}.png"
             save_png(target, result.images[i], provenance_for(result, i, inputs), force=args.force)
             files.append(str(target))
-    except ExportError as exc:
+    except (ExportError, OSError) as exc:
         raise CliError(str(exc)) from None
     p = result.params
     return {"files": files, "seeds": result.seeds, "model": result.model["name"], "mode": result.mode,
