@@ -69,7 +69,7 @@ def test_bad_input_gives_one_line_errors(tmp_path, capsys):
         ("edit", "--out", str(tmp_path)),
         ("edit", "--reference", str(tmp_path / "broken.png"), "--out", str(tmp_path)),
         ("image", "--model", "no-such-model", "--out", str(tmp_path)),
-        ("image", "--class", "3", "--out", str(tmp_path / "nowhere")),
+        ("image", "--class", "3", "--out", str(tmp_path / "broken.png")),  # a file, not a folder
         ("image", "--class", "3", "--sampler", "lcm", "--steps", "2", "--out", str(tmp_path)),
         ("image", "--class", "42", "--steps", "2", "--out", str(tmp_path)),
     ]
