@@ -6,6 +6,7 @@ canvas is created lazily in :meth:`RenderPanel.on_shown`.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -83,7 +85,10 @@ class _BoxSelectFilter(QObject):
         self.band: QRubberBand | None = None
 
     def eventFilter(self, obj, event) -> bool:
-        if not self.panel.box_button.isChecked():
+        try:
+            if not self.panel.box_button.isChecked():
+                return False
+        except RuntimeError:  # the panel is being destroyed while the canvas still gets events
             return False
         kind = event.type()
         if kind == QEvent.MouseButtonPress and event.button() == Qt.LeftButton:
@@ -138,7 +143,10 @@ class _LassoSelectFilter(QObject):
         canvas.canvas.update()
 
     def eventFilter(self, obj, event) -> bool:
-        if not self.panel.lasso_button.isChecked():
+        try:
+            if not self.panel.lasso_button.isChecked():
+                return False
+        except RuntimeError:  # the panel is being destroyed while the canvas still gets events
             return False
         kind = event.type()
         if kind == QEvent.MouseButtonPress and event.button() == Qt.LeftButton:
@@ -159,6 +167,19 @@ class _LassoSelectFilter(QObject):
                 self.panel.select_polygon([(x * ratio, y * ratio) for x, y in points], mode)
             return True
         return False
+
+
+def _captioned(caption: QLabel, view: QWidget) -> QWidget:
+    """``view`` with a small caption line above it."""
+    box = QWidget()
+    lay = QVBoxLayout(box)
+    lay.setContentsMargins(0, 0, 0, 0)
+    lay.setSpacing(2)
+    caption.setStyleSheet("font-size: 9pt;")
+    caption.setWordWrap(True)
+    lay.addWidget(caption)
+    lay.addWidget(view, 1)
+    return box
 
 
 class RenderPanel(Panel):
@@ -226,8 +247,9 @@ class RenderPanel(Panel):
         self.clear_button = QPushButton("Clear selection")
         self.delete_button = QPushButton("Delete selected")
         self.crop_button = QPushButton("Crop to selection")
-        self.still_button = QPushButton("Still")
-        self.still_button.setToolTip("Render the current view with the exact rasterizer")
+        self.still_button = QPushButton("Render still")
+        self.still_button.setToolTip("Render the current view with the engine's exact rasterizer and the "
+                                     "\"Still anti-aliasing\" mode (shown on the right)")
         for b in (self.frame_button, self.box_button, self.lasso_button, self.select_all_button, self.invert_button, self.clear_button,
                   self.delete_button, self.crop_button):
             bar.addWidget(b)
@@ -242,8 +264,9 @@ class RenderPanel(Panel):
         self.view_placeholder.setAlignment(Qt.AlignCenter)
         self.view_layout.addWidget(self.view_placeholder)
         split.addWidget(self.view_host)
-        self.still_view = ImageView("Press \"Still\" to render the current view\nwith the exact rasterizer.")
-        split.addWidget(self.still_view)
+        self.still_view = ImageView("Press \"Render still\" to render the current view\nwith the exact rasterizer.")
+        self.still_caption = QLabel("Still render (exact rasterizer)")
+        split.addWidget(_captioned(self.still_caption, self.still_view))
         split.setSizes([700, 300])
         v.addWidget(split, 1)
         self.stats_label = QLabel()
@@ -270,8 +293,10 @@ class RenderPanel(Panel):
         images = QHBoxLayout()
         self.target_view = ImageView("No target.\nLoad a photo, load posed views,\nor send an image from another panel.")
         self.current_view = ImageView("The current render appears here\nwhile fitting.")
-        images.addWidget(self.target_view)
-        images.addWidget(self.current_view)
+        self.target_caption = QLabel("Target")
+        self.current_caption = QLabel("Current render")
+        images.addWidget(_captioned(self.target_caption, self.target_view))
+        images.addWidget(_captioned(self.current_caption, self.current_view))
         f.addLayout(images, 3)
         import pyqtgraph as pg
 
@@ -279,10 +304,22 @@ class RenderPanel(Panel):
         self.plot.setBackground("#202020")
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.plot.setLabel("bottom", "step")
-        self.plot.setLabel("left", "PSNR (dB)")
-        self.plot.addLegend(offset=(10, 10))
-        self.psnr_curve = self.plot.plot([], [], pen=pg.mkPen("#4fc3f7", width=2), name="PSNR (dB)")
-        self.loss_curve = self.plot.plot([], [], pen=pg.mkPen("#ffb74d", width=2), name="loss × 100")
+        self.plot.setLabel("left", "PSNR (dB)", color="#4fc3f7")
+        self.plot.setTitle("PSNR and loss per step appear here during a fit", color="#aaaaaa", size="9pt")
+        legend = self.plot.addLegend(offset=(-10, 10))
+        self.psnr_curve = self.plot.plot([], [], pen=pg.mkPen("#4fc3f7", width=2), name="PSNR (dB, left axis)")
+        # the loss has its own right-hand axis (different units and range)
+        self.plot.showAxis("right")
+        self.plot.setLabel("right", "loss (L1 + D-SSIM)", color="#ffb74d")
+        self.loss_box = pg.ViewBox()
+        self.plot.scene().addItem(self.loss_box)
+        self.plot.getAxis("right").linkToView(self.loss_box)
+        self.loss_box.setXLink(self.plot)
+        self.loss_curve = pg.PlotCurveItem([], [], pen=pg.mkPen("#ffb74d", width=2))
+        self.loss_box.addItem(self.loss_curve)
+        legend.addItem(self.loss_curve, "loss (right axis)")
+        main_box = self.plot.getViewBox()
+        main_box.sigResized.connect(lambda *_: self.loss_box.setGeometry(main_box.sceneBoundingRect()))
         f.addWidget(self.plot, 2)
         status = QHBoxLayout()
         self.fit_progress = QProgressBar()
@@ -344,6 +381,43 @@ class RenderPanel(Panel):
         form.addRow("Still scale", self.still_scale)
         layout.addWidget(view_box)
 
+        crop_box = QGroupBox("Crop box")
+        crop_box.setToolTip("An axis-aligned box in scene coordinates; Apply crop deletes every splat whose "
+                            "centre lies outside it (undoable).")
+        grid = QGridLayout(crop_box)
+        grid.addWidget(QLabel("min"), 0, 1, Qt.AlignCenter)
+        grid.addWidget(QLabel("max"), 0, 2, Qt.AlignCenter)
+        self.crop_min, self.crop_max = [], []
+        for row, axis in enumerate("xyz", start=1):
+            grid.addWidget(QLabel(axis), row, 0)
+            for col, store in ((1, self.crop_min), (2, self.crop_max)):
+                spin = QDoubleSpinBox()
+                spin.setRange(-1e6, 1e6)
+                spin.setDecimals(4)
+                spin.setKeyboardTracking(False)
+                spin.valueChanged.connect(self._crop_edited)
+                grid.addWidget(spin, row, col)
+                store.append(spin)
+        self.crop_show = QCheckBox("Show box in the view")
+        self.crop_show.setToolTip("Turns on by itself when you change the box")
+        self.crop_show.toggled.connect(self._crop_changed)
+        grid.addWidget(self.crop_show, 4, 0, 1, 3)
+        self.crop_reset_button = QPushButton("Reset to scene bounds")
+        self.crop_reset_button.clicked.connect(self.reset_crop_box)
+        self.crop_from_selection_button = QPushButton("Fit to selection")
+        self.crop_from_selection_button.setToolTip("Set the box to the bounding box of the selected splats")
+        self.crop_from_selection_button.clicked.connect(self.crop_box_from_selection)
+        grid.addWidget(self.crop_reset_button, 5, 0, 1, 2)
+        grid.addWidget(self.crop_from_selection_button, 5, 2)
+        self.crop_apply_button = QPushButton("Apply crop")
+        self.crop_apply_button.setToolTip("Delete the splats outside the box (undoable)")
+        self.crop_apply_button.clicked.connect(self.apply_crop)
+        grid.addWidget(self.crop_apply_button, 6, 0, 1, 3)
+        self.crop_info = QLabel()
+        self.crop_info.setWordWrap(True)
+        grid.addWidget(self.crop_info, 7, 0, 1, 3)
+        layout.addWidget(crop_box)
+
         fit_box = QGroupBox("Fit")
         form = QFormLayout(fit_box)
         self.primitive = QComboBox()
@@ -352,7 +426,8 @@ class RenderPanel(Panel):
         self.count = QSpinBox()
         self.count.setRange(1, 200000)
         self.count.setValue(1000)
-        form.addRow("Count", self.count)
+        self.count.setToolTip("Primitives at the start; density control may grow this up to 4×")
+        form.addRow("Initial count", self.count)
         self.steps = QSpinBox()
         self.steps.setRange(1, 100000)
         self.steps.setValue(300)
@@ -405,6 +480,7 @@ class RenderPanel(Panel):
         self.canvas.set_background(self.background)
         self.canvas.set_point_scale(self.point_size.value())
         self._push_to_canvas()
+        self._crop_changed()
         self.canvas.frame_all()
 
     def _push_to_canvas(self) -> None:
@@ -521,21 +597,34 @@ class RenderPanel(Panel):
         self.scene_path = os.fspath(path)
         self.file_size = Path(path).stat().st_size
         self._set_scene(scene, np.zeros(len(scene), bool))
+        self._clear_still()
+        self.reset_crop_box()
         if self.canvas is not None:
             self.canvas.frame_all()
 
+    def _clear_still(self) -> None:
+        """A new scene: the last still belongs to the old one."""
+        self.still, self.still_camera = None, None
+        self.still_view.set_image(None)
+        self.still_caption.setText("Still render (exact rasterizer)")
+
     def _set_scene(self, scene, selection) -> None:
+        if self.still is not None and scene is not self.scene and "out of date" not in self.still_caption.text():
+            self.still_caption.setText(self.still_caption.text() + " (out of date)")
+            self.still_caption.setToolTip("The scene changed since this still; press Render still")
         self.scene = scene
         self.selection = np.asarray(selection, bool).copy()
         self._push_to_canvas()
         self._update_stats()
         self._update_buttons()
+        self._crop_changed()
 
     def _set_selection(self, selection) -> None:
         self.selection = np.asarray(selection, bool).copy()
         self._push_to_canvas()
         self._update_stats()
         self._update_buttons()
+        self._crop_changed()
 
     def _update_stats(self) -> None:
         if self.scene is None:
@@ -644,6 +733,91 @@ class RenderPanel(Panel):
         self.undo_stack.push(_SceneEdit(self, self.scene.subset(keep), np.zeros(int(keep.sum()), bool),
                                         f"Crop box ({int(keep.sum())} kept)"))
 
+    # -- crop box -----------------------------------------------------------------------
+    def crop_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """The crop box as (min xyz, max xyz) numpy arrays (from the parameter spin boxes)."""
+        return (np.array([s.value() for s in self.crop_min]), np.array([s.value() for s in self.crop_max]))
+
+    def set_crop_box(self, lo, hi) -> None:
+        """Set the crop box; values are rounded outwards to the spin boxes' 4 decimals."""
+        self._crop_updating = True
+        try:
+            for spin, v in zip(self.crop_min, lo):
+                spin.setValue(math.floor(float(v) * 1e4) / 1e4)
+            for spin, v in zip(self.crop_max, hi):
+                spin.setValue(math.ceil(float(v) * 1e4) / 1e4)
+        finally:
+            self._crop_updating = False
+        self._crop_changed()
+
+    def reset_crop_box(self) -> None:
+        """Crop box = the scene bounds (nothing outside)."""
+        if self.scene is not None and len(self.scene):
+            lo, hi = self.scene.bounds()
+            step = max(float(np.max(hi - lo)) / 100, 1e-4)
+            for spin in self.crop_min + self.crop_max:
+                spin.setSingleStep(step)
+            self.set_crop_box(lo, hi)
+        else:
+            self.set_crop_box(np.zeros(3), np.zeros(3))
+
+    def crop_box_from_selection(self) -> None:
+        """Crop box = bounding box of the selected splats' centres."""
+        if self.scene is not None and self.selection.any():
+            m = self.scene.means.numpy()[self.selection]
+            self.set_crop_box(m.min(0), m.max(0))
+            self.crop_show.setChecked(True)
+
+    def _crop_edited(self, *_) -> None:
+        """The user changed a bound: show the box (which also refreshes it)."""
+        if getattr(self, "_crop_updating", False):
+            return
+        if not self.crop_show.isChecked():
+            self.crop_show.setChecked(True)  # emits toggled -> _crop_changed
+        else:
+            self._crop_changed()
+
+    def _inside_crop(self) -> np.ndarray:
+        lo, hi = self.crop_box()
+        m = self.scene.means.detach().numpy()
+        return np.all((m >= lo) & (m <= hi), axis=1)
+
+    def _crop_changed(self, *_) -> None:
+        if getattr(self, "_crop_updating", False) or not hasattr(self, "crop_min"):
+            return
+        has = self.scene is not None and len(self.scene) > 0
+        lo, hi = self.crop_box()
+        valid = bool(np.all(lo <= hi))
+        outside = int((~self._inside_crop()).sum()) if has else 0
+        for w in (self.crop_reset_button, self.crop_show):
+            w.setEnabled(has)
+        self.crop_from_selection_button.setEnabled(has and bool(self.selection.any()))
+        self.crop_apply_button.setEnabled(has and valid and outside > 0)
+        if not has:
+            self.crop_info.setText("Open a scene to crop it.")
+        elif not valid:
+            self.crop_info.setText("Each min must be ≤ its max.")
+        else:
+            self.crop_info.setText(f"{outside:,} of {len(self.scene):,} splats lie outside the box.")
+        if self.canvas is not None:
+            self.canvas.set_crop_box(lo, hi, has and valid and self.crop_show.isChecked())
+
+    def apply_crop(self) -> int:
+        """Delete the splats whose centres lie outside the crop box (undoable); returns how many."""
+        if self.scene is None or len(self.scene) == 0:
+            return 0
+        lo, hi = self.crop_box()
+        if not np.all(lo <= hi):
+            self.services.notify("Crop box: each min must be ≤ its max", "warning")
+            return 0
+        keep = self._inside_crop()
+        removed = int((~keep).sum())
+        if removed == 0:
+            return 0
+        self.undo_stack.push(_SceneEdit(self, self.scene.subset(keep), self.selection[keep],
+                                        f"Crop box ({removed} removed)"))
+        return removed
+
     # -- still render -------------------------------------------------------------------
     def render_still(self) -> None:
         """Render the current view with the engine rasterizer (a job)."""
@@ -664,6 +838,8 @@ class RenderPanel(Panel):
         def done(image):
             self.still = image
             self.still_camera = camera
+            self.still_caption.setText(f"Still: {camera.width}×{camera.height} px, {aa} anti-aliasing")
+            self.still_caption.setToolTip("")
             self.still_view.set_image(image)
             self.still_button.setEnabled(True)
             self.still_handle = None
@@ -703,6 +879,8 @@ class RenderPanel(Panel):
         self.fit_cameras = None
         self.fit_source = [source] if source else []
         self.target_view.set_image(image)
+        self.target_caption.setText(f"Target photo ({image.shape[1]}×{image.shape[0]} px)")
+        self.current_caption.setText("Current render")
         self.fit_status.setText(f"Target {image.shape[1]}×{image.shape[0]} photo. Press Start fit.")
         self._update_buttons()
 
@@ -716,6 +894,8 @@ class RenderPanel(Panel):
             raise OpenError(str(exc)) from exc
         self.fit_target, self.fit_cameras, self.fit_source = images, cameras, [folder]
         self.target_view.set_image(images[0])
+        self.target_caption.setText(f"Target: view 1 of {len(images)}")
+        self.current_caption.setText("Current render")
         self.fit_status.setText(f"{len(images)} posed views. Press Start fit.")
         self._update_buttons()
 
@@ -780,11 +960,15 @@ class RenderPanel(Panel):
                 view = event.data.get("view", 0)
                 if self.fit_target is not None and len(self.fit_target) > 1:
                     self.target_view.set_image(self.fit_target[view])
+                    self.target_caption.setText(f"Target: view {view + 1} of {len(self.fit_target)}")
+                step = event.data.get("step")
+                self.current_caption.setText("Current render" + (f" (step {step})" if step is not None else ""))
             if "step" in event.data:
                 self._history.append(event.data)
                 steps = [h["step"] for h in self._history]
                 self.psnr_curve.setData(steps, [h["psnr"] for h in self._history])
-                self.loss_curve.setData(steps, [100 * h["loss"] for h in self._history])
+                self.loss_curve.setData(steps, [h["loss"] for h in self._history])
+                self.plot.setTitle(None)
 
     def _fit_done(self, result) -> None:
         self.fit_handle = None
@@ -829,6 +1013,8 @@ class RenderPanel(Panel):
         self.undo_stack.push(_SceneEdit(self, scene, np.zeros(len(scene), bool), "Open fitted scene"))
         self.scene_path, self.file_size = None, None
         self._update_stats()
+        self._clear_still()
+        self.reset_crop_box()
         self.tabs.setCurrentIndex(0)
         self.frame_all()
 

@@ -99,6 +99,14 @@ def projection_from_transform(transform, centre: np.ndarray, radius: float, widt
     return K, view
 
 
+def box_edges(lo, hi) -> np.ndarray:
+    """The 12 edges of the axis-aligned box [lo, hi] as 24 segment end points (24, 3) float32."""
+    lo, hi = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
+    corners = np.array([[(hi if (i >> a) & 1 else lo)[a] for a in range(3)] for i in range(8)], np.float32)
+    edges = [(i, i | (1 << a)) for i in range(8) for a in range(3) if not (i >> a) & 1]
+    return corners[np.array(edges).reshape(-1)]
+
+
 class SplatCanvas:
     """A vispy SceneCanvas showing a Gaussian scene; ``native`` is the Qt widget."""
 
@@ -146,6 +154,10 @@ class SplatCanvas:
         self.selected = np.zeros(0, bool)
         self._last_dir: np.ndarray | None = None
         self.point_scale = 1.0
+        self.crop_lines = scene.visuals.Line(pos=np.zeros((2, 3), np.float32), color=(0.3, 0.9, 1.0, 1.0), width=2,
+                                             connect="segments", parent=self.view.scene)
+        self.crop_lines.visible = False
+        self.crop_box: tuple[np.ndarray, np.ndarray] | None = None
         self.view.scene.transform.changed.connect(lambda *_: self._resort())
         self.canvas.events.resize.connect(lambda *_: self._update_focal())
         self.canvas.events.key_press.connect(self._on_key)
@@ -198,6 +210,14 @@ class SplatCanvas:
         self.selected = np.asarray(selected, bool)
         self._last_dir = None
         self._resort(force=True)
+
+    def set_crop_box(self, lo, hi, visible: bool = True) -> None:
+        """Show the axis-aligned box [lo, hi] (world xyz, 3 each) as a wireframe (12 edges)."""
+        lo, hi = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
+        self.crop_box = (lo, hi)
+        self.crop_lines.set_data(pos=box_edges(lo, hi))
+        self.crop_lines.visible = bool(visible)
+        self.canvas.update()
 
     def frame_all(self) -> None:
         """Centre the camera on the scene and fit it in view."""
