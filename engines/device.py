@@ -8,8 +8,10 @@ importing this module is cheap.
 from __future__ import annotations
 
 import os
+import sys
 
 _override: str | None = os.environ.get("SPECTRA_DEVICE") or None
+_threads: int = 0  # 0 = not set by the user: libraries keep their defaults
 _VALID = ("auto", "cpu", "cuda", "mps")
 
 
@@ -69,13 +71,30 @@ def device_label(device: str | None = None) -> str:
 
 
 def set_threads(count: int | None) -> int:
-    """Set torch's intra-op CPU threads (``None`` or 0 = one per core); returns the value set."""
+    """Set the CPU threads of torch and of numba's compiled kernels (``None`` or 0 = one per core).
+
+    Returns the value set. numba's setting is per thread and capped by the pool size it started
+    with: engines that run numba kernels on a worker thread call :func:`apply_numba_threads`
+    there. If numba is not imported yet, ``NUMBA_NUM_THREADS`` is set so its pool starts at this size.
+    """
     import torch
 
+    global _threads
     if not count:
         count = os.cpu_count() or 1
-    torch.set_num_threads(int(count))
-    return int(count)
+    _threads = int(count)
+    torch.set_num_threads(_threads)
+    if "numba" not in sys.modules:
+        os.environ["NUMBA_NUM_THREADS"] = str(_threads)
+    apply_numba_threads()
+    return _threads
+
+
+def apply_numba_threads() -> None:
+    """Apply the threads setting to numba on the calling thread (no-op if numba is not loaded)."""
+    numba = sys.modules.get("numba")
+    if numba is not None and _threads:
+        numba.set_num_threads(max(1, min(_threads, numba.config.NUMBA_NUM_THREADS)))
 
 
 def memory_in_use_mb() -> float:
@@ -91,8 +110,6 @@ def memory_in_use_mb() -> float:
         import resource
 
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    import sys
-
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         rss += torch.cuda.memory_allocated() / 2**20

@@ -49,6 +49,20 @@ def test_threads_setting_reaches_torch():
         torch.set_num_threads(before)
 
 
+def test_threads_setting_reaches_numba():
+    import numba
+
+    before = numba.get_num_threads()
+    try:
+        device.set_threads(1)
+        assert numba.get_num_threads() == 1
+        device.set_threads(64)  # capped at numba's pool size, never an error
+        assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+    finally:
+        numba.set_num_threads(before)
+        torch.set_num_threads(1)
+
+
 def test_memory_in_use_is_plausible():
     mb = device.memory_in_use_mb()
     assert 10 < mb < 64 * 1024

@@ -37,8 +37,11 @@ class _KernelCall:
     """Lock + keep torch's thread count: numba's OpenMP layer resets it when it first starts."""
 
     def __enter__(self):
+        from engines.device import apply_numba_threads
+
         _KERNEL_LOCK.acquire()
         self.threads = torch.get_num_threads()
+        apply_numba_threads()  # the studio's threads setting, on this (worker) thread
 
     def __exit__(self, *exc):
         if torch.get_num_threads() != self.threads:
