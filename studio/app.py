@@ -28,16 +28,7 @@ def run_gui(paths: Sequence[str] | None = None) -> int:
     window.show()
     if paths:
         window.open_paths(list(paths))
-    status = app.exec()
-    shutdown(window)
-    return status
+    # closeEvent saves settings and stops jobs. The window is not deleted: deleting vispy's GL
+    # canvases after their context is gone crashes in C++, so main.py ends with os._exit.
+    return app.exec()
 
-
-def shutdown(window) -> None:
-    """Stop every job before the process ends (settings were saved when the window closed).
-
-    The window is not deleted here: deleting vispy's GL canvases after their context is gone
-    crashes in C++, so ``main.py`` ends the process with ``os._exit`` instead.
-    """
-    window.jobs.cancel_all()
-    window.jobs.wait_all(timeout=5.0)

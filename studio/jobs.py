@@ -89,8 +89,6 @@ def _run_engine(job: Iterator[Any]):
     """Generator run by :class:`EngineWorker`: throttles events, wraps engine exceptions."""
     try:
         result = yield from _throttled(job)
-    except GeneratorExit:
-        raise
     except Exception as exc:  # every engine failure reaches the error signal
         raise EngineFailure(exc, traceback.format_exc()) from exc
     return result

@@ -21,3 +21,40 @@ try:
     torch.set_num_threads(1)
 except ImportError:  # pragma: no cover
     pass
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def make_panel(qtbot):
+    """``make_panel(PanelClass)`` builds a panel (and its parameters widget) on fresh StudioServices.
+
+    Every job the panels started is cancelled and awaited at teardown.
+    """
+    from studio.services import StudioServices
+
+    made = []
+
+    def make(cls):
+        services = StudioServices()
+        panel = cls(services)
+        qtbot.addWidget(panel)
+        qtbot.addWidget(panel.parameters_widget())
+        made.append(services)
+        return panel
+
+    yield make
+    for services in made:
+        services.jobs.cancel_all()
+        services.jobs.wait_all(30)
+
+
+@pytest.fixture(autouse=True)
+def _restore_device_settings():
+    """Tests that change the device or threads setting (e.g. through the CLI) must not leak it."""
+    from engines import device
+
+    saved = (device._override, device._threads)
+    yield
+    device._override, device._threads = saved

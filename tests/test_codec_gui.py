@@ -11,20 +11,14 @@ from engines.codec.blockcodec import decode
 from panels.base import OpenError
 from panels.codec import CodecPanel
 from studio.export import read_provenance
-from studio.services import StudioServices
 
 
 @pytest.fixture()
-def panel(qtbot):
-    services = StudioServices()
-    p = CodecPanel(services)
-    qtbot.addWidget(p)
-    p.parameters_widget()
+def panel(make_panel):
+    p = make_panel(CodecPanel)
     p.resize(1200, 800)
     p.p_auto.setChecked(False)
-    yield p
-    services.jobs.cancel_all()
-    services.jobs.wait_all(20)
+    return p
 
 
 def _small(seed=0):

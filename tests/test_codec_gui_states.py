@@ -6,20 +6,14 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from panels.codec import CodecPanel
-from studio.services import StudioServices
 
 
 @pytest.fixture()
-def panel(qtbot):
-    services = StudioServices()
-    p = CodecPanel(services)
-    qtbot.addWidget(p)
-    p.parameters_widget()
+def panel(make_panel):
+    p = make_panel(CodecPanel)
     p.resize(1200, 800)
     p.p_auto.setChecked(False)
-    yield p
-    services.jobs.cancel_all()
-    services.jobs.wait_all(20)
+    return p
 
 
 def _small():

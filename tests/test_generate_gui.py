@@ -8,18 +8,11 @@ from engines.jobs import Preview
 from panels.base import OpenError
 from panels.generate import GeneratePanel
 from studio.export import read_provenance
-from studio.services import StudioServices
 
 
 @pytest.fixture
-def panel(qtbot):
-    services = StudioServices()
-    widget = GeneratePanel(services)
-    qtbot.addWidget(widget)
-    qtbot.addWidget(widget.parameters_widget())
-    yield widget
-    services.jobs.cancel_all()
-    services.jobs.wait_all(30)
+def panel(make_panel):
+    return make_panel(GeneratePanel)
 
 
 def run_generation(panel, steps=3, batch=1, cls=4):
@@ -98,7 +91,7 @@ def test_seed_lock_reproduces_image(panel):
     assert panel.history[2]["params"]["seed"] != 1234
 
 
-def test_parameters_round_trip(panel, qtbot):
+def test_parameters_round_trip(panel, make_panel):
     panel.advanced.expand(animate=False)
     panel.sampler_combo.setCurrentIndex(panel.sampler_combo.findData("unipc"))
     panel.steps_spin.setValue(7)
@@ -110,14 +103,13 @@ def test_parameters_round_trip(panel, qtbot):
     panel.strength_slider.setValue(40)
     panel.ilvr_slider.setValue(3)
     saved = panel.current_parameters()
-    other = GeneratePanel(StudioServices())
-    qtbot.addWidget(other)
+    other = make_panel(GeneratePanel)
     other.restore_parameters(saved)
     assert other.current_parameters() == saved
     assert saved["sampler"] == "unipc" and saved["class_label"] == 6 and saved["ilvr_factor"] == 8
 
 
-def test_export_and_drop_to_restore(panel, qtbot, tmp_path):
+def test_export_and_drop_to_restore(panel, make_panel, tmp_path):
     panel.seed_lock.setChecked(True)
     panel.seed_spin.setValue(77)
     panel.cfg_spin.setValue(2.0)
@@ -130,8 +122,7 @@ def test_export_and_drop_to_restore(panel, qtbot, tmp_path):
     assert record["parameters"]["sampler"] == "ddim" and record["parameters"]["class_label"] == 9
     with pytest.raises(OpenError):
         panel.export(str(path))  # exists, no force
-    fresh = GeneratePanel(StudioServices())
-    qtbot.addWidget(fresh)
+    fresh = make_panel(GeneratePanel)
     fresh.open_file(str(path))
     params = fresh.current_parameters()
     assert params["seed"] == 77 and params["sampler"] == "ddim" and params["cfg"] == 2.0

@@ -5,24 +5,18 @@ that never widens the panel."""
 import pytest
 
 from panels.generate import GeneratePanel
-from studio.services import StudioServices
 
 pytest.importorskip("transformers")
 
 
 @pytest.fixture
-def panel(qtbot, tmp_path):
+def panel(make_panel, tmp_path):
     from engines.generation.tiny import build_tiny_sd_pipeline
 
     build_tiny_sd_pipeline(tmp_path / "models" / "tiny-sd")
-    services = StudioServices()
-    widget = GeneratePanel(services)
-    qtbot.addWidget(widget)
-    qtbot.addWidget(widget.parameters_widget())
+    widget = make_panel(GeneratePanel)
     widget.add_model_folder(str(tmp_path / "models"))
-    yield widget
-    services.jobs.cancel_all()
-    services.jobs.wait_all(30)
+    return widget
 
 
 def select(panel, name):

@@ -7,17 +7,11 @@ from engines.render.io import save_ply
 from engines.render.synthetic import sphere_scene
 from panels.render import RenderPanel
 from panels.render.viewer import box_edges
-from studio.services import StudioServices
 
 
 @pytest.fixture()
-def panel(qtbot):
-    services = StudioServices()
-    widget = RenderPanel(services)
-    qtbot.addWidget(widget)
-    yield widget
-    services.jobs.cancel_all()
-    services.jobs.wait_all(30)
+def panel(make_panel):
+    return make_panel(RenderPanel)
 
 
 @pytest.fixture()

@@ -10,17 +10,11 @@ from engines.render.synthetic import sphere_scene
 from panels.base import OpenError
 from panels.render import RenderPanel
 from studio.export import FileExistsErrorNoForce, read_provenance
-from studio.services import StudioServices
 
 
 @pytest.fixture()
-def panel(qtbot):
-    services = StudioServices()
-    widget = RenderPanel(services)
-    qtbot.addWidget(widget)
-    yield widget
-    services.jobs.cancel_all()
-    services.jobs.wait_all(30)
+def panel(make_panel):
+    return make_panel(RenderPanel)
 
 
 @pytest.fixture()

@@ -14,19 +14,13 @@ from panels.base import OpenError
 
 
 @pytest.fixture
-def panel(qtbot):
+def panel(make_panel):
     from panels.volume import VolumePanel
-    from studio.services import StudioServices
 
-    services = StudioServices()
-    widget = VolumePanel(services)
-    qtbot.addWidget(widget)
-    widget.parameters_widget()
+    widget = make_panel(VolumePanel)
     widget.resize(900, 700)
     widget.show()
-    yield widget
-    services.jobs.cancel_all()
-    services.jobs.wait_all(30)
+    return widget
 
 
 def _load_phantom(panel, size=48):

@@ -110,6 +110,30 @@ def log_thresholds(opac):
 
 
 @njit(cache=True)
+def _gather_tile(start, cnt, ids, mx, my, params, opac, lthr, x0, x1, y0, y1):
+    """Copy one tile's splats into contiguous arrays (reused by every pixel of the tile).
+
+    Returns ``sm`` (cnt, 8) float64: mean x, mean y, 4 footprint params, opacity, log-threshold;
+    and ``box`` (cnt, 4) int64: pixel bounds x0, x1, y0, y1.
+    """
+    sm = np.empty((cnt, 8), np.float64)
+    box = np.empty((cnt, 4), np.int64)
+    for j in range(cnt):
+        g = ids[start + j]
+        sm[j, 0] = mx[g]
+        sm[j, 1] = my[g]
+        for k in range(4):
+            sm[j, 2 + k] = params[g, k]
+        sm[j, 6] = opac[g]
+        sm[j, 7] = lthr[g]
+        box[j, 0] = x0[g]
+        box[j, 1] = x1[g]
+        box[j, 2] = y0[g]
+        box[j, 3] = y1[g]
+    return sm, box
+
+
+@njit(cache=True)
 def _forward_tile(t, mx, my, params, opac, colors, lthr, offsets, ids, x0, x1, y0, y1, width, height, mode, bg,
                   TILE, image, t_final, last):
     nchan = colors.shape[1]
@@ -117,23 +141,7 @@ def _forward_tile(t, mx, my, params, opac, colors, lthr, offsets, ids, x0, x1, y
     start, stop = offsets[t], offsets[t + 1]
     cnt = stop - start
     ty0, tx0 = (t // ntx) * TILE, (t % ntx) * TILE
-    # gather this tile's splats into contiguous float64 arrays (reused by every pixel of the tile)
-    sm = np.empty((cnt, 8), np.float64)
-    box = np.empty((cnt, 4), np.int64)
-    for j in range(cnt):
-        g = ids[start + j]
-        sm[j, 0] = mx[g]
-        sm[j, 1] = my[g]
-        sm[j, 2] = params[g, 0]
-        sm[j, 3] = params[g, 1]
-        sm[j, 4] = params[g, 2]
-        sm[j, 5] = params[g, 3]
-        sm[j, 6] = opac[g]
-        sm[j, 7] = lthr[g]
-        box[j, 0] = x0[g]
-        box[j, 1] = x1[g]
-        box[j, 2] = y0[g]
-        box[j, 3] = y1[g]
+    sm, box = _gather_tile(start, cnt, ids, mx, my, params, opac, lthr, x0, x1, y0, y1)
     for py in range(ty0, min(height, ty0 + TILE)):
         for px in range(tx0, min(width, tx0 + TILE)):
             T = 1.0
@@ -214,22 +222,7 @@ def _backward_tile(t, mx, my, params, opac, colors, lthr, offsets, ids, x0, x1, 
     last_col = np.zeros(nchan, np.float64)
     ty0, tx0 = (t // ntx) * TILE, (t % ntx) * TILE
     cnt = offsets[t + 1] - start
-    sm = np.empty((cnt, 8), np.float64)  # this tile's splats, gathered contiguously
-    box = np.empty((cnt, 4), np.int64)
-    for j in range(cnt):
-        g = ids[start + j]
-        sm[j, 0] = mx[g]
-        sm[j, 1] = my[g]
-        sm[j, 2] = params[g, 0]
-        sm[j, 3] = params[g, 1]
-        sm[j, 4] = params[g, 2]
-        sm[j, 5] = params[g, 3]
-        sm[j, 6] = opac[g]
-        sm[j, 7] = lthr[g]
-        box[j, 0] = x0[g]
-        box[j, 1] = x1[g]
-        box[j, 2] = y0[g]
-        box[j, 3] = y1[g]
+    sm, box = _gather_tile(start, cnt, ids, mx, my, params, opac, lthr, x0, x1, y0, y1)
     for py in range(ty0, min(height, ty0 + TILE)):
         for px in range(tx0, min(width, tx0 + TILE)):
             stop = last[py, px]

@@ -43,17 +43,8 @@ def _parse_colour(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def _numba_threads(args: argparse.Namespace) -> None:
-    """``--threads`` also caps the numba rasterizer's thread pool (NUMBA_NUM_THREADS is the maximum)."""
-    if getattr(args, "threads", None):
-        import numba
-
-        numba.set_num_threads(max(1, min(int(args.threads), numba.config.NUMBA_NUM_THREADS)))
-
-
 def cmd_image(args: argparse.Namespace) -> dict:
     """Render a scene from an orbit camera to a PNG."""
-    _numba_threads(args)
     az, el = parse_pair(args.orbit, float, "--orbit")
     width, height = parse_pair(args.size, int, "--size")
     if not (1 <= width <= 8192 and 1 <= height <= 8192):
@@ -95,7 +86,6 @@ def cmd_image(args: argparse.Namespace) -> dict:
 
 def cmd_fit(args: argparse.Namespace) -> dict:
     """Fit Gaussians or spheres to a photo (2D mode) or to posed views; write a 3DGS .ply."""
-    _numba_threads(args)
     if args.count < 1 or args.steps < 1:
         raise CliError("--count and --steps must be at least 1")
     if not args.target and not args.views:
