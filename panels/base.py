@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from studio.services import StudioServices
 
 
-class OpenError(Exception):
+class OpenError(ValueError):
     """A file cannot be opened by a panel (unsupported, corrupt, wrong shape ...)."""
 
 

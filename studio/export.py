@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 
-class ExportError(Exception):
+class ExportError(ValueError):
     """An export could not be written (bad data, bad path, existing file without force)."""
 
 

@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QScrollArea,
+    QSizePolicy,
     QStackedWidget,
     QTabWidget,
     QVBoxLayout,
@@ -273,6 +274,7 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(slot.page if widget is None else widget)
         self.params_stack.setCurrentWidget(slot.params_page if widget is None else widget.parameters_widget())
         self.params_dock.setWindowTitle(f"{slot.title} parameters")
+        self._fit_params_dock()
         if widget is not None:
             self.undo_group.setActiveStack(widget.undo_stack)
             self.export_action.setEnabled(True)
@@ -281,6 +283,18 @@ class MainWindow(QMainWindow):
             except Exception as exc:
                 self.services.log(f"{slot.title}: {describe_error(exc)}", "error", traceback.format_exc())
         self.settings.active_panel = slot.name
+
+    def _fit_params_dock(self) -> None:
+        """Make the parameters dock wide enough for the shown panel's controls (no sideways scroll)."""
+        current = self.params_stack.currentWidget()
+        for index in range(self.params_stack.count()):  # hidden pages must not widen the stack
+            page = self.params_stack.widget(index)
+            policy = QSizePolicy.Policy.Preferred if page is current else QSizePolicy.Policy.Ignored
+            page.setSizePolicy(policy, policy)
+        self.params_stack.updateGeometry()
+        scroll = self.params_dock.widget()
+        needed = current.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 8
+        self.params_dock.setMinimumWidth(max(300, min(needed, 560)))
 
     def _ensure_built(self, slot: _PanelSlot):
         if slot.widget is not None or slot.cls is None:
@@ -303,6 +317,7 @@ class MainWindow(QMainWindow):
             except Exception as exc:
                 self.services.log(f"{slot.title}: could not restore last parameters ({describe_error(exc)})", "warning")
         self.stack.insertWidget(self.stack.indexOf(slot.page), widget)
+        params.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)  # until shown
         self.params_stack.insertWidget(self.params_stack.indexOf(slot.params_page), params)
         self.undo_group.addStack(widget.undo_stack)
         slot.widget = widget

@@ -48,3 +48,14 @@ def test_corrupt_files_get_a_message_and_change_nothing(window, tmp_path, name, 
         level, text = window.log_view.messages()[-1]
         assert level == "error" and "broken" in text, (suffix, text)
     assert window.settings.recent_files() == []
+
+
+def test_parameters_dock_fits_the_shown_panel(window, qtbot, tmp_path):
+    for name in PANELS:  # build every panel first: hidden pages must not widen the dock
+        window.panel(name)
+    for name in PANELS:
+        window.show_panel(name)
+        qtbot.wait(50)
+        scroll = window.params_dock.widget()
+        assert scroll.widget().width() <= scroll.viewport().width(), name
+        assert not scroll.horizontalScrollBar().isVisible(), name
