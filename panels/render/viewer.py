@@ -1,8 +1,10 @@
-"""vispy splat viewer: depth-sorted, alpha-blended Gaussian billboards (OpenGL point sprites).
+"""vispy splat viewer: depth-sorted, alpha-blended Gaussian quads (instanced, OpenGL).
 
-Each splat is a point sprite of diameter 2·3σ_max (perspective-scaled in the vertex shader)
-with a Gaussian falloff and its opacity; splats are re-sorted back to front whenever the
-camera moves. Import of vispy happens when a :class:`SplatCanvas` is created (lazily).
+Each splat is one screen-aligned quad covering the same ±radius pixel box as the exact
+rasterizer (radius = ceil(3·sqrt(λ_max)) of the dilated EWA footprint, computed in the vertex
+shader), so large splats are drawn at their true size. The back-to-front order and SH colours
+follow the camera being drawn (see :class:`SplatCanvas`). vispy is imported when a
+:class:`SplatCanvas` is created (lazily).
 """
 
 from __future__ import annotations
@@ -12,49 +14,57 @@ import math
 import numpy as np
 
 VERT = """
+attribute vec2 a_corner;  // quad corner in {-1, 1}^2; the 4 corners repeat the splat's attributes
 attribute vec3 a_position;
 attribute vec4 a_color;
 attribute vec3 a_cov_a;   // world covariance xx xy xz
 attribute vec3 a_cov_b;   // yy yz zz
 attribute float a_selected;
 uniform mat4 u_view;      // world -> camera, OpenCV (x right, y down, z forward)
-uniform float u_focal;    // pixels (framebuffer)
+uniform vec2 u_focal;     // fx, fy in canvas pixels
+uniform vec2 u_lim;       // x/z, y/z clamp of the Jacobian (1.3 x half the field of view)
+uniform vec2 u_size;      // canvas size in pixels
 uniform float u_point_scale;
+uniform float u_near;
 varying vec4 v_color;
 varying vec3 v_conic;
-varying float v_size;
+varying vec2 v_offset;    // pixels from the projected mean (x right, y down)
 varying float v_selected;
 void main() {
-    gl_Position = $transform(vec4(a_position, 1.0));
     v_color = a_color;
     v_selected = a_selected;
     vec3 t = (u_view * vec4(a_position, 1.0)).xyz;
-    float z = max(t.z, 1e-4);
+    if (t.z <= u_near) { gl_Position = vec4(2.0, 2.0, 2.0, 1.0); return; }
+    float z = t.z;
+    float tx = clamp(t.x / z, -u_lim.x, u_lim.x) * z;
+    float ty = clamp(t.y / z, -u_lim.y, u_lim.y) * z;
     mat3 W = mat3(u_view[0].xyz, u_view[1].xyz, u_view[2].xyz);
     mat3 S = mat3(a_cov_a.x, a_cov_a.y, a_cov_a.z,
                   a_cov_a.y, a_cov_b.x, a_cov_b.y,
                   a_cov_a.z, a_cov_b.y, a_cov_b.z) * (u_point_scale * u_point_scale);
-    vec3 j0 = vec3(u_focal / z, 0.0, -u_focal * t.x / (z * z)) * W;  // rows of J*W
-    vec3 j1 = vec3(0.0, u_focal / z, -u_focal * t.y / (z * z)) * W;
+    vec3 j0 = vec3(u_focal.x / z, 0.0, -u_focal.x * tx / (z * z)) * W;  // rows of J*W
+    vec3 j1 = vec3(0.0, u_focal.y / z, -u_focal.y * ty / (z * z)) * W;
     float a = dot(j0, S * j0) + 0.3;
     float b = dot(j0, S * j1);
     float c = dot(j1, S * j1) + 0.3;
-    float det = max(a * c - b * b, 1e-8);
+    float det = a * c - b * b;
+    if (det <= 0.0) { gl_Position = vec4(2.0, 2.0, 2.0, 1.0); return; }
     v_conic = vec3(c / det, -b / det, a / det);
     float mid = 0.5 * (a + c);
-    float lam = mid + sqrt(max(0.1, mid * mid - det));
-    v_size = clamp(2.0 * ceil(3.0 * sqrt(lam)), 1.0, 512.0);
-    gl_PointSize = t.z < 0.01 ? 0.0 : v_size;
+    float radius = ceil(3.0 * sqrt(mid + sqrt(max(0.1, mid * mid - det))));  // as the exact rasterizer
+    v_offset = a_corner * radius;
+    vec4 centre = $transform(vec4(a_position, 1.0));
+    gl_Position = centre + vec4(2.0 * v_offset.x / u_size.x, -2.0 * v_offset.y / u_size.y, 0.0, 0.0) * centre.w;
 }
 """
 
 FRAG = """
 varying vec4 v_color;
 varying vec3 v_conic;
-varying float v_size;
+varying vec2 v_offset;
 varying float v_selected;
 void main() {
-    vec2 d = (gl_PointCoord - 0.5) * v_size;
+    vec2 d = v_offset;
     float power = -0.5 * (v_conic.x * d.x * d.x + v_conic.z * d.y * d.y) - v_conic.y * d.x * d.y;
     float a = min(0.99, v_color.a * exp(power));
     if (a < 1.0 / 255.0) discard;
@@ -62,6 +72,11 @@ void main() {
     gl_FragColor = vec4(rgb, a);
 }
 """
+
+SPLAT_DTYPE = np.dtype([("a_position", np.float32, 3), ("a_cov_a", np.float32, 3), ("a_cov_b", np.float32, 3),
+                        ("a_selected", np.float32)])
+_CORNERS = np.array([[-1, -1], [1, -1], [-1, 1], [1, 1]], np.float32)
+_QUAD = np.array([0, 1, 2, 2, 1, 3], np.uint32)  # two triangles per splat
 
 
 def projection_from_transform(transform, centre: np.ndarray, radius: float, width: int, height: int):
@@ -107,59 +122,103 @@ def box_edges(lo, hi) -> np.ndarray:
     return corners[np.array(edges).reshape(-1)]
 
 
+def sorted_splats(positions: np.ndarray, view: np.ndarray, color_fn=None):
+    """Draw order for world->camera ``view``: (triangle indices back to front, colours (N,4) or None).
+
+    The colours are ``color_fn(camera centre)`` (view-dependent SH) when given. Pure numpy/torch
+    (no GL): runs on a worker thread for large scenes.
+    """
+    colors = None
+    if color_fn is not None:
+        colors = np.asarray(color_fn(-view[:3, :3].T @ view[:3, 3]), np.float32)
+    depth = positions @ view[2, :3].astype(np.float32)  # camera z up to a constant
+    order = np.argsort(-depth, kind="stable").astype(np.uint32)  # far first: drawn under the near ones
+    return (order[:, None] * 4 + _QUAD).reshape(-1), colors
+
+
 class SplatCanvas:
-    """A vispy SceneCanvas showing a Gaussian scene; ``native`` is the Qt widget."""
+    """A vispy SceneCanvas showing a Gaussian scene; ``native`` is the Qt widget.
+
+    Before every draw the camera being drawn is read back from the scene transform; when it differs
+    from the one the splats were last sorted for, the back-to-front order and view-dependent (SH)
+    colours are recomputed for it — on this thread up to ``SYNC_LIMIT`` splats (so every drawn frame
+    is exact), on a worker thread above it (the previous order is drawn until the new one is ready).
+    """
+
+    SYNC_LIMIT = 150_000
 
     def __init__(self, parent=None) -> None:
-        from vispy import scene
+        from vispy import app, gloo, scene
         from vispy.visuals import Visual
+
+        owner = self
 
         class SplatVisual(Visual):
             def __init__(self):
                 Visual.__init__(self, vcode=VERT, fcode=FRAG)
-                self._draw_mode = "points"
+                self._draw_mode = "triangles"
                 self.set_gl_state("translucent", depth_test=False, blend=True,
                                   blend_func=("src_alpha", "one_minus_src_alpha"))
-                self.shared_program["u_focal"] = 500.0
+                self.shared_program["u_focal"] = (500.0, 500.0)
+                self.shared_program["u_lim"] = (1.0, 1.0)
+                self.shared_program["u_size"] = (800.0, 600.0)
+                self.shared_program["u_near"] = 0.01
                 self.shared_program["u_point_scale"] = 1.0
                 self.shared_program["u_view"] = np.eye(4, dtype=np.float32)
+                self._vbo = gloo.VertexBuffer(np.zeros(4, SPLAT_DTYPE))
+                self._colors = gloo.VertexBuffer(np.zeros((4, 4), np.float32))
+                self._corners = gloo.VertexBuffer(np.zeros((4, 2), np.float32))
+                self._index_buffer = gloo.IndexBuffer(np.zeros(0, np.uint32))
                 self._n = 0
 
-            def set_data(self, pos, col, cov, sel):
-                from vispy import gloo
+            def set_splats(self, data: np.ndarray, colors: np.ndarray) -> None:
+                """Per-splat attributes (repeated on the 4 corners of each quad); nothing drawn until ordered."""
+                self._n = 0
+                if not len(data):
+                    return
+                self._vbo.set_data(np.repeat(data, 4))
+                self._corners.set_data(np.tile(_CORNERS, (len(data), 1)))
+                for name in SPLAT_DTYPE.names:
+                    self.shared_program[name] = self._vbo[name]
+                self.shared_program["a_corner"] = self._corners
+                self.set_colors(colors)
 
-                self._n = len(pos)
-                cov = np.asarray(cov, np.float32).reshape(-1, 6)
-                self.shared_program["a_position"] = gloo.VertexBuffer(np.ascontiguousarray(pos, np.float32))
-                self.shared_program["a_color"] = gloo.VertexBuffer(np.ascontiguousarray(col, np.float32))
-                self.shared_program["a_cov_a"] = gloo.VertexBuffer(np.ascontiguousarray(cov[:, :3]))
-                self.shared_program["a_cov_b"] = gloo.VertexBuffer(np.ascontiguousarray(cov[:, 3:]))
-                self.shared_program["a_selected"] = gloo.VertexBuffer(np.ascontiguousarray(sel, np.float32))
-                self.update()
+            def set_colors(self, colors: np.ndarray) -> None:
+                self._colors.set_data(np.repeat(np.ascontiguousarray(colors, np.float32), 4, axis=0))
+                self.shared_program["a_color"] = self._colors
+
+            def set_order(self, indices: np.ndarray) -> None:
+                self._index_buffer.set_data(indices)
+                self._n = len(indices) // 6
 
             def _prepare_transforms(self, view):
                 view.view_program.vert["transform"] = view.get_transform()
 
             def _prepare_draw(self, view):
+                owner._before_draw()
                 return self._n > 0
 
         Splats = scene.visuals.create_visual_node(SplatVisual)
         self.canvas = scene.SceneCanvas(keys=None, show=False, bgcolor="black", parent=parent)
-        self.view = self.canvas.central_widget.add_view()
+        self.view = self.canvas.central_widget.add_view(border_width=0, margin=0)  # the view fills the canvas
         self.view.camera = scene.TurntableCamera(fov=45.0, up="-y", elevation=0.0, azimuth=90.0)  # looks along +z
         self.splats = Splats(parent=self.view.scene)
         self.positions = np.zeros((0, 3), np.float32)
         self.colors = np.zeros((0, 4), np.float32)
         self.covs = np.zeros((0, 6), np.float32)
         self.selected = np.zeros(0, bool)
-        self._last_dir: np.ndarray | None = None
+        self.color_fn = None
+        self.sorted_view: np.ndarray | None = None  # the camera the uploaded order/colours are for
+        self._generation = 0
+        self._pool = None
+        self._job = None  # (future, view, generation) of the worker sort
+        self._wanted: np.ndarray | None = None
+        self._poll = app.Timer(0.015, connect=self._collect, start=False)
         self.point_scale = 1.0
         self.crop_lines = scene.visuals.Line(pos=np.zeros((2, 3), np.float32), color=(0.3, 0.9, 1.0, 1.0), width=2,
                                              connect="segments", parent=self.view.scene)
         self.crop_lines.visible = False
         self.crop_box: tuple[np.ndarray, np.ndarray] | None = None
-        self.view.scene.transform.changed.connect(lambda *_: self._resort())
-        self.canvas.events.resize.connect(lambda *_: self._update_focal())
         self.canvas.events.key_press.connect(self._on_key)
 
     _FLY_KEYS = {"W": (0, 0, 1), "S": (0, 0, -1), "A": (-1, 0, 0), "D": (1, 0, 0), "Q": (0, 1, 0), "E": (0, -1, 0)}  # noqa: RUF012
@@ -200,16 +259,23 @@ class SplatCanvas:
     def set_splats(self, positions, colors_rgba, covariances, selected, color_fn=None) -> None:
         """New data: positions (N,3), colours (N,4) in [0,1], world covariances (N,3,3), selection (N,).
 
-        ``color_fn(camera_centre)`` (optional) recomputes view-dependent colours whenever the view turns.
+        ``color_fn(camera_centre)`` (optional) recomputes view-dependent colours for every camera drawn.
         """
         self.color_fn = color_fn
-        self.positions = np.asarray(positions, np.float32)
-        self.colors = np.asarray(colors_rgba, np.float32)
+        self.positions = np.asarray(positions, np.float32).reshape(-1, 3)
+        self.colors = np.asarray(colors_rgba, np.float32).reshape(-1, 4)
         cov = np.asarray(covariances, np.float32).reshape(-1, 3, 3)
         self.covs = np.stack([cov[:, 0, 0], cov[:, 0, 1], cov[:, 0, 2], cov[:, 1, 1], cov[:, 1, 2], cov[:, 2, 2]], 1)
-        self.selected = np.asarray(selected, bool)
-        self._last_dir = None
-        self._resort(force=True)
+        self.selected = np.asarray(selected, bool).reshape(-1)
+        base = np.empty(len(self.positions), SPLAT_DTYPE)
+        base["a_position"] = self.positions
+        base["a_cov_a"], base["a_cov_b"] = self.covs[:, :3], self.covs[:, 3:]
+        base["a_selected"] = self.selected
+        self.splats.set_splats(base, self.colors)
+        self._generation += 1
+        self.sorted_view = None
+        self._wanted = None
+        self.canvas.update()
 
     def set_crop_box(self, lo, hi, visible: bool = True) -> None:
         """Show the axis-aligned box [lo, hi] (world xyz, 3 each) as a wireframe (12 edges)."""
@@ -230,7 +296,7 @@ class SplatCanvas:
         cam.center = tuple(float(c) for c in centre)
         cam.distance = 1.15 * radius / math.sin(math.radians(cam.fov) / 2)
         cam.scale_factor = 2 * radius
-        self._resort(force=True)
+        self.canvas.update()
 
     def camera_matrices(self, width: int | None = None, height: int | None = None):
         """(K, viewmat) of the current view for an image of ``width``x``height`` (default: canvas size)."""
@@ -245,39 +311,83 @@ class SplatCanvas:
             K[1] *= height / ch
         return K, view
 
-    def _update_focal(self) -> None:
-        self._update_camera_uniforms()
-        self.canvas.update()
+    @property
+    def exact(self) -> bool:
+        """True when the uploaded order and colours are those of the current camera."""
+        if self.sorted_view is None:
+            return not len(self.positions)
+        try:
+            _, view = self.camera_matrices()
+        except (np.linalg.LinAlgError, ValueError):
+            return False
+        return bool(np.allclose(view, self.sorted_view, rtol=0, atol=1e-9))
 
-    def _update_camera_uniforms(self) -> None:
-        """Upload the view matrix and focal length the vertex shader uses for the EWA footprint."""
+    def _before_draw(self) -> None:
+        """Camera uniforms for the camera being drawn; re-sort (and SH colours) when it changed."""
         if len(self.positions) == 0:
             return
         try:
             K, view = self.camera_matrices()
         except (np.linalg.LinAlgError, ValueError):
             return
-        scale = getattr(self.canvas, "pixel_scale", 1.0) or 1.0
-        self.splats.shared_program["u_view"] = view.T.astype(np.float32)  # GLSL is column-major
-        self.splats.shared_program["u_focal"] = float(K[1, 1]) * scale
+        prog = self.splats.shared_program
+        cw, ch = self.canvas.size
+        prog["u_view"] = view.T.astype(np.float32)  # GLSL is column-major
+        prog["u_focal"] = (float(K[0, 0]), float(K[1, 1]))
+        prog["u_lim"] = (1.3 * 0.5 * cw / float(K[0, 0]), 1.3 * 0.5 * ch / float(K[1, 1]))
+        prog["u_size"] = (float(cw), float(ch))
+        if self.sorted_view is not None and np.allclose(view, self.sorted_view, rtol=0, atol=1e-9):
+            return
+        if len(self.positions) <= self.SYNC_LIMIT:
+            self._show(view, sorted_splats(self.positions, view, self.color_fn))
+        else:
+            if self.sorted_view is None and self._job is None and self.splats._n == 0:
+                first = np.arange(len(self.positions), dtype=np.uint32)[:, None] * 4 + _QUAD
+                self._show(None, (first.reshape(-1), None))  # unsorted until the first sort arrives
+            self._request(view)
 
-    def _resort(self, force: bool = False) -> None:
-        """Sort splats back to front for the current camera and upload them."""
-        if len(self.positions) == 0:
-            self.splats.set_data(np.zeros((0, 3)), np.zeros((0, 4)), np.zeros((0, 6)), np.zeros(0))
+    def _show(self, view, result) -> None:
+        indices, colors = result
+        if colors is not None:
+            self.splats.set_colors(colors)
+        self.splats.set_order(indices)
+        self.sorted_view = view
+
+    def _request(self, view: np.ndarray) -> None:
+        """Sort for ``view`` on the worker thread (the latest request wins)."""
+        if self._job is not None:
+            if not np.allclose(view, self._job[1], rtol=0, atol=1e-9):
+                self._wanted = view
             return
-        try:
-            _, view = self.camera_matrices()
-        except (np.linalg.LinAlgError, ValueError):
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="splat-sort")
+        future = self._pool.submit(sorted_splats, self.positions, view, self.color_fn)
+        self._job = (future, view, self._generation)
+        self._poll.start()
+
+    def _collect(self, _event=None) -> None:
+        """Upload a finished worker sort (GUI thread, timer) and start the next wanted one."""
+        if self._job is None or not self._job[0].done():
             return
-        direction = view[2, :3]  # camera forward (OpenCV z) in world coordinates
-        if not force and self._last_dir is not None and np.allclose(direction, self._last_dir, atol=1e-4):
-            return
-        self._last_dir = direction
-        if self.color_fn is not None:
-            self.colors = np.asarray(self.color_fn(-view[:3, :3].T @ view[:3, 3]), np.float32)
-        depth = self.positions @ direction
-        order = np.argsort(-depth, kind="stable")  # far first: drawn under the near ones
-        self._update_camera_uniforms()
-        self.splats.set_data(self.positions[order], self.colors[order], self.covs[order],
-                             self.selected[order].astype(np.float32))
+        future, view, generation = self._job
+        self._job = None
+        if generation == self._generation and future.exception() is None:
+            self._show(view, future.result())
+        wanted, self._wanted = self._wanted, None
+        if wanted is not None and generation == self._generation:
+            self._request(wanted)
+        else:
+            self._poll.stop()
+        self.canvas.update()
+
+    def wait_sorted(self, timeout: float = 10.0) -> bool:
+        """Block until a worker sort in flight is uploaded (tests, benchmarks); True when exact."""
+        import time
+
+        end = time.monotonic() + timeout
+        while self._job is not None and time.monotonic() < end:
+            self._job[0].result(timeout=max(0.0, end - time.monotonic()))
+            self._collect()
+        return self.exact
