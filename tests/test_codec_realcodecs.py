@@ -60,13 +60,16 @@ def test_inspect_jpeg_with_known_tables(img):
     assert info["bytes"] == len(buf.getvalue())
     assert (info["width"], info["height"]) == (img.shape[1], img.shape[0])
     assert {h["class"] for h in info["huffman_tables"]} == {"DC", "AC"}
+    assert info["ijg_tables"] is False and "not IJG" in info["quality_note"]
+    assert info["restart_interval"] == 0 and info["eoi"] is True and info["scans"] == 1
 
 
-@pytest.mark.parametrize("q,expected", [(25, 25.0), (50, 50.0), (75, 74.75), (90, 90.06)])
-def test_inspect_estimates_ijg_quality(img, q, expected):
+@pytest.mark.parametrize("q", [1, 5, 25, 50, 75, 90, 99, 100])
+def test_inspect_matches_exact_ijg_quality(img, q):
     res = run_codec(img, "jpeg", q, subsampling="4:2:0", progressive=True)
     info = inspect_jpeg(res.data)
-    assert info["estimated_quality"] == pytest.approx(expected, abs=0.02)
+    assert info["estimated_quality"] == q and info["ijg_tables"] is True
+    assert info["quality_note"] == f"exact IJG tables, quality {q}"
     assert info["subsampling"] == "4:2:0"
     assert info["progressive"] is True
     np.testing.assert_array_equal(info["quantization"][0], ijg_scale(JPEG_LUMA, q))

@@ -12,6 +12,7 @@ __all__ = [
     "JPEG_LUMA",
     "PRESETS",
     "estimate_ijg_quality",
+    "ijg_quality_match",
     "ijg_scale",
     "quant_matrix",
     "resize_matrix",
@@ -41,12 +42,13 @@ PRESETS = {
 }
 
 
-def ijg_scale(base: np.ndarray, quality: float) -> np.ndarray:
-    """IJG scaling: ``s = 5000/q`` (q < 50) else ``200 - 2q``; ``Q = clip((base s + 50) // 100, 1, 255)``."""
+def ijg_scale(base: np.ndarray, quality: float, maximum: int = 255) -> np.ndarray:
+    """IJG scaling: ``s = 5000/q`` (q < 50) else ``200 - 2q``; ``Q = clip((base s + 50) // 100, 1, maximum)``
+    (``maximum`` 255 = libjpeg's ``force_baseline``, 32767 without it)."""
     q = float(np.clip(quality, 1, 100))
     s = 5000.0 / q if q < 50 else 200.0 - 2.0 * q
     scaled = np.floor((np.asarray(base, dtype=np.float64) * s + 50.0) / 100.0)
-    return np.clip(scaled, 1, 255).astype(np.int64)
+    return np.clip(scaled, 1, maximum).astype(np.int64)
 
 
 def resize_matrix(m8: np.ndarray, n: int) -> np.ndarray:
@@ -95,3 +97,32 @@ def estimate_ijg_quality(luma_table: np.ndarray | list) -> float:
     if s <= 0:
         return 100.0
     return (200.0 - s) / 2.0 if s <= 100 else 5000.0 / s
+
+
+def ijg_quality_match(luma_table, chroma_table=None) -> dict:
+    """Which IJG quality made these tables (natural order, 8x8)?
+
+    First the exact IJG tables (Annex K scaled by every integer quality 1..100, baseline clamp
+    255 or 16-bit clamp 32767; the chroma table must match too when given): ``exact`` True and
+    ``quality`` that integer. Otherwise the tables are not IJG-scaled Annex K tables: ``quality``
+    is the integer quality whose luma table is closest in mean absolute log step ratio, with
+    ``mean_ratio`` that ratio (1.0 = equal) and ``estimate`` the classic mean-scale estimate
+    (:func:`estimate_ijg_quality`). ``note`` says which in words.
+    """
+    luma = np.asarray(luma_table, dtype=np.int64).reshape(8, 8)
+    chroma = None if chroma_table is None else np.asarray(chroma_table, dtype=np.int64).reshape(8, 8)
+    for maximum in (255, 32767):
+        for q in range(1, 101):
+            if np.array_equal(ijg_scale(JPEG_LUMA, q, maximum), luma) and (chroma is None or np.array_equal(ijg_scale(JPEG_CHROMA, q, maximum), chroma)):
+                clamp = "" if maximum == 255 else " (16-bit tables)"
+                return {"quality": q, "exact": True, "mean_ratio": 1.0, "estimate": float(q), "note": f"exact IJG tables, quality {q}{clamp}"}
+    ratios = [float(np.mean(np.abs(np.log(luma / ijg_scale(JPEG_LUMA, q, 32767))))) for q in range(1, 101)]
+    best = int(np.argmin(ratios)) + 1
+    mean_ratio = float(np.exp(ratios[best - 1]))
+    return {
+        "quality": best,
+        "exact": False,
+        "mean_ratio": mean_ratio,
+        "estimate": round(estimate_ijg_quality(luma), 2),
+        "note": f"not IJG tables: closest IJG quality {best} (steps differ by a factor {mean_ratio:.2f} on average)",
+    }

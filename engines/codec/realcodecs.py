@@ -8,14 +8,13 @@ returns the compressed bytes, the decoded image and timings. :data:`CODECS` list
 from __future__ import annotations
 
 import io
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from engines.codec.quant import estimate_ijg_quality
+from engines.codec.quant import ijg_quality_match
 
 __all__ = ["CODECS", "CodecResult", "available_codecs", "codec_extension", "inspect_jpeg", "jp2_ratio", "run_codec"]
 
@@ -177,92 +176,49 @@ def run_codec(image: np.ndarray, codec: str, quality: float, **options) -> Codec
 
 
 # -- JPEG inspector ----------------------------------------------------------------------
-_MARKERS = {
-    0xC0: "SOF0 baseline",
-    0xC1: "SOF1 extended",
-    0xC2: "SOF2 progressive",
-    0xC4: "DHT",
-    0xDB: "DQT",
-    0xDA: "SOS",
-    0xDD: "DRI",
-    0xFE: "COM",
-    0xD8: "SOI",
-    0xD9: "EOI",
-}
-
-
-def _walk_markers(data: bytes) -> tuple[list[dict], list[dict]]:
-    """Marker segments up to the first SOS (and the count of SOS segments), plus Huffman tables."""
-    segments, huffman = [], []
-    i = 2
-    n = len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            i += 1
-            continue
-        marker = data[i + 1]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-            i += 1 if marker == 0xFF else 2
-            continue
-        if marker == 0xD9:
-            segments.append({"marker": "EOI", "offset": i, "length": 0})
-            break
-        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
-        name = _MARKERS.get(marker, f"APP{marker - 0xE0}" if 0xE0 <= marker <= 0xEF else f"0xFF{marker:02X}")
-        segments.append({"marker": name, "offset": i, "length": length})
-        body = data[i + 4 : i + 2 + length]
-        if marker == 0xC4:
-            j = 0
-            while j + 17 <= len(body):
-                tc, th = body[j] >> 4, body[j] & 15
-                counts = list(body[j + 1 : j + 17])
-                total = sum(counts)
-                huffman.append({"class": "AC" if tc else "DC", "id": th, "code_length_counts": counts, "symbols": total})
-                j += 17 + total
-        i += 2 + length
-        if marker == 0xDA:  # skip entropy-coded data to the next marker
-            while i + 1 < n and not (data[i] == 0xFF and data[i + 1] not in (0x00,) and not 0xD0 <= data[i + 1] <= 0xD7):
-                i += 1
-    return segments, huffman
-
-
 def inspect_jpeg(source) -> dict:
-    """Inspect a JPEG (path or bytes): quantization tables (natural order, 8x8), chroma
-    subsampling, estimated IJG quality, progressive flag, size, Huffman table summary, markers.
-    Raises ValueError if it is not a readable JPEG."""
-    from PIL import Image, JpegImagePlugin, UnidentifiedImageError
+    """Inspect a JPEG (path or bytes) from its marker segments: every quantization table
+    (natural order, 8x8), chroma subsampling, IJG quality (exact table match first, else the
+    closest quality and a note that the tables are not IJG), progressive flag, restart
+    interval, EOI, scans, Huffman table summary, markers. Raises ValueError (``JpegError``) if it
+    is not a readable JPEG."""
+    from engines.codec.jpeg_internals import sampling_name
+    from engines.codec.jpeg_parse import parse_jpeg
 
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
     else:
         with open(source, "rb") as handle:
-            data = handle.read()
-    if data[:2] != b"\xff\xd8":
-        raise ValueError("not a JPEG file (no SOI marker)")
-    try:
-        im = Image.open(io.BytesIO(data))
-        im.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError(f"not a readable JPEG: {exc}") from exc
-    if im.format != "JPEG":
-        raise ValueError(f"not a JPEG file ({im.format})")
-    tables = {int(k): np.asarray(v, dtype=int).reshape(8, 8).tolist() for k, v in (im.quantization or {}).items()}
-    sampling = JpegImagePlugin.get_sampling(im)
-    names = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0", -1: "other"}
-    segments, huffman = _walk_markers(bytes(data))
-    progressive = bool(im.info.get("progressive") or im.info.get("progression") or any(s["marker"].startswith("SOF2") for s in segments))
-    quality = estimate_ijg_quality(tables[0]) if 0 in tables else None
+            data = handle.read(2)
+            if data != b"\xff\xd8":
+                raise ValueError("not a JPEG file (no SOI marker)")
+            data += handle.read()
+    st = parse_jpeg(data)
+    tables = {int(k): np.asarray(v, dtype=int).tolist() for k, v in sorted(st.qtables.items())}
+    comps = st.components
+    luma = st.qtables[comps[0].tq]
+    chroma = st.qtables[comps[1].tq] if len(comps) == 3 else None
+    match = ijg_quality_match(luma, chroma)
+    mode = {1: "L", 3: "RGB", 4: "CMYK"}[len(comps)]
     return {
-        "width": im.width,
-        "height": im.height,
-        "mode": im.mode,
+        "width": st.width,
+        "height": st.height,
+        "mode": mode,
         "bytes": len(data),
-        "bpp": 8.0 * len(data) / (im.width * im.height),
-        "subsampling": names.get(sampling, "other") if im.mode != "L" else "grayscale",
-        "components": [list(c) for c in getattr(im, "layer", [])],
+        "bpp": 8.0 * len(data) / (st.width * st.height),
+        "process": st.process,
+        "precision": st.precision,
+        "subsampling": sampling_name(st),
+        "components": [[c.cid, c.h, c.v, c.tq] for c in comps],
         "quantization": tables,
-        "estimated_quality": None if quality is None else round(float(quality), 2),
-        "progressive": progressive,
-        "huffman_tables": huffman,
-        "markers": [s["marker"] for s in segments],
+        "quantization_precision": {int(k): v for k, v in st.qtable_precision.items()},
+        "estimated_quality": match["quality"] if match["exact"] else match["estimate"],
+        "ijg_tables": match["exact"],
+        "quality_note": match["note"],
+        "progressive": st.progressive,
+        "scans": len(st.scans),
+        "restart_interval": st.restart_interval,
+        "eoi": st.has_eoi,
+        "huffman_tables": [{"class": h.cls, "id": h.tid, "code_length_counts": h.counts, "symbols": len(h.symbols)} for h in st.huffman],
+        "markers": [s["marker"] for s in st.segments],
     }

@@ -48,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = add_verb(subparsers, "inspect", _inspect, "JPEG inspector: quantization tables, subsampling, estimated quality, progressive, size")
     p.add_argument("file", help="JPEG file (other images get a short summary)")
+    p.add_argument("--blocks", default=None, metavar="CSV", help="JPEG: decode every block (our Huffman decoder) and write plane,x,y,w,h,bits,nonzero per block")
+    add_force(p)
 
     p = add_verb(subparsers, "rd", _rd, "rate-distortion sweep of several codecs with BD-rate against an anchor")
     p.add_argument("images", nargs="+", help="image files or sample:NAME")
@@ -351,11 +353,18 @@ def _inspect(args: argparse.Namespace) -> dict:
     if head[:2] == b"\xff\xd8":
         try:
             info = inspect_jpeg(str(path))
+            if args.blocks:
+                info["internals"] = _jpeg_blocks(path, Path(args.blocks), args.force)
         except ValueError as exc:
             raise CliError(f"{path.name}: {exc}") from exc
+        if args.blocks and not args.json:
+            t = info["internals"]
+            print(f"blocks: {t['block_bits']} bits in blocks + {t['padding_bits']} padding bits + {t['stuffed_bytes']} stuffed bytes"
+                  f" + {t['header_and_marker_bytes']} header/marker bytes = {t['bytes']} bytes; per-block CSV {args.blocks}")
         if not args.json:
             print(f"{path.name}: {info['width']}x{info['height']} {info['mode']}, {info['bytes']} bytes ({info['bpp']:.3f} bpp)")
-            print(f"subsampling {info['subsampling']}, progressive {info['progressive']}, estimated IJG quality {info['estimated_quality']}")
+            print(f"{info['process']}, subsampling {info['subsampling']}, {info['scans']} scan(s), restart interval {info['restart_interval'] or 'none'}, EOI {'present' if info['eoi'] else 'MISSING'}")
+            print(f"IJG quality: {info['quality_note']}")
             print(f"markers: {' '.join(info['markers'])}")
             for tid, table in info["quantization"].items():
                 print(f"quantization table {tid}:")
@@ -375,6 +384,28 @@ def _inspect(args: argparse.Namespace) -> dict:
     size = os.path.getsize(path)
     info.update(bytes=size, bpp=8.0 * size / (info["width"] * info["height"]), note="quantization tables are shown for JPEG files only")
     return info
+
+
+def _jpeg_blocks(path: Path, out: Path, force: bool) -> dict:
+    """Decode a JPEG's blocks with our entropy decoder; write the per-block CSV; return the bit accounting."""
+    import csv
+    import io
+
+    from engines.codec.jpeg_internals import jpeg_internals_job
+
+    _check_targets([out], force)
+    res = run_with_progress(jpeg_internals_job(str(path), with_pixels=False))
+    rows = res.block_stats()
+
+    def writer(tmp):
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+        Path(tmp).write_text(buf.getvalue())
+
+    _write(out, writer, {"engine": "codec.jpeg_internals", "parameters": {"file": str(path)}}, force)
+    return res.summary()
 
 
 def _inspect_ssbc(path: Path, as_json: bool) -> dict:
