@@ -50,6 +50,25 @@ def _extend(v, t):
 
 
 @_jit
+def _run_size(buf, pos, lut):
+    """Next AC symbol: ``(pos, run R, size S)``; ``R = -1`` for an invalid code."""
+    e = lut[_peek(buf, pos, 16)]
+    if e == 0:
+        return pos, -1, 0
+    return pos + (e >> 8), (e & 255) >> 4, e & 15
+
+
+@_jit
+def _eob_run(buf, pos, r):
+    """End-of-band run ``2^r + r more bits``: ``(pos, run)``."""
+    run = 1 << r
+    if r:
+        run += _peek(buf, pos, r)
+        pos += r
+    return pos, run
+
+
+@_jit
 def _refine_bit(buf, pos, coef, blk, k, p1, m1):
     """Correction bit of an already non-zero coefficient; returns the new bit position."""
     if _peek(buf, pos, 1):
@@ -87,12 +106,9 @@ def _block(buf, pos, coef, blk, lutdc, lutac, pred, c, ss, se, ah, al, eobrun, p
         if eobrun > 0:
             return pos, eobrun - 1, 0
         while k <= se:
-            e = lutac[_peek(buf, pos, 16)]
-            if e == 0:
+            pos, r, s = _run_size(buf, pos, lutac)
+            if r < 0:
                 return pos, eobrun, 1
-            pos += e >> 8
-            r = (e & 255) >> 4
-            s = e & 15
             if s:
                 k += r
                 if k > 63:
@@ -104,10 +120,7 @@ def _block(buf, pos, coef, blk, lutdc, lutac, pred, c, ss, se, ah, al, eobrun, p
                 k += 16
             else:
                 if progressive:
-                    eobrun = 1 << r
-                    if r:
-                        eobrun += _peek(buf, pos, r)
-                        pos += r
+                    pos, eobrun = _eob_run(buf, pos, r)
                     eobrun -= 1
                 break
         return pos, eobrun, 0
@@ -116,21 +129,15 @@ def _block(buf, pos, coef, blk, lutdc, lutac, pred, c, ss, se, ah, al, eobrun, p
     m1 = -p1
     if eobrun == 0:
         while k <= se:
-            e = lutac[_peek(buf, pos, 16)]
-            if e == 0:
+            pos, r, s = _run_size(buf, pos, lutac)
+            if r < 0:
                 return pos, eobrun, 1
-            pos += e >> 8
-            r = (e & 255) >> 4
-            s = e & 15
             value = 0
             if s:
                 value = p1 if _peek(buf, pos, 1) else m1
                 pos += 1
             elif r != 15:
-                eobrun = 1 << r
-                if r:
-                    eobrun += _peek(buf, pos, r)
-                    pos += r
+                pos, eobrun = _eob_run(buf, pos, r)
                 break
             while k <= se:
                 if coef[blk, k] != 0:
