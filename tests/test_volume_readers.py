@@ -14,6 +14,7 @@ from engines.volume.readers import downsample_factor, open_volume, read_volume
 
 SPACING = (2.5, 0.8, 0.7)  # z, y, x mm
 ORIGIN = (-30.0, 12.0, 5.5)  # z, y, x mm
+RAS_OF_LPS_ORIGIN = (ORIGIN[0], -ORIGIN[1], -ORIGIN[2])  # ORIGIN written in an LPS file, read back as RAS
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def test_nrrd_round_trip(tmp_path, ref, name):
               "space directions": np.diag([SPACING[2], SPACING[1], SPACING[0]]),
               "space origin": np.array(ORIGIN[::-1])}
     nrrd.write(str(tmp_path / name), ref, header, index_order="C", detached_header=name.endswith(".nhdr"))
-    _check(read_volume(tmp_path / name), ref)
+    _check(read_volume(tmp_path / name), ref, origin=RAS_OF_LPS_ORIGIN)
 
 
 def test_nrrd_spacings_field(tmp_path, ref):
@@ -108,15 +109,15 @@ def test_mhd_raw_and_mha(tmp_path, ref):
     dims = ref.shape[::-1]
     (tmp_path / "v.raw").write_bytes(ref.astype("<i2").tobytes())
     (tmp_path / "v.mhd").write_text(_mhd_text(dims, "v.raw"))
-    _check(read_volume(tmp_path / "v.mhd"), ref)
+    _check(read_volume(tmp_path / "v.mhd"), ref, origin=RAS_OF_LPS_ORIGIN)
     # the raw file itself finds its header
-    _check(read_volume(tmp_path / "v.raw"), ref)
+    _check(read_volume(tmp_path / "v.raw"), ref, origin=RAS_OF_LPS_ORIGIN)
     # single-file .mha with zlib-compressed data
     import zlib
 
     header = _mhd_text(dims, "LOCAL", extra="CompressedData = True\n").encode()
     (tmp_path / "v.mha").write_bytes(header + zlib.compress(ref.astype("<i2").tobytes()))
-    _check(read_volume(tmp_path / "v.mha"), ref)
+    _check(read_volume(tmp_path / "v.mha"), ref, origin=RAS_OF_LPS_ORIGIN)
 
 
 def test_truncated_raw_is_reported(tmp_path, ref):
@@ -173,7 +174,7 @@ def test_dicom_series_sorted_rescaled_spacing(tmp_path, ref):
     paths = write_dicom_series(tmp_path / "series", hu)
     for source in (tmp_path / "series", paths[2]):  # the folder, or one dropped file
         volume = read_volume(source)
-        _check(volume, hu)
+        _check(volume, hu, origin=RAS_OF_LPS_ORIGIN)
         assert volume.modality == "CT" and volume.units == "HU"
         assert volume.metadata["warnings"] == []
 

@@ -69,10 +69,14 @@ def make_phantom(size: int = 128, *, seed: int = 0, noise_hu: float = 15.0) -> t
         rng = np.random.default_rng(seed)
         hu += rng.standard_normal(hu.shape, dtype=np.float32) * np.float32(noise_hu)
     spacing = 256.0 / size
+    # laid out like a CT scan (index x → patient left, y → posterior, z → superior; the liver sits
+    # on the patient's right), centred on world 0: the RAS affine flips x and y
+    affine = np.zeros((4, 4))
+    affine[2, 0], affine[1, 1], affine[0, 2], affine[3, 3] = spacing, -spacing, -spacing, 1.0
+    affine[:3, 3] = -affine[:3, :3] @ (np.array(hu.shape, dtype=float) - 1) / 2
     volume = Volume(
         hu.astype(np.float32),
-        spacing=(spacing, spacing, spacing),
-        origin=(0.0, 0.0, 0.0),
+        affine=affine,
         modality="CT",
         units="HU",
         metadata={"format": "procedural phantom", "path": f"phantom:{size}", "seed": seed, "labels": LABELS},

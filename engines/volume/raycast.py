@@ -181,14 +181,13 @@ def render_job(
 
     # half extents of the voxel-centre box, world (x, y, z), and the crop box
     half = torch.tensor([(X - 1) * sx / 2, (Y - 1) * sy / 2, (Z - 1) * sz / 2], dtype=torch.float64)
-    spacing_xyz = torch.tensor([sx, sy, sz], dtype=torch.float64)
     lo_box, hi_box = -half.clone(), half.clone()
-    if crop is not None:
-        (z0, z1), (y0, y1), (x0, x1) = crop
-        lo_idx = torch.tensor([x0, y0, z0], dtype=torch.float64)
-        hi_idx = torch.tensor([x1, y1, z1], dtype=torch.float64)
-        lo_box = torch.maximum(lo_box, lo_idx * spacing_xyz - half)
-        hi_box = torch.minimum(hi_box, hi_idx * spacing_xyz - half)
+    if crop is not None:  # the same mm box the vispy view clips with
+        from engines.volume.geometry import crop_bounds_mm
+
+        lo_mm, hi_mm = (torch.tensor(v, dtype=torch.float64) for v in crop_bounds_mm(crop, (sz, sy, sx)))
+        lo_box = torch.maximum(lo_box, lo_mm - half)
+        hi_box = torch.minimum(hi_box, hi_mm - half)
 
     forward, right, up = (torch.tensor(v, dtype=torch.float64) for v in camera_basis(azimuth, elevation))
     if pixel_size is None:

@@ -22,7 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.volume.model import DEFAULT_MAX_VOXELS, Volume, VolumeReadError, VolumeTooLarge
+from engines.volume.geometry import (
+    dicom_multiframe_affine,
+    dicom_series_affine,
+    meta_affine,
+    nrrd_affine,
+    stride_affine,
+    tiff_spacing_mm,
+)
+from engines.volume.model import DEFAULT_MAX_VOXELS, Volume, VolumeReadError, VolumeTooLarge, xyz_affine_to_zyx
 
 __all__ = [
     "READERS",
@@ -105,13 +113,12 @@ def read_nifti(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsamp
     except Exception as exc:
         raise VolumeReadError(f"{name} is truncated or corrupt: {_first_line(exc)}") from exc
     data = _clean(raw.transpose(2, 1, 0), name)
-    zooms = [float(z) for z in image.header.get_zooms()[:3]]
-    affine = np.asarray(image.affine, dtype=float)
+    header = image.header
+    codes = [int(header["sform_code"]), int(header["qform_code"])] if "sform_code" in header else [0, 0]
     volume = Volume(
         data,
-        spacing=tuple(z * stride for z in zooms[::-1]),
-        origin=tuple(affine[:3, 3][::-1]),
-        metadata={"format": "NIfTI", "path": str(path), "affine": affine.tolist(), "warnings": warnings},
+        affine=stride_affine(xyz_affine_to_zyx(image.affine), stride),  # nibabel: sform, else qform, else pixdim
+        metadata={"format": "NIfTI", "path": str(path), "nifti_codes": codes, "warnings": warnings},
     )
     return _note_stride(volume, stride)
 
@@ -134,21 +141,13 @@ def read_nrrd(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsampl
         data, header = nrrd.read(str(path), index_order="C")
     except Exception as exc:
         raise VolumeReadError(f"{name} is truncated or corrupt: {_first_line(exc)}") from exc
-    spacing_xyz = [1.0, 1.0, 1.0]
-    if header.get("spacings") is not None:
-        spacing_xyz = [float(s) if np.isfinite(s) else 1.0 for s in header["spacings"]]
-    elif header.get("space directions") is not None:
-        dirs = np.asarray(header["space directions"], dtype=float)
-        spacing_xyz = [float(np.linalg.norm(d)) if np.all(np.isfinite(d)) else 1.0 for d in dirs]
-    origin_xyz = [0.0, 0.0, 0.0]
-    if header.get("space origin") is not None:
-        origin_xyz = [float(o) for o in np.asarray(header["space origin"], dtype=float)[:3]]
+    warnings: list[str] = []
+    affine = nrrd_affine(header, warnings)
     data = _clean(data[::stride, ::stride, ::stride], name)
     volume = Volume(
         data,
-        spacing=tuple(s * stride for s in spacing_xyz[::-1]),
-        origin=tuple(origin_xyz[::-1]),
-        metadata={"format": "NRRD", "path": str(path)},
+        affine=stride_affine(affine, stride),
+        metadata={"format": "NRRD", "path": str(path), "space": str(header.get("space", "")), "warnings": warnings},
     )
     return _note_stride(volume, stride)
 
@@ -172,11 +171,10 @@ def read_tiff(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsampl
             page = tif.pages[0]
             ij = tif.imagej_metadata or {}
             res = {}
-            for tag_name in ("XResolution", "YResolution"):
+            for tag_name in ("XResolution", "YResolution", "ResolutionUnit"):
                 tag = page.tags.get(tag_name)
                 if tag is not None:
-                    num, den = tag.value
-                    res[tag_name] = (den / num) if num else 1.0
+                    res[tag_name] = tag.value
             spatial = [n for n, a in zip(shape, axes) if a not in "CS"]
             if len(spatial) < 3 or sum(1 for n in spatial if n > 1) < 3:
                 raise VolumeReadError(f"{name} is a single image ({'×'.join(map(str, shape))}, axes {axes}), not a stack")
@@ -195,14 +193,11 @@ def read_tiff(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsampl
             warnings.append(f"{name} has shape {shape} (axes {axes}); showing the first 3-D stack")
         data = data[0]
     data = _clean(data[::stride, ::stride, ::stride], name)
-    dz = float(ij.get("spacing", 1.0) or 1.0)
-    dy = float(res.get("YResolution", 1.0))
-    dx = float(res.get("XResolution", 1.0))
-    unit = str(ij.get("unit", "")) if ij else ""
+    spacing, unit = tiff_spacing_mm(res, ij, warnings)
     meta = {"format": "TIFF", "path": str(path), "warnings": warnings}
     if unit:
         meta["spatial_unit"] = unit
-    volume = Volume(data, spacing=(dz * stride, dy * stride, dx * stride), metadata=meta)
+    volume = Volume(data, spacing=tuple(s * stride for s in spacing), metadata=meta)
     return _note_stride(volume, stride)
 
 
@@ -242,7 +237,7 @@ def read_npz(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsample
                     raise VolumeReadError(f"{name} holds {keys}; name the volume 'volume' or 'data'")
                 key = three_d[0]
             array = archive[key]
-            meta = {k: archive[k].tolist() for k in ("spacing", "origin") if k in keys}
+            meta = {k: archive[k].tolist() for k in ("spacing", "origin", "affine") if k in keys}
     except VolumeReadError:
         raise
     except Exception as exc:
@@ -256,6 +251,7 @@ def _from_arrays(array, meta, name, fmt, path, max_voxels, downsample) -> Volume
     stride = _guard(array.shape, name, max_voxels, downsample)
     data = _clean(np.array(array[::stride, ::stride, ::stride]), name)
     spacing = tuple(float(s) * stride for s in meta.get("spacing", (1.0, 1.0, 1.0)))
+    affine = meta.get("affine")  # optional 4×4 (z, y, x) index → RAS mm; wins over spacing/origin
     volume = Volume(
         data,
         spacing=spacing,
@@ -263,6 +259,7 @@ def _from_arrays(array, meta, name, fmt, path, max_voxels, downsample) -> Volume
         modality=str(meta.get("modality", "unknown")),
         units=str(meta.get("units", "")),
         metadata={"format": fmt, "path": str(path)},
+        affine=None if affine is None else stride_affine(_matrix(affine, name), stride),
     )
     return _note_stride(volume, stride)
 
@@ -319,8 +316,8 @@ def read_meta(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsampl
         raise VolumeReadError(f"{name} has {channels} channels per voxel; only scalar volumes are supported")
     msb = (fields.get("BinaryDataByteOrderMSB") or fields.get("ElementByteOrderMSB") or "False").lower() == "true"
     dtype = dtype.newbyteorder(">" if msb else "<")
-    spacing_xyz = [float(v) for v in (fields.get("ElementSpacing") or fields.get("ElementSize") or "1 1 1").split()]
-    origin_xyz = [float(v) for v in (fields.get("Offset") or fields.get("Origin") or fields.get("Position") or "0 0 0").split()]
+    warnings: list[str] = []
+    affine = meta_affine(fields, warnings)
     shape = tuple(dims[::-1])
     stride = _guard(shape, name, max_voxels, downsample)
     needed = math.prod(shape) * dtype.itemsize
@@ -354,10 +351,10 @@ def read_meta(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsampl
     modality = fields.get("Modality", "unknown").replace("MET_MOD_", "") or "unknown"
     volume = Volume(
         data,
-        spacing=tuple(s * stride for s in spacing_xyz[::-1]),
-        origin=tuple(origin_xyz[::-1]),
+        affine=stride_affine(affine, stride),
         modality=modality,
-        metadata={"format": "MetaImage", "path": str(path)},
+        metadata={"format": "MetaImage", "path": str(path), "warnings": warnings,
+                  "anatomical_orientation": fields.get("AnatomicalOrientation", "")},
     )
     return _note_stride(volume, stride)
 
@@ -457,15 +454,11 @@ def read_dicom(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsamp
         data[index] = pixels[::stride, ::stride].astype(np.float32) * slope + intercept
     modality = str(getattr(ref, "Modality", "unknown") or "unknown")
     first_pos = np.asarray([float(v) for v in slices[0][1].ImagePositionPatient])
-    affine = np.eye(4)
-    affine[:3, 0] = row_dir * pixel_spacing[1] * stride
-    affine[:3, 1] = col_dir * pixel_spacing[0] * stride
-    affine[:3, 2] = normal * dz * stride
-    affine[:3, 3] = first_pos
+    last_pos = np.asarray([float(v) for v in slices[-1][1].ImagePositionPatient])
+    affine = dicom_series_affine(iop, pixel_spacing, first_pos, last_pos, dz)
     volume = Volume(
         data,
-        spacing=(dz * stride, pixel_spacing[0] * stride, pixel_spacing[1] * stride),
-        origin=tuple(first_pos[::-1]),
+        affine=stride_affine(affine, stride),
         modality=modality,
         units="HU" if modality == "CT" else str(getattr(ref, "RescaleType", "") or ""),
         metadata={
@@ -474,7 +467,6 @@ def read_dicom(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsamp
             "series_uid": uid,
             "slices": len(slices),
             "slice_positions_mm": positions.tolist(),
-            "affine": affine.tolist(),
             "warnings": warnings,
         },
     )
@@ -505,12 +497,15 @@ def _read_multiframe(path: Path, max_voxels, downsample) -> Volume:
     dz = dz or float(getattr(ds, "SpacingBetweenSlices", 0) or 0) or float(getattr(ds, "SliceThickness", 0) or 0) or 1.0
     pixel_spacing = [float(v) for v in getattr(ds, "PixelSpacing", [1.0, 1.0])]
     modality = str(getattr(ds, "Modality", "unknown") or "unknown")
+    warnings: list[str] = []
+    affine = dicom_multiframe_affine(ds, dz, pixel_spacing, warnings)
     volume = Volume(
         data,
         spacing=(dz * stride, pixel_spacing[0] * stride, pixel_spacing[1] * stride),
         modality=modality,
         units="HU" if modality == "CT" else ("Gy" if modality == "RTDOSE" else ""),
-        metadata={"format": "DICOM multi-frame", "path": str(path)},
+        metadata={"format": "DICOM multi-frame", "path": str(path), "warnings": warnings},
+        affine=None if affine is None else stride_affine(affine, stride),
     )
     return _note_stride(volume, stride)
 
@@ -589,6 +584,16 @@ def open_volume(spec: str | os.PathLike, **kwargs) -> Volume:
             raise VolumeReadError(f"bad phantom size {size_text!r}; use e.g. phantom:128") from exc
         return make_phantom(size)[0]
     return read_volume(text, **kwargs)
+
+
+def _matrix(value, name: str) -> np.ndarray:
+    try:
+        matrix = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise VolumeReadError(f"{name}: 'affine' must be a 4×4 matrix of numbers") from exc
+    if matrix.shape != (4, 4):
+        raise VolumeReadError(f"{name}: 'affine' must be a 4×4 matrix, got shape {matrix.shape}")
+    return matrix
 
 
 def _first_line(exc: BaseException) -> str:

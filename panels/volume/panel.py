@@ -515,7 +515,11 @@ class VolumePanel(Panel):
         if hasattr(self, "features_label"):
             self.features_label.setText("Features: not computed yet (tick 'Paint on slices')")
         self.gmag = self.rgba2d = None
-        self.view3d.set_volume(volume.data, volume.spacing, (lo, hi))
+        self.view3d.set_volume(volume.data, volume.spacing, (lo, hi), affine=volume.affine)
+        letters = volume.axis_letters()
+        for view in self.slice_views:
+            free = [a for a in range(3) if a != view.axis]
+            view.set_orientation(letters[free[0]], letters[free[1]])
         data, spacing = volume.data, volume.spacing
         self.services.jobs.submit("gradient + joint histogram", self.name, lambda: _gradient_job(data, spacing),
                                   device="cpu", on_result=lambda r, v=volume: self._on_gradient(v, r))
@@ -525,7 +529,8 @@ class VolumePanel(Panel):
         info = volume.summary()
         warn = ("\n⚠ " + "; ".join(info["warnings"])) if info["warnings"] else ""
         text = (f"{Path(source).name if source and not source.startswith('phantom') else (source or 'received volume')}\n"
-                f"{'×'.join(map(str, volume.shape))} (z×y×x), spacing {', '.join(f'{s:g}' for s in volume.spacing)} mm\n"
+                f"{'×'.join(map(str, volume.shape))} (z×y×x), spacing {', '.join(f'{s:g}' for s in volume.spacing)} mm, "
+                f"axes x,y,z → {''.join(high for _low, high in volume.axis_letters()[::-1])}\n"
                 f"{volume.modality} {volume.units} range {lo:.0f} … {hi:.0f}{warn}")
         if hasattr(self, "info_label"):
             self.info_label.setText(text)

@@ -75,13 +75,37 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.title.setParentItem(self.vb)
         self.hint = pg.TextItem("", color=(255, 200, 0), anchor=(1, 0))
         self.hint.setParentItem(self.vb)
+        self.letters = {side: pg.TextItem("", color=(120, 200, 255), anchor=anchor)
+                        for side, anchor in (("left", (0, 0.5)), ("right", (1, 0.5)),
+                                             ("top", (0.5, 0)), ("bottom", (0.5, 1)))}
+        for item in self.letters.values():
+            item.setParentItem(self.vb)
         self.vb.sigResized.connect(self._place_hint)
         self.setMinimumSize(160, 160)
         self._spacing = (1.0, 1.0)
         self._shape = None
 
     def _place_hint(self, *_args) -> None:
-        self.hint.setPos(self.vb.width(), 0)
+        width, height = self.vb.width(), self.vb.height()
+        self.hint.setPos(width, 0)
+        self.letters["left"].setPos(2, height / 2)
+        self.letters["right"].setPos(width - 2, height / 2)
+        self.letters["top"].setPos(width / 2, 2)
+        self.letters["bottom"].setPos(width / 2, height - 2)
+
+    def set_orientation(self, row_letters: tuple[str, str], col_letters: tuple[str, str]) -> None:
+        """Anatomical letters at the view's edges: ``row_letters`` / ``col_letters`` are the
+        (low index, high index) ends of the image's row and column axes, e.g. ('P', 'A')."""
+        low_row, high_row = row_letters
+        top, bottom = (low_row, high_row) if self.vb.yInverted() else (high_row, low_row)
+        texts = {"left": col_letters[0], "right": col_letters[1], "top": top, "bottom": bottom}
+        for side, text in texts.items():
+            self.letters[side].setText(text)
+        self._place_hint()
+
+    def orientation(self) -> dict[str, str]:
+        """The letters shown at the left, right, top and bottom edges."""
+        return {side: item.toPlainText() for side, item in self.letters.items()}
 
     def set_hint(self, text: str) -> None:
         """A short right-aligned note in the top corner (e.g. the paint mode), or none."""

@@ -6,6 +6,11 @@ volumes (2-D / semantic TFs) are drawn with ``method='translucent'``, their alph
 opacity-corrected on upload. When no OpenGL context
 can be made (e.g. ``QT_QPA_PLATFORM=offscreen``) the view shows a message and the panel falls
 back to reference ray-caster previews (:meth:`show_fallback_image`).
+
+Frame: the scene is the volume's own voxel grid scaled to mm (voxel ``(z, y, x)`` at
+``(x·dx, y·dy, z·dz)``), the frame the reference caster renders in; crop planes are given in
+those mm. Orientation axes at the grid's corner show where patient Right, Anterior and Superior
+point (from the volume's RAS affine), so rotated or flipped scans read correctly.
 """
 
 from __future__ import annotations
@@ -15,7 +20,28 @@ from qtpy.QtCore import Qt
 from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from engines.volume.geometry import crop_planes
 from engines.volume.tf import TransferFunction1D, correct_opacity
+
+#: colours of the R, A, S orientation arrows (Slicer's convention: red, green/yellow, blue)
+AXIS_COLORS = {"R": (0.95, 0.3, 0.3, 1.0), "A": (0.9, 0.85, 0.2, 1.0), "S": (0.35, 0.55, 1.0, 1.0)}
+
+
+def orientation_arrows(affine, shape, spacing) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(letter, start, end) in scene mm for arrows toward patient R, A and S, drawn from the
+    low corner of the voxel box; ``affine`` is the (z, y, x) → RAS matrix."""
+    inverse = np.linalg.inv(np.asarray(affine, dtype=float)[:3, :3])
+    step_xyz = np.asarray(spacing, dtype=float)[::-1]
+    start = -0.5 * step_xyz
+    length = 0.3 * float(np.max((np.asarray(shape)[::-1]) * step_xyz))
+    arrows = []
+    for letter, world in zip("RAS", np.eye(3)):
+        index_zyx = inverse @ world
+        scene = index_zyx[::-1] * step_xyz
+        scene = scene / max(float(np.linalg.norm(scene)), 1e-12)
+        arrows.append((letter, start, start + length * scene))
+    return arrows
+
 
 VISPY_METHODS = {"dvr": "translucent", "mip": "mip", "minip": "minip", "avg": "average", "iso": "iso",
                  "rgba": "translucent"}
@@ -47,6 +73,8 @@ class VolumeView(QWidget):
         self._iso = 0.5
         self._rgba: np.ndarray | None = None
         self._crop = None
+        self._affine: np.ndarray | None = None
+        self.markers: list = []
 
     # -- lifecycle --------------------------------------------------------------------
     def ensure_canvas(self) -> bool:
@@ -111,10 +139,15 @@ class VolumeView(QWidget):
             self._show_fallback()
 
     # -- state ------------------------------------------------------------------------
-    def set_volume(self, data: np.ndarray, spacing, clim) -> None:
-        """New scalar volume ``(Z, Y, X)`` with spacing (z, y, x) mm and value window ``clim``."""
+    def set_volume(self, data: np.ndarray, spacing, clim, affine=None) -> None:
+        """New scalar volume ``(Z, Y, X)`` with spacing (z, y, x) mm and value window ``clim``;
+        ``affine`` ((z, y, x) → RAS) orients the R/A/S axes (axis-aligned RAS when None)."""
         self._data = np.ascontiguousarray(data, dtype=np.float32)
         self._spacing = tuple(float(s) for s in spacing)
+        if affine is None:
+            affine = np.zeros((4, 4))
+            affine[2, 0], affine[1, 1], affine[0, 2], affine[3, 3] = (*self._spacing, 1.0)
+        self._affine = np.asarray(affine, dtype=float)
         self._clim = (float(clim[0]), float(clim[1]))
         self._rgba = None
         if self.canvas is not None:
@@ -155,20 +188,12 @@ class VolumeView(QWidget):
             self._apply_cmap()
 
     def set_crop(self, crop) -> None:
-        """Crop box ((z0, z1), (y0, y1), (x0, x1)) in voxel indices, as six clipping planes."""
+        """Crop box ((z0, z1), (y0, y1), (x0, x1)) in voxel indices, as six clipping planes in
+        scene mm (the same box the reference caster crops to)."""
         self._crop = crop
         if self.visual is None:
             return
-        if crop is None:
-            self.visual.clipping_planes = None
-            return
-        (z0, z1), (y0, y1), (x0, x1) = crop
-        planes = np.array([
-            [[x0 - 0.5, 0, 0], [1, 0, 0]], [[x1 + 0.5, 0, 0], [-1, 0, 0]],
-            [[0, y0 - 0.5, 0], [0, 1, 0]], [[0, y1 + 0.5, 0], [0, -1, 0]],
-            [[0, 0, z0 - 0.5], [0, 0, 1]], [[0, 0, z1 + 0.5], [0, 0, -1]],
-        ], dtype=np.float32)
-        self.visual.clipping_planes = planes
+        self.visual.clipping_planes = None if crop is None else crop_planes(crop, self._spacing)
 
     def reset_camera(self, azimuth: float = 30.0, elevation: float = 20.0) -> None:
         """Fit the volume and restore the default angles."""
@@ -185,11 +210,34 @@ class VolumeView(QWidget):
             cam.scale_factor = 2.0 * radius
         self.canvas.update()
 
-    def render_image(self, size=None) -> np.ndarray | None:
-        """The GL frame as (H, W, 4) uint8, or None without GL."""
+    def render_image(self, size=None, markers: bool = False) -> np.ndarray | None:
+        """The GL frame as (H, W, 4) uint8, or None without GL; the orientation axes are left
+        out unless ``markers`` (exports show the data only)."""
         if self.canvas is None:
             return None
-        return self.canvas.render(size=size, alpha=True)
+        for item in self.markers:
+            item.visible = markers
+        try:
+            return self.canvas.render(size=size, alpha=True)
+        finally:
+            for item in self.markers:
+                item.visible = True
+
+    def _build_markers(self) -> None:
+        from vispy import scene
+
+        for item in self.markers:
+            item.parent = None
+        self.markers = []
+        if self._data is None or self._affine is None:
+            return
+        for letter, start, end in orientation_arrows(self._affine, self._data.shape, self._spacing):
+            color = AXIS_COLORS[letter]
+            line = scene.visuals.Line(np.array([start, end]), color=color, width=3, parent=self.view.scene)
+            label = scene.visuals.Text(letter, color=color, font_size=14, bold=True,
+                                       pos=end + 0.08 * (end - start), parent=self.view.scene)
+            line.order = label.order = 10
+            self.markers += [line, label]
 
     # -- internals --------------------------------------------------------------------
     def _build_visual(self) -> None:
@@ -215,6 +263,7 @@ class VolumeView(QWidget):
         sz, sy, sx = self._spacing
         visual.transform = STTransform(scale=(sx, sy, sz))
         self.visual = visual
+        self._build_markers()
         self.set_method(self._method)
         self.set_crop(self._crop)
         self._apply_cmap()
