@@ -53,7 +53,7 @@ def test_open_file_encode_click_block(panel, qtbot, tmp_path):
     path = tmp_path / "img.jpg"
     Image.fromarray(_small()).save(path, quality=80)
     panel.open_file(str(path))
-    assert "estimated IJG quality 79.94" in panel.file_info.text()
+    assert "exact IJG tables, quality 80" in panel.file_info.text()
     _wait(qtbot, lambda: panel.result is not None)
     # a click on the canvas at pixel (x=37, y=21) selects luma block (2, 4)
     panel._on_canvas_click(37.0, 21.0)
@@ -215,3 +215,41 @@ def test_export_image_bitstream_and_parameters(panel, qtbot, tmp_path):
     again = panel.current_parameters()
     assert (again["transform"], again["quality"], again["subsampling"], again["channel"]) == ("bas2008", 33, "4:4:4", "Y")
     panel.restore_parameters({"transform": "nonsense", "N": 999})  # ignored, no crash
+
+
+def test_real_jpeg_blocks_in_the_inspector(panel, qtbot, tmp_path):
+    """An opened JPEG's own coefficients and bits drive the grid, heat map and inspector."""
+    path = tmp_path / "real.jpg"
+    Image.fromarray(_small()).save(path, quality=60, subsampling=1, progressive=True, restart_marker_blocks=4)
+    panel.open_file(str(path))
+    _wait(qtbot, lambda: panel.file_blocks is not None and panel.result is not None)
+    fb = panel.file_blocks
+    assert panel.block_source.currentIndex() == 1 and panel._block_source() is fb
+    text = panel.file_info.text()
+    assert "restart interval 4 MCUs" in text and "EOI present" in text and "exact IJG tables, quality 60" in text
+    assert "Q1 (8-bit)" in text and "our entropy decoder" in text
+    # 4:2:2: a Cb block covers 16x8 image pixels; a click at (x=37, y=21) -> Cb block (2, 2)
+    panel.channel.setCurrentText("Cb")
+    panel._on_canvas_click(37.0, 21.0)
+    assert panel.selected == (1, 2, 2)
+    d = panel._block_detail
+    np.testing.assert_array_equal(d["q"], fb.planes[1].q[2, 2])
+    assert d["bits"] == fb.planes[1].bits[2, 2] and "JPEG file" in panel.block_text.text()
+    panel.block_numbers_kind.setCurrentText("quantized levels")
+    item = panel.block_numbers.item(0, 0)
+    if int(item.text()) != 0:
+        assert item.foreground().color().lightness() < 60  # dark text on the light highlight
+    # back to our codec's blocks
+    panel.block_source.setCurrentIndex(0)
+    assert panel._block_source() is panel.result
+
+
+def test_grayscale_jpeg_has_no_chroma_blocks(panel, qtbot, tmp_path):
+    path = tmp_path / "gray.jpg"
+    Image.fromarray(_small()).convert("L").save(path, quality=70)
+    panel.open_file(str(path))
+    _wait(qtbot, lambda: panel.file_blocks is not None)
+    panel.channel.setCurrentText("Cr")
+    panel._on_canvas_click(10.0, 10.0)
+    assert panel.selected == (0, 1, 1)  # falls back to the luma plane
+    assert len(panel.file_blocks.planes) == 1

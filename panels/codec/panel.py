@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSplitter,
     QTableWidget,
@@ -107,6 +108,7 @@ class CodecPanel(Panel):
         self.fom_rows: list[dict] = []
         self.compaction: dict = {}
         self.jpeg_info: dict | None = None
+        self.file_blocks = None  # JpegInternals of an opened JPEG (our entropy decoder)
         self.selected: tuple[int, int, int] | None = None
         self.custom = [None, None]  # user-edited 8x8 luma / chroma tables
         self._handles: dict[str, Any] = {}
@@ -142,7 +144,11 @@ class CodecPanel(Panel):
         self.show_which.addItems(["Decoded", "Original"])
         self.overlay = QCheckBox("Block grid + bits heat map")
         self.overlay.setChecked(True)
-        for w in (QLabel("Channel:"), self.channel, QLabel("Show:"), self.show_which, self.overlay):
+        self.block_source = QComboBox()
+        self.block_source.addItems(["block codec encode", "the JPEG file"])
+        self.block_source.setToolTip("whose blocks the grid, heat map and inspector show: our codec's encode, or the opened JPEG's own coefficients and bits")
+        self._enable_file_source(False)
+        for w in (QLabel("Channel:"), self.channel, QLabel("Show:"), self.show_which, QLabel("Blocks of:"), self.block_source, self.overlay):
             bar.addWidget(w)
         bar.addStretch(1)
         self.summary = QLabel("No image yet — drop one or pick a sample in the dock.")
@@ -194,13 +200,20 @@ class CodecPanel(Panel):
         self.file_info = QLabel("")
         self.file_info.setWordWrap(True)
         self.file_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        rl.addWidget(self.file_info)
+        self.file_info.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        info_scroll = QScrollArea()
+        info_scroll.setWidget(self.file_info)
+        info_scroll.setWidgetResizable(True)
+        info_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        info_scroll.setMaximumHeight(230)
+        rl.addWidget(info_scroll)
         split.addWidget(right)
         split.setSizes([700, 380])
         outer.addWidget(split, 1)
         self.channel.currentIndexChanged.connect(lambda _: self._refresh_image())
         self.show_which.currentIndexChanged.connect(lambda _: self._refresh_image())
         self.overlay.toggled.connect(lambda _: self._refresh_image())
+        self.block_source.currentIndexChanged.connect(lambda _: self._on_source_changed())
         return tab
 
     def _build_transform_tab(self) -> QWidget:
@@ -607,6 +620,8 @@ class CodecPanel(Panel):
         self.set_image(image, Path(path).name, path)
         self.jpeg_info = info
         self._show_file_info(path)
+        if info is not None:
+            self._load_jpeg_internals(path)
 
     def receive(self, kind: str, payload: Any) -> None:
         if kind != "image":
@@ -630,6 +645,8 @@ class CodecPanel(Panel):
         self.image_name = name
         self.image_path = path
         self.jpeg_info = None
+        self.file_blocks = None
+        self._enable_file_source(False)
         self.file_info.setText("")
         self.result = None
         self.compare_result = None
@@ -645,17 +662,64 @@ class CodecPanel(Panel):
             self.refresh_explorer()
 
     def _show_file_info(self, path: str) -> None:
+        from panels.codec.jpeg_view import jpeg_info_html
+
         size = os.path.getsize(path)
         h, w = self.image.shape[:2]
-        text = f"<b>{Path(path).name}</b>: {size} bytes, {8 * size / (h * w):.3f} bpp"
-        info = self.jpeg_info
-        if info:
-            text += (
-                f"<br>JPEG: subsampling {info['subsampling']}, progressive {info['progressive']}, "
-                f"estimated IJG quality {info['estimated_quality']}, {len(info['huffman_tables'])} Huffman tables"
-                f"<br>luma table row 0: {info['quantization'].get(0, [[]])[0]}"
-            )
+        text = f"<b>{Path(path).name}</b>: {size:,} bytes, {8 * size / (h * w):.3f} bpp"
+        if self.jpeg_info:
+            text += jpeg_info_html(self.jpeg_info, self.file_blocks)
         self.file_info.setText(text)
+
+    def _enable_file_source(self, on: bool) -> None:
+        item = self.block_source.model().item(1)
+        item.setEnabled(on)
+        if not on:
+            self.block_source.setCurrentIndex(0)
+
+    def _load_jpeg_internals(self, path: str) -> None:
+        """Decode the opened JPEG's coefficients and bits with our entropy decoder (a job)."""
+        from engines.codec.jpeg_internals import jpeg_internals_job
+
+        image = self.image
+
+        def done(res, _path=path):
+            if self.image is not image:
+                return
+            self.file_blocks = res
+            self._enable_file_source(True)
+            self.block_source.setCurrentIndex(1)
+            self._show_file_info(_path)
+
+        self._submit("jpeg-internals", f"JPEG internals {Path(path).name}", lambda: jpeg_internals_job(path, with_pixels=False), done)
+
+    def _block_source(self):
+        """The blocks shown: the opened JPEG's (when picked and decoded) or our codec's encode."""
+        if self.block_source.currentIndex() == 1 and self.file_blocks is not None:
+            return self.file_blocks
+        return self.result
+
+    @staticmethod
+    def _plane_scale(res, plane: int) -> tuple[int, int]:
+        """Image pixels per plane pixel ``(sy, sx)``."""
+        if hasattr(res, "plane_scale"):
+            return res.plane_scale(plane)
+        return (2, 2) if (plane and res.params.subsampling == "4:2:0") else (1, 1)
+
+    def _on_source_changed(self) -> None:
+        self.selected = None
+        self._refresh_image()
+        self._select_costliest()
+
+    def _select_costliest(self) -> None:
+        """Select the costliest luma block of the shown source (first view of a source)."""
+        res = self._block_source()
+        if res is None:
+            return
+        bits = res.planes[0].bits
+        if bits.size:
+            by, bx = np.unravel_index(int(np.argmax(bits)), bits.shape)
+            self.select_block(0, int(by), int(bx))
 
     # ================================================================== jobs
     def _submit(self, key: str, name: str, factory, on_result, on_event=None, on_done=None):
@@ -707,19 +771,17 @@ class CodecPanel(Panel):
         self.p_status.setText(
             f"<b>{result.bpp:.3f} bpp</b> from the bitstream ({len(result.bitstream):,} bytes)<br>"
             f"header {result.header_bytes:,} B · payload {result.payload_bytes:,} B<br>"
-            f"zeroth-order entropy {result.entropy_bpp:.3f} bpp<br>"
+            f"<span title='entropy of all levels pooled in one histogram, no contexts; not a bound on the context-coded rate'>"
+            f"H₀ of the pooled levels (no contexts) {result.entropy_bpp:.3f} bpp</span><br>"
             f"PSNR RGB <b>{ps.get('rgb', float('nan')):.2f} dB</b><br>"
             f"Y {ps.get('Y', float('nan')):.2f} · Cb {ps.get('Cb', float('nan')):.2f} · Cr {ps.get('Cr', float('nan')):.2f} dB<br>"
             f"decode {exact} · encode {result.seconds * 1000:.0f} ms"
         )
-        self.summary.setText(f"{self.image_name}: {self.image.shape[1]}×{self.image.shape[0]}, {result.bpp:.3f} bpp, {ps.get('rgb', 0):.2f} dB")
+        self.summary.setText(f"{self.image_name}: {self.image.shape[1]}×{self.image.shape[0]}; block codec {result.bpp:.3f} bpp, {ps.get('rgb', 0):.2f} dB")
         self._refresh_image()
         if self.selected is None or self.select_block(*self.selected) is None:
             # first encode of this image (or the block grid changed): show the costliest luma block
-            bits = result.planes[0].bits
-            if bits.size:
-                by, bx = np.unravel_index(int(np.argmax(bits)), bits.shape)
-                self.select_block(0, int(by), int(bx))
+            self._select_costliest()
         self._refresh_compare()
 
     # ================================================================== image tab
@@ -735,17 +797,21 @@ class CodecPanel(Panel):
 
     def _refresh_image(self) -> None:
         self.canvas.set_image(self._display_image())
-        res = self.result
+        res = self._block_source()
         if res is None or self.image is None:
             self.canvas.set_overlay(None, 8, (0, 0), False)
             return
         ch = self.channel.currentText()
         n = res.params.N
-        block = n
+        block = (n, n)
         if ch in ("Cb", "Cr"):
-            bits = res.planes[1 if ch == "Cb" else 2].bits
-            if res.params.subsampling == "4:2:0":
-                block = 2 * n  # a chroma block covers 2N x 2N image pixels
+            plane = 1 if ch == "Cb" else 2
+            if plane >= len(res.planes):  # grayscale JPEG: no chroma blocks
+                self.canvas.set_overlay(None, 8, (0, 0), False)
+                return
+            bits = res.planes[plane].bits
+            sy, sx = self._plane_scale(res, plane)
+            block = (n * sy, n * sx)  # a subsampled chroma block covers more image pixels
         elif ch == "Y":
             bits = res.planes[0].bits
         else:
@@ -753,31 +819,35 @@ class CodecPanel(Panel):
         self.canvas.set_overlay(bits, block, self.image.shape[:2], self.overlay.isChecked())
         peak = float(bits.max()) if bits.size else 0.0
         self.overlay.setText(f"Block grid + bits heat map (0–{peak:.0f} bits/block)")
-        self.overlay.setToolTip(f"heat map: bits per {ch if ch != 'RGB' else 'Y+Cb+Cr'} block (0 … {peak:.0f} bits); grid every {block} px")
+        self.overlay.setToolTip(f"heat map: bits per {ch if ch != 'RGB' else 'Y+Cb+Cr'} block (0 … {peak:.0f} bits); grid every {block[1]}×{block[0]} px")
 
     def _on_canvas_click(self, x: float, y: float) -> None:
-        if self.result is None:
+        res = self._block_source()
+        if res is None:
             return
         ch = self.channel.currentText()
         plane = {"Cb": 1, "Cr": 2}.get(ch, 0)
-        scale = 2 if (plane and self.result.params.subsampling == "4:2:0") else 1
-        n = self.result.params.N
-        self.select_block(plane, int(y // (n * scale)), int(x // (n * scale)))
+        if plane >= len(res.planes):
+            plane = 0
+        sy, sx = self._plane_scale(res, plane)
+        n = res.params.N
+        self.select_block(plane, int(y // (n * sy)), int(x // (n * sx)))
 
     def select_block(self, plane: int, by: int, bx: int) -> dict | None:
         """Show the details of block (by, bx) of ``plane`` (0 Y, 1 Cb, 2 Cr); returns them."""
         from engines.codec.analysis import block_details
 
-        if self.result is None:
+        res = self._block_source()
+        if res is None or plane >= len(res.planes):
             return None
         try:
-            d = block_details(self.result, plane, by, bx)
+            d = block_details(res, plane, by, bx)
         except IndexError:
             return None
         self.selected = (plane, by, bx)
-        n = self.result.params.N
-        scale = 2 if (plane and self.result.params.subsampling == "4:2:0") else 1
-        self.canvas.set_selection((bx * n * scale, by * n * scale, n * scale, n * scale))
+        n = res.params.N
+        sy, sx = self._plane_scale(res, plane)
+        self.canvas.set_selection((bx * n * sx, by * n * sy, n * sx, n * sy))
         self.bi_orig.setImage(d["original"], autoLevels=False, levels=(0, 255))
         self.bi_rec.setImage(d["reconstructed"], autoLevels=False, levels=(0, 255))
         coef = np.log1p(np.abs(d["coeffs"]))
@@ -792,10 +862,12 @@ class CodecPanel(Panel):
         mse = float(np.mean((d["original"] - d["reconstructed"]) ** 2))
         zz = d["zigzag"]
         first = ", ".join(str(int(v)) for v in d["q"].ravel()[zz][:12])
+        source = "JPEG file: " if res is self.file_blocks else ""
         self.block_text.setText(
-            f"<b>{['Y', 'Cb', 'Cr'][plane]} block ({by}, {bx})</b>, {n}×{n}: {d['bits']:.1f} bits, "
-            f"{d['nonzero']} non-zero levels of {n * n}, block MSE {mse:.2f}<br>"
-            f"DC {d['coeffs'][0, 0]:.1f} → level {int(d['q'][0, 0])} (step {int(d['Q'][0, 0])})<br>"
+            f"<b>{source}{['Y', 'Cb', 'Cr'][plane]} block ({by}, {bx})</b>, {n}×{n}: {d['bits']:.1f} bits, "
+            f"{d['nonzero']} non-zero levels of {n * n}, "
+            + ("pixels = the decoded block (the encoder's input is not in the file)<br>" if source else f"block MSE {mse:.2f}<br>")
+            + f"DC {d['coeffs'][0, 0]:.1f} → level {int(d['q'][0, 0])} (step {int(d['Q'][0, 0])})<br>"
             f"first zig-zag levels: {first}"
         )
         return d
@@ -828,6 +900,7 @@ class CodecPanel(Panel):
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if key in ("q", "dequant") and v != 0:
                     item.setBackground(pg.mkColor(255, 230, 150))
+                    item.setForeground(pg.mkColor(0, 0, 0))  # readable in the dark theme too
                 t.setItem(i, j, item)
 
     def _basis_mosaic(self, mask: np.ndarray | None = None) -> np.ndarray:

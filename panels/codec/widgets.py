@@ -115,19 +115,21 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
         """Put the view's centre on the hint text (it sits at the origin)."""
         self.view.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
 
-    def set_overlay(self, bits: np.ndarray | None, block: int, shape: tuple[int, int], show: bool) -> None:
-        """Block grid every ``block`` px and a heat map of ``bits`` ``(nby, nbx)`` (None hides)."""
+    def set_overlay(self, bits: np.ndarray | None, block, shape: tuple[int, int], show: bool) -> None:
+        """Block grid every ``block`` px (an int or ``(height, width)``) and a heat map of ``bits``
+        ``(nby, nbx)`` (None hides)."""
         if not show or bits is None:
             self.heat.setVisible(False)
             self.grid.setVisible(False)
             return
+        bh, bw = (block, block) if np.isscalar(block) else block
         nby, nbx = bits.shape
         self.heat.setImage(bits.astype(np.float32), autoLevels=False, levels=(0.0, float(max(bits.max(), 1e-9))))
-        self.heat.setRect(QRectF(0, 0, nbx * block, nby * block))
+        self.heat.setRect(QRectF(0, 0, nbx * bw, nby * bh))
         self.heat.setVisible(True)
         h, w = shape
-        xs = np.arange(0, w + 1, block, dtype=float)
-        ys = np.arange(0, h + 1, block, dtype=float)
+        xs = np.arange(0, w + 1, bw, dtype=float)
+        ys = np.arange(0, h + 1, bh, dtype=float)
         if len(xs) + len(ys) <= 2000:
             # vertical segments (x, 0)-(x, h), then horizontal ones (0, y)-(w, y)
             px = np.concatenate([np.repeat(xs, 2), np.tile([0.0, w], len(ys))])
