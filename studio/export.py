@@ -229,14 +229,10 @@ def read_provenance(path: str | os.PathLike) -> dict | None:
     """
     path = Path(path)
     if path.suffix.lower() == ".png":
-        from PIL import Image, UnidentifiedImageError
+        from engines.imagefile import open_image
 
-        try:
-            with Image.open(path) as image:
-                image.load()
-                text = image.text.get(PNG_KEY) if hasattr(image, "text") else None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise ExportError(f"{path.name} is not a readable PNG: {exc}") from exc
+        image = open_image(path, error=ExportError)
+        text = image.text.get(PNG_KEY) if hasattr(image, "text") else None
         if text:
             try:
                 return json.loads(text)

@@ -47,7 +47,7 @@ def test_inspect_block_bitstream_and_corrupt_one(capsys, tmp_path):
     bad = tmp_path / "bad.ssbc"
     bad.write_bytes(stream.read_bytes()[:40])
     code, out, err = _run(capsys, ["codec", "inspect", str(bad)])
-    assert code == 2 and "corrupt" in err and "Traceback" not in err
+    assert code == 2 and "bad.ssbc is truncated" in err and "Traceback" not in err
 
 
 def test_outputs_are_checked_before_any_work(capsys, tmp_path):

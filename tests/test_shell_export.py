@@ -120,5 +120,5 @@ def test_plain_png_has_no_provenance_and_corrupt_png_is_an_error(tmp_path):
     assert read_provenance(plain) is None
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(plain.read_bytes()[:30])
-    with pytest.raises(ExportError, match="not a readable PNG"):
+    with pytest.raises(ExportError, match="corrupt.png is not a readable image"):
         read_provenance(corrupt)

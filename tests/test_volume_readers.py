@@ -206,12 +206,38 @@ def test_pydicom_ct2_series_is_non_uniform():
     assert any("uneven" in w for w in volume.metadata["warnings"])
 
 
-def test_truncated_dicom_slice(tmp_path, ref):
-    paths = write_dicom_series(tmp_path / "t", ref.astype(np.float32) - 1000.0)
+def test_truncated_dicom_slice_is_named_and_skipped(tmp_path, ref):
+    hu = ref.astype(np.float32) - 1000.0
+    paths = write_dicom_series(tmp_path / "t", hu, shuffle=False)
     raw = paths[1].read_bytes()
     paths[1].write_bytes(raw[: len(raw) - 20])
-    with pytest.raises(VolumeReadError):
-        read_volume(tmp_path / "t")
+    volume = read_volume(tmp_path / "t")
+    assert volume.shape == (hu.shape[0] - 1,) + hu.shape[1:]
+    np.testing.assert_allclose(volume.data, np.delete(hu, 1, axis=0), atol=0.5)
+    assert any(paths[1].name in w and "pixel data" in w for w in volume.metadata["warnings"])
+    assert any("uneven slice spacing" in w for w in volume.metadata["warnings"])
+
+
+def test_dicom_slice_with_corrupt_position_is_named_and_skipped(tmp_path, ref):
+    hu = ref.astype(np.float32) - 1000.0
+    paths = write_dicom_series(tmp_path / "p", hu, shuffle=False)
+    raw = bytearray(paths[2].read_bytes())
+    at = raw.index(b"\x20\x00\x32\x00DS")  # (0020,0032) ImagePositionPatient, explicit VR little endian
+    length = int.from_bytes(raw[at + 6 : at + 8], "little")
+    raw[at + 8 : at + 8 + length] = b"x" * length  # not numbers any more
+    paths[2].write_bytes(bytes(raw))
+    volume = read_volume(tmp_path / "p")
+    assert volume.shape[0] == hu.shape[0] - 1
+    assert any(paths[2].name in w and "ImagePositionPatient" in w for w in volume.metadata["warnings"])
+
+
+def test_dicom_series_with_one_usable_slice_names_the_bad_ones(tmp_path, ref):
+    hu = ref[:2].astype(np.float32)
+    paths = write_dicom_series(tmp_path / "two", hu, shuffle=False)
+    raw = paths[0].read_bytes()
+    paths[0].write_bytes(raw[: len(raw) - 20])
+    with pytest.raises(VolumeReadError, match=paths[0].name):
+        read_volume(tmp_path / "two")
 
 
 # ----------------------------------------------------------------------------- errors
@@ -288,5 +314,5 @@ def test_pydicom_multiframe_and_single_slice():
     np.testing.assert_allclose(volume.data, ds.pixel_array * float(ds.DoseGridScaling), rtol=1e-6)
     offsets = np.asarray(ds.GridFrameOffsetVector, dtype=float)
     assert volume.spacing[0] == pytest.approx(abs(offsets[1] - offsets[0]))
-    with pytest.raises(VolumeReadError, match="only one slice"):
+    with pytest.raises(VolumeReadError, match="only one usable slice"):
         read_volume(ct)

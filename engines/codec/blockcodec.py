@@ -17,29 +17,23 @@ block under the coded models (the range coder is within a fraction of a percent 
 
 from __future__ import annotations
 
-import io
-import struct
 import time
-import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from engines.codec.bitstream import MAGIC, VERSION, BitstreamError, read_container, write_container
 from engines.codec.color import downsample2, rgb_to_ycbcr, to_uint8, upsample2, ycbcr_to_rgb
 from engines.codec.entropy import (
     Histogram,
     encode_streams,
-    read_varint,
-    write_varint,
     zeroth_order_entropy_bits,
 )
 from engines.codec.quant import quant_matrix, resize_matrix, zigzag_order
 from engines.codec.transforms import Transform, get_transform
 
-__all__ = ["BlockCodecParams", "DecodeResult", "EncodeResult", "blockify", "decode", "encode", "unblockify"]
-
-MAGIC = b"SSBC"
-VERSION = 1
+__all__ = ["MAGIC", "VERSION", "BitstreamError", "BlockCodecParams", "DecodeResult", "EncodeResult", "blockify",
+           "decode", "encode", "unblockify"]
 
 
 @dataclass
@@ -291,8 +285,8 @@ def encode(image: np.ndarray, params: BlockCodecParams | None = None) -> EncodeR
         pd.bits = b.reshape(pd.q.shape[:2])
 
     payload = encode_streams(sym_list, hists)
-    header = _write_header(params, tr, H, W, Ql, Qc, hists)
-    bitstream = header + payload
+    bitstream, header_bytes = write_container(H, W, tr.N, int(params.alphabet), params.subsampling, tr.name,
+                                              Ql, Qc, hists, payload)
     recon = _reconstruct([pd.q for pd in plane_data], [pd.Q for pd in plane_data], [pd.shape for pd in plane_data], tr, (H, W), params.subsampling)
     entropy_bits = sum(zeroth_order_entropy_bits(q) for q in all_q)
     seconds = time.perf_counter() - start
@@ -302,7 +296,7 @@ def encode(image: np.ndarray, params: BlockCodecParams | None = None) -> EncodeR
         planes=plane_data,
         params=params,
         shape=(H, W),
-        header_bytes=len(header),
+        header_bytes=header_bytes,
         payload_bytes=len(payload),
         entropy_bits=entropy_bits,
         seconds=seconds,
@@ -317,53 +311,38 @@ def _context_order(nbands: int) -> list[tuple]:
     return keys
 
 
-def _write_header(params, tr, H, W, Ql, Qc, hists) -> bytes:
-    buf = io.BytesIO()
-    buf.write(MAGIC)
-    name = tr.name.encode()
-    buf.write(struct.pack("<BIIBBB", VERSION, H, W, tr.N, int(params.alphabet), 1 if params.subsampling == "4:2:0" else 0))
-    buf.write(struct.pack("<B", len(name)) + name)
-    mats = zlib.compress(np.concatenate([Ql.ravel(), Qc.ravel()]).astype("<u2").tobytes(), 9)
-    write_varint(buf, len(mats))
-    buf.write(mats)
-    table = io.BytesIO()
-    for h in hists:
-        h.write(table)
-    packed = zlib.compress(table.getvalue(), 9)
-    write_varint(buf, len(packed))
-    buf.write(packed)
-    return buf.getvalue()
-
-
 # -- decode -----------------------------------------------------------------------------------
-def decode(bitstream: bytes) -> DecodeResult:
-    """Decode a bitstream written by :func:`encode` (raises ValueError on corrupt data)."""
-    buf = io.BytesIO(bytes(bitstream))
-    if buf.read(4) != MAGIC:
-        raise ValueError("not a Spectra block-codec bitstream (bad magic)")
-    fixed = buf.read(struct.calcsize("<BIIBBB"))
-    if len(fixed) != struct.calcsize("<BIIBBB"):
-        raise ValueError("truncated bitstream (header)")
-    version, H, W, n, alphabet, sub = struct.unpack("<BIIBBB", fixed)
-    if version != VERSION:
-        raise ValueError(f"unsupported bitstream version {version}")
-    (name_len,) = struct.unpack("<B", buf.read(1))
-    name = buf.read(name_len).decode()
-    tr = get_transform(name, n, alphabet)
+def _contexts_for(n: int) -> int:
+    return len(_context_order(int(_bands(n).max()) + 1))
+
+
+def decode(bitstream: bytes, name: str = "the bitstream") -> DecodeResult:
+    """Decode a bitstream written by :func:`encode` (version 2, or an older version 1).
+
+    Raises :class:`BitstreamError` (a ValueError) naming ``name`` for truncated, damaged
+    (CRC-32), oversized or otherwise corrupt data; nothing is allocated before the header checks.
+    """
+    c = read_container(bitstream, _contexts_for, name)
     try:
-        mats = np.frombuffer(zlib.decompress(buf.read(read_varint(buf))), dtype="<u2").astype(np.int64)
-        table = io.BytesIO(zlib.decompress(buf.read(read_varint(buf))))
-    except zlib.error as exc:
-        raise ValueError(f"corrupt bitstream header: {exc}") from exc
-    if mats.size != 2 * n * n:
-        raise ValueError("corrupt bitstream (quantization matrices)")
-    Ql, Qc = mats[: n * n].reshape(n, n), mats[n * n :].reshape(n, n)
-    subsampling = "4:2:0" if sub else "4:4:4"
+        return _decode_payload(c)
+    except BitstreamError:
+        raise
+    except (ValueError, IndexError, OverflowError, RuntimeError, AssertionError) as exc:
+        # only reachable with a version-1 stream or a forged checksum; the range coder and the
+        # level layout then disagree with the header
+        raise BitstreamError(f"{name} is corrupt (the coded data do not match the header)") from exc
+
+
+def _decode_payload(c) -> DecodeResult:
+    """The image of a parsed, validated container."""
+    H, W, n, alphabet, name, payload = c.H, c.W, c.n, c.alphabet, c.transform, c.payload
+    tr = get_transform(name, n, alphabet)
+    Ql, Qc = c.Ql, c.Qc
+    subsampling = c.subsampling
     bands = _bands(n)
     nbands = int(bands.max()) + 1
     keys = _context_order(nbands)
-    hists = [Histogram.read(table) for _ in keys]
-    payload = buf.read()
+    hists = c.hists
 
     shapes = [(H, W)] * 3
     if subsampling == "4:2:0":
@@ -389,8 +368,6 @@ def decode(bitstream: bytes) -> DecodeResult:
 
     from engines.codec.entropy import _model  # shared model construction
 
-    if len(payload) % 4:
-        raise ValueError("corrupt bitstream (payload is not a whole number of 32-bit words)")
     dec = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
     eobs = {}
     for key in keys:

@@ -102,9 +102,11 @@ class Histogram:
             prev = v
 
     @classmethod
-    def read(cls, buf: io.BytesIO) -> Histogram:
-        """Inverse of :meth:`write`."""
+    def read(cls, buf: io.BytesIO, max_entries: int | None = None) -> Histogram:
+        """Inverse of :meth:`write` (ValueError past ``max_entries`` distinct values or on truncation)."""
         n = read_varint(buf)
+        if max_entries is not None and n > max_entries:
+            raise ValueError(f"{n} model entries, more than {max_entries}")
         values, counts = [], []
         prev = None
         for _ in range(n):

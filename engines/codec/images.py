@@ -42,18 +42,17 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise FileNotFoundError(2, "No such file", text)
     if p.is_dir():
         raise ValueError(f"{p.name} is a folder, not an image")
-    from PIL import Image, UnidentifiedImageError
+    from engines.imagefile import open_image
 
+    im = open_image(p)
     try:
-        with Image.open(p) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float64)
-                arr = np.clip(arr / max(arr.max(), 1) * 255.0, 0, 255).astype(np.uint8)
-                arr = np.stack([arr] * 3, axis=-1)
-            else:
-                arr = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = np.asarray(im, dtype=np.float64)
+            arr = np.clip(arr / max(arr.max(), 1) * 255.0, 0, 255).astype(np.uint8)
+            arr = np.stack([arr] * 3, axis=-1)
+        else:
+            arr = np.asarray(im.convert("RGB"))
+    except (OSError, ValueError) as exc:
         raise ValueError(f"{p.name} is not a readable image: {exc}") from exc
     if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{p.name}: unexpected image shape {arr.shape}")

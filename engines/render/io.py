@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engines.limits import check_decoded_size
 from engines.render.scene import SH_C0, Gaussians, sh_degree_from_k
 
 __all__ = ["SceneFileError", "load_ply", "load_scene", "load_splat", "ply_attribute_names", "save_ply", "save_splat"]
@@ -67,17 +68,21 @@ def load_ply(path: str | os.PathLike) -> Gaussians:
     """Read a 3DGS ``.ply``. Raises :class:`SceneFileError` for missing, corrupt or foreign files."""
     from plyfile import PlyData
 
-    path = Path(path)
-    if not path.is_file():
-        raise SceneFileError(f"{path} does not exist")
+    path = _scene_file(path)
     with open(path, "rb") as handle:
         magic = handle.read(4)
-    if magic[:3] != b"ply":
-        raise SceneFileError(f"{path.name} is not a PLY file (no 'ply' header)")
+        if magic[:3] != b"ply":
+            raise SceneFileError(f"{path.name} is not a PLY file (no 'ply' header)")
+        handle.seek(0)
+        try:
+            header = PlyData._parse_header(handle)
+        except Exception as exc:
+            raise SceneFileError(f"{path.name} has a corrupt PLY header: {_first_line(exc)}") from exc
+        _check_ply_sizes(header, os.fstat(handle.fileno()).st_size - handle.tell(), path.name)
     try:
         ply = PlyData.read(os.fspath(path))
-    except Exception as exc:  # plyfile raises PlyParseError, ValueError, struct errors ...
-        raise SceneFileError(f"{path.name} is a corrupt or truncated PLY file: {exc}") from exc
+    except Exception as exc:
+        raise SceneFileError(f"{path.name} is a corrupt or truncated PLY file: {_first_line(exc)}") from exc
     if "vertex" not in [e.name for e in ply.elements]:
         raise SceneFileError(f"{path.name} has no 'vertex' element")
     names = [p.name for p in ply["vertex"].properties]
@@ -127,6 +132,47 @@ def load_ply(path: str | os.PathLike) -> Gaussians:
     return Gaussians(t(means), t(quats), t(scales), t(opacity), t(sh), extra)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no details"
+
+
+def _scene_file(path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise SceneFileError(f"{path} does not exist")
+    if not path.is_file():
+        raise SceneFileError(f"{path.name} is not a regular file")
+    return path
+
+
+def _check_ply_sizes(header, data_bytes: int, name: str) -> None:
+    """Refuse element counts the file cannot hold or whose arrays exceed the decoded-size limit,
+    from the header alone (plyfile allocates ``count`` rows before reading)."""
+    from plyfile import PlyListProperty
+
+    decoded = 0
+    minimum = 0
+    for element in header.elements:
+        count = int(element.count)
+        if count < 0:
+            raise SceneFileError(f"{name}: element '{element.name}' has a negative count")
+        if element.name == "vertex" and any(isinstance(p, PlyListProperty) for p in element.properties):
+            raise SceneFileError(f"{name}: vertex list properties are not a Gaussian-splat layout")
+        row = 0
+        for prop in element.properties:
+            if isinstance(prop, PlyListProperty):
+                row += np.dtype(prop.list_dtype()[0]).itemsize if not header.text else 2
+            else:
+                row += np.dtype(prop.val_dtype).itemsize if not header.text else 2
+        minimum += count * max(row, 1)
+        decoded += count * max(np.dtype(element.dtype()).itemsize, 1)
+    if minimum > data_bytes + (1 if header.text else 0):
+        raise SceneFileError(f"{name} is truncated: its header announces at least {minimum} bytes of data, "
+                             f"the file holds {max(data_bytes, 0)}")
+    check_decoded_size(decoded, f"{name} (PLY elements)", SceneFileError)
+
+
 def save_splat(path: str | os.PathLike, scene: Gaussians) -> None:
     """Write the antimatter15 ``.splat`` layout (sorted by exp(sum log-scale) * opacity, descending)."""
     g = scene.detach()
@@ -145,12 +191,12 @@ def save_splat(path: str | os.PathLike, scene: Gaussians) -> None:
 
 def load_splat(path: str | os.PathLike) -> Gaussians:
     """Read a ``.splat`` file into pre-activation Gaussians (SH degree 0)."""
-    path = Path(path)
-    if not path.is_file():
-        raise SceneFileError(f"{path} does not exist")
+    path = _scene_file(path)
+    size = path.stat().st_size
+    if size == 0 or size % 32:
+        raise SceneFileError(f"{path.name} is not a .splat file (size {size} is not a multiple of 32 bytes)")
+    check_decoded_size(size // 32 * 14 * 8, f"{path.name} ({size // 32} splats)", SceneFileError)
     raw = path.read_bytes()
-    if len(raw) == 0 or len(raw) % 32:
-        raise SceneFileError(f"{path.name} is not a .splat file (size {len(raw)} is not a multiple of 32 bytes)")
     record = np.frombuffer(raw, dtype=[("pos", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("rot", "u1", 4)])
     pos = record["pos"].astype(np.float32)
     scale = record["scale"].astype(np.float64)

@@ -74,7 +74,7 @@ def save_views(folder: str | os.PathLike, images: list[np.ndarray], cameras: lis
 
 def load_views(folder: str | os.PathLike) -> tuple[list[np.ndarray], list[Camera]]:
     """Read a folder written by :func:`save_views`. Raises ValueError with a clear message."""
-    from PIL import Image
+    from engines.imagefile import open_image
 
     folder = Path(folder)
     meta = folder / "cameras.json"
@@ -87,11 +87,7 @@ def load_views(folder: str | os.PathLike) -> tuple[list[np.ndarray], list[Camera
     images, cams = [], []
     for frame in frames:
         path = folder / frame["file"]
-        try:
-            with Image.open(path) as im:
-                images.append(np.asarray(im.convert("RGB")))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"cannot read view image {path.name}: {exc}") from exc
+        images.append(np.asarray(open_image(path).convert("RGB")))
         cams.append(Camera.from_dict(frame))
     if not images:
         raise ValueError(f"{meta} lists no frames")

@@ -106,8 +106,11 @@ class Volume:
             self.affine = affine
             self.spacing = tuple(float(n) for n in np.linalg.norm(affine[:3, :3], axis=0))
             self.origin = tuple(float(o) for o in affine[:3, 3][::-1])
-        self.spacing = tuple(float(s) for s in self.spacing)
-        self.origin = tuple(float(o) for o in self.origin)
+        try:
+            self.spacing = tuple(float(s) for s in self.spacing)
+            self.origin = tuple(float(o) for o in self.origin)
+        except (TypeError, ValueError):
+            raise VolumeReadError("voxel spacing and origin must be numbers") from None
         if self.affine is None and len(self.spacing) == 3 and len(self.origin) == 3:
             affine = np.zeros((4, 4))
             affine[2, 0], affine[1, 1], affine[0, 2] = self.spacing
@@ -116,6 +119,8 @@ class Volume:
             self.affine = affine
         if len(self.spacing) != 3 or not all(np.isfinite(s) and s > 0 for s in self.spacing):
             raise VolumeReadError(f"voxel spacing must be three positive numbers, got {self.spacing}")
+        if len(self.origin) != 3 or not all(np.isfinite(o) for o in self.origin):
+            raise VolumeReadError(f"the volume origin must be three finite numbers, got {self.origin}")
         self.metadata = dict(self.metadata)
         self.metadata.setdefault("warnings", [])
 

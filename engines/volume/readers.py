@@ -16,12 +16,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from engines.limits import check_decoded_size, valid_dims
 from engines.volume.geometry import (
     dicom_multiframe_affine,
     dicom_series_affine,
@@ -30,7 +32,13 @@ from engines.volume.geometry import (
     stride_affine,
     tiff_spacing_mm,
 )
-from engines.volume.model import DEFAULT_MAX_VOXELS, Volume, VolumeReadError, VolumeTooLarge, xyz_affine_to_zyx
+from engines.volume.model import (
+    DEFAULT_MAX_VOXELS,
+    Volume,
+    VolumeReadError,
+    VolumeTooLarge,
+    xyz_affine_to_zyx,
+)
 
 __all__ = [
     "READERS",
@@ -44,29 +52,68 @@ __all__ = [
 
 # --------------------------------------------------------------------------- size guard
 def downsample_factor(shape: tuple, max_voxels: int) -> int:
-    """Smallest integer stride ``f`` with ``prod(ceil(n / f)) <= max_voxels`` (1 if it fits)."""
-    factor = 1
-    while math.prod(math.ceil(n / factor) for n in shape) > max_voxels:
-        factor += 1
-    return factor
+    """Smallest integer stride ``f`` with ``prod(ceil(n / f)) <= max_voxels`` (1 if it fits).
 
+    A bisection over ``1 .. max(shape)`` (the count never grows with ``f``), so absurd header
+    sizes cost ~64 steps, not a loop per stride.
+    """
+    def count(f: int) -> int:
+        return math.prod(-(-n // f) for n in shape)
 
-def _guard(shape: tuple, name: str, max_voxels: int | None, downsample: bool) -> int:
-    """Return the stride to read ``shape`` with, or raise :class:`VolumeTooLarge`."""
-    if not max_voxels:
+    if count(1) <= max_voxels:
         return 1
+    lo, hi = 1, max(max(shape), 1)  # count(lo) > max_voxels, count(hi) = 1 <= max_voxels
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if count(mid) > max_voxels:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def _dims_text(shape: tuple) -> str:
+    return "×".join(str(n) for n in shape)
+
+
+def _guard(shape: tuple, name: str, max_voxels: int | None, downsample: bool, itemsize: int = 4) -> int:
+    """Return the stride to read ``shape`` with, or raise :class:`VolumeTooLarge`.
+
+    The dimensions must be whole numbers >= 1, and what is kept (``itemsize`` bytes per voxel)
+    must fit the shared decoded-size limit (:mod:`engines.limits`); both are checked from the
+    header before anything is allocated.
+    """
+    shape = valid_dims(shape, f"{name} header", VolumeReadError)
     count = math.prod(shape)
-    if count <= max_voxels:
-        return 1
-    factor = downsample_factor(shape, max_voxels)
-    if not downsample:
-        dims = "×".join(str(n) for n in shape)
-        raise VolumeTooLarge(
-            f"{name} is {dims} = {count / 1e6:.0f} M voxels ({count * 4 / 2**30:.1f} GB as float32), "
-            f"more than the limit of {max_voxels / 1e6:.0f} M voxels; open it with downsampling "
-            f"(every {factor}th voxel) or raise the limit"
-        )
+    factor = 1
+    if max_voxels and count > max_voxels:
+        factor = downsample_factor(shape, max_voxels)
+        if not downsample:
+            raise VolumeTooLarge(
+                f"{name} is {_dims_text(shape)} = {count / 1e6:.0f} M voxels ({count * 4 / 2**30:.1f} GB as float32), "
+                f"more than the limit of {max_voxels / 1e6:.0f} M voxels; open it with downsampling "
+                f"(every {factor}th voxel) or raise the limit"
+            )
+    kept = math.prod(-(-n // factor) for n in shape)
+    check_decoded_size(kept * max(int(itemsize), 4), f"{name} ({_dims_text(shape)} voxels)", VolumeReadError)
     return factor
+
+
+def _check_whole(shape: tuple, itemsize: int, name: str) -> int:
+    """For readers that decode the whole array before striding: its bytes must fit the limit."""
+    shape = valid_dims(shape, f"{name} header", VolumeReadError)
+    return check_decoded_size(math.prod(shape) * int(itemsize), f"{name} ({_dims_text(shape)} voxels)", VolumeReadError)
+
+
+def _regular_file(candidate: Path, name: str, what: str = "data file") -> Path:
+    """``candidate`` if it is an existing regular file; refuses folders, devices, fifos, missing files."""
+    try:
+        info = os.stat(candidate)
+    except (OSError, ValueError):
+        raise VolumeReadError(f"{name} refers to {what} {candidate.name or candidate}, which does not exist") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise VolumeReadError(f"{name} refers to {what} {candidate}, which is not a regular file")
+    return candidate
 
 
 def _note_stride(volume: Volume, factor: int) -> Volume:
@@ -96,9 +143,13 @@ def read_nifti(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsamp
     name = path.name
     try:
         image = nib.load(str(path))
+        shape = valid_dims(tuple(image.shape), f"{name} header", VolumeReadError)
+        itemsize = image.get_data_dtype().itemsize
+        affine = np.asarray(image.affine, dtype=float)
+    except VolumeReadError:
+        raise
     except Exception as exc:  # nibabel raises many kinds for bad headers
         raise VolumeReadError(f"{name} is not a readable NIfTI file: {_first_line(exc)}") from exc
-    shape = tuple(image.shape)
     warnings = []
     if len(shape) < 3:
         raise VolumeReadError(f"{name} holds a {len(shape)}-D image of shape {shape}, not a volume")
@@ -107,7 +158,9 @@ def read_nifti(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsamp
         if math.prod(shape[3:]) > 1:
             warnings.append(f"{name} has shape {shape}; showing the first 3-D volume")
         index = (0,) * (len(shape) - 3)
-    stride = _guard(shape[:3][::-1], name, max_voxels, downsample)
+    stride = _guard(shape[:3][::-1], name, max_voxels, downsample, itemsize)
+    if not np.all(np.isfinite(affine)):
+        raise VolumeReadError(f"{name} has a NIfTI header with a non-finite orientation (affine)")
     try:
         raw = np.asanyarray(image.dataobj[(slice(None, None, stride),) * 3 + index])
     except Exception as exc:
@@ -127,22 +180,24 @@ def read_nifti(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsamp
 def read_nrrd(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsample: bool = False) -> Volume:
     """NRRD (``.nrrd`` or detached ``.nhdr``) via pynrrd, read in C index order (z, y, x)."""
     import nrrd
+    from nrrd.reader import _determine_datatype
 
     name = path.name
-    try:
-        header = nrrd.read_header(str(path))
-    except Exception as exc:
-        raise VolumeReadError(f"{name} is not a readable NRRD file: {_first_line(exc)}") from exc
-    sizes = [int(s) for s in header.get("sizes", [])]
-    if len(sizes) != 3:
-        raise VolumeReadError(f"{name} has {len(sizes)} axes (sizes {sizes}); a volume needs 3")
-    stride = _guard(tuple(sizes[::-1]), name, max_voxels, downsample)
-    try:
-        data, header = nrrd.read(str(path), index_order="C")
-    except Exception as exc:
-        raise VolumeReadError(f"{name} is truncated or corrupt: {_first_line(exc)}") from exc
     warnings: list[str] = []
-    affine = nrrd_affine(header, warnings)
+    with _open_regular(path, name) as handle:
+        try:
+            header = nrrd.read_header(handle)
+            sizes = [int(s) for s in np.asarray(header.get("sizes", []), dtype=np.float64).ravel()]
+            dtype = np.dtype(_determine_datatype(header))
+        except Exception as exc:
+            raise VolumeReadError(f"{name} is not a readable NRRD file: {_first_line(exc)}") from exc
+        if len(sizes) != 3:
+            raise VolumeReadError(f"{name} has {len(sizes)} axes (sizes {sizes}); a volume needs 3")
+        affine = _geometry(name, nrrd_affine, header, warnings)
+        shape = tuple(sizes[::-1])
+        stride = _guard(shape, name, max_voxels, downsample, dtype.itemsize)
+        _check_whole(shape, dtype.itemsize, name)
+        data = _nrrd_data(header, handle, path, dtype, shape)
     data = _clean(data[::stride, ::stride, ::stride], name)
     volume = Volume(
         data,
@@ -150,6 +205,106 @@ def read_nrrd(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsampl
         metadata={"format": "NRRD", "path": str(path), "space": str(header.get("space", "")), "warnings": warnings},
     )
     return _note_stride(volume, stride)
+
+
+def _geometry(name: str, function, *args):
+    """Call a :mod:`engines.volume.geometry` helper; malformed header values become VolumeReadError."""
+    try:
+        return function(*args)
+    except VolumeReadError:
+        raise
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError, OverflowError, np.linalg.LinAlgError) as exc:
+        raise VolumeReadError(f"{name} has unusable geometry fields in its header: {_first_line(exc)}") from exc
+
+
+def _open_regular(path: Path, name: str):
+    """Open a header file for reading (it must be a regular file)."""
+    _regular_file(path, name, "file")
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise VolumeReadError(f"cannot read {name}: {exc.strerror or exc}") from exc
+
+
+def _nrrd_data(header: dict, handle, path: Path, dtype: np.dtype, shape: tuple) -> np.ndarray:
+    """The voxels of an NRRD (attached after the header in ``handle``, or the detached ``data file``),
+    read with exactly the size the header announces (never more than the decoded-size limit)."""
+    name = path.name
+    count = math.prod(shape)
+    needed = count * dtype.itemsize
+    encoding = str(header.get("encoding", "raw")).lower()
+    try:
+        line_skip = int(header.get("line skip", header.get("lineskip", 0)))
+        byte_skip = int(header.get("byte skip", header.get("byteskip", 0)))
+    except (TypeError, ValueError):
+        raise VolumeReadError(f"{name} has a bad 'line skip' or 'byte skip' field") from None
+    if line_skip < 0 or byte_skip < -1:
+        raise VolumeReadError(f"{name} has a negative 'line skip' or 'byte skip'")
+    data_file = header.get("data file", header.get("datafile"))
+    source, owned = handle, None
+    if data_file is not None:
+        text = str(data_file).strip()
+        if text.upper().startswith("LIST") or len(text.split()) > 1 or "%" in text:
+            raise VolumeReadError(f"{name}: multi-file NRRD data ({text[:60]}) is not supported")
+        target = _regular_file(path.parent / text, name)
+        try:
+            owned = source = open(target, "rb")  # noqa: SIM115 - closed in the finally below
+        except OSError as exc:
+            raise VolumeReadError(f"cannot read the data file of {name}: {exc.strerror or exc}") from exc
+    try:
+        for _ in range(min(line_skip, 1 << 30)):
+            if not source.readline():
+                raise VolumeReadError(f"{name}: the data ends inside the {line_skip} skipped lines")
+        start = source.tell()
+        available = os.fstat(source.fileno()).st_size - start
+        if encoding == "raw":
+            if byte_skip == -1:
+                start = start + available - needed
+            else:
+                start, available = start + byte_skip, available - byte_skip
+            if available < needed or start < 0:
+                raise VolumeReadError(f"{name} is truncated: it holds {max(available, 0)} bytes of voxel data, "
+                                      f"the header needs {needed}")
+            source.seek(start)
+            raw = source.read(needed)
+            if len(raw) < needed:
+                raise VolumeReadError(f"{name} is truncated: the data file ended early")
+            return np.frombuffer(raw, dtype=dtype, count=count).reshape(shape)
+        check_decoded_size(available, f"{name} (encoded voxel data)", VolumeReadError)
+        if encoding in ("gzip", "gz", "bzip2", "bz2"):
+            raw = _bounded_decompress(source.read(), encoding, needed + max(byte_skip, 0), name)
+            raw = raw[-needed:] if byte_skip == -1 else raw[max(byte_skip, 0):]
+            if len(raw) < needed:
+                raise VolumeReadError(f"{name} is truncated: its data decompresses to {len(raw)} bytes, the header needs {needed}")
+            return np.frombuffer(raw, dtype=dtype, count=count).reshape(shape)
+        if encoding in ("ascii", "text", "txt"):
+            values = source.read().split()
+            if len(values) < count:
+                raise VolumeReadError(f"{name} is truncated: {len(values)} text values, the header needs {count}")
+            try:
+                return np.array(values[:count], dtype=np.float64).astype(dtype.newbyteorder("=")).reshape(shape)
+            except (ValueError, OverflowError):
+                raise VolumeReadError(f"{name} has text voxel values that are not numbers") from None
+        raise VolumeReadError(f"{name}: unsupported NRRD encoding {encoding!r}")
+    except OSError as exc:
+        raise VolumeReadError(f"cannot read the voxel data of {name}: {exc.strerror or exc}") from exc
+    finally:
+        if owned is not None:
+            owned.close()
+
+
+def _bounded_decompress(blob: bytes, encoding: str, limit: int, name: str) -> bytes:
+    """Decompress gzip / bzip2 / zlib data, stopping after ``limit`` bytes (no decompression bombs)."""
+    import bz2
+
+    try:
+        if encoding in ("bzip2", "bz2"):
+            dec = bz2.BZ2Decompressor()
+            return dec.decompress(blob, max_length=limit)
+        wbits = zlib.MAX_WBITS | (16 if encoding in ("gzip", "gz") else 0)
+        return zlib.decompressobj(wbits).decompress(blob, limit)
+    except (zlib.error, OSError, EOFError, ValueError) as exc:
+        raise VolumeReadError(f"{name} has corrupt compressed voxel data: {_first_line(exc)}") from exc
 
 
 # --------------------------------------------------------------------------- TIFF
@@ -178,7 +333,8 @@ def read_tiff(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsampl
             spatial = [n for n, a in zip(shape, axes) if a not in "CS"]
             if len(spatial) < 3 or sum(1 for n in spatial if n > 1) < 3:
                 raise VolumeReadError(f"{name} is a single image ({'×'.join(map(str, shape))}, axes {axes}), not a stack")
-            stride = _guard(tuple(spatial[-3:]), name, max_voxels, downsample)
+            stride = _guard(tuple(spatial[-3:]), name, max_voxels, downsample, series.dtype.itemsize)
+            _check_whole(shape, series.dtype.itemsize, name)
             data = series.asarray()
     except VolumeReadError:
         raise
@@ -193,7 +349,7 @@ def read_tiff(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsampl
             warnings.append(f"{name} has shape {shape} (axes {axes}); showing the first 3-D stack")
         data = data[0]
     data = _clean(data[::stride, ::stride, ::stride], name)
-    spacing, unit = tiff_spacing_mm(res, ij, warnings)
+    spacing, unit = _geometry(name, tiff_spacing_mm, res, ij, warnings)
     meta = {"format": "TIFF", "path": str(path), "warnings": warnings}
     if unit:
         meta["spatial_unit"] = unit
@@ -205,10 +361,15 @@ def read_tiff(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsampl
 def _sidecar(path: Path) -> dict:
     for candidate in (path.with_name(path.name + ".json"), path.with_suffix(".json")):
         if candidate.exists():
+            _regular_file(candidate, path.name, "sidecar")
             try:
-                return json.loads(candidate.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise VolumeReadError(f"{candidate.name} (spacing sidecar) is not valid JSON: {exc}") from exc
+                with open(candidate, "rb") as handle:
+                    meta = json.loads(handle.read(1 << 20).decode("utf-8"))
+            except (OSError, ValueError, RecursionError) as exc:
+                raise VolumeReadError(f"{candidate.name} (spacing sidecar) is not valid JSON: {_first_line(exc)}") from exc
+            if not isinstance(meta, dict):
+                raise VolumeReadError(f"{candidate.name} (spacing sidecar) must hold a JSON object")
+            return meta
     return {}
 
 
@@ -229,15 +390,26 @@ def read_npz(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsample
     name = path.name
     try:
         with np.load(str(path), allow_pickle=False) as archive:
-            keys = list(archive.keys())
+            headers = _npz_headers(archive, name)
+            keys = list(headers)
             key = next((k for k in ("volume", "data", "image", "arr_0") if k in keys), None)
             if key is None:
-                three_d = [k for k in keys if archive[k].ndim == 3]
+                three_d = [k for k in keys if len(headers[k][0]) == 3]
                 if len(three_d) != 1:
                     raise VolumeReadError(f"{name} holds {keys}; name the volume 'volume' or 'data'")
                 key = three_d[0]
+            shape, dtype = headers[key]
+            if len(shape) != 3:
+                raise VolumeReadError(f"{name} holds an array of shape {shape}; a volume must be 3-D (z, y, x)")
+            _guard(shape, name, max_voxels, downsample, dtype.itemsize)
+            _check_whole(shape, dtype.itemsize, name)  # a zip member is decompressed whole
             array = archive[key]
-            meta = {k: archive[k].tolist() for k in ("spacing", "origin", "affine") if k in keys}
+            meta = {}
+            for k in ("spacing", "origin", "affine"):
+                if k in keys:
+                    if math.prod(headers[k][0]) > 16:
+                        raise VolumeReadError(f"{name}: '{k}' must hold at most 16 numbers")
+                    meta[k] = archive[k].tolist()
     except VolumeReadError:
         raise
     except Exception as exc:
@@ -245,17 +417,41 @@ def read_npz(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsample
     return _from_arrays(array, {**_sidecar(path), **meta}, name, "NumPy archive", path, max_voxels, downsample)
 
 
+def _npz_headers(archive, name: str) -> dict:
+    """``{key: (shape, dtype)}`` of every array in an open ``.npz``, read from the member headers only."""
+    from numpy.lib import format as npy_format
+
+    out = {}
+    for key in archive.keys():  # noqa: SIM118 - NpzFile
+        with archive.zip.open(key + ".npy") as member:
+            version = npy_format.read_magic(member)
+            reader = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+            shape, _fortran, dtype = reader(member)
+        if dtype.hasobject:
+            raise VolumeReadError(f"{name}: array '{key}' holds Python objects (pickled data), which are never loaded")
+        out[key] = (tuple(shape), dtype)
+    return out
+
+
 def _from_arrays(array, meta, name, fmt, path, max_voxels, downsample) -> Volume:
+    if array.dtype.hasobject:
+        raise VolumeReadError(f"{name} holds Python objects (pickled data), which are never loaded")
     if array.ndim != 3:
         raise VolumeReadError(f"{name} holds an array of shape {array.shape}; a volume must be 3-D (z, y, x)")
-    stride = _guard(array.shape, name, max_voxels, downsample)
+    stride = _guard(array.shape, name, max_voxels, downsample, array.dtype.itemsize)
     data = _clean(np.array(array[::stride, ::stride, ::stride]), name)
-    spacing = tuple(float(s) * stride for s in meta.get("spacing", (1.0, 1.0, 1.0)))
+    try:
+        spacing = tuple(float(s) * stride for s in meta.get("spacing", (1.0, 1.0, 1.0)))
+        origin = tuple(float(o) for o in meta.get("origin", (0.0, 0.0, 0.0)))
+    except (TypeError, ValueError):
+        raise VolumeReadError(f"{name}: spacing and origin must be lists of 3 numbers") from None
+    if len(spacing) != 3 or len(origin) != 3 or not np.all(np.isfinite(origin)):
+        raise VolumeReadError(f"{name}: spacing and origin must be lists of 3 finite numbers")
     affine = meta.get("affine")  # optional 4×4 (z, y, x) index → RAS mm; wins over spacing/origin
     volume = Volume(
         data,
         spacing=spacing,
-        origin=tuple(meta.get("origin", (0.0, 0.0, 0.0))),
+        origin=origin,
         modality=str(meta.get("modality", "unknown")),
         units=str(meta.get("units", "")),
         metadata={"format": fmt, "path": str(path)},
@@ -296,48 +492,61 @@ def read_meta(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsampl
     """
     name = path.name
     try:
-        head = path.read_bytes()[:65536].decode("latin-1")
+        with _open_regular(path, name) as handle:
+            head = handle.read(65536).decode("latin-1")
     except OSError as exc:
-        raise VolumeReadError(f"cannot read {name}: {exc}") from exc
+        raise VolumeReadError(f"cannot read {name}: {exc.strerror or exc}") from exc
     fields, header_len = parse_mhd_header(head)
     try:
         ndims = int(fields.get("NDims", "0"))
         dims = [int(v) for v in fields["DimSize"].split()]
         dtype = np.dtype(_MET_TYPES[fields["ElementType"].upper()])
         data_file = fields["ElementDataFile"]
+        channels = int(fields.get("ElementNumberOfChannels", "1"))
+        header_size = int(fields.get("HeaderSize", "0") or 0)
     except KeyError as exc:
         raise VolumeReadError(f"{name} is not a MetaImage header: missing or unknown {exc}") from exc
     except ValueError as exc:
         raise VolumeReadError(f"{name} has a bad MetaImage header: {exc}") from exc
     if ndims != 3 or len(dims) != 3:
         raise VolumeReadError(f"{name} describes a {ndims}-D image {dims}; a volume needs NDims = 3")
-    channels = int(fields.get("ElementNumberOfChannels", "1"))
     if channels != 1:
         raise VolumeReadError(f"{name} has {channels} channels per voxel; only scalar volumes are supported")
     msb = (fields.get("BinaryDataByteOrderMSB") or fields.get("ElementByteOrderMSB") or "False").lower() == "true"
     dtype = dtype.newbyteorder(">" if msb else "<")
     warnings: list[str] = []
-    affine = meta_affine(fields, warnings)
+    affine = _geometry(name, meta_affine, fields, warnings)
     shape = tuple(dims[::-1])
-    stride = _guard(shape, name, max_voxels, downsample)
-    needed = math.prod(shape) * dtype.itemsize
+    stride = _guard(shape, name, max_voxels, downsample, dtype.itemsize)  # validates dims before any loop
+    count = math.prod(shape)
+    needed = count * dtype.itemsize
     compressed = fields.get("CompressedData", "False").lower() == "true"
     if data_file.upper() == "LOCAL":
         source, offset = path, header_len
     else:
-        if data_file.upper() == "LIST" or "%" in data_file:
-            raise VolumeReadError(f"{name}: multi-file MetaImage data ({data_file}) is not supported")
-        source, offset = path.parent / data_file, int(fields.get("HeaderSize", "0") or 0)
-        if not source.exists():
-            raise VolumeReadError(f"{name} refers to data file {data_file}, which does not exist")
+        if data_file.upper() == "LIST" or "%" in data_file or len(data_file.split()) > 1:
+            raise VolumeReadError(f"{name}: multi-file MetaImage data ({data_file[:60]}) is not supported")
+        source = _regular_file(path.parent / data_file, name)
+        offset = header_size
+    if offset < -1:
+        raise VolumeReadError(f"{name} has a negative HeaderSize ({offset})")
     try:
+        file_size = source.stat().st_size
         if compressed:
-            raw = zlib.decompress(source.read_bytes()[offset:])
+            _check_whole(shape, dtype.itemsize, name)
+            if offset == -1:
+                raise VolumeReadError(f"{name}: HeaderSize = -1 cannot be used with compressed data")
+            check_decoded_size(max(file_size - offset, 0), f"{source.name} (compressed voxel data)", VolumeReadError)
+            with open(source, "rb") as handle:
+                handle.seek(offset)
+                raw = _bounded_decompress(handle.read(), "zlib", needed, source.name)
             if len(raw) < needed:
                 raise VolumeReadError(f"{source.name} decompresses to {len(raw)} bytes; the header needs {needed}")
-            data = np.frombuffer(raw, dtype=dtype, count=math.prod(shape)).reshape(shape)
+            data = np.frombuffer(raw, dtype=dtype, count=count).reshape(shape)
         else:
-            size = source.stat().st_size - offset
+            if offset == -1:  # MetaIO: the data are the last bytes of the file
+                offset = file_size - needed
+            size = file_size - offset
             if offset < 0 or size < needed:
                 raise VolumeReadError(
                     f"{source.name} is truncated: it holds {max(size, 0)} bytes of voxel data, the header needs {needed}"
@@ -383,29 +592,39 @@ def read_dicom(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsamp
     path = Path(path)
     folder = path if path.is_dir() else path.parent
     wanted_uid = None
+    warnings: list[str] = []
     if not path.is_dir():
+        _regular_file(path, path.name, "file")
         try:
             first = pydicom.dcmread(str(path), stop_before_pixels=True)
+            frames = _frames(first)
+            wanted_uid = str(getattr(first, "SeriesInstanceUID", "") or "")
+        except VolumeReadError:
+            raise
         except (InvalidDicomError, Exception) as exc:
             raise VolumeReadError(f"{path.name} is not a readable DICOM file: {_first_line(exc)}") from exc
-        if int(getattr(first, "NumberOfFrames", 1) or 1) > 1:
+        if frames > 1:
             return _read_multiframe(path, max_voxels, downsample)
-        wanted_uid = getattr(first, "SeriesInstanceUID", None)
-    candidates = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    candidates = sorted(p for p in folder.iterdir() if _is_regular(p)) if folder.is_dir() else []
     series: dict[str, list] = {}
     for file in candidates:
         if file.name.upper() == "DICOMDIR" or file.suffix.lower() in (".json", ".txt", ".xml"):
             continue
         try:
             ds = pydicom.dcmread(str(file), stop_before_pixels=True)
+            if "Rows" not in ds or "ImagePositionPatient" not in ds:
+                continue
+            uid = str(getattr(ds, "SeriesInstanceUID", "") or "")
         except Exception:  # noqa: BLE001, S112 - not DICOM (or unreadable): skip it, like a file browser
             continue
-        if "Rows" not in ds or "ImagePositionPatient" not in ds:
+        problem = _slice_problem(ds)
+        if problem:
+            warnings.append(f"skipped {file.name}: {problem}")
             continue
-        series.setdefault(str(getattr(ds, "SeriesInstanceUID", "")), []).append((file, ds))
+        series.setdefault(uid, []).append((file, ds))
     if not series:
-        raise VolumeReadError(f"no DICOM image slices with positions found in {folder.name or folder}")
-    warnings: list[str] = []
+        detail = f" ({'; '.join(warnings[:3])})" if warnings else ""
+        raise VolumeReadError(f"no DICOM image slices with positions found in {folder.name or folder}{detail}")
     if wanted_uid is not None and str(wanted_uid) in series:
         uid = str(wanted_uid)
     else:
@@ -413,18 +632,38 @@ def read_dicom(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsamp
         if len(series) > 1:
             warnings.append(f"{len(series)} series in the folder; reading the largest ({len(series[uid])} slices)")
     slices = series[uid]
-    if len(slices) == 1 and int(getattr(slices[0][1], "NumberOfFrames", 1) or 1) > 1:
+    if len(slices) == 1 and _frames(slices[0][1]) > 1:
         return _read_multiframe(slices[0][0], max_voxels, downsample)
+    slices = _consistent_size(slices, warnings)
     if len(slices) < 2:
-        raise VolumeReadError("the DICOM series has only one slice; a volume needs at least 2")
+        raise VolumeReadError(_too_few(len(slices), warnings))
     ref = slices[0][1]
-    iop = np.asarray([float(v) for v in getattr(ref, "ImageOrientationPatient", [1, 0, 0, 0, 1, 0])])
-    row_dir, col_dir = iop[:3], iop[3:]
-    normal = np.cross(row_dir, col_dir)
-    positions = np.array([np.dot([float(v) for v in ds.ImagePositionPatient], normal) for _, ds in slices])
+    row_dir, col_dir, normal = _orientation(ref)
+    rows, cols = int(ref.Rows), int(ref.Columns)
+    pixel_spacing = _floats(getattr(ref, "PixelSpacing", None), 2) or [1.0, 1.0]
+    stride = _guard((len(slices), rows, cols), folder.name or "series", max_voxels, downsample)
+    positions = np.array([np.dot(_floats(ds.ImagePositionPatient, 3), normal) for _, ds in slices])
     order = np.argsort(positions, kind="stable")
     slices = [slices[i] for i in order]
-    positions = positions[order]
+    planes, kept = [], []
+    for file, _ in slices[::stride]:
+        try:
+            ds = pydicom.dcmread(str(file))
+            pixels = ds.pixel_array
+            slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
+            intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
+        except Exception as exc:  # noqa: BLE001 - pydicom / its pixel handlers raise many kinds
+            warnings.append(f"skipped {file.name}: cannot decode its pixel data ({_first_line(exc)})")
+            continue
+        if pixels.shape != (rows, cols) or not (math.isfinite(slope) and math.isfinite(intercept)):
+            warnings.append(f"skipped {file.name}: pixel data of shape {pixels.shape} or its rescale is unusable")
+            continue
+        planes.append(pixels[::stride, ::stride].astype(np.float32) * slope + intercept)
+        kept.append((file, ds))
+    if len(kept) < 2:
+        raise VolumeReadError(_too_few(len(kept), warnings))
+    slices = kept if stride == 1 else slices  # with a stride, spacing comes from every slice's position
+    positions = np.array([np.dot(_floats(ds.ImagePositionPatient, 3), normal) for _, ds in slices])
     gaps = np.diff(positions)
     if np.any(gaps < 1e-4):
         raise VolumeReadError("the DICOM series has several slices at the same position (mixed series or duplicates)")
@@ -434,28 +673,12 @@ def read_dicom(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsamp
             f"uneven slice spacing: {gaps.min():.4g} to {gaps.max():.4g} mm (missing slices?); "
             f"using the median {dz:.4g} mm"
         )
-    rows, cols = int(ref.Rows), int(ref.Columns)
-    if any(int(ds.Rows) != rows or int(ds.Columns) != cols for _, ds in slices):
-        raise VolumeReadError("the DICOM slices do not all have the same size")
-    pixel_spacing = [float(v) for v in getattr(ref, "PixelSpacing", [1.0, 1.0])]
-    stride = _guard((len(slices), rows, cols), folder.name or "series", max_voxels, downsample)
-    kept = slices[::stride]
-    data = np.empty((len(kept), math.ceil(rows / stride), math.ceil(cols / stride)), dtype=np.float32)
-    for index, (file, _) in enumerate(kept):
-        try:
-            ds = pydicom.dcmread(str(file))
-            pixels = ds.pixel_array
-        except Exception as exc:
-            raise VolumeReadError(f"{file.name}: cannot decode the pixel data (truncated or corrupt): {_first_line(exc)}") from exc
-        if pixels.shape != (rows, cols):
-            raise VolumeReadError(f"{file.name}: pixel data has shape {pixels.shape}, expected {(rows, cols)}")
-        slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
-        intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
-        data[index] = pixels[::stride, ::stride].astype(np.float32) * slope + intercept
+    data = np.stack(planes)
     modality = str(getattr(ref, "Modality", "unknown") or "unknown")
-    first_pos = np.asarray([float(v) for v in slices[0][1].ImagePositionPatient])
-    last_pos = np.asarray([float(v) for v in slices[-1][1].ImagePositionPatient])
-    affine = dicom_series_affine(iop, pixel_spacing, first_pos, last_pos, dz)
+    first_pos = np.asarray(_floats(slices[0][1].ImagePositionPatient, 3))
+    last_pos = np.asarray(_floats(slices[-1][1].ImagePositionPatient, 3))
+    iop = np.concatenate([row_dir, col_dir])
+    affine = _geometry(folder.name or "the DICOM series", dicom_series_affine, iop, pixel_spacing, first_pos, last_pos, dz)
     volume = Volume(
         data,
         affine=stride_affine(affine, stride),
@@ -477,28 +700,34 @@ def _read_multiframe(path: Path, max_voxels, downsample) -> Volume:
     import pydicom
 
     try:
+        ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+        shape = (_frames(ds), int(ds.Rows), int(ds.Columns))
+        samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+        bits = int(getattr(ds, "BitsAllocated", 16) or 16)
+        stride = _guard(shape, path.name, max_voxels, downsample)
+        _check_whole(shape + (max(samples, 1),), max(bits, 8) // 8 + 4, path.name)
         ds = pydicom.dcmread(str(path))
-        frames = int(ds.NumberOfFrames)
-        stride = _guard((frames, int(ds.Rows), int(ds.Columns)), path.name, max_voxels, downsample)
         pixels = ds.pixel_array
+        slope = float(getattr(ds, "RescaleSlope", getattr(ds, "DoseGridScaling", 1.0)) or 1.0)
+        intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
+        dz = None
+        offsets = getattr(ds, "GridFrameOffsetVector", None)
+        if offsets is not None and len(offsets) > 1:
+            dz = float(np.median(np.abs(np.diff([float(o) for o in offsets]))))
+        dz = dz or float(getattr(ds, "SpacingBetweenSlices", 0) or 0) or float(getattr(ds, "SliceThickness", 0) or 0) or 1.0
     except VolumeReadError:
         raise
     except Exception as exc:
         raise VolumeReadError(f"{path.name}: cannot decode the multi-frame pixel data: {_first_line(exc)}") from exc
     if pixels.ndim != 3:
         raise VolumeReadError(f"{path.name}: multi-frame pixel data has shape {pixels.shape}; expected 3-D grey frames")
-    slope = float(getattr(ds, "RescaleSlope", getattr(ds, "DoseGridScaling", 1.0)) or 1.0)
-    intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
+    if not (math.isfinite(slope) and math.isfinite(intercept)):
+        raise VolumeReadError(f"{path.name}: its rescale slope or intercept is not a finite number")
     data = pixels[::stride, ::stride, ::stride].astype(np.float32) * slope + intercept
-    dz = None
-    offsets = getattr(ds, "GridFrameOffsetVector", None)
-    if offsets is not None and len(offsets) > 1:
-        dz = float(np.median(np.abs(np.diff([float(o) for o in offsets]))))
-    dz = dz or float(getattr(ds, "SpacingBetweenSlices", 0) or 0) or float(getattr(ds, "SliceThickness", 0) or 0) or 1.0
-    pixel_spacing = [float(v) for v in getattr(ds, "PixelSpacing", [1.0, 1.0])]
+    pixel_spacing = _floats(getattr(ds, "PixelSpacing", None), 2) or [1.0, 1.0]
     modality = str(getattr(ds, "Modality", "unknown") or "unknown")
     warnings: list[str] = []
-    affine = dicom_multiframe_affine(ds, dz, pixel_spacing, warnings)
+    affine = _geometry(path.name, dicom_multiframe_affine, ds, dz, pixel_spacing, warnings)
     volume = Volume(
         data,
         spacing=(dz * stride, pixel_spacing[0] * stride, pixel_spacing[1] * stride),
@@ -508,6 +737,85 @@ def _read_multiframe(path: Path, max_voxels, downsample) -> Volume:
         affine=None if affine is None else stride_affine(affine, stride),
     )
     return _note_stride(volume, stride)
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _frames(ds) -> int:
+    """NumberOfFrames as an int (1 when absent); VolumeReadError when it is not a count."""
+    try:
+        return int(getattr(ds, "NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        raise VolumeReadError("the DICOM NumberOfFrames is not a whole number") from None
+
+
+def _floats(value, n: int) -> list[float] | None:
+    """``n`` finite floats from a DICOM multi-value, or None."""
+    try:
+        out = [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == n and all(math.isfinite(v) for v in out) else None
+
+
+def _slice_problem(ds) -> str:
+    """Why a slice header cannot be used in a series ('' if it can)."""
+    for label, check in (("ImagePositionPatient is not three numbers", lambda: _floats(ds.ImagePositionPatient, 3)),
+                         ("ImageOrientationPatient is not six numbers", lambda: _orientation_or_none(ds)),
+                         ("Rows/Columns are not positive whole numbers", lambda: int(ds.Rows) > 0 < int(ds.Columns) or None)):
+        try:
+            if check() is None:
+                return f"its {label}"
+        except Exception:  # noqa: BLE001 - pydicom converts values lazily and raises many kinds
+            return f"its {label}"
+    return ""
+
+
+def _orientation_or_none(ds):
+    iop = _floats(ds.get("ImageOrientationPatient", [1, 0, 0, 0, 1, 0]), 6)
+    if iop is None:
+        return None
+    row_dir, col_dir = np.asarray(iop[:3]), np.asarray(iop[3:])
+    normal = np.cross(row_dir, col_dir)
+    if np.linalg.norm(normal) < 1e-6:
+        return None
+    return row_dir, col_dir, normal
+
+
+def _orientation(ds):
+    """(row, column, normal) directions of a slice (checked by :func:`_slice_problem`)."""
+    found = _orientation_or_none(ds)
+    if found is None:
+        raise VolumeReadError("the DICOM slice orientation is degenerate")
+    return found
+
+
+def _consistent_size(slices: list, warnings: list) -> list:
+    """Keep the slices of the most common Rows×Columns; name and skip the others."""
+    from collections import Counter
+
+    sizes = Counter((int(ds.Rows), int(ds.Columns)) for _, ds in slices)
+    if len(sizes) <= 1:
+        return slices
+    (size, count), = sizes.most_common(1)
+    if count <= len(slices) // 2:
+        raise VolumeReadError("the DICOM slices do not all have the same size")
+    for file, ds in slices:
+        if (int(ds.Rows), int(ds.Columns)) != size:
+            warnings.append(f"skipped {file.name}: its size {int(ds.Rows)}×{int(ds.Columns)} differs from the series")
+    return [(f, ds) for f, ds in slices if (int(ds.Rows), int(ds.Columns)) == size]
+
+
+def _too_few(count: int, warnings: list) -> str:
+    skipped = [w for w in warnings if w.startswith("skipped")]
+    detail = f" ({'; '.join(skipped)[:300]})" if skipped else ""
+    what = "only one usable slice" if count == 1 else "no usable slices"
+    return f"the DICOM series has {what}; a volume needs at least 2" + detail
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -547,6 +855,7 @@ def read_volume(
     if path.is_dir():
         return read_dicom(path, max_voxels, downsample)
     lower = path.name.lower()
+    _regular_file(path, path.name, "file")
     if path.stat().st_size == 0:
         raise VolumeReadError(f"{path.name} is empty")
     for suffix, reader in READERS.items():
@@ -598,4 +907,4 @@ def _matrix(value, name: str) -> np.ndarray:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return text.splitlines()[0] if text else "no details"

@@ -41,14 +41,9 @@ def qimage_to_array(image: QImage) -> np.ndarray:
 
 def read_image_file(path: str) -> np.ndarray:
     """Read an image file as ``(H, W, 3)`` uint8; ValueError with a clear message if unreadable."""
-    from PIL import Image, UnidentifiedImageError
+    from engines.imagefile import open_image
 
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ValueError(f"{path} is not a readable image ({exc})") from None
+    return np.asarray(open_image(path).convert("RGB"))
 
 
 class ImageView(QLabel):

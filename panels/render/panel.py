@@ -573,13 +573,9 @@ class RenderPanel(Panel):
             self.tabs.setCurrentIndex(1)
             return
         if path.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")):
-            from PIL import Image, UnidentifiedImageError
+            from engines.imagefile import open_image
 
-            try:
-                with Image.open(path) as im:
-                    image = np.asarray(im.convert("RGB"))
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-                raise OpenError(f"not a readable image: {exc}") from exc
+            image = np.asarray(open_image(path, error=OpenError).convert("RGB"))
             self.set_fit_target(image, path)
             self.tabs.setCurrentIndex(1)
             return
@@ -902,13 +898,12 @@ class RenderPanel(Panel):
     def _ask_target(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Target photo", "", "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff)")
         if path:
-            from PIL import Image, UnidentifiedImageError
+            from engines.imagefile import ImageFileError, open_image
 
             try:
-                with Image.open(path) as im:
-                    self.set_fit_target(np.asarray(im.convert("RGB")), path)
-            except (UnidentifiedImageError, OSError) as exc:
-                self.services.notify(f"Cannot read {Path(path).name}: {exc}", "error")
+                self.set_fit_target(np.asarray(open_image(path).convert("RGB")), path)
+            except ImageFileError as exc:
+                self.services.notify(str(exc), "error")
 
     def _ask_views(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Posed views folder (with cameras.json)")

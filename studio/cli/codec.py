@@ -321,7 +321,7 @@ def _encode(args: argparse.Namespace) -> dict:
 
 
 def _decode(args: argparse.Namespace) -> dict:
-    from engines.codec.blockcodec import decode
+    from engines.codec.blockcodec import BitstreamError, decode
     from studio.export import make_provenance
 
     path = Path(args.bitstream)
@@ -329,11 +329,9 @@ def _decode(args: argparse.Namespace) -> dict:
         raise CliError(f"file not found: {path}" if not path.exists() else f"{path} is a folder")
     _check_targets([args.out], args.force)
     try:
-        dec = decode(path.read_bytes())
-    except (ValueError, EOFError) as exc:
-        raise CliError(f"{path.name}: {exc}") from exc
-    except Exception as exc:  # constriction raises its own errors on garbage payloads
-        raise CliError(f"{path.name}: corrupt bitstream ({exc})") from exc
+        dec = decode(path.read_bytes(), name=path.name)
+    except BitstreamError as exc:
+        raise CliError(str(exc)) from exc
     prov = make_provenance("codec", "codec.block.decode", dec.params.to_dict(), inputs=[path])
     written = _png(args.out, dec.image, prov, args.force)
     return {"output": str(written), "width": dec.image.shape[1], "height": dec.image.shape[0], "transform": dec.params.transform, "N": dec.params.N}
@@ -374,13 +372,10 @@ def _inspect(args: argparse.Namespace) -> dict:
                 print(f"Huffman {h['class']} table {h['id']}: {h['symbols']} symbols, code lengths {h['code_length_counts']}")
             return {}
         return info
-    from PIL import Image, UnidentifiedImageError
+    from engines.imagefile import open_image
 
-    try:
-        with Image.open(path) as im:
-            info = {"format": im.format, "width": im.width, "height": im.height, "mode": im.mode}
-    except (UnidentifiedImageError, OSError) as exc:
-        raise CliError(f"{path.name} is not a readable image") from exc
+    im = open_image(path, error=CliError)
+    info = {"format": im.format, "width": im.width, "height": im.height, "mode": im.mode}
     size = os.path.getsize(path)
     info.update(bytes=size, bpp=8.0 * size / (info["width"] * info["height"]), note="quantization tables are shown for JPEG files only")
     return info
@@ -410,13 +405,13 @@ def _jpeg_blocks(path: Path, out: Path, force: bool) -> dict:
 
 def _inspect_ssbc(path: Path, as_json: bool) -> dict:
     """Summary of a block-codec bitstream written by ``codec encode``."""
-    from engines.codec.blockcodec import decode
+    from engines.codec.blockcodec import BitstreamError, decode
 
     data = path.read_bytes()
     try:
-        dec = decode(data)
-    except Exception as exc:  # corrupt header or payload (ValueError, EOFError, constriction errors)
-        raise CliError(f"{path.name}: corrupt block-codec bitstream ({exc})") from exc
+        dec = decode(data, name=path.name)
+    except BitstreamError as exc:
+        raise CliError(str(exc)) from exc
     h, w = dec.image.shape[:2]
     info = {"format": "Spectra block codec (SSBC)", "width": w, "height": h, "bytes": len(data), "bpp": 8.0 * len(data) / (w * h)}
     info.update(dec.params.to_dict())

@@ -70,20 +70,18 @@ def register(subparsers) -> None:
 
 def _read_image(path: str, role: str):
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
+
+    from engines.imagefile import ImageFileError, open_image
 
     if not path:
         return None
     if not Path(path).is_file():
         raise CliError(f"{role} image not found: {path}")
     try:
-        with Image.open(path) as image:
-            image.load()
-            if role == "mask":
-                return np.asarray(image.convert("L"))
-            return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise CliError(f"{role} image {path} is not a readable image ({exc})") from None
+        image = open_image(path)
+    except ImageFileError as exc:
+        raise CliError(f"{role} image: {exc}") from None
+    return np.asarray(image.convert("L" if role == "mask" else "RGB"))
 
 
 def _run(args, init=None, mask=None, reference=None, inputs=None) -> dict:

@@ -106,22 +106,19 @@ def cmd_fit(args: argparse.Namespace) -> dict:
             raise CliError(str(exc)) from exc
         inputs.append(args.views)
     else:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image
+
+        from engines.imagefile import open_image
 
         path = Path(args.target)
         if not path.is_file():
             raise CliError(f"{path} does not exist")
-        try:
-            with Image.open(path) as im:
-                images = [np.asarray(im.convert("RGB"))]
-        except (UnidentifiedImageError, OSError) as exc:
-            raise CliError(f"{path.name} is not a readable image: {exc}") from exc
+        im = open_image(path, error=CliError).convert("RGB")
+        images = [np.asarray(im)]
         if args.max_size and max(images[0].shape[:2]) > args.max_size:
             scale = args.max_size / max(images[0].shape[:2])
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-                images = [np.asarray(im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
-                                               Image.LANCZOS))]
+            images = [np.asarray(im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
+                                           Image.LANCZOS))]
         cameras = None
         inputs.append(args.target)
     settings = FitSettings(primitive=args.primitive, count=args.count, steps=args.steps, aa_mode=args.aa,
