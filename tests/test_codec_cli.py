@@ -105,7 +105,7 @@ def test_rd_csv_plot_and_bd(capsys, tmp_path, image_file):
     assert read_provenance(plot)["engine"] == "codec.rd"
     js = tmp_path / "rd.json"
     _json(capsys, ["codec", "rd", str(image_file), "--codecs", "jpeg", "--qualities", "30,50,70,90", "--out", str(js), "--no-ms-ssim"])
-    assert set(json.loads(js.read_text())) == {"rows", "curves", "bd"}
+    assert set(json.loads(js.read_text())) == {"rows", "curves", "bd", "bd_per_image"}
 
 
 def test_help_is_light():

@@ -182,6 +182,15 @@ def test_rd_job_bd_table_export_and_cancel(panel, qtbot, tmp_path):
     assert panel.bd_table.rowCount() == 2
     assert panel.bd_rows[0]["bd_rate_cubic"] == pytest.approx(0.0, abs=1e-9)
     assert panel.rd_run.isEnabled() and not panel.rd_cancel.isEnabled()
+    # BD and the plot on SSIM (dB) instead of PSNR; logarithmic rate axis
+    psnr_bd = panel.bd_rows[1]["bd_rate_cubic"]
+    panel.rd_metric.setCurrentIndex(panel.rd_metric.findData("ssim"))
+    jpeg = [r for r in panel.rd_rows if r["label"] == "jpeg"]
+    assert panel.rd_curves["jpeg"]["psnr"][0] == pytest.approx(-10 * np.log10(1 - min(r["ssim"] for r in jpeg)))
+    assert panel.bd_rows[1]["bd_rate_cubic"] != psnr_bd and "SSIM" in panel.bd_note.text()
+    panel.rd_logx.setChecked(True)
+    assert panel.rd_plot.plotItem.ctrl.logXCheck.isChecked()
+    panel.rd_metric.setCurrentIndex(0)
     csv = panel.export(str(tmp_path / "rd.csv"))
     with open(csv) as handle:
         assert handle.read().count("\n") == 9

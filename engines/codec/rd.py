@@ -17,9 +17,12 @@ from engines.jobs import Log, Preview, Progress
 
 __all__ = [
     "DEFAULT_QUALITIES",
+    "BD_METRICS",
+    "bd_per_image",
     "bd_psnr",
     "bd_rate",
     "bd_table",
+    "metric_value",
     "curves_from_rows",
     "parse_codec_spec",
     "rd_sweep_job",
@@ -107,7 +110,14 @@ def parse_codec_spec(spec: str) -> dict:
                     options[key.strip()] = int(value)
                 except ValueError:
                     options[key.strip()] = value
-    return {"codec": name.strip().lower(), "label": spec, "options": options}
+    from engines.codec.realcodecs import validate_options
+
+    codec = name.strip().lower()
+    try:
+        validate_options(codec, options)
+    except ValueError as exc:
+        raise ValueError(f"{spec}: {exc}") from exc
+    return {"codec": codec, "label": spec, "options": options}
 
 
 def rd_sweep_job(
@@ -160,22 +170,62 @@ def rd_sweep_job(
     return rows
 
 
-def curves_from_rows(rows: list[dict], metric: str = "psnr_rgb") -> dict:
+#: distortion axes for curves and BD: row key -> label. SSIM and MS-SSIM are used in dB,
+#: ``-10 log10(1 - value)`` (the CompressAI convention), so BD-"PSNR" on them is a dB delta too.
+BD_METRICS = {
+    "psnr_rgb": "PSNR RGB (dB)",
+    "psnr_y": "PSNR Y (dB)",
+    "ssim": "SSIM (dB, −10·log10(1−SSIM))",
+    "ms_ssim": "MS-SSIM (dB, −10·log10(1−MS-SSIM))",
+}
+
+
+def metric_value(row: dict, metric: str) -> float | None:
+    """The distortion of ``row`` on ``metric``'s axis (SSIM/MS-SSIM in dB), None if missing."""
+    if metric not in BD_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(BD_METRICS)}")
+    v = row.get(metric)
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    if metric in ("ssim", "ms_ssim"):
+        return float(-10.0 * np.log10(max(1.0 - float(v), 1e-10)))
+    return float(v)
+
+
+def curves_from_rows(rows: list[dict], metric: str = "psnr_rgb", image: str | None = None) -> dict:
     """Per codec label: ``{"bpp": [...], "psnr": [...], "quality": [...]}`` averaged over images
-    at each quality (mean bpp and mean PSNR), sorted by bpp."""
+    (or only ``image``) at each quality (mean bpp and mean distortion on ``metric``'s axis, see
+    :data:`BD_METRICS`; the key stays ``psnr``), sorted by bpp. Qualities without a value on
+    ``metric`` (MS-SSIM on small images) are left out."""
     curves: dict[str, dict] = {}
     for label in dict.fromkeys(r["label"] for r in rows):
-        sel = [r for r in rows if r["label"] == label]
-        qs = sorted(set(r["quality"] for r in sel))
-        bpp = [float(np.mean([r["bpp"] for r in sel if r["quality"] == q])) for q in qs]
-        dist = [float(np.mean([r[metric] for r in sel if r["quality"] == q])) for q in qs]
+        sel = [r for r in rows if r["label"] == label and (image is None or r["image"] == image)]
+        qs, bpp, dist = [], [], []
+        for q in sorted(set(r["quality"] for r in sel)):
+            at = [r for r in sel if r["quality"] == q]
+            values = [metric_value(r, metric) for r in at]
+            if any(v is None for v in values):
+                continue
+            qs.append(q)
+            bpp.append(float(np.mean([r["bpp"] for r in at])))
+            dist.append(float(np.mean(values)))
         order = np.argsort(bpp)
         curves[label] = {
             "quality": [qs[i] for i in order],
             "bpp": [bpp[i] for i in order],
             "psnr": [dist[i] for i in order],
+            "metric": metric,
         }
     return curves
+
+
+def bd_per_image(rows: list[dict], metric: str = "psnr_rgb", anchor: str | None = None) -> list[dict]:
+    """:func:`bd_table` of every image's own curves (each row gets an ``image`` key), image by image."""
+    out = []
+    for image in dict.fromkeys(r["image"] for r in rows):
+        for row in bd_table(curves_from_rows(rows, metric, image), anchor):
+            out.append({"image": image, **row})
+    return out
 
 
 def bd_table(curves: dict, anchor: str | None = None) -> list[dict]:

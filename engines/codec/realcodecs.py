@@ -16,7 +16,7 @@ import numpy as np
 
 from engines.codec.quant import ijg_quality_match
 
-__all__ = ["CODECS", "CodecResult", "available_codecs", "codec_extension", "inspect_jpeg", "jp2_ratio", "run_codec"]
+__all__ = ["CODECS", "CODEC_OPTIONS", "CodecResult", "available_codecs", "codec_extension", "inspect_jpeg", "jp2_ratio", "run_codec", "validate_options"]
 
 
 @dataclass
@@ -58,7 +58,7 @@ _SUB = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 
 def _jpeg(image, quality, subsampling="4:2:0", optimize=False, progressive=False, **_):
     return _pil_roundtrip(
-        image, "JPEG", quality=int(round(quality)), subsampling=_SUB.get(subsampling, 2), optimize=bool(optimize), progressive=bool(progressive)
+        image, "JPEG", quality=int(round(quality)), subsampling=_SUB[subsampling], optimize=bool(optimize), progressive=bool(progressive)
     )
 
 
@@ -147,6 +147,51 @@ CODECS: dict[str, tuple[Callable, str, Callable[[], bool], str]] = {
 }
 
 
+_TRANSFORM_NAMES = ("dct", "wht", "sdct", "rdct", "bas2008", "jam-rdct", "minangle")
+
+#: codec -> option -> allowed values (a tuple) or a type (bool) or ``(int, lo, hi)``
+CODEC_OPTIONS: dict[str, dict] = {
+    "jpeg": {"subsampling": tuple(_SUB), "optimize": bool, "progressive": bool},
+    "webp": {"method": (int, 0, 6)},
+    "avif": {"subsampling": ("4:4:4", "4:2:2", "4:2:0"), "speed": (int, 0, 10)},
+    "jpeg2000": {},
+    "jpegxl": {"effort": (int, 1, 9)},
+    "block": {
+        "transform": _TRANSFORM_NAMES,
+        "N": (4, 8, 16, 32, 64),
+        "alphabet": (1, 2, 3),
+        "subsampling": ("4:4:4", "4:2:0"),
+        "preset": ("jpeg", "flat"),
+    },
+    "vq": {"patch": (int, 2, 16), "iters": (int, 1, 50)},
+}
+
+
+def validate_options(codec: str, options: dict) -> dict:
+    """Check ``options`` of ``codec`` against :data:`CODEC_OPTIONS`: an unknown option or a value
+    out of range raises ValueError naming the allowed ones. Returns the options unchanged."""
+    allowed = CODEC_OPTIONS.get(codec)
+    if allowed is None:
+        raise ValueError(f"unknown codec {codec!r}; choose from {', '.join(CODECS)}")
+    for key, value in options.items():
+        if key not in allowed:
+            names = ", ".join(allowed) or "none"
+            raise ValueError(f"unknown option {key!r} for codec {codec} (options: {names})")
+        rule = allowed[key]
+        if rule is bool:
+            ok = isinstance(value, (bool, np.bool_))
+            want = "true or false"
+        elif isinstance(rule, tuple) and rule and rule[0] is int:
+            ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and rule[1] <= value <= rule[2]
+            want = f"an integer {rule[1]}..{rule[2]}"
+        else:
+            ok = value in rule
+            want = "one of " + ", ".join(str(v) for v in rule)
+        if not ok:
+            raise ValueError(f"bad value {value!r} for {codec} option {key!r} (want {want})")
+    return options
+
+
 def available_codecs() -> list[str]:
     """Codec names usable on this machine."""
     return [name for name, (_, _, ok, _) in CODECS.items() if ok()]
@@ -161,6 +206,7 @@ def run_codec(image: np.ndarray, codec: str, quality: float, **options) -> Codec
     """Encode ``image`` (``(H, W, 3)`` uint8) with ``codec`` at ``quality`` (1..100) and decode it."""
     if codec not in CODECS:
         raise ValueError(f"unknown codec {codec!r}; choose from {', '.join(CODECS)}")
+    validate_options(codec, options)
     fn, _, ok, _ = CODECS[codec]
     if not ok():
         hint = " (pip install imagecodecs)" if codec == "jpegxl" else ""

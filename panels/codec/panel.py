@@ -305,7 +305,16 @@ class CodecPanel(Panel):
         self.rd_progress.setMaximumWidth(220)
         self.rd_export_csv = QPushButton("Export CSV…")
         self.rd_export_png = QPushButton("Export PNG…")
-        for w in (QLabel("Qualities:"), self.rd_qualities, self.rd_msssim, QLabel("Anchor:"), self.rd_anchor, self.rd_run, self.rd_cancel, self.rd_progress, self.rd_export_csv, self.rd_export_png):
+        from engines.codec.rd import BD_METRICS
+
+        self.rd_metric = QComboBox()
+        for key, label in BD_METRICS.items():
+            self.rd_metric.addItem(label.split(" (")[0], key)
+            self.rd_metric.setItemData(self.rd_metric.count() - 1, label, Qt.ItemDataRole.ToolTipRole)
+        self.rd_metric.setToolTip("quality axis of the plot and of BD (SSIM and MS-SSIM in dB: −10·log10(1 − value))")
+        self.rd_logx = QCheckBox("log bpp")
+        self.rd_logx.setToolTip("logarithmic rate axis (BD works in log rate)")
+        for w in (QLabel("Qualities:"), self.rd_qualities, self.rd_msssim, QLabel("Metric:"), self.rd_metric, self.rd_logx, QLabel("Anchor:"), self.rd_anchor, self.rd_run, self.rd_cancel, self.rd_progress, self.rd_export_csv, self.rd_export_png):
             bar2.addWidget(w)
         outer.addLayout(bar2)
         split = QSplitter(Qt.Orientation.Vertical)
@@ -334,6 +343,8 @@ class CodecPanel(Panel):
         self.rd_run.clicked.connect(self.run_rd)
         self.rd_cancel.clicked.connect(self.cancel_rd)
         self.rd_anchor.currentIndexChanged.connect(lambda _: self._update_bd())
+        self.rd_metric.currentIndexChanged.connect(lambda _: self._on_rd_metric())
+        self.rd_logx.toggled.connect(lambda on: self.rd_plot.setLogMode(x=on, y=False))
         self.rd_export_csv.clicked.connect(lambda: self._export_dialog("csv"))
         self.rd_export_png.clicked.connect(lambda: self._export_dialog("png"))
         for b in (self.rd_export_csv, self.rd_export_png):
@@ -1133,10 +1144,18 @@ class CodecPanel(Panel):
         self.rd_anchor.blockSignals(False)
         self._update_bd()
 
-    def _plot_rd(self) -> None:
-        from engines.codec.rd import curves_from_rows
+    def _on_rd_metric(self) -> None:
+        if self.rd_metric.currentData() == "ms_ssim":
+            self.rd_msssim.setChecked(True)
+        self._plot_rd()
+        self._update_bd()
 
-        self.rd_curves = curves_from_rows(self.rd_rows) if self.rd_rows else {}
+    def _plot_rd(self) -> None:
+        from engines.codec.rd import BD_METRICS, curves_from_rows
+
+        metric = self.rd_metric.currentData() or "psnr_rgb"
+        self.rd_plot.setLabel("left", BD_METRICS[metric])
+        self.rd_curves = curves_from_rows(self.rd_rows, metric) if self.rd_rows else {}
         plot = self.rd_plot
         plot.clear()
         plot._hint_item = None
@@ -1168,7 +1187,8 @@ class CodecPanel(Panel):
                 t.setItem(i, j, item)
         notes = sorted({f"{r['codec']}: {r['note']}" for r in self.bd_rows if r.get("note")})
         self.bd_note.setText(
-            f"BD against <b>{self.bd_rows[0]['anchor'] if self.bd_rows else '-'}</b>: negative BD-rate = fewer bits for the same PSNR "
+            f"BD on {self.rd_metric.currentText()} against <b>{self.bd_rows[0]['anchor'] if self.bd_rows else '-'}</b>: "
+            "negative BD-rate = fewer bits for the same quality; BD-PSNR columns are dB on that metric's axis "
             "(cubic = VCEG-M33 fit, PCHIP = JVET CTC)." + ("<br>n/a: " + "; ".join(notes) if notes else "")
         )
 

@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--codecs", nargs="+", default=["jpeg", "webp"], help="codec specs, e.g. jpeg webp avif jpeg2000 block:transform=rdct,N=8")
     p.add_argument("--qualities", default="10,20,30,40,50,60,70,80,90", help="quality ladder (comma separated)")
     p.add_argument("--anchor", default=None, help="anchor codec spec for BD-rate (default: the first)")
-    p.add_argument("--metric", default="psnr_rgb", choices=("psnr_rgb", "psnr_y"), help="distortion for BD")
+    p.add_argument("--metric", default="psnr_rgb", choices=("psnr_rgb", "psnr_y", "ssim", "ms_ssim"), help="distortion for BD (SSIM and MS-SSIM in dB: -10 log10(1 - value))")
     p.add_argument("--out", required=True, help="CSV (or .json) with one row per image x codec x quality")
     p.add_argument("--plot", default=None, help="PNG with the RD curves")
     p.add_argument("--no-ms-ssim", action="store_true", help="skip MS-SSIM (faster)")
@@ -425,7 +425,7 @@ def _inspect_ssbc(path: Path, as_json: bool) -> dict:
 
 def _rd(args: argparse.Namespace) -> dict:
     from engines.codec.plot import render_rd_plot
-    from engines.codec.rd import bd_table, curves_from_rows, parse_codec_spec, rd_sweep_job, rows_to_csv
+    from engines.codec.rd import bd_per_image, bd_table, curves_from_rows, parse_codec_spec, rd_sweep_job, rows_to_csv
     from engines.codec.realcodecs import CODECS, available_codecs
     from studio.export import make_provenance
 
@@ -451,6 +451,8 @@ def _rd(args: argparse.Namespace) -> dict:
         labels = [s["label"] for s in specs]
         if args.anchor not in labels:
             raise CliError(f"--anchor {args.anchor!r} must be one of the --codecs ({', '.join(labels)})")
+    if args.metric == "ms_ssim" and args.no_ms_ssim:
+        raise CliError("--metric ms_ssim needs MS-SSIM (drop --no-ms-ssim)")
     if len(set(qualities)) < 4:
         import sys
 
@@ -460,13 +462,14 @@ def _rd(args: argparse.Namespace) -> dict:
     curves = curves_from_rows(rows, args.metric)
     try:
         table = bd_table(curves, args.anchor)
+        per_image = bd_per_image(rows, args.metric, args.anchor) if len(images) > 1 else []
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     params = {"codecs": args.codecs, "qualities": qualities, "anchor": args.anchor or args.codecs[0], "metric": args.metric}
     prov = make_provenance("codec", "codec.rd", params, inputs=_inputs(args.images), extra={"bd": table})
     if out.suffix.lower() == ".json":
         # strict JSON: infinite PSNR (lossless) becomes null
-        text = json.dumps(_finite({"rows": rows, "curves": curves, "bd": table}), indent=2, default=float, allow_nan=False)
+        text = json.dumps(_finite({"rows": rows, "curves": curves, "bd": table, "bd_per_image": per_image}), indent=2, default=float, allow_nan=False)
     else:
         text = rows_to_csv(rows)
 
@@ -474,7 +477,7 @@ def _rd(args: argparse.Namespace) -> dict:
         Path(tmp).write_text(text)
 
     written = _write(out, writer, prov, args.force)
-    result = {"output": str(written), "rows": len(rows), "bd": table}
+    result = {"output": str(written), "rows": len(rows), "bd": table, "bd_per_image": per_image}
     if args.plot:
         result["plot"] = str(_png(args.plot, render_rd_plot(curves, title=", ".join(n for n, _ in images)[:60]), prov, args.force))
         result["plot_backend"] = "Pillow"
@@ -496,4 +499,9 @@ def _rd(args: argparse.Namespace) -> dict:
             f"  {row['codec'][:32]:32s} {rate(row['bd_rate_cubic'])} {db(row['bd_psnr_cubic'])}"
             f" {rate(row['bd_rate_pchip'])} {db(row['bd_psnr_pchip'])}" + (f"  ({row['note']})" if row.get("note") else "")
         )
+    if per_image:
+        print("per image (each image's own curves):")
+        for row in per_image:
+            name = f"{row['image'][:16]} {row['codec']}"
+            print(f"  {name[:32]:32s} {rate(row['bd_rate_cubic'])} {db(row['bd_psnr_cubic'])} {rate(row['bd_rate_pchip'])} {db(row['bd_psnr_pchip'])}")
     return {}
