@@ -4,8 +4,8 @@ A :class:`TransferFunction1D` maps a scalar (e.g. HU) to non-premultiplied RGBA.
 are authored for a reference sampling step ``reference_step`` (Δs₀, in voxels); every
 renderer applies :func:`correct_opacity` (α' = 1 − (1 − α)^(Δs/Δs₀)) for its actual step.
 
-Presets come from 3D Slicer (``assets/volume/presets.json``); files: own JSON
-(:meth:`TransferFunction1D.save`), 3D Slicer ``.vp`` and ParaView colormap JSON imports.
+Presets: all 25 of 3D Slicer's volume-rendering presets (``assets/volume/presets.json``); files:
+own JSON (:meth:`TransferFunction1D.save`); other tools' formats in :mod:`engines.volume.tf_exchange`.
 """
 
 from __future__ import annotations
@@ -211,13 +211,9 @@ class TransferFunction1D:
 
     def to_paraview(self) -> list:
         """A ParaView colormap preset (JSON array with one object: RGBPoints + Points)."""
-        return [{
-            "Name": self.name,
-            "ColorSpace": "RGB",
-            "NanColor": [1.0, 0.0, 0.0],
-            "RGBPoints": [v for p in self.color for v in p],
-            "Points": [v for x, a in self.opacity for v in (x, a, 0.5, 0.0)],
-        }]
+        from engines.volume.tf_exchange import to_paraview
+
+        return to_paraview(self)
 
 
 _FIELDS = ("color", "opacity", "name", "gradient_opacity", "shading", "reference_step")
@@ -274,33 +270,14 @@ def to_slicer_vp(tf: TransferFunction1D) -> str:
 
 # --------------------------------------------------------------------------- ParaView
 def from_paraview_json(data: Any, name: str | None = None) -> TransferFunction1D:
-    """Import a ParaView colormap preset (a JSON array of objects, or one object).
+    """Import a ParaView colormap preset (a JSON array of objects, or one object); ``name``
+    picks one map when the file holds several. Colour space, midpoint and sharpness are
+    honoured (see :func:`engines.volume.tf_exchange.from_paraview`)."""
+    from engines.volume.tf_exchange import from_paraview
 
-    ``RGBPoints`` (x, r, g, b quadruples) give colour; ``Points`` (x, α, midpoint, sharpness)
-    give opacity (midpoint/sharpness ignored, i.e. linear). Without ``Points`` the opacity is
-    a linear ramp 0 → 1 over the colour range. ``name`` picks one preset from an array.
-    """
     if isinstance(data, (str, bytes)):
         data = json.loads(data)
-    items = data if isinstance(data, list) else [data]
-    items = [i for i in items if isinstance(i, dict) and "RGBPoints" in i]
-    if name is not None:
-        items = [i for i in items if i.get("Name") == name] or items
-    if not items:
-        raise ValueError("no ParaView colormap with RGBPoints found")
-    item = items[0]
-    rgb = [float(v) for v in item["RGBPoints"]]
-    if len(rgb) % 4 or not rgb:
-        raise ValueError("ParaView RGBPoints length must be a multiple of 4")
-    color = [tuple(rgb[i:i + 4]) for i in range(0, len(rgb), 4)]
-    if item.get("Points"):
-        pts = [float(v) for v in item["Points"]]
-        if len(pts) % 4:
-            raise ValueError("ParaView Points length must be a multiple of 4")
-        opacity = [(pts[i], pts[i + 1]) for i in range(0, len(pts), 4)]
-    else:
-        opacity = [(color[0][0], 0.0), (color[-1][0], 1.0)]
-    return TransferFunction1D(color=color, opacity=opacity, name=str(item.get("Name", "ParaView")))
+    return from_paraview(data, name)
 
 
 # --------------------------------------------------------------------------- presets
@@ -335,21 +312,15 @@ def default_tf(lo: float, hi: float) -> TransferFunction1D:
     )
 
 
-def load_tf(spec: str | os.PathLike) -> TransferFunction1D:
-    """``preset:NAME``, our JSON, a Slicer ``.vp`` or a ParaView colormap JSON file."""
+def load_tf(spec: str | os.PathLike, map_name: str | None = None, value_range=None) -> TransferFunction1D:
+    """``preset:NAME`` or a TF file: our JSON, ParaView JSON (``map_name`` picks one of several
+    maps), Slicer ``.vp``, Inviwo ``.itf`` or ``.1dt`` (normalised positions span ``value_range``).
+    Raises ValueError with one line."""
+    from engines.volume.tf_exchange import read_tf_file
+
     text = os.fspath(spec)
     if text.lower().startswith("preset:"):
         return preset(text.split(":", 1)[1])
-    path = Path(text)
-    if not path.exists():
-        raise ValueError(f"transfer function not found: {text} (use preset:NAME or a .json/.vp file)")
-    content = path.read_text(errors="replace")
-    if path.suffix.lower() == ".vp":
-        return from_slicer_vp(content, name=path.stem)
-    try:
-        data = json.loads(content)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path.name} is not valid JSON: {exc}") from exc
-    if isinstance(data, dict) and "color" in data:
-        return TransferFunction1D.from_dict(data)
-    return from_paraview_json(data)
+    if not Path(text).exists():
+        raise ValueError(f"transfer function not found: {text} (use preset:NAME or a .json/.vp/.itf file)")
+    return read_tf_file(text, map_name=map_name, value_range=value_range)

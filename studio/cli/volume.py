@@ -1,4 +1,4 @@
-"""``python main.py volume <verb>``: info, render, classify, phantom (no heavy imports at module top).
+"""``python main.py volume <verb>``: info, render, classify, phantom, tf (no heavy imports at module top).
 
 FILE may be any volume file or DICOM folder, or ``phantom:`` / ``phantom:256`` /
 ``sample:phantom`` for the built-in CT phantom.
@@ -39,7 +39,7 @@ def _tf_for(args, volume):
 
     if args.tf:
         try:
-            return load_tf(args.tf)
+            return load_tf(args.tf, map_name=args.tf_map, value_range=volume.value_range())
         except (ValueError, OSError) as exc:
             raise CliError(str(exc)) from exc
     if args.mode != "dvr":
@@ -136,6 +136,29 @@ def _phantom(args: argparse.Namespace) -> dict:
     return {"written": written, "labels": {str(k): v for k, v in LABELS.items()}}
 
 
+def _tf(args: argparse.Namespace) -> dict:
+    from engines.volume.tf import load_tf
+    from engines.volume.tf_exchange import tf_file_map_names, write_tf_file
+    from studio.export import ExportError, make_provenance
+
+    if args.list:
+        return {"file": args.input, "maps": tf_file_map_names(args.input)}
+    if not args.out:
+        raise CliError("--out is required (or use --list)")
+    value_range = parse_pair(args.range, float, "--range") if args.range else None
+    if value_range is not None and not value_range[1] > value_range[0]:
+        raise CliError("--range must be LO,HI with HI > LO")
+    try:
+        tf = load_tf(args.input, map_name=args.map, value_range=value_range)
+        provenance = make_provenance("volume", "engines.volume.tf_exchange",
+                                     {"input": args.input, "map": args.map, "format": args.format, "range": args.range},
+                                     inputs=[args.input] if not args.input.lower().startswith("preset:") else [])
+        path = write_tf_file(tf, args.out, fmt=args.format, force=args.force, provenance=provenance)
+    except (ValueError, OSError, ExportError) as exc:
+        raise CliError(str(exc)) from exc
+    return {"out": str(path), "name": tf.name, "color_points": len(tf.color), "opacity_points": len(tf.opacity)}
+
+
 def register(subparsers) -> None:
     """Add the volume verbs."""
     p = add_verb(subparsers, "info", _info, "print shape, spacing, value range and metadata of a volume")
@@ -143,7 +166,8 @@ def register(subparsers) -> None:
 
     p = add_verb(subparsers, "render", _render, "render a volume with the reference ray caster to a PNG")
     _add_input(p)
-    p.add_argument("--tf", default=None, help="preset:NAME (CT-Bone, CT-AAA, CT-Lung, MR-Default, CT-MIP), a TF .json, Slicer .vp or ParaView colormap .json")
+    p.add_argument("--tf", default=None, help="preset:NAME (any of Slicer's 25, e.g. CT-Bone, MR-Default), a TF .json, Slicer .vp, ParaView colormap .json, Inviwo .itf or .1dt")
+    p.add_argument("--tf-map", default=None, help="which colour map of a ParaView JSON holding several")
     p.add_argument("--mode", choices=["dvr", "mip", "minip", "avg"], default="dvr", help="compositing mode")
     p.add_argument("--view", default="30,20", help="camera azimuth,elevation in degrees")
     p.add_argument("--size", type=int, default=512, help="image width and height in pixels")
@@ -167,4 +191,13 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="noise seed")
     p.add_argument("--out", required=True, help="HU volume (.nii.gz)")
     p.add_argument("--labels", default=None, help="also write the label volume (.nii.gz)")
+    add_force(p)
+
+    p = add_verb(subparsers, "tf", _tf, "convert a transfer function between formats (.vp, ParaView .json, .itf, .1dt, ours)")
+    p.add_argument("input", metavar="TF", help="preset:NAME or a TF file (.json, .vp, .itf, .1dt)")
+    p.add_argument("--out", default=None, help="output: .vp (Slicer), .pv.json (ParaView) or .json (Spectra Studio)")
+    p.add_argument("--format", choices=["auto", "vp", "paraview", "spectra"], default="auto", help="output format (auto = by suffix)")
+    p.add_argument("--map", default=None, help="colour map name when a ParaView file holds several")
+    p.add_argument("--range", default=None, help="LO,HI value range for normalised positions (.itf, .1dt)")
+    p.add_argument("--list", action="store_true", help="list the colour maps in a ParaView file and exit")
     add_force(p)
