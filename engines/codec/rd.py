@@ -24,6 +24,7 @@ __all__ = [
     "bd_table",
     "metric_value",
     "curves_from_rows",
+    "measure_point",
     "parse_codec_spec",
     "rd_sweep_job",
     "rows_to_csv",
@@ -120,6 +121,33 @@ def parse_codec_spec(spec: str) -> dict:
     return {"codec": codec, "label": spec, "options": options}
 
 
+def measure_point(image_name: str, image: np.ndarray, spec: dict, quality: float,
+                  with_ms_ssim: bool = True) -> tuple[dict, bytes]:
+    """Encode ``image`` with codec ``spec`` at ``quality``; returns (sweep row, bitstream)."""
+    from engines.codec.metrics import MS_SSIM_MIN_SIZE, ms_ssim, psnr_channels, ssim
+    from engines.codec.realcodecs import run_codec
+
+    res = run_codec(image, spec["codec"], quality, **spec.get("options", {}))
+    ps = psnr_channels(image, res.decoded)
+    row = {
+        "image": image_name,
+        "codec": spec["codec"],
+        "label": spec.get("label", spec["codec"]),
+        "quality": quality,
+        "bytes": len(res.data),
+        "bpp": res.bpp,
+        "psnr_rgb": ps["rgb"],
+        "psnr_y": ps["Y"],
+        "psnr_cb": ps["Cb"],
+        "psnr_cr": ps["Cr"],
+        "ssim": ssim(image, res.decoded) if min(image.shape[:2]) >= 11 else None,
+        "ms_ssim": ms_ssim(image, res.decoded) if (with_ms_ssim and min(image.shape[:2]) >= MS_SSIM_MIN_SIZE) else None,
+        "encode_s": res.encode_seconds,
+        "decode_s": res.decode_seconds,
+    }
+    return row, res.data
+
+
 def rd_sweep_job(
     images: Sequence[tuple[str, np.ndarray]],
     codecs: Sequence[str | dict],
@@ -128,8 +156,7 @@ def rd_sweep_job(
 ):
     """Job: encode every image with every codec at every quality; yields Progress/Log/Preview,
     returns the list of row dicts (see ``_FIELDS``). Cancel by closing the generator."""
-    from engines.codec.metrics import MS_SSIM_MIN_SIZE, ms_ssim, psnr_channels, ssim
-    from engines.codec.realcodecs import run_codec
+    from engines.codec.metrics import MS_SSIM_MIN_SIZE
 
     specs = [parse_codec_spec(c) if isinstance(c, str) else dict(c) for c in codecs]
     qualities = [float(q) for q in qualities]
@@ -145,24 +172,7 @@ def rd_sweep_job(
             yield Log(f"{image_name}: smaller than {MS_SSIM_MIN_SIZE} px, MS-SSIM skipped", "warning")
         for spec in specs:
             for q in qualities:
-                res = run_codec(image, spec["codec"], q, **spec.get("options", {}))
-                ps = psnr_channels(image, res.decoded)
-                row = {
-                    "image": image_name,
-                    "codec": spec["codec"],
-                    "label": spec.get("label", spec["codec"]),
-                    "quality": q,
-                    "bytes": len(res.data),
-                    "bpp": res.bpp,
-                    "psnr_rgb": ps["rgb"],
-                    "psnr_y": ps["Y"],
-                    "psnr_cb": ps["Cb"],
-                    "psnr_cr": ps["Cr"],
-                    "ssim": ssim(image, res.decoded) if min(image.shape[:2]) >= 11 else None,
-                    "ms_ssim": ms_ssim(image, res.decoded) if (with_ms_ssim and not small) else None,
-                    "encode_s": res.encode_seconds,
-                    "decode_s": res.decode_seconds,
-                }
+                row, _data = measure_point(image_name, image, spec, q, with_ms_ssim)
                 rows.append(row)
                 done += 1
                 yield Progress(done, total, f"{spec['label']} q{q:g} on {image_name}")

@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 
+from studio.cli.batch import add_executor_options
 from studio.cli.common import CliError, add_force, add_verb, run_with_progress
 
 _TRANSFORMS = ("dct", "wht", "sdct", "rdct", "bas2008", "jam-rdct", "minangle")
@@ -52,14 +53,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_force(p)
 
     p = add_verb(subparsers, "rd", _rd, "rate-distortion sweep of several codecs with BD-rate against an anchor")
-    p.add_argument("images", nargs="+", help="image files or sample:NAME")
+    p.add_argument("images", nargs="+", help="image files, folders of images or sample:NAME")
     p.add_argument("--codecs", nargs="+", default=["jpeg", "webp"], help="codec specs, e.g. jpeg webp avif jpeg2000 block:transform=rdct,N=8")
     p.add_argument("--qualities", default="10,20,30,40,50,60,70,80,90", help="quality ladder (comma separated)")
     p.add_argument("--anchor", default=None, help="anchor codec spec for BD-rate (default: the first)")
     p.add_argument("--metric", default="psnr_rgb", choices=("psnr_rgb", "psnr_y", "ssim", "ms_ssim"), help="distortion for BD (SSIM and MS-SSIM in dB: -10 log10(1 - value))")
-    p.add_argument("--out", required=True, help="CSV (or .json) with one row per image x codec x quality")
+    p.add_argument("--out", required=True, help="CSV (or .json) with one row per image x codec x quality; "
+                   "a folder (or --executor) runs a batch: rd.csv, rd.json, bd.csv, batch.json in it")
     p.add_argument("--plot", default=None, help="PNG with the RD curves")
     p.add_argument("--no-ms-ssim", action="store_true", help="skip MS-SSIM (faster)")
+    p.add_argument("--keep-streams", action="store_true", help="batch: keep every encoded file in the batch folder")
+    add_executor_options(p)
     add_force(p)
 
 
@@ -445,19 +449,27 @@ def _rd(args: argparse.Namespace) -> dict:
             raise CliError(f"unknown codec {s['codec']!r}; choose from {', '.join(CODECS)}")
         if s["codec"] not in ok:
             raise CliError(f"codec {s['codec']} is not available on this machine")
-    out = Path(args.out)
-    _check_targets([out, args.plot], args.force)
     if args.anchor is not None:
         labels = [s["label"] for s in specs]
         if args.anchor not in labels:
             raise CliError(f"--anchor {args.anchor!r} must be one of the --codecs ({', '.join(labels)})")
     if args.metric == "ms_ssim" and args.no_ms_ssim:
         raise CliError("--metric ms_ssim needs MS-SSIM (drop --no-ms-ssim)")
+    from studio.cli.batch import rd_batch_verb, wants_rd_batch
+
+    if wants_rd_batch(args):
+        return rd_batch_verb(args, specs, qualities)
+    out = Path(args.out)
+    _check_targets([out, args.plot], args.force)
     if len(set(qualities)) < 4:
         import sys
 
         print(f"warning: {len(set(qualities))} qualities given; BD-rate needs at least 4 points per curve", file=sys.stderr)
-    images = [(Path(p).name if not p.startswith("sample:") else p, _load(p)) for p in args.images]
+    from engines.codec.images import IMAGE_SUFFIXES
+    from studio.cli.batch import expand_files
+
+    images = [(Path(p).name if not p.startswith("sample:") else p, _load(p))
+              for p in expand_files(args.images, IMAGE_SUFFIXES)]
     rows = run_with_progress(rd_sweep_job(images, specs, qualities, with_ms_ssim=not args.no_ms_ssim))
     curves = curves_from_rows(rows, args.metric)
     try:

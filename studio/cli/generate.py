@@ -11,6 +11,7 @@ import argparse
 import os
 from pathlib import Path
 
+from studio.cli.batch import add_executor_options, int_list
 from studio.cli.common import CliError, add_force, add_verb, run_with_progress
 
 
@@ -32,7 +33,7 @@ def _add_generation_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--negative-prompt", default="", help="negative prompt")
     parser.add_argument("--class", dest="class_label", type=int, default=None, help="class label (class-conditional models)")
     parser.add_argument("--sampler", default="", help="sampler name (default: the model's); see 'generate models'")
-    parser.add_argument("--steps", type=int, default=0, help="sampling steps (0 = model default)")
+    parser.add_argument("--steps", type=int_list, default=[0], help="sampling steps (0 = model default); a list such as 4,10,25 sweeps")
     parser.add_argument("--cfg", type=float, default=-1.0, help="classifier-free guidance scale (-1 = model default)")
     parser.add_argument("--seed", type=int, default=-1, help="seed (-1 = random; image i of a batch uses seed+i)")
     parser.add_argument("--batch", type=int, default=1, help="number of images")
@@ -48,6 +49,9 @@ def register(subparsers) -> None:
     """Add the generate verbs."""
     p = add_verb(subparsers, "image", _image, "generate images from a prompt or a class label")
     _add_generation_args(p)
+    p.add_argument("--seeds", default=None, help="sweep: seeds such as 0-99 or 1,5,9 (one image each)")
+    p.add_argument("--samplers", default=None, help="sweep: samplers, comma separated")
+    add_executor_options(p)
     p = add_verb(subparsers, "edit", _edit, "img2img (SDEdit strength), inpainting with a mask, ILVR reference guidance")
     _add_generation_args(p)
     p.add_argument("--init", required=False, default=None, help="input image (img2img / inpainting)")
@@ -94,7 +98,7 @@ def _run(args, init=None, mask=None, reference=None, inputs=None) -> dict:
         raise CliError(f"--out must be a folder, but {out} is a file")
     params = GenerationParams(
         model=args.model, prompt=args.prompt, negative_prompt=args.negative_prompt, class_label=args.class_label,
-        sampler=args.sampler, steps=args.steps, cfg=args.cfg, seed=args.seed, batch=args.batch,
+        sampler=args.sampler, steps=args.steps[0], cfg=args.cfg, seed=args.seed, batch=args.batch,
         width=args.width, height=args.height, strength=getattr(args, "strength", 1.0),
         ilvr_n=getattr(args, "ilvr_n", 0),
     )
@@ -124,10 +128,16 @@ def _run(args, init=None, mask=None, reference=None, inputs=None) -> dict:
 
 
 def _image(args) -> dict:
+    from studio.cli.batch import generation_batch_verb, wants_generation_batch
+
+    if wants_generation_batch(args):
+        return generation_batch_verb(args, _model_dirs(args))
     return _run(args)
 
 
 def _edit(args) -> dict:
+    if len(args.steps) > 1:
+        raise CliError("edit takes one --steps value (sweeps: generate image)")
     if not args.init and not args.reference:
         raise CliError("edit needs --init IMG (img2img/inpainting) and/or --reference IMG --ilvr-n N")
     if args.mask and not args.init:

@@ -9,6 +9,7 @@ import argparse
 import os
 from pathlib import Path
 
+from studio.cli.batch import add_executor_options
 from studio.cli.common import CliError, add_force, add_verb, parse_pair, run_with_progress
 
 PANEL = "render"
@@ -90,6 +91,10 @@ def cmd_fit(args: argparse.Namespace) -> dict:
         raise CliError("--count and --steps must be at least 1")
     if not args.target and not args.views:
         raise CliError("give a TARGET image or --views FOLDER")
+    if args.more_targets or args.executor is not None or (args.target and Path(args.target).is_dir()):
+        from studio.cli.batch import fit_batch_verb
+
+        return fit_batch_verb(args, [t for t in [args.target, *args.more_targets] if t])
     _check_out(args.out, (".ply",), args.force)
     import numpy as np
 
@@ -173,6 +178,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = add_verb(subparsers, "fit", cmd_fit, "fit Gaussians or spheres to a photo or to posed views")
     p.add_argument("target", nargs="?", help="target image (2D photo-to-Gaussians mode)")
+    p.add_argument("more_targets", nargs="*", metavar="TARGET",
+                   help="more target images or folders: a batch (one .ply each; --out is then a folder)")
     p.add_argument("--views", help="folder with view_*.png and cameras.json (posed multi-view mode)")
     p.add_argument("--primitive", default="gaussians", choices=["gaussians", "spheres"])
     p.add_argument("--count", type=int, default=1000, help="initial number of primitives")
@@ -184,6 +191,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-densify", action="store_true", help="disable clone/split/prune")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output .ply (3DGS layout) with a .json provenance sidecar")
+    add_executor_options(p)
     add_force(p)
 
     p = add_verb(subparsers, "info", cmd_info, "statistics of a .ply/.splat scene")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from studio.cli.batch import add_executor_options
 from studio.cli.common import CliError, add_force, add_verb, parse_pair, run_with_progress
 
 
@@ -91,6 +92,10 @@ def _classify(args: argparse.Namespace) -> dict:
     from engines.volume.writers import save_nifti
     from studio.export import ExportError, make_provenance
 
+    if args.more_files or args.executor is not None:
+        from studio.cli.batch import classify_batch_verb
+
+        return classify_batch_verb(args, [args.file, *args.more_files])
     name = args.out.lower()
     if not (name.endswith((".nii", ".nii.gz"))):
         raise CliError("--out must end in .nii or .nii.gz")
@@ -179,6 +184,9 @@ def register(subparsers) -> None:
 
     p = add_verb(subparsers, "classify", _classify, "classify voxels from painted strokes and write a label volume")
     _add_input(p)
+    p.add_argument("more_files", nargs="*", metavar="FILE",
+                   help="more volumes: a batch (one label volume each; --out is then a folder)")
+    add_executor_options(p)
     p.add_argument("--strokes", required=True, help='strokes JSON: {"classes": [...], "strokes": [{"class": 0, "voxels": [[z, y, x], ...]}]}')
     p.add_argument("--method", choices=["similarity", "forest"], default="similarity", help="cosine similarity (Engel et al.) or random forest")
     p.add_argument("--aggregate", choices=["mean", "max"], default="mean", help="how similarities to a class's annotations combine")
