@@ -1,25 +1,26 @@
 """The one export service: atomic writes and provenance for every file the studio writes.
 
 PNG files carry their provenance as a JSON ``iTXt`` chunk under the key ``spectra-studio``;
-every other format gets a ``<file>.json`` sidecar. Writes go to a temporary file in the
-target folder and are renamed into place only when complete, so a failing writer never
-leaves a partial file behind. No Qt here: the CLI uses it too.
+every other format gets a ``<file>.json`` sidecar, written as a pair with its data file (both
+or neither). Writes go to a temporary file in the target folder (created with the user's umask)
+and are renamed into place only when complete, so a failing writer never leaves a partial file
+behind. The provenance record itself is built and validated in :mod:`engines.provenance`; this
+module only writes and reads it. No Qt here: the CLI uses it too.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
 import json
 import os
-import platform
-import tempfile
-from collections.abc import Callable, Iterable
+import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engines.provenance import MAX_RECORD_BYTES, ProvenanceError, file_sha256, jsonable, parse_record
+from engines.provenance import build_record as make_provenance
 from studio import __version__
 
 PNG_KEY = "spectra-studio"
@@ -27,6 +28,7 @@ PNG_KEY = "spectra-studio"
 __all__ = [
     "ExportError",
     "FileExistsErrorNoForce",
+    "PendingExport",
     "atomic_write",
     "atomic_write_bytes",
     "file_sha256",
@@ -39,76 +41,79 @@ __all__ = [
 
 
 class ExportError(ValueError):
-    """An export could not be written (bad data, bad path, existing file without force)."""
+    """An export could not be written (bad data, bad path, existing file without force), or a
+    provenance record could not be read (the one error type of :func:`read_provenance`)."""
 
 
 class FileExistsErrorNoForce(ExportError):
     """The target exists and overwriting was not allowed."""
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes (of every file inside, sorted, for a folder)."""
-    digest = hashlib.sha256()
-    path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode())
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+class PendingExport(str):
+    """The path an export will write when its background job finishes (the file does not exist yet).
 
-
-def _jsonable(value: Any) -> Any:
-    """Turn numpy scalars/arrays, paths and tuples into plain JSON values."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    return value
-
-
-def make_provenance(
-    panel: str,
-    engine: str,
-    parameters: dict,
-    *,
-    seed: int | None = None,
-    device: str | None = None,
-    inputs: Iterable[str | os.PathLike] = (),
-    extra: dict | None = None,
-) -> dict:
-    """The provenance record stored with an export.
-
-    ``parameters`` must be everything needed to reproduce the result; ``inputs`` are files
-    the result was made from (their sha256 is recorded, keyed by file name).
+    A panel's ``export()`` returns this instead of a plain path when it started a job; the job
+    itself reports "Exported …" once the file is in place.
     """
-    record = {
-        "app": "Spectra Studio",
-        "app_version": __version__,
-        "panel": panel,
-        "engine": engine,
-        "parameters": _jsonable(dict(parameters)),
-        "seed": seed,
-        "device": device,
-        "inputs": {
-            os.fspath(p): file_sha256(p) for p in inputs if p and Path(p).exists()
-        },
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-    }
-    if extra:
-        record.update(_jsonable(extra))
-    return record
+
+
+def _check_target(target: Path, force: bool) -> Path:
+    """The folder ``target`` goes into; refuses an existing target without ``force``."""
+    if target.exists() and not force:
+        raise FileExistsErrorNoForce(f"{target} exists (use --force to overwrite)")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise ExportError(f"folder {folder} does not exist")
+    return folder
+
+
+def _new_temp(target: Path, folder: Path) -> str:
+    """Create an empty hidden temporary file next to ``target`` with the user's umask (not 0600)."""
+    for _ in range(100):
+        tmp = folder / f".{target.name}.{secrets.token_hex(4)}.partial{target.suffix}"
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise ExportError(f"cannot write {target.name}: {exc.strerror or exc}") from None
+        return str(tmp)
+    raise ExportError(f"cannot create a temporary file for {target.name}")
+
+
+def _write_temp(target: Path, writer: Callable[[str], None], folder: Path) -> str:
+    """Run ``writer`` on a new temporary file for ``target``; returns its path, removes it on failure.
+
+    An ``OSError`` (disk full, permission ...) becomes an :class:`ExportError` naming ``target``, never
+    the temporary file.
+    """
+    tmp = _new_temp(target, folder)
+    try:
+        writer(tmp)
+        if not os.path.exists(tmp) or os.path.getsize(tmp) == 0:
+            raise ExportError(f"writing {target.name} produced no data")
+    except BaseException as exc:
+        _remove(tmp)
+        if isinstance(exc, OSError):
+            raise ExportError(f"could not write {target.name}: {exc.strerror or exc}") from exc
+        if isinstance(exc, Exception) and tmp in str(exc):
+            raise ExportError(str(exc).replace(tmp, target.name)) from exc
+        raise
+    return tmp
+
+
+def _remove(path: str | os.PathLike) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _rename(tmp: str, target: Path) -> None:
+    try:
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise ExportError(f"could not write {target.name}: {exc.strerror or exc}") from exc
 
 
 def atomic_write(
@@ -120,26 +125,17 @@ def atomic_write(
     """Call ``writer(tmp_path)`` and rename the result to ``path`` only if it succeeds.
 
     Raises :class:`FileExistsErrorNoForce` if ``path`` exists and ``force`` is false. Any
-    exception from ``writer`` removes the temporary file and propagates; ``path`` is then
-    untouched (absent, or the previous version).
+    exception from ``writer`` removes the temporary file and propagates (an ``OSError`` as an
+    :class:`ExportError` naming ``path``); ``path`` is then untouched (absent, or the previous
+    version). The file gets the user's umask, like any file the user creates.
     """
     target = Path(path)
-    if target.exists() and not force:
-        raise FileExistsErrorNoForce(f"{target} exists (use --force to overwrite)")
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise ExportError(f"folder {folder} does not exist")
-    handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial" + target.suffix, dir=folder)
-    os.close(handle)
+    folder = _check_target(target, force)
+    tmp = _write_temp(target, writer, folder)
     try:
-        writer(tmp)
-        if not os.path.exists(tmp) or (os.path.getsize(tmp) == 0):
-            raise ExportError(f"writing {target.name} produced no data")
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        _rename(tmp, target)
+    finally:
+        _remove(tmp)
     return target
 
 
@@ -183,7 +179,7 @@ def save_png(
 
     pixels = _to_uint8_image(image)
     info = PngImagePlugin.PngInfo()
-    info.add_itxt(PNG_KEY, json.dumps(_jsonable(provenance), sort_keys=True))
+    info.add_itxt(PNG_KEY, json.dumps(jsonable(provenance), sort_keys=True))
     params = provenance.get("parameters") or {}
     info.add_text("Software", f"Spectra Studio {__version__}")
     if params:
@@ -208,40 +204,94 @@ def save_with_sidecar(
     *,
     force: bool = False,
 ) -> Path:
-    """Write a non-PNG file with ``writer(tmp_path)`` and its provenance as ``<path>.json``.
+    """Write a non-PNG file with ``writer(tmp_path)`` and its provenance as ``<path>.json``, as a pair.
 
-    Both files are written atomically; the sidecar is written only after the data file.
+    Both temporary files are written first and renamed only when both are complete; on any
+    failure neither new file is left behind (both or neither).
     """
-    side = sidecar_path(path)
-    if not force:
-        for candidate in (Path(path), side):
-            if candidate.exists():
-                raise FileExistsErrorNoForce(f"{candidate} exists (use --force to overwrite)")
-    target = atomic_write(path, writer, force=True)
-    atomic_write_bytes(side, json.dumps(_jsonable(provenance), indent=2, sort_keys=True).encode(), force=True)
+    target, side = Path(path), sidecar_path(path)
+    folder = _check_target(target, force)
+    _check_target(side, force)
+    text = json.dumps(jsonable(provenance), indent=2, sort_keys=True).encode()
+
+    def write_sidecar(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            handle.write(text)
+
+    data_tmp = _write_temp(target, writer, folder)
+    try:
+        side_tmp = _write_temp(side, write_sidecar, folder)
+    except BaseException:
+        _remove(data_tmp)
+        raise
+    try:
+        _rename(data_tmp, target)
+        try:
+            _rename(side_tmp, side)
+        except BaseException:
+            _remove(target)  # no data file without its sidecar
+            raise
+    finally:
+        _remove(data_tmp)
+        _remove(side_tmp)
     return target
 
 
-def read_provenance(path: str | os.PathLike) -> dict | None:
-    """The provenance stored with a file (PNG chunk or sidecar), or None if it has none.
+def _decode_record(text: str | bytes, where: str) -> dict:
+    try:
+        return parse_record(text)
+    except ProvenanceError as exc:
+        raise ExportError(f"{where}: its Spectra Studio record is not valid ({exc})") from None
 
-    Raises :class:`ExportError` when the file is a PNG that cannot be read.
+
+def _png_record(path: Path) -> dict | None:
+    """The record in a PNG's ``spectra-studio`` chunk (read without decoding the pixels)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            if image.format != "PNG":
+                raise ExportError(f"{path.name} is not a readable image: it holds {image.format} data, not PNG")
+            text = image.info.get(PNG_KEY)
+    except ExportError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types (incl. bomb errors) on bad files
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+        raise ExportError(f"{path.name} is not a readable image: {message}") from None
+    if text is None:
+        return None
+    return _decode_record(text, path.name)
+
+
+def _sidecar_record(path: Path) -> dict | None:
+    """The record in ``<path>.json``; None when there is none or it is not a Spectra Studio record."""
+    side = sidecar_path(path)
+    try:
+        if not side.is_file():
+            return None
+        if side.stat().st_size > MAX_RECORD_BYTES:
+            raise ExportError(f"{side.name} is too large to be a Spectra Studio record")
+        data = side.read_bytes()
+    except OSError as exc:
+        raise ExportError(f"cannot read {side.name}: {exc.strerror or exc}") from None
+    try:
+        peek = json.loads(data)
+    except (ValueError, RecursionError):
+        return _decode_record(data, side.name)  # raises with the reason
+    if not isinstance(peek, dict) or ("panel" not in peek and peek.get("app") != "Spectra Studio"):
+        return None  # some other tool's metadata next to the file
+    return _decode_record(data, side.name)
+
+
+def read_provenance(path: str | os.PathLike) -> dict | None:
+    """The validated provenance stored with a file (PNG chunk, else sidecar), or None if it has none.
+
+    Raises :class:`ExportError` (and nothing else) when the PNG cannot be read or the record is
+    malformed: not JSON, not an object, too large, nested too deeply, or fields of the wrong type.
     """
     path = Path(path)
     if path.suffix.lower() == ".png":
-        from engines.imagefile import open_image
-
-        image = open_image(path, error=ExportError)
-        text = image.text.get(PNG_KEY) if hasattr(image, "text") else None
-        if text:
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError:
-                return None
-    side = sidecar_path(path)
-    if side.exists():
-        try:
-            return json.loads(side.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None
-    return None
+        record = _png_record(path)
+        if record is not None:
+            return record
+    return _sidecar_record(path)

@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
 
 from studio import APP_NAME, __version__
 from studio.errors import describe_error
+from studio.export import PendingExport
 from studio.jobs import JobQueue
 from studio.routing import ASK, ERROR, RESTORE, UNSUPPORTED, route_path
 from studio.services import StudioServices
@@ -342,13 +343,13 @@ class MainWindow(QMainWindow):
         return opened
 
     def open_path(self, path: str, ask=None) -> str | None:
-        """Route and open one path; returns the panel name, or None (with a message) on failure.
+        """Route ``path`` by its content and open it; returns the panel name, or None (with a message).
 
-        ``ask(candidates) -> name | None`` chooses among several panels (default: a dialog).
+        ``ask(candidates, path) -> name | None`` chooses among several panels (default: a dialog).
+        An exported file with provenance is opened in the panel that made it and its parameters
+        are restored (all or nothing).
         """
-        acceptors = [
-            (slot.name, lambda p, s=slot: self._slot_can_open(s, p)) for slot in self.slots if slot.cls is not None
-        ]
+        acceptors = [(slot.name, slot.cls.accepts) for slot in self.slots if slot.cls is not None]
         decision = route_path(path, acceptors, self.active_name())
         if decision.action in (ERROR, UNSUPPORTED):
             self._report_open_failure(decision.message)
@@ -360,30 +361,27 @@ class MainWindow(QMainWindow):
                 return None
         panel = self.panel(name)
         if panel is None:
-            self._report_open_failure(f"the {name} panel is not available")
+            self._report_open_failure(f"{Path(path).name}: the {self.slot(name).title} panel is not available")
             return None
+        title, file_name = self.slot(name).title, Path(path).name
         try:
             if decision.action == RESTORE:
                 provenance = dict(decision.provenance or {})
                 provenance["source_path"] = os.path.abspath(path)
-                panel.restore_from_provenance(provenance)
-                message = f"Restored {Path(path).name}: {self.slot(name).title} parameters"
+                panel.open_exported(path, provenance, open_file=decision.open_file)
+                message = (f"Opened {file_name} in {title} and restored its parameters" if decision.open_file
+                           else f"Restored the {title} parameters saved with {file_name}")
             else:
                 panel.open_file(path)
-                message = f"Opened {Path(path).name} in {self.slot(name).title}"
+                message = f"Opened {file_name} in {title}"
         except Exception as exc:
-            self._report_open_failure(f"{Path(path).name}: {describe_error(exc)}", traceback.format_exc())
+            self._report_open_failure(f"{file_name}: {describe_error(exc)}", traceback.format_exc())
             return None
         self.show_panel(name)
         self.settings.add_recent_file(path)
         self.services.log(message)
         self.statusBar().showMessage(message, 5000)
         return name
-
-    def _slot_can_open(self, slot: _PanelSlot, path: str) -> bool:
-        """Ask the panel itself (built now if needed) whether it opens ``path``."""
-        widget = self._ensure_built(slot)
-        return widget is not None and widget.can_open(path)
 
     def _report_open_failure(self, message: str, details: str = "") -> None:
         self.services.log(f"Cannot open {message}", "error", details)
@@ -441,8 +439,12 @@ class MainWindow(QMainWindow):
             self.services.log(f"Export failed: {describe_error(exc)}", "error", traceback.format_exc())
             self.toast.show_message(f"Export failed: {describe_error(exc)}", "error")
             return None
-        self.services.log(f"Exported {written}")
-        self.statusBar().showMessage(f"Exported {written}", 5000)
+        if isinstance(written, PendingExport) or not os.path.exists(written):
+            message = f"Exporting {Path(written).name}: the file is written when its job finishes"
+        else:
+            message = f"Exported {written}"
+        self.services.log(message)
+        self.statusBar().showMessage(message, 5000)
         return written
 
     def _on_send_requested(self, panel_name: str, kind: str, payload) -> None:

@@ -1,11 +1,17 @@
-"""Decide which panel receives a dropped or opened file (no Qt).
+"""Decide which panel receives a dropped or opened file, by its content (no Qt, no panel built).
 
 Rules, in order:
 1. a missing path is an error;
-2. a file with Spectra Studio provenance (PNG chunk or sidecar) restores the panel named in it;
-3. otherwise the panels whose ``can_open`` accepts the path are the candidates: none means
-   unsupported, one is chosen, several go to the active panel if it is one of them, else the
-   user is asked.
+2. the content is sniffed once (:func:`engines.filekinds.sniff`: magic bytes, folder layout);
+3. a file with a valid Spectra Studio provenance record (PNG chunk or sidecar) restores the
+   panel named in it, and that panel also opens the file when it can (``open_file``); a
+   malformed record is an error and nothing is applied;
+4. otherwise the panels whose acceptor takes the content are the candidates: none means
+   unsupported, one is chosen whatever panel is active, several go to the active panel if it
+   is one of them, else the user is asked.
+
+An acceptor is ``accepts(path, kind) -> bool`` — a panel class's :meth:`Panel.accepts`, which
+needs no panel instance.
 """
 
 from __future__ import annotations
@@ -15,7 +21,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engines.filekinds import MISSING, UNKNOWN, describe, sniff
+
 OPEN, RESTORE, ASK, UNSUPPORTED, ERROR = "open", "restore", "ask", "unsupported", "error"
+
+Acceptor = Callable[[str, str], bool]
 
 
 @dataclass
@@ -28,40 +38,58 @@ class Route:
     candidates: list[str] = field(default_factory=list)
     provenance: dict | None = None
     message: str = ""
+    kind: str = UNKNOWN
+    open_file: bool = True  # for RESTORE: the panel also opens the file itself
+
+
+def _accepts(acceptor: Acceptor, path: str, kind: str) -> bool:
+    try:
+        return bool(acceptor(path, kind))
+    except Exception:  # noqa: BLE001 - a broken acceptor must not break routing
+        return False
+
+
+def unsupported_message(name: str, path: str, kind: str) -> str:
+    """``"notes.docx: no panel opens .docx files"`` / ``"scans: no panel opens an empty folder"``."""
+    suffix = "".join(Path(path).suffixes[-2:]).lower() if kind == UNKNOWN else ""
+    if kind == UNKNOWN and os.path.isdir(path):
+        return f"{name}: no panel opens this folder (no DICOM series, model or posed views in it)"
+    if kind == UNKNOWN and suffix:
+        return f"{name}: no panel opens {suffix} files"
+    if kind == UNKNOWN:
+        return f"{name}: no panel opens this file (its type is not recognised)"
+    return f"{name}: no panel opens {describe(kind)}"
 
 
 def route_path(
     path: str | os.PathLike,
-    acceptors: Sequence[tuple[str, Callable[[str], bool]]],
+    acceptors: Sequence[tuple[str, Acceptor]],
     active: str | None = None,
 ) -> Route:
-    """Route ``path`` among ``acceptors`` (``(panel_name, can_open)`` pairs, in switcher order)."""
+    """Route ``path`` among ``acceptors`` (``(panel_name, accepts)`` pairs, in switcher order)."""
     from studio.export import ExportError, read_provenance
 
     path = os.fspath(path)
     name = Path(path).name or path
-    if not os.path.exists(path):
-        return Route(ERROR, path, message=f"{name}: no such file or folder")
-    names = [panel for panel, _ in acceptors]
+    kind = sniff(path)
+    if kind == MISSING:
+        return Route(ERROR, path, message=f"{name}: no such file or folder", kind=kind)
+    names = dict(acceptors)
     if os.path.isfile(path):
         try:
             provenance = read_provenance(path)
         except ExportError as exc:
-            return Route(ERROR, path, message=str(exc))
-        if provenance and provenance.get("panel") in names:
-            return Route(RESTORE, path, panel=provenance["panel"], provenance=provenance)
-    candidates = []
-    for panel, can_open in acceptors:
-        try:
-            if can_open(path):
-                candidates.append(panel)
-        except Exception:  # a broken acceptor must not break routing
-            continue
+            return Route(ERROR, path, message=str(exc), kind=kind)
+        panel = provenance.get("panel") if provenance else None
+        if panel in names:
+            return Route(RESTORE, path, panel=panel, provenance=provenance, kind=kind,
+                         open_file=_accepts(names[panel], path, kind))
+    candidates = [panel for panel, acceptor in acceptors if _accepts(acceptor, path, kind)]
     if not candidates:
-        kind = Path(path).suffix or ("folder" if os.path.isdir(path) else "file")
-        return Route(UNSUPPORTED, path, message=f"{name}: no panel opens {kind} files")
+        return Route(UNSUPPORTED, path, message=unsupported_message(name, path, kind), kind=kind)
     if len(candidates) == 1:
-        return Route(OPEN, path, panel=candidates[0], candidates=candidates)
+        return Route(OPEN, path, panel=candidates[0], candidates=candidates, kind=kind)
     if active in candidates:
-        return Route(OPEN, path, panel=active, candidates=candidates)
-    return Route(ASK, path, candidates=candidates, message=f"{name} can be opened by several panels")
+        return Route(OPEN, path, panel=active, candidates=candidates, kind=kind)
+    return Route(ASK, path, candidates=candidates, kind=kind,
+                 message=f"{name} ({describe(kind)}) can be opened by several panels")

@@ -72,7 +72,7 @@ def test_failing_writer_leaves_no_partial_file(tmp_path):
             handle.write(b"ply\nformat binary_little_endian 1.0\n" + b"\0" * 1000)
         raise OSError("disk full")
 
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ExportError, match="could not write scene.ply: disk full"):
         atomic_write(target, writer)
     assert os.listdir(tmp_path) == []
 

@@ -34,6 +34,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from engines import filekinds as fk
+from engines.provenance import array, number, obj, one_of, text
 from panels.base import OpenError, Panel
 from panels.codec.widgets import CompareView, ImageCanvas, QuantEditor, heat_lut, make_view
 
@@ -92,7 +94,16 @@ class CodecPanel(Panel):
         ".tiff": "TIFF image",
         ".avif": "AVIF image",
         ".jp2": "JPEG 2000 image",
+        ".ssbc": "block-codec bitstream (decoded)",
     }
+    content_kinds = (fk.PNG, fk.JPEG, fk.WEBP, fk.BMP, fk.TIFF_IMAGE, fk.AVIF, fk.JP2, fk.SSBC)
+    parameter_schema = obj({  # noqa: RUF012
+        "transform": text(100), "N": number(1, 64, integer=True), "alphabet": one_of(1, 2, 3),
+        "quality": number(1, 100), "preset": one_of("jpeg", "flat", "custom"), "subsampling": one_of("4:2:0", "4:4:4"),
+        "custom_tables": array({"anyOf": [{"type": "null"}, array(array(number(), 8, 8), 8, 8)]}, 2, 2),
+        "channel": text(100), "compare_codec": text(100), "compare_quality": number(1, 100, integer=True),
+        "compare_mode": text(100), "rd_codecs": array(text(100), max_items=100), "rd_qualities": text(1000),
+    })
     export_filters = "Decoded image (*.png);;Block-codec bitstream (*.ssbc);;RD table (*.csv)"
 
     def __init__(self, services, parent: QWidget | None = None) -> None:
@@ -556,8 +567,12 @@ class CodecPanel(Panel):
         }
 
     def restore_parameters(self, parameters: dict) -> None:
+        p = self.check_parameters(parameters or {})
+        for key, allowed in (("transform", TRANSFORMS), ("N", SIZES), ("channel", CHANNELS),
+                             ("compare_mode", CompareView.MODES)):
+            if key in p and str(p[key]) not in [str(a) for a in allowed]:
+                raise OpenError(f"Codec parameter {key}: {p[key]!r} is not one of {', '.join(map(str, allowed))}")
         self._ensure_params()
-        p = parameters or {}
         auto = self.p_auto.isChecked()
         self.p_auto.setChecked(False)
         try:
@@ -614,6 +629,9 @@ class CodecPanel(Panel):
     def open_file(self, path: str) -> None:
         from engines.codec.images import load_image
 
+        if Path(path).suffix.lower() == ".ssbc":
+            self._open_bitstream(path)
+            return
         try:
             image = load_image(path)
         except FileNotFoundError as exc:
@@ -633,6 +651,25 @@ class CodecPanel(Panel):
         self._show_file_info(path)
         if info is not None:
             self._load_jpeg_internals(path)
+
+    def _open_bitstream(self, path: str) -> None:
+        """Decode a block-codec bitstream and show the decoded image."""
+        import struct
+
+        from engines.codec.blockcodec import decode
+
+        try:
+            data = Path(path).read_bytes()
+            decoded = decode(data)
+        except OSError as exc:
+            raise OpenError(f"cannot read {Path(path).name}: {exc.strerror or exc}") from None
+        except (ValueError, struct.error, EOFError) as exc:
+            raise OpenError(f"{Path(path).name} is not a readable bitstream: {exc}") from None
+        image = np.asarray(decoded.image)
+        if image.ndim == 2:
+            image = np.stack([image] * 3, axis=-1)
+        self.set_image(np.ascontiguousarray(image[..., :3]), Path(path).name, path)
+        self._show_file_info(path)
 
     def receive(self, kind: str, payload: Any) -> None:
         if kind != "image":

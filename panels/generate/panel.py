@@ -30,6 +30,8 @@ from qtpy.QtWidgets import (
 )
 from superqt import QCollapsible
 
+from engines import filekinds as fk
+from engines.provenance import array, number, obj, text
 from panels.base import OpenError, Panel
 from panels.generate.widgets import HistoryStrip, ImageSlot, ImageView, read_image_file
 
@@ -55,6 +57,17 @@ class GeneratePanel(Panel):
         "/": "diffusers model folder",
     }
     export_filters = "PNG image (*.png)"
+    content_kinds = (fk.PNG, fk.JPEG, fk.WEBP, fk.MODEL_FOLDER, fk.CHECKPOINT)
+    parameter_schema = obj({  # noqa: RUF012
+        "model": text(4096), "prompt": text(), "negative_prompt": text(),
+        "class_label": {"type": ["integer", "null"], "minimum": 0, "maximum": 1_000_000},
+        "sampler": text(100), "steps": number(0, 1000, integer=True), "cfg": number(-1, 100),
+        "seed": number(-1, 2**63 - 1, integer=True), "width": number(0, 8192, integer=True),
+        "height": number(0, 8192, integer=True), "batch": number(1, 64, integer=True),
+        "strength": number(0, 1), "ilvr_n": number(0, 1 << 16, integer=True), "seed_locked": {"type": "boolean"},
+        "ilvr_factor": number(0, 1 << 16, integer=True), "model_folders": array(text(4096), max_items=100),
+        "extra_models": array(text(4096), max_items=1000), "advanced_open": {"type": "boolean"},
+    })
 
     def __init__(self, services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)
@@ -421,7 +434,11 @@ class GeneratePanel(Panel):
         from engines.generation.api import GenerationParams
         from engines.generation.models import ModelError, resolve_model
 
-        parameters = dict(parameters or {})
+        parameters = dict(self.check_parameters(parameters or {}))
+        try:
+            GenerationParams.from_dict(parameters)
+        except ValueError as exc:
+            raise OpenError(str(exc)) from None
         folders = [f for f in parameters.get("model_folders", []) if isinstance(f, str)]
         extra = [f for f in parameters.get("extra_models", []) if isinstance(f, str)]
         if folders != self.model_folders or extra != self.extra_models:
@@ -486,6 +503,19 @@ class GeneratePanel(Panel):
                 data["model"] = path  # the name is unknown here, but the recorded folder exists
         self.restore_parameters(data)
         self.services.notify(f"Restored parameters (seed {params.seed}, {params.sampler}, {params.steps} steps)")
+
+    def open_exported(self, path: str, provenance: dict, open_file: bool = True) -> None:
+        """A PNG this panel generated: restore its parameters and show it."""
+        self.check_parameters(provenance.get("parameters") or {})
+        image = None
+        if open_file:
+            try:
+                image = read_image_file(str(path))
+            except ValueError as exc:
+                raise OpenError(str(exc)) from None
+        self.restore_from_provenance(provenance)
+        if image is not None:
+            self.view.set_image(image)
 
     def randomize_seed(self) -> None:
         self.seed_spin.setValue(random.SystemRandom().randrange(0, 2**31 - 2))

@@ -36,6 +36,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from engines import filekinds as fk
+from engines.provenance import array, number, obj, one_of
 from panels.base import OpenError, Panel
 from panels.render.widgets import ImageView, to_uint8
 
@@ -198,6 +200,13 @@ class RenderPanel(Panel):
         "/": "posed views (view_*.png + cameras.json)",
     }
     export_filters = "3DGS scene (*.ply);;PNG image (*.png)"
+    content_kinds = (fk.PLY_SCENE, fk.SPLAT, fk.PNG, fk.JPEG, fk.BMP, fk.POSED_VIEWS)
+    parameter_schema = obj({  # noqa: RUF012
+        "background": array(number(0, 1), 3, 3), "point_size": number(0.1, 5.0), "sh_degree": number(0, 3, True),
+        "aa": {"type": "string"}, "still_scale": number(0.1, 2.0), "primitive": one_of("gaussians", "spheres"),
+        "count": number(1, 200000, True), "steps": number(1, 100000, True), "fit_aa": {"type": "string"},
+        "densify": {"type": "boolean"}, "max_side": number(8, 1024, True), "seed": number(0, 2**31 - 1, True),
+    })
 
     def __init__(self, services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)
@@ -560,12 +569,6 @@ class RenderPanel(Panel):
         return frame_camera(means, 0.0, 0.0, width or 800, height or 600, 45.0)
 
     # -- scene and files ----------------------------------------------------------------
-    def can_open(self, path) -> bool:
-        """Scenes, photos (fit targets) and posed-view folders (with a cameras.json)."""
-        if os.path.isdir(path):
-            return os.path.exists(os.path.join(path, "cameras.json"))
-        return super().can_open(path)
-
     def open_file(self, path: str) -> None:
         """A scene opens in the viewer; a photo or a posed-view folder becomes the fit target."""
         if os.path.isdir(path):
@@ -1071,19 +1074,31 @@ class RenderPanel(Panel):
                 "densify": self.densify.isChecked(), "max_side": self.max_side.value(), "seed": self.seed.value()}
 
     def restore_parameters(self, parameters: dict) -> None:
-        p = parameters or {}
-        try:
-            if "background" in p and len(p["background"]) == 3:
-                self.set_background(p["background"])
-            for key, widget in (("point_size", self.point_size), ("sh_degree", self.sh_degree),
-                                ("still_scale", self.still_scale), ("count", self.count), ("steps", self.steps),
-                                ("max_side", self.max_side), ("seed", self.seed)):
-                if key in p:
-                    widget.setValue(type(widget.value())(p[key]))
-            for key, combo in (("aa", self.aa_mode), ("primitive", self.primitive), ("fit_aa", self.fit_aa)):
-                if key in p and combo.findText(str(p[key])) >= 0:
-                    combo.setCurrentText(str(p[key]))
-            if "densify" in p:
-                self.densify.setChecked(bool(p["densify"]))
-        except (TypeError, ValueError):
-            pass
+        p = self.check_parameters(parameters or {})
+        for key in ("aa", "fit_aa"):
+            if key in p and p[key] not in AA_MODES:
+                raise OpenError(f"Render parameter {key}: {p[key]!r} is not one of {', '.join(AA_MODES)}")
+        if "background" in p:
+            self.set_background(p["background"])
+        for key, widget in (("point_size", self.point_size), ("sh_degree", self.sh_degree),
+                            ("still_scale", self.still_scale), ("count", self.count), ("steps", self.steps),
+                            ("max_side", self.max_side), ("seed", self.seed)):
+            if key in p:
+                widget.setValue(type(widget.value())(p[key]))
+        for key, combo in (("aa", self.aa_mode), ("primitive", self.primitive), ("fit_aa", self.fit_aa)):
+            if key in p:
+                combo.setCurrentText(str(p[key]))
+        if "densify" in p:
+            self.densify.setChecked(bool(p["densify"]))
+
+    def open_exported(self, path: str, provenance: dict, open_file: bool = True) -> None:
+        """A scene is opened with its parameters; a still PNG restores its parameters and reopens the
+        scene it was rendered from when that file still exists (the PNG is not a fit target)."""
+        if Path(path).suffix.lower() == ".png":
+            self.check_parameters(provenance.get("parameters") or {})
+            scenes = [p for p in (provenance.get("inputs") or {}) if Path(p).suffix.lower() in (".ply", ".splat")]
+            if scenes and Path(scenes[0]).is_file():
+                self.open_file(scenes[0])
+            self.restore_from_provenance(provenance)
+            return
+        super().open_exported(path, provenance, open_file)

@@ -34,6 +34,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from engines import filekinds as fk
+from engines.provenance import array, number, obj, one_of, text
 from panels.base import OpenError, Panel
 from panels.volume.slices import SliceView, slice_coords, view_to_voxel
 from panels.volume.tf2d_editor import TF2DEditor
@@ -43,6 +45,17 @@ from panels.volume.view3d import VolumeView
 MODES = [("DVR (composite)", "dvr"), ("MIP", "mip"), ("MinIP", "minip"), ("Average", "avg"), ("Iso surface (lit)", "iso")]
 DEFAULT_CLASSES = [("bone", (0.95, 0.92, 0.8), 1.0), ("vessel", (0.9, 0.1, 0.1), 1.0), ("background", (0.3, 0.5, 0.9), 0.0)]
 SYNC_READ_BYTES = 256 * 2**20
+_COLOR = array(number(0, 1), 3, 3)
+PARAMETER_SCHEMA = obj({
+    "source": text(4096, nullable=True), "tf": {"type": ["object", "null"]}, "mode": one_of(*(k for _, k in MODES)),
+    "step": number(0.1, 8.0), "iso": number(-1e6, 1e6), "azimuth": number(-1e6, 1e6), "elevation": number(-1e6, 1e6),
+    "crop": {"type": ["array", "null"]}, "export_size": number(64, 4096, integer=True),
+    "method": one_of("similarity-max", "similarity", "forest"), "brush": number(0, 20, integer=True),
+    "feature_resolution": one_of("auto", "full", "half"), "tf2d": {"type": ["object", "null"]},
+    "use_2d": {"type": "boolean"},
+    "classes": array(obj({"name": text(200), "color": _COLOR, "opacity": number(0, 1), "visible": {"type": "boolean"}},
+                         required=["name", "color"]), max_items=64),
+})
 
 
 class _Command(QUndoCommand):
@@ -139,6 +152,8 @@ class VolumePanel(Panel):
         ".mha": "MetaImage", "/": "DICOM series folder",
     }
     export_filters = "PNG render (*.png);;Transfer function (*.json);;Label volume (*.nii.gz *.nii)"
+    content_kinds = (fk.NIFTI, fk.DICOM, fk.DICOM_FOLDER, fk.NRRD, fk.METAIMAGE, fk.TIFF_STACK, fk.NPY, fk.NPZ)
+    parameter_schema = PARAMETER_SCHEMA
 
     def __init__(self, services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)
@@ -1038,36 +1053,37 @@ class VolumePanel(Panel):
         }
 
     def restore_parameters(self, parameters: dict) -> None:
+        """Check everything first (schema, TFs, classes), then apply: all or nothing."""
         from engines.volume.classify import ClassSpec
         from engines.volume.tf import TransferFunction1D
+        from engines.volume.tf2d import TransferFunction2D
 
-        if not parameters:
+        p = self.check_parameters(parameters or {})
+        if not p:
             return
-        if parameters.get("tf"):
-            try:
-                self._set_tf(TransferFunction1D.from_dict(parameters["tf"]), base=True, undoable=False)
-            except ValueError:
-                pass
-        self.mode = parameters.get("mode", self.mode)
-        self.step = float(parameters.get("step", self.step))
-        self.iso = float(parameters.get("iso", self.iso))
-        self.azimuth = float(parameters.get("azimuth", self.azimuth))
-        self.elevation = float(parameters.get("elevation", self.elevation))
-        self.export_size = int(parameters.get("export_size", self.export_size))
-        self.method = parameters.get("method", self.method)
-        self.brush = int(parameters.get("brush", self.brush))
-        if parameters.get("feature_resolution") in ("auto", "full", "half"):
-            self.features_combo.setCurrentIndex(max(self.features_combo.findData(parameters["feature_resolution"]), 0))
-        if parameters.get("tf2d"):
-            from engines.volume.tf2d import TransferFunction2D
-
-            try:
-                self.editor2d.set_tf2d(TransferFunction2D.from_dict(parameters["tf2d"]))
-            except (ValueError, TypeError):
-                pass
-        if parameters.get("classes"):
-            self.classes = [ClassSpec(c["name"], tuple(c["color"]), float(c.get("opacity", 1.0)), bool(c.get("visible", True)))
-                            for c in parameters["classes"]]
+        try:
+            tf = TransferFunction1D.from_dict(p["tf"]) if p.get("tf") else None
+            tf2d = TransferFunction2D.from_dict(p["tf2d"]) if p.get("tf2d") else None
+            classes = [ClassSpec(str(c["name"]), tuple(float(v) for v in c["color"]), float(c.get("opacity", 1.0)),
+                                 bool(c.get("visible", True))) for c in p.get("classes") or []]
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise OpenError(f"Volume parameters: {exc}") from None
+        if tf is not None:
+            self._set_tf(tf, base=True, undoable=False)
+        self.mode = p.get("mode", self.mode)
+        self.step = float(p.get("step", self.step))
+        self.iso = float(p.get("iso", self.iso))
+        self.azimuth = float(p.get("azimuth", self.azimuth))
+        self.elevation = float(p.get("elevation", self.elevation))
+        self.export_size = int(p.get("export_size", self.export_size))
+        self.method = p.get("method", self.method)
+        self.brush = int(p.get("brush", self.brush))
+        if "feature_resolution" in p:
+            self.features_combo.setCurrentIndex(max(self.features_combo.findData(p["feature_resolution"]), 0))
+        if tf2d is not None:
+            self.editor2d.set_tf2d(tf2d)
+        if classes:
+            self.classes = classes
             self.strokes.classes = list(self.classes)
             self._fill_class_list()
         self.size_spin.setValue(self.export_size)
@@ -1078,6 +1094,16 @@ class VolumePanel(Panel):
         if self.view3d.view is not None:
             self.view3d.view.camera.azimuth, self.view3d.view.camera.elevation = self.azimuth, self.elevation
         self._sync_controls()
+
+    def open_exported(self, path: str, provenance: dict, open_file: bool = True) -> None:
+        """A render PNG / TF JSON restores the parameters and reopens the volume it was made from
+        (when that file still exists); a label volume opens with its parameters."""
+        if not open_file:
+            self.check_parameters(provenance.get("parameters") or {})
+            source = (provenance.get("parameters") or {}).get("source")
+            if source and Path(source).exists() and source != self.source_path:
+                self.open_file(source)
+        super().open_exported(path, provenance, open_file)
 
     def can_export(self) -> bool:
         return self.volume is not None
@@ -1113,7 +1139,7 @@ class VolumePanel(Panel):
         if Path(path).exists() and not force:
             raise OpenError(f"{path} exists (use force to overwrite)")
         from engines.volume.raycast import render_job
-        from studio.export import save_png
+        from studio.export import PendingExport, save_png
 
         if self.gl_export_check.isChecked() and self.view3d.has_gl:
             # the GL context lives on the GUI thread: an offscreen FBO frame of the current view
@@ -1133,5 +1159,5 @@ class VolumePanel(Panel):
             return str(save_png(path, result.image, provenance, force=force))
 
         self.services.jobs.submit(f"export {Path(path).name}", self.name, job, device=device,
-                                  on_result=lambda p: self.services.notify(f"Saved {p}"), on_error=self._on_job_error)
-        return str(path)
+                                  on_result=lambda p: self.services.notify(f"Exported {p}"), on_error=self._on_job_error)
+        return PendingExport(path)
