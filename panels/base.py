@@ -86,15 +86,16 @@ class Panel(QWidget):
         """Whether this panel opens ``path`` whose sniffed content is ``kind`` (no instance needed).
 
         With :attr:`content_kinds`: the content decides; content that is not recognised at all
-        still comes here when the suffix is ours, so the panel can say what is wrong with it.
+        (or a path that does not exist yet) still comes here when the suffix is ours, so the
+        panel can say what is wrong with it.
         """
-        from engines.filekinds import UNKNOWN
+        from engines.filekinds import MISSING, UNKNOWN
 
         if not cls.content_kinds:
             return cls.claims_suffix(path)
         if kind in cls.content_kinds:
             return True
-        return kind == UNKNOWN and not Path(path).is_dir() and cls.claims_suffix(path)
+        return kind in (UNKNOWN, MISSING) and not Path(path).is_dir() and cls.claims_suffix(path)
 
     def can_open(self, path: str | os.PathLike) -> bool:
         """Whether this panel handles ``path`` (see :meth:`accepts`)."""

@@ -6,6 +6,12 @@ on a superqt :class:`~superqt.utils.GeneratorWorker` in Qt's thread pool, at mos
 through queued signals, throttled to about 30 per second per kind so that a job that yields
 very often cannot flood the event loop. Exceptions become an ``errored`` job plus a log entry;
 the application keeps running.
+
+States tell the truth: ``queued`` until a worker thread really starts the generator (also while
+it waits for a free pool thread), ``running`` / ``paused`` while it runs, ``cancelling`` from the
+cancel request until the generator has really stopped, then ``cancelled``, ``done`` or
+``failed``. A job holds its device slot until its worker has ended. :meth:`JobRecord.remaining`
+is the one time-left estimate (job table and status bar both show it).
 """
 
 from __future__ import annotations
@@ -23,9 +29,12 @@ from superqt.utils import GeneratorWorker
 from engines.jobs import CancelToken, Log, Preview, Progress
 from studio.errors import describe_error
 
-QUEUED, RUNNING, PAUSED, DONE, CANCELLED, FAILED = "queued", "running", "paused", "done", "cancelled", "failed"
+QUEUED, RUNNING, PAUSED, CANCELLING = "queued", "running", "paused", "cancelling"
+DONE, CANCELLED, FAILED = "done", "cancelled", "failed"
 FINAL_STATES = (DONE, CANCELLED, FAILED)
+ACTIVE_STATES = (RUNNING, PAUSED, CANCELLING)
 _EVENT_INTERVAL = 1.0 / 30.0
+_now = time.monotonic  # the queue's clock (tests may replace it)
 
 
 class EngineFailure(Exception):
@@ -79,10 +88,13 @@ class EngineWorker(GeneratorWorker):
 
     def work(self):
         try:
-            return super().work()
+            result = super().work()
         finally:
             if self.abort_requested:
                 self._gen.close()
+        if isinstance(result, RuntimeError):  # superqt would drop it silently (and skip `finished`)
+            return EngineFailure(result, "".join(traceback.format_exception(result)))
+        return result
 
 
 def _run_engine(job: Iterator[Any]):
@@ -107,7 +119,7 @@ class JobRecord:
     message: str = ""
     error: str = ""
     details: str = ""
-    submitted: float = field(default_factory=time.monotonic)
+    submitted: float = field(default_factory=lambda: _now())
     started: float | None = None
     ended: float | None = None
     result: Any = None
@@ -116,10 +128,13 @@ class JobRecord:
         """Seconds the job has run (0 while queued)."""
         if self.started is None:
             return 0.0
-        return (self.ended or time.monotonic()) - self.started
+        return (self.ended or _now()) - self.started
 
     def remaining(self) -> float | None:
-        """Estimated seconds left, from elapsed time and progress, or None."""
+        """Estimated seconds left (linear in progress), or None when not running or no progress yet.
+
+        The one estimate per job: the job table and the status bar both show this.
+        """
         if self.state != RUNNING or self.fraction <= 0.0:
             return None
         return self.elapsed() * (1.0 - self.fraction) / self.fraction
@@ -152,7 +167,7 @@ class JobHandle:
 
     @property
     def state(self) -> str:
-        """queued, running, paused, done, cancelled or failed."""
+        """queued, running, paused, cancelling, done, cancelled or failed."""
         return self.record.state
 
 
@@ -166,6 +181,7 @@ class _Entry:
     on_error: Callable[[JobRecord], None] | None
     on_cancel: Callable[[], None] | None
     worker: EngineWorker | None = None
+    holds_slot: bool = False  # dispatched to the pool and its worker has not ended yet
 
 
 class JobQueue(QObject):
@@ -221,26 +237,51 @@ class JobQueue(QObject):
         return [entry.record for entry in self._entries.values()]
 
     def running_count(self, device: str | None = None) -> int:
-        """How many jobs are running or paused (on ``device``, if given)."""
+        """How many jobs are running, paused or cancelling (on ``device``, if given)."""
         return sum(
             1
             for e in self._entries.values()
-            if e.record.state in (RUNNING, PAUSED) and (device is None or e.record.device == device)
+            if e.record.state in ACTIVE_STATES and (device is None or e.record.device == device)
         )
 
+    def waiting_count(self) -> int:
+        """How many jobs wait for a slot or a worker thread."""
+        return sum(1 for e in self._entries.values() if e.record.state == QUEUED)
+
+    def _slots_used(self, device: str) -> int:
+        return sum(1 for e in self._entries.values() if e.holds_slot and e.record.device == device)
+
     def cancel(self, job_id: int) -> None:
-        """Cancel a queued or running job."""
+        """Cancel a job: a waiting one ends at once; a running one shows ``cancelling`` until its
+        generator has really stopped."""
         entry = self._entries.get(job_id)
-        if entry is None or entry.record.state in FINAL_STATES:
+        if entry is None or entry.record.state in FINAL_STATES or entry.record.state == CANCELLING:
             return
         entry.token.cancel()
-        if entry.record.state == QUEUED:
+        if job_id in self._waiting:
             self._waiting.remove(job_id)
             self._finish(entry, CANCELLED)
-        elif entry.worker is not None:
+            return
+        if entry.record.state == QUEUED and self._take_back(entry):
+            self._finish(entry, CANCELLED)
+            return
+        self._set_state(entry, CANCELLING)
+        if entry.worker is not None:
             if entry.worker.is_paused:
                 entry.worker.resume()
             entry.worker.quit()
+
+    def _take_back(self, entry: _Entry) -> bool:
+        """Remove a dispatched job that no pool thread has started yet; True if it never ran."""
+        from qtpy.QtCore import QThreadPool
+
+        try:
+            taken = QThreadPool.globalInstance().tryTake(entry.worker)
+        except (AttributeError, TypeError, RuntimeError):
+            return False
+        if taken:
+            entry.holds_slot = False
+        return bool(taken)
 
     def cancel_all(self) -> None:
         """Cancel every job that has not ended."""
@@ -282,38 +323,57 @@ class JobQueue(QObject):
     def _start_waiting(self) -> None:
         for job_id in list(self._waiting):
             entry = self._entries[job_id]
-            if self.running_count(entry.record.device) >= self.max_running:
+            if self._slots_used(entry.record.device) >= self.max_running:
                 continue
             self._waiting.remove(job_id)
             self._start(entry)
 
     def _start(self, entry: _Entry) -> None:
-        record = entry.record
+        """Hand the job to the thread pool; it stays ``queued`` until a thread really starts it."""
 
         def body():
             return (yield from _run_engine(entry.factory()))
 
         worker = EngineWorker(body)
         entry.worker = worker
-        record.state = RUNNING
-        record.started = time.monotonic()
+        entry.holds_slot = True
+        entry.record.message = entry.record.message or "waiting for a worker thread"
+        worker.started.connect(lambda e=entry: self._on_started(e))
         worker.yielded.connect(lambda event, e=entry: self._on_event(e, event))
         worker.returned.connect(lambda result, e=entry: self._on_returned(e, result))
         worker.errored.connect(lambda exc, e=entry: self._on_errored(e, exc))
-        worker.aborted.connect(lambda e=entry: self._finish(e, CANCELLED))
         worker.paused.connect(lambda e=entry: self._set_state(e, PAUSED))
         worker.resumed.connect(lambda e=entry: self._set_state(e, RUNNING))
-        worker.finished.connect(self._start_waiting)
-        self.job_changed.emit(record)
+        worker.finished.connect(lambda e=entry: self._on_finished(e))
+        self.job_changed.emit(entry.record)
         worker.start()
 
-    def _set_state(self, entry: _Entry, state: str) -> None:
+    def _on_started(self, entry: _Entry) -> None:
+        record = entry.record
+        if record.state == QUEUED:
+            record.started = _now()
+            if record.message == "waiting for a worker thread":
+                record.message = ""
+            self._set_state(entry, RUNNING)
+
+    def _on_finished(self, entry: _Entry) -> None:
+        """The worker has ended (its generator is closed): free the slot, end a cancelled job."""
+        entry.holds_slot = False
         if entry.record.state not in FINAL_STATES:
-            entry.record.state = state
-            self.job_changed.emit(entry.record)
+            if not entry.token.cancelled:
+                entry.record.error = "the job ended without a result"
+            self._finish(entry, CANCELLED if entry.token.cancelled else FAILED)
+        self._start_waiting()
+
+    def _set_state(self, entry: _Entry, state: str) -> None:
+        record = entry.record
+        if record.state in FINAL_STATES or (record.state == CANCELLING and state != CANCELLING):
+            return
+        record.state = state
+        self.job_changed.emit(record)
 
     def _on_event(self, entry: _Entry, event: Any) -> None:
-        if entry.record.state in FINAL_STATES:
+        if entry.record.state in FINAL_STATES or entry.record.state == CANCELLING:
             return
         if isinstance(event, Progress):
             entry.record.fraction = event.fraction
@@ -326,8 +386,7 @@ class JobQueue(QObject):
 
     def _on_returned(self, entry: _Entry, result: Any) -> None:
         if entry.token.cancelled:
-            self._finish(entry, CANCELLED)
-            return
+            return  # ends as cancelled when the worker has finished
         entry.record.result = result
         entry.record.fraction = 1.0
         self._finish(entry, DONE)
@@ -339,8 +398,8 @@ class JobQueue(QObject):
 
         original = getattr(exc, "original", exc)
         if isinstance(original, JobCancelled) or entry.token.cancelled:
-            self._finish(entry, CANCELLED)
-            return
+            entry.token.cancel()
+            return  # ends as cancelled when the worker has finished
         entry.record.error = describe_error(original)
         entry.record.details = getattr(exc, "details", "") or "".join(
             traceback.format_exception(type(exc), exc, exc.__traceback__)
@@ -352,7 +411,7 @@ class JobQueue(QObject):
         if record.state in FINAL_STATES:
             return
         record.state = state
-        record.ended = time.monotonic()
+        record.ended = _now()
         self.job_changed.emit(record)
         if state == FAILED:
             self.log.emit("error", f"[{record.name}] failed: {record.error}", record.details)

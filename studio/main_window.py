@@ -37,7 +37,7 @@ from studio.routing import ASK, ERROR, RESTORE, UNSUPPORTED, route_path
 from studio.services import StudioServices
 from studio.settings import StudioSettings
 from studio.theme import apply_theme
-from studio.widgets.job_table import JobTable
+from studio.widgets.job_table import JobTable, queue_summary
 from studio.widgets.log_view import LogView
 from studio.widgets.settings_dialog import SettingsDialog
 from studio.widgets.toast import Toast
@@ -229,7 +229,7 @@ class MainWindow(QMainWindow):
         self.device_label.setObjectName("deviceLabel")
         self.memory_label = QLabel("")
         self.jobs_label = QLabel("")
-        for label, width in ((self.jobs_label, 170), (self.memory_label, 130), (self.device_label, 150)):
+        for label, width in ((self.jobs_label, 250), (self.memory_label, 130), (self.device_label, 150)):
             label.setMinimumWidth(width)
             self.statusBar().addPermanentWidget(label)
         self._status_timer = QTimer(self)
@@ -510,9 +510,7 @@ class MainWindow(QMainWindow):
         from engines.device import memory_in_use_mb
 
         self.memory_label.setText(f"memory: {memory_in_use_mb():,.0f} MiB")
-        running = self.jobs.running_count()
-        waiting = sum(1 for r in self.jobs.records() if r.state == "queued")
-        self.jobs_label.setText(f"jobs: {running} running, {waiting} waiting")
+        self.jobs_label.setText(queue_summary(self.jobs.records()))
 
     def versions(self) -> dict[str, str]:
         """Versions shown in Help > About."""

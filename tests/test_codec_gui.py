@@ -223,7 +223,10 @@ def test_export_image_bitstream_and_parameters(panel, qtbot, tmp_path):
     panel.restore_parameters(params)
     again = panel.current_parameters()
     assert (again["transform"], again["quality"], again["subsampling"], again["channel"]) == ("bas2008", 33, "4:4:4", "Y")
-    panel.restore_parameters({"transform": "nonsense", "N": 999})  # ignored, no crash
+    before = panel.current_parameters()
+    with pytest.raises(OpenError, match="N"):  # refused as a whole, nothing changed
+        panel.restore_parameters({"quality": 90, "transform": "nonsense", "N": 999})
+    assert panel.current_parameters() == before
 
 
 def test_real_jpeg_blocks_in_the_inspector(panel, qtbot, tmp_path):

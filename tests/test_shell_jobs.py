@@ -163,3 +163,91 @@ def test_panel_callback_error_is_logged_not_raised(qtbot):
     assert queue.wait_all(30)
     assert handle.state == DONE
     assert any(level == "error" and "missing" in message for level, message in logs)
+
+
+# -- the truthful queue ------------------------------------------------------------------------------
+def stubborn_job(release: threading.Event, record: dict):
+    """Yields once, then blocks (no yield) until ``release`` is set: a cancel must wait for it."""
+    try:
+        yield Progress(1, 4, "first quarter")
+        record["blocked"] = True
+        release.wait(20)
+        yield Progress(2, 4, "half")
+        return "finished"
+    finally:
+        record["closed"] = True
+
+
+def test_job_is_queued_until_a_pool_thread_really_starts_it(qtbot):
+    from qtpy.QtCore import QThreadPool
+
+    pool = QThreadPool.globalInstance()
+    saved = pool.maxThreadCount()
+    pool.setMaxThreadCount(1)
+    try:
+        queue = JobQueue(max_running=1)
+        release, rec = threading.Event(), {}
+        first = queue.submit("first", "test", lambda: stubborn_job(release, rec), device="cpu")
+        second = queue.submit("other device", "test", lambda: counting_job(2, {}), device="cuda")
+        qtbot.waitUntil(lambda: rec.get("blocked", False), timeout=10000)
+        qtbot.wait(100)
+        # the second job has its device slot, but no thread: it is waiting, not running
+        assert first.state == RUNNING and second.state == QUEUED and second.record.started is None
+        release.set()
+        assert queue.wait_all(30) and first.state == second.state == DONE
+        assert second.record.started >= first.record.ended - 0.05
+    finally:
+        pool.setMaxThreadCount(saved)
+
+
+def test_cancelling_until_the_generator_really_stopped(qtbot):
+    from studio.jobs import CANCELLING
+
+    queue = JobQueue()
+    release, rec, cancelled = threading.Event(), {}, []
+    handle = queue.submit("stubborn", "test", lambda: stubborn_job(release, rec), on_cancel=lambda: cancelled.append(1))
+    qtbot.waitUntil(lambda: rec.get("blocked", False), timeout=10000)
+    handle.cancel()
+    qtbot.wait(200)
+    assert handle.state == CANCELLING and "closed" not in rec and cancelled == []
+    assert handle.record.remaining() is None
+    release.set()
+    qtbot.waitUntil(lambda: handle.state == CANCELLED, timeout=10000)
+    assert rec["closed"] and cancelled == [1] and handle.record.remaining() is None
+
+
+def test_cancelled_job_frees_its_slot_only_when_stopped(qtbot):
+    queue = JobQueue(max_running=1)
+    release, rec, nxt = threading.Event(), {}, {}
+    first = queue.submit("stubborn", "test", lambda: stubborn_job(release, rec))
+    second = queue.submit("next", "test", lambda: counting_job(2, nxt))
+    qtbot.waitUntil(lambda: rec.get("blocked", False), timeout=10000)
+    first.cancel()
+    qtbot.wait(200)
+    assert second.state == QUEUED and nxt == {}  # the device is still busy with the stopping job
+    release.set()
+    assert queue.wait_all(30) and first.state == CANCELLED and second.state == DONE
+
+
+def test_one_eta_shared_by_table_and_status_line(qtbot, monkeypatch):
+    import studio.jobs as jobs
+    from studio.widgets.job_table import JobTable, format_seconds, queue_summary
+
+    clock = [1000.0]
+    monkeypatch.setattr(jobs, "_now", lambda: clock[0])
+    queue = JobQueue()
+    table = JobTable(queue)
+    qtbot.addWidget(table)
+    release, rec = threading.Event(), {}
+    handle = queue.submit("eta", "test", lambda: stubborn_job(release, rec))
+    qtbot.waitUntil(lambda: handle.record.fraction == 0.25, timeout=10000)
+    clock[0] += 30.0  # 30 s for a quarter: 90 s left
+    table.update_record(handle.record)
+    assert handle.record.remaining() == pytest.approx(90.0)
+    assert table.item(0, 4).text() == format_seconds(90.0) == "1:30"
+    assert queue_summary(queue.records()) == "jobs: 1 running, 0 waiting · 1:30 left"
+    handle.cancel()
+    release.set()
+    qtbot.waitUntil(lambda: handle.state == CANCELLED, timeout=10000)
+    assert table.item(0, 4).text() == "–" and table.item(0, 5).text() == "cancelled"
+    assert queue_summary(queue.records()) == "jobs: 0 running, 0 waiting"

@@ -56,7 +56,7 @@ def test_open_files_and_errors(panel, tmp_path):
 
     data = np.random.default_rng(0).normal(size=(6, 7, 8)).astype(np.float32)
     nib.save(nib.Nifti1Image(data.transpose(2, 1, 0), np.diag([1.0, 2.0, 3.0, 1.0])), str(tmp_path / "a.nii.gz"))
-    assert panel.can_open(tmp_path / "a.nii.gz") and panel.can_open(tmp_path)
+    assert panel.can_open(tmp_path / "a.nii.gz") and not panel.can_open(tmp_path)  # a folder without DICOM
     panel.open_file(str(tmp_path / "a.nii.gz"))
     np.testing.assert_array_equal(panel.volume.data, data)
     assert panel.volume.spacing == (3.0, 2.0, 1.0)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from engines.generation.samplers import make_scheduler, sampler_mode, sampler_space
-from engines.jobs import CancelToken, Preview, Progress, Stopwatch
+from engines.jobs import CancelToken, Preview, Progress
 
 __all__ = ["lowpass", "noise_for_seeds", "sample_own_job", "tile_images", "to_model_tensor"]
 
@@ -227,7 +227,6 @@ def sample_own_job(
             return out_u + cfg * (out_c - out_u)
         return unet(x_in, t_batch, class_labels=labels).sample
 
-    clock = Stopwatch()
     total = len(timesteps)
     with torch.inference_mode():
         for i, t in enumerate(timesteps):
@@ -263,8 +262,7 @@ def sample_own_job(
             if mask is not None:
                 known = _noise_to(init, noise, t_next, space, levels)
                 x = mask * x + (1 - mask) * known
-            remaining = clock.remaining((i + 1) / total)
-            yield Progress(i + 1, total, f"step {i + 1}/{total}" + (f", {remaining:.0f} s left" if remaining is not None else ""))
+            yield Progress(i + 1, total, f"step {i + 1}/{total}")  # the time left is the studio's one estimate
             if preview_every and ((i + 1) % preview_every == 0 or i + 1 == total):
                 yield Preview(tile_images(to_uint8_rgb(x0)), {"step": i + 1, "total": total}, f"step {i + 1}/{total}")
     return x.clamp(-1, 1)

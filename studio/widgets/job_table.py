@@ -14,7 +14,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from studio.jobs import FINAL_STATES, PAUSED, RUNNING, JobQueue, JobRecord
+from studio.jobs import ACTIVE_STATES, CANCELLING, FINAL_STATES, PAUSED, QUEUED, RUNNING, JobQueue, JobRecord
 
 COLUMNS = ["Job", "Panel", "Progress", "Elapsed", "Remaining", "Status", ""]
 
@@ -27,6 +27,28 @@ def format_seconds(seconds: float | None) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def status_text(record: JobRecord) -> str:
+    """The Status column: ``running``, ``cancelling…``, ``failed: <reason>`` ..."""
+    if record.state == CANCELLING:
+        return "cancelling…"
+    return record.state + (f": {record.error}" if record.error else "")
+
+
+def queue_summary(records: list[JobRecord]) -> str:
+    """The status-bar line: ``jobs: 1 running, 2 waiting · 0:12 left`` (the jobs' own ETA)."""
+    running = [r for r in records if r.state in (RUNNING, PAUSED)]
+    cancelling = sum(1 for r in records if r.state == CANCELLING)
+    waiting = sum(1 for r in records if r.state == QUEUED)
+    text = f"jobs: {len(running)} running, {waiting} waiting"
+    if cancelling:
+        text += f", {cancelling} cancelling"
+    etas = [r.remaining() for r in running]
+    etas = [eta for eta in etas if eta is not None]
+    if etas:
+        text += f" · {format_seconds(max(etas))} left"
+    return text
 
 
 class JobTable(QTableWidget):
@@ -102,7 +124,7 @@ class JobTable(QTableWidget):
         self.item(row, 3).setText(format_seconds(record.elapsed() if record.started else None))
         self.item(row, 4).setText(format_seconds(record.remaining()))
         status = self.item(row, 5)
-        status.setText(record.state + (f": {record.error}" if record.error else ""))
+        status.setText(status_text(record))
         status.setToolTip(record.details or record.error or record.state)
         if record.state == "failed":
             status.setForeground(Qt.GlobalColor.red)
@@ -110,7 +132,7 @@ class JobTable(QTableWidget):
         controls = self.cellWidget(row, 6)
         final = record.state in FINAL_STATES
         for button in controls.findChildren(QPushButton):
-            button.setEnabled(not final)
+            button.setEnabled(not final and record.state != CANCELLING)
             if button.objectName().startswith("pause"):
                 button.setText("Resume" if record.state == PAUSED else "Pause")
                 button.setEnabled(record.state in (RUNNING, PAUSED))
@@ -126,5 +148,5 @@ class JobTable(QTableWidget):
 
     def _tick(self) -> None:
         for record in self.queue.records():
-            if record.state in (RUNNING, PAUSED):
+            if record.state in ACTIVE_STATES:
                 self.update_record(record)
