@@ -192,3 +192,43 @@ def test_cli_tf_convert_list_and_errors(tmp_path, capsys):
     assert cli_main(["volume", "render", "phantom:16", "--tf", str(tmp_path / "bad.itf"), "--size", "16",
                      "--out", str(tmp_path / "r.png")]) == 2
     assert "bad.itf" in capsys.readouterr().err and not (tmp_path / "r.png").exists()
+
+
+def test_panel_opens_tf_files_and_refuses_bad_ones(make_panel, tmp_path, monkeypatch):
+    pytest.importorskip("pytestqt")
+    from panels.base import OpenError
+    from panels.volume import VolumePanel
+    from engines.volume.phantom import make_phantom
+
+    panel = make_panel(VolumePanel)
+    panel.set_volume(make_phantom(24)[0], "phantom:24")
+    assert panel.preset_combo.count() == 25 and not panel.preset_combo.itemIcon(0).isNull()
+    (tmp_path / "m.vp").write_text("1\n1\n0.7\n0.3\n0.4\n25\n4 0 0 100 1\n4 0 1 50 0.5\n8 0 1 0 0 100 0 0 1\n")
+    multi = _paraview_file(tmp_path)
+    (tmp_path / "other.json").write_text('{"not": "a tf"}')
+    from engines.filekinds import sniff
+
+    for path in (tmp_path / "m.vp", multi):  # a drop routes here without building the panel
+        assert panel.can_open(path) and VolumePanel.accepts(path, sniff(path))
+    assert not panel.can_open(tmp_path / "other.json")
+    panel.open_file(str(tmp_path / "m.vp"))
+    assert panel.tf.name == "m" and panel.view3d._tf is panel.tf
+    # several maps: the chooser decides; its answer is applied
+    monkeypatch.setattr(panel, "_choose_map", lambda names, file_name: names[1])
+    panel.open_file(str(multi))
+    assert panel.tf.name == "Cool to Warm"
+    lo, hi = panel.volume.value_range()  # a 0…1 map is stretched onto the phantom's HU range
+    assert panel.tf.x_range() == pytest.approx((lo, hi))
+    before = panel.tf
+    (tmp_path / "bad.itf").write_text("<Points><Point>")
+    with pytest.raises(OpenError) as info:
+        panel.open_file(str(tmp_path / "bad.itf"))
+    assert "\n" not in str(info.value) and "bad.itf" in str(info.value)
+    assert panel.tf is before
+    # export in the other tools' formats
+    panel.export(str(tmp_path / "out.vp"))
+    panel.export(str(tmp_path / "out.pv.json"))
+    xs = np.linspace(lo, hi, 50)
+    for name in ("out.vp", "out.pv.json"):
+        np.testing.assert_allclose(read_tf_file(tmp_path / name).evaluate(xs), before.evaluate(xs), atol=1e-5)
+    panel.services.jobs.wait_all(30)

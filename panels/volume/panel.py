@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qtpy.QtCore import Qt, QTimer
-from qtpy.QtGui import QColor, QIcon, QPixmap, QUndoCommand
+from qtpy.QtCore import QSize, Qt, QTimer
+from qtpy.QtGui import QColor, QIcon, QImage, QPixmap, QUndoCommand
 from qtpy.QtWidgets import (
     QCheckBox,
     QColorDialog,
@@ -139,6 +139,43 @@ def _classify_2d_job(data, gmag, tf2d):
     return rgba
 
 
+TF_FILE_SUFFIXES = (".vp", ".itf", ".1dt")
+
+
+def _is_tf_json(path) -> bool:
+    """A small .json file holding a transfer function (ParaView map list or ours)."""
+    path = Path(path)
+    if path.suffix.lower() != ".json" or not path.is_file() or path.stat().st_size > 2**20:
+        return False
+    try:
+        head = path.read_text(errors="replace")[:65536]
+    except OSError:
+        return False
+    return "RGBPoints" in head or "spectra-studio-tf1d" in head
+
+
+def _stretched(tf, value_range):
+    """``tf`` with its control points mapped linearly from its own range onto ``value_range``."""
+    lo, hi = tf.x_range()
+    a, b = value_range
+    scale = (b - a) / (hi - lo) if hi > lo else 1.0
+
+    def move(points):
+        return [(a + (p[0] - lo) * scale, *p[1:]) for p in points]
+
+    return tf.copy(color=move(tf.color), opacity=move(tf.opacity))
+
+
+def _tf_icon(name: str) -> QIcon:
+    """A preset's thumbnail (colour by opacity with the opacity curve) as a menu icon."""
+    from engines.volume.tf import preset
+    from engines.volume.tf_exchange import tf_thumbnail
+
+    image = np.ascontiguousarray(tf_thumbnail(preset(name)))
+    h, w = image.shape[:2]
+    return QIcon(QPixmap.fromImage(QImage(image.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()))
+
+
 class VolumePanel(Panel):
     """Volume rendering, transfer functions and paint-to-classify."""
 
@@ -150,8 +187,11 @@ class VolumePanel(Panel):
         ".nrrd": "NRRD volume", ".nhdr": "NRRD detached header", ".tif": "TIFF stack", ".tiff": "TIFF stack",
         ".npy": "NumPy array (z, y, x)", ".npz": "NumPy archive", ".mhd": "MetaImage header + raw",
         ".mha": "MetaImage", "/": "DICOM series folder",
+        ".vp": "3D Slicer transfer function", ".itf": "Inviwo transfer function", ".1dt": "ImageVis3D transfer function",
+        ".pv.json": "ParaView colour map",
     }
-    export_filters = "PNG render (*.png);;Transfer function (*.json);;Label volume (*.nii.gz *.nii)"
+    export_filters = ("PNG render (*.png);;Transfer function (*.json);;3D Slicer transfer function (*.vp);;"
+                      "ParaView colour map (*.pv.json);;Label volume (*.nii.gz *.nii)")
     content_kinds = (fk.NIFTI, fk.DICOM, fk.DICOM_FOLDER, fk.NRRD, fk.METAIMAGE, fk.TIFF_STACK, fk.NPY, fk.NPZ)
     parameter_schema = PARAMETER_SCHEMA
 
@@ -239,7 +279,9 @@ class VolumePanel(Panel):
         from engines.volume.tf import preset_names
 
         self.preset_combo = QComboBox()
-        self.preset_combo.addItems(preset_names())
+        self.preset_combo.setIconSize(QSize(72, 18))
+        for name in preset_names():
+            self.preset_combo.addItem(_tf_icon(name), name)
         self.preset_combo.setCurrentText("CT-Bone")
         self.preset_combo.activated.connect(lambda _=None: self.apply_preset(self.preset_combo.currentText()))
         self.mode_combo = QComboBox()
@@ -451,6 +493,12 @@ class VolumePanel(Panel):
             on_result=lambda v: self.set_volume(v, f"phantom:{size}"), on_error=self._on_job_error,
         )
 
+    @classmethod
+    def accepts(cls, path, kind: str) -> bool:
+        """Volumes by content, TF files by suffix (.vp, .itf, .1dt, .pv.json) or, for other .json
+        files, by holding a ParaView colour map or our TF."""
+        return super().accepts(path, kind) or (kind == fk.UNKNOWN and _is_tf_json(path))
+
     def can_open(self, path) -> bool:
         from engines.volume.readers import is_sample_name
 
@@ -462,6 +510,9 @@ class VolumePanel(Panel):
         from engines.volume.readers import is_sample_name, open_volume
 
         target = Path(path)
+        if target.suffix.lower() in TF_FILE_SUFFIXES or _is_tf_json(target):
+            self.open_tf_file(str(target))
+            return
         if is_sample_name(str(path)) and not target.exists():
             try:
                 size = int(str(path).split(":")[-1] or 128)
@@ -567,6 +618,42 @@ class VolumePanel(Panel):
         from engines.volume.tf import preset
 
         self._set_tf(preset(name), base=True, text=f"preset {name}")
+
+    def open_tf_file(self, path: str, map_name: str | None = None) -> None:
+        """Apply a transfer-function file (.vp, ParaView .json, .itf, .1dt, ours). A ParaView file
+        with several maps asks which one; maps outside the volume's values, or spanning under a
+        tenth of them (normalised 0…1 maps), are stretched onto them (as ParaView rescales presets). Bad files raise OpenError and change nothing."""
+        from engines.volume.tf import load_tf
+        from engines.volume.tf_exchange import tf_file_map_names
+
+        value_range = self._clim if self.volume is not None else None
+        if map_name is None:
+            names = tf_file_map_names(path)
+            if len(names) > 1:
+                map_name = self._choose_map(names, Path(path).name)
+                if map_name is None:
+                    return  # cancelled
+        try:
+            tf = load_tf(path, map_name=map_name, value_range=value_range)
+        except (ValueError, OSError) as exc:
+            raise OpenError(str(exc).splitlines()[0]) from exc
+        note = ""
+        if value_range is not None:
+            lo, hi = tf.x_range()
+            span = value_range[1] - value_range[0]
+            if hi <= value_range[0] or lo >= value_range[1] or (hi - lo) < 0.1 * span:  # e.g. a 0…1 map on HU
+                tf = _stretched(tf, value_range)
+                note = f" (values {lo:g} … {hi:g} stretched onto the volume's {value_range[0]:g} … {value_range[1]:g})"
+        self._set_tf(tf, base=True, text=f"transfer function {Path(path).name}")
+        self.status.setText(f"Transfer function '{tf.name}' from {Path(path).name}{note}")
+
+    def _choose_map(self, names: list[str], file_name: str) -> str | None:
+        """Ask which colour map of a multi-map file to use (None = cancelled)."""
+        from qtpy.QtWidgets import QInputDialog
+
+        name, ok = QInputDialog.getItem(self, "Choose a colour map", f"{file_name} holds {len(names)} colour maps:",
+                                        names, 0, False)
+        return name if ok else None
 
     def set_tf(self, tf, undoable: bool = True) -> None:
         """Use ``tf`` (from a file or another source)."""
@@ -1117,6 +1204,14 @@ class VolumePanel(Panel):
         if self.volume is None:
             raise OpenError("nothing to export: no volume loaded")
         inputs = [self.source_path] if self.source_path and os.path.exists(self.source_path) else []
+        if lower.endswith((".vp", ".pv.json")):
+            from engines.volume.tf_exchange import write_tf_file
+
+            try:
+                return str(write_tf_file(self.tf, path, force=force, provenance=make_provenance(
+                    "volume", "engines.volume.tf_exchange", self.current_parameters(), inputs=inputs)))
+            except (ExportError, ValueError) as exc:
+                raise OpenError(str(exc)) from exc
         if lower.endswith(".json"):
             try:
                 return str(self.tf.save(path, force=force, provenance=make_provenance(
@@ -1135,7 +1230,7 @@ class VolumePanel(Panel):
             except ExportError as exc:
                 raise OpenError(str(exc)) from exc
         if not lower.endswith(".png"):
-            raise OpenError("export as .png (render), .json (transfer function) or .nii.gz (labels)")
+            raise OpenError("export as .png (render), .json / .vp / .pv.json (transfer function) or .nii.gz (labels)")
         if Path(path).exists() and not force:
             raise OpenError(f"{path} exists (use force to overwrite)")
         from engines.volume.raycast import render_job
