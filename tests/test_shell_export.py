@@ -122,3 +122,112 @@ def test_plain_png_has_no_provenance_and_corrupt_png_is_an_error(tmp_path):
     corrupt.write_bytes(plain.read_bytes()[:30])
     with pytest.raises(ExportError, match="corrupt.png is not a readable image"):
         read_provenance(corrupt)
+
+
+# -- data file and sidecar as a pair, the user's umask, no temporary names in messages ---------------
+def test_sidecar_writer_failing_leaves_neither_file(tmp_path, provenance, monkeypatch):
+    import studio.export as export
+
+    real = export._write_temp
+    calls = []
+
+    def fail_on_second(target, writer, folder):
+        calls.append(target.name)
+        if len(calls) == 2:  # the sidecar
+            raise ExportError(f"could not write {target.name}: No space left on device")
+        return real(target, writer, folder)
+
+    monkeypatch.setattr(export, "_write_temp", fail_on_second)
+    with pytest.raises(ExportError, match="scene.ply.json: No space left"):
+        save_with_sidecar(tmp_path / "scene.ply", lambda tmp: open(tmp, "wb").write(b"ply data"), provenance[0])
+    assert calls == ["scene.ply", "scene.ply.json"]
+    assert sorted(os.listdir(tmp_path)) == ["input.bin"]
+
+
+def test_full_disk_while_writing_the_sidecar(tmp_path, provenance, monkeypatch):
+    """The sidecar write hits ENOSPC: no data file without its sidecar, no temporary file left."""
+    import builtins
+    import errno
+
+    real_open = builtins.open
+
+    def full_disk_open(file, mode="r", *args, **kwargs):
+        handle = real_open(file, mode, *args, **kwargs)
+        if "w" in mode and ".scene.ply.json." in str(file):
+            handle.close()
+            raise OSError(errno.ENOSPC, "No space left on device", str(file))
+        return handle
+
+    monkeypatch.setattr(builtins, "open", full_disk_open)
+    with pytest.raises(ExportError) as info:
+        save_with_sidecar(tmp_path / "scene.ply", lambda tmp: real_open(tmp, "wb").write(b"ply data"), provenance[0])
+    message = str(info.value)
+    assert message == "could not write scene.ply.json: No space left on device"
+    assert ".partial" not in message
+    assert sorted(os.listdir(tmp_path)) == ["input.bin"]
+
+
+def test_failed_rename_of_the_sidecar_removes_the_data_file(tmp_path, provenance, monkeypatch):
+    import studio.export as export
+
+    real = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith(".json"):
+            raise OSError(5, "Input/output error")
+        return real(src, dst)
+
+    monkeypatch.setattr(export.os, "replace", replace)
+    with pytest.raises(ExportError, match="scene.ply.json"):
+        save_with_sidecar(tmp_path / "scene.ply", lambda tmp: open(tmp, "wb").write(b"ply"), provenance[0])
+    assert sorted(os.listdir(tmp_path)) == ["input.bin"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_exports_get_the_users_umask(tmp_path, provenance, umask):
+    old = os.umask(umask)
+    try:
+        png = save_png(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8), provenance[0])
+        ply = save_with_sidecar(tmp_path / "b.ply", lambda tmp: open(tmp, "wb").write(b"x"), provenance[0])
+    finally:
+        os.umask(old)
+    for path in (png, ply, sidecar_path(ply)):
+        assert (os.stat(path).st_mode & 0o777) == (0o666 & ~umask), path
+
+
+def test_writer_error_never_shows_the_temporary_name(tmp_path):
+    def writer(tmp):
+        raise PermissionError(13, "Permission denied", tmp)
+
+    with pytest.raises(ExportError) as info:
+        atomic_write(tmp_path / "out.png", writer)
+    assert str(info.value) == "could not write out.png: Permission denied"
+
+    def encoder(tmp):
+        raise RuntimeError(f"encoder failed on {tmp}")
+
+    with pytest.raises(ExportError) as info:
+        atomic_write(tmp_path / "out.png", encoder)
+    assert str(info.value) == "encoder failed on out.png"
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("text, reason", [
+    (json.dumps({"panel": "volume", "parameters": {}, "seed": "seven"}), "seed"),
+    (json.dumps({"panel": "volume", "parameters": "mode=5"}), "parameters"),
+    ("{" * 3 + "}" * 3, "not valid JSON"),
+])
+def test_malformed_sidecar_is_one_clear_error(tmp_path, text, reason):
+    data = tmp_path / "labels.nii"
+    data.write_bytes(b"x")
+    sidecar_path(data).write_text(text)
+    with pytest.raises(ExportError, match=reason):
+        read_provenance(data)
+
+
+@pytest.mark.parametrize("foreign", [{"spacing": [1, 1, 2]}, [{"panel": "volume"}]])
+def test_foreign_sidecar_is_not_provenance(tmp_path, foreign):
+    data = tmp_path / "vol.npy"
+    data.write_bytes(b"x")
+    sidecar_path(data).write_text(json.dumps(foreign))  # e.g. the npy reader's metadata
+    assert read_provenance(data) is None

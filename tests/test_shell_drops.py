@@ -1,0 +1,109 @@
+"""Drops into the real window: content decides the panel, exports reopen with their parameters,
+malformed provenance changes nothing."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, PngImagePlugin
+
+from engines.generation.models import SHIPPED_MODELS_DIR
+from studio.export import make_provenance, save_png, save_with_sidecar
+from studio.main_window import MainWindow
+from studio.settings import StudioSettings
+from tests.test_shell_routing import _dicom_series, _image, _scene
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    win = MainWindow(StudioSettings(str(tmp_path / "settings.ini")))
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.jobs.cancel_all()
+    win.jobs.wait_all(30)
+
+
+def last_log(window):
+    return window.log_view.messages()[-1]
+
+
+def test_dicom_folder_dropped_on_generate_opens_in_volume(window, qtbot, tmp_path):
+    window.show_panel("generate")
+    folder = tmp_path / "ct"
+    _dicom_series(folder)
+    assert window.open_path(str(folder)) == "volume"
+    volume = window.panel("volume")
+    qtbot.waitUntil(lambda: volume.source_path == str(folder), timeout=30000)
+    assert volume.volume.shape == (3, 4, 5) and window.active_name() == "volume"
+
+
+def test_model_folder_dropped_on_volume_goes_to_generate(window, tmp_path):
+    window.show_panel("codec")  # any panel but Generate
+    assert window.open_path(str(SHIPPED_MODELS_DIR / "digits-flow")) == "generate"
+    assert window.active_name() == "generate"
+    assert last_log(window) == ("info", "Opened digits-flow in Generate")
+
+
+def test_exported_ply_with_sidecar_opens_the_scene_and_restores(window, tmp_path):
+    from engines.render.io import save_ply
+
+    render = window.panel("render")
+    params = dict(render.current_parameters(), point_size=2.5, sh_degree=0, seed=77)
+    path = save_with_sidecar(tmp_path / "fitted.ply", lambda t: save_ply(t, _scene()),
+                             make_provenance("render", "engines.render.fit", params))
+    window.show_panel("volume")
+    assert window.open_path(str(path)) == "render"
+    assert render.scene is not None and len(render.scene) == 5 and render.scene_path == str(path)
+    restored = render.current_parameters()
+    assert (restored["point_size"], restored["sh_degree"], restored["seed"]) == (2.5, 0, 77)
+    assert last_log(window) == ("info", "Opened fitted.ply in Render and restored its parameters")
+
+
+def test_exported_bitstream_with_sidecar_opens_decoded_and_restores(window, tmp_path):
+    from engines.codec.blockcodec import BlockCodecParams, decode, encode
+
+    codec = window.panel("codec")
+    image = _image(3, (32, 48, 3))
+    bits = encode(image, BlockCodecParams(quality=30)).bitstream
+    params = dict(codec.current_parameters(), quality=30, channel="Y")
+    path = save_with_sidecar(tmp_path / "coded.ssbc", lambda t: open(t, "wb").write(bits),
+                             make_provenance("codec", "codec.block", params))
+    window.show_panel("render")
+    assert window.open_path(str(path)) == "codec"
+    np.testing.assert_array_equal(codec.image, decode(bits).image)
+    assert codec.current_parameters()["quality"] == 30 and codec.current_parameters()["channel"] == "Y"
+
+
+def _volume_png(path, parameters):
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("spectra-studio", json.dumps(make_provenance("volume", "engines.volume.raycast.render", parameters)))
+    Image.fromarray(_image()).save(path, pnginfo=info)
+    return path
+
+
+@pytest.mark.parametrize("bad", [{"mode": 5}, {"mode": "dvr", "step": "fast"}, {"export_size": 10**9},
+                                 {"classes": [{"name": "bone", "color": [1, 2]}]}, {"tf": {"color": "red"}}])
+def test_bad_volume_record_changes_nothing_and_later_restores_still_work(window, tmp_path, bad):
+    volume = window.panel("volume")
+    before = volume.current_parameters()
+    good = dict(before, mode="mip", step=2.0, export_size=300)
+    assert window.open_path(str(_volume_png(tmp_path / "bad.png", dict(good, **bad)))) is None
+    level, text = last_log(window)
+    assert level == "error" and text.startswith("Cannot open bad.png: ") and "Error" not in text
+    assert volume.current_parameters() == before
+    assert window.open_path(str(_volume_png(tmp_path / "good.png", good))) == "volume"
+    after = volume.current_parameters()
+    assert (after["mode"], after["step"], after["export_size"]) == ("mip", 2.0, 300)
+
+
+@pytest.mark.parametrize("name", ["generate", "render", "codec"])
+def test_every_panel_refuses_wrong_types_before_changing_anything(window, name):
+    panel = window.panel(name)
+    before = panel.current_parameters()
+    wrong = {key: ([1] if not isinstance(value, list) else "x") for key, value in before.items()}
+    from panels.base import OpenError
+
+    with pytest.raises(OpenError):
+        panel.restore_parameters(wrong)
+    assert panel.current_parameters() == before
