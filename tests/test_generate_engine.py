@@ -15,6 +15,7 @@ from engines.generation.models import (
     SHIPPED_MODELS_DIR,
     ModelError,
     inspect_model,
+    load_model,
     resolve_model,
     scan_models,
 )
@@ -251,8 +252,61 @@ def test_model_errors_are_clear(tmp_path):
     names = [m.name for m in models]
     assert MODEL in names and "no-weights" in names
     assert any("unreadable" in p for p in problems)
-    with pytest.raises(ModelError, match="cannot load"):
+    with pytest.raises(ModelError, match="no-weights: unet/ has no diffusion_pytorch_model.safetensors"):
         run_job(generate_job(GenerationParams(model=str(copy), steps=2, seed=0)))
+
+
+def _model_copy(tmp_path, name="m"):
+    copy = tmp_path / name
+    shutil.copytree(SHIPPED_MODELS_DIR / MODEL, copy)
+    return copy
+
+
+def _edit_json(path, change):
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps(change(data)))
+
+
+@pytest.mark.parametrize("file,change,message", [
+    ("model_index.json", lambda d: [d], "must hold a JSON object"),
+    ("model_index.json", lambda d: {**d, "unet": []}, "'unet' must be a \\[library, class\\] pair"),
+    ("spectra_model.json", lambda d: {**d, "num_classes": "x"}, "num_classes must be a whole number"),
+    ("spectra_model.json", lambda d: {**d, "num_classes": 1e9}, "num_classes must be between 0 and 100000"),
+    ("spectra_model.json", lambda d: {**d, "class_names": ["a"]}, "1 class_names for num_classes = 10"),
+    ("unet/config.json", lambda d: {**d, "block_out_channels": [16, 32, 10**6]}, "block_out_channels must be between"),
+    ("unet/config.json", lambda d: {**d, "sample_size": float("nan")}, "sample_size must be a whole number"),
+])
+def test_malformed_model_configs_are_refused_before_building(tmp_path, file, change, message):
+    copy = _model_copy(tmp_path)
+    _edit_json(copy / file, change)
+    with pytest.raises(ModelError, match=message):
+        inspect_model(copy)
+
+
+def test_oversized_unet_is_refused_on_the_meta_device(tmp_path):
+    from engines.limits import set_max_decoded_bytes
+
+    copy = _model_copy(tmp_path)
+    _edit_json(copy / "unet" / "config.json", lambda d: {**d, "block_out_channels": [2048, 4096, 8192]})
+    info = inspect_model(copy)
+    set_max_decoded_bytes(2**30)
+    try:
+        with pytest.raises(ModelError, match="more than the limit"):
+            load_model(info)
+    finally:
+        set_max_decoded_bytes(None)
+
+
+def test_checkpoint_with_renamed_tensor_is_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    copy = _model_copy(tmp_path)
+    weights = copy / "unet" / "diffusion_pytorch_model.safetensors"
+    state = load_file(weights)
+    state["conv_in.weight_renamed"] = state.pop("conv_in.weight")
+    save_file(state, weights)
+    with pytest.raises(ModelError, match="do not match the model: 1 missing \\(conv_in.weight\\); 1 unexpected"):
+        load_model(inspect_model(copy))
 
 
 def test_single_file_checkpoint_with_skeleton(tmp_path):

@@ -26,6 +26,15 @@ import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from engines.generation.model_checks import (
+    ModelError,
+    check_meta,
+    check_state_dict,
+    check_unet_config,
+    check_weight_file_size,
+    sample_size,
+    unet_parameter_count,
+)
 from engines.generation.samplers import samplers_for
 
 __all__ = [
@@ -53,8 +62,6 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the studio never fetches from a hub
 
 
-class ModelError(ValueError):
-    """A model is missing, broken or of an unsupported kind (the message says which)."""
 
 
 @dataclass
@@ -92,37 +99,69 @@ class ModelInfo:
         return data
 
 
+_MAX_CONFIG_BYTES = 4 << 20
+
+
 def _read_json(path: Path) -> dict:
+    """A model config file as a dict (ModelError if missing, not a small regular file, not JSON or not an object)."""
     try:
-        return json.loads(path.read_text())
+        if not path.is_file():
+            raise FileNotFoundError(path)
+        if path.stat().st_size > _MAX_CONFIG_BYTES:
+            raise ModelError(f"{path.parent.name}/{path.name} is too large for a config file")
+        data = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise ModelError(f"{path.parent.name}: missing {path.name}") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path}: unreadable JSON ({exc})") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else "not JSON"
+        raise ModelError(f"{path.parent.name}/{path.name}: unreadable JSON ({text})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path.parent.name}/{path.name} must hold a JSON object, not a {type(data).__name__}")
+    return data
+
+
+def _component(index: dict, key: str) -> list | None:
+    """A ``model_index.json`` component entry ``[library, class]`` (None when absent)."""
+    entry = index.get(key)
+    if not isinstance(entry, list):
+        return None  # flags such as requires_safety_checker
+    if len(entry) != 2 or not all(v is None or isinstance(v, str) for v in entry):
+        raise ModelError(f"model_index.json: '{key}' must be a [library, class] pair, got {json.dumps(entry)[:40]}")
+    return entry
 
 
 def _scheduler_kind(scheduler_config: dict) -> tuple[str, bool]:
     """(prediction_type, distilled) from a scheduler config."""
-    cls = scheduler_config.get("_class_name", "")
+    cls = str(scheduler_config.get("_class_name", "") or "")
     distilled = cls in ("LCMScheduler", "TCDScheduler", "FlowMatchLCMScheduler")
     if cls.startswith("FlowMatch") or scheduler_config.get("prediction_type") == "flow_prediction":
         return "flow", distilled
-    return scheduler_config.get("prediction_type", "epsilon") or "epsilon", distilled
+    prediction = scheduler_config.get("prediction_type", "epsilon") or "epsilon"
+    if not isinstance(prediction, str):
+        raise ModelError(f"scheduler_config.json: prediction_type must be text, got {prediction!r:.40}")
+    return prediction, distilled
 
 
 def _folder_info(folder: Path, shipped: bool = False) -> ModelInfo:
+    try:
+        return _folder_info_checked(folder, shipped)
+    except ModelError as exc:
+        text = str(exc)
+        raise ModelError(text if text.startswith(folder.name) else f"{folder.name}: {text}") from None
+
+
+def _folder_info_checked(folder: Path, shipped: bool) -> ModelInfo:
     index = _read_json(folder / "model_index.json")
     sched_path = folder / "scheduler" / "scheduler_config.json"
     sched = _read_json(sched_path) if sched_path.exists() else {}
     prediction, distilled = _scheduler_kind(sched)
     meta_path = folder / "spectra_model.json"
-    unet_entry = index.get("unet")
-    is_pixel_unet = isinstance(unet_entry, list) and unet_entry[-1] == "UNet2DModel" and "vae" not in index
+    unet_entry = _component(index, "unet")
+    is_pixel_unet = unet_entry is not None and unet_entry[-1] == "UNet2DModel" and "vae" not in index
     if meta_path.exists() or is_pixel_unet:
-        meta = _read_json(meta_path) if meta_path.exists() else {}
-        unet_cfg = _read_json(folder / "unet" / "config.json")
-        size = unet_cfg.get("sample_size", 32)
-        size = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
+        meta = check_meta(_read_json(meta_path), "spectra_model.json") if meta_path.exists() else {}
+        unet_cfg = check_unet_config(_read_json(folder / "unet" / "config.json"), "unet/config.json")
+        size = sample_size(unet_cfg, "unet/config.json")
         prediction = meta.get("prediction_type", prediction)
         n_classes = meta.get("num_classes")
         conditioning = "class" if n_classes else "none"
@@ -137,10 +176,11 @@ def _folder_info(folder: Path, shipped: bool = False) -> ModelInfo:
             distilled=distilled, shipped=shipped, description=meta.get("description", "pixel-space UNet"),
         )
     cls_name = index.get("_class_name", "")
-    if not cls_name:
+    if not cls_name or not isinstance(cls_name, str):
         raise ModelError(f"{folder.name}: model_index.json names no pipeline class")
-    for key, value in index.items():
-        if key.startswith("_") or not isinstance(value, list) or value[0] is None:
+    for key in index:
+        value = None if key.startswith("_") else _component(index, key)
+        if value is None or value[0] is None:
             continue
         if not (folder / key).is_dir():
             raise ModelError(f"{folder.name}: component folder '{key}/' listed in model_index.json is missing")
@@ -164,15 +204,16 @@ def _pipeline_default_size(folder: Path, index: dict) -> tuple:
     vae_cfg = folder / "vae" / "config.json"
     if vae_cfg.exists():
         blocks = _read_json(vae_cfg).get("block_out_channels", [0, 0, 0, 0])
+        if not isinstance(blocks, list) or not 1 <= len(blocks) <= 8:
+            raise ModelError("vae/config.json: block_out_channels must be a list of 1 to 8 channel counts")
         scale = 2 ** (len(blocks) - 1)
     for comp in ("unet", "transformer"):
         cfg = folder / comp / "config.json"
         if cfg.exists():
-            sample = _read_json(cfg).get("sample_size")
-            if isinstance(sample, (list, tuple)):
-                return (int(sample[0]) * scale, int(sample[1]) * scale)
-            if sample:
-                return (int(sample) * scale, int(sample) * scale)
+            config = _read_json(cfg)
+            if config.get("sample_size"):
+                h, w = sample_size(config, f"{comp}/config.json")
+                return (h * scale, w * scale)
     return (512, 512)
 
 
@@ -267,13 +308,15 @@ def _matches_unet2d(config_path: Path, keys: dict) -> bool:
     import torch
     from diffusers import UNet2DModel
 
-    config = _read_json(config_path)
-    if "conv_in.weight" not in keys or config.get("_class_name", "UNet2DModel") != "UNet2DModel":
+    if "conv_in.weight" not in keys:
         return False
     try:
+        config = check_unet_config(_read_json(config_path), str(config_path))
+        if config.get("_class_name", "UNet2DModel") != "UNet2DModel":
+            return False
         with torch.device("meta"):
             model = UNet2DModel.from_config(config)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError):
         return False
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     return expected == keys
@@ -370,6 +413,52 @@ def resolve_model(name_or_path: str | None, folders=()) -> ModelInfo:
     raise ModelError(f"unknown model {name!r} (known: {known})")
 
 
+def _unet_weights(folder: Path) -> Path:
+    """The UNet weights file of a diffusers folder (``.safetensors`` only: pickles are never loaded)."""
+    unet = folder / "unet"
+    for name in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"):
+        if (unet / name).exists():
+            return unet / name
+    if any(unet.glob("*.bin")):
+        raise ModelError(f"{folder.name}: unet/ holds only pickled .bin weights; convert them to .safetensors")
+    raise ModelError(f"{folder.name}: unet/ has no diffusion_pytorch_model.safetensors")
+
+
+def _load_unet(config_path: Path, weights: Path, name: str):
+    """Build a ``UNet2DModel`` from a validated config and load ``weights`` strictly: every tensor
+    name and shape must match the model (no silently random weights)."""
+    from diffusers import UNet2DModel
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    config = check_unet_config(_read_json(config_path), f"{name}: unet/config.json")
+    unet_parameter_count(config, f"{name}: unet/config.json")  # size check on the meta device
+    if not weights.is_file():
+        raise ModelError(f"{name}: weights file {weights.name} is missing or not a regular file")
+    check_weight_file_size(weights.stat().st_size, f"{name}: {weights.name}")
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            shapes = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}  # noqa: SIM118
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for broken files
+        raise ModelError(f"{name}: {weights.name} is not a readable .safetensors file ({_first_line(exc)})") from None
+    unet = UNet2DModel.from_config(config)
+    check_state_dict(shapes, {k: tuple(v.shape) for k, v in unet.state_dict().items()}, f"{name}: {weights.name}")
+    try:
+        state = load_file(str(weights))
+    except Exception as exc:  # noqa: BLE001 - truncated tensor data
+        raise ModelError(f"{name}: {weights.name} is truncated or corrupt ({_first_line(exc)})") from None
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+            raise ModelError(f"{name}: {weights.name} holds NaN or infinite values in {key}")
+    unet.load_state_dict(state, strict=True)
+    return unet
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no details"
+
+
 @dataclass
 class LoadedModel:
     """A loaded model: ``unet`` + ``scheduler_config`` for own-loop models, ``pipe`` otherwise."""
@@ -414,19 +503,11 @@ def _load_uncached(info: ModelInfo, device: str) -> LoadedModel:
     dlogging.disable_progress_bar()
 
     try:
-        if info.kind == "own":
-            from diffusers import UNet2DModel
-
-            unet = UNet2DModel.from_pretrained(info.path, subfolder="unet", local_files_only=True, low_cpu_mem_usage=False)
-            sched = _read_json(Path(info.path) / "scheduler" / "scheduler_config.json")
-            return LoadedModel(info, device, unet=unet.to(device).eval(), scheduler_config=sched)
-        if info.kind == "own-single":
-            from diffusers import UNet2DModel
-            from safetensors.torch import load_file
-
-            unet = UNet2DModel.from_config(_read_json(Path(info.skeleton) / "unet" / "config.json"))
-            unet.load_state_dict(load_file(info.path), strict=True)
-            sched = _read_json(Path(info.skeleton) / "scheduler" / "scheduler_config.json")
+        if info.kind in ("own", "own-single"):
+            folder = Path(info.path if info.kind == "own" else info.skeleton)
+            weights = _unet_weights(folder) if info.kind == "own" else Path(info.path)
+            unet = _load_unet(folder / "unet" / "config.json", weights, info.name)
+            sched = _read_json(folder / "scheduler" / "scheduler_config.json")
             return LoadedModel(info, device, unet=unet.to(device).eval(), scheduler_config=sched)
         import diffusers
         import torch
@@ -459,5 +540,4 @@ def _load_uncached(info: ModelInfo, device: str) -> LoadedModel:
     except ModelError:
         raise
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load model {info.name!r}: {first}") from exc
+        raise ModelError(f"cannot load model {info.name!r}: {_first_line(exc)}") from exc
