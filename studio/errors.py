@@ -13,9 +13,14 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, MemoryError):
         return "out of memory: try a smaller size, fewer items or the CPU device"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    kind = type(exc).__name__
     if "out of memory" in text.lower():
         return f"out of memory: {text}"
-    if isinstance(exc, (ValueError, KeyError, OSError)) and text:
+    if isinstance(exc, KeyError):
+        return f"missing entry {text}" if text else "missing entry"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror.lower()}{where}"
+    if isinstance(exc, (ValueError, OSError)) and text:
         return text
-    return f"{kind}: {text}" if text else kind
+    # a bug rather than bad input: still one line without a class name; --traceback shows the rest
+    return f"internal error ({text})" if text else "internal error (run with --traceback for details)"

@@ -189,7 +189,7 @@ def run_pipeline_job(
             elif kind == "cancelled":
                 raise JobCancelled("cancelled")
             else:
-                message = str(value).strip().splitlines()[0] if str(value).strip() else type(value).__name__
+                message = str(value).strip().splitlines()[0] if str(value).strip() else "no details"
                 raise ValueError(f"pipeline failed: {message}") from value
     finally:
         stop.set()
