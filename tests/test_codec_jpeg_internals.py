@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from engines.codec.jpeg_internals import component_planes, read_jpeg_internals
-from engines.codec.jpeg_parse import MAX_PIXELS, JpegError
+from engines.codec.jpeg_parse import JpegError
 from engines.codec.realcodecs import inspect_jpeg
 
 
@@ -142,6 +142,5 @@ def test_size_checked_before_allocating(photo):
     data = bytearray(_jpeg(photo, quality=75))
     sof = data.index(b"\xff\xc0")
     data[sof + 5 : sof + 9] = (60000).to_bytes(2, "big") + (60000).to_bytes(2, "big")
-    assert 60000 * 60000 > MAX_PIXELS
-    with pytest.raises(JpegError, match="too large"):
+    with pytest.raises(JpegError, match="more than the limit"):
         read_jpeg_internals(bytes(data), with_pixels=False)

@@ -12,10 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["MAX_PIXELS", "Component", "HuffmanTable", "JpegError", "JpegStructure", "Scan", "parse_jpeg", "unstuff_scan"]
-
-#: largest image (pixels) the decoder accepts; coefficients take 4 bytes each (~12 bytes/pixel at 4:4:4)
-MAX_PIXELS = 64_000_000
+__all__ = ["Component", "HuffmanTable", "JpegError", "JpegStructure", "Scan", "parse_jpeg", "unstuff_scan"]
 
 _SOF_NAMES = {
     0xC0: "SOF0 baseline",
@@ -213,8 +210,6 @@ def _parse_sof(marker: int, body: bytes, out: JpegStructure) -> None:
         raise JpegError("unsupported JPEG: height defined later by a DNL marker")
     if out.width == 0 or nf not in (1, 3, 4) or len(body) < 6 + 3 * nf:
         raise JpegError("corrupt JPEG: bad frame header (SOF)")
-    if out.width * out.height > MAX_PIXELS:
-        raise JpegError(f"JPEG too large: {out.width}×{out.height} pixels (limit {MAX_PIXELS:,})")
     for k in range(nf):
         cid, hv, tq = body[6 + 3 * k], body[7 + 3 * k], body[8 + 3 * k]
         h, v = hv >> 4, hv & 15
@@ -225,6 +220,11 @@ def _parse_sof(marker: int, body: bytes, out: JpegStructure) -> None:
         raise JpegError("corrupt JPEG: duplicate component ids")
     if any(out.hmax % c.h or out.vmax % c.v for c in out.components):
         raise JpegError("unsupported JPEG: sampling factors that do not divide the largest one")
+    from engines.limits import check_decoded_size
+
+    blocks = sum(r * c for r, c in (out.padded_blocks(k) for k in range(nf)))
+    # int32 coefficients + int64 bits per block, plus the RGB image shown next to them
+    check_decoded_size(blocks * (64 * 4 + 8) + 3 * out.width * out.height, f"JPEG {out.width}×{out.height}", JpegError)
     for c in out.components:
         if c.tq not in out.qtables:
             raise JpegError(f"corrupt JPEG: quantisation table {c.tq} is used before it is defined")
