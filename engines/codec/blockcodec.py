@@ -23,7 +23,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engines.codec.bitstream import MAGIC, VERSION, BitstreamError, read_container, write_container
-from engines.codec.color import downsample2, rgb_to_ycbcr, to_uint8, upsample2, ycbcr_to_rgb
+from engines.codec._kernels import (
+    band_counts,
+    block_symbols,
+    color_kernels_exact,
+    place_symbols,
+    rgb_to_ycbcr_fast,
+    upsample2_fast,
+    ycbcr_to_rgb_u8,
+)
+from engines.codec.color import _FWD, _INV, downsample2, rgb_to_ycbcr, to_uint8
 from engines.codec.entropy import (
     Histogram,
     encode_streams,
@@ -182,8 +191,14 @@ def _bands(n: int) -> np.ndarray:
     return b
 
 
+def _fast_color(width: int) -> bool:
+    """Use the compiled colour kernels? Only where they equal numpy's matmul bit for bit (numpy
+    takes another path for one-pixel-wide images)."""
+    return width >= 2 and color_kernels_exact()
+
+
 def _planes_of(image: np.ndarray, subsampling: str) -> list[np.ndarray]:
-    ycc = rgb_to_ycbcr(image)
+    ycc = rgb_to_ycbcr_fast(image, _FWD) if _fast_color(image.shape[1]) else rgb_to_ycbcr(image)
     planes = [ycc[..., 0], ycc[..., 1], ycc[..., 2]]
     if subsampling == "4:2:0":
         planes[1] = downsample2(planes[1])
@@ -194,14 +209,17 @@ def _planes_of(image: np.ndarray, subsampling: str) -> list[np.ndarray]:
 
 
 def _reconstruct(qplanes: list[np.ndarray], mats: list[np.ndarray], shapes, tr: Transform, size, subsampling) -> np.ndarray:
-    rec = []
-    for q, Q, shape in zip(qplanes, mats, shapes):
+    # the same arithmetic as ycbcr_to_rgb(stack(planes)) -> to_uint8, without the temporaries
+    ycc = np.empty((size[0], size[1], 3), dtype=np.float64)
+    for c, (q, Q, shape) in enumerate(zip(qplanes, mats, shapes)):
         blocks = tr.inverse(q.astype(np.float64) * Q) + 128.0
-        rec.append(unblockify(blocks, shape))
-    if subsampling == "4:2:0":
-        rec[1] = upsample2(rec[1], size)
-        rec[2] = upsample2(rec[2], size)
-    return to_uint8(ycbcr_to_rgb(np.stack(rec, axis=-1)))
+        plane = unblockify(blocks, shape)
+        ycc[..., c] = upsample2_fast(plane, size) if (c and subsampling == "4:2:0") else plane
+    if _fast_color(size[1]):
+        return ycbcr_to_rgb_u8(ycc, _INV)
+    ycc[..., 1:] -= 128.0
+    rgb = np.matmul(ycc, _INV.T, out=np.empty_like(ycc))
+    return np.clip(np.rint(rgb, out=rgb), 0, 255, out=rgb).astype(np.uint8)
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -237,7 +255,7 @@ def encode(image: np.ndarray, params: BlockCodecParams | None = None) -> EncodeR
     planes_px = _planes_of(image, params.subsampling)
     plane_data = []
     streams: dict[tuple, list[np.ndarray]] = {}
-    owners: dict[tuple, list[np.ndarray]] = {}  # per-symbol (plane, block index) for the bit map
+    owners: dict[tuple, list[tuple[int, np.ndarray]]] = {}  # per stream part: (plane, block index of each symbol)
     all_q = []
     for p, px in enumerate(planes_px):
         cls = 0 if p == 0 else 1
@@ -248,39 +266,32 @@ def encode(image: np.ndarray, params: BlockCodecParams | None = None) -> EncodeR
         plane_data.append(PlaneData(coeffs=coeffs, q=q, Q=Q, bits=None, shape=px.shape))
         all_q.append(q.ravel())
         flat = q.reshape(-1, n * n)[:, zz]
-        nb = flat.shape[0]
-        ids = np.arange(nb)
-        nz = flat[:, 1:] != 0
-        eob = np.where(nz.any(axis=1), n * n - 1 - np.argmax(nz[:, ::-1], axis=1), 0)
-        dc = flat[:, 0]
-        dcd = np.diff(dc, prepend=0)
+        eob, dcd, ac, owner, starts = block_symbols(flat, bands, nbands)
+        ids = np.arange(flat.shape[0])
         for key, sym in ((("eob", cls), eob), (("dc", cls), dcd)):
             streams.setdefault(key, []).append(sym)
-            owners.setdefault(key, []).append(np.stack([np.full(nb, p), ids], 1))
-        pos = np.arange(n * n)[None, :]
-        mask = (pos >= 1) & (pos <= eob[:, None])
+            owners.setdefault(key, []).append((p, ids))
         for b in range(1, nbands):
-            m = mask & (bands[None, :] == b)
-            if not m.any():
+            if starts[b + 1] == starts[b]:
                 continue
             key = ("ac", cls, b)
-            streams.setdefault(key, []).append(flat[m])
-            owners.setdefault(key, []).append(np.stack([np.full(int(m.sum()), p), np.nonzero(m)[0]], 1))
+            streams.setdefault(key, []).append(ac[starts[b] : starts[b + 1]])
+            owners.setdefault(key, []).append((p, owner[starts[b] : starts[b + 1]]))
 
     keys = _context_order(nbands)
     sym_list, hists = [], []
-    bits = [np.zeros(pd.q.shape[:2]).ravel() for pd in plane_data]
+    bits = [np.zeros(pd.q.shape[0] * pd.q.shape[1]) for pd in plane_data]
     for key in keys:
         sym = np.concatenate(streams[key]) if key in streams else np.zeros(0, dtype=np.int64)
         hist = Histogram.of(sym)
         sym_list.append(sym)
         hists.append(hist)
         if key in owners and sym.size:
-            own = np.concatenate(owners[key])
             lengths = hist.code_lengths(sym)
-            for p in range(len(plane_data)):
-                sel = own[:, 0] == p
-                np.add.at(bits[p], own[sel, 1], lengths[sel])
+            at = 0
+            for p, own in owners[key]:
+                bits[p] += np.bincount(own, weights=lengths[at : at + own.size], minlength=bits[p].size)
+                at += own.size
     for pd, b in zip(plane_data, bits):
         pd.bits = b.reshape(pd.q.shape[:2])
 
@@ -356,7 +367,6 @@ def _decode_payload(c) -> DecodeResult:
     lengths = []
     decoded: dict[tuple, np.ndarray] = {}
     zz = zigzag_order(n)
-    pos = np.arange(n * n)[None, :]
     # the range coder decodes in encoding order, so lengths of every stream are needed up front:
     # decode eob/dc of class 0 first, but the order is interleaved; do it in two passes
     order_lengths = {}
@@ -369,14 +379,15 @@ def _decode_payload(c) -> DecodeResult:
     from engines.codec.entropy import _model  # shared model construction
 
     dec = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
-    eobs = {}
+    eobs, ac_lengths = {}, {}
     for key in keys:
         if key[0] in ("eob", "dc"):
             length = order_lengths[key]
         else:
             cls, b = key[1], key[2]
-            e = eobs[cls]
-            length = int((((pos >= 1) & (pos <= e[:, None])) & (bands[None, :] == b)).sum())
+            if cls not in ac_lengths:
+                ac_lengths[cls] = band_counts(eobs[cls], bands, nbands)
+            length = int(ac_lengths[cls][b])
         hist = hist_of[key]
         if length == 0:
             sym = np.zeros(0, dtype=np.int64)
@@ -393,27 +404,25 @@ def _decode_payload(c) -> DecodeResult:
 
     qplanes = []
     offsets = {0: 0, 1: 0}
-    ac_offsets: dict[tuple, int] = {}
+    ac_offsets = {0: np.zeros(nbands, dtype=np.int64), 1: np.zeros(nbands, dtype=np.int64)}
     for p in range(3):
         cls = 0 if p == 0 else 1
         nb = grids[p][0] * grids[p][1]
         sl = slice(offsets[cls], offsets[cls] + nb)
         offsets[cls] += nb
         eob = decoded[("eob", cls)][sl]
-        flat = np.zeros((nb, n * n), dtype=np.int64)
-        flat[:, 0] = np.cumsum(decoded[("dc", cls)][sl])
-        mask = (pos >= 1) & (pos <= eob[:, None])
+        if eob.size and (eob.min() < 0 or eob.max() >= n * n):
+            raise ValueError("corrupt bitstream (end of block outside the block)")
+        # this plane's AC levels of every band, one array with band offsets
+        counts = band_counts(eob, bands, nbands)
+        parts = [np.zeros(0, dtype=np.int64)]
         for b in range(1, nbands):
-            m = mask & (bands[None, :] == b)
-            cnt = int(m.sum())
-            if not cnt:
-                continue
-            key = ("ac", cls, b)
-            start = ac_offsets.get(key, 0)
-            flat[m] = decoded[key][start : start + cnt]
-            ac_offsets[key] = start + cnt
-        q = np.zeros_like(flat)
-        q[:, zz] = flat
+            if counts[b]:
+                start = ac_offsets[cls][b]
+                parts.append(decoded[("ac", cls, b)][start : start + counts[b]])
+        ac_offsets[cls] += counts
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        q = place_symbols(eob, decoded[("dc", cls)][sl], np.concatenate(parts), starts, zz, bands, n)
         qplanes.append(q.reshape(grids[p][0], grids[p][1], n, n))
     mats = [Ql, Qc, Qc]
     image = _reconstruct(qplanes, mats, shapes, tr, (H, W), subsampling)

@@ -73,7 +73,7 @@ class Histogram:
     @classmethod
     def of(cls, symbols: np.ndarray) -> Histogram:
         """Histogram of an int array."""
-        values, counts = np.unique(np.asarray(symbols, dtype=np.int64), return_counts=True)
+        values, counts = _value_counts(np.asarray(symbols, dtype=np.int64).ravel())
         return cls(values, counts)
 
     @property
@@ -122,6 +122,12 @@ class Histogram:
         if self.values.size <= 1:
             return np.zeros(len(symbols))
         p = self.counts / self.total
+        symbols = np.asarray(symbols, dtype=np.int64)
+        span = int(self.values[-1]) - self.lo + 1
+        if span <= 4 * max(len(symbols), 1) + 4096:  # dense lookup table instead of a search
+            bits = np.zeros(span)
+            bits[self.values - self.lo] = -np.log2(p)
+            return bits[symbols - self.lo]
         idx = np.searchsorted(self.values, symbols)
         return -np.log2(p[idx])
 
@@ -169,12 +175,25 @@ def decode_streams(payload: bytes, lengths: list[int], hists: list[Histogram]) -
     return out
 
 
+def _value_counts(symbols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(symbols, return_counts=True)`` for int64 symbols, by counting when the value
+    span is small (the usual case: quantised levels), by sorting otherwise."""
+    if symbols.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    lo, hi = int(symbols.min()), int(symbols.max())
+    if hi - lo > 4 * symbols.size + 4096:
+        return np.unique(symbols, return_counts=True)
+    counts = np.bincount(symbols - lo)
+    values = np.flatnonzero(counts)
+    return values + lo, counts[values]
+
+
 def zeroth_order_entropy_bits(symbols: np.ndarray) -> float:
     """``n * H0`` in bits: the zeroth-order (memoryless, one histogram) entropy of all symbols."""
-    symbols = np.asarray(symbols).ravel()
+    symbols = np.asarray(symbols, dtype=np.int64).ravel()
     if symbols.size == 0:
         return 0.0
-    _, counts = np.unique(symbols, return_counts=True)
+    _, counts = _value_counts(symbols)
     p = counts / symbols.size
     return float(-symbols.size * np.sum(p * np.log2(p)))
 

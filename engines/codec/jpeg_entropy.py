@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engines.codec._kernels import njit_cached as _jit
+
 __all__ = ["STATUS", "decode_scan"]
 
 #: kernel status codes -> message
@@ -23,14 +25,6 @@ STATUS = {
     3: "corrupt JPEG: restart markers missing or out of place",
     4: "corrupt JPEG: run of coefficients past the end of a block",
 }
-
-
-def _jit(fn):
-    try:
-        import numba
-    except ImportError:  # pragma: no cover - numba is a project dependency
-        return fn
-    return numba.njit(cache=True, nogil=True)(fn)
 
 
 @_jit
