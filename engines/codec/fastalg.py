@@ -299,20 +299,41 @@ def _emit(node: _Node, inputs: list[str], lines: list[str], counter: list[int]) 
 
 def kernel_source(plan: Plan, name: str = "kernel") -> str:
     """Python source of a 2-D block kernel ``kernel(B, out, s)`` for ``plan``: for every block
-    ``B[b]`` (``(N, N)``), ``out[b] = diag(s) M B[b] M^T diag(s)`` by the plan's additions."""
+    ``B[b]`` (``(N, N)``), ``out[b] = diag(s) M B[b] M^T diag(s)`` by the plan's additions.
+
+    Each 1-D pass runs over a block held transposed in a small scratch array, so the straight-line
+    code is applied to N vectors at once along contiguous memory (the compiler can use SIMD).
+    """
     n = plan.M.shape[0]
     counter = [0]
     row_lines: list[str] = []
     row_out = _emit(plan.root, [f"x{i}" for i in range(n)], row_lines, counter)
     col_lines: list[str] = []
     col_out = _emit(plan.root, [f"x{i}" for i in range(n)], col_lines, counter)
-    src = [f"def {name}(B, out, s):", "    nb = B.shape[0]", f"    tmp = np.empty(({n}, {n}), dtype=B.dtype)", "    for b in range(nb):"]
-    src.append(f"        for r in range({n}):")
-    src += [f"            x{i} = B[b, r, {i}]" for i in range(n)]
+    src = [
+        f"def {name}(B, out, s):",
+        "    nb = B.shape[0]",
+        f"    bt = np.empty(({n}, {n}), dtype=B.dtype)",
+        f"    rt = np.empty(({n}, {n}), dtype=B.dtype)",
+        f"    rr = np.empty(({n}, {n}), dtype=B.dtype)",
+        "    for b in range(nb):",
+        f"        for i in range({n}):",
+        f"            for j in range({n}):",
+        "                bt[j, i] = B[b, i, j]",
+        "        # rows of B[b]: bt[i, r] = B[b, r, i], one vector lane per row r",
+        f"        for r in range({n}):",
+    ]
+    src += [f"            x{i} = bt[{i}, r]" for i in range(n)]
     src += [f"            {line}" for line in row_lines]
-    src += [f"            tmp[r, {k}] = {expr}" for k, expr in enumerate(row_out)]
-    src.append(f"        for c in range({n}):")
-    src += [f"            x{i} = tmp[{i}, c]" for i in range(n)]
+    src += [f"            rt[{k}, r] = {expr}" for k, expr in enumerate(row_out)]
+    src += [
+        f"        for i in range({n}):",
+        f"            for j in range({n}):",
+        "                rr[j, i] = rt[i, j]",
+        "        # columns of the row-transformed block rr, one vector lane per column",
+        f"        for c in range({n}):",
+    ]
+    src += [f"            x{i} = rr[{i}, c]" for i in range(n)]
     src += [f"            {line}" for line in col_lines]
     src.append("            sc = s[c]")
     src += [f"            out[b, {k}, c] = ({expr}) * s[{k}] * sc" for k, expr in enumerate(col_out)]
