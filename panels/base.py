@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qtpy.QtCore import Signal
 from qtpy.QtGui import QUndoStack
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
@@ -39,6 +40,11 @@ class Panel(QWidget):
                       against it before anything changes
     """
 
+    #: a background open (:meth:`load_in_background`) finished: the path
+    file_opened = Signal(str)
+    #: a background open failed: the path and one clear message
+    file_open_failed = Signal(str, str)
+
     name = "panel"
     title = "Panel"
     icon = "panel.svg"
@@ -52,6 +58,10 @@ class Panel(QWidget):
         self.services = services
         self.undo_stack = QUndoStack(self)
         self._params_widget: QWidget | None = None
+        self._open_seq = 0
+        self._open_handle = None
+        self._loading_card = None
+        self._after_open = None  # runs after the next background open is shown (see open_exported)
 
     # -- layout -----------------------------------------------------------------------
     def parameters_widget(self) -> QWidget:
@@ -70,6 +80,11 @@ class Panel(QWidget):
 
     def on_shown(self) -> None:
         """Called when the panel becomes the active one (use it for lazy, heavy set-up)."""
+
+    @staticmethod
+    def warm_up() -> None:
+        """Import heavy libraries and load compiled kernels; the studio calls it once at start-up
+        on a background thread (never the GUI thread). No Qt here."""
 
     # -- files ------------------------------------------------------------------------
     @classmethod
@@ -103,21 +118,98 @@ class Panel(QWidget):
 
         return self.accepts(path, sniff(path))
 
-    def open_exported(self, path: str, provenance: dict, open_file: bool = True) -> None:
+    def open_exported(self, path: str, provenance: dict, open_file: bool = True):
         """Open a file this studio exported and restore the parameters that made it.
 
         All or nothing: the parameters are checked first, then the file is opened (when
         ``open_file``), then the parameters are applied. Raises :class:`OpenError`.
         """
         self.check_parameters(provenance.get("parameters") or {})
-        if open_file:
-            self.open_file(path)
-        self.restore_from_provenance(provenance)
+        pending = self.open_file(path) if open_file else None
+        if pending is None:
+            self.restore_from_provenance(provenance)
+        else:  # the file is read by a job: restore once it is shown (returns the job handle)
+            self._after_open = lambda: self.restore_from_provenance(provenance)
+        return pending
 
-    def open_file(self, path: str) -> None:
+    def open_file(self, path: str):
         """Load ``path`` into the panel. Raise :class:`OpenError` with a clear message on bad input,
-        leaving the panel unchanged."""
+        leaving the panel unchanged.
+
+        A panel whose files are large returns the :class:`~studio.jobs.JobHandle` of
+        :meth:`load_in_background` instead; it then emits :attr:`file_opened` or
+        :attr:`file_open_failed` when the job ends.
+        """
         raise OpenError(f"{self.title} cannot open {Path(path).name}")
+
+    def load_in_background(self, path: str, job, apply, *, title: str | None = None):
+        """Read and prepare ``path`` on a worker, then ``apply(result)`` on the GUI thread.
+
+        ``job()`` is called on the worker and returns an engine job generator (Progress events
+        move the loading card's bar); ``apply`` must be cheap (it only hands finished arrays to
+        widgets). Runs on the queue's ``io`` lane, so a long fit does not hold it back. A newer
+        load cancels this one and a result that arrives after a newer load started is dropped:
+        the last file the user opened always wins. Returns the job handle.
+        """
+        if self._open_handle is not None:
+            self._open_handle.cancel()
+        self._open_seq += 1
+        self._after_open = None
+        seq, name = self._open_seq, Path(path).name or str(path)
+        if self._loading_card is None:
+            from panels.loading import LoadingOverlay
+
+            self._loading_card = LoadingOverlay(self)
+        self._loading_card.start(title or f"Opening {name}…")
+
+        def current() -> bool:
+            return seq == self._open_seq
+
+        def on_event(event) -> None:
+            from engines.jobs import Progress
+
+            if current() and isinstance(event, Progress):
+                self._loading_card.set_progress(event.fraction, event.message)
+
+        def on_result(result) -> None:
+            if not current():
+                return
+            self._end_loading()
+            after, self._after_open = self._after_open, None
+            try:
+                apply(result)
+                if after is not None:
+                    after()
+            except Exception as exc:  # noqa: BLE001 - reported as a failed open, never raised into Qt
+                from studio.errors import describe_error
+
+                self.file_open_failed.emit(str(path), describe_error(exc))
+                return
+            self.file_opened.emit(str(path))
+
+        def on_error(record) -> None:
+            if current():
+                self._end_loading()
+                self.file_open_failed.emit(str(path), record.error)
+
+        def on_cancel() -> None:
+            if current():
+                self._end_loading()
+
+        self._open_handle = self.services.jobs.submit(
+            f"open {name}", self.name, job, device="io", on_event=on_event, on_result=on_result,
+            on_error=on_error, on_cancel=on_cancel)
+        return self._open_handle
+
+    def _end_loading(self) -> None:
+        self._open_handle = None
+        if self._loading_card is not None:
+            self._loading_card.finish()
+
+    @property
+    def loading(self) -> bool:
+        """Whether a background open is in flight."""
+        return self._open_handle is not None
 
     # -- parameters -------------------------------------------------------------------
     def current_parameters(self) -> dict:

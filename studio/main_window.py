@@ -32,10 +32,11 @@ from qtpy.QtWidgets import (
 from studio import APP_NAME, __version__
 from studio.errors import describe_error
 from studio.export import PendingExport
-from studio.jobs import JobQueue
+from studio.jobs import FINAL_STATES, JobQueue
 from studio.routing import ASK, ERROR, RESTORE, UNSUPPORTED, route_path
 from studio.services import StudioServices
 from studio.settings import StudioSettings
+from studio.startup import StartupLoader, ensure_worker_threads
 from studio.theme import apply_theme
 from studio.widgets.job_table import JobTable, queue_summary
 from studio.widgets.log_view import LogView
@@ -43,6 +44,7 @@ from studio.widgets.settings_dialog import SettingsDialog
 from studio.widgets.toast import Toast
 
 ICON_DIR = Path(__file__).resolve().parents[1] / "assets" / "icons"
+CLOSE_WAIT_SECONDS = 2.0
 
 
 class _PanelSlot:
@@ -66,7 +68,10 @@ class _PanelSlot:
 class MainWindow(QMainWindow):
     """Spectra Studio's main window. Panels are built lazily, the first time they are shown."""
 
-    def __init__(self, settings: StudioSettings | None = None, registry: list | None = None) -> None:
+    def __init__(self, settings: StudioSettings | None = None, registry: list | None = None,
+                 warm_up: bool | None = None) -> None:
+        """``warm_up``: import the engines' heavy libraries and load their kernels in the background
+        (default: unless the environment sets ``SPECTRA_WARM_UP=0``)."""
         super().__init__()
         from panels import PANEL_REGISTRY, load_panel_class
 
@@ -76,10 +81,12 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1400, 900)
         self.jobs = JobQueue(max_running=self.settings.max_running_jobs)
+        ensure_worker_threads()
         self.services = StudioServices(self.jobs, self.settings)
         self.undo_group = QUndoGroup(self)
 
         self.slots: list[_PanelSlot] = []
+        self._open_messages: dict[str, str] = {}  # path -> message once its background open ends
         for name, spec in registry if registry is not None else PANEL_REGISTRY:
             slot = _PanelSlot(name, spec)
             try:
@@ -108,8 +115,12 @@ class MainWindow(QMainWindow):
         start = self.settings.active_panel
         index = next((i for i, s in enumerate(self.slots) if s.name == start), 0)
         self.switcher.setCurrentRow(index)
-        # torch is imported here; wait until the window has painted so start-up stays fast
-        QTimer.singleShot(400, self._apply_compute_settings)
+        # device detection imports torch: a background thread does it (and warms the kernels up)
+        self.startup = StartupLoader(self)
+        self.startup.finished.connect(self._on_startup_finished)
+        self._apply_compute_settings()
+        if warm_up if warm_up is not None else os.environ.get("SPECTRA_WARM_UP", "1") != "0":
+            self.startup.start_warm_up([slot.cls for slot in self.slots if slot.cls is not None])
 
     # -- construction -----------------------------------------------------------------
     def _build_central(self) -> None:
@@ -317,6 +328,9 @@ class MainWindow(QMainWindow):
                 widget.restore_parameters(saved)
             except Exception as exc:
                 self.services.log(f"{slot.title}: could not restore last parameters ({describe_error(exc)})", "warning")
+        widget.file_opened.connect(lambda path, n=slot.name: self._on_file_opened(n, path))
+        widget.file_open_failed.connect(
+            lambda path, message: self._report_open_failure(f"{Path(path).name or path}: {message}"))
         self.stack.insertWidget(self.stack.indexOf(slot.page), widget)
         params.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)  # until shown
         self.params_stack.insertWidget(self.params_stack.indexOf(slot.params_page), params)
@@ -368,20 +382,32 @@ class MainWindow(QMainWindow):
             if decision.action == RESTORE:
                 provenance = dict(decision.provenance or {})
                 provenance["source_path"] = os.path.abspath(path)
-                panel.open_exported(path, provenance, open_file=decision.open_file)
+                pending = panel.open_exported(path, provenance, open_file=decision.open_file)
                 message = (f"Opened {file_name} in {title} and restored its parameters" if decision.open_file
                            else f"Restored the {title} parameters saved with {file_name}")
             else:
-                panel.open_file(path)
+                pending = panel.open_file(path)
                 message = f"Opened {file_name} in {title}"
         except Exception as exc:
             self._report_open_failure(f"{file_name}: {describe_error(exc)}", traceback.format_exc())
             return None
         self.show_panel(name)
+        if pending is None:  # opened synchronously
+            self._on_file_opened(name, path, message)
+        else:  # a job reads the file: the panel shows its loading state, file_opened/failed follow
+            self._open_messages[str(path)] = message
+            self.statusBar().showMessage(f"Opening {file_name} in {title}…", 5000)
+        return name
+
+    def _on_file_opened(self, name: str, path: str, message: str = "") -> None:
+        """A file finished opening in panel ``name`` (at once or through a job)."""
+        message = message or self._open_messages.pop(path, "")
+        if not os.path.exists(path) or Path(path).resolve().is_relative_to(ICON_DIR.parent):
+            return  # a generated or bundled sample, not a user's file
+        message = message or f"Opened {Path(path).name} in {self.slot(name).title}"
         self.settings.add_recent_file(path)
         self.services.log(message)
         self.statusBar().showMessage(message, 5000)
-        return name
 
     def _report_open_failure(self, message: str, details: str = "") -> None:
         self.services.log(f"Cannot open {message}", "error", details)
@@ -478,17 +504,21 @@ class MainWindow(QMainWindow):
 
     # -- settings, theme, status --------------------------------------------------------
     def _apply_compute_settings(self) -> None:
-        from engines import device
-
-        try:
-            device.set_device_override(self.settings.device)
-        except ValueError as exc:
-            self.services.log(f"Device setting ignored: {exc}", "warning")
-            device.set_device_override(None)
-        if self.settings.threads:
-            device.set_threads(self.settings.threads)
+        """Apply the device and threads settings on the start-up thread (torch is imported there)."""
         self.jobs.set_max_running(self.settings.max_running_jobs)
-        self.device_label.setText(f"device: {device.device_label()}")
+        self.device_label.setText("device: detecting…")
+        self.device_label.setToolTip("Loading the compute libraries and detecting the device in the background")
+        self.startup.detect_device(self.settings.device, self.settings.threads)
+
+    def _on_startup_finished(self, kind: str, result: dict) -> None:
+        """The start-up thread finished a step: show the device, log warnings."""
+        for warning in result.get("warnings", []):
+            self.services.log(warning, "warning")
+        if kind == "device":
+            self.device_label.setText(f"device: {result.get('label', '?')}")
+            self.device_label.setToolTip(f"Engines compute on {result.get('label', '?')}")
+        elif kind == "warm-up":
+            self.services.log(f"Engines ready ({result.get('seconds', 0.0):.1f} s in the background)")
 
     def preferences_dialog(self) -> None:
         """Edit > Preferences…"""
@@ -546,10 +576,13 @@ class MainWindow(QMainWindow):
         )
 
     def closeEvent(self, event) -> None:
-        """Save layout and panel parameters, stop jobs, then close."""
+        """Save layout and panel parameters, cancel every job and wait at most
+        :data:`CLOSE_WAIT_SECONDS` for them, then close (the process exit ends any straggler)."""
         self.save_state()
         self.jobs.cancel_all()
-        self.jobs.wait_all(timeout=5.0)
+        if not self.jobs.wait_all(timeout=CLOSE_WAIT_SECONDS):
+            left = [r.name for r in self.jobs.records() if r.state not in FINAL_STATES]
+            print(f"closing with {len(left)} job(s) still stopping: {', '.join(left)}", file=sys.stderr)
         super().closeEvent(event)
 
     def save_state(self) -> None:

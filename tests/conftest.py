@@ -8,6 +8,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("QT_API", "pyside6")
 os.environ.setdefault("SPECTRA_SETTINGS_SCOPE", "test")
+os.environ.setdefault("SPECTRA_WARM_UP", "0")  # no background kernel warm-up competing with tests
 if not os.environ.get("DISPLAY") and not os.environ.get("QT_QPA_PLATFORM"):
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
 

@@ -11,6 +11,7 @@ from engines.codec.blockcodec import decode
 from panels.base import OpenError
 from panels.codec import CodecPanel
 from studio.export import read_provenance
+from tests.gui_helpers import open_and_wait
 
 
 @pytest.fixture()
@@ -40,8 +41,9 @@ def test_panel_contract(panel):
 
 
 def test_sample_on_first_show_and_encode(panel, qtbot):
-    panel.on_shown()
-    assert panel.image is not None and panel.image.shape == (512, 512, 3)
+    panel.on_shown()  # the sample is decoded by a job
+    _wait(qtbot, lambda: panel.image is not None)
+    assert panel.image.shape == (512, 512, 3) and not panel.loading
     _wait(qtbot, lambda: panel.result is not None)
     r = panel.result
     assert r.stats["bit_exact"] is True
@@ -52,7 +54,7 @@ def test_sample_on_first_show_and_encode(panel, qtbot):
 def test_open_file_encode_click_block(panel, qtbot, tmp_path):
     path = tmp_path / "img.jpg"
     Image.fromarray(_small()).save(path, quality=80)
-    panel.open_file(str(path))
+    open_and_wait(panel, path)
     assert "exact IJG tables, quality 80" in panel.file_info.text()
     _wait(qtbot, lambda: panel.result is not None)
     # a click on the canvas at pixel (x=37, y=21) selects luma block (2, 4)
@@ -77,7 +79,7 @@ def test_open_bad_file_leaves_panel_unchanged(panel, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     with pytest.raises(OpenError, match="not a readable image"):
-        panel.open_file(str(bad))
+        open_and_wait(panel, bad)
     assert panel.image is None
     with pytest.raises(OpenError):
         panel.receive("volume", np.zeros((2, 2, 2)))

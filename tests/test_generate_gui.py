@@ -8,6 +8,7 @@ from engines.jobs import Preview
 from panels.base import OpenError
 from panels.generate import GeneratePanel
 from studio.export import read_provenance
+from tests.gui_helpers import open_and_wait
 
 
 @pytest.fixture
@@ -164,12 +165,12 @@ def test_open_files_and_receive(panel, tmp_path):
 
     img = tmp_path / "photo.jpg"
     Image.fromarray((np.random.default_rng(0).random((40, 50, 3)) * 255).astype(np.uint8)).save(img)
-    panel.open_file(str(img))
+    open_and_wait(panel, img)
     assert panel.init_slot.image().shape == (40, 50, 3) and panel.init_slot.path == str(img)
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
     with pytest.raises(OpenError):
-        panel.open_file(str(bad))
+        open_and_wait(panel, bad)
     with pytest.raises(OpenError):
         panel.open_file(str(tmp_path))  # a folder that is no model
     with pytest.raises(OpenError):

@@ -6,12 +6,15 @@ import pytest
 from engines.render.io import save_ply
 from engines.render.synthetic import sphere_scene
 from panels.render import RenderPanel
+from tests.gui_helpers import open_and_wait, wait_loaded
 from panels.render.viewer import box_edges
 
 
 @pytest.fixture()
 def panel(make_panel):
-    return make_panel(RenderPanel)
+    widget = make_panel(RenderPanel)
+    wait_loaded(widget)  # the bundled sample is read by a job
+    return widget
 
 
 @pytest.fixture()
@@ -22,7 +25,7 @@ def scene_path(tmp_path):
 
 
 def test_crop_box_prefill_apply_undo(panel, scene_path):
-    panel.open_file(str(scene_path))
+    open_and_wait(panel, scene_path)
     means = panel.scene.means.numpy().astype(np.float64)
     lo, hi = panel.crop_box()
     # prefilled with the scene bounds (rounded outwards to the 4 shown decimals): nothing outside
@@ -80,7 +83,7 @@ def test_box_edges_are_the_twelve_cube_edges():
 
 @pytest.mark.gl
 def test_crop_box_wireframe_in_gl_view(panel, scene_path, qtbot):
-    panel.open_file(str(scene_path))
+    open_and_wait(panel, scene_path)
     panel.resize(900, 600)
     panel.show()
     panel.on_shown()
@@ -120,6 +123,6 @@ def test_still_is_cleared_on_new_scene_and_marked_stale_after_edits(panel, scene
     panel.delete_selected()  # an edit: the still stays (exportable) but is marked stale
     assert panel.still is not None and "out of date" in panel.still_caption.text()
     panel.undo_stack.undo()
-    panel.open_file(str(scene_path))  # a new scene: the old still is dropped
+    open_and_wait(panel, scene_path)  # a new scene: the old still is dropped
     assert panel.still is None and panel.still_view.image is None
     assert panel.can_export()  # the scene itself can still be exported

@@ -9,12 +9,15 @@ from engines.render.io import load_ply, save_ply
 from engines.render.synthetic import sphere_scene
 from panels.base import OpenError
 from panels.render import RenderPanel
+from tests.gui_helpers import open_and_wait, wait_loaded
 from studio.export import FileExistsErrorNoForce, read_provenance
 
 
 @pytest.fixture()
 def panel(make_panel):
-    return make_panel(RenderPanel)
+    widget = make_panel(RenderPanel)
+    wait_loaded(widget)  # the bundled sample is read by a job
+    return widget
 
 
 @pytest.fixture()
@@ -39,21 +42,21 @@ def test_open_and_bad_files(panel, scene_path, tmp_path):
     from engines.render.io import save_splat
 
     save_splat(tmp_path / "ball.splat", load_ply(scene_path))
-    panel.open_file(str(tmp_path / "ball.splat"))
+    open_and_wait(panel, tmp_path / "ball.splat")
     assert len(panel.scene) == 200 and panel.scene.sh_degree == 0
-    panel.open_file(str(scene_path))
+    open_and_wait(panel, scene_path)
     assert len(panel.scene) == 200 and "ball.ply: 200 Gaussians (SH degree 1)" in panel.stats_label.text()
     bad = tmp_path / "bad.ply"
     bad.write_text("ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nend_header\n1\n")
     with pytest.raises(OpenError, match="not a Gaussian-splat"):
-        panel.open_file(str(bad))
+        open_and_wait(panel, bad)
     assert len(panel.scene) == 200 and panel.scene_path == str(scene_path)  # unchanged
     assert panel.can_open(scene_path) and not panel.can_open(tmp_path / "x.obj")
     assert not panel.can_open(tmp_path)  # a folder without cameras.json is not a set of posed views
 
 
 def test_box_select_delete_invert_undo_redo(panel, scene_path):
-    panel.open_file(str(scene_path))
+    open_and_wait(panel, scene_path)
     means = panel.scene.means.numpy()
     centre, _ = scene_frame(means)
     cam = panel.view_camera()  # framing camera looking along +z, image x = world x
@@ -81,7 +84,7 @@ def test_box_select_delete_invert_undo_redo(panel, scene_path):
 
 
 def test_lasso_select(panel, scene_path):
-    panel.open_file(str(scene_path))
+    open_and_wait(panel, scene_path)
     means = panel.scene.means.numpy()
     cam = panel.view_camera()
     cx, cy = cam.K[0, 2].item(), cam.K[1, 2].item()
@@ -137,7 +140,7 @@ def test_fit_cancel(panel, qtbot):
 
 
 def test_still_and_exports(panel, scene_path, tmp_path):
-    panel.open_file(str(scene_path))
+    open_and_wait(panel, scene_path)
     with pytest.raises(OpenError, match="still"):
         panel.export(str(tmp_path / "a.png"))
     panel.restore_parameters({"still_scale": 0.1})
@@ -159,7 +162,7 @@ def test_still_and_exports(panel, scene_path, tmp_path):
 
 @pytest.mark.gl
 def test_gl_viewer(panel, scene_path, qtbot):
-    panel.open_file(str(scene_path))
+    open_and_wait(panel, scene_path)
     panel.resize(900, 600)
     panel.show()
     panel.on_shown()
@@ -259,11 +262,11 @@ def test_opened_photo_becomes_fit_target(panel, tmp_path):
     pixels = (np.arange(40 * 30 * 3) % 251).astype(np.uint8).reshape(40, 30, 3)
     Image.fromarray(pixels).save(photo)
     scene_before = len(panel.scene)
-    panel.open_file(str(photo))
+    open_and_wait(panel, photo)
     assert panel.fit_target is not None and np.array_equal(panel.fit_target[0], pixels)
     assert panel.tabs.currentIndex() == 1 and len(panel.scene) == scene_before
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG not really")
     with pytest.raises(OpenError, match="not a readable image"):
-        panel.open_file(str(broken))
+        open_and_wait(panel, broken)
     assert np.array_equal(panel.fit_target[0], pixels)

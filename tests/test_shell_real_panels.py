@@ -43,7 +43,9 @@ def test_corrupt_files_get_a_message_and_change_nothing(window, tmp_path, name, 
     for suffix in suffixes(window, name):
         path = tmp_path / f"broken{suffix}"
         path.write_bytes(content)
-        assert window.open_path(str(path), ask=lambda candidates, p: name) is None, suffix
+        window.open_path(str(path), ask=lambda candidates, p: name)  # files are read by a job
+        assert window.jobs.wait_all(30), suffix
+        assert not panel.loading, suffix
         assert panel.current_parameters() == before, suffix
         level, text = window.log_view.messages()[-1]
         assert level == "error" and "broken" in text, (suffix, text)

@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from panels.base import OpenError
+from tests.gui_helpers import open_and_wait
 
 
 @pytest.fixture
@@ -57,12 +58,12 @@ def test_open_files_and_errors(panel, tmp_path):
     data = np.random.default_rng(0).normal(size=(6, 7, 8)).astype(np.float32)
     nib.save(nib.Nifti1Image(data.transpose(2, 1, 0), np.diag([1.0, 2.0, 3.0, 1.0])), str(tmp_path / "a.nii.gz"))
     assert panel.can_open(tmp_path / "a.nii.gz") and not panel.can_open(tmp_path)  # a folder without DICOM
-    panel.open_file(str(tmp_path / "a.nii.gz"))
+    open_and_wait(panel, tmp_path / "a.nii.gz")
     np.testing.assert_array_equal(panel.volume.data, data)
     assert panel.volume.spacing == (3.0, 2.0, 1.0)
     (tmp_path / "bad.nrrd").write_bytes(b"garbage")
     with pytest.raises(OpenError, match="bad.nrrd"):
-        panel.open_file(str(tmp_path / "bad.nrrd"))
+        open_and_wait(panel, tmp_path / "bad.nrrd")
     assert panel.volume.shape == (6, 7, 8)  # unchanged
     with pytest.raises(OpenError):
         panel.receive("image", np.zeros((4, 4, 3)))

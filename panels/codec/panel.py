@@ -78,6 +78,49 @@ def _short_method(method: str) -> str:
     return method
 
 
+def _image_job(path: str):
+    """Job (worker thread): decode an image file (and inspect a JPEG's tables)."""
+    from engines.codec.images import load_image
+    from engines.jobs import Progress
+
+    yield Progress(0, 1, f"decoding {Path(path).name}")
+    try:
+        image = load_image(path)
+    except FileNotFoundError as exc:
+        raise OpenError(f"file not found: {path}") from exc
+    except ValueError as exc:
+        raise OpenError(str(exc)) from exc
+    info = None
+    if Path(path).suffix.lower() in (".jpg", ".jpeg"):
+        from engines.codec.realcodecs import inspect_jpeg
+
+        try:
+            info = inspect_jpeg(path)
+        except ValueError:
+            info = None
+    return image, info
+
+
+def _bitstream_job(path: str):
+    """Job (worker thread): decode a block-codec bitstream to ``(H, W, 3)`` uint8."""
+    import struct
+
+    from engines.codec.blockcodec import decode
+    from engines.jobs import Progress
+
+    yield Progress(0, 1, f"decoding {Path(path).name}")
+    try:
+        decoded = decode(Path(path).read_bytes())
+    except OSError as exc:
+        raise OpenError(f"cannot read {Path(path).name}: {exc.strerror or exc}") from None
+    except (ValueError, struct.error, EOFError) as exc:
+        raise OpenError(f"{Path(path).name} is not a readable bitstream: {exc}") from None
+    image = np.asarray(decoded.image)
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    return np.ascontiguousarray(image[..., :3])
+
+
 class CodecPanel(Panel):
     """Codec workbench (see module docstring)."""
 
@@ -105,6 +148,12 @@ class CodecPanel(Panel):
         "compare_mode": text(100), "rd_codecs": array(text(100), max_items=100), "rd_qualities": text(1000),
     })
     export_filters = "Decoded image (*.png);;Block-codec bitstream (*.ssbc);;RD table (*.csv)"
+
+    @staticmethod
+    def warm_up() -> None:
+        """Import the codec engine's libraries (scipy, scikit-image samples) off the GUI thread."""
+        import engines.codec.images
+        import engines.codec.transforms
 
     def __init__(self, services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)
@@ -390,7 +439,7 @@ class CodecPanel(Panel):
 
         self.sample.addItems(list(SAMPLES))
         load = QPushButton("Load sample")
-        load.clicked.connect(lambda: self.load_sample(self.sample.currentText()))
+        load.clicked.connect(lambda: self.open_file(f"sample:{self.sample.currentText()}"))
         sl.addRow("Sample:", self.sample)
         sl.addRow(load)
         layout.addWidget(src)
@@ -617,8 +666,8 @@ class CodecPanel(Panel):
     # ================================================================== images
     def on_shown(self) -> None:
         self._ensure_params()
-        if self.image is None:
-            self.load_sample("astronaut")
+        if self.image is None and not self.loading:
+            self.open_file("sample:astronaut")
 
     def load_sample(self, name: str = "astronaut") -> None:
         """Show a bundled sample (from scikit-image) and encode it."""
@@ -626,49 +675,28 @@ class CodecPanel(Panel):
 
         self.set_image(sample_image(name), f"sample:{name}", None)
 
-    def open_file(self, path: str) -> None:
-        from engines.codec.images import load_image
-
+    def open_file(self, path: str):
+        """Decode ``path`` (or ``sample:NAME``) on a worker, then show and encode it; returns the job handle."""
+        path = os.fspath(path)
+        if path.startswith("sample:"):
+            return self.load_in_background(path, lambda: _image_job(path),
+                                           lambda r: self.set_image(r[0], path, None), title="Loading the sample…")
+        if not Path(path).exists():
+            raise OpenError(f"file not found: {path}")
         if Path(path).suffix.lower() == ".ssbc":
-            self._open_bitstream(path)
-            return
-        try:
-            image = load_image(path)
-        except FileNotFoundError as exc:
-            raise OpenError(f"file not found: {path}") from exc
-        except ValueError as exc:
-            raise OpenError(str(exc)) from exc
-        info = None
-        if Path(path).suffix.lower() in (".jpg", ".jpeg"):
-            from engines.codec.realcodecs import inspect_jpeg
+            return self.load_in_background(path, lambda: _bitstream_job(path), lambda im: self._show_bitstream(path, im))
+        return self.load_in_background(path, lambda: _image_job(path), lambda r: self._show_opened(path, *r))
 
-            try:
-                info = inspect_jpeg(path)
-            except ValueError:
-                info = None
+    def _show_opened(self, path: str, image: np.ndarray, info: dict | None) -> None:
         self.set_image(image, Path(path).name, path)
         self.jpeg_info = info
         self._show_file_info(path)
         if info is not None:
             self._load_jpeg_internals(path)
 
-    def _open_bitstream(self, path: str) -> None:
-        """Decode a block-codec bitstream and show the decoded image."""
-        import struct
-
-        from engines.codec.blockcodec import decode
-
-        try:
-            data = Path(path).read_bytes()
-            decoded = decode(data)
-        except OSError as exc:
-            raise OpenError(f"cannot read {Path(path).name}: {exc.strerror or exc}") from None
-        except (ValueError, struct.error, EOFError) as exc:
-            raise OpenError(f"{Path(path).name} is not a readable bitstream: {exc}") from None
-        image = np.asarray(decoded.image)
-        if image.ndim == 2:
-            image = np.stack([image] * 3, axis=-1)
-        self.set_image(np.ascontiguousarray(image[..., :3]), Path(path).name, path)
+    def _show_bitstream(self, path: str, image: np.ndarray) -> None:
+        """Show a block-codec bitstream decoded by :func:`_bitstream_job`."""
+        self.set_image(image, Path(path).name, path)
         self._show_file_info(path)
 
     def receive(self, kind: str, payload: Any) -> None:

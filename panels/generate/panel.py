@@ -42,6 +42,17 @@ SAMPLER_LABELS = {
 }
 
 
+def _decode_job(path: str):
+    """Job (worker thread): decode an image file to ``(H, W, 3)`` uint8."""
+    from engines.jobs import Progress
+
+    yield Progress(0, 1, f"decoding {Path(path).name}")
+    try:
+        return read_image_file(path)
+    except ValueError as exc:
+        raise OpenError(str(exc)) from None
+
+
 class GeneratePanel(Panel):
     """Generate images with the shipped digits model or the user's local diffusers models."""
 
@@ -68,6 +79,12 @@ class GeneratePanel(Panel):
         "ilvr_factor": number(0, 1 << 16, integer=True), "model_folders": array(text(4096), max_items=100),
         "extra_models": array(text(4096), max_items=1000), "advanced_open": {"type": "boolean"},
     })
+
+    @staticmethod
+    def warm_up() -> None:
+        """Import torch and diffusers off the GUI thread (the first generation then starts at once)."""
+        import diffusers  # noqa: F401
+        import torch  # noqa: F401
 
     def __init__(self, services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)
@@ -731,15 +748,12 @@ class GeneratePanel(Panel):
                 raise OpenError(str(exc)) from None
         if record and record.get("panel") == "generate":
             self.restore_from_provenance(record)
-            try:
-                self.view.set_image(read_image_file(str(p)))
-            except ValueError:
-                pass
-            return
-        try:
-            self.init_slot.load(str(p))
-        except ValueError as exc:
-            raise OpenError(str(exc)) from None
+            return self.load_in_background(str(p), lambda: _decode_job(str(p)), self.view.set_image)
+        return self.load_in_background(str(p), lambda: _decode_job(str(p)), lambda image: self._use_as_input(image, str(p)))
+
+    def _use_as_input(self, image, path: str) -> None:
+        """A decoded image becomes the init image (the edit box opens)."""
+        self.init_slot.set_image(image, path)
         if not self.edit_box.isExpanded():
             self.edit_box.expand(animate=False)
 

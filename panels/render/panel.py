@@ -184,6 +184,46 @@ def _captioned(caption: QLabel, view: QWidget) -> QWidget:
     return box
 
 
+def viewer_arrays(scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the splat viewer draws: means (N, 3), base RGBA (N, 4) and world covariances (N, 3, 3), float32."""
+    from engines.render.project import covariance_3d
+
+    opacity = scene.opacities.numpy()[:, None]
+    colors = np.concatenate([scene.rgb.numpy(), opacity], 1).astype(np.float32)
+    cov = covariance_3d(scene.quats, scene.scales).numpy().astype(np.float32)
+    return np.ascontiguousarray(scene.means.numpy(), np.float32), colors, cov
+
+
+def _scene_job(path: str):
+    """Job (worker thread): read a .ply / .splat scene and prepare the viewer's arrays."""
+    from engines.jobs import Progress
+    from engines.render.io import SceneFileError, load_scene
+
+    yield Progress(0, 2, f"reading {Path(path).name}")
+    try:
+        scene = load_scene(path)
+    except SceneFileError as exc:
+        raise OpenError(str(exc)) from exc
+    yield Progress(1, 2, f"preparing {len(scene):,} splats for the view")
+    arrays = viewer_arrays(scene)
+    return scene, arrays, Path(path).stat().st_size
+
+
+def _photo_job(path: str, max_side: int):
+    """Job (worker thread): decode a photo and downscale it so its longer side is at most ``max_side``."""
+    from PIL import Image
+
+    from engines.imagefile import open_image
+    from engines.jobs import Progress
+
+    yield Progress(0, 1, f"decoding {Path(path).name}")
+    im = open_image(path, error=OpenError).convert("RGB")
+    if max(im.size) > max_side:
+        scale = max_side / max(im.size)
+        im = im.resize((max(1, round(im.size[0] * scale)), max(1, round(im.size[1] * scale))), Image.LANCZOS)
+    return np.asarray(im)
+
+
 class RenderPanel(Panel):
     """View, edit, render and fit 3D Gaussian-splat scenes."""
 
@@ -227,11 +267,26 @@ class RenderPanel(Panel):
         self._history: list[dict] = []
         self._build()
         self.parameters_widget()
+        self._view_arrays: tuple | None = None  # (scene, viewer arrays) prepared off the GUI thread
         if SAMPLE.exists():
-            try:
-                self._load(str(SAMPLE))
-            except OpenError:
-                pass
+            self.open_file(str(SAMPLE))
+
+    @staticmethod
+    def warm_up() -> None:
+        """Import torch and vispy, load the rasterizer's cached numba kernels (forward and backward)."""
+        import torch
+
+        from engines.render.camera import frame_camera
+        from engines.render.rasterize import rasterize_scene
+        from engines.render.synthetic import sphere_scene
+
+        scene = sphere_scene(24, footprint=0.2)
+        camera = frame_camera(scene.means, 0.0, 0.0, 24, 24)
+        scene.means.requires_grad_(True)
+        for aa in AA_MODES:
+            image = rasterize_scene(scene, camera, aa_mode=aa)[0]
+            torch.autograd.grad(image.sum(), scene.means)
+        import vispy.scene  # noqa: F401 - the viewer's import, done here instead of on first show
 
     # -- layout -------------------------------------------------------------------------
     def _build(self) -> None:
@@ -498,24 +553,22 @@ class RenderPanel(Panel):
         if self.scene is None or len(self.scene) == 0:
             self.canvas.set_splats(np.zeros((0, 3)), np.zeros((0, 4)), np.zeros(0), np.zeros(0, bool))
             return
-        import torch
-
-        from engines.render.sh import sh_to_color
-
         g = self.scene
+        if self._view_arrays is None or self._view_arrays[0] is not g:
+            self._view_arrays = (g, viewer_arrays(g))
+        means, colors, cov = self._view_arrays[1]
         degree = min(self.sh_degree.value(), g.sh_degree)
-        opacity = g.opacities.numpy()[:, None]
         color_fn = None
         if degree > 0:
-            def color_fn(centre, g=g, degree=degree, opacity=opacity):
+            def color_fn(centre, g=g, degree=degree, opacity=colors[:, 3:]):
+                import torch
+
+                from engines.render.sh import sh_to_color
+
                 rgb = sh_to_color(g.sh, g.means, torch.as_tensor(centre, dtype=torch.float32), degree).clamp(0, 1)
                 return np.concatenate([rgb.numpy(), opacity], 1)
 
-        colors = np.concatenate([g.rgb.numpy(), opacity], 1)
-        from engines.render.project import covariance_3d
-
-        cov = covariance_3d(g.quats, g.scales).numpy()
-        self.canvas.set_splats(g.means.numpy(), colors, cov, self.selection, color_fn)
+        self.canvas.set_splats(means, colors, cov, self.selection, color_fn)
 
     def frame_all(self) -> None:
         """Fit the whole scene in the view."""
@@ -576,25 +629,23 @@ class RenderPanel(Panel):
             self.tabs.setCurrentIndex(1)
             return
         if path.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")):
-            from engines.imagefile import open_image
+            side = self.max_side.value()
 
-            image = np.asarray(open_image(path, error=OpenError).convert("RGB"))
-            self.set_fit_target(image, path)
-            self.tabs.setCurrentIndex(1)
-            return
-        self._load(path)
-        self.tabs.setCurrentIndex(0)
+            def show_photo(image) -> None:
+                self.set_fit_target(image, path)
+                self.tabs.setCurrentIndex(1)
 
-    def _load(self, path: str) -> None:
-        from engines.render.io import SceneFileError, load_scene
+            return self.load_in_background(path, lambda: _photo_job(path, side), show_photo)
+        return self.load_in_background(path, lambda: _scene_job(path), lambda r: self._show_loaded(path, *r))
 
-        try:
-            scene = load_scene(path)
-        except SceneFileError as exc:
-            raise OpenError(str(exc)) from exc
+    def _show_loaded(self, path: str, scene, arrays, file_size: int) -> None:
+        """A scene read (and its viewer arrays prepared) by :func:`_scene_job` replaces the current one."""
         self.undo_stack.clear()
         self.scene_path = os.fspath(path)
-        self.file_size = Path(path).stat().st_size
+        self.file_size = file_size
+        self._view_arrays = (scene, arrays)
+        if os.fspath(path) != str(SAMPLE):
+            self.tabs.setCurrentIndex(0)
         self._set_scene(scene, np.zeros(len(scene), bool))
         self._clear_still()
         self.reset_crop_box()

@@ -44,7 +44,6 @@ from panels.volume.view3d import VolumeView
 
 MODES = [("DVR (composite)", "dvr"), ("MIP", "mip"), ("MinIP", "minip"), ("Average", "avg"), ("Iso surface (lit)", "iso")]
 DEFAULT_CLASSES = [("bone", (0.95, 0.92, 0.8), 1.0), ("vessel", (0.9, 0.1, 0.1), 1.0), ("background", (0.3, 0.5, 0.9), 0.0)]
-SYNC_READ_BYTES = 256 * 2**20
 _COLOR = array(number(0, 1), 3, 3)
 PARAMETER_SCHEMA = obj({
     "source": text(4096, nullable=True), "tf": {"type": ["object", "null"]}, "mode": one_of(*(k for _, k in MODES)),
@@ -75,26 +74,42 @@ class _Command(QUndoCommand):
         self._redo()
 
 
-def _phantom_job(size: int):
-    """Job: the procedural phantom (Volume)."""
-    from engines.jobs import Progress
-    from engines.volume.phantom import make_phantom
+def prepare_volume(volume) -> dict:
+    """Everything :meth:`VolumePanel.set_volume` shows, computed off the GUI thread: the finite value
+    range, the summary, the log histogram's counts and the (0..1) float32 texture for the 3D view."""
+    from panels.volume.tf_editor import histogram_counts
 
-    yield Progress(0, 1, f"phantom {size}³")
-    volume, labels = make_phantom(size)
-    volume.metadata["truth_labels"] = labels
-    yield Progress(1, 1, "phantom ready")
-    return volume
+    lo, hi = volume.value_range()
+    summary = volume.summary()
+    data = np.ascontiguousarray(volume.data, dtype=np.float32)
+    norm = np.clip((data - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32, copy=False)
+    return {"range": (lo, hi), "summary": summary, "histogram": histogram_counts(data, (lo, hi)),
+            "texture": norm}
 
 
 def _read_job(path: str, downsample: bool):
+    """Job (worker thread): read a volume file, DICOM folder or ``phantom:N`` and prepare it for display."""
     from engines.jobs import Progress
-    from engines.volume.readers import read_volume
+    from engines.volume.model import VolumeReadError
+    from engines.volume.readers import is_sample_name, open_volume
 
-    yield Progress(0, 1, f"reading {Path(path).name}")
-    volume = read_volume(path, downsample=downsample)
-    yield Progress(1, 1, "read")
-    return volume
+    sample = is_sample_name(path) and not Path(path).exists()
+    yield Progress(0, 2, f"generating the {path} volume" if sample else f"reading {Path(path).name}")
+    try:
+        if sample:
+            from engines.volume.phantom import make_phantom
+
+            size_text = path.lower().replace("sample:", "").replace("phantom", "").strip(":")
+            if not size_text.isdigit() and size_text:
+                raise OpenError(f"bad phantom name {path!r}; use e.g. phantom:128")
+            volume, labels = make_phantom(int(size_text or 128))
+            volume.metadata["truth_labels"] = labels
+        else:
+            volume = open_volume(path, downsample=downsample)
+        yield Progress(1, 2, "histogram and 3D texture")
+        return volume, prepare_volume(volume)
+    except VolumeReadError as exc:
+        raise OpenError(str(exc)) from exc
 
 
 def _classify_job(data, features, strokes, method, classes, factor):
@@ -182,7 +197,7 @@ class VolumePanel(Panel):
     name = "volume"
     title = "Volume"
     icon = "volume.svg"
-    file_types = {  # noqa: RUF012 - class attribute of the Panel contract
+    file_types = {
         ".nii": "NIfTI volume", ".nii.gz": "NIfTI volume (gzip)", ".dcm": "DICOM slice (reads its series)",
         ".nrrd": "NRRD volume", ".nhdr": "NRRD detached header", ".tif": "TIFF stack", ".tiff": "TIFF stack",
         ".npy": "NumPy array (z, y, x)", ".npz": "NumPy archive", ".mhd": "MetaImage header + raw",
@@ -194,6 +209,13 @@ class VolumePanel(Panel):
                       "ParaView colour map (*.pv.json);;Label volume (*.nii.gz *.nii)")
     content_kinds = (fk.NIFTI, fk.DICOM, fk.DICOM_FOLDER, fk.NRRD, fk.METAIMAGE, fk.TIFF_STACK, fk.NPY, fk.NPZ)
     parameter_schema = PARAMETER_SCHEMA
+
+    @staticmethod
+    def warm_up() -> None:
+        """Import the readers (nibabel, pydicom, ...) and vispy off the GUI thread."""
+        import vispy.scene
+
+        import engines.volume.readers
 
     def __init__(self, services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)
@@ -230,12 +252,12 @@ class VolumePanel(Panel):
         self._tf2d_handle = None
         self._pending_stroke: list = []
         self._render_handle = None
-        self._load_handle = None
         self._classify_handle = None
         self._shown = False
         self._clim = (0.0, 1.0)
         self._tf_before_drag = None
 
+        self.file_open_failed.connect(lambda _path, message: self.status.setText(f"Error: {message}"))
         self.view3d = VolumeView()
         self.slice_views = [SliceView(a, self._on_pointer, lambda: self.paint_check.isChecked()) for a in range(3)]
         self.editor = TFEditor()
@@ -479,19 +501,16 @@ class VolumePanel(Panel):
 
     # ------------------------------------------------------------------ lifecycle
     def on_shown(self) -> None:
-        """Create the 3D canvas and load the phantom on first show."""
+        """Create the 3D canvas and load the phantom on first show (unless a file is on its way)."""
         self._shown = True
         self.view3d.ensure_canvas()
-        if self.volume is None and self._load_handle is None:
+        if self.volume is None and not self.loading:
             self.load_phantom(128)
 
-    def load_phantom(self, size: int = 128) -> None:
-        """Load the procedural CT phantom (a job)."""
+    def load_phantom(self, size: int = 128):
+        """Load the procedural CT phantom (a job; a file opened later replaces it, never the reverse)."""
         self.status.setText(f"Generating the {size}³ phantom…")
-        self._load_handle = self.services.jobs.submit(
-            f"phantom {size}³", self.name, lambda: _phantom_job(size), device="cpu",
-            on_result=lambda v: self.set_volume(v, f"phantom:{size}"), on_error=self._on_job_error,
-        )
+        return self.open_file(f"phantom:{size}")
 
     @classmethod
     def accepts(cls, path, kind: str) -> bool:
@@ -504,37 +523,25 @@ class VolumePanel(Panel):
 
         return is_sample_name(str(path)) or super().can_open(path)
 
-    def open_file(self, path: str) -> None:
-        """Read a volume (synchronously when small, as a job when large). Raises OpenError."""
-        from engines.volume.model import VolumeReadError
-        from engines.volume.readers import is_sample_name, open_volume
+    def open_file(self, path: str):
+        """Read a volume file, DICOM folder or ``phantom:N`` on a worker (histogram and texture too);
+        returns the job handle. A missing file raises OpenError at once."""
+        from engines.volume.readers import is_sample_name
 
-        target = Path(path)
-        if target.suffix.lower() in TF_FILE_SUFFIXES or _is_tf_json(target):
-            self.open_tf_file(str(target))
-            return
-        if is_sample_name(str(path)) and not target.exists():
-            try:
-                size = int(str(path).split(":")[-1] or 128)
-            except ValueError as exc:
-                raise OpenError(f"bad phantom name {path!r}") from exc
-            self.load_phantom(size)
-            return
-        if not target.exists():
+        path = os.fspath(path)
+        if Path(path).suffix.lower() in TF_FILE_SUFFIXES or _is_tf_json(Path(path)):
+            self.open_tf_file(path)
+            return None
+        sample = is_sample_name(path) and not Path(path).exists()
+        if not sample and not Path(path).exists():
             raise OpenError(f"file not found: {path}")
-        size = sum(p.stat().st_size for p in target.iterdir() if p.is_file()) if target.is_dir() else target.stat().st_size
-        if size > SYNC_READ_BYTES:
-            self.status.setText(f"Reading {target.name}…")
-            downsample = self.downsample_check.isChecked()
-            self._load_handle = self.services.jobs.submit(
-                f"read {target.name}", self.name, lambda: _read_job(str(target), downsample), device="cpu",
-                on_result=lambda v: self.set_volume(v, str(target)), on_error=self._on_job_error)
-            return
-        try:
-            volume = open_volume(str(target), downsample=self.downsample_check.isChecked())
-        except VolumeReadError as exc:
-            raise OpenError(str(exc)) from exc
-        self.set_volume(volume, str(target))
+        source = path if sample else str(Path(path))
+        if not sample:
+            self.status.setText(f"Reading {Path(path).name}…")
+        downsample = self.downsample_check.isChecked()
+        return self.load_in_background(
+            path, lambda: _read_job(path, downsample), lambda r: self.set_volume(r[0], source, r[1]),
+            title=f"Generating the {path.split(':')[-1] or 128}³ phantom…" if sample else None)
 
     def receive(self, kind: str, payload: Any) -> None:
         """Accept ``("volume", (Z, Y, X) array)`` from another panel."""
@@ -548,14 +555,18 @@ class VolumePanel(Panel):
             raise OpenError(str(exc)) from exc
         self.set_volume(volume, None)
 
-    def set_volume(self, volume, source: str | None) -> None:
-        """Show ``volume``: histogram, slices, 3D view; resets crop, strokes and results."""
+    def set_volume(self, volume, source: str | None, prepared: dict | None = None) -> None:
+        """Show ``volume``: histogram, slices, 3D view; resets crop, strokes and results.
+
+        ``prepared`` (from :func:`prepare_volume`, computed on a worker) saves the GUI thread the
+        value range, histogram and texture work; without it they are computed here.
+        """
         from engines.volume.tf import default_tf, preset
 
-        self._load_handle = None
+        prepared = prepared or prepare_volume(volume)
         self.volume = volume
         self.source_path = source
-        lo, hi = volume.value_range()
+        lo, hi = prepared["range"]
         self._clim = (lo, hi)
         if volume.modality == "CT" or volume.units == "HU":
             if self.tf.name in ("Grey ramp",):
@@ -563,7 +574,7 @@ class VolumePanel(Panel):
         elif self.tf.name.startswith("CT-") or self.tf.name == "Grey ramp":
             self.tf = self.base_tf = default_tf(lo, hi)
         self.editor.set_tf(self.tf)
-        self.editor.set_histogram(volume.data, (lo, hi))
+        self.editor.set_histogram_counts(*prepared["histogram"])
         self.cursor = [s // 2 for s in volume.shape]
         for pair, n in zip(self.crop_spins, volume.shape):
             for spin, value in zip(pair, (0, n - 1)):
@@ -581,7 +592,8 @@ class VolumePanel(Panel):
         if hasattr(self, "features_label"):
             self.features_label.setText("Features: not computed yet (tick 'Paint on slices')")
         self.gmag = self.rgba2d = None
-        self.view3d.set_volume(volume.data, volume.spacing, (lo, hi), affine=volume.affine)
+        self.view3d.set_volume(volume.data, volume.spacing, (lo, hi), affine=volume.affine,
+                               texture=prepared["texture"])
         letters = volume.axis_letters()
         for view in self.slice_views:
             free = [a for a in range(3) if a != view.axis]
@@ -592,7 +604,7 @@ class VolumePanel(Panel):
         self.view3d.set_tf(self.tf)
         self.view3d.set_method(self.mode, self.iso)
         self.view3d.set_step(self.step)
-        info = volume.summary()
+        info = prepared["summary"]
         warn = ("\n⚠ " + "; ".join(info["warnings"])) if info["warnings"] else ""
         text = (f"{Path(source).name if source and not source.startswith('phantom') else (source or 'received volume')}\n"
                 f"{'×'.join(map(str, volume.shape))} (z×y×x), spacing {', '.join(f'{s:g}' for s in volume.spacing)} mm, "
@@ -608,7 +620,6 @@ class VolumePanel(Panel):
             self.compute_features()
 
     def _on_job_error(self, record) -> None:
-        self._load_handle = None
         self.status.setText(f"Error: {record.error}")
         self.services.notify(record.error, "error")
 

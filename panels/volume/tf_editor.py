@@ -62,6 +62,14 @@ class _Nodes(pg.GraphItem):
             self.owner._pick_color(self.kind, index)
 
 
+def histogram_counts(values: np.ndarray, value_range: tuple[float, float], bins: int = 256):
+    """``(counts, edges)`` of every 7th value over ``value_range`` (numpy only: fine on a worker)."""
+    lo, hi = float(value_range[0]), float(value_range[1])
+    if hi <= lo:
+        hi = lo + 1.0
+    return np.histogram(np.asarray(values).ravel()[::7], bins=bins, range=(lo, hi))
+
+
 class TFEditor(QWidget):
     """Edits a :class:`TransferFunction1D`. ``tf_changed(tf, final)`` fires on every edit
     (``final`` False while dragging, True on release / discrete edits)."""
@@ -112,10 +120,11 @@ class TFEditor(QWidget):
 
     def set_histogram(self, values: np.ndarray, value_range: tuple[float, float], bins: int = 256) -> None:
         """Show a log-scaled histogram of ``values`` over ``value_range`` (also sets the x range)."""
-        lo, hi = float(value_range[0]), float(value_range[1])
-        if hi <= lo:
-            hi = lo + 1.0
-        counts, edges = np.histogram(np.asarray(values).ravel()[::7], bins=bins, range=(lo, hi))
+        self.set_histogram_counts(*histogram_counts(values, value_range, bins))
+
+    def set_histogram_counts(self, counts: np.ndarray, edges: np.ndarray) -> None:
+        """Show precomputed :func:`histogram_counts` (log-scaled; the x range is the edges' span)."""
+        lo, hi = float(edges[0]), float(edges[-1])
         logc = np.log1p(counts)
         logc = logc / logc.max() if logc.max() > 0 else logc
         self.hist.setData(edges, logc)

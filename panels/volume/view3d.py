@@ -72,6 +72,7 @@ class VolumeView(QWidget):
         self._tf: TransferFunction1D | None = None
         self._iso = 0.5
         self._rgba: np.ndarray | None = None
+        self._texture: np.ndarray | None = None
         self._crop = None
         self._affine: np.ndarray | None = None
         self.markers: list = []
@@ -139,9 +140,10 @@ class VolumeView(QWidget):
             self._show_fallback()
 
     # -- state ------------------------------------------------------------------------
-    def set_volume(self, data: np.ndarray, spacing, clim, affine=None) -> None:
+    def set_volume(self, data: np.ndarray, spacing, clim, affine=None, texture: np.ndarray | None = None) -> None:
         """New scalar volume ``(Z, Y, X)`` with spacing (z, y, x) mm and value window ``clim``;
-        ``affine`` ((z, y, x) → RAS) orients the R/A/S axes (axis-aligned RAS when None)."""
+        ``affine`` ((z, y, x) → RAS) orients the R/A/S axes (axis-aligned RAS when None);
+        ``texture`` is the data already mapped to 0..1 over ``clim`` (float32, prepared on a worker)."""
         self._data = np.ascontiguousarray(data, dtype=np.float32)
         self._spacing = tuple(float(s) for s in spacing)
         if affine is None:
@@ -149,6 +151,7 @@ class VolumeView(QWidget):
             affine[2, 0], affine[1, 1], affine[0, 2], affine[3, 3] = (*self._spacing, 1.0)
         self._affine = np.asarray(affine, dtype=float)
         self._clim = (float(clim[0]), float(clim[1]))
+        self._texture = texture
         self._rgba = None
         if self.canvas is not None:
             self._build_visual()
@@ -257,7 +260,9 @@ class VolumeView(QWidget):
                                           parent=self.view.scene)
         else:
             lo, hi = self._clim
-            norm = np.clip((self._data - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
+            norm = self._texture
+            if norm is None:
+                norm = np.clip((self._data - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
             visual = scene.visuals.Volume(norm, clim=(0.0, 1.0), method=VISPY_METHODS[self._method],
                                           relative_step_size=self._step, threshold=0.5, parent=self.view.scene)
         sz, sy, sx = self._spacing

@@ -1,0 +1,143 @@
+"""Start-up work that must not run on the GUI thread: device detection and engine warm-up.
+
+Importing torch takes seconds and loading its native library holds the GIL; compiling or
+loading numba kernels takes seconds too. :class:`StartupLoader` does both on one background
+thread, in order (device first, then each panel's ``warm_up``), and reports each step with its
+``finished(kind, result)`` signal on the GUI thread. The window paints at once and shows
+"device: detecting…" until the device is known.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from queue import Queue
+
+from qtpy.QtCore import QObject, Signal
+
+#: worker threads the studio's jobs share: compute jobs, a file open, the still render ...
+MIN_WORKER_THREADS = 4
+
+
+def ensure_worker_threads(count: int = MIN_WORKER_THREADS) -> None:
+    """Let Qt's global thread pool run at least ``count`` jobs at once (a file opens while a fit runs)."""
+    from qtpy.QtCore import QThreadPool
+
+    pool = QThreadPool.globalInstance()
+    if pool.maxThreadCount() < count:
+        pool.setMaxThreadCount(count)
+
+
+def preload_torch_libraries() -> None:
+    """Map torch's large native libraries with the GIL released (Linux), so that the
+    ``import torch`` that follows on a background thread does not freeze the GUI thread
+    for the ~0.2 s the dynamic loader needs. A no-op elsewhere or when torch is loaded."""
+    if "torch" in sys.modules or not sys.platform.startswith("linux"):
+        return
+    import importlib.util
+
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    lib_dir = os.path.join(list(spec.submodule_search_locations)[0], "lib")
+    try:
+        libc = ctypes.CDLL(None)  # calls through ctypes.CDLL release the GIL
+        dlopen = libc.dlopen
+    except (OSError, AttributeError):
+        return
+    dlopen.restype = ctypes.c_void_p
+    dlopen.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    for name in ("libgomp.so.1", "libc10.so", "libtorch_cpu.so", "libtorch.so", "libtorch_python.so"):
+        path = os.path.join(lib_dir, name)
+        if os.path.exists(path):
+            dlopen(path.encode(), os.RTLD_NOW | os.RTLD_GLOBAL)
+
+
+def detect_device(device_setting: str | None, threads: int | None) -> dict:
+    """Apply the device and threads settings (imports torch); returns ``{"label", "warnings"}``."""
+    preload_torch_libraries()
+    from engines import device
+
+    warnings = []
+    try:
+        device.set_device_override(device_setting)
+    except ValueError as exc:
+        warnings.append(f"Device setting ignored: {exc}")
+        device.set_device_override(None)
+    if threads:
+        device.set_threads(threads)
+    return {"label": device.device_label(), "warnings": warnings}
+
+
+class StartupLoader(QObject):
+    """One background thread that runs start-up steps in order and reports each one.
+
+    ``finished(kind, result)``: ``kind`` is ``"device"`` (result ``label``, ``warnings``) or
+    ``"warm-up"`` (result ``seconds``, ``warnings``). Failures become warnings, never exceptions.
+    """
+
+    finished = Signal(str, object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._tasks: Queue = Queue()
+        self._thread: threading.Thread | None = None
+        self._pending = 0
+        self._lock = threading.Lock()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a step is queued or running."""
+        with self._lock:
+            return self._pending > 0
+
+    def detect_device(self, device_setting: str | None, threads: int | None) -> None:
+        """Queue device detection (see :func:`detect_device`)."""
+        self._submit("device", lambda: detect_device(device_setting, threads))
+
+    def start_warm_up(self, panel_classes: Iterable[type]) -> None:
+        """Queue each panel class's ``warm_up()`` (heavy imports, kernel compilation)."""
+        classes = [cls for cls in panel_classes if callable(getattr(cls, "warm_up", None))]
+
+        def warm() -> dict:
+            start, warnings = time.perf_counter(), []
+            for cls in classes:
+                try:
+                    cls.warm_up()
+                except Exception as exc:  # noqa: BLE001 - a failed warm-up only costs time later
+                    warnings.append(f"{getattr(cls, 'title', cls.__name__)} warm-up failed: {exc}")
+                    traceback.print_exc()
+            return {"seconds": time.perf_counter() - start, "warnings": warnings}
+
+        self._submit("warm-up", warm)
+
+    def wait(self, timeout: float = 60.0) -> bool:
+        """Block until every queued step ran (tests, benchmarks); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self.busy and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self.busy
+
+    def _submit(self, kind: str, step: Callable[[], dict]) -> None:
+        with self._lock:
+            self._pending += 1
+        self._tasks.put((kind, step))
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="studio-startup", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            kind, step = self._tasks.get()
+            try:
+                result = step()
+            except Exception as exc:  # noqa: BLE001 - reported, the studio keeps going
+                result = {"warnings": [f"start-up step {kind!r} failed: {exc}"], "label": "cpu"}
+            self.finished.emit(kind, result)
+            with self._lock:
+                self._pending -= 1

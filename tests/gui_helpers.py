@@ -1,0 +1,23 @@
+"""Helpers for panel tests: open a file the way the studio does (a job) and wait for the result."""
+
+from __future__ import annotations
+
+from panels.base import OpenError
+
+
+def open_and_wait(panel, path, timeout: float = 60.0) -> None:
+    """``panel.open_file(path)`` and, when it started a job, wait for it; a failed open raises
+    :class:`OpenError` with the panel's message (as a synchronous open would)."""
+    failures: list[str] = []
+    panel.file_open_failed.connect(lambda _path, message: failures.append(message))
+    handle = panel.open_file(str(path))
+    if handle is not None:
+        assert panel.services.jobs.wait_all(timeout), f"opening {path} did not finish in {timeout} s"
+    if failures:
+        raise OpenError(failures[-1])
+
+
+def wait_loaded(panel, timeout: float = 60.0) -> None:
+    """Wait until the panel's background open (e.g. its bundled sample) and its follow-up jobs end."""
+    assert panel.services.jobs.wait_all(timeout)
+    assert not panel.loading
