@@ -328,9 +328,8 @@ class MainWindow(QMainWindow):
                 widget.restore_parameters(saved)
             except Exception as exc:
                 self.services.log(f"{slot.title}: could not restore last parameters ({describe_error(exc)})", "warning")
-        widget.file_opened.connect(lambda path, n=slot.name: self._on_file_opened(n, path))
-        widget.file_open_failed.connect(
-            lambda path, message: self._report_open_failure(f"{Path(path).name or path}: {message}"))
+        widget.file_opened.connect(self._on_file_opened)
+        widget.file_open_failed.connect(self._on_file_open_failed)
         self.stack.insertWidget(self.stack.indexOf(slot.page), widget)
         params.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)  # until shown
         self.params_stack.insertWidget(self.params_stack.indexOf(slot.params_page), params)
@@ -393,21 +392,26 @@ class MainWindow(QMainWindow):
             return None
         self.show_panel(name)
         if pending is None:  # opened synchronously
-            self._on_file_opened(name, path, message)
+            self._file_opened(path, message)
         else:  # a job reads the file: the panel shows its loading state, file_opened/failed follow
             self._open_messages[str(path)] = message
             self.statusBar().showMessage(f"Opening {file_name} in {title}…", 5000)
         return name
 
-    def _on_file_opened(self, name: str, path: str, message: str = "") -> None:
-        """A file finished opening in panel ``name`` (at once or through a job)."""
-        message = message or self._open_messages.pop(path, "")
-        if not os.path.exists(path) or Path(path).resolve().is_relative_to(ICON_DIR.parent):
-            return  # a generated or bundled sample, not a user's file
-        message = message or f"Opened {Path(path).name} in {self.slot(name).title}"
+    def _on_file_opened(self, path: str) -> None:
+        """A panel's background open finished (the panel's own samples are not the user's files)."""
+        message = self._open_messages.pop(path, None)
+        if message is not None:
+            self._file_opened(path, message)
+
+    def _file_opened(self, path: str, message: str) -> None:
         self.settings.add_recent_file(path)
         self.services.log(message)
         self.statusBar().showMessage(message, 5000)
+
+    def _on_file_open_failed(self, path: str, message: str) -> None:
+        self._open_messages.pop(path, None)
+        self._report_open_failure(f"{Path(path).name or path}: {message}")
 
     def _report_open_failure(self, message: str, details: str = "") -> None:
         self.services.log(f"Cannot open {message}", "error", details)

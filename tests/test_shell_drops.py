@@ -28,6 +28,12 @@ def last_log(window):
     return window.log_view.messages()[-1]
 
 
+def logged(window, entry) -> bool:
+    """Whether ``(level, text)`` was logged, once the background opens and their jobs ended."""
+    assert window.jobs.wait_all(60)
+    return entry in window.log_view.messages()
+
+
 def test_dicom_folder_dropped_on_generate_opens_in_volume(window, qtbot, tmp_path):
     window.show_panel("generate")
     folder = tmp_path / "ct"
@@ -42,7 +48,7 @@ def test_model_folder_dropped_on_volume_goes_to_generate(window, tmp_path):
     window.show_panel("codec")  # any panel but Generate
     assert window.open_path(str(SHIPPED_MODELS_DIR / "digits-flow")) == "generate"
     assert window.active_name() == "generate"
-    assert last_log(window) == ("info", "Opened digits-flow in Generate")
+    assert logged(window, ("info", "Opened digits-flow in Generate"))
 
 
 def test_exported_ply_with_sidecar_opens_the_scene_and_restores(window, tmp_path):
@@ -54,10 +60,10 @@ def test_exported_ply_with_sidecar_opens_the_scene_and_restores(window, tmp_path
                              make_provenance("render", "engines.render.fit", params))
     window.show_panel("volume")
     assert window.open_path(str(path)) == "render"
+    assert logged(window, ("info", "Opened fitted.ply in Render and restored its parameters"))
     assert render.scene is not None and len(render.scene) == 5 and render.scene_path == str(path)
     restored = render.current_parameters()
     assert (restored["point_size"], restored["sh_degree"], restored["seed"]) == (2.5, 0, 77)
-    assert last_log(window) == ("info", "Opened fitted.ply in Render and restored its parameters")
 
 
 def test_exported_bitstream_with_sidecar_opens_decoded_and_restores(window, tmp_path):
@@ -71,6 +77,7 @@ def test_exported_bitstream_with_sidecar_opens_decoded_and_restores(window, tmp_
                              make_provenance("codec", "codec.block", params))
     window.show_panel("render")
     assert window.open_path(str(path)) == "codec"
+    assert window.jobs.wait_all(60)  # the bitstream is decoded by a job
     np.testing.assert_array_equal(codec.image, decode(bits).image)
     assert codec.current_parameters()["quality"] == 30 and codec.current_parameters()["channel"] == "Y"
 
