@@ -169,6 +169,7 @@ def test_gl_viewer(panel, scene_path, qtbot):
     if panel.canvas is None:
         pytest.skip("no OpenGL context")
     qtbot.wait(50)
+    assert panel.canvas.settle()  # OpenGL splats sorted, or the full CPU frame (software OpenGL) shown
     image = panel.canvas.canvas.render()
     assert image[..., :3].max() > 50  # splats drawn
     K, view = panel.canvas.camera_matrices()
@@ -184,6 +185,7 @@ def test_gl_viewer(panel, scene_path, qtbot):
     panel.canvas.view.camera.azimuth = 120
     panel.canvas.view.camera.elevation = 20
     qtbot.wait(20)
+    assert panel.canvas.settle()
     gl = panel.canvas.canvas.render()[..., :3].astype(np.float64) / 255
     exact = run_job(still_job(panel.scene, panel.view_camera(), "classic", (0, 0, 0), 1))  # view-dependent SH
     assert gl.shape == exact.shape

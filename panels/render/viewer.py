@@ -10,6 +10,7 @@ follow the camera being drawn (see :class:`SplatCanvas`). vispy is imported when
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -147,11 +148,44 @@ class SplatCanvas:
 
     SYNC_LIMIT = 150_000
 
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent=None, renderer: str | None = None) -> None:
+        """``renderer``: "gl" (splats drawn by OpenGL), "cpu" (progressive CPU frames) or "auto" (CPU when
+        the OpenGL driver is a software rasterizer); default from ``$SPECTRA_VIEW_RENDERER``, else auto."""
         from vispy import app, gloo, scene
         from vispy.visuals import Visual
 
+        from panels.render.cpu_view import FRAME_FRAG, FRAME_VERT
+
         owner = self
+        self.renderer = (renderer or os.environ.get("SPECTRA_VIEW_RENDERER") or "auto").lower()
+        if self.renderer not in ("auto", "gl", "cpu"):
+            raise ValueError(f"unknown view renderer {self.renderer!r}; use auto, gl or cpu")
+        self.gl_renderer: str | None = None  # GL_RENDERER, read at the first draw
+        self.progressive = None  # ProgressiveRenderer in CPU mode
+
+        class FrameVisual(Visual):
+            """The latest CPU frame as a texture over the whole view."""
+
+            def __init__(self):
+                Visual.__init__(self, vcode=FRAME_VERT, fcode=FRAME_FRAG)
+                self._draw_mode = "triangle_strip"
+                self.set_gl_state(depth_test=False, blend=False)
+                self.shared_program["a_pos"] = gloo.VertexBuffer(np.array([[-1, -1], [1, -1], [-1, 1], [1, 1]],
+                                                                          np.float32))
+                self._texture = gloo.Texture2D(np.zeros((1, 1, 3), np.uint8), interpolation="linear")
+                self.shared_program["u_frame"] = self._texture
+                self.has_frame = False
+
+            def set_frame(self, image: np.ndarray) -> None:
+                self._texture.set_data(np.ascontiguousarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)))
+                self.has_frame = True
+
+            def _prepare_transforms(self, view):
+                pass
+
+            def _prepare_draw(self, view):
+                owner._before_draw_cpu()
+                return self.has_frame
 
         class SplatVisual(Visual):
             def __init__(self):
@@ -202,6 +236,9 @@ class SplatCanvas:
         self.canvas = scene.SceneCanvas(keys=None, show=False, bgcolor="black", parent=parent)
         self.view = self.canvas.central_widget.add_view(border_width=0, margin=0)  # the view fills the canvas
         self.view.camera = scene.TurntableCamera(fov=45.0, up="-y", elevation=0.0, azimuth=90.0)  # looks along +z
+        self.frame = scene.visuals.create_visual_node(FrameVisual)(parent=self.view.scene)
+        self.frame.visible = False
+        self.frame.order = -1  # under the crop box lines
         self.splats = Splats(parent=self.view.scene)
         self.positions = np.zeros((0, 3), np.float32)
         self.colors = np.zeros((0, 4), np.float32)
@@ -214,6 +251,7 @@ class SplatCanvas:
         self._job = None  # (future, view, generation) of the worker sort
         self._wanted: np.ndarray | None = None
         self._poll = app.Timer(0.015, connect=self._collect, start=False)
+        self._cpu_timer = app.Timer(0.01, connect=self._take_frame, start=False)
         self.point_scale = 1.0
         self.crop_lines = scene.visuals.Line(pos=np.zeros((2, 3), np.float32), color=(0.3, 0.9, 1.0, 1.0), width=2,
                                              connect="segments", parent=self.view.scene)
@@ -248,12 +286,14 @@ class SplatCanvas:
     def set_background(self, rgb) -> None:
         """Background colour (r, g, b) in [0, 1]."""
         self.canvas.bgcolor = tuple(rgb) + (1.0,)
+        self._push_cpu_scene()
         self.canvas.update()
 
     def set_point_scale(self, scale: float) -> None:
         """Multiply every splat's drawn size."""
         self.point_scale = float(scale)
         self.splats.shared_program["u_point_scale"] = self.point_scale
+        self._push_cpu_scene()
         self.canvas.update()
 
     def set_splats(self, positions, colors_rgba, covariances, selected, color_fn=None) -> None:
@@ -272,6 +312,7 @@ class SplatCanvas:
         base["a_cov_a"], base["a_cov_b"] = self.covs[:, :3], self.covs[:, 3:]
         base["a_selected"] = self.selected
         self.splats.set_splats(base, self.colors)
+        self._push_cpu_scene()
         self._generation += 1
         self.sorted_view = None
         self._wanted = None
@@ -322,9 +363,95 @@ class SplatCanvas:
             return False
         return bool(np.allclose(view, self.sorted_view, rtol=0, atol=1e-9))
 
+    @property
+    def cpu_mode(self) -> bool:
+        """True when the view shows progressive CPU frames instead of OpenGL splats."""
+        return self.progressive is not None
+
+    def _detect_renderer(self) -> None:
+        """At the first draw (GL context current): read GL_RENDERER and pick the CPU view if it is software."""
+        if self.gl_renderer is not None:
+            return
+        from panels.render.cpu_view import is_software_renderer
+
+        try:
+            from vispy.gloo import gl
+
+            self.gl_renderer = str(gl.glGetParameter(gl.GL_RENDERER))
+        except Exception:  # noqa: BLE001 - unknown driver: treat like a hardware one
+            self.gl_renderer = "unknown"
+        if self.renderer == "cpu" or (self.renderer == "auto" and is_software_renderer(self.gl_renderer)):
+            self._set_cpu_mode(True)
+
+    def _set_cpu_mode(self, on: bool) -> None:
+        from panels.render.cpu_view import ProgressiveRenderer
+
+        if on and self.progressive is None:
+            self.progressive = ProgressiveRenderer()
+            self._push_cpu_scene()
+        elif not on and self.progressive is not None:
+            self.progressive.close()
+            self.progressive = None
+            self._cpu_timer.stop()
+        self.frame.visible = on
+        self.splats.visible = not on
+        self.canvas.update()
+
+    def _push_cpu_scene(self) -> None:
+        """The splats as a PreviewScene (selection tint and point scale applied) for the CPU view."""
+        if self.progressive is None:
+            return
+        from engines.render.preview import PreviewScene
+
+        tint = self.selected.astype(np.float32)[:, None] * 0.6
+        highlight = np.array([1.0, 0.85, 0.1], np.float32)
+        mix = lambda rgb: rgb[:, :3] * (1 - tint) + highlight * tint  # as the GL fragment shader
+        fn = self.color_fn
+        prep = PreviewScene(self.positions, self.covs * self.point_scale ** 2, self.colors[:, 3].copy(),
+                            mix(self.colors), None if fn is None else (lambda centre: mix(np.asarray(fn(centre)))))
+        bg = self.canvas.bgcolor.rgb if hasattr(self.canvas.bgcolor, "rgb") else (0.0, 0.0, 0.0)
+        self.progressive.set_scene(prep, bg)
+        self.canvas.update()
+
+    def _before_draw_cpu(self) -> None:
+        """CPU view: post the camera being drawn; frames arrive through :meth:`_take_frame`."""
+        self._detect_renderer()
+        if self.progressive is None:
+            return
+        try:
+            K, view = self.camera_matrices()
+        except (np.linalg.LinAlgError, ValueError):
+            return
+        cw, ch = self.canvas.size
+        self.progressive.request(K, view, cw, ch)
+        if not self._cpu_timer.running:
+            self._cpu_timer.start()
+
+    def _take_frame(self, _event=None) -> None:
+        """GUI timer: show the newest finished CPU frame."""
+        if self.progressive is None:
+            self._cpu_timer.stop()
+            return
+        result = self.progressive.take()
+        if result is not None:
+            self.frame.set_frame(result[0])
+            self.canvas.update()
+        elif not self.progressive.busy:
+            self._cpu_timer.stop()
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Block until the current view is drawn exactly (sorted for it, or its full CPU frame shown)."""
+        self.canvas.render()  # a draw posts the current camera
+        if self.progressive is None:
+            return self.wait_sorted(timeout)
+        ok = self.progressive.wait_full(timeout)
+        self._take_frame()
+        return ok
+
     def _before_draw(self) -> None:
         """Camera uniforms for the camera being drawn; re-sort (and SH colours) when it changed."""
-        if len(self.positions) == 0:
+        self._detect_renderer()
+        if len(self.positions) == 0 or self.progressive is not None:
             return
         try:
             K, view = self.camera_matrices()

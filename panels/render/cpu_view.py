@@ -1,0 +1,191 @@
+"""Progressive CPU frames for the splat view when OpenGL is a software renderer (llvmpipe) or forced.
+
+:class:`ProgressiveRenderer` renders on one worker thread with :func:`engines.render.preview.render_preview`:
+while the camera moves, coarse frames at a resolution scale that adapts so a frame takes about
+``TARGET`` seconds; once the camera has rested for ``SETTLE`` seconds, the full-resolution frame
+(same rules as the exact rasterizer). When even the smallest scale misses the target, coarse frames
+draw every 2nd, 4th, ... splat (``stride``). A newer camera cancels a full frame in progress. The GUI
+thread only posts cameras (:meth:`request`) and picks finished frames up (:meth:`take`).
+:data:`FRAME_VERT`/:data:`FRAME_FRAG` draw a frame as a texture over the whole view.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software", "swiftshader", "gdi generic")
+
+FRAME_VERT = """
+attribute vec2 a_pos;
+varying vec2 v_uv;
+void main() {
+    v_uv = vec2(0.5 * (a_pos.x + 1.0), 0.5 * (1.0 - a_pos.y));  // image row 0 at the top
+    gl_Position = vec4(a_pos, 0.0, 1.0);
+}
+"""
+
+FRAME_FRAG = """
+uniform sampler2D u_frame;
+varying vec2 v_uv;
+void main() {
+    gl_FragColor = vec4(texture2D(u_frame, v_uv).rgb, 1.0);
+}
+"""
+
+
+def is_software_renderer(name: str) -> bool:
+    """True for GL_RENDERER strings of CPU rasterizers (Mesa llvmpipe/softpipe, SwiftShader, GDI)."""
+    name = (name or "").lower()
+    return any(word in name for word in SOFTWARE_RENDERERS)
+
+
+@dataclass(frozen=True)
+class _View:
+    K: np.ndarray
+    view: np.ndarray
+    width: int
+    height: int
+    generation: int
+
+    def same(self, other: _View | None) -> bool:
+        return (other is not None and self.generation == other.generation and self.width == other.width
+                and self.height == other.height and np.allclose(self.K, other.K, rtol=0, atol=1e-9)
+                and np.allclose(self.view, other.view, rtol=0, atol=1e-9))
+
+
+class ProgressiveRenderer:
+    """Coarse CPU frames while the camera moves, the full frame once it rests (one worker thread)."""
+
+    SETTLE = 0.12  # seconds without camera change before the full frame starts
+    TARGET = 0.06  # seconds per coarse frame the resolution scale aims at
+    MIN_SCALE, MAX_SCALE = 0.1, 0.5
+    MAX_STRIDE = 16
+
+    def __init__(self, threads: int = 2) -> None:
+        self.threads = threads
+        self.scale = 0.3
+        self.stride = 1
+        self._prep = None
+        self._background = (0.0, 0.0, 0.0)
+        self._generation = 0
+        self._wanted: _View | None = None
+        self._changed_at = 0.0
+        self._coarse_for: _View | None = None  # last camera a frame (coarse or full) was made for
+        self._full_for: _View | None = None
+        self._result = None  # (image, view, full) waiting for the GUI
+        self._cond = threading.Condition()
+        self._stop = False
+        self.frame_times: list[tuple[bool, float]] = []  # (full, seconds) of every frame made
+        self._thread = threading.Thread(target=self._run, name="splat-cpu-view", daemon=True)
+        self._thread.start()
+
+    def set_scene(self, prep, background=(0.0, 0.0, 0.0)) -> None:
+        """New splats (:class:`~engines.render.preview.PreviewScene`) or background: frames start over."""
+        with self._cond:
+            self._prep, self._background = prep, tuple(float(c) for c in background)
+            self._generation += 1
+            self._coarse_for = self._full_for = None
+            self._wanted = None
+            self._cond.notify_all()
+
+    def request(self, K, view, width: int, height: int) -> None:
+        """The camera being shown now (called on every draw); a change starts coarse frames."""
+        wanted = _View(np.array(K, np.float64), np.array(view, np.float64), int(width), int(height),
+                       self._generation)
+        with self._cond:
+            if wanted.same(self._wanted):
+                return
+            self._wanted = wanted
+            self._changed_at = time.monotonic()
+            self._cond.notify_all()
+
+    def take(self):
+        """The newest finished frame as (image (h,w,3) float32, full: bool), or None."""
+        with self._cond:
+            result, self._result = self._result, None
+        return None if result is None else (result[0], result[2])
+
+    @property
+    def busy(self) -> bool:
+        """True while the shown camera has no full frame yet."""
+        with self._cond:
+            return self._wanted is not None and not self._wanted.same(self._full_for)
+
+    def wait_full(self, timeout: float = 30.0) -> bool:
+        """Block until the full frame of the current camera is made (tests, benchmarks)."""
+        end = time.monotonic() + timeout
+        while self.busy and time.monotonic() < end:
+            time.sleep(0.005)
+        return not self.busy
+
+    def close(self) -> None:
+        """Stop the worker thread."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+
+    def _next_job(self):
+        """(view, full) to render next, or None after waiting (called with the lock held)."""
+        wanted = self._wanted
+        if wanted is None or self._prep is None or wanted.same(self._full_for):
+            self._cond.wait(0.5)
+            return None
+        if not wanted.same(self._coarse_for):
+            return wanted, False
+        rest = time.monotonic() - self._changed_at
+        if rest < self.SETTLE:
+            self._cond.wait(self.SETTLE - rest)
+            return None
+        return wanted, True
+
+    def _adapt(self, elapsed: float) -> None:
+        """Aim the next coarse frame at TARGET seconds: resolution first, then the splat stride."""
+        if elapsed > self.TARGET and self.scale <= self.MIN_SCALE and self.stride < self.MAX_STRIDE:
+            self.stride *= 2
+        elif elapsed < 0.5 * self.TARGET and self.stride > 1:
+            self.stride //= 2
+        else:  # cost ~ pixel count ~ scale²
+            ratio = float(np.clip(np.sqrt(self.TARGET / max(elapsed, 1e-4)), 0.7, 1.4))
+            self.scale = float(np.clip(self.scale * ratio, self.MIN_SCALE, self.MAX_SCALE))
+
+    def _run(self) -> None:
+        from engines.render.preview import Cancelled, render_preview
+
+        while True:
+            with self._cond:
+                if self._stop:
+                    return
+                job = self._next_job()
+                if job is None:
+                    continue
+                prep, background = self._prep, self._background
+            view, full = job
+            start = time.perf_counter()
+            try:
+                image = render_preview(prep, view.K, view.view, view.width, view.height, background,
+                                       scale=1.0 if full else self.scale, threads=self.threads,
+                                       bands=4 * self.threads if full else self.threads,
+                                       cancelled=(lambda v=view: not v.same(self._wanted)) if full else None,
+                                       stride=1 if full else self.stride)
+            except Cancelled:
+                continue
+            except Exception:  # noqa: BLE001 - a bad frame must not kill the view; try the next camera
+                with self._cond:
+                    self._coarse_for = self._full_for = view
+                continue
+            elapsed = time.perf_counter() - start
+            self.frame_times.append((full, elapsed))
+            del self.frame_times[:-500]
+            if not full:
+                self._adapt(elapsed)
+            with self._cond:
+                if view.generation != self._generation:
+                    continue
+                self._result = (image, view, full)
+                self._coarse_for = view
+                if full:
+                    self._full_for = view
