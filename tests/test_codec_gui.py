@@ -267,3 +267,56 @@ def test_grayscale_jpeg_has_no_chroma_blocks(panel, qtbot, tmp_path):
     panel._on_canvas_click(10.0, 10.0)
     assert panel.selected == (0, 1, 1)  # falls back to the luma plane
     assert len(panel.file_blocks.planes) == 1
+
+
+def test_compare_two_files_signed_difference_and_size_delta(panel, qtbot, tmp_path):
+    """Two files side by side (one a block-codec bitstream), signed difference, size delta,
+    pixel values drawn when zoomed in, equal column widths."""
+    from engines.codec.blockcodec import BlockCodecParams, encode
+
+    img = _small()
+    pa, pb = tmp_path / "a.jpg", tmp_path / "b.ssbc"
+    Image.fromarray(img).save(pa, quality=90)
+    enc = encode(img, BlockCodecParams(quality=40))
+    pb.write_bytes(enc.bitstream)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.tabs.setCurrentIndex(3)
+    panel._on_compare_drop([str(pa), str(pb)])
+    _wait(qtbot, lambda: all(panel.cmp_files.values()))
+    _wait(qtbot, lambda: panel.compare.b is not None and panel.compare.a is not None)
+    cv = panel.compare
+    a = np.asarray(Image.open(pa).convert("RGB"))
+    np.testing.assert_array_equal(cv.a, a)
+    np.testing.assert_array_equal(cv.b, enc.reconstruction)
+    stats = cv.stats.text()
+    delta = len(enc.bitstream) - pa.stat().st_size
+    assert f"size B − A: {delta:+,} bytes" in stats and "bpp" in stats and "PSNR RGB" in stats
+    cv.mode.setCurrentText("Signed difference")
+    cv.gain.setValue(3)
+    want = np.clip(128 + 3 * (enc.reconstruction.astype(int) - a.astype(int)), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(cv.composite(), want)
+    qtbot.wait(50)  # the mode change refits the view once
+    # zoomed in: values of the signed difference drawn on the pixels
+    cv.view_a.setRange(xRange=(20, 24), yRange=(30, 34), padding=0)
+    qtbot.wait(50)
+    shown = [it for it in cv._value_items[0] if it.isVisible()]
+    assert 4 <= len(shown) <= 64
+    d = enc.reconstruction.astype(int) - a.astype(int)
+    texts = {it.textItem.toPlainText() for it in shown}
+    assert "\n".join(str(v) for v in d[31, 21]) in texts
+    cv.view_a.setRange(xRange=(0, 160), yRange=(0, 128), padding=0)
+    qtbot.wait(50)
+    assert not any(it.isVisible() for it in cv._value_items[0])
+    # side by side: equal column widths even with labels of different lengths
+    cv.mode.setCurrentText("Side by side")
+    qtbot.wait(50)
+    assert cv.view_a.width() == pytest.approx(cv.view_b.width(), abs=2)
+    # history lists both files; a file of another size is refused with a message
+    paths = [panel.cmp_history.itemData(i) for i in range(panel.cmp_history.count())]
+    assert str(pa) in paths and str(pb) in paths
+    small = tmp_path / "small.png"
+    Image.fromarray(img[:64, :64]).save(small)
+    panel.load_compare_file("B", str(small))
+    _wait(qtbot, lambda: panel.cmp_files["B"]["path"] == str(small))
+    assert "Sizes differ" in cv.stats.text() and cv.b is None

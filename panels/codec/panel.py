@@ -121,6 +121,17 @@ def _bitstream_job(path: str):
     return np.ascontiguousarray(image[..., :3])
 
 
+def _size_delta(bytes_a: int | None, bytes_b: int | None, shape) -> str:
+    """``size B − A: +1,234 bytes (+12.3 %), +0.045 bpp`` (empty without both sizes)."""
+    if not bytes_a or bytes_b is None:
+        return ""
+    px = shape[0] * shape[1]
+    return (
+        f"size B − A: {bytes_b - bytes_a:+,} bytes ({100.0 * (bytes_b / bytes_a - 1.0):+.1f} %), "
+        f"{8.0 * (bytes_b - bytes_a) / px:+.3f} bpp (A {bytes_a:,} B, B {bytes_b:,} B)"
+    )
+
+
 class CodecPanel(Panel):
     """Codec workbench (see module docstring)."""
 
@@ -329,8 +340,30 @@ class CodecPanel(Panel):
             bar.addWidget(w)
         bar.addStretch(1)
         outer.addLayout(bar)
+        files = QHBoxLayout()
+        self.cmp_history = QComboBox()
+        self.cmp_history.setMinimumWidth(260)
+        self.cmp_history.setToolTip("files opened before (this session and the recent-files list)")
+        self.cmp_to_a = QPushButton("→ A")
+        self.cmp_to_b = QPushButton("→ B")
+        self.cmp_open_a = QPushButton("Open A…")
+        self.cmp_open_b = QPushButton("Open B…")
+        hint = QLabel("or drop one file (B) or two files (A, B) on the view")
+        hint.setEnabled(False)
+        for w in (QLabel("Files:"), self.cmp_history, self.cmp_to_a, self.cmp_to_b, self.cmp_open_a, self.cmp_open_b, hint):
+            files.addWidget(w)
+        files.addStretch(1)
+        outer.addLayout(files)
         self.compare = CompareView()
+        self.compare.files_dropped.connect(self._on_compare_drop)
         outer.addWidget(self.compare, 1)
+        self.cmp_files: dict[str, dict | None] = {"A": None, "B": None}
+        self._opened_paths: list[str] = []
+        self.cmp_to_a.clicked.connect(lambda: self._compare_from_history("A"))
+        self.cmp_to_b.clicked.connect(lambda: self._compare_from_history("B"))
+        self.cmp_open_a.clicked.connect(lambda: self._compare_dialog("A"))
+        self.cmp_open_b.clicked.connect(lambda: self._compare_dialog("B"))
+        self._fill_history()
         self.cmp_quality.valueChanged.connect(lambda v: self.cmp_quality_label.setText(f"q {v}"))
         self.cmp_run.clicked.connect(self.run_compare)
         self.cmp_a.currentIndexChanged.connect(lambda _: self._refresh_compare())
@@ -689,6 +722,7 @@ class CodecPanel(Panel):
 
     def _show_opened(self, path: str, image: np.ndarray, info: dict | None) -> None:
         self.set_image(image, Path(path).name, path)
+        self._remember(path)
         self.jpeg_info = info
         self._show_file_info(path)
         if info is not None:
@@ -697,6 +731,7 @@ class CodecPanel(Panel):
     def _show_bitstream(self, path: str, image: np.ndarray) -> None:
         """Show a block-codec bitstream decoded by :func:`_bitstream_job`."""
         self.set_image(image, Path(path).name, path)
+        self._remember(path)
         self._show_file_info(path)
 
     def receive(self, kind: str, payload: Any) -> None:
@@ -1005,6 +1040,7 @@ class CodecPanel(Panel):
         if index == 1:
             self.refresh_explorer()
         elif index == 3:
+            self._fill_history()
             self._refresh_compare()
 
     def _refresh_basis(self) -> None:
@@ -1073,11 +1109,86 @@ class CodecPanel(Panel):
             plot.plot(np.arange(k), curve[:k], pen=pg.mkPen(_COLORS[i % len(_COLORS)], width=2), name=name)
 
     # ================================================================== compare
+    # -- compare two files ------------------------------------------------------------------
+    def _history_paths(self) -> list[str]:
+        recent = []
+        settings = getattr(self.services, "settings", None)
+        if settings is not None and hasattr(settings, "recent_files"):
+            recent = settings.recent_files()
+        out = []
+        for p in [*reversed(self._opened_paths), *recent]:
+            if p not in out and (self.can_open(p) or p.lower().endswith(".ssbc")) and os.path.isfile(p):
+                out.append(p)
+        return out
+
+    def _fill_history(self) -> None:
+        current = self.cmp_history.currentData()
+        self.cmp_history.blockSignals(True)
+        self.cmp_history.clear()
+        for p in self._history_paths():
+            self.cmp_history.addItem(Path(p).name, p)
+            self.cmp_history.setItemData(self.cmp_history.count() - 1, p, Qt.ItemDataRole.ToolTipRole)
+        if self.cmp_history.count() == 0:
+            self.cmp_history.addItem("(no files opened yet)", None)
+        idx = self.cmp_history.findData(current)
+        self.cmp_history.setCurrentIndex(max(idx, 0))
+        self.cmp_history.blockSignals(False)
+
+    def _remember(self, path: str) -> None:
+        path = os.path.abspath(path)
+        if path in self._opened_paths:
+            self._opened_paths.remove(path)
+        self._opened_paths.append(path)
+        self._fill_history()
+
+    def _compare_from_history(self, side: str) -> None:
+        path = self.cmp_history.currentData()
+        if path:
+            self.load_compare_file(side, path)
+
+    def _compare_dialog(self, side: str) -> None:
+        exts = " ".join(f"*{e}" for e in [*self.file_types, ".ssbc"])
+        path, _ = QFileDialog.getOpenFileName(self, f"Compare: file for {side}", "", f"Images and bitstreams ({exts})")
+        if path:
+            self.load_compare_file(side, path)
+
+    def _on_compare_drop(self, paths: list) -> None:
+        if len(paths) >= 2:
+            self.load_compare_file("A", paths[0])
+            self.load_compare_file("B", paths[1])
+        elif paths:
+            self.load_compare_file("B", paths[0])
+
+    def load_compare_file(self, side: str, path: str):
+        """Decode ``path`` (an image or an ``.ssbc`` bitstream) on a worker and show it as compare
+        side ``"A"`` or ``"B"``; returns the job handle."""
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            self.services.notify(f"file not found: {path}", "error")
+            return None
+        ssbc = path.lower().endswith(".ssbc")
+        size = os.path.getsize(path)
+
+        def done(result, _side=side, _path=path):
+            image = result if ssbc else result[0]
+            self.cmp_files[_side] = {"path": _path, "name": Path(_path).name, "image": image, "bytes": size}
+            if _side == "A":
+                if self.cmp_a.count() < 3:
+                    self.cmp_a.addItem("")
+                self.cmp_a.setItemText(2, f"File: {Path(_path).name}")
+                self.cmp_a.setCurrentIndex(2)
+            self._remember(_path)
+            self._refresh_compare()
+
+        job = (lambda: _bitstream_job(path)) if ssbc else (lambda: _image_job(path))
+        return self._submit(f"compare-{side}", f"compare {side}: {Path(path).name}", job, done)
+
     def run_compare(self) -> None:
         """Encode the image with the chosen real codec for side B (as a job)."""
         if self.image is None:
             self.services.notify("Load an image first", "warning")
             return
+        self.cmp_files["B"] = None  # B is the fresh encode again
         from engines.codec.tasks import compare_job
 
         codec, q = self.cmp_codec.currentText(), float(self.cmp_quality.value())
@@ -1095,8 +1206,16 @@ class CodecPanel(Panel):
         self._refresh_compare()
 
     def _refresh_compare(self) -> None:
-        if self.image is None:
+        fa, fb = self.cmp_files["A"], self.cmp_files["B"]
+        file_a = self.cmp_a.currentIndex() == 2 and fa is not None
+        if fb is not None and (file_a or self.image is not None):
+            self._refresh_compare_files(fa if file_a else None, fb)
+            return
+        if self.image is None and not file_a:
             self.compare.set_pair(None, None)
+            return
+        if file_a:
+            self._refresh_compare_files(fa, None)
             return
         use_block = self.cmp_a.currentIndex() == 1 and self.result is not None
         a = self.result.reconstruction if use_block else self.image
@@ -1121,7 +1240,45 @@ class CodecPanel(Panel):
             if ps and b is not None:
                 lines.append(f"<b>{label_b}</b>: PSNR RGB {ps['rgb']:.2f} dB · Y {ps['Y']:.2f} · Cb {ps['Cb']:.2f} · Cr {ps['Cr']:.2f}")
         self.compare.set_pair(a, b, label_a, label_b or "B: (press 'Encode B')")
-        self.compare.stats.setText("<br>".join(lines) or "Press 'Encode B' to compare with a real codec.")
+        if self.compare_result is not None:
+            bytes_a = len(self.result.bitstream) if use_block else self._original_bytes()
+            lines.append(_size_delta(bytes_a, self.compare_result["bytes"], a.shape))
+        self.compare.stats.setText("<br>".join(x for x in lines if x) or "Press 'Encode B' to compare with a real codec.")
+
+    def _original_bytes(self) -> int | None:
+        """Size of the file the shown image came from (None for samples and received images)."""
+        if self.image_path and os.path.isfile(self.image_path):
+            return os.path.getsize(self.image_path)
+        return None
+
+    def _refresh_compare_files(self, fa: dict | None, fb: dict | None) -> None:
+        """Compare with at least one side from a file (``fa`` None: A is the original image)."""
+        from engines.codec.metrics import psnr_channels
+
+        if fa is not None:
+            a, name_a, bytes_a = fa["image"], fa["name"], fa["bytes"]
+        else:
+            a, name_a, bytes_a = self.image, f"original {self.image_name}", self._original_bytes()
+        label_a = f"A: {name_a}" + (f" ({8 * bytes_a / (a.shape[0] * a.shape[1]):.3f} bpp)" if bytes_a else "")
+        if fb is None:
+            self.compare.set_pair(a, None, label_a, "B: (open or drop a file, or press 'Encode B')")
+            self.compare.stats.setText(f"{label_a}. Pick B: a file (→ B, Open B…, drop) or a fresh encode.")
+            return
+        b = fb["image"]
+        label_b = f"B: {fb['name']} ({8 * fb['bytes'] / (b.shape[0] * b.shape[1]):.3f} bpp)"
+        if a.shape != b.shape:
+            self.compare.set_pair(a, None, label_a, label_b)
+            self.compare.stats.setText(
+                f"<b>Sizes differ</b>: A is {a.shape[1]}×{a.shape[0]}, B is {b.shape[1]}×{b.shape[0]}; compare needs two images of the same size."
+            )
+            return
+        self.compare.set_pair(a, b, label_a, label_b)
+        ps = psnr_channels(a, b)
+        lines = [
+            f"<b>{label_b}</b> vs {label_a}: PSNR RGB {ps['rgb']:.2f} dB · Y {ps['Y']:.2f} · Cb {ps['Cb']:.2f} · Cr {ps['Cr']:.2f}",
+            _size_delta(bytes_a, fb["bytes"], a.shape),
+        ]
+        self.compare.stats.setText("<br>".join(x for x in lines if x))
 
     # ================================================================== RD
     def rd_specs(self) -> list[dict]:

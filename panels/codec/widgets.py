@@ -260,10 +260,15 @@ class QuantEditor(QWidget):
 
 
 class CompareView(QWidget):
-    """A/B comparison: split with a draggable divider, side by side with linked zoom/pan, or
-    the difference image with a gain. A hover read-out shows both pixel values."""
+    """A/B comparison: split with a draggable divider, side by side (equal widths) with linked
+    zoom/pan, the absolute or the signed difference image with a gain. A hover read-out shows
+    both pixel values; zoomed in far enough, every pixel's values are drawn on it. Dropping one
+    file emits ``files_dropped([path])`` (for B), two files ``[path A, path B]``."""
 
-    MODES = ("Split", "Side by side", "Difference")
+    MODES = ("Split", "Side by side", "Difference", "Signed difference")
+    files_dropped = Signal(list)
+    #: screen pixels per image pixel from which values are drawn on the pixels
+    VALUE_ZOOM = 34.0
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -300,6 +305,11 @@ class CompareView(QWidget):
         self.divider.setZValue(10)
         self.view_a.addItem(self.divider)
         layout.addWidget(self.canvas, 1)
+        self.setAcceptDrops(True)
+        self.canvas.setAcceptDrops(False)  # drops go to this widget, not to the graphics scene
+        self._value_items: dict[int, list] = {0: [], 1: []}
+        self.view_a.sigRangeChanged.connect(lambda *_: self._draw_values())
+        self.view_b.sigRangeChanged.connect(lambda *_: self._draw_values())
         bottom = QHBoxLayout()
         self.zoom = pg.GraphicsLayoutWidget()
         self.zoom.setBackground("#202020")
@@ -385,8 +395,85 @@ class CompareView(QWidget):
 
     def _on_gain(self, value: int) -> None:
         self.gain_label.setText(f"×{value}")
-        if self.mode.currentIndex() == 2:
+        if self.mode.currentIndex() >= 2:
             self.refresh()
+
+    def dragEnterEvent(self, event) -> None:  # Qt override
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event) -> None:  # Qt override
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.files_dropped.emit(paths[:2])
+
+    def resizeEvent(self, event) -> None:  # Qt override
+        super().resizeEvent(event)
+        self._equalize()
+
+    def _equalize(self) -> None:
+        """Side by side: both columns exactly half the canvas, whatever their labels say."""
+        grid = self.canvas.ci.layout
+        if self.mode.currentIndex() == 1:
+            half = max((self.canvas.width() - 20) / 2.0, 10.0)
+            for col in (0, 1):
+                grid.setColumnFixedWidth(col, half)
+        else:
+            grid.setColumnMinimumWidth(0, 0)
+            grid.setColumnMaximumWidth(0, 1e6)
+
+    def signed_difference(self) -> np.ndarray | None:
+        """``B − A`` as int16 ``(H, W, 3)`` (None without both images)."""
+        if self.a is None or self.b is None:
+            return None
+        return self.b.astype(np.int16) - self.a.astype(np.int16)
+
+    def _values_shown(self, view: int) -> np.ndarray | None:
+        """The numbers behind what ``view`` (0 = left, 1 = right) shows: pixel values, or the
+        (absolute / signed) difference ``B − A``."""
+        if view == 1:
+            return self.b
+        mode = self.mode.currentIndex()
+        if mode == 2 and self.b is not None:
+            return np.abs(self.signed_difference())
+        if mode == 3 and self.b is not None:
+            return self.signed_difference()
+        return self.composite()
+
+    def _draw_values(self) -> None:
+        """Zoomed in to at least :attr:`VALUE_ZOOM` screen px per pixel: draw each visible pixel's values."""
+        for index, vb in enumerate((self.view_a, self.view_b)):
+            pool = self._value_items[index]
+            values = self._values_shown(index) if vb.isVisible() else None
+            shown = 0
+            if values is not None and vb.width() > 1:
+                r = vb.viewRect()
+                if r.width() > 0 and vb.width() / r.width() >= self.VALUE_ZOOM:
+                    h, w = values.shape[:2]
+                    x0, x1 = max(int(np.floor(r.left())), 0), min(int(np.ceil(r.right())), w)
+                    y0, y1 = max(int(np.floor(r.top())), 0), min(int(np.ceil(r.bottom())), h)
+                    for y in range(y0, y1):
+                        for x in range(x0, x1):
+                            if shown >= 600:
+                                break
+                            if shown == len(pool):
+                                item = pg.TextItem(anchor=(0.5, 0.5))
+                                item.setZValue(20)
+                                vb.addItem(item)
+                                pool.append(item)
+                            item = pool[shown]
+                            v = values[y, x]
+                            bright = float(np.mean(v)) > 127 if values.dtype == np.uint8 else False
+                            item.setColor((0, 0, 0) if bright else (255, 255, 255))
+                            item.setText("\n".join(str(int(c)) for c in np.atleast_1d(v)))
+                            item.setPos(x + 0.5, y + 0.5)
+                            item.setVisible(True)
+                            shown += 1
+            for item in pool[shown:]:
+                item.setVisible(False)
 
     def composite(self) -> np.ndarray | None:
         """What the left view shows now (split composite, A, or the difference image)."""
@@ -402,8 +489,10 @@ class CompareView(QWidget):
             out[:, x:] = b[:, x:]
             return out
         if mode == 2:
-            diff = np.abs(a.astype(np.int16) - b.astype(np.int16)) * int(self.gain.value())
+            diff = np.abs(self.signed_difference()) * int(self.gain.value())
             return np.clip(diff, 0, 255).astype(np.uint8)
+        if mode == 3:  # mid grey = equal, brighter = B larger
+            return np.clip(128 + self.signed_difference() * int(self.gain.value()), 0, 255).astype(np.uint8)
         return a
 
     def refresh(self) -> None:
@@ -414,6 +503,9 @@ class CompareView(QWidget):
         grid = self.canvas.ci.layout
         grid.setColumnStretchFactor(1, 1 if side else 0)
         grid.setColumnMaximumWidth(1, 1e6 if side else 0)
+        if not side:
+            grid.setColumnMinimumWidth(1, 0)
+        self._equalize()
         for item in (self.view_b, self.label_b):  # a long B label must not keep its column open
             item.setMaximumWidth(1e6 if side else 0)
             item.setMinimumWidth(0)
@@ -422,7 +514,8 @@ class CompareView(QWidget):
         if img is None:
             self.item_a.clear()
             self.item_b.clear()
-            self.label_a.setText("No image yet: load one (Image tab or dock), then press 'Encode B'")
+            self.label_a.setText("No image yet: load one (Image tab or dock), then press 'Encode B', or drop two files here")
+            self._draw_values()
             return
         self.item_a.setImage(img, autoLevels=False, levels=(0, 255))
         if side and self.b is not None:
@@ -433,6 +526,9 @@ class CompareView(QWidget):
             self.label_a.setText(getattr(self, "_text_a", "A"))
         elif mode == 2:
             self.label_a.setText(f"|A − B| × {self.gain.value()}")
+        elif mode == 3:
+            self.label_a.setText(f"128 + (B − A) × {self.gain.value()}  (grey = equal, bright = B larger)")
+        self._draw_values()
 
     def _on_move(self, scene_pos) -> None:
         if self.a is None:
