@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QSizePolicy,
     QSlider,
     QSpinBox,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -99,10 +100,19 @@ class GeneratePanel(Panel):
         self._build_workspace()
         self.parameters_widget()
         self.refresh_models()
+        from panels.generate.threed import install_3d_mode
+
+        install_3d_mode(self, self.mode_tabs)
 
     # ------------------------------------------------------------------ layout
     def _build_workspace(self) -> None:
-        layout = QVBoxLayout(self)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.mode_tabs = QTabWidget()  # "Images" (this page) and "3D" (panels/generate/threed.py)
+        outer.addWidget(self.mode_tabs)
+        images_page = QWidget()
+        self.mode_tabs.addTab(images_page, "Images")
+        layout = QVBoxLayout(images_page)
         self.view = ImageView("No image yet.\nChoose a model and a class or prompt, then press Generate (Ctrl+Enter).")
         layout.addWidget(self.view, 1)
         status = QHBoxLayout()
@@ -353,6 +363,8 @@ class GeneratePanel(Panel):
         self._model_changed()
         if self.model_problems:
             self.services.log("Model scan: " + "; ".join(self.model_problems), "warning")
+        if getattr(self, "threed", None) is not None:
+            self.threed.refresh_models()
 
     def model_info(self):
         """The :class:`ModelInfo` selected in the model menu (None if there are no models)."""

@@ -906,7 +906,10 @@ class RenderPanel(Panel):
 
     # -- fitting ------------------------------------------------------------------------
     def receive(self, kind: str, payload: Any) -> None:
-        """Accept ("image", (H,W,3) array) as the fit target."""
+        """Accept ("image", (H,W,3) array) as the fit target, or ("scene", path of a .ply) to view."""
+        if kind == "scene":  # e.g. a 3D result of the Generate panel, saved to a temporary .ply
+            self.open_file(str(payload))
+            return
         if kind != "image":
             raise OpenError(f"Render cannot receive {kind}")
         array = np.asarray(payload)

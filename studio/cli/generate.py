@@ -1,7 +1,8 @@
 """``python main.py generate <verb>``: image generation headless.
 
 Verbs: ``image`` (txt2img / class-conditional), ``edit`` (img2img, inpainting, ILVR),
-``models`` (list usable models), ``train-digits`` (rebuild the shipped digits model).
+``3d`` (score distillation into Gaussians/spheres, image → 3D), ``models`` (list usable models),
+``train-digits`` (rebuild the shipped digits model).
 Heavy imports (torch, diffusers, the engine) happen inside the handlers.
 """
 
@@ -59,6 +60,7 @@ def register(subparsers) -> None:
     p.add_argument("--reference", default=None, help="ILVR reference image")
     p.add_argument("--ilvr-n", type=int, default=0, help="ILVR low-pass factor N (>= 2; larger keeps less of the reference)")
     p.add_argument("--strength", type=float, default=0.75, help="SDEdit strength: 0 keeps the input, 1 ignores it")
+    _register_3d(subparsers)
     p = add_verb(subparsers, "models", _models, "list the models found (shipped and in --model-dir folders)")
     _add_model_dir(p)
     p = add_verb(subparsers, "train-digits", _train_digits, "retrain the shipped digits flow model (about 30 min on one CPU thread)")
@@ -181,3 +183,79 @@ def _train_digits(args) -> dict:
                                                 init_from=args.init_from))
     clear_cache()
     return result
+
+
+def _register_3d(subparsers) -> None:
+    p = add_verb(subparsers, "3d", _distill_3d, "text/class/image to 3D Gaussians or spheres by score distillation")
+    p.add_argument("--model", default="digits-flow", help="model name (see 'generate models') or path")
+    p.add_argument("--class", dest="class_label", type=int, default=None, help="class label (class-conditional models)")
+    p.add_argument("--prompt", default="", help="text prompt (text-conditioned models; view suffixes are added)")
+    p.add_argument("--negative-prompt", default="", help="negative prompt (text models)")
+    p.add_argument("--image", default=None, help="reference image for image to 3D (alpha or automatic mask)")
+    p.add_argument("--method", default="sds", help="sds | sjc | vsd | esd | sdi")
+    p.add_argument("--steps", type=int, default=1000, help="optimisation steps")
+    p.add_argument("--guidance", type=float, default=10.0, help="CFG scale, diffusers convention u + s(c - u)")
+    p.add_argument("--primitive", default="gaussians", help="gaussians | spheres")
+    p.add_argument("--count", type=int, default=1000, help="initial number of primitives")
+    p.add_argument("--sh-degree", type=int, default=0, help="SH degree of the Gaussians' colour (0 or 1)")
+    p.add_argument("--views", type=int, default=4, help="random orbit views per step")
+    p.add_argument("--azimuth", default="-60,60", help="training azimuth range in degrees (A,B)")
+    p.add_argument("--elevation", default="-5,25", help="training elevation range in degrees (A,B)")
+    p.add_argument("--background", default="fixed", help="fixed | random | learned")
+    p.add_argument("--fourier", action="store_true", help="image to 3D: score distillation on the Fourier amplitude")
+    p.add_argument("--seed", type=int, default=0, help="seed (same seed, same .ply)")
+    p.add_argument("--out", required=True, help="output .ply (3DGS layout) with a .json provenance sidecar")
+    p.add_argument("--turntable", default=None, help="also write a 36-frame turntable (.webp or .gif)")
+    _add_model_dir(p)
+    add_force(p)
+
+
+def _distill_3d(args) -> dict:
+    from engines.distill3d import METHODS, DistillSettings, distill_job
+    from engines.generation.models import ModelError
+    from studio.cli.common import parse_pair
+    from studio.export import ExportError
+    from studio.export_3d import check_outputs, save_distill_outputs
+
+    if args.method not in METHODS:
+        raise CliError(f"unknown method {args.method!r}; use one of {', '.join(METHODS)}")
+    if args.steps < 1 or args.count < 1:
+        raise CliError("--steps and --count must be at least 1")
+    if args.class_label is not None and args.prompt:
+        raise CliError("give either --class or --prompt, not both")
+    try:
+        check_outputs(args.out, args.turntable, args.force)
+    except ExportError as exc:
+        raise CliError(str(exc)) from None
+    reference = None
+    if args.image:
+        from PIL import Image, UnidentifiedImageError
+
+        if not Path(args.image).is_file():
+            raise CliError(f"reference image not found: {args.image}")
+        try:
+            with Image.open(args.image) as image:
+                image.load()
+                import numpy as np
+
+                reference = np.asarray(image.convert("RGBA" if "A" in image.getbands() else "RGB"))
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise CliError(f"reference image {args.image} is not a readable image ({exc})") from None
+    settings = DistillSettings(
+        model=args.model, class_label=args.class_label, prompt=args.prompt, negative_prompt=args.negative_prompt,
+        method=args.method, steps=args.steps, guidance=args.guidance, primitive=args.primitive, count=args.count,
+        sh_degree=args.sh_degree, views_per_step=args.views, azimuth=parse_pair(args.azimuth, float, "--azimuth"),
+        elevation=parse_pair(args.elevation, float, "--elevation"), background=args.background,
+        fourier=args.fourier, seed=args.seed)
+    try:
+        result = run_with_progress(distill_job(settings, reference, model_folders=_model_dirs(args)), quiet=args.json)
+        written = save_distill_outputs(result, args.out, args.turntable, force=args.force, reference=args.image)
+    except (ModelError, ValueError, OSError) as exc:  # ExportError is a ValueError
+        raise CliError(str(exc)) from None
+    out = {"out": written["ply"], "method": args.method, "primitive": args.primitive, "count": len(result.scene),
+           "steps": args.steps, "seconds": round(result.seconds, 1), "model": result.model["name"]}
+    if "turntable" in written:
+        out["turntable"] = written["turntable"]
+    if result.reference_psnr is not None:
+        out["reference_psnr_db"] = round(result.reference_psnr, 2)
+    return out
