@@ -187,18 +187,30 @@ def test_short_run_raises_the_requested_class_score_in_the_front_view():
     assert (clf.predict(front) == 0).all()
 
 
-def test_image_to_3d_reconstructs_the_reference_in_the_mask():
+def test_reference_automatic_mask_and_alpha():
     from engines.distill3d.reference import prepare_reference
 
     yy, xx = np.mgrid[0:32, 0:32]
     ring = ((np.hypot(yy - 16, xx - 16) < 11) & (np.hypot(yy - 16, xx - 16) > 6)).astype(np.float32)
-    image = np.repeat(ring[..., None], 3, 2)
-    rgb, mask = prepare_reference((image * 255).astype(np.uint8), (32, 32))
-    assert float(mask[16, 16]) == 0.0 and float(mask[16, 25]) == 1.0  # automatic mask: the ring, not the hole
-    s = DistillSettings(class_label=0, steps=120, count=300, views_per_step=1, seed=0, densify=False)
+    rgb, mask = prepare_reference((np.repeat(ring[..., None], 3, 2) * 255).astype(np.uint8), (16, 16))
+    assert rgb.shape == (16, 16, 3) and mask.shape == (16, 16)
+    assert float(mask[8, 8]) == 0.0 and float(mask[8, 12]) > 0.9  # the ring, not its hole
+    rgba = np.concatenate([np.full((32, 32, 3), 0.5, np.float32), ring[..., None]], 2)
+    _, mask = prepare_reference(rgba, (32, 32))
+    assert torch.allclose(mask, torch.from_numpy(ring))
+    with pytest.raises(ValueError, match="uniform"):
+        prepare_reference(np.zeros((32, 32, 3), np.uint8), (32, 32))
+
+
+@pytest.mark.slow
+def test_image_to_3d_reconstructs_a_generated_digit_in_the_mask():
+    from engines.generation.api import GenerationParams, generate_job
+
+    image = run_job(generate_job(GenerationParams(model="digits-flow", class_label=3, steps=10, seed=5))).images[0]
+    s = DistillSettings(class_label=3, steps=150, count=400, views_per_step=1, seed=0)
     result = run_job(distill_job(s, reference=image))
-    assert result.reference_psnr is not None and result.reference_psnr > 18.0
-    assert result.history[-1]["reference_psnr"] > result.history[0]["reference_psnr"] + 5
+    assert result.reference_psnr > 20.0
+    assert result.history[-1]["reference_psnr"] > result.history[0]["reference_psnr"] + 10
 
 
 @pytest.mark.parametrize("method", ["vsd", "esd", "sdi"])
