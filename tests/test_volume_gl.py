@@ -57,14 +57,14 @@ def test_vispy_matches_reference_caster(gl_view, azimuth, elevation):
     frame = view.render_image()[..., :3].astype(np.float32) / 255.0
     h, w = frame.shape[:2]
     reference = render(volume, tf=tf, azimuth=azimuth, elevation=elevation, size=(h, w),
-                       pixel_size=view.view.camera.scale_factor / min(h, w), step=0.5, shading=False,
-                       background=np.array([17, 17, 17]) / 255.0, device="cpu").image
+                       pixel_size=view.view.camera.scale_factor / min(h, w), step=0.5,
+                       background=np.array([17, 17, 17]) / 255.0, device="cpu").image  # the TF's shading
     score = structural_similarity(frame, reference, channel_axis=2, data_range=1.0)
     assert score >= 0.9, f"SSIM {score:.3f}"
     # a wrong camera (mirrored azimuth) must score clearly lower: the test can fail
     if azimuth:
         wrong = render(volume, tf=tf, azimuth=-azimuth, elevation=elevation, size=(h, w),
-                       pixel_size=view.view.camera.scale_factor / min(h, w), step=0.5, shading=False,
+                       pixel_size=view.view.camera.scale_factor / min(h, w), step=0.5,
                        background=np.array([17, 17, 17]) / 255.0, device="cpu").image
         assert structural_similarity(frame, wrong, channel_axis=2, data_range=1.0) < score - 0.05
 
@@ -139,7 +139,7 @@ def test_crop_at_anisotropic_spacing_matches_reference_caster(gl_view):
     view.set_crop(None)
     h, w = frame.shape[:2]
     kwargs = dict(tf=tf, azimuth=30.0, elevation=20.0, size=(h, w), pixel_size=view.view.camera.scale_factor / min(h, w),
-                  step=0.5, shading=False, background=np.array([17, 17, 17]) / 255.0, device="cpu")
+                  step=0.5, background=np.array([17, 17, 17]) / 255.0, device="cpu")
     cropped = render(volume, crop=crop, **kwargs).image
     whole = render(volume, **kwargs).image
     score = structural_similarity(frame, cropped, channel_axis=2, data_range=1.0)
@@ -147,3 +147,59 @@ def test_crop_at_anisotropic_spacing_matches_reference_caster(gl_view):
     print(f"crop SSIM GL vs caster {score:.3f} (vs uncropped {other:.3f})")
     assert score >= 0.9, f"SSIM {score:.3f}"
     assert other < score - 0.05
+
+
+def _gl_and_caster(gl_view, volume, tf, step=0.5, azimuth=30.0, elevation=20.0, **caster):
+    from engines.volume.raycast import render
+
+    app, view = gl_view
+    view.set_volume(volume.data, volume.spacing, volume.value_range(), affine=volume.affine)
+    view.set_tf(tf)
+    view.set_method("dvr")
+    view.set_step(step)
+    view.reset_camera(azimuth, elevation)
+    _settle(app)
+    frame = view.render_image()[..., :3].astype(np.float32) / 255.0
+    h, w = frame.shape[:2]
+    kwargs = dict(tf=tf, azimuth=azimuth, elevation=elevation, size=(h, w), step=step, device="cpu",
+                  pixel_size=view.view.camera.scale_factor / min(h, w), background=np.array([17, 17, 17]) / 255.0)
+    return frame, render(volume, **{**kwargs, **caster}).image, lambda **more: render(volume, **{**kwargs, **more}).image
+
+
+@pytest.mark.parametrize("name", ["CT-Bone", "MR-Default"])
+def test_lit_live_view_matches_shaded_export(gl_view, name):
+    """Slicer's presets are shaded: the live view lights them with the preset's material like the
+    exported PNG (SSIM ≥ 0.95); the unlit caster image is clearly further away."""
+    from skimage.metrics import structural_similarity
+
+    from engines.volume.phantom import make_phantom
+    from engines.volume.tf import preset
+
+    volume, _ = make_phantom(64, noise_hu=0.0)
+    tf = preset(name)
+    assert tf.shading["shade"]
+    frame, shaded, again = _gl_and_caster(gl_view, volume, tf)
+    score = structural_similarity(frame, shaded, channel_axis=2, data_range=1.0)
+    unlit = structural_similarity(frame, again(shading=False), channel_axis=2, data_range=1.0)
+    print(f"{name}: SSIM live vs export {score:.4f} (vs unlit export {unlit:.4f})")
+    assert score >= 0.95
+    assert unlit < score - 0.015
+
+
+def test_gradient_opacity_and_anisotropic_spacing_live(gl_view):
+    """Gradient opacity (boundaries only) at anisotropic voxels: live and export agree."""
+    from skimage.metrics import structural_similarity
+
+    from engines.volume.model import Volume
+    from engines.volume.phantom import make_phantom
+    from engines.volume.tf import preset
+
+    phantom, _ = make_phantom(64, noise_hu=0.0)
+    volume = Volume(phantom.data[:, ::2, :], spacing=(4.0, 8.0, 4.0), modality="CT")
+    tf = preset("CT-AAA").copy(gradient_opacity=[(0.0, 0.0), (20.0, 0.0), (60.0, 1.0)])
+    assert tf.uses_gradient_opacity()
+    frame, reference, again = _gl_and_caster(gl_view, volume, tf)
+    score = structural_similarity(frame, reference, channel_axis=2, data_range=1.0)
+    flat = structural_similarity(frame, again(tf=preset("CT-AAA")), channel_axis=2, data_range=1.0)
+    print(f"gradient opacity: SSIM live vs export {score:.4f} (vs no gradient opacity {flat:.4f})")
+    assert score >= 0.95 and flat < score - 0.02

@@ -1,7 +1,10 @@
 """The 3D view: a vispy SceneCanvas with a Volume visual, created lazily.
 
-The TF reaches vispy as a 256-entry colormap whose alphas are opacity-corrected for the
-current ``relative_step_size`` (vispy itself does no opacity correction). Pre-classified RGBA
+DVR uses :class:`~panels.volume.shaded_volume.ShadedVolumeVisual`: the TF's colormap plus, in
+the shader, gradient opacity, opacity correction for the current ``relative_step_size`` and the
+preset's material (ambient, diffuse, specular, power), as the reference caster does, so the live
+view and the exported PNG agree. The other methods use vispy's own snippets with the TF's alphas
+opacity-corrected in the colormap. Pre-classified RGBA
 volumes (2-D / semantic TFs) are drawn with ``method='translucent'``, their alpha channel
 opacity-corrected on upload. When no OpenGL context
 can be made (e.g. ``QT_QPA_PLATFORM=offscreen``) the view shows a message and the panel falls
@@ -43,7 +46,10 @@ def orientation_arrows(affine, shape, spacing) -> list[tuple[str, np.ndarray, np
     return arrows
 
 
-VISPY_METHODS = {"dvr": "translucent", "mip": "mip", "minip": "minip", "avg": "average", "iso": "iso",
+#: entries of the TF colormap sent to vispy (its LUT texture holds 1024; narrow boxes such as CT-Lung need them)
+LUT_SIZE = 1024
+
+VISPY_METHODS = {"dvr": "shaded", "mip": "mip", "minip": "minip", "avg": "average", "iso": "iso",
                  "rgba": "translucent"}
 
 
@@ -259,12 +265,16 @@ class VolumeView(QWidget):
             visual = scene.visuals.Volume(vol, clim=(0.0, 1.0), method="translucent", relative_step_size=self._step,
                                           parent=self.view.scene)
         else:
+            from panels.volume.shaded_volume import ShadedVolume
+
             lo, hi = self._clim
             norm = self._texture
             if norm is None:
                 norm = np.clip((self._data - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
-            visual = scene.visuals.Volume(norm, clim=(0.0, 1.0), method=VISPY_METHODS[self._method],
-                                          relative_step_size=self._step, threshold=0.5, parent=self.view.scene)
+            visual = ShadedVolume(norm, clim=(0.0, 1.0), method=VISPY_METHODS[self._method],
+                                  relative_step_size=self._step, threshold=0.5, texture_format="r32f",
+                                  parent=self.view.scene)
+            self._gmax = None
         sz, sy, sx = self._spacing
         visual.transform = STTransform(scale=(sx, sy, sz))
         self.visual = visual
@@ -274,14 +284,15 @@ class VolumeView(QWidget):
         self._apply_cmap()
 
     def colormap_lut(self) -> np.ndarray:
-        """The (256, 4) LUT sent to vispy: TF over clim, alpha corrected for the step (dvr)."""
+        """The (LUT_SIZE, 4) LUT sent to vispy: TF over clim; alpha corrected for the step except in
+        DVR, whose shader corrects it after gradient opacity."""
         lo, hi = self._clim
         if self._tf is None:
-            lut = np.linspace(0, 1, 256)[:, None].repeat(4, axis=1)
+            lut = np.linspace(0, 1, LUT_SIZE)[:, None].repeat(4, axis=1)
         else:
-            lut = self._tf.lut(lo, hi, 256).astype(np.float64)
-        if self._method == "dvr" and self._tf is not None:
-            lut[:, 3] = correct_opacity(lut[:, 3], self._step, self._tf.reference_step)
+            lut = self._tf.lut(lo, hi, LUT_SIZE).astype(np.float64)
+        if self._method == "dvr":
+            pass  # the shaded method corrects opacity (after gradient opacity) in the shader
         elif self._method in ("mip", "minip", "avg", "iso"):
             lut[:, 3] = 1.0
         return lut.astype(np.float32)
@@ -292,4 +303,33 @@ class VolumeView(QWidget):
         from vispy.color import Colormap
 
         self.visual.cmap = Colormap(self.colormap_lut())
+        self._apply_lighting()
         self.canvas.update()
+
+    def gradient_range(self) -> float:
+        """Largest |∇v| (data units / mm) of the volume: the top of the gradient lookup tables."""
+        if getattr(self, "_gmax", None) is None:
+            from engines.volume.tf2d import gradient_magnitude
+
+            self._gmax = float(np.max(gradient_magnitude(self._data, self._spacing))) or 1.0
+        return self._gmax
+
+    def _apply_lighting(self) -> None:
+        """Material, spacing, gradient opacity and opacity correction of the shaded method."""
+        if not hasattr(self.visual, "set_lighting") or self._method != "dvr":
+            return
+        tf = self._tf
+        lo, hi = self._clim
+        shading = tf.shading if tf is not None else {}
+        gradient_lut = None
+        gmax = 1.0
+        if tf is not None and tf.uses_gradient_opacity():
+            gmax = self.gradient_range()
+            gradient_lut = tf.gradient_factor(np.linspace(0.0, gmax, 256))
+        self.visual.set_lighting(
+            spacing=self._spacing, value_scale=max(hi - lo, 1e-6), gmax=gmax,
+            reference_step=tf.reference_step if tf is not None else 1.0,
+            shade=bool(shading.get("shade", False)),
+            material=(shading.get("ambient", 0.1), shading.get("diffuse", 0.9), shading.get("specular", 0.2),
+                      shading.get("power", 10.0)),
+            gradient_lut=gradient_lut)
