@@ -1054,7 +1054,11 @@ class VolumePanel(Panel):
             from engines.volume.classify import semantic_rgba
 
             self.semantic = semantic_rgba(self.result, self.classes)
-        self.view3d.set_rgba(self._active_rgba()[0])
+        rgba = self._active_rgba()[0]
+        semantic = self.show_semantic and self.semantic is not None
+        live_2d = self.use_2d and not semantic and self.view3d.has_gl  # the GPU looks the 2-D TF up itself
+        self.view3d.set_tf2d(self.editor2d.tf2d if live_2d else None)
+        self.view3d.set_rgba(None if live_2d else rgba)
         self.update_slices()
         self._schedule_preview()
 
@@ -1076,6 +1080,7 @@ class VolumePanel(Panel):
         if volume is not self.volume:
             return
         self.gmag, (hist, v_edges, g_edges) = result
+        self.view3d.set_gradient_range(float(self.gmag.max()))
         self.editor2d.set_histogram(hist, v_edges, g_edges)
         if not self.editor2d.tf2d.widgets and volume.units == "HU":
             # a starting point for CT: bone boundaries (high value and gradient)
@@ -1089,8 +1094,7 @@ class VolumePanel(Panel):
         self.use_2d = bool(on)
         if on and self.rgba2d is None:
             self._submit_tf2d()
-        else:
-            self._refresh_semantic()
+        self._refresh_semantic()
 
     def _submit_tf2d(self) -> None:
         from engines.volume.tf2d import TransferFunction2D
@@ -1101,6 +1105,8 @@ class VolumePanel(Panel):
             self._tf2d_handle.cancel()
         data, gmag = self.volume.data, self.gmag
         tf2d = TransferFunction2D.from_dict(self.editor2d.tf2d.to_dict())
+        if self.view3d.has_gl and not (self.show_semantic and self.semantic is not None):
+            self.view3d.set_tf2d(tf2d)  # live on the GPU; the RGBA volume below is for the export
         self._tf2d_handle = self.services.jobs.submit(
             "2D TF", self.name, lambda: _classify_2d_job(data, gmag, tf2d), device="cpu",
             on_result=self._on_tf2d_done, on_error=self._on_job_error)

@@ -82,6 +82,8 @@ class VolumeView(QWidget):
         self._crop = None
         self._affine: np.ndarray | None = None
         self.markers: list = []
+        self._tf2d = None
+        self._gmax: float | None = None
 
     # -- lifecycle --------------------------------------------------------------------
     def ensure_canvas(self) -> bool:
@@ -156,6 +158,7 @@ class VolumeView(QWidget):
             affine = np.zeros((4, 4))
             affine[2, 0], affine[1, 1], affine[0, 2], affine[3, 3] = (*self._spacing, 1.0)
         self._affine = np.asarray(affine, dtype=float)
+        self._gmax = None
         self._clim = (float(clim[0]), float(clim[1]))
         self._texture = texture
         self._rgba = None
@@ -274,7 +277,6 @@ class VolumeView(QWidget):
             visual = ShadedVolume(norm, clim=(0.0, 1.0), method=VISPY_METHODS[self._method],
                                   relative_step_size=self._step, threshold=0.5, texture_format="r32f",
                                   parent=self.view.scene)
-            self._gmax = None
         sz, sy, sx = self._spacing
         visual.transform = STTransform(scale=(sx, sy, sz))
         self.visual = visual
@@ -306,9 +308,20 @@ class VolumeView(QWidget):
         self._apply_lighting()
         self.canvas.update()
 
+    def set_gradient_range(self, gmax: float) -> None:
+        """Largest |∇v| (data units / mm), when the panel has it from its gradient job."""
+        self._gmax = float(gmax) if gmax and np.isfinite(gmax) else None
+        if self._tf2d is not None or (self._tf is not None and self._tf.uses_gradient_opacity()):
+            self._apply_cmap()
+
+    def set_tf2d(self, tf2d) -> None:
+        """Draw DVR with a 2-D TF (value × |∇v|) looked up on the GPU, or back to the 1-D TF (None)."""
+        self._tf2d = tf2d
+        self._apply_cmap()
+
     def gradient_range(self) -> float:
         """Largest |∇v| (data units / mm) of the volume: the top of the gradient lookup tables."""
-        if getattr(self, "_gmax", None) is None:
+        if self._gmax is None:
             from engines.volume.tf2d import gradient_magnitude
 
             self._gmax = float(np.max(gradient_magnitude(self._data, self._spacing))) or 1.0
@@ -320,6 +333,13 @@ class VolumeView(QWidget):
             return
         tf = self._tf
         lo, hi = self._clim
+        if self._tf2d is not None:  # 2-D lookup over (value, |∇v|), unlit like the export's RGBA path
+            gmax = self.gradient_range()
+            table = self._tf2d.classify(np.linspace(lo, hi, 256, dtype=np.float32)[None, :],
+                                        np.linspace(0.0, gmax, 128, dtype=np.float32)[:, None])
+            self.visual.set_lighting(spacing=self._spacing, value_scale=max(hi - lo, 1e-6), gmax=gmax,
+                                     reference_step=self._tf2d.reference_step, shade=False, tf2d=table)
+            return
         shading = tf.shading if tf is not None else {}
         gradient_lut = None
         gmax = 1.0
