@@ -57,11 +57,14 @@ class Projected:
 
 
 def project_gaussians(means, quats, scales, opacities, viewmat, K, width: int, height: int,
-                      aa_mode: str = "classic", near: float = 0.01, far: float = 1e10) -> Projected:
+                      aa_mode: str = "classic", near: float = 0.01, far: float = 1e10,
+                      fov_limits: tuple[float, float] | None = None) -> Projected:
     """Project N Gaussians (activated ``scales (N,3)``, ``opacities (N,)``) through a pinhole camera.
 
     ``viewmat (4,4)`` world->camera (OpenCV), ``K (3,3)`` pixels. Culls Gaussians outside
     (near, far), with a degenerate Σ₂ or with a bounding square entirely off-screen.
+    ``fov_limits`` (x/z, y/z) overrides the Jacobian clamp 1.3·(W/2)/f_x, 1.3·(H/2)/f_y (a tile of a
+    larger image passes the limits of the whole image, so tiles match the untiled render exactly).
     """
     if aa_mode not in AA_MODES:
         raise ValueError(f"unknown aa_mode {aa_mode!r}; use one of {', '.join(AA_MODES)}")
@@ -73,8 +76,11 @@ def project_gaussians(means, quats, scales, opacities, viewmat, K, width: int, h
     z = t[:, 2]
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     zs = torch.where(z > near, z, torch.ones_like(z))
-    lim_x = 1.3 * (0.5 * width / fx)
-    lim_y = 1.3 * (0.5 * height / fy)
+    if fov_limits is None:
+        lim_x = 1.3 * (0.5 * width / fx)
+        lim_y = 1.3 * (0.5 * height / fy)
+    else:
+        lim_x, lim_y = (float(v) for v in fov_limits)
     tx = (t[:, 0] / zs).clamp(-lim_x, lim_x) * zs
     ty = (t[:, 1] / zs).clamp(-lim_y, lim_y) * zs
     zero = torch.zeros_like(zs)

@@ -133,7 +133,8 @@ BACKENDS: dict[str, Callable] = {"reference": composite_reference, "numba": comp
 
 def rasterize(means, quats, scales, opacities, colors, viewmat, K, width: int, height: int, *,
               aa_mode: str = "classic", sh_degree: int | None = None, background=None,
-              near: float = 0.01, far: float = 1e10, render_mode: str = "RGB", backend: str = "auto"):
+              near: float = 0.01, far: float = 1e10, render_mode: str = "RGB", backend: str = "auto",
+              fov_limits: tuple[float, float] | None = None):
     """Render N Gaussians through one pinhole camera, differentiably.
 
     means (N,3) world; quats (N,4) wxyz (unnormalised ok); scales (N,3) activated std-devs;
@@ -141,6 +142,7 @@ def rasterize(means, quats, scales, opacities, colors, viewmat, K, width: int, h
     ``sh_degree`` is given ((sh_degree+1)² ≤ K; colour = max(SH(d) + 0.5, 0)); viewmat (4,4)
     world->camera (OpenCV); K (3,3) pixels; background (D,) or None (black).
     ``render_mode``: "RGB" or "RGB+ED" (expected depth appended as the last channel).
+    ``fov_limits``: Jacobian clamp of a larger image this one is a tile of (see ``project_gaussians``).
 
     Returns (image (H,W,D[+1]), alpha (H,W), meta) with meta = {"projected": Projected,
     "means2d": (M,2) screen means of the visible splats (retain_grad-able), "ids": (M,)}.
@@ -152,7 +154,7 @@ def rasterize(means, quats, scales, opacities, colors, viewmat, K, width: int, h
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     proj: Projected = project_gaussians(means, quats, scales, opacities, viewmat, K, width, height, aa_mode,
-                                        near, far)
+                                        near, far, fov_limits)
     ids = proj.ids
     if sh_degree is not None:
         viewmat_t = viewmat.to(means.dtype)
@@ -176,7 +178,7 @@ def rasterize(means, quats, scales, opacities, colors, viewmat, K, width: int, h
 
 
 def rasterize_scene(scene, camera, *, aa_mode: str = "classic", background=None, sh_degree: int | None = None,
-                    backend: str = "auto"):
+                    backend: str = "auto", fov_limits: tuple[float, float] | None = None):
     """Render a :class:`~engines.render.scene.Gaussians` scene with a :class:`~engines.render.camera.Camera`.
 
     Uses the scene's SH (up to ``sh_degree``, default all). Returns (image (H,W,3), alpha (H,W), meta).
@@ -185,4 +187,4 @@ def rasterize_scene(scene, camera, *, aa_mode: str = "classic", background=None,
     dtype = scene.means.dtype
     return rasterize(scene.means, scene.quats, scene.scales, scene.opacities, scene.sh, camera.viewmat.to(dtype),
                      camera.K.to(dtype), camera.width, camera.height, aa_mode=aa_mode, sh_degree=deg,
-                     background=background, backend=backend)
+                     background=background, backend=backend, fov_limits=fov_limits)

@@ -55,11 +55,12 @@ def cmd_image(args: argparse.Namespace) -> dict:
     scene = _load_scene(args.scene)
     if len(scene) == 0:
         raise CliError(f"{Path(args.scene).name} contains no Gaussians")
+    import numpy as np
     import torch
 
     from engines.device import get_device
     from engines.render.camera import frame_camera
-    from engines.render.rasterize import rasterize_scene
+    from engines.render.still import render_tiled
     from studio.export import make_provenance, save_png
 
     up = (0.0, -1.0, 0.0) if args.up == "-y" else {"y": (0, 1, 0), "z": (0, 0, 1), "-z": (0, 0, -1)}[args.up]
@@ -71,18 +72,17 @@ def cmd_image(args: argparse.Namespace) -> dict:
 
         dev_scene = replace(scene, **{k: getattr(scene, k).to(device) for k in
                                       ("means", "quats", "log_scales", "opacity_logits", "sh")})
-    with torch.no_grad():
-        image, alpha, meta = rasterize_scene(dev_scene, camera.to(torch.float32, device), aa_mode=args.aa,
-                                             background=torch.tensor(background, device=device),
-                                             sh_degree=args.sh_degree)
-    pixels = image.clamp(0, 1).cpu().numpy()
+    with torch.no_grad():  # in tiles: memory stays bounded for big stills
+        pixels, coverage, visible = run_with_progress(
+            render_tiled(dev_scene, camera, args.aa, background, args.sh_degree, dtype=np.uint8, device=device),
+            quiet=args.json)
     params = {"orbit": [az, el], "size": [width, height], "aa": args.aa, "fov": args.fov, "up": args.up,
               "distance": args.distance, "background": list(background), "sh_degree": args.sh_degree,
               "camera": camera.as_dict()}
     prov = make_provenance(PANEL, "engines.render.rasterize", params, device=device, inputs=[args.scene])
     save_png(args.out, pixels, prov, force=args.force)
-    return {"out": os.fspath(args.out), "gaussians": len(scene), "visible": int(meta["ids"].numel()),
-            "size": [width, height], "aa": args.aa, "coverage": round(float(alpha.mean()), 4)}
+    return {"out": os.fspath(args.out), "gaussians": len(scene), "visible": visible,
+            "size": [width, height], "aa": args.aa, "coverage": round(coverage, 4)}
 
 
 def cmd_fit(args: argparse.Namespace) -> dict:
