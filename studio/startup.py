@@ -44,7 +44,7 @@ def preload_torch_libraries() -> None:
     spec = importlib.util.find_spec("torch")
     if spec is None or not spec.submodule_search_locations:
         return
-    lib_dir = os.path.join(list(spec.submodule_search_locations)[0], "lib")
+    lib_dir = os.path.join(next(iter(spec.submodule_search_locations)), "lib")
     try:
         libc = ctypes.CDLL(None)  # calls through ctypes.CDLL release the GIL
         dlopen = libc.dlopen

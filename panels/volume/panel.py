@@ -94,7 +94,7 @@ def _read_job(path: str, downsample: bool):
     from engines.volume.readers import is_sample_name, open_volume
 
     sample = is_sample_name(path) and not Path(path).exists()
-    yield Progress(0, 2, f"generating the {path} volume" if sample else f"reading {Path(path).name}")
+    yield Progress(0, 2, "generating the phantom" if sample else f"reading {Path(path).name}")
     try:
         if sample:
             from engines.volume.phantom import make_phantom
