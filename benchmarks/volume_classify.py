@@ -1,72 +1,122 @@
-"""Paint-to-classify on the 128³ phantom: the update after a new stroke.
+"""Paint-to-classify: IoU per class, update time after a new stroke, stability and uncertainty,
+on the 128³ CT phantom and on a harder synthetic volume (two touching organs of similar
+intensity and a thin tube, :func:`engines.volume.phantom.make_organs_phantom`).
 
-Strokes: three short brush strokes per class on each of three axial slices (simulated from
-the phantom's labels on those slices), then one more stroke. Compared, in the same run:
+Strokes are simulated from the ground truth on a few axial slices (brush strokes inside each
+structure). For each method the same run prints:
 
-- old path: the first Update of the previous panel computed the features in the same job as
-  the classifier (features + classifier, exact evaluation, no smoothing);
-- new path: features computed once when paint mode is entered (a job, timed separately);
-  an Update after a new stroke only re-runs the classifier (coarse-to-fine evaluation +
-  score smoothing) on the cached features;
-- and the classifier alone with the exact evaluation (the previous per-update cost once
-  features were cached);
+- the features time (once per volume, cached by the panel);
+- ``update``: the classification after one new stroke, wall-clock and CPU seconds - the
+  baseline is the exact evaluation without the cache of unchanged classes (what an update
+  cost before), ours the incremental coarse-to-fine path; ratio printed;
+- IoU per class (full resolution);
+- stability: for each class, one more stroke of that class is added; the largest change of
+  any *other* class's IoU (aim < 0.05);
+- uncertainty: error rate among the 5 % most uncertain voxels vs overall (how well the
+  uncertainty overlay points at where a stroke would help).
 
-for full- and half-resolution features, with IoU of bone and vessels on the full volume. The
-scikit-image ``multiscale_basic_features`` time at 64³ is printed as an outside reference.
-
-    .venv/bin/python benchmarks/volume_classify.py
+    .venv/bin/python benchmarks/volume_classify.py [--size 128] [--methods forest,similarity-max]
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
+import numpy as np
 import torch
 
 
-def main() -> None:
-    torch.set_num_threads(1)
-    from skimage.feature import multiscale_basic_features
+def _strokes(labels, names, seed):
+    from engines.volume.classify import ClassSpec, Strokes
+    from engines.volume.phantom import simulate_strokes
 
-    from engines.volume.classify import ClassSpec, Strokes, classify, compute_features
-    from engines.volume.phantom import LABELS, make_phantom, simulate_strokes
+    n = labels.shape[0]
+    slices = tuple(int(n * f) for f in (0.31, 0.5, 0.7))
+    strokes = Strokes([ClassSpec(names[i]) for i in sorted(names)])
+    for index in sorted(names):
+        thin = (labels == index).sum() < 0.002 * labels.size
+        picked = simulate_strokes(labels, {index: index}, slices=slices if not thin else tuple(range(n // 5, 4 * n // 5, n // 10)),
+                                  per_slice=3, radius=0 if thin else 1, seed=seed + index)
+        if index in picked:
+            strokes.add(index, picked[index])
+    return strokes
 
-    volume, labels = make_phantom(128)
-    strokes = Strokes([ClassSpec(LABELS[i]) for i in range(5)])
-    for index, voxels in simulate_strokes(labels, {i: i for i in range(5)}, slices=(40, 64, 90), per_slice=3, seed=2).items():
-        strokes.add(index, voxels)
-    extra = simulate_strokes(labels, {2: 2}, slices=(70,), per_slice=1, seed=9)[2]  # the "new stroke"
-    strokes.add(2, extra)
-    print(f"{sum(len(v) for v in strokes.voxels.values())} painted voxels ({len(extra)} in the new stroke)")
 
-    def iou(result, label):
-        pred, truth = result.labels == label + 1, labels == label
-        return (pred & truth).sum() / max((pred | truth).sum(), 1)
+def _extra_stroke(labels, index, seed):
+    from engines.volume.phantom import simulate_strokes
 
+    n = labels.shape[0]
+    for s in (int(n * 0.42), int(n * 0.58), int(n * 0.25), int(n * 0.8)):
+        thin = (labels == index).sum() < 0.002 * labels.size
+        got = simulate_strokes(labels, {index: index}, slices=(s,), per_slice=1, radius=0 if thin else 1, seed=seed)
+        if index in got:
+            return got[index]
+    return None
+
+
+def _ious(result, labels, names):
+    out = {}
+    for index in names:
+        pred, truth = result.labels == index + 1, labels == index
+        out[index] = float((pred & truth).sum() / max((pred | truth).sum(), 1))
+    return out
+
+
+def run(volume, labels, names, methods, title):
+    from engines.volume.classify import classify, compute_features
+
+    print(f"\n== {title}: {'x'.join(map(str, volume.shape))}, classes {', '.join(names.values())}")
+    strokes = _strokes(labels, names, seed=2)
+    new = _extra_stroke(labels, 1, seed=11)
+    print(f"{sum(len(v) for v in strokes.voxels.values())} painted voxels; the new stroke: {len(new)} voxels of {names[1]!r}")
     t0 = time.perf_counter()
-    multiscale_basic_features(volume.data[::2, ::2, ::2], sigma_min=1, sigma_max=8, num_sigma=4)
-    print(f"reference: scikit-image multiscale_basic_features at 64^3: {time.perf_counter() - t0:5.2f} s")
-    print("wall-clock seconds on a shared machine; the CPU time of the new update is given as well")
-    print(f"{'features':10s} {'method':17s} {'old: feat+clf':>13s} {'clf exact':>10s} {'new update':>10s} {'speed-up':>9s}"
-          f"   IoU bone/vessel exact -> new")
-    for factor in (1, 2):
-        t0 = time.perf_counter()
-        features = compute_features(volume.data, factor=factor)
-        t_feat = time.perf_counter() - t0
-        grid = "x".join(map(str, features.shape))
-        print(f"features at 1/{factor} ({grid}, {features.features.shape[-1]} channels): {t_feat:5.2f} s (once per volume)")
-        for method, aggregate in (("forest", "mean"), ("similarity", "max"), ("similarity", "mean")):
-            t0 = time.perf_counter()
-            exact = classify(features, strokes, method=method, aggregate=aggregate, coarse_to_fine=False, smooth=0.0)
-            t_exact = time.perf_counter() - t0
-            t0, c0 = time.perf_counter(), time.process_time()
-            new = classify(features, strokes, method=method, aggregate=aggregate)
-            t_new, c_new = time.perf_counter() - t0, time.process_time() - c0
-            old = t_feat + t_exact
-            name = method if method == "forest" else f"similarity-{aggregate}"
-            print(f"1/{factor:<8d} {name:17s} {old:12.2f}s {t_exact:9.2f}s {t_new:9.2f}s {old / t_new:8.1f}x"
-                  f"   {iou(exact, 3):.3f}/{iou(exact, 2):.3f} -> {iou(new, 3):.3f}/{iou(new, 2):.3f}"
-                  f"  (refined {100 * new.info['refined_fraction']:.0f} %, update CPU {c_new:.2f} s)")
+    features = compute_features(volume.data)
+    print(f"features {'x'.join(map(str, features.shape))} x {features.features.shape[-1]}: {time.perf_counter() - t0:.2f} s (once per volume)")
+    header = "  ".join(f"{names[i][:10]:>10s}" for i in names)
+    print(f"{'method':16s} {'update: baseline':>16s} {'ours':>12s} {'ratio':>6s}  IoU {header}   stability  uncert. err top5%/all")
+    for method in methods:
+        algo, aggregate = (method.split("-") + ["mean"])[:2] if method != "forest" else ("forest", "mean")
+        kwargs = {"method": algo, "aggregate": aggregate}
+        before = classify(features, strokes, **kwargs)  # the state before the new stroke (feeds the cache)
+        after_strokes = strokes.copy()
+        after_strokes.add(1, new)
+        t0, c0 = time.perf_counter(), time.process_time()
+        classify(features, after_strokes, coarse_to_fine=False, smooth=0.0, **kwargs)
+        base_wall, base_cpu = time.perf_counter() - t0, time.process_time() - c0
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = classify(features, after_strokes, previous=before, **kwargs)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        ious = _ious(result, labels, names)
+        worst = 0.0
+        for index in names:
+            extra = _extra_stroke(labels, index, seed=23 + index)
+            if extra is None:
+                continue
+            more = after_strokes.copy()
+            more.add(index, extra)
+            changed = _ious(classify(features, more, previous=result, **kwargs), labels, names)
+            worst = max([worst] + [abs(changed[j] - ious[j]) for j in names if j != index])
+        wrong = result.labels != labels.astype(np.int64) + 1
+        top = result.uncertainty >= np.quantile(result.uncertainty, 0.95)
+        print(f"{method:16s} {base_wall:7.2f}s ({base_cpu:4.2f} CPU) {wall:5.2f}s ({cpu:4.2f}) {base_cpu / max(cpu, 1e-6):5.1f}x"
+              f"      {'  '.join(f'{ious[i]:10.3f}' for i in names)}   {worst:9.3f}   {wrong[top].mean():.2f} / {wrong.mean():.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--methods", default="forest,similarity-max,similarity-mean")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    from engines.volume.phantom import LABELS, ORGAN_LABELS, make_organs_phantom, make_phantom
+
+    print("times: wall-clock on a shared 2-core machine, and CPU seconds of this process (single-threaded)")
+    methods = args.methods.split(",")
+    volume, labels = make_phantom(args.size)
+    run(volume, labels, LABELS, methods, "CT phantom")
+    volume, labels = make_organs_phantom(args.size)
+    run(volume, labels, ORGAN_LABELS, methods, "organs + thin tube")
 
 
 if __name__ == "__main__":

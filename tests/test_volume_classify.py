@@ -163,3 +163,55 @@ def test_semantic_rgba_uses_class_colours():
     np.testing.assert_allclose(rgba[0, 0, 0], 0)
     np.testing.assert_allclose(rgba[0, 0, 1], [1, 0, 0, 0.4])
     np.testing.assert_allclose(rgba[0, 0, 2], 0)  # hidden class
+
+
+@pytest.mark.parametrize("coarse", [True, False])
+def test_update_reuses_unchanged_classes_and_leaves_their_scores(coarse):
+    """After one more stroke of one class, the update scores that class only (the others come
+    from the last result's cache) and gives exactly what a fresh classification gives."""
+    volume, labels = make_phantom(48)
+    features = compute_features(volume.data)
+    strokes = Strokes([ClassSpec(n) for n in NAMES])
+    for index, voxels in simulate_strokes(labels, {i: i for i in range(5)}, slices=(15, 24, 34), radius=0, seed=4).items():
+        strokes.add(index, voxels)
+    kwargs = dict(method="similarity", aggregate="max", coarse_to_fine=coarse)
+    first = classify(features, strokes, **kwargs)
+    more = strokes.copy()
+    more.add(2, simulate_strokes(labels, {2: 2}, slices=(20,), radius=0, seed=8)[2])
+    update = classify(features, more, previous=first, **kwargs)
+    fresh = classify(features, more, **kwargs)
+    assert update.info["reused_classes"] == [0, 1, 3, 4] and fresh.info["reused_classes"] == []
+    np.testing.assert_allclose(update.probabilities, fresh.probabilities, atol=1e-6)
+    np.testing.assert_array_equal(update.labels, fresh.labels)
+    for i in (0, 1, 3, 4):  # a stroke of class 2 does not move the other classes' scores
+        np.testing.assert_allclose(update.probabilities[i], first.probabilities[i], atol=1e-6)
+    assert not np.allclose(update.probabilities[2], first.probabilities[2])
+    # another method or other features: no reuse
+    assert classify(features, more, previous=first, method="similarity", aggregate="mean").info["reused_classes"] == []
+
+
+def test_uncertainty_points_at_the_errors(phantom):
+    volume, labels, features = phantom
+    result = classify(features, _strokes(labels), method="forest")
+    u = result.uncertainty
+    assert u.shape == labels.shape and u.dtype == np.float32 and 0.0 <= u.min() and u.max() <= 1.0
+    wrong = result.labels != labels.astype(np.int64) + 1
+    top = u >= np.quantile(u, 0.95)
+    assert wrong[top].mean() > 5 * wrong.mean()  # the 5 % most uncertain voxels hold the errors
+
+
+def test_organs_phantom_is_a_hard_but_fair_case():
+    from scipy import ndimage
+
+    from engines.volume.phantom import ORGAN_LABELS, make_organs_phantom
+
+    volume, labels = make_organs_phantom(64)
+    again, _ = make_organs_phantom(64)
+    np.testing.assert_array_equal(volume.data, again.data)
+    counts = np.bincount(labels.ravel(), minlength=4)
+    assert set(ORGAN_LABELS) == {0, 1, 2, 3} and np.all(counts > 100)
+    touching = ndimage.binary_dilation(labels == 1) & (labels == 2)
+    assert touching.sum() > 50  # the organs share a surface
+    a, b = (np.median(volume.data[ndimage.binary_erosion(labels == k, iterations=2)]) for k in (1, 2))
+    assert abs(a - b) < 25  # similar intensities (noise σ = 15 HU)
+    assert ndimage.label(labels == 3)[1] == 1  # one connected thin tube

@@ -227,11 +227,17 @@ def test_paint_mode_caches_features_and_updates_reuse_them(panel):
     panel.update_classification()
     assert panel.services.jobs.wait_all(60)
     assert panel.result is not first and panel.features is features
+    assert panel.result.info["reused_classes"] == [0, 2]  # only the painted class was scored again
     vessel = panel.result.labels == 2
     assert (vessel & (truth == 2)).sum() > 0.5 * (truth == 2).sum()
     # the score overlay names what it shows; half-resolution features are recomputed on request
     panel.similarity_check.setChecked(True)
     assert "score" in panel.slice_views[0].hint.toPlainText()
+    panel.uncertainty_check.setChecked(True)  # where another stroke would help: drawn, and named
+    assert "uncertainty" in panel.slice_views[0].hint.toPlainText()
+    overlay = panel._overlay(0)
+    assert overlay is not None and overlay[..., 3].max() > 100
+    panel.uncertainty_check.setChecked(False)
     panel.features_combo.setCurrentIndex(panel.features_combo.findData("half"))
     assert panel.services.jobs.wait_all(60)
     assert panel.features is not features and panel.features.factor == 2

@@ -104,6 +104,10 @@ class Strokes:
         old = self.voxels.get(class_index)
         self.voxels[class_index] = voxels if old is None else np.concatenate([old, voxels])
 
+    def copy(self) -> Strokes:
+        """An independent copy (classes shared, voxel arrays copied)."""
+        return Strokes(list(self.classes), {i: v.copy() for i, v in self.voxels.items()})
+
     def annotated_classes(self) -> list[int]:
         """Indices of classes that have at least one painted voxel."""
         return [i for i in range(len(self.classes)) if i in self.voxels and len(self.voxels[i])]
@@ -157,12 +161,15 @@ def load_strokes(path: str | os.PathLike) -> Strokes:
 @dataclass
 class ClassificationResult:
     """``probabilities`` (C, Z, Y, X) float32 in [0, 1] (0 for classes without strokes);
-    ``labels`` (Z, Y, X) uint8: 0 unclassified, i + 1 for class i."""
+    ``labels`` (Z, Y, X) uint8: 0 unclassified, i + 1 for class i; ``uncertainty`` (Z, Y, X)
+    float32 in [0, 1]: 1 − (q₁ − q₂) of the scores normalised to sum 1 (1 where no class
+    scores, or two classes tie) - where another stroke would help most."""
 
     probabilities: np.ndarray
     labels: np.ndarray
     method: str
     info: dict = field(default_factory=dict)
+    uncertainty: np.ndarray | None = None
 
 
 def feature_factor(shape: Sequence[int], target_voxels: int = 300_000) -> int:
@@ -367,6 +374,7 @@ def classify_job(
     coarse_to_fine: bool | None = None,
     margin: float | None = None,
     smooth: float = 0.6,
+    previous: ClassificationResult | None = None,
 ) -> Iterator:
     """Job generator: strokes + features → :class:`ClassificationResult` at full resolution.
 
@@ -386,6 +394,11 @@ def classify_job(
     ``smooth``: σ (feature voxels) of a Gaussian applied to each class's score volume before the
     arg-max - a light spatial regularisation that removes isolated mislabelled voxels on
     structure borders (0 turns it off).
+
+    ``previous``: the last result on the same features (similarity only): classes whose stroke
+    samples did not change reuse its cached scores, so an update after one stroke scores one
+    class. Each class's sample subset depends on its own strokes only, so a stroke of one class
+    leaves the other classes' scores exactly as they were.
     """
     import torch
     import torch.nn.functional as F
@@ -407,15 +420,20 @@ def classify_job(
         raise ValueError("the random forest needs strokes of at least two classes")
     feats = features.features
     grid = feats.shape[:3]
-    rng = np.random.default_rng(seed)
     n_sim = features.similarity_channels or feats.shape[-1]
     samples = {}
     for i in annotated:
         s = features.lookup(strokes.voxels[i])
         limit = max_samples if method == "similarity" else 4 * max_samples
-        if len(s) > limit:
-            s = s[rng.choice(len(s), limit, replace=False)]
+        if len(s) > limit:  # a subset that depends on this class's strokes only (stable for the others)
+            s = s[np.random.default_rng([seed, i, len(s)]).choice(len(s), limit, replace=False)]
         samples[i] = s
+    key = (id(features), method, aggregate, float(threshold), float(power), int(max_samples))
+    cache = (previous.info.get("cache") if previous is not None else None) or {}
+    if cache.get("key") != key or method != "similarity":
+        cache = {}
+    signature = {i: hash(samples[i].tobytes()) for i in annotated}
+    reuse = {i for i in annotated if cache.get("signature", {}).get(i) == signature[i]}
     if method == "forest":
         from sklearn.ensemble import RandomForestClassifier
 
@@ -423,12 +441,12 @@ def classify_job(
         forest = RandomForestClassifier(n_estimators=n_trees, random_state=seed, n_jobs=1, class_weight="balanced")
         forest.fit(np.concatenate([samples[i] for i in annotated]), np.concatenate([np.full(len(samples[i]), i) for i in annotated]))
 
-    def score(rows: np.ndarray, inv: np.ndarray) -> np.ndarray:
-        """(C, n) class scores of feature rows (n, F)."""
+    def score(rows: np.ndarray, inv: np.ndarray, only=None) -> np.ndarray:
+        """(C, n) class scores of feature rows (n, F) (similarity: the classes in ``only``)."""
         out = np.zeros((n_classes, len(rows)), dtype=np.float32)
         if method == "similarity":
             part = np.ascontiguousarray(rows[:, :n_sim])
-            for i in annotated:
+            for i in (annotated if only is None else only):
                 out[i] = _similarity(part, inv, samples[i][:, :n_sim], threshold, power, aggregate)
         else:
             for start in range(0, len(rows), 200_000):
@@ -444,10 +462,14 @@ def classify_job(
     if margin is None:
         margin = 0.35 if method == "forest" else 0.15
     yield Progress(1, 3, f"{method}: scoring")
+    changed = [i for i in annotated if i not in reuse]
     if coarse_to_fine:
         sub = np.ascontiguousarray(feats[::2, ::2, ::2])
-        sub_scores = score(sub.reshape(-1, sub.shape[-1]), inverse_norms(features.norms[::2, ::2, ::2].reshape(-1)))
-        coarse = torch.from_numpy(sub_scores.reshape((n_classes,) + sub.shape[:3]))
+        sub_scores = score(sub.reshape(-1, sub.shape[-1]), inverse_norms(features.norms[::2, ::2, ::2].reshape(-1)),
+                           only=changed).reshape((n_classes,) + sub.shape[:3])
+        for i in reuse:  # unchanged strokes: the cached coarse scores
+            sub_scores[i] = cache["coarse"][i]
+        coarse = torch.from_numpy(sub_scores)
         # uncertain coarse voxels (label edge or small margin) → the fine voxels they cover (±1)
         redo = _uncertain(coarse[annotated], margin)
         redo = redo.repeat(2, 0).repeat(2, 1).repeat(2, 2)[:grid[0], :grid[1], :grid[2]]
@@ -458,11 +480,27 @@ def classify_job(
         redo[::2, ::2, ::2] = False  # exact already
         idx = np.flatnonzero(redo)
         yield Progress(2, 3, f"refining {100.0 * len(idx) / redo.size:.0f} % of the voxels")
-        rows = feats.reshape(-1, feats.shape[-1])[idx]
-        small.reshape(n_classes, -1)[:, idx] = score(rows, inverse_norms(features.norms.reshape(-1)[idx]))
+        if method == "similarity":
+            # exact scores per class, kept in a cache: unchanged classes only score voxels not refined before
+            exact = {i: cache["exact"][i] if i in reuse else np.full(redo.size, np.nan, np.float32) for i in annotated}
+            flat_feats, flat_norms = feats.reshape(-1, feats.shape[-1]), features.norms.reshape(-1)
+            for i in annotated:
+                need = idx[np.isnan(exact[i][idx])]
+                if len(need):
+                    exact[i][need] = score(flat_feats[need], inverse_norms(flat_norms[need]), only=[i])[i]
+                small[i].reshape(-1)[idx] = exact[i][idx]
+            cache = {"key": key, "signature": signature, "coarse": sub_scores, "exact": exact}
+        else:
+            rows = feats.reshape(-1, feats.shape[-1])[idx]
+            small.reshape(n_classes, -1)[:, idx] = score(rows, inverse_norms(features.norms.reshape(-1)[idx]))
         refined = len(idx) / redo.size
     else:
-        small = score(feats.reshape(-1, feats.shape[-1]), inverse_norms(features.norms.reshape(-1))).reshape((n_classes,) + grid)
+        small = score(feats.reshape(-1, feats.shape[-1]), inverse_norms(features.norms.reshape(-1)),
+                      only=changed).reshape((n_classes,) + grid)
+        for i in reuse:
+            small[i] = cache["full"][i]
+        if method == "similarity":
+            cache = {"key": key, "signature": signature, "full": small.copy()}
         refined = 1.0
     if smooth > 0:
         yield Progress(2, 3, "smoothing the class scores")
@@ -478,9 +516,23 @@ def classify_job(
     best, arg = probs_t.max(dim=0)
     labels = torch.where(best > max(min_score, 0.0), arg + 1, 0).to(torch.uint8).numpy()
     probs = probs_t.numpy()
-    yield Log(f"classified {len(annotated)} classes with {method}")
+    yield Log(f"classified {len(annotated)} classes with {method} ({len(reuse)} reused from the last update)")
     return ClassificationResult(probs, labels, method, {"factor": features.factor, "classes": [c.name for c in strokes.classes],
-                                                        "refined_fraction": refined})
+                                                        "refined_fraction": refined, "reused_classes": sorted(reuse),
+                                                        "cache": cache or None},
+                                uncertainty=_uncertainty(probs_t, annotated))
+
+
+def _uncertainty(probs, annotated) -> np.ndarray:
+    """1 − (q₁ − q₂) with q the annotated classes' scores normalised to sum 1 per voxel."""
+    import torch
+
+    scores = probs[annotated] if len(annotated) > 1 else torch.cat([probs[annotated], torch.zeros_like(probs[:1])])
+    total = scores.sum(dim=0)
+    q = scores / total.clamp_min(1e-6)
+    top = torch.topk(q, 2, dim=0).values
+    out = 1.0 - (top[0] - top[1])
+    return torch.where(total > 1e-6, out, torch.ones_like(out)).numpy().astype(np.float32)
 
 
 def classify(features: FeatureVolume, strokes: Strokes, **kwargs) -> ClassificationResult:

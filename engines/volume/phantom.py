@@ -11,7 +11,7 @@ import numpy as np
 
 from engines.volume.model import Volume
 
-__all__ = ["LABELS", "LABEL_HU", "make_phantom", "simulate_strokes"]
+__all__ = ["LABELS", "LABEL_HU", "ORGAN_LABELS", "make_organs_phantom", "make_phantom", "simulate_strokes"]
 
 #: label value -> name
 LABELS = {0: "air", 1: "soft tissue", 2: "vessel", 3: "bone", 4: "lung"}
@@ -81,6 +81,49 @@ def make_phantom(size: int = 128, *, seed: int = 0, noise_hu: float = 15.0) -> t
         units="HU",
         metadata={"format": "procedural phantom", "path": f"phantom:{size}", "seed": seed, "labels": LABELS},
     )
+    return volume, labels
+
+
+#: labels of :func:`make_organs_phantom`
+ORGAN_LABELS = {0: "background", 1: "organ A", 2: "organ B", 3: "tube"}
+
+
+def make_organs_phantom(size: int = 128, *, seed: int = 0, noise_hu: float = 15.0) -> tuple[Volume, np.ndarray]:
+    """A harder classification case: two touching organs of similar intensity (60 and 42 HU,
+    closer than 1.5 × the noise) in fat-like background (-90 HU), and a thin winding contrast
+    tube (250 HU, about 4 voxels across at 128³) that passes between and past them.
+
+    Returns ``(volume, labels)`` (see :data:`ORGAN_LABELS`); spacing ``256 / size`` mm, CT.
+    """
+    from scipy import ndimage
+
+    size = int(size)
+    if not 16 <= size <= 512:
+        raise ValueError(f"phantom size must be between 16 and 512, got {size}")
+    axis = ((np.arange(size, dtype=np.float32) + 0.5) / size) * 2.0 - 1.0
+    z, y, x = axis[:, None, None], axis[None, :, None], axis[None, None, :]
+    labels = np.zeros((size, size, size), dtype=np.uint8)
+    organ_a = ((x + 0.25) / 0.45) ** 2 + (y / 0.5) ** 2 + (z / 0.6) ** 2 <= 1.0
+    organ_b = ((x - 0.38) / 0.32) ** 2 + ((y - 0.1) / 0.38) ** 2 + (z / 0.5) ** 2 <= 1.0
+    labels[organ_b] = 2
+    labels[organ_a] = 1  # A wins the overlap: the organs share a curved contact surface
+    t = np.linspace(-0.9, 0.9, 4 * size)
+    centre = np.stack([t, 0.55 * np.sin(2.2 * t) - 0.05, 0.12 + 0.25 * np.cos(1.7 * t)], axis=1)  # (z, y, x)
+    radius = 2.0 * 2.0 / size
+    tube = np.zeros_like(labels, dtype=bool)
+    for cz, cy, cx in centre:
+        k = int((cz + 1.0) / 2.0 * size)
+        lo, hi = max(k - 2, 0), min(k + 3, size)
+        tube[lo:hi] |= (x - cx) ** 2 + (y - cy) ** 2 + (z[lo:hi] - cz) ** 2 <= radius**2
+    labels[tube] = 3
+    hu = np.select([labels == 1, labels == 2, labels == 3], [60.0, 42.0, 250.0], -90.0).astype(np.float32)
+    hu = ndimage.gaussian_filter(hu, sigma=0.45 * size / 128.0, mode="nearest")
+    if noise_hu > 0:
+        rng = np.random.default_rng(seed)
+        hu += rng.standard_normal(hu.shape, dtype=np.float32) * np.float32(noise_hu)
+    spacing = 256.0 / size
+    volume = Volume(hu.astype(np.float32), spacing=(spacing,) * 3, modality="CT", units="HU",
+                    metadata={"format": "procedural phantom", "path": f"organs:{size}", "seed": seed, "labels": ORGAN_LABELS})
     return volume, labels
 
 

@@ -112,15 +112,17 @@ def _read_job(path: str, downsample: bool):
         raise OpenError(str(exc)) from exc
 
 
-def _classify_job(data, features, strokes, method, classes, factor):
+def _classify_job(data, features, strokes, method, classes, factor, previous=None):
     """Job: (features if needed) + classification + semantic RGBA. ``method``: similarity,
-    similarity-max or forest."""
+    similarity-max or forest; ``previous`` the last result (classes whose strokes did not change
+    reuse its scores)."""
     from engines.volume.classify import classify_job, features_job, semantic_rgba
 
     if features is None:
         features = yield from features_job(data, factor=factor)
     aggregate = "max" if method.endswith("-max") else "mean"
-    result = yield from classify_job(features, strokes, method=method.replace("-max", ""), aggregate=aggregate)
+    result = yield from classify_job(features, strokes, method=method.replace("-max", ""), aggregate=aggregate,
+                                     previous=previous)
     rgba = semantic_rgba(result, classes)
     return features, result, rgba
 
@@ -246,6 +248,7 @@ class VolumePanel(Panel):
         self.semantic = None
         self.show_semantic = False
         self.show_similarity = False
+        self.show_uncertainty = False
         self.use_2d = False
         self.gmag = None
         self.rgba2d = None
@@ -400,6 +403,10 @@ class VolumePanel(Panel):
         self.semantic_check.toggled.connect(self._on_semantic_toggled)
         self.similarity_check = QCheckBox("Similarity of selected class on slices")
         self.similarity_check.toggled.connect(self._on_similarity_toggled)
+        self.uncertainty_check = QCheckBox("Uncertainty on slices (paint where it glows)")
+        self.uncertainty_check.setToolTip("1 − margin between the two best classes: bright where the classes are\n"
+                                          "undecided, i.e. where one more stroke helps most")
+        self.uncertainty_check.toggled.connect(self._on_uncertainty_toggled)
         self.class_list.currentRowChanged.connect(lambda _=None: self.update_slices() if self.show_similarity else None)
         add_class = QPushButton("Add class")
         add_class.clicked.connect(lambda: self.add_class(f"class {len(self.classes) + 1}", (0.2, 0.6, 1.0)))
@@ -448,6 +455,7 @@ class VolumePanel(Panel):
         form.addRow(self.update_button)
         form.addRow(self.semantic_check)
         form.addRow(self.similarity_check)
+        form.addRow(self.uncertainty_check)
         outer.addWidget(paint_box)
         export_box = QGroupBox("Export")
         form = QFormLayout(export_box)
@@ -775,7 +783,12 @@ class VolumePanel(Panel):
         shape = self.volume.data[index].shape
         out = np.zeros(shape + (4,), dtype=np.uint8)
         drawn = False
-        if self.result is not None and self.show_similarity:
+        if self.result is not None and self.show_uncertainty and self.result.uncertainty is not None:
+            u = np.clip(self.result.uncertainty[index], 0, 1)
+            out[..., 0], out[..., 1], out[..., 2] = 255, 60, 255
+            out[..., 3] = (np.clip((u - 0.2) / 0.8, 0, 1) * 230).astype(np.uint8)
+            drawn = True
+        elif self.result is not None and self.show_similarity:
             i = self._current_class()
             if i < self.result.probabilities.shape[0]:
                 prob = self.result.probabilities[i][index]
@@ -950,7 +963,9 @@ class VolumePanel(Panel):
         name = self.classes[i].name if 0 <= i < len(self.classes) else "?"
         if self.paint_check.isChecked():
             parts.append(f"Painting '{name}' (left-drag)")
-        if self.show_similarity and self.result is not None:
+        if self.show_uncertainty and self.result is not None:
+            parts.append("overlay: uncertainty")
+        elif self.show_similarity and self.result is not None:
             parts.append(f"overlay: '{name}' score")
         for view in self.slice_views:
             view.set_hint(" · ".join(parts))
@@ -1020,12 +1035,13 @@ class VolumePanel(Panel):
         strokes.classes = list(self.classes)
         classes = deepcopy(self.classes)
         data, features, method = self.volume.data, self.features, self.method
+        previous = self.result  # its cache is keyed on these features and the method
         self.status.setText("Classifying…")
         import time
 
         started = time.perf_counter()
         self._classify_handle = self.services.jobs.submit(
-            "classify", self.name, lambda: _classify_job(data, features, strokes, method, classes, features.factor),
+            "classify", self.name, lambda: _classify_job(data, features, strokes, method, classes, features.factor, previous),
             on_result=lambda r, t=started: self._on_classified(r, time.perf_counter() - t), on_error=self._on_job_error)
 
     def _on_classified(self, result, seconds: float | None = None) -> None:
@@ -1069,6 +1085,11 @@ class VolumePanel(Panel):
         if self.use_2d and self.rgba2d is not None:
             return self.rgba2d, self.editor2d.tf2d.reference_step
         return None, None
+
+    def _on_uncertainty_toggled(self, on: bool) -> None:
+        self.show_uncertainty = bool(on)
+        self._refresh_hints()
+        self.update_slices()
 
     def _on_similarity_toggled(self, on: bool) -> None:
         self.show_similarity = bool(on)
