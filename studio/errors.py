@@ -14,7 +14,7 @@ def describe_error(exc: BaseException) -> str:
         return "out of memory: try a smaller size, fewer items or the CPU device"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if "out of memory" in text.lower():
-        return f"out of memory: {text}"
+        return text if text.lower().startswith("out of memory") else f"out of memory: {text}"
     if isinstance(exc, KeyError):
         return f"missing entry {text}" if text else "missing entry"
     if isinstance(exc, OSError) and exc.strerror:

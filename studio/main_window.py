@@ -480,7 +480,7 @@ class MainWindow(QMainWindow):
     def _on_send_requested(self, panel_name: str, kind: str, payload) -> None:
         panel = self.panel(panel_name)
         if panel is None:
-            self.toast.show_message(f"The {panel_name} panel is not available", "error")
+            self.toast.show_message(f"The {self.slot(panel_name).title} panel is not available", "error")
             return
         try:
             panel.receive(kind, payload)

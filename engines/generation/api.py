@@ -165,6 +165,9 @@ def generate_job(
     if reference is not None and not p.ilvr_n:
         raise ValueError("a reference image needs an ILVR factor N >= 2")
     yield Progress(0, 1, f"loading {info.name}")
+    import diffusers.models  # noqa: F401 - the slow import is its own step: a cancel can stop after it
+
+    yield Progress(0, 1, f"loading {info.name} weights")
     loaded = load_model(info, device)
     yield Log(f"generating {p.batch} image(s) with {info.name}, {p.sampler}, {p.steps} steps, seed {p.seed}")
     seeds = [p.seed + i for i in range(p.batch)]

@@ -138,6 +138,18 @@ def _noise_to(x0: torch.Tensor, noise: torch.Tensor, t: float | None, space: str
     return (x0 + s * noise) / np.sqrt(1 + s * s)
 
 
+def _cancel_hooks(unet, cancel: CancelToken | None) -> list:
+    """Check ``cancel`` before each UNet block, so a cancel stops inside a (slow) forward pass."""
+    if cancel is None:
+        return []
+    blocks = [*getattr(unet, "down_blocks", []), getattr(unet, "mid_block", None), *getattr(unet, "up_blocks", [])]
+
+    def check(_module, _inputs):
+        cancel.raise_if_cancelled()
+
+    return [block.register_forward_pre_hook(check) for block in blocks if block is not None]
+
+
 def sample_own_job(
     unet,
     scheduler_config: dict,
@@ -228,41 +240,46 @@ def sample_own_job(
         return unet(x_in, t_batch, class_labels=labels).sample
 
     total = len(timesteps)
-    with torch.inference_mode():
-        for i, t in enumerate(timesteps):
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            x_in = scheduler.scale_model_input(x, t) if hasattr(scheduler, "scale_model_input") else x
-            tf = float(t)
-            if prediction_type == "flow" and mode == "native":
-                s = tf / 1000.0
-                v = velocity_or_eps(x_in, torch.tensor(tf, device=device, dtype=torch.float32))
-                out, x0 = v, x_in - s * v
-            elif prediction_type == "flow":
-                sv = levels.sigma(tf)
-                s = sv / (1 + sv)
-                c = np.sqrt(1 + sv * sv) / (1 + sv)
-                x_rf = x_in * c
-                v = velocity_or_eps(x_rf, torch.tensor(1000.0 * s, device=device, dtype=torch.float32))
-                out, x0 = x_rf + (1 - s) * v, x_rf - s * v
-            else:
-                sv = levels.sigma(tf)
-                a = 1.0 / (1 + sv * sv)
-                out = velocity_or_eps(x_in, t.to(device) if torch.is_tensor(t) else torch.tensor(tf, device=device))
-                if prediction_type == "v_prediction":
-                    x0 = np.sqrt(a) * x_in - np.sqrt(1 - a) * out
+    hooks = _cancel_hooks(unet, cancel)
+    try:
+        with torch.inference_mode():
+            for i, t in enumerate(timesteps):
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                x_in = scheduler.scale_model_input(x, t) if hasattr(scheduler, "scale_model_input") else x
+                tf = float(t)
+                if prediction_type == "flow" and mode == "native":
+                    s = tf / 1000.0
+                    v = velocity_or_eps(x_in, torch.tensor(tf, device=device, dtype=torch.float32))
+                    out, x0 = v, x_in - s * v
+                elif prediction_type == "flow":
+                    sv = levels.sigma(tf)
+                    s = sv / (1 + sv)
+                    c = np.sqrt(1 + sv * sv) / (1 + sv)
+                    x_rf = x_in * c
+                    v = velocity_or_eps(x_rf, torch.tensor(1000.0 * s, device=device, dtype=torch.float32))
+                    out, x0 = x_rf + (1 - s) * v, x_rf - s * v
                 else:
-                    x0 = (x_in - np.sqrt(1 - a) * out) / np.sqrt(a)
-            kwargs = {"generator": step_gen} if step_accepts_generator else {}
-            x = scheduler.step(out, t, x, **kwargs).prev_sample
-            t_next = float(timesteps[i + 1]) if i + 1 < total else None
-            if reference is not None:
-                y = _noise_to(reference, torch.randn(reference.shape, generator=ref_gen).to(device), t_next, space, levels)
-                x = x - lowpass(x, ilvr_n) + lowpass(y, ilvr_n)
-            if mask is not None:
-                known = _noise_to(init, noise, t_next, space, levels)
-                x = mask * x + (1 - mask) * known
-            yield Progress(i + 1, total, f"step {i + 1}/{total}")  # the time left is the studio's one estimate
-            if preview_every and ((i + 1) % preview_every == 0 or i + 1 == total):
-                yield Preview(tile_images(to_uint8_rgb(x0)), {"step": i + 1, "total": total}, f"step {i + 1}/{total}")
+                    sv = levels.sigma(tf)
+                    a = 1.0 / (1 + sv * sv)
+                    out = velocity_or_eps(x_in, t.to(device) if torch.is_tensor(t) else torch.tensor(tf, device=device))
+                    if prediction_type == "v_prediction":
+                        x0 = np.sqrt(a) * x_in - np.sqrt(1 - a) * out
+                    else:
+                        x0 = (x_in - np.sqrt(1 - a) * out) / np.sqrt(a)
+                kwargs = {"generator": step_gen} if step_accepts_generator else {}
+                x = scheduler.step(out, t, x, **kwargs).prev_sample
+                t_next = float(timesteps[i + 1]) if i + 1 < total else None
+                if reference is not None:
+                    y = _noise_to(reference, torch.randn(reference.shape, generator=ref_gen).to(device), t_next, space, levels)
+                    x = x - lowpass(x, ilvr_n) + lowpass(y, ilvr_n)
+                if mask is not None:
+                    known = _noise_to(init, noise, t_next, space, levels)
+                    x = mask * x + (1 - mask) * known
+                yield Progress(i + 1, total, f"step {i + 1}/{total}")  # the time left is the studio's one estimate
+                if preview_every and ((i + 1) % preview_every == 0 or i + 1 == total):
+                    yield Preview(tile_images(to_uint8_rgb(x0)), {"step": i + 1, "total": total}, f"step {i + 1}/{total}")
+    finally:
+        for hook in hooks:
+            hook.remove()
     return x.clamp(-1, 1)

@@ -149,8 +149,15 @@ def render_job(
     early_termination: float = 0.99,
     device: str | None = None,
     max_slab_elements: int = 4_000_000,
+    max_chunk_samples: int = 1 << 20,
 ) -> Iterator:
-    """Job-generator form of :func:`render` (yields Progress, returns a RenderResult)."""
+    """Job-generator form of :func:`render` (yields Progress, returns a RenderResult).
+
+    ``max_slab_elements`` bounds the samples marched per step along all rays; within a step the
+    rays are processed in chunks of at most ``max_chunk_samples`` samples with a yield between
+    chunks (and one between sampling and shading inside a chunk), so a cancel (closing the
+    generator) takes effect within about half a chunk (well under a second on a CPU).
+    """
     start = time.perf_counter()
     if mode not in MODES:
         raise ValueError(f"unknown render mode {mode!r}; use one of {', '.join(MODES)}")
@@ -264,57 +271,67 @@ def render_job(
     total_samples = int(n_samples.max().item()) if n_rays else 0
     k0 = 0
     samples_done = 0
-    while active.numel() and k0 < total_samples:
-        slab = int(max(2, min(64, max_slab_elements // max(active.numel(), 1))))
+    rays = active
+    yield Progress(0, total_samples, "ray casting")  # set-up done: the first cancellation point
+    while rays.numel() and k0 < total_samples:
+        slab = int(max(2, min(64, max_slab_elements // max(rays.numel(), 1))))
         ks = torch.arange(k0, k0 + slab, device=dev, dtype=torch.float32)
-        t = t_near_f[active][None, :] + ks[:, None] * ds  # (K, N)
-        pos = origins_f[active][None, :, :] + t[..., None] * fwd  # (K, N, 3) world xyz mm
-        grid = (pos / half_f).clamp(-1.0, 1.0)
-        sampled = F.grid_sample(texture, grid[None, :, :, None, :], mode="bilinear", align_corners=True)
-        sampled = sampled[0, :, :, :, 0]  # (C, K, N)
-        valid = (ks[:, None] < n_samples_d[active][None, :].float())  # (K, N)
-        samples_done += int(valid.sum())
-        if mode == "dvr":
-            if use_rgba:
-                rgb = sampled[0:3].permute(1, 2, 0)
-                alpha = sampled[3]
-                grad = sampled[4:7] if grad_needed else None
+        per_chunk = max(1, int(max_chunk_samples) // slab)
+        kept = []
+        for c0 in range(0, rays.numel(), per_chunk):
+            if c0:  # a cancellation point between ray chunks: a closed job stops here
+                yield Progress(min(k0, total_samples), total_samples, f"ray casting ({rays.numel()} rays left)")
+            active = rays[c0:c0 + per_chunk]
+            t = t_near_f[active][None, :] + ks[:, None] * ds  # (K, N)
+            pos = origins_f[active][None, :, :] + t[..., None] * fwd  # (K, N, 3) world xyz mm
+            grid = (pos / half_f).clamp(-1.0, 1.0)
+            sampled = F.grid_sample(texture, grid[None, :, :, None, :], mode="bilinear", align_corners=True)
+            sampled = sampled[0, :, :, :, 0]  # (C, K, N)
+            valid = (ks[:, None] < n_samples_d[active][None, :].float())  # (K, N)
+            samples_done += int(valid.sum())
+            if mode == "dvr":
+                if use_rgba:
+                    rgb = sampled[0:3].permute(1, 2, 0)
+                    alpha = sampled[3]
+                    grad = sampled[4:7] if grad_needed else None
+                else:
+                    value = sampled[0]
+                    rgb = lut_c(value)
+                    alpha = lut_o(value)[..., 0]
+                    grad = sampled[1:4] if grad_needed else None
+                    if grad is not None and tf.uses_gradient_opacity():
+                        alpha = alpha * lut_g(_norm3(grad))[..., 0]
+                yield Progress(min(k0, total_samples), total_samples, f"ray casting ({rays.numel()} rays left)")
+                alpha = (1.0 - (1.0 - alpha.clamp(0.0, 1.0)) ** exponent) * valid
+                if do_shade and grad is not None:
+                    gnorm = _norm3(grad)
+                    normal = -grad / gnorm.clamp_min(1e-6)
+                    ndotl = (normal[0] * light[0] + normal[1] * light[1] + normal[2] * light[2]).abs()
+                    ndotl = torch.where(gnorm > 1e-6, ndotl, torch.ones_like(ndotl))
+                    lit = float(shade_params.get("ambient", 0.1)) + float(shade_params.get("diffuse", 0.9)) * ndotl
+                    spec = float(shade_params.get("specular", 0.0)) * ndotl ** float(shade_params.get("power", 10.0))
+                    rgb = rgb * lit[..., None] + spec[..., None]
+                through = torch.cumprod(1.0 - alpha, dim=0)
+                before = torch.cat([torch.ones_like(through[:1]), through[:-1]], dim=0)
+                weight = before * alpha * trans[active][None, :]
+                color[active] += (weight[..., None] * rgb).sum(dim=0)
+                trans[active] = trans[active] * through[-1]
+                keep = trans[active] > (1.0 - early_termination)
             else:
                 value = sampled[0]
-                rgb = lut_c(value)
-                alpha = lut_o(value)[..., 0]
-                grad = sampled[1:4] if grad_needed else None
-                if grad is not None and tf.uses_gradient_opacity():
-                    alpha = alpha * lut_g(_norm3(grad))[..., 0]
-            alpha = (1.0 - (1.0 - alpha.clamp(0.0, 1.0)) ** exponent) * valid
-            if do_shade and grad is not None:
-                gnorm = _norm3(grad)
-                normal = -grad / gnorm.clamp_min(1e-6)
-                ndotl = (normal[0] * light[0] + normal[1] * light[1] + normal[2] * light[2]).abs()
-                ndotl = torch.where(gnorm > 1e-6, ndotl, torch.ones_like(ndotl))
-                lit = float(shade_params.get("ambient", 0.1)) + float(shade_params.get("diffuse", 0.9)) * ndotl
-                spec = float(shade_params.get("specular", 0.0)) * ndotl ** float(shade_params.get("power", 10.0))
-                rgb = rgb * lit[..., None] + spec[..., None]
-            through = torch.cumprod(1.0 - alpha, dim=0)
-            before = torch.cat([torch.ones_like(through[:1]), through[:-1]], dim=0)
-            weight = before * alpha * trans[active][None, :]
-            color[active] += (weight[..., None] * rgb).sum(dim=0)
-            trans[active] = trans[active] * through[-1]
-            keep = trans[active] > (1.0 - early_termination)
-        else:
-            value = sampled[0]
-            if mode == "mip":
-                acc[active] = torch.maximum(acc[active], torch.where(valid, value, torch.full_like(value, -float("inf"))).max(dim=0).values)
-            elif mode == "minip":
-                acc[active] = torch.minimum(acc[active], torch.where(valid, value, torch.full_like(value, float("inf"))).min(dim=0).values)
-            else:
-                acc[active] += torch.where(valid, value, torch.zeros_like(value)).sum(dim=0)
-            count[active] += valid.sum(dim=0)
-            keep = torch.ones_like(active, dtype=torch.bool)
+                if mode == "mip":
+                    acc[active] = torch.maximum(acc[active], torch.where(valid, value, torch.full_like(value, -float("inf"))).max(dim=0).values)
+                elif mode == "minip":
+                    acc[active] = torch.minimum(acc[active], torch.where(valid, value, torch.full_like(value, float("inf"))).min(dim=0).values)
+                else:
+                    acc[active] += torch.where(valid, value, torch.zeros_like(value)).sum(dim=0)
+                count[active] += valid.sum(dim=0)
+                keep = torch.ones_like(active, dtype=torch.bool)
+            keep &= n_samples_d[active] > k0 + slab
+            kept.append(active[keep])
         k0 += slab
-        keep &= n_samples_d[active] > k0
-        active = active[keep]
-        yield Progress(min(k0, total_samples), total_samples, f"ray casting ({active.numel()} rays left)")
+        rays = torch.cat(kept)
+        yield Progress(min(k0, total_samples), total_samples, f"ray casting ({rays.numel()} rays left)")
 
     bg = torch.tensor(background, dtype=torch.float32, device=dev)
     values_out = None

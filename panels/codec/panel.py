@@ -1423,10 +1423,12 @@ class CodecPanel(Panel):
         path, _ = QFileDialog.getSaveFileName(self, f"Export RD {kind.upper()}", f"rd.{kind}", filt)
         if path:
             try:
-                self.export(path, force=True)
-                self.services.notify(f"Saved {path}")
+                written = self.export(path, force=True)
+                self.services.notify(f"Exported {written}")
             except Exception as exc:  # export errors are shown, never raised into Qt
-                self.services.notify(f"Export failed: {exc}", "error")
+                from studio.errors import describe_error
+
+                self.services.notify(f"Export failed: {describe_error(exc)}", "error")
 
     def can_export(self) -> bool:
         return self.result is not None or bool(self.rd_rows)

@@ -1074,10 +1074,12 @@ class RenderPanel(Panel):
         path, _ = QFileDialog.getSaveFileName(self, "Export fitted scene", "fit.ply", "3DGS scene (*.ply)")
         if path:
             try:
-                self.export_fit(path, force=True)
-                self.services.notify(f"Saved {Path(path).name}")
+                written = self.export_fit(path, force=True)
+                self.services.notify(f"Exported {written}")
             except Exception as exc:  # noqa: BLE001 - shown to the user
-                self.services.notify(f"Export failed: {exc}", "error")
+                from studio.errors import describe_error
+
+                self.services.notify(f"Export failed: {describe_error(exc)}", "error")
 
     def export_fit(self, path: str, force: bool = False) -> str:
         """Write the fitted scene as a 3DGS .ply with a provenance sidecar."""

@@ -120,7 +120,10 @@ class JobTable(QTableWidget):
         self.item(row, 1).setText(record.panel)
         bar: QProgressBar = self.cellWidget(row, 2)
         bar.setValue(int(record.fraction * 1000))
-        bar.setFormat(f"{record.fraction * 100:.0f}%  {record.message}".strip())
+        if record.state == QUEUED:
+            bar.setFormat(record.message or "waiting for a free slot")
+        else:
+            bar.setFormat(f"{record.fraction * 100:.0f}%  {record.message}".strip())
         self.item(row, 3).setText(format_seconds(record.elapsed() if record.started else None))
         self.item(row, 4).setText(format_seconds(record.remaining()))
         status = self.item(row, 5)

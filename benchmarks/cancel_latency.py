@@ -1,0 +1,134 @@
+"""Cancel latency per panel: from JobQueue.cancel() to the job's real stop (state "cancelled").
+
+Each panel's long job runs on the studio's real JobQueue (worker thread, throttled events, as the
+panels submit it). Once it has run for ``--warm`` seconds the benchmark cancels it and measures
+how long the job stays "cancelling" (the generator is still inside a computation that cannot
+be interrupted) until the queue reports "cancelled". Goal: under 1 s for every job.
+
+For the volume ray caster the same render is also cancelled with the previous slab budget
+(no ray chunks: one whole slab of up to 4M samples between two cancellation points) so the
+effect of the ray chunks shows side by side.
+
+    .venv/bin/python benchmarks/cancel_latency.py [--warm 1.5] [--volume 192] [--image 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("QT_API", "pyside6")
+
+import numpy as np
+import torch
+from qtpy.QtCore import QCoreApplication
+
+from engines.jobs import CancelToken
+from studio.jobs import CANCELLED, CANCELLING, FINAL_STATES, RUNNING, JobQueue
+
+
+def measure(queue: JobQueue, name: str, factory, warm: float, token: CancelToken | None = None, ready=None) -> dict:
+    """Run ``factory()`` on the queue; once ``ready(record)`` holds, let it run ``warm`` s more, cancel
+    it and return how long it took to really stop."""
+    handle = queue.submit(name, "bench", factory, cancel_token=token)
+    deadline = time.monotonic() + 600
+    ready = ready or (lambda record: record.state == RUNNING)
+    while not ready(handle.record) and handle.state not in FINAL_STATES and time.monotonic() < deadline:
+        QCoreApplication.processEvents()
+        time.sleep(0.002)
+    started = time.monotonic()
+    while time.monotonic() - started < warm and handle.state not in FINAL_STATES:
+        QCoreApplication.processEvents()
+        time.sleep(0.002)
+    if handle.state in FINAL_STATES:
+        return {"job": name, "latency": None, "note": f"ended ({handle.state}) before the cancel"}
+    asked = time.monotonic()
+    handle.cancel()
+    saw_cancelling = handle.state == CANCELLING
+    while handle.state not in FINAL_STATES and time.monotonic() < deadline:
+        QCoreApplication.processEvents()
+        time.sleep(0.001)
+    latency = time.monotonic() - asked
+    queue.wait_all(60)
+    ok = handle.state == CANCELLED
+    return {"job": name, "latency": latency, "note": ("" if ok else f"ended {handle.state}") +
+            ("" if saw_cancelling else " (no cancelling state)")}
+
+
+def jobs(args):
+    """(name, factory, token) for every panel's long job, built like the panels build them."""
+    from engines.codec.images import sample_image
+    from engines.codec.rd import rd_sweep_job
+    from engines.codec.tasks import encode_job
+    from engines.codec.blockcodec import BlockCodecParams
+    from engines.generation.api import GenerationParams, generate_job
+    from engines.render.camera import frame_camera
+    from engines.render.fit import FitSettings, fit_job
+    from engines.render.scene import Gaussians
+    from engines.render.still import still_job
+    from engines.volume.phantom import make_phantom
+    from engines.volume.raycast import render_job
+    from engines.volume.tf import preset
+
+    params = GenerationParams(model="digits-flow", steps=200, batch=4, seed=1)
+    token = CancelToken()
+    yield ("generate: while importing diffusers / loading the model (cold)",
+           lambda: generate_job(params, device="cpu", cancel=token), token, None)
+    token2 = CancelToken()
+    yield ("generate: sampling (digits-flow, 200 steps, batch 4)",
+           lambda: generate_job(params, device="cpu", cancel=token2), token2,
+           lambda record: record.message.startswith("step"))
+    photo = sample_image("astronaut")[::2, ::2].copy()
+    yield ("render: fit (3000 Gaussians, 2000 steps)",
+           lambda: fit_job([photo], None, FitSettings(count=3000, steps=2000, preview_every=10)), None, None)
+    g = torch.Generator().manual_seed(0)
+    n = args.splats
+    scene = Gaussians(torch.randn(n, 3, generator=g), torch.nn.functional.normalize(torch.randn(n, 4, generator=g)),
+                      torch.randn(n, 3, generator=g) - 4.5, torch.randn(n, generator=g), torch.randn(n, 16, 3, generator=g))
+    camera = frame_camera(scene.means.numpy(), 20.0, 10.0, 1280, 720, 45.0)
+    yield (f"render: still ({n:,} splats, 1280x720)", lambda: still_job(scene, camera), None, None)
+    volume = make_phantom(args.volume)[0]
+    tf = preset("CT-Bone")
+    kwargs = dict(tf=tf, mode="dvr", azimuth=30.0, elevation=20.0, size=args.image, step=0.5, shading=True, device="cpu")
+    yield (f"volume: ray cast ({args.volume}³, {args.image}², shaded), before: 4M-sample slabs",
+           lambda: render_job(volume, max_chunk_samples=10**12, **kwargs), None, None)
+    yield (f"volume: ray cast ({args.volume}³, {args.image}², shaded), now", lambda: render_job(volume, **kwargs),
+           None, None)
+    big = np.tile(sample_image("astronaut"), (2, 2, 1))
+    yield (f"codec: encode ({big.shape[1]}x{big.shape[0]})",
+           lambda: encode_job(big, BlockCodecParams(quality=50)), None, None)
+    yield ("codec: encode (astronaut 512x512)",
+           lambda: encode_job(sample_image("astronaut"), BlockCodecParams(quality=50)), None, None)
+    yield ("codec: RD sweep (astronaut, 3 codecs x 9 qualities)",
+           lambda: rd_sweep_job([("astronaut", sample_image("astronaut"))], ["block", "jpeg", "webp"]), None, None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warm", type=float, default=1.5, help="seconds a job runs before it is cancelled")
+    parser.add_argument("--volume", type=int, default=192, help="phantom size (voxels per side)")
+    parser.add_argument("--image", type=int, default=512, help="ray-cast image size")
+    parser.add_argument("--splats", type=int, default=200_000, help="splats in the still-render scene")
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    app = QCoreApplication.instance() or QCoreApplication(sys.argv)
+    queue = JobQueue(max_running=1)
+    rows = []
+    for name, factory, token, ready in jobs(args):
+        row = measure(queue, name, factory, args.warm, token, ready)
+        rows.append(row)
+        latency = "   —   " if row["latency"] is None else f"{row['latency'] * 1000:7.0f}"
+        print(f"{latency} ms  {'OK ' if row['latency'] is not None and row['latency'] < 1.0 else '   '} {name} {row['note']}",
+              flush=True)
+    measured = [r["latency"] for r in rows if r["latency"] is not None]
+    print(f"\nworst: {max(measured) * 1000:.0f} ms (goal < 1000 ms); "
+          f"{sum(1 for m in measured if m < 1.0)}/{len(measured)} jobs stop within 1 s")
+    del app
+
+
+if __name__ == "__main__":
+    main()
