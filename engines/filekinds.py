@@ -14,7 +14,7 @@ import zlib
 from pathlib import Path
 
 # file kinds
-PLY_SCENE, SPLAT = "ply", "splat"
+PLY_SCENE, SPLAT, SPZ = "ply", "splat", "spz"
 NIFTI, DICOM, NRRD, METAIMAGE, TIFF_STACK, NPY, NPZ = "nifti", "dicom", "nrrd", "metaimage", "tiff-stack", "npy", "npz"
 PNG, JPEG, WEBP, BMP, TIFF_IMAGE, AVIF, JP2 = "png", "jpeg", "webp", "bmp", "tiff-image", "avif", "jp2"
 SSBC, CHECKPOINT = "ssbc", "checkpoint"
@@ -24,7 +24,7 @@ UNKNOWN, MISSING = "unknown", "missing"
 
 #: a short phrase per kind, for messages ("a DICOM series folder")
 DESCRIPTIONS = {
-    PLY_SCENE: "a PLY scene", SPLAT: "a .splat scene", NIFTI: "a NIfTI volume", DICOM: "a DICOM file",
+    PLY_SCENE: "a PLY scene", SPLAT: "a .splat scene", SPZ: "an SPZ scene", NIFTI: "a NIfTI volume", DICOM: "a DICOM file",
     NRRD: "an NRRD volume", METAIMAGE: "a MetaImage volume", TIFF_STACK: "a TIFF stack", NPY: "a NumPy array",
     NPZ: "a NumPy archive", PNG: "a PNG image", JPEG: "a JPEG image", WEBP: "a WebP image", BMP: "a bitmap image",
     TIFF_IMAGE: "a TIFF image", AVIF: "an AVIF image", JP2: "a JPEG 2000 image", SSBC: "a block-codec bitstream",
@@ -117,8 +117,12 @@ def _sniff_file(path: Path) -> str:
         return DICOM
     if _nifti_header(head):
         return NIFTI
-    if head.startswith(b"\x1f\x8b") and _nifti_header(_gunzip_head(path)):
-        return NIFTI
+    if head.startswith(b"\x1f\x8b"):
+        inner = _gunzip_head(path)
+        if _nifti_header(inner):
+            return NIFTI
+        if inner[:4] == b"NGSP":
+            return SPZ
     if head.startswith(b"BM") and name.endswith(".bmp"):
         return BMP
     if name.endswith(".safetensors") and len(head) >= 9 and head[8:9] == b"{":

@@ -87,8 +87,9 @@ def load_ply(path: str | os.PathLike) -> Gaussians:
         raise SceneFileError(f"{path.name} has no 'vertex' element")
     names = [p.name for p in ply["vertex"].properties]
     if any(e.name == "chunk" for e in ply.elements):
-        raise SceneFileError(f"{path.name} is a compressed (SuperSplat) PLY, which is not supported; "
-                             "decompress it to a standard 3DGS .ply first")
+        from engines.render.formats.compressed_ply import load_compressed_ply
+
+        return load_compressed_ply(path)
     required = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity"]
     missing = [r for r in required if r not in names]
     scale_names = _numeric_suffix_sorted(names, "scale_")
@@ -212,10 +213,17 @@ def load_splat(path: str | os.PathLike) -> Gaussians:
 
 
 def load_scene(path: str | os.PathLike) -> Gaussians:
-    """Load a ``.ply`` or ``.splat`` scene by suffix (SceneFileError for anything else)."""
+    """Load a ``.ply`` (3DGS or SuperSplat compressed), ``.splat`` or ``.spz`` scene by suffix
+    (SceneFileError for anything else)."""
     suffix = Path(path).suffix.lower()
     if suffix == ".ply":
-        return load_ply(path)
+        from engines.render.formats.compressed_ply import is_compressed_ply, load_compressed_ply
+
+        return load_compressed_ply(path) if is_compressed_ply(path) else load_ply(path)
     if suffix == ".splat":
         return load_splat(path)
-    raise SceneFileError(f"{Path(path).name}: unsupported scene format {suffix!r} (use .ply or .splat)")
+    if suffix == ".spz":
+        from engines.render.formats.spz import load_spz
+
+        return load_spz(path)
+    raise SceneFileError(f"{Path(path).name}: unsupported scene format {suffix!r} (use .ply, .splat or .spz)")

@@ -233,14 +233,16 @@ class RenderPanel(Panel):
     file_types = {  # noqa: RUF012
         ".ply": "3D Gaussian Splatting scene",
         ".splat": "splat scene",
+        ".spz": "SPZ scene (Niantic)",
         ".png": "photo to fit",
         ".jpg": "photo to fit",
         ".jpeg": "photo to fit",
         ".bmp": "photo to fit",
         "/": "posed views (view_*.png + cameras.json)",
     }
-    export_filters = "3DGS scene (*.ply);;PNG image (*.png)"
-    content_kinds = (fk.PLY_SCENE, fk.SPLAT, fk.PNG, fk.JPEG, fk.BMP, fk.POSED_VIEWS)
+    export_filters = ("3DGS scene (*.ply);;SuperSplat compressed scene (*.compressed.ply);;splat scene (*.splat);;"
+                      "SPZ scene (*.spz);;PNG image (*.png)")
+    content_kinds = (fk.PLY_SCENE, fk.SPLAT, fk.SPZ, fk.PNG, fk.JPEG, fk.BMP, fk.POSED_VIEWS)
     parameter_schema = obj({  # noqa: RUF012
         "background": array(number(0, 1), 3, 3), "point_size": number(0.1, 5.0), "sh_degree": number(0, 3, True),
         "aa": {"type": "string"}, "still_scale": number(0.1, 2.0), "primitive": one_of("gaussians", "spheres"),
@@ -678,7 +680,7 @@ class RenderPanel(Panel):
 
     def _update_stats(self) -> None:
         if self.scene is None:
-            self.stats_label.setText("No scene. Open a .ply or .splat file, or fit one in the Fit tab.")
+            self.stats_label.setText("No scene. Open a .ply, .splat or .spz file, or fit one in the Fit tab.")
             return
         lo, hi = self.scene.bounds()
         size = f"{self.file_size / 1e6:.2f} MB" if self.file_size else "not saved"
@@ -1100,7 +1102,7 @@ class RenderPanel(Panel):
         return (self.scene is not None and len(self.scene) > 0) or self.still is not None
 
     def export(self, path: str, force: bool = False) -> str:
-        """``.ply``: the (edited) viewer scene; ``.png``: the last still render."""
+        """``.ply`` / ``.compressed.ply`` / ``.splat`` / ``.spz``: the (edited) viewer scene; ``.png``: the last still."""
         from studio.export import make_provenance, save_png, save_with_sidecar
 
         suffix = Path(path).suffix.lower()
@@ -1111,16 +1113,17 @@ class RenderPanel(Panel):
             params = dict(self.current_parameters(), camera=self.still_camera.as_dict())
             prov = make_provenance(self.name, "engines.render.rasterize", params, device="cpu", inputs=inputs)
             return os.fspath(save_png(path, self.still, prov, force=force))
-        if suffix == ".ply":
+        if suffix in (".ply", ".splat", ".spz"):
             if self.scene is None:
                 raise OpenError("No scene to export")
-            from engines.render.io import save_ply
+            from engines.render.formats import save_scene, scene_format
 
-            scene = self.scene
-            prov = make_provenance(self.name, "engines.render.io", {"splats": len(scene), "edits":
+            scene, fmt = self.scene, scene_format(path)
+            prov = make_provenance(self.name, "engines.render.formats", {"splats": len(scene), "format": fmt, "edits":
                                    [self.undo_stack.text(i) for i in range(self.undo_stack.index())]}, inputs=inputs)
-            return os.fspath(save_with_sidecar(path, lambda tmp: save_ply(tmp, scene), prov, force=force))
-        raise OpenError(f"Render exports .ply or .png, not {suffix or 'files without a suffix'}")
+            return os.fspath(save_with_sidecar(path, lambda tmp: save_scene(tmp, scene, fmt), prov, force=force))
+        raise OpenError(f"Render exports .ply, .compressed.ply, .splat, .spz or .png, "
+                        f"not {suffix or 'files without a suffix'}")
 
     def current_parameters(self) -> dict:
         return {"background": list(self.background), "point_size": self.point_size.value(),
@@ -1152,7 +1155,7 @@ class RenderPanel(Panel):
         scene it was rendered from when that file still exists (the PNG is not a fit target)."""
         if Path(path).suffix.lower() == ".png":
             self.check_parameters(provenance.get("parameters") or {})
-            scenes = [p for p in (provenance.get("inputs") or {}) if Path(p).suffix.lower() in (".ply", ".splat")]
+            scenes = [p for p in (provenance.get("inputs") or {}) if Path(p).suffix.lower() in (".ply", ".splat", ".spz")]
             if scenes and Path(scenes[0]).is_file():
                 self.open_file(scenes[0])
             self.restore_from_provenance(provenance)

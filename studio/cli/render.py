@@ -160,10 +160,31 @@ def cmd_info(args: argparse.Namespace) -> dict:
             "extra_properties": sorted(scene.extra)}
 
 
+def cmd_convert(args: argparse.Namespace) -> dict:
+    """Convert a scene between .ply, .compressed.ply, .splat and .spz (format from the --out name)."""
+    from engines.render.formats import SCENE_SUFFIXES, save_scene, scene_format
+
+    try:
+        fmt = scene_format(args.out)
+    except ValueError as exc:
+        raise CliError(f"--out must end with {', '.join(SCENE_SUFFIXES)} (got {Path(args.out).name})") from exc
+    _check_out(args.out, (Path(args.out).suffix.lower(),), args.force)
+    scene = _load_scene(args.scene)
+    if args.sh_degree is not None:
+        scene = scene.with_degree(min(args.sh_degree, scene.sh_degree))
+    from studio.export import make_provenance, save_with_sidecar
+
+    prov = make_provenance(PANEL, "engines.render.formats", {"format": fmt, "sh_degree": scene.sh_degree},
+                           inputs=[args.scene])
+    save_with_sidecar(args.out, lambda tmp: save_scene(tmp, scene, fmt), prov, force=args.force)
+    return {"out": os.fspath(args.out), "format": fmt, "gaussians": len(scene), "sh_degree": scene.sh_degree,
+            "file_size_bytes": Path(args.out).stat().st_size}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the render verbs: image, fit, info."""
+    """Add the render verbs: image, fit, info, convert."""
     p = add_verb(subparsers, "image", cmd_image, "render a .ply/.splat scene to a PNG from an orbit camera")
-    p.add_argument("scene", help="scene file (.ply 3DGS or .splat)")
+    p.add_argument("scene", help="scene file (.ply 3DGS or compressed, .splat, .spz)")
     p.add_argument("--orbit", default="0,0",
                    help="azimuth,elevation in degrees around the scene centre (negative: --orbit=-30,10)")
     p.add_argument("--size", default="512,512", help="image width,height in pixels")
@@ -194,5 +215,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_executor_options(p)
     add_force(p)
 
-    p = add_verb(subparsers, "info", cmd_info, "statistics of a .ply/.splat scene")
+    p = add_verb(subparsers, "convert", cmd_convert,
+                 "convert a scene: .ply, .compressed.ply (SuperSplat), .splat, .spz (Niantic), by the --out name")
+    p.add_argument("scene", help="scene file (.ply, .compressed.ply, .splat, .spz)")
+    p.add_argument("--sh-degree", type=int, default=None, choices=[0, 1, 2, 3], help="drop SH bands above this")
+    p.add_argument("--out", required=True, help="output scene (.ply, .compressed.ply, .splat or .spz)")
+    add_force(p)
+
+    p = add_verb(subparsers, "info", cmd_info, "statistics of a .ply/.splat/.spz scene")
     p.add_argument("scene", help="scene file")
