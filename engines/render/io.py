@@ -69,16 +69,7 @@ def load_ply(path: str | os.PathLike) -> Gaussians:
     from plyfile import PlyData
 
     path = _scene_file(path)
-    with open(path, "rb") as handle:
-        magic = handle.read(4)
-        if magic[:3] != b"ply":
-            raise SceneFileError(f"{path.name} is not a PLY file (no 'ply' header)")
-        handle.seek(0)
-        try:
-            header = PlyData._parse_header(handle)
-        except Exception as exc:
-            raise SceneFileError(f"{path.name} has a corrupt PLY header: {_first_line(exc)}") from exc
-        _check_ply_sizes(header, os.fstat(handle.fileno()).st_size - handle.tell(), path.name)
+    read_ply_header(path)
     try:
         ply = PlyData.read(os.fspath(path))
     except Exception as exc:
@@ -131,6 +122,23 @@ def load_ply(path: str | os.PathLike) -> Gaussians:
             raise SceneFileError(f"{path.name} contains NaN or infinite {label}")
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
     return Gaussians(t(means), t(quats), t(scales), t(opacity), t(sh), extra)
+
+
+def read_ply_header(path: Path):
+    """The parsed header of a PLY file, after checking its element sizes against the file size and the
+    decoded-size limit (SceneFileError otherwise)."""
+    from plyfile import PlyData
+
+    with open(path, "rb") as handle:
+        if handle.read(3) != b"ply":
+            raise SceneFileError(f"{path.name} is not a PLY file (no 'ply' header)")
+        handle.seek(0)
+        try:
+            header = PlyData._parse_header(handle)
+        except Exception as exc:
+            raise SceneFileError(f"{path.name} has a corrupt PLY header: {_first_line(exc)}") from exc
+        _check_ply_sizes(header, os.fstat(handle.fileno()).st_size - handle.tell(), path.name)
+    return header
 
 
 def _first_line(exc: BaseException) -> str:

@@ -175,19 +175,11 @@ def load_compressed_ply(path: str | os.PathLike) -> Gaussians:
     """Read a compressed PLY. Raises ``SceneFileError`` (one clear line) for corrupt or foreign files."""
     from plyfile import PlyData
 
-    from engines.render.io import _check_ply_sizes, _first_line, _scene_file
+    from engines.render.io import _first_line, _scene_file, read_ply_header
 
     err = _error()
     path = _scene_file(path)
-    with open(path, "rb") as handle:
-        if handle.read(3) != b"ply":
-            raise err(f"{path.name} is not a PLY file (no 'ply' header)")
-        handle.seek(0)
-        try:
-            header = PlyData._parse_header(handle)
-        except Exception as exc:
-            raise err(f"{path.name} has a corrupt PLY header: {_first_line(exc)}") from exc
-        _check_ply_sizes(header, os.fstat(handle.fileno()).st_size - handle.tell(), path.name)
+    header = read_ply_header(path)
     elements = {e.name: e for e in header.elements}
     if "chunk" not in elements or "vertex" not in elements:
         raise err(f"{path.name} is not a compressed PLY (needs 'chunk' and 'vertex' elements)")
