@@ -117,6 +117,16 @@ def _vq(image, quality, patch=4, iters=6, **_):
     return data, decoded, t1 - t0, time.perf_counter() - t1
 
 
+def _learned(image, quality, model="hp-default", **_):
+    from engines.codec.learned import compress, decompress
+
+    t0 = time.perf_counter()
+    res = compress(image, model, quality)
+    t1 = time.perf_counter()
+    decoded = decompress(res["data"])
+    return res["data"], decoded, t1 - t0, time.perf_counter() - t1
+
+
 def _has_imagecodecs_jxl() -> bool:
     try:
         import imagecodecs
@@ -144,6 +154,7 @@ CODECS: dict[str, tuple[Callable, str, Callable[[], bool], str]] = {
     "jpegxl": (_jxl, ".jxl", _has_imagecodecs_jxl, "JPEG XL (imagecodecs / libjxl), optional"),
     "block": (_block, ".ssbc", lambda: True, "Spectra block codec (any transform, range coder)"),
     "vq": (_vq, ".ssvq", lambda: True, "VQ tokens: k-means codebook of 4x4 RGB patches, range-coded indices"),
+    "learned": (_learned, ".sslc", lambda: True, "Learned scale-hyperprior codec (GDN, constriction); option model=NAME or a .pt file"),
 }
 
 
@@ -164,6 +175,7 @@ CODEC_OPTIONS: dict[str, dict] = {
         "preset": ("jpeg", "flat"),
     },
     "vq": {"patch": (int, 2, 16), "iters": (int, 1, 50)},
+    "learned": {"model": str},
 }
 
 
@@ -181,6 +193,9 @@ def validate_options(codec: str, options: dict) -> dict:
         if rule is bool:
             ok = isinstance(value, (bool, np.bool_))
             want = "true or false"
+        elif rule is str:
+            ok = isinstance(value, str) and bool(value)
+            want = "a name"
         elif isinstance(rule, tuple) and rule and rule[0] is int:
             ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and rule[1] <= value <= rule[2]
             want = f"an integer {rule[1]}..{rule[2]}"

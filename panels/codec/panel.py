@@ -42,7 +42,7 @@ from panels.codec.widgets import CompareView, ImageCanvas, QuantEditor, heat_lut
 TRANSFORMS = ["dct", "wht", "sdct", "rdct", "bas2008", "jam-rdct", "minangle"]
 SIZES = [4, 8, 16, 32, 64]
 CHANNELS = ["RGB", "Y", "Cb", "Cr"]
-RD_CODECS = ["jpeg", "webp", "avif", "jpeg2000", "jpegxl", "block", "vq"]
+RD_CODECS = ["jpeg", "webp", "avif", "jpeg2000", "jpegxl", "block", "vq", "learned"]
 _COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 
 

@@ -14,7 +14,15 @@ from studio.cli.batch import add_executor_options
 from studio.cli.common import CliError, add_force, add_verb, run_with_progress
 
 _TRANSFORMS = ("dct", "wht", "sdct", "rdct", "bas2008", "jam-rdct", "minangle")
-_CODECS = ("block", "jpeg", "webp", "avif", "jpeg2000", "jpegxl", "vq")
+_CODECS = ("block", "jpeg", "webp", "avif", "jpeg2000", "jpegxl", "vq", "learned")
+
+
+def _codec_arg(text: str) -> str:
+    """``--codec``: one of :data:`_CODECS`, or ``learned:MODEL`` (a shipped name or a .pt file)."""
+    name, _, model = text.partition(":")
+    if name not in _CODECS or (model and name != "learned"):
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(_CODECS)}, or learned:MODEL)")
+    return text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_verb(subparsers, "encode", _encode, "encode an image (block codec or a real codec) and report bpp and quality metrics")
     p.add_argument("image", help="input image file, or sample:astronaut")
     p.add_argument("--out", required=True, help="output file (bitstream .ssbc for the block codec, .jpg/.webp/... otherwise)")
-    p.add_argument("--codec", default="block", choices=_CODECS, help="codec")
+    p.add_argument("--codec", default="block", type=_codec_arg, help=f"codec: {', '.join(_CODECS)}; learned:MODEL picks a learned model")
     p.add_argument("--quality", type=float, default=75, help="quality 1..100 (IJG scaling for block/jpeg)")
     p.add_argument("--transform", default="dct", choices=_TRANSFORMS, help="block codec: transform")
     p.add_argument("--N", type=int, default=8, choices=(4, 8, 16, 32, 64), help="block codec: block length")
@@ -42,8 +50,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--block-stats", default=None, help="block codec: per-block statistics CSV (plane,x,y,w,h,bits,nonzero)")
     add_force(p)
 
-    p = add_verb(subparsers, "decode", _decode, "decode a block-codec bitstream (.ssbc) to PNG")
-    p.add_argument("bitstream", help=".ssbc file written by 'codec encode'")
+    p = add_verb(subparsers, "train", _train, "train a learned codec (GDN/IGDN, factorized prior or scale hyperprior) on images")
+    p.add_argument("images", nargs="*", help="training images (default: the bundled sample photos, astronaut and coffee held out)")
+    p.add_argument("--out", required=True, help="model file (.pt); use it as --codec learned:FILE")
+    p.add_argument("--kind", default="hyperprior", choices=("hyperprior", "factorized"))
+    p.add_argument("--N", type=int, default=48, help="transform channels")
+    p.add_argument("--M", type=int, default=64, help="latent channels")
+    p.add_argument("--lambda", dest="lam", type=float, default=0.013, help="rate-distortion weight: L = lambda 255^2 MSE + bpp")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--patch", type=int, default=128, help="training crop size")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--seed", type=int, default=0)
+    add_force(p)
+
+    p = add_verb(subparsers, "decode", _decode, "decode a block-codec (.ssbc) or learned-codec (.sslc) bitstream to PNG")
+    p.add_argument("bitstream", help=".ssbc or .sslc file written by 'codec encode'")
     p.add_argument("--out", required=True, help="output PNG")
     add_force(p)
 
@@ -252,6 +274,7 @@ def _encode(args: argparse.Namespace) -> dict:
 
     if not (1 <= args.quality <= 100):
         raise CliError("--quality must be between 1 and 100")
+    args.codec, _, args.learned_model = args.codec.partition(":")
     if args.block_stats and args.codec != "block":
         raise CliError("--block-stats needs --codec block")
     _check_targets([args.out, args.recon, args.block_stats], args.force)
@@ -286,6 +309,8 @@ def _encode(args: argparse.Namespace) -> dict:
         options = {"subsampling": args.subsampling} if args.codec in ("jpeg", "avif") else {}
         if args.codec == "jpeg":
             options.update(optimize=args.optimize, progressive=args.progressive)
+        if args.codec == "learned":
+            options = {"model": args.learned_model or "hp-default"}
         try:
             res = run_codec(image, args.codec, args.quality, **options)
         except ValueError as exc:
@@ -332,13 +357,53 @@ def _decode(args: argparse.Namespace) -> dict:
     if not path.is_file():
         raise CliError(f"file not found: {path}" if not path.exists() else f"{path} is a folder")
     _check_targets([args.out], args.force)
+    data = path.read_bytes()
+    if data[:4] == b"SSLC":
+        return _decode_learned(path, data, args)
     try:
-        dec = decode(path.read_bytes(), name=path.name)
+        dec = decode(data, name=path.name)
     except BitstreamError as exc:
         raise CliError(str(exc)) from exc
     prov = make_provenance("codec", "codec.block.decode", dec.params.to_dict(), inputs=[path])
     written = _png(args.out, dec.image, prov, args.force)
     return {"output": str(written), "width": dec.image.shape[1], "height": dec.image.shape[0], "transform": dec.params.transform, "N": dec.params.N}
+
+
+def _decode_learned(path: Path, data: bytes, args: argparse.Namespace) -> dict:
+    from engines.codec.learned import decompress
+    from studio.export import make_provenance
+
+    try:
+        image = decompress(data, name=path.name)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    prov = make_provenance("codec", "codec.learned.decode", {}, inputs=[path])
+    written = _png(args.out, image, prov, args.force)
+    return {"output": str(written), "width": image.shape[1], "height": image.shape[0], "codec": "learned"}
+
+
+def _train(args: argparse.Namespace) -> dict:
+    from engines.codec.learned import default_training_images, save_model, train_job
+    from studio.export import make_provenance
+
+    out = Path(args.out)
+    if out.suffix != ".pt":
+        raise CliError("--out must end in .pt")
+    _check_targets([out], args.force)
+    images = [_load(p) for p in args.images] if args.images else default_training_images()
+    try:
+        job = train_job(images, kind=args.kind, N=args.N, M=args.M, lam=args.lam, steps=args.steps, patch=args.patch,
+                        batch=args.batch, lr=args.lr, seed=args.seed)
+        model, config = run_with_progress(job)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    config["trained_on"] = [Path(p).name for p in args.images] or "bundled sample photos"
+    params = {k: getattr(args, k) for k in ("kind", "N", "M", "lam", "steps", "patch", "batch", "lr", "seed")}
+    prov = make_provenance("codec", "codec.learned.train", params, inputs=_inputs(args.images))
+    written = _write(out, lambda tmp: save_model(model, tmp, config), prov, args.force)
+    tail = config["history_tail"][-1]
+    return {"output": str(written), "kind": args.kind, "steps": args.steps, "train_seconds": config["train_seconds"],
+            "last_step": {"bpp": round(tail["bpp"], 4), "psnr": round(tail["psnr"], 2)}}
 
 
 def _inspect(args: argparse.Namespace) -> dict:
