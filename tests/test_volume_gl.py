@@ -149,17 +149,26 @@ def test_crop_at_anisotropic_spacing_matches_reference_caster(gl_view):
     assert other < score - 0.05
 
 
-def _gl_and_caster(gl_view, volume, tf, step=0.5, azimuth=30.0, elevation=20.0, **caster):
-    from engines.volume.raycast import render
-
+def _show(gl_view, volume, tf, step=0.5, azimuth=30.0, elevation=20.0, tf2d=None):
+    """The GL frame (H, W, 3) float of ``volume`` in DVR with ``tf`` (and a 2-D TF)."""
     app, view = gl_view
     view.set_volume(volume.data, volume.spacing, volume.value_range(), affine=volume.affine)
     view.set_tf(tf)
     view.set_method("dvr")
     view.set_step(step)
+    view.set_tf2d(tf2d)
     view.reset_camera(azimuth, elevation)
     _settle(app)
     frame = view.render_image()[..., :3].astype(np.float32) / 255.0
+    view.set_tf2d(None)
+    return frame
+
+
+def _gl_and_caster(gl_view, volume, tf, step=0.5, azimuth=30.0, elevation=20.0, **caster):
+    from engines.volume.raycast import render
+
+    view = gl_view[1]
+    frame = _show(gl_view, volume, tf, step, azimuth, elevation)
     h, w = frame.shape[:2]
     kwargs = dict(tf=tf, azimuth=azimuth, elevation=elevation, size=(h, w), step=step, device="cpu",
                   pixel_size=view.view.camera.scale_factor / min(h, w), background=np.array([17, 17, 17]) / 255.0)
@@ -215,7 +224,7 @@ def test_2d_tf_lookup_on_the_gpu_matches_the_export(gl_view):
     from engines.volume.tf import preset
     from engines.volume.tf2d import TransferFunction2D, gradient_magnitude, rgba_volume_2d
 
-    app, view = gl_view
+    view = gl_view[1]
     volume, _ = make_phantom(64, noise_hu=0.0)
     gmag = gradient_magnitude(volume.data, volume.spacing)
     gmax = float(gmag.max())
@@ -223,18 +232,8 @@ def test_2d_tf_lookup_on_the_gpu_matches_the_export(gl_view):
         {"kind": "gauss", "center": (700.0, 0.5 * gmax), "size": (300.0, 0.3 * gmax), "color": (0.95, 0.9, 0.7), "opacity": 0.7},
         {"kind": "gauss", "center": (40.0, 0.05 * gmax), "size": (80.0, 0.08 * gmax), "color": (0.8, 0.3, 0.3), "opacity": 0.05},
     ])
-    view.set_volume(volume.data, volume.spacing, volume.value_range(), affine=volume.affine)
-    view.set_tf(preset("CT-AAA"))
-    view.set_method("dvr")
-    view.set_step(0.5)
-    view.set_gradient_range(gmax)
-    view.reset_camera(30.0, 20.0)
-    _settle(app)
-    one_d = view.render_image()[..., :3].astype(np.float32) / 255.0
-    view.set_tf2d(tf2d)
-    _settle(app)
-    frame = view.render_image()[..., :3].astype(np.float32) / 255.0
-    view.set_tf2d(None)
+    one_d = _show(gl_view, volume, preset("CT-AAA"))
+    frame = _show(gl_view, volume, preset("CT-AAA"), tf2d=tf2d)
     h, w = frame.shape[:2]
     reference = render(volume, rgba=rgba_volume_2d(volume.data, volume.spacing, tf2d, gmag), reference_step=1.0,
                        azimuth=30.0, elevation=20.0, size=(h, w), pixel_size=view.view.camera.scale_factor / min(h, w),
