@@ -138,8 +138,11 @@ def _sniff_file(path: Path) -> str:
 def _sniff_folder(path: Path) -> str:
     if (path / "model_index.json").is_file():
         return MODEL_FOLDER
-    if (path / "cameras.json").is_file():
+    if (path / "cameras.json").is_file() or (path / "transforms.json").is_file():
         return POSED_VIEWS
+    if any((base / f"cameras{ext}").is_file() and (base / f"images{ext}").is_file()
+           for base in (path, path / "sparse" / "0", path / "sparse") for ext in (".bin", ".txt")):
+        return POSED_VIEWS  # a COLMAP sparse model
     try:
         entries = sorted(os.scandir(path), key=lambda e: e.name)
     except OSError:

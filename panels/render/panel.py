@@ -238,7 +238,7 @@ class RenderPanel(Panel):
         ".jpg": "photo to fit",
         ".jpeg": "photo to fit",
         ".bmp": "photo to fit",
-        "/": "posed views (view_*.png + cameras.json)",
+        "/": "posed views (cameras.json, transforms.json or a COLMAP model)",
     }
     export_filters = ("3DGS scene (*.ply);;SuperSplat compressed scene (*.compressed.ply);;splat scene (*.splat);;"
                       "SPZ scene (*.spz);;PNG image (*.png)")
@@ -261,6 +261,7 @@ class RenderPanel(Panel):
         self.still_camera = None
         self.fit_target: list | None = None
         self.fit_cameras = None
+        self.fit_init = None  # Gaussians to start from (COLMAP points3D)
         self.fit_source: list[str] = []
         self.fit_result = None
         self.fit_handle = None
@@ -932,6 +933,7 @@ class RenderPanel(Panel):
             image = np.asarray(Image.fromarray(image).resize(size, Image.LANCZOS))
         self.fit_target = [image]
         self.fit_cameras = None
+        self.fit_init = None
         self.fit_source = [source] if source else []
         self.target_view.set_image(image)
         self.target_caption.setText(f"Target photo ({image.shape[1]}×{image.shape[0]} px)")
@@ -940,18 +942,23 @@ class RenderPanel(Panel):
         self._update_buttons()
 
     def set_fit_views(self, folder: str) -> None:
-        """Use a posed-view folder (view_*.png + cameras.json) as targets."""
-        from engines.render.synthetic import load_views
+        """Use posed views as targets: a folder with cameras.json, a transforms.json (nerfstudio /
+        instant-ngp) or a COLMAP model (its points3D start the Gaussians)."""
+        from engines.render.formats.posed import load_posed_views
 
         try:
-            images, cameras = load_views(folder)
+            views = load_posed_views(folder, self.max_side.value())
         except ValueError as exc:
             raise OpenError(str(exc)) from exc
-        self.fit_target, self.fit_cameras, self.fit_source = images, cameras, [folder]
+        images = views.images
+        self.fit_target, self.fit_cameras, self.fit_source = images, views.cameras, [folder]
+        self.fit_init = views.init
         self.target_view.set_image(images[0])
         self.target_caption.setText(f"Target: view 1 of {len(images)}")
         self.current_caption.setText("Current render")
-        self.fit_status.setText(f"{len(images)} posed views. Press Start fit.")
+        start = f", {len(views.init):,} points to start from" if views.init is not None else ""
+        notes = f" ({'; '.join(views.notes)})" if views.notes else ""
+        self.fit_status.setText(f"{len(images)} posed views ({views.kind}{start}){notes}. Press Start fit.")
         self._update_buttons()
 
     def _ask_target(self) -> None:
@@ -965,7 +972,7 @@ class RenderPanel(Panel):
                 self.services.notify(str(exc), "error")
 
     def _ask_views(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Posed views folder (with cameras.json)")
+        folder = QFileDialog.getExistingDirectory(self, "Posed views folder (cameras.json, transforms.json or COLMAP)")
         if folder:
             try:
                 self.set_fit_views(folder)
@@ -989,6 +996,8 @@ class RenderPanel(Panel):
 
         settings = self.fit_settings()
         targets, cameras = self.fit_target, self.fit_cameras
+        init = self.fit_init
+        init = init.with_degree(settings.sh_degree) if init is not None and settings.primitive == "gaussians" else None
         self._history = []
         self.psnr_curve.setData([], [])
         self.loss_curve.setData([], [])
@@ -996,7 +1005,7 @@ class RenderPanel(Panel):
         self.fit_status.setText("Starting…")
         self.pause_button.setChecked(False)
         self.fit_handle = self.services.jobs.submit(
-            f"fit {settings.count} {settings.primitive}", self.name, lambda: fit_job(targets, cameras, settings),
+            f"fit {settings.count} {settings.primitive}", self.name, lambda: fit_job(targets, cameras, settings, init=init),
             device="cpu", on_event=self._fit_event, on_result=self._fit_done, on_error=self._fit_failed,
             on_cancel=self._fit_cancelled)
         self._fit_settings = settings

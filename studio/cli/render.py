@@ -99,16 +99,18 @@ def cmd_fit(args: argparse.Namespace) -> dict:
     import numpy as np
 
     from engines.render.fit import FitSettings, fit_job
+    from engines.render.formats.posed import load_posed_views
     from engines.render.io import save_ply
-    from engines.render.synthetic import load_views
     from studio.export import make_provenance, save_with_sidecar
 
     inputs = []
+    init = None
     if args.views:
         try:
-            images, cameras = load_views(args.views)
+            views = load_posed_views(args.views, args.max_size if args.max_size else None)
         except ValueError as exc:
             raise CliError(str(exc)) from exc
+        images, cameras, init = views.images, views.cameras, views.init
         inputs.append(args.views)
     else:
         from PIL import Image
@@ -130,7 +132,8 @@ def cmd_fit(args: argparse.Namespace) -> dict:
                            seed=args.seed, densify=not args.no_densify, sh_degree=args.sh_degree,
                            max_count=max(args.count, args.max_count or 4 * args.count))
     try:
-        result = run_with_progress(fit_job(images, cameras, settings), quiet=args.json)
+        start = init.with_degree(args.sh_degree) if init is not None and args.primitive == "gaussians" else None
+        result = run_with_progress(fit_job(images, cameras, settings, init=start), quiet=args.json)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     scene = result.gaussians()
@@ -201,13 +204,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("target", nargs="?", help="target image (2D photo-to-Gaussians mode)")
     p.add_argument("more_targets", nargs="*", metavar="TARGET",
                    help="more target images or folders: a batch (one .ply each; --out is then a folder)")
-    p.add_argument("--views", help="folder with view_*.png and cameras.json (posed multi-view mode)")
+    p.add_argument("--views", help="posed views: a folder with cameras.json, a transforms.json (nerfstudio / "
+                   "instant-ngp) or a COLMAP model (sparse/0; points3D start the Gaussians)")
     p.add_argument("--primitive", default="gaussians", choices=["gaussians", "spheres"])
     p.add_argument("--count", type=int, default=1000, help="initial number of primitives")
     p.add_argument("--steps", type=int, default=500, help="optimization steps")
     p.add_argument("--aa", default="classic", choices=["classic", "mip", "analytic"], help="anti-aliasing mode")
     p.add_argument("--sh-degree", type=int, default=0, choices=[0, 1, 2, 3])
-    p.add_argument("--max-size", type=int, default=128, help="downscale the photo so its longer side is at most this")
+    p.add_argument("--max-size", type=int, default=128,
+                   help="downscale the photo (or each posed view) so its longer side is at most this")
     p.add_argument("--max-count", type=int, default=None, help="cap for densification (default 4x --count)")
     p.add_argument("--no-densify", action="store_true", help="disable clone/split/prune")
     p.add_argument("--seed", type=int, default=0)
