@@ -48,7 +48,7 @@ class DistillSettings:
     t_min: float = 0.02
     t_max: float = 0.98
     t_max_end: float = 0.5  # annealed linearly from t_max to this over the run (= t_max: no anneal)
-    sjc_samples: int = 4  # PAAS noise draws per view
+    sjc_samples: int = 2  # PAAS noise draws per view
     sdi_inversion_steps: int = 3
     esd_lambda: float = 0.5  # ESD: weight of the camera-conditioned score (1 = VSD)
     vsd_lr: float = 1e-3
@@ -281,6 +281,8 @@ def distill_job(settings: DistillSettings, reference=None, model_folders=(), dev
             noise = torch.randn(z.shape, generator=gen)
             lam = 1.0 if s.method == "vsd" else s.esd_lambda
             g = vsd.gradient(z, cond, t, noise, s.guidance, lam, angles, s.weighting)
+        if s.method in ("sdi", "vsd", "esd"):  # the heavier estimators: one more cancellation point per step
+            yield Progress(step - 0.5, s.steps, f"step {step}/{s.steps}")
         if ref is not None and s.fourier:
             loss = _fourier_loss(z, g)
         else:

