@@ -39,7 +39,7 @@ def open_image(path: str | os.PathLike | bytes, *, name: str | None = None, erro
 
     from PIL import Image, UnidentifiedImageError
 
-    Image.MAX_IMAGE_PIXELS = max_decoded_bytes() // 4
+    Image.MAX_IMAGE_PIXELS = max_decoded_bytes()  # pixels: never below our byte check, still a backstop
     if isinstance(path, (bytes, bytearray, memoryview)):
         source, label = io.BytesIO(bytes(path)), name or "image data"
     else:
@@ -52,15 +52,16 @@ def open_image(path: str | os.PathLike | bytes, *, name: str | None = None, erro
         source = p
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the byte check below decides
             with Image.open(source) as image:
                 width, height = image.size
                 per_pixel = _MODE_BYTES.get(image.mode, 4)
                 check_decoded_size(width * height * per_pixel,
                                    f"{label} ({width}×{height} {image.mode} image)", error)
+                _check_plausible(image, _encoded_size(source), label, error)
                 image.load()
                 return image
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise error(f"{label} is too large to open safely (a possible decompression bomb): "
                     f"{_first_line(exc)}") from exc
     except UnidentifiedImageError as exc:
@@ -71,6 +72,55 @@ def open_image(path: str | os.PathLike | bytes, *, name: str | None = None, erro
             zlib.error, MemoryError, OverflowError, ZeroDivisionError) as exc:
         # Pillow's plugins raise all of these for corrupt or truncated files
         raise error(f"{label} is a corrupt or truncated image: {_first_line(exc)}") from exc
+
+
+# deflate cannot compress better than ~1032:1; a PNG smaller than raw / 1032 is truncated or a bomb
+_DEFLATE_MAX_RATIO = 1032
+_JPEG_ARITHMETIC_SOF = {0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _encoded_size(source) -> int:
+    if isinstance(source, Path):
+        return source.stat().st_size
+    return len(source.getbuffer())
+
+
+def _check_plausible(image, encoded: int, label: str, error: type[Exception]) -> None:
+    """Refuse PNG / JPEG headers announcing far more pixels than the file can encode (truncated
+    files and decompression bombs) before the decoder allocates and loops over them."""
+    width, height = image.size
+    if image.format == "PNG":
+        bits = {"1": 1, "L": 8, "P": 8, "LA": 16, "RGB": 24, "RGBA": 32, "I": 16, "I;16": 16, "I;16B": 16}.get(image.mode, 8)
+        raw = height * (-(-width * bits // 8) + 1)
+        needed = raw // _DEFLATE_MAX_RATIO
+    elif image.format == "JPEG" and _jpeg_sof(image) not in _JPEG_ARITHMETIC_SOF:
+        needed = (-(-width // 8) * -(-height // 8)) // 8  # Huffman coding spends >= 1 bit per luma block
+    else:
+        return
+    if encoded < needed:
+        raise error(f"{label} is truncated or corrupt: a {width}×{height} {image.format} needs at least "
+                    f"{needed:,} bytes of coded data, the file holds {encoded:,}")
+
+
+def _jpeg_sof(image) -> int:
+    """The SOF marker byte of an open JPEG (0 if unknown)."""
+    fp = getattr(image, "fp", None)
+    if fp is None:
+        return 0
+    position = fp.tell()
+    try:
+        fp.seek(2)
+        for _ in range(64):
+            head = fp.read(4)
+            if len(head) < 4 or head[0] != 0xFF:
+                return 0
+            marker, length = head[1], struct.unpack(">H", head[2:])[0]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                return marker
+            fp.seek(length - 2, 1)
+        return 0
+    finally:
+        fp.seek(position)
 
 
 def _first_line(exc: BaseException) -> str:

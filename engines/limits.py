@@ -105,9 +105,11 @@ def valid_dims(dims, what: str, error: type[Exception] = ValueError, *, allow_ze
 
 
 def _apply_pillow_limit() -> None:
-    """Keep Pillow's decompression-bomb limit in step (4 bytes per pixel) if Pillow is loaded."""
+    """Keep Pillow's decompression-bomb limit in step if Pillow is loaded: one pixel per byte of the
+    limit, so :func:`engines.imagefile.open_image`'s byte check (>= 1 byte per pixel) speaks first and
+    Pillow's own check stays a backstop for any other ``Image.open``."""
     import sys
 
     image = sys.modules.get("PIL.Image")
     if image is not None:
-        image.MAX_IMAGE_PIXELS = max_decoded_bytes() // 4
+        image.MAX_IMAGE_PIXELS = max_decoded_bytes()

@@ -347,6 +347,9 @@ def inspect_model(path: str | os.PathLike, shipped: bool = False) -> ModelInfo:
             raise ModelError(f"{path} is not a diffusers model folder (no model_index.json)")
         return _folder_info(path, shipped=shipped)
     if path.suffix.lower() == ".safetensors":
+        if not path.is_file():
+            raise ModelError(f"{path.name} is not a regular file")
+        check_weight_file_size(path.stat().st_size, path.name)
         return _single_info(path)
     raise ModelError(f"{path.name}: unsupported model file (use a diffusers folder or a .safetensors checkpoint)")
 

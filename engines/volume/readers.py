@@ -516,8 +516,7 @@ def read_meta(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsampl
     dtype = dtype.newbyteorder(">" if msb else "<")
     warnings: list[str] = []
     affine = _geometry(name, meta_affine, fields, warnings)
-    shape = tuple(dims[::-1])
-    stride = _guard(shape, name, max_voxels, downsample, dtype.itemsize)  # validates dims before any loop
+    shape = valid_dims(tuple(dims[::-1]), f"{name} header", VolumeReadError)  # before any loop or allocation
     count = math.prod(shape)
     needed = count * dtype.itemsize
     compressed = fields.get("CompressedData", "False").lower() == "true"
@@ -532,6 +531,10 @@ def read_meta(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsampl
         raise VolumeReadError(f"{name} has a negative HeaderSize ({offset})")
     try:
         file_size = source.stat().st_size
+        if not compressed and file_size - max(offset, 0) < needed:
+            raise VolumeReadError(f"{source.name} is truncated: it holds {max(file_size - max(offset, 0), 0)} bytes "
+                                  f"of voxel data, the header needs {needed}")
+        stride = _guard(shape, name, max_voxels, downsample, dtype.itemsize)
         if compressed:
             _check_whole(shape, dtype.itemsize, name)
             if offset == -1:
@@ -640,7 +643,7 @@ def read_dicom(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsamp
     ref = slices[0][1]
     row_dir, col_dir, normal = _orientation(ref)
     rows, cols = int(ref.Rows), int(ref.Columns)
-    pixel_spacing = _floats(getattr(ref, "PixelSpacing", None), 2) or [1.0, 1.0]
+    pixel_spacing = _floats(_tag(ref, "PixelSpacing", None), 2) or [1.0, 1.0]
     stride = _guard((len(slices), rows, cols), folder.name or "series", max_voxels, downsample)
     positions = np.array([np.dot(_floats(ds.ImagePositionPatient, 3), normal) for _, ds in slices])
     order = np.argsort(positions, kind="stable")
@@ -674,7 +677,7 @@ def read_dicom(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsamp
             f"using the median {dz:.4g} mm"
         )
     data = np.stack(planes)
-    modality = str(getattr(ref, "Modality", "unknown") or "unknown")
+    modality = str(_tag(ref, "Modality", "unknown") or "unknown")
     first_pos = np.asarray(_floats(slices[0][1].ImagePositionPatient, 3))
     last_pos = np.asarray(_floats(slices[-1][1].ImagePositionPatient, 3))
     iop = np.concatenate([row_dir, col_dir])
@@ -683,7 +686,7 @@ def read_dicom(path: Path, max_voxels: int | None = DEFAULT_MAX_VOXELS, downsamp
         data,
         affine=stride_affine(affine, stride),
         modality=modality,
-        units="HU" if modality == "CT" else str(getattr(ref, "RescaleType", "") or ""),
+        units="HU" if modality == "CT" else str(_tag(ref, "RescaleType", "") or ""),
         metadata={
             "format": "DICOM series",
             "path": str(path),
@@ -724,8 +727,8 @@ def _read_multiframe(path: Path, max_voxels, downsample) -> Volume:
     if not (math.isfinite(slope) and math.isfinite(intercept)):
         raise VolumeReadError(f"{path.name}: its rescale slope or intercept is not a finite number")
     data = pixels[::stride, ::stride, ::stride].astype(np.float32) * slope + intercept
-    pixel_spacing = _floats(getattr(ds, "PixelSpacing", None), 2) or [1.0, 1.0]
-    modality = str(getattr(ds, "Modality", "unknown") or "unknown")
+    pixel_spacing = _floats(_tag(ds, "PixelSpacing", None), 2) or [1.0, 1.0]
+    modality = str(_tag(ds, "Modality", "unknown") or "unknown")
     warnings: list[str] = []
     affine = _geometry(path.name, dicom_multiframe_affine, ds, dz, pixel_spacing, warnings)
     volume = Volume(
@@ -746,11 +749,19 @@ def _is_regular(path: Path) -> bool:
         return False
 
 
+def _tag(ds, keyword: str, default):
+    """A DICOM attribute, or ``default`` when absent or undecodable (pydicom converts values lazily)."""
+    try:
+        return getattr(ds, keyword, default)
+    except Exception:  # noqa: BLE001 - unknown VRs, bad lengths, bad numbers ...
+        return default
+
+
 def _frames(ds) -> int:
     """NumberOfFrames as an int (1 when absent); VolumeReadError when it is not a count."""
     try:
         return int(getattr(ds, "NumberOfFrames", 1) or 1)
-    except (TypeError, ValueError):
+    except Exception:  # noqa: BLE001 - pydicom converts lazily: ValueError, TypeError, NotImplementedError ...
         raise VolumeReadError("the DICOM NumberOfFrames is not a whole number") from None
 
 
