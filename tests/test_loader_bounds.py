@@ -6,6 +6,7 @@ and that nothing large was allocated or looped over (they all finish in well und
 
 import io
 import os
+import re
 import struct
 import time
 import zlib
@@ -79,7 +80,9 @@ def test_downsample_factor_is_a_bisection():
     assert _fast(downsample_factor, (2**62, 1, 1), 512**3) == 2**62 // 512**3 + (2**62 % 512**3 > 0)
     for shape in [(600, 600, 600), (1000, 3, 7), (513, 512, 512)]:
         f = downsample_factor(shape, 512**3)
-        count = lambda k: np.prod([-(-n // k) for n in shape])
+        def count(k, shape=shape):
+            return np.prod([-(-n // k) for n in shape])
+
         assert count(f) <= 512**3 and (f == 1 or count(f - 1) > 512**3)
 
 
@@ -216,3 +219,28 @@ def test_error_lines_never_show_exception_classes():
     assert describe_error(KeyError("ElementType")) == "missing entry 'ElementType'"
     assert describe_error(AssertionError()) == "internal error (run with --traceback for details)"
     assert "Error" not in describe_error(OSError(28, "No space left on device", "/tmp/x.ssbc"))
+
+
+def test_cli_reports_hostile_files_in_one_clear_line(tmp_path, capsys, stream):
+    from studio.cli import main
+
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "huge.mhd").write_text("NDims = 3\nDimSize = 9223372036854775807 1 1\nElementType = MET_SHORT\n"
+                                       "ElementDataFile = pipe\n")
+    (tmp_path / "bomb.png").write_bytes(_png(60000, 60000))
+    (tmp_path / "cut.ssbc").write_bytes(stream[:-8])
+    (tmp_path / "cut.ply").write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 4294967295\n"
+                                       b"property float x\nend_header\n" + bytes(12))
+    commands = [
+        ["volume", "info", str(tmp_path / "huge.mhd")],
+        ["codec", "encode", str(tmp_path / "bomb.png"), "--out", str(tmp_path / "x.ssbc")],
+        ["codec", "decode", str(tmp_path / "cut.ssbc"), "--out", str(tmp_path / "x.png")],
+        ["render", "info", str(tmp_path / "cut.ply")],
+    ]
+    for argv in commands:
+        assert main(argv) != 0
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith("error: "), err
+        assert not re.search(r"[A-Z][a-z]+(Error|Exception)\b|Traceback", err), err
+        assert any(name in err for name in ("huge.mhd", "pipe", "bomb.png", "cut.ssbc", "cut.ply")), err
+    assert not (tmp_path / "x.ssbc").exists() and not (tmp_path / "x.png").exists()

@@ -179,7 +179,7 @@ class RayExecutor(Executor):
                     except RayError as exc:  # worker crash after retries, lost node ...
                         text = str(exc).strip().splitlines()
                         yield {"id": task.id, "status": "failed", "files": {}, "record": {}, "host": "",
-                               "error": f"the Ray worker failed: {text[-1] if text else type(exc).__name__}"}
+                               "error": f"the Ray worker failed: {text[-1] if text else 'no details'}"}
         finally:
             for ref in pending:
                 ray.cancel(ref)

@@ -116,7 +116,9 @@ def _read_json(path: Path) -> dict:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else "not JSON"
         raise ModelError(f"{path.parent.name}/{path.name}: unreadable JSON ({text})") from None
     if not isinstance(data, dict):
-        raise ModelError(f"{path.parent.name}/{path.name} must hold a JSON object, not a {type(data).__name__}")
+        kind = "list" if isinstance(data, list) else "string" if isinstance(data, str) else "null" if data is None \
+            else "single value"
+        raise ModelError(f"{path.parent.name}/{path.name} must hold a JSON object, not a {kind}")
     return data
 
 

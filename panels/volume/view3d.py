@@ -111,7 +111,7 @@ class VolumeView(QWidget):
             self.message.hide()
             self.canvas, self.view = canvas, view
         except Exception as exc:  # noqa: BLE001 - no GL context, missing backend ...: show why, fall back
-            self.gl_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.gl_error = str(exc).splitlines()[0] if str(exc) else "no details"
             self.message.setText(f"3D view unavailable: {self.gl_error}.\nShowing reference ray-caster renders.")
             return False
         if self._data is not None:

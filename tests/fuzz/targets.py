@@ -585,12 +585,12 @@ def _mutate_npz(rng, folder: Path, path: Path) -> str:
         header = io.BytesIO()
         np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
                                                        "shape": (2048, 2048, 1024)})
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-            with archive.open("volume.npy", "w", force_zip64=True) as member:
-                member.write(header.getvalue())
-                chunk = bytes(1 << 20)
-                for _ in range(int(rng.integers(1, 64))):
-                    member.write(chunk)
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive, \
+                archive.open("volume.npy", "w", force_zip64=True) as member:
+            member.write(header.getvalue())
+            chunk = bytes(1 << 20)
+            for _ in range(int(rng.integers(1, 64))):
+                member.write(chunk)
         return "zip bomb member (4 GiB declared, zeros)"
     return mutate_bytes(rng, path, header_bias=200)
 
