@@ -159,7 +159,7 @@ def write_json_mutation(rng, path: Path) -> str:
     """Mutate the JSON file at ``path`` (or its raw text, sometimes)."""
     try:
         obj = json.loads(path.read_text())
-    except ValueError:  # already corrupted by an earlier mutation of this case
+    except (ValueError, RecursionError):  # already corrupted by an earlier mutation of this case
         return mutate_bytes(rng, path)
     if rng.random() < 0.15:
         return mutate_bytes(rng, path)
