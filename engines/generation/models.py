@@ -171,7 +171,7 @@ def _folder_info_checked(folder: Path, shipped: bool) -> ModelInfo:
         return ModelInfo(
             name=folder.name, path=str(folder), kind="own", pipeline_class=index.get("_class_name", ""),
             prediction_type=prediction, conditioning=conditioning,
-            class_names=list(meta.get("class_names", [str(i) for i in range(n_classes or 0)])),
+            class_names=list(meta.get("class_names") or [str(i) for i in range(n_classes or 0)]),
             null_class=meta.get("null_class"), channels=int(unet_cfg.get("in_channels", 3)), size=size,
             samplers=samplers, default_sampler=meta.get("default_sampler", samplers[0] if samplers else ""),
             default_steps=int(meta.get("default_steps", 20)), default_cfg=float(meta.get("default_cfg", 1.0 if not n_classes else 3.0)),
