@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fuzz.runner import CASE_TIMEOUT, MEMORY_CAP, describe_failures, format_table, fuzz_loader
-from tests.fuzz.targets import TARGETS
+from tests.fuzz.runner import CASE_TIMEOUT, MEMORY_CAP, describe_failures, format_table, fuzz_loaders
+from tests.fuzz.targets import FAMILIES, TARGETS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,13 +38,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown loader(s) {', '.join(unknown)}")
     summaries = []
     start = time.perf_counter()
-    for name in names:
+    for family, members in FAMILIES.items():  # one worker per family (shared imports)
+        chosen = [n for n in members if n in names]
+        if not chosen:
+            continue
         t0 = time.perf_counter()
-        summary = fuzz_loader(name, args.cases, args.seed, timeout=args.timeout, memory=int(args.memory_gib * 2**30))
-        summaries.append(summary)
-        print(f"{name}: {summary.cases} cases in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-        if summary.failures:
-            print(describe_failures(summary, 20), file=sys.stderr, flush=True)
+        done = fuzz_loaders(chosen, args.cases, args.seed, timeout=args.timeout, memory=int(args.memory_gib * 2**30))
+        summaries += done
+        print(f"{family} ({', '.join(chosen)}): {sum(s.cases for s in done)} cases in {time.perf_counter() - t0:.1f} s",
+              file=sys.stderr, flush=True)
+        for summary in done:
+            if summary.failures:
+                print(describe_failures(summary, 20), file=sys.stderr, flush=True)
     print(format_table(summaries))
     print(f"\n{sum(s.cases for s in summaries)} cases, seed {args.seed}, timeout {args.timeout:.0f} s per case, "
           f"memory cap {args.memory_gib:.1f} GiB, {time.perf_counter() - start:.0f} s in all")

@@ -65,10 +65,11 @@ class Summary:
 class Worker:
     """One worker subprocess for a loader, speaking JSON lines."""
 
-    def __init__(self, loader: str, seed: int, root: Path, memory: int) -> None:
+    def __init__(self, loaders: list[str], seed: int, root: Path, memory: int) -> None:
+        loader = ",".join(loaders)
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0",
                    HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        self.log = open(root / f"{loader}-worker.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.log = open(root / f"{loaders[0]}-worker.log", "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.fuzz.worker", loader, str(seed), str(root), str(memory)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, cwd=ROOT, env=env,
@@ -79,7 +80,7 @@ class Worker:
         ready = self.read_line(START_TIMEOUT)
         if ready is None or not json.loads(ready).get("ready"):
             self.stop()
-            raise RuntimeError(f"the {loader} fuzz worker did not start (see {root / f'{loader}-worker.log'})")
+            raise RuntimeError(f"the {loader} fuzz worker did not start (see {root / f'{loaders[0]}-worker.log'})")
 
     def read_line(self, timeout: float) -> str | None:
         """The next line, or None on timeout or end of output."""
@@ -100,11 +101,11 @@ class Worker:
         line, self.buffer = self.buffer.split(b"\n", 1)
         return line.decode()
 
-    def run(self, case: int, timeout: float) -> dict:
+    def run(self, loader: str, case: int, timeout: float) -> dict:
         """One case; a hang or crash is returned as such (the worker is then unusable)."""
         start = time.perf_counter()
         try:
-            self.proc.stdin.write(f"{case}\n".encode())
+            self.proc.stdin.write(f"{loader} {case}\n".encode())
             self.proc.stdin.flush()
         except BrokenPipeError:
             pass
@@ -144,29 +145,36 @@ class Worker:
         self.log.close()
 
 
-def fuzz_loader(loader: str, cases: int, seed: int = 0, *, timeout: float = CASE_TIMEOUT,
-                memory: int = MEMORY_CAP, root: Path | None = None, first_case: int = 0) -> Summary:
-    """Run ``cases`` seeded corruptions of ``loader``'s sample; returns the :class:`Summary`."""
+def fuzz_loaders(loaders: list[str], cases: int, seed: int = 0, *, timeout: float = CASE_TIMEOUT,
+                 memory: int = MEMORY_CAP, root: Path | None = None) -> list[Summary]:
+    """Run ``cases`` seeded corruptions of each loader's sample through ONE worker (loaders that
+    share heavy imports, e.g. both model kinds); returns a :class:`Summary` per loader."""
     own_root = root is None
     root = Path(tempfile.mkdtemp(prefix="spectra-fuzz-")) if own_root else root
-    summary = Summary(loader)
+    summaries = [Summary(name) for name in loaders]
     worker = None
     try:
-        for case in range(first_case, first_case + cases):
-            if worker is None:
-                worker = Worker(loader, seed, root, memory)
-            record = worker.run(case, timeout)
-            summary.add(record)
-            if record["outcome"] in ("hang", "crash"):
-                worker.kill()
-                worker.stop()
-                worker = None
+        for summary in summaries:
+            for case in range(cases):
+                if worker is None:
+                    worker = Worker(loaders, seed, root, memory)
+                record = worker.run(summary.loader, case, timeout)
+                summary.add(record)
+                if record["outcome"] in ("hang", "crash"):
+                    worker.kill()
+                    worker.stop()
+                    worker = None
     finally:
         if worker is not None:
             worker.stop()
         if own_root:
             shutil.rmtree(root, ignore_errors=True)
-    return summary
+    return summaries
+
+
+def fuzz_loader(loader: str, cases: int, seed: int = 0, **options) -> Summary:
+    """:func:`fuzz_loaders` for one loader."""
+    return fuzz_loaders([loader], cases, seed, **options)[0]
 
 
 HEADER = ("loader", "cases", "accepted", "clear errors", "unexpected", "hangs", "crashes", "max time s", "max RSS MiB")

@@ -40,7 +40,7 @@ class Target:
     mutate: Callable
     load: Callable[[Path], object]
     errors: Callable[[], tuple]
-    imports: tuple = ()
+    family: str = ""  # targets of one family share a worker (same heavy imports)
 
 
 def _volume_errors():
@@ -885,24 +885,28 @@ def _provenance_errors():
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in [
-    Target("ply", _build_ply, _mutate_ply, _load_scene, _scene_errors),
-    Target("splat", _build_splat, _mutate_splat, _load_scene, _scene_errors),
-    Target("nifti", _build_nifti, _mutate_nifti, _load_nifti, _volume_errors),
-    Target("dicom-file", _build_dicom_file, _mutate_dicom_single, _read_volume, _volume_errors),
-    Target("dicom-series", _build_dicom_series, _mutate_dicom_series, _read_volume, _volume_errors),
-    Target("nrrd", _build_nrrd, _mutate_nrrd, _read_volume, _volume_errors),
-    Target("nrrd-detached", _build_nhdr, _mutate_nhdr, _read_volume, _volume_errors),
-    Target("mhd", _build_mhd, _mutate_mhd, _load_mhd, _volume_errors),
-    Target("tiff", _build_tiff, _mutate_tiff, _read_volume, _volume_errors),
-    Target("npy", _build_npy, _mutate_npy, _read_volume, _volume_errors),
-    Target("npz", _build_npz, _mutate_npz, _read_volume, _volume_errors),
-    Target("png", _build_png, _mutate_png, _load_image, _image_errors),
-    Target("jpeg", _build_jpeg, _mutate_jpeg, _load_image, _image_errors),
-    Target("ssbc", _build_ssbc, _mutate_ssbc, _load_ssbc, _ssbc_errors),
-    Target("model-folder", _build_model, _mutate_model, _load_model, _model_errors),
-    Target("model-single", _build_single, _mutate_single, _load_model, _model_errors),
-    Target("provenance", _build_provenance, _mutate_provenance, _load_provenance, _provenance_errors),
+    Target("ply", _build_ply, _mutate_ply, _load_scene, _scene_errors, "scenes"),
+    Target("splat", _build_splat, _mutate_splat, _load_scene, _scene_errors, "scenes"),
+    Target("nifti", _build_nifti, _mutate_nifti, _load_nifti, _volume_errors, "volumes"),
+    Target("dicom-file", _build_dicom_file, _mutate_dicom_single, _read_volume, _volume_errors, "volumes"),
+    Target("dicom-series", _build_dicom_series, _mutate_dicom_series, _read_volume, _volume_errors, "volumes"),
+    Target("nrrd", _build_nrrd, _mutate_nrrd, _read_volume, _volume_errors, "volumes"),
+    Target("nrrd-detached", _build_nhdr, _mutate_nhdr, _read_volume, _volume_errors, "volumes"),
+    Target("mhd", _build_mhd, _mutate_mhd, _load_mhd, _volume_errors, "volumes"),
+    Target("tiff", _build_tiff, _mutate_tiff, _read_volume, _volume_errors, "volumes"),
+    Target("npy", _build_npy, _mutate_npy, _read_volume, _volume_errors, "volumes"),
+    Target("npz", _build_npz, _mutate_npz, _read_volume, _volume_errors, "volumes"),
+    Target("png", _build_png, _mutate_png, _load_image, _image_errors, "images"),
+    Target("jpeg", _build_jpeg, _mutate_jpeg, _load_image, _image_errors, "images"),
+    Target("ssbc", _build_ssbc, _mutate_ssbc, _load_ssbc, _ssbc_errors, "codec"),
+    Target("model-folder", _build_model, _mutate_model, _load_model, _model_errors, "models"),
+    Target("model-single", _build_single, _mutate_single, _load_model, _model_errors, "models"),
+    Target("provenance", _build_provenance, _mutate_provenance, _load_provenance, _provenance_errors, "images"),
 ]}
+#: family -> its targets, in table order
+FAMILIES: dict[str, list[str]] = {}
+for _target in TARGETS.values():
+    FAMILIES.setdefault(_target.family, []).append(_target.name)
 
 
 # -- deliberately broken loaders: prove the harness sees each kind of failure -------------------------------

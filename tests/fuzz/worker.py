@@ -1,6 +1,6 @@
-"""Fuzz worker: ``python -m tests.fuzz.worker TARGET SEED ROOT MEMORY_BYTES``.
+"""Fuzz worker: ``python -m tests.fuzz.worker TARGET[,TARGET...] SEED ROOT MEMORY_BYTES``.
 
-Builds the target's valid sample once, then reads case numbers from stdin (one per line) and
+Builds each target's valid sample once, then reads ``TARGET CASE`` lines from stdin and
 for each writes one JSON line to stdout: the corruption, the outcome (``accepted`` / ``clear``
 / ``unexpected``), the exception type and message, the seconds and the process's peak RSS.
 The address space is capped (``RLIMIT_AS``) so an allocation the header should have refused
@@ -80,17 +80,11 @@ def _warm_up(target, pristine: Path, root: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def main(argv: list[str]) -> int:
-    """Entry point (see the module docstring)."""
-    from tests.fuzz.targets import SELF_TEST_TARGETS, TARGETS
-
-    name, seed, root, memory = argv[0], int(argv[1]), Path(argv[2]), int(argv[3])
-    target = TARGETS.get(name) or SELF_TEST_TARGETS[name]
-    if memory:
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    pristine = root / f"{name}-pristine"
+def _prepare(target, root: Path) -> Path:
+    """The pristine sample folder of ``target`` under ``root`` (built once, shared by restarted workers)."""
+    pristine = root / f"{target.name}-pristine"
     if not pristine.exists():
-        staging = root / f"{name}-staging-{os.getpid()}"
+        staging = root / f"{target.name}-staging-{os.getpid()}"
         staging.mkdir(parents=True)
         primary = target.build(staging)
         staging.joinpath(".primary").write_text(str(primary.relative_to(staging)))
@@ -100,16 +94,28 @@ def main(argv: list[str]) -> int:
             shutil.rmtree(staging, ignore_errors=True)  # another worker of this target got there first
     target.errors()
     _warm_up(target, pristine, root)
-    work = root / f"{name}-work-{os.getpid()}"
+    return pristine
+
+
+def main(argv: list[str]) -> int:
+    """Entry point (see the module docstring)."""
+    from tests.fuzz.targets import SELF_TEST_TARGETS, TARGETS
+
+    names, seed, root, memory = argv[0].split(","), int(argv[1]), Path(argv[2]), int(argv[3])
+    targets = {name: TARGETS.get(name) or SELF_TEST_TARGETS[name] for name in names}
+    if memory:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    pristine = {name: _prepare(target, root) for name, target in targets.items()}
+    work = root / f"work-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
     out = sys.stdout
     out.write(json.dumps({"ready": True}) + "\n")
     out.flush()
     for line in sys.stdin:
-        line = line.strip()
-        if not line:
+        if not line.strip():
             continue
-        record = run_case(target, pristine, work, seed, int(line))
+        name, case = line.split()
+        record = run_case(targets[name], pristine[name], work, seed, int(case))
         out.write(json.dumps(record, default=str) + "\n")
         out.flush()
     shutil.rmtree(work, ignore_errors=True)
