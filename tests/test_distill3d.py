@@ -274,3 +274,17 @@ def test_latent_job_runs_and_cancels(tiny_sd):
     job.close()
     with pytest.raises(StopIteration):
         next(job)
+
+
+def test_fourier_amplitude_option_with_a_reference():
+    from engines.distill3d.job import _fourier_loss
+
+    z = torch.randn(2, 1, 8, 8, requires_grad=True)
+    g = torch.randn(2, 1, 8, 8)
+    _fourier_loss(z, torch.zeros_like(g)).backward()
+    assert float(z.grad.abs().max()) < 1e-5  # g = 0: the amplitude already matches its target
+    image = np.zeros((32, 32, 4), np.uint8)
+    image[8:24, 12:20] = 255
+    s = DistillSettings(class_label=1, steps=2, count=50, views_per_step=1, fourier=True)
+    result = run_job(distill_job(s, reference=image))
+    assert result.reference_psnr is not None and math.isfinite(result.history[-1]["loss"])
