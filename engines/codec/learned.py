@@ -152,10 +152,12 @@ def _crops(images: list[np.ndarray], patch: int, batch: int, rng: np.random.Gene
 
 
 def train_job(images, kind: str = "hyperprior", N: int = 48, M: int = 64, lam: float = 0.013, steps: int = 1000,
-              patch: int = 128, batch: int = 8, lr: float = 5e-4, seed: int = 0, threads: int | None = None):
+              patch: int = 128, batch: int = 8, lr: float = 5e-4, seed: int = 0, threads: int | None = None,
+              init: str | None = None):
     """Job: train a learned codec on ``images`` (``(H, W, 3)`` uint8, each at least ``patch`` px);
     yields Progress every step and a Log line every 25 steps (loss, bpp, PSNR); returns
-    ``(model, config)``. Cancel by closing the generator."""
+    ``(model, config)``. ``init`` continues from a saved model (its kind, N and M win).
+    Cancel by closing the generator."""
     import torch
 
     from engines.codec.learned_model import build_model
@@ -169,7 +171,13 @@ def train_job(images, kind: str = "hyperprior", N: int = 48, M: int = 64, lam: f
         torch.set_num_threads(int(threads))
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = build_model(kind, N, M)
+    if init:
+        import copy
+
+        model = copy.deepcopy(load_model(init)[0])
+        kind, N, M = model.kind, model.N, model.M
+    else:
+        model = build_model(kind, N, M)
     if patch % model.multiple:
         raise ValueError(f"the training crop must be a multiple of {model.multiple} px for a {kind} model (got {patch})")
     main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
@@ -204,7 +212,7 @@ def train_job(images, kind: str = "hyperprior", N: int = 48, M: int = 64, lam: f
                 f"{np.mean([h['psnr'] for h in recent]):.2f} dB (noisy latents), aux {aux.item():.1f}"
             )
     model.eval()
-    config = {"lambda": lam, "steps": steps, "patch": patch, "batch": batch, "lr": lr, "seed": seed,
+    config = {"lambda": lam, "steps": steps, "init": str(init) if init else None, "patch": patch, "batch": batch, "lr": lr, "seed": seed,
               "train_seconds": round(time.perf_counter() - start, 1), "history_tail": history[-5:]}
     return model, config
 

@@ -203,6 +203,10 @@ class CodecPanel(Panel):
         self.tabs.addTab(self.quant_editor, "Quantization")
         self.tabs.addTab(self._build_compare_tab(), "Compare")
         self.tabs.addTab(self._build_rd_tab(), "RD curves")
+        from panels.codec.learned_tab import LearnedTab
+
+        self.learned_tab = LearnedTab(self._submit, lambda: self.image, self.services.notify)
+        self.tabs.addTab(self.learned_tab, "Learned codec")
         self.tabs.currentChanged.connect(self._on_tab)
 
     def _build_image_tab(self) -> QWidget:

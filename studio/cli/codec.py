@@ -62,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default=None, help="continue training this model (.pt file or shipped name)")
     add_force(p)
 
     p = add_verb(subparsers, "decode", _decode, "decode a block-codec (.ssbc) or learned-codec (.sslc) bitstream to PNG")
@@ -393,12 +394,12 @@ def _train(args: argparse.Namespace) -> dict:
     images = [_load(p) for p in args.images] if args.images else default_training_images()
     try:
         job = train_job(images, kind=args.kind, N=args.N, M=args.M, lam=args.lam, steps=args.steps, patch=args.patch,
-                        batch=args.batch, lr=args.lr, seed=args.seed)
+                        batch=args.batch, lr=args.lr, seed=args.seed, init=args.init)
         model, config = run_with_progress(job)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     config["trained_on"] = [Path(p).name for p in args.images] or "bundled sample photos"
-    params = {k: getattr(args, k) for k in ("kind", "N", "M", "lam", "steps", "patch", "batch", "lr", "seed")}
+    params = {k: getattr(args, k) for k in ("kind", "N", "M", "lam", "steps", "patch", "batch", "lr", "seed", "init")}
     prov = make_provenance("codec", "codec.learned.train", params, inputs=_inputs(args.images))
     written = _write(out, lambda tmp: save_model(model, tmp, config), prov, args.force)
     tail = config["history_tail"][-1]

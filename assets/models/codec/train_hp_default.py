@@ -22,6 +22,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--out", default=str(Path(__file__).with_name("hp-default.pt")))
+    ap.add_argument("--init", default=None, help="continue from this model file")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
     def show(event):
@@ -29,7 +32,7 @@ def main() -> None:
             print(event.message, flush=True)
 
     job = train_job(default_training_images(), kind="hyperprior", N=32, M=48, lam=0.013, steps=args.steps,
-                    patch=128, batch=4, lr=1e-3, seed=0, threads=1)
+                    patch=128, batch=4, lr=args.lr, seed=args.seed, threads=1, init=args.init)
     model, config = run_job(job, show)
     config["trained_on"] = "scikit-image samples: chelsea, rocket, hubble_deep_field, immunohistochemistry, retina, stereo_motorcycle"
     print("saved", save_model(model, args.out, config))
