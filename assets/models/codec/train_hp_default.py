@@ -25,13 +25,14 @@ def main() -> None:
     ap.add_argument("--init", default=None, help="continue from this model file")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lam", type=float, default=0.013)
     args = ap.parse_args()
 
     def show(event):
         if isinstance(event, Log):
             print(event.message, flush=True)
 
-    job = train_job(default_training_images(), kind="hyperprior", N=32, M=48, lam=0.013, steps=args.steps,
+    job = train_job(default_training_images(), kind="hyperprior", N=32, M=48, lam=args.lam, steps=args.steps,
                     patch=128, batch=4, lr=args.lr, seed=args.seed, threads=1, init=args.init)
     model, config = run_job(job, show)
     config["trained_on"] = "scikit-image samples: chelsea, rocket, hubble_deep_field, immunohistochemistry, retina, stereo_motorcycle"
