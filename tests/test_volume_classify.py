@@ -215,3 +215,49 @@ def test_organs_phantom_is_a_hard_but_fair_case():
     a, b = (np.median(volume.data[ndimage.binary_erosion(labels == k, iterations=2)]) for k in (1, 2))
     assert abs(a - b) < 25  # similar intensities (noise σ = 15 HU)
     assert ndimage.label(labels == 3)[1] == 1  # one connected thin tube
+
+
+def test_learned_features_from_a_local_torchscript_file(tmp_path):
+    """A user's own network (here a tiny 3-D conv net saved as TorchScript) adds its feature
+    maps to the similarity channels; broken files give one line."""
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AvgPool3d(2))
+    torch.jit.save(torch.jit.trace(net, torch.rand(1, 1, 8, 8, 8)), str(tmp_path / "net.pt"))
+    volume, labels = make_phantom(32)
+    plain = compute_features(volume.data)
+    learned = compute_features(volume.data, extractor=tmp_path / "net.pt")
+    assert learned.features.shape[-1] == plain.features.shape[-1] + 4
+    assert learned.similarity_channels == plain.similarity_channels + 4
+    n = plain.similarity_channels
+    np.testing.assert_array_equal(learned.features[..., :n], plain.features[..., :n])
+    # the added channels are the network's maps (pooled by 2, resized back), z-scored
+    norm = np.clip((volume.data - np.percentile(volume.data, 0.1)) /
+                   (np.percentile(volume.data, 99.9) - np.percentile(volume.data, 0.1)), 0, 1).astype(np.float32)
+    with torch.no_grad():
+        maps = torch.nn.functional.interpolate(net(torch.from_numpy(norm)[None, None]), size=norm.shape, mode="trilinear")[0]
+    expected = maps[1].numpy()
+    expected = (expected - expected.mean()) / expected.std() / 3.0
+    np.testing.assert_allclose(learned.features[..., n + 1], expected, atol=1e-3)
+    strokes = Strokes([ClassSpec(n) for n in NAMES])
+    for index, voxels in simulate_strokes(labels, {i: i for i in range(5)}, slices=(10, 16, 22), radius=0, seed=1).items():
+        strokes.add(index, voxels)
+    assert classify(learned, strokes, method="forest").labels.shape == labels.shape
+    (tmp_path / "bad.pt").write_bytes(b"not a model")
+    for bad, match in ((tmp_path / "bad.pt", "not a TorchScript"), (tmp_path / "none.pt", "not found")):
+        with pytest.raises(ValueError, match=match) as info:
+            compute_features(volume.data, extractor=bad)
+        assert "\n" not in str(info.value)
+
+
+def test_cli_classify_with_a_bad_feature_model_is_one_line(tmp_path, capsys):
+    from studio.cli import main as cli_main
+
+    strokes = Strokes([ClassSpec("a"), ClassSpec("b")], {0: np.array([[4, 4, 4]]), 1: np.array([[10, 10, 10]])})
+    (tmp_path / "s.json").write_text(json.dumps(strokes.to_dict()))
+    (tmp_path / "m.pt").write_bytes(b"junk")
+    args = ["volume", "classify", "phantom:16", "--strokes", str(tmp_path / "s.json"), "--out", str(tmp_path / "l.nii.gz")]
+    assert cli_main(args + ["--feature-model", str(tmp_path / "m.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "m.pt" in err and "\n" not in err and not (tmp_path / "l.nii.gz").exists()

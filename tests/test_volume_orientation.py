@@ -251,3 +251,24 @@ def test_panel_slice_letters_follow_the_affine(make_panel):
     assert sagittal == {"left": "A", "right": "P", "top": "S", "bottom": "I"}
     assert "x,y,z → LPS" in panel.info_label.text()
     panel.services.jobs.wait_all(30)
+
+
+def test_rtdose_multiframe_affine_from_pydicom_geometry():
+    """RT dose: frame k lies at IPP + GridFrameOffsetVector[k] · (row × column); pixel (j, i) of a
+    frame at + i·Δi·r + j·Δj·c (LPS) - computed here from the tags, compared in RAS."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("rtdose.dcm")
+    if path is None:
+        pytest.skip("pydicom test files not installed")
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    volume = read_volume(path)
+    r, c = np.asarray(ds.ImageOrientationPatient[:3], float), np.asarray(ds.ImageOrientationPatient[3:], float)
+    n = np.cross(r, c)
+    ipp, offsets = np.asarray(ds.ImagePositionPatient, float), np.asarray(ds.GridFrameOffsetVector, float)
+    di, dj = float(ds.PixelSpacing[1]), float(ds.PixelSpacing[0])
+    for k, j, i in [(0, 0, 0), (len(offsets) - 1, 3, 5), (2, ds.Rows - 1, ds.Columns - 1)]:
+        lps = ipp + offsets[k] * n + i * di * r + j * dj * c
+        np.testing.assert_allclose(volume.world([k, j, i]), lps * FLIP, atol=1e-4)

@@ -202,7 +202,8 @@ def hessian_eigenvalues(hxx, hyy, hzz, hxy, hxz, hyz) -> np.ndarray:
 def features_job(data: np.ndarray, *, factor: int | None = None, sigmas: Sequence[float] = (1.0, 2.0, 4.0),
                  hessian_sigmas: Sequence[float] = (), intensity_bins: int = 12,
                  target_voxels: int = 2_200_000, context_weight: float = 1.0,
-                 structure_weight: float = 1.0, bin_sigma: float = 0.0, raw_weight: float = 1.0) -> Iterator:
+                 structure_weight: float = 1.0, bin_sigma: float = 0.0, raw_weight: float = 1.0,
+                 extractor: str | os.PathLike | None = None, extractor_weight: float = 1.0) -> Iterator:
     """Job generator computing a :class:`FeatureVolume` of a ``(Z, Y, X)`` volume.
 
     Features per voxel (at stride ``factor``; default: full resolution up to ~2.2 M voxels),
@@ -220,6 +221,11 @@ def features_job(data: np.ndarray, *, factor: int | None = None, sigmas: Sequenc
       vessels: two strongly negative eigenvalues, one small; cf. Frangi's vesselness) and a
       plate/edge measure ``|λ3| − |λ2|`` (high on the boundary of large structures, where a
       vessel-like intensity occurs on bone and organ surfaces).
+
+    - optionally learned features: ``extractor`` names a local TorchScript file (a network the
+      user trained or exported; nothing is downloaded) mapping a ``(1, 1, z', y', x')`` float32
+      volume in [0, 1] to ``(1, C, …)`` feature maps, C ≤ 256, resized to the grid if needed;
+      its channels join the similarity channels (weight ``extractor_weight``).
 
     Every channel except the intensity bins is z-scored over the volume and weighted
     (``context_weight`` for the multiscale terms, ``structure_weight`` for the Hessian terms).
@@ -292,8 +298,46 @@ def features_job(data: np.ndarray, *, factor: int | None = None, sigmas: Sequenc
         del eig, a1, a2, a3, tube
         yield Progress(step, total, f"Hessian σ={sigma:g}")
     n_sim = intensity_bins + 1 + 3 * len(sigmas)
+    if extractor is not None:
+        yield Progress(total, total, f"learned features from {Path(extractor).name}")
+        learned = _learned_features(extractor, norm)
+        for c in range(learned.shape[-1]):
+            channel = learned[..., c]
+            mean, std = float(channel.mean()), float(channel.std())
+            learned[..., c] = (channel - mean) * (extractor_weight / 3.0 / (std if std > 1e-6 else 1.0))
+        out = np.concatenate([out[..., :n_sim], learned, out[..., n_sim:]], axis=-1)
+        n_sim += learned.shape[-1]
     yield Progress(total, total, "features ready")
     return FeatureVolume(out, factor, tuple(data.shape), similarity_channels=n_sim)
+
+
+def _learned_features(path: str | os.PathLike, norm: np.ndarray) -> np.ndarray:
+    """Run a local TorchScript feature extractor on ``norm`` (z', y', x') → (z', y', x', C) float32."""
+    import torch
+    import torch.nn.functional as F
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"feature extractor not found: {path}")
+    try:
+        model = torch.jit.load(str(path), map_location="cpu").eval()
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for files that are not TorchScript
+        text = str(exc).strip().splitlines()
+        raise ValueError(f"{path.name} is not a TorchScript feature extractor: {text[0] if text else type(exc).__name__}") from exc
+    with torch.no_grad():
+        try:
+            maps = model(torch.from_numpy(np.ascontiguousarray(norm))[None, None])
+        except Exception as exc:  # noqa: BLE001 - whatever the user's network raises
+            text = str(exc).strip().splitlines()
+            raise ValueError(f"{path.name} failed on a {norm.shape} volume: {text[0] if text else type(exc).__name__}") from exc
+        if not isinstance(maps, torch.Tensor) or maps.ndim != 5 or maps.shape[0] != 1 or not 1 <= maps.shape[1] <= 256:
+            shape = tuple(maps.shape) if isinstance(maps, torch.Tensor) else type(maps).__name__
+            raise ValueError(f"{path.name} must return (1, C ≤ 256, z, y, x) feature maps, got {shape}")
+        if tuple(maps.shape[2:]) != norm.shape:
+            maps = F.interpolate(maps.float(), size=norm.shape, mode="trilinear", align_corners=False)
+        if not torch.isfinite(maps).all():
+            raise ValueError(f"{path.name} produced NaN or infinite features")
+        return np.ascontiguousarray(maps[0].float().permute(1, 2, 3, 0).numpy())
 
 
 def compute_features(data: np.ndarray, **kwargs) -> FeatureVolume:

@@ -105,12 +105,14 @@ def _classify(args: argparse.Namespace) -> dict:
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     try:
-        features = run_with_progress(features_job(volume.data, factor=args.feature_factor or None))
+        features = run_with_progress(features_job(volume.data, factor=args.feature_factor or None,
+                                                  extractor=args.feature_model))
         result = run_with_progress(classify_job(features, strokes, method=args.method, aggregate=args.aggregate))
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     parameters = {"file": args.file, "strokes": args.strokes, "method": args.method, "aggregate": args.aggregate,
-                  "feature_factor": features.factor, "classes": [c.name for c in strokes.classes]}
+                  "feature_factor": features.factor, "feature_model": args.feature_model,
+                  "classes": [c.name for c in strokes.classes]}
     provenance = make_provenance("volume", "engines.volume.classify", parameters, inputs=[args.file, args.strokes])
     try:
         path = save_nifti(args.out, result.labels, provenance, like=volume, force=args.force)
@@ -191,6 +193,7 @@ def register(subparsers) -> None:
     p.add_argument("--method", choices=["similarity", "forest"], default="similarity", help="cosine similarity (Engel et al.) or random forest")
     p.add_argument("--aggregate", choices=["mean", "max"], default="mean", help="how similarities to a class's annotations combine")
     p.add_argument("--feature-factor", type=int, default=0, help="compute features every N voxels (0 = automatic)")
+    p.add_argument("--feature-model", default=None, help="optional local TorchScript feature extractor (1,1,z,y,x) -> (1,C,z,y,x)")
     p.add_argument("--out", required=True, help="label volume (.nii.gz); 0 = unclassified, i+1 = class i")
     add_force(p)
 
