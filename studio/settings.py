@@ -61,6 +61,40 @@ class StudioSettings:
     def max_running_jobs(self, value: int) -> None:
         self._qs.setValue("compute/max_running_jobs", int(value))
 
+    # -- batches ---------------------------------------------------------------------
+    @property
+    def executor(self) -> str:
+        """Where batch actions run: ``serial``, ``local`` (Ray on this machine) or ``cluster``."""
+        value = str(self._get("batch/executor", "serial"))
+        return value if value in ("serial", "local", "cluster") else "serial"
+
+    @executor.setter
+    def executor(self, value: str) -> None:
+        self._qs.setValue("batch/executor", value)
+
+    @property
+    def cluster_address(self) -> str:
+        """The Ray cluster for ``cluster``: ``auto``, ``ray://HOST:10001`` or ``HOST:6379``."""
+        return str(self._get("batch/cluster_address", "auto"))
+
+    @cluster_address.setter
+    def cluster_address(self, value: str) -> None:
+        self._qs.setValue("batch/cluster_address", value.strip())
+
+    @property
+    def batch_workers(self) -> int:
+        """Tasks at once (0 = one per core locally, every CPU of a cluster)."""
+        return max(0, int(self._get("batch/workers", 0)))
+
+    @batch_workers.setter
+    def batch_workers(self, value: int) -> None:
+        self._qs.setValue("batch/workers", int(value))
+
+    def executor_spec(self) -> tuple[str, int | None]:
+        """``(executor, workers)`` as :func:`engines.batch.make_executor` takes them."""
+        spec = {"serial": "serial", "local": "local"}.get(self.executor, self.cluster_address or "auto")
+        return spec, self.batch_workers or None
+
     # -- appearance ------------------------------------------------------------------
     @property
     def theme(self) -> str:

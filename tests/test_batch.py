@@ -203,3 +203,24 @@ def test_fit_batch_equals_single_fit(images, tmp_path, capsys):
     assert result["counts"]["done"] == 2 and set(result["psnr_db"]) == {"000-astronaut.ply", "001-coffee.ply"}
     assert main(["render", "fit", str(images / "coffee.png"), *opts, "--out", str(tmp_path / "one.ply")]) == 0
     assert (tmp_path / "fits" / "001-coffee.ply").read_bytes() == (tmp_path / "one.ply").read_bytes()
+
+
+def test_preferences_choose_where_batches_run(qtbot, tmp_path):
+    from studio.settings import StudioSettings
+    from studio.widgets.settings_dialog import SettingsDialog
+
+    settings = StudioSettings(str(tmp_path / "s.ini"))
+    assert settings.executor_spec() == ("serial", None)
+    dialog = SettingsDialog(settings, ["cpu"])
+    qtbot.addWidget(dialog)
+    assert not dialog.address.isEnabled() and not dialog.workers.isEnabled()
+    dialog.executor.setCurrentIndex(dialog.executor.findData("cluster"))
+    assert dialog.address.isEnabled() and dialog.workers.isEnabled()
+    dialog.address.setText(" ray://head:10001 ")
+    dialog.workers.setValue(3)
+    dialog.store(settings)
+    again = StudioSettings(str(tmp_path / "s.ini"))
+    assert again.executor_spec() == ("ray://head:10001", 3)
+    assert make_executor(*again.executor_spec()).name == "ray://head:10001"
+    again.executor = "local"
+    assert again.executor_spec() == ("local", 3)

@@ -107,3 +107,29 @@ def test_cancel_stops_pending_tasks_and_leaves_no_partial_file(cluster, tmp_path
     # the cluster is still usable after a cancel
     again = run_job(batch_job(gen.__class__("again", gen.tasks[:2]), RayExecutor(), tmp_path / "again"))
     assert again.summary["done"] == 2
+
+
+def test_codec_panel_rd_sweep_runs_on_the_executor_from_the_preferences(cluster, make_panel, qtbot, tmp_path):
+    pytest.importorskip("pytestqt")
+    from engines.codec.images import sample_image
+    from engines.codec.rd import rd_sweep_job
+    from panels.codec import CodecPanel
+    from studio.settings import StudioSettings
+
+    panel = make_panel(CodecPanel)
+    settings = StudioSettings(str(tmp_path / "s.ini"))
+    settings.executor = "local"
+    panel.services.settings = settings
+    image = sample_image("coffee")[:96, :128].copy()
+    panel.receive("image", image)
+    for name, box in panel.rd_checks.items():
+        box.setChecked(name in ("jpeg", "webp"))
+    panel.rd_qualities.setText("30,50,70,90")
+    panel.run_rd()
+    assert "on local" in panel._handles["rd"].name
+    qtbot.waitUntil(lambda: bool(panel.bd_rows), timeout=180000)
+    reference = run_job(rd_sweep_job([(panel.image_name or "image", image)], panel.rd_specs(), [30, 50, 70, 90]))
+    assert [(r["label"], r["quality"], r["bytes"]) for r in panel.rd_rows] == \
+        [(r["label"], r["quality"], r["bytes"]) for r in reference]
+    assert [r["psnr_rgb"] for r in panel.rd_rows] == [r["psnr_rgb"] for r in reference]
+    assert panel.bd_table.rowCount() == 2

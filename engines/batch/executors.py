@@ -138,10 +138,11 @@ class RayExecutor(Executor):
                 ray.init(**kwargs)
             else:
                 kwargs.pop("include_dashboard")
+                _check_reachable(self.address)
                 try:
                     ray.init(address=self.address, **kwargs)
-                except (ConnectionError, RuntimeError, ValueError) as exc:
-                    raise ValueError(f"cannot connect to the Ray cluster at {self.address}: {exc}") from exc
+                except Exception as exc:  # noqa: BLE001 - Ray raises many kinds here; the user needs one line
+                    raise ValueError(_connect_error(self.address, exc)) from exc
             self._owned = True
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self._slots = max(1, min(self.workers or cpus, cpus) // self.threads)
@@ -192,6 +193,31 @@ class RayExecutor(Executor):
 
             ray.shutdown()
             self._owned = False
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast (ValueError) when a ``HOST:PORT`` / ``ray://HOST:PORT`` address refuses TCP
+    connections, instead of Ray's minute of retries."""
+    import socket
+
+    text = address[len("ray://"):] if address.startswith("ray://") else address
+    if not _looks_like_host_port(text):
+        return
+    host, _, port = text.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ValueError(f"cannot connect to the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
+def _connect_error(address: str, exc: Exception) -> str:
+    """One line saying why connecting to ``address`` failed and what to do."""
+    text = f"{exc} {exc.__cause__ or ''}"
+    if "AuthToken" in text or "Authentication" in text or "Unauthenticated" in text:
+        return (f"the Ray cluster at {address} uses token authentication: set RAY_AUTH_MODE=token and "
+                "RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to the cluster's token")
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return f"cannot connect to the Ray cluster at {address}: {lines[-1] if lines else type(exc).__name__}"
 
 
 def make_executor(spec: str | None, workers: int | None = None, threads_per_task: int = 1,

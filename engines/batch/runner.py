@@ -50,14 +50,16 @@ class BatchReport:
         return [e for e in self.tasks.values() if e["status"] == "failed"]
 
 
-def prepare_folder(folder, force: bool = False) -> Path:
-    """Create the batch folder; refuse an existing batch (its ``batch.json``) unless ``force``."""
+def prepare_folder(folder, force: bool = False, create: bool = True) -> Path:
+    """Check (and with ``create`` make) the batch folder; refuse an existing batch (its
+    ``batch.json``) unless ``force``."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{folder} is a file, not a folder")
     if (folder / MANIFEST).exists() and not force:
         raise ValueError(f"{folder} already holds a batch (use --force to overwrite)")
-    folder.mkdir(parents=True, exist_ok=True)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
@@ -86,7 +88,7 @@ def batch_job(batch: Batch, executor: Executor, folder, *, force: bool = False,
     are reported (Log + manifest) and do not stop the others. Cancel by closing the generator
     or with ``cancel``: unfinished tasks are cancelled and marked ``cancelled``.
     """
-    folder = prepare_folder(folder, force)
+    folder = prepare_folder(folder, force, create=False)
     if blobs is None:
         blobs = batch.load_inputs()
     entries = {t.id: _entry(t) for t in batch.tasks}
@@ -94,6 +96,11 @@ def batch_job(batch: Batch, executor: Executor, folder, *, force: bool = False,
     yield Progress(0, total, f"starting the {executor.name} executor")
     watch = Stopwatch()
     executor.start()
+    try:
+        prepare_folder(folder, force)
+    except (ValueError, OSError):
+        executor.close()
+        raise
     yield Log(f"batch {batch.name}: {total} tasks on {executor.name} (start-up {executor.startup_seconds:.1f} s)")
     stream = executor.run(batch.tasks, blobs)
     cancelled = True

@@ -1328,14 +1328,40 @@ class CodecPanel(Panel):
         self.rd_progress.setFormat("%p%")
         self.rd_run.setEnabled(False)
         self.rd_cancel.setEnabled(True)
+        images = [(self.image_name or "image", image)]
+        where, factory = self._rd_on_executor(images, specs, qualities, msssim) or (
+            "", lambda: rd_sweep_job(images, specs, qualities, with_ms_ssim=msssim))
         self._submit(
             "rd",
-            f"RD sweep ({len(specs)} codecs × {len(qualities)} qualities)",
-            lambda: rd_sweep_job([(self.image_name or "image", image)], specs, qualities, with_ms_ssim=msssim),
+            f"RD sweep ({len(specs)} codecs × {len(qualities)} qualities)" + (f" on {where}" if where else ""),
+            factory,
             self._on_rd_done,
             on_event=self._on_rd_event,
             on_done=self._rd_finished,
         )
+
+    def _rd_on_executor(self, images, specs, qualities, msssim):
+        """``(executor name, job factory)`` when the preferences send batches to Ray, else None.
+        The batch folder (with batch.json) goes to the system temp folder; the log names it."""
+        settings = getattr(self.services, "settings", None)
+        if settings is None or settings.executor == "serial":
+            return None
+        import tempfile
+        import time
+        from pathlib import Path
+
+        spec, workers = settings.executor_spec()
+        folder = Path(tempfile.gettempdir()) / "spectra-batches" / time.strftime("rd-%Y%m%d-%H%M%S")
+
+        def factory():
+            from engines.batch import make_executor
+            from engines.batch.sweeps import rd_batch_job
+
+            return rd_batch_job(images, specs, qualities, make_executor(spec, workers), folder, with_ms_ssim=msssim,
+                                force=True)
+
+        self.services.log(f"RD sweep on {spec}: batch folder {folder}")
+        return spec, factory
 
     def cancel_rd(self) -> None:
         h = self._handles.get("rd")

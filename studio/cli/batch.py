@@ -60,7 +60,7 @@ def _batch_folder(out: str, force: bool) -> Path:
     if folder.exists() and any(folder.iterdir()) and not force:
         raise CliError(f"{folder} is not empty (use --force to add to it)")
     try:
-        return prepare_folder(folder, force)
+        return prepare_folder(folder, force, create=False)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
 
