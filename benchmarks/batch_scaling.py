@@ -136,9 +136,8 @@ def main() -> None:
     token.write_text(secrets.token_hex(32))
     token.chmod(0o600)
     os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token), RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
-    import torch
-
     import ray
+    import torch
 
     from engines.batch import RayExecutor, SerialExecutor
 

@@ -224,3 +224,15 @@ def test_preferences_choose_where_batches_run(qtbot, tmp_path):
     assert make_executor(*again.executor_spec()).name == "ray://head:10001"
     again.executor = "local"
     assert again.executor_spec() == ("local", 3)
+
+
+def test_generate_3d_batch_equals_single_distillation(tmp_path, capsys):
+    opts = ["--steps", "3", "--count", "40", "--views", "1", "--json"]
+    assert main(["generate", "3d", "--classes", "1,4", *opts, "--out", str(tmp_path / "scenes")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["scenes"] == ["3d-c1-s0.ply", "3d-c4-s0.ply"]
+    assert main(["generate", "3d", "--class", "4", *opts, "--out", str(tmp_path / "one.ply")]) == 0
+    assert (tmp_path / "scenes" / "3d-c4-s0.ply").read_bytes() == (tmp_path / "one.ply").read_bytes()
+    sidecar = json.loads((tmp_path / "scenes" / "3d-c4-s0.ply.json").read_text())
+    assert sidecar["parameters"]["class_label"] == 4 and sidecar["parameters"]["model"] == "digits-flow"
+    assert main(["generate", "3d", "--classes", "1", "--turntable", "t.webp", "--out", str(tmp_path / "x")]) == 2

@@ -141,7 +141,7 @@ class RayExecutor(Executor):
                 _check_reachable(self.address)
                 try:
                     ray.init(address=self.address, **kwargs)
-                except Exception as exc:  # noqa: BLE001 - Ray raises many kinds here; the user needs one line
+                except Exception as exc:
                     raise ValueError(_connect_error(self.address, exc)) from exc
             self._owned = True
         cpus = int(ray.cluster_resources().get("CPU", 1))
@@ -200,7 +200,7 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
     connections, instead of Ray's minute of retries."""
     import socket
 
-    text = address[len("ray://"):] if address.startswith("ray://") else address
+    text = address.removeprefix("ray://")
     if not _looks_like_host_port(text):
         return
     host, _, port = text.rpartition(":")

@@ -15,7 +15,7 @@ from pathlib import Path
 from engines.batch.spec import Batch, TaskSpec, safe_name
 from engines.jobs import Preview
 
-__all__ = ["classify_batch", "fit_batch", "generation_batch", "parse_int_list", "rd_batch", "rd_batch_job",
+__all__ = ["classify_batch", "distill_batch", "fit_batch", "generation_batch", "parse_int_list", "rd_batch", "rd_batch_job",
            "rd_tables"]
 
 
@@ -150,6 +150,20 @@ def generation_batch(base: dict, seeds: list[int], samplers: list[str], steps: l
                 gen = {**base, "seed": int(seed), "sampler": sampler, "steps": int(n)}
                 params = {"generation": gen, "model_name": model_name, "out_name": tid + ".png"}
                 tasks.append(TaskSpec(tid, "generate.image", params, {"model": model_folder}))
+    return Batch(name, tasks)
+
+
+def distill_batch(settings: dict, classes: list, prompts: list[str], seeds: list[int], model_name: str,
+                  model_folder: str, prefix: str = "3d", name: str = "generate-3d") -> Batch:
+    """One 3D distillation per class (or prompt) x seed; ``settings`` = the other DistillSettings."""
+    tasks = []
+    subjects = [("class_label", c, f"c{c}") for c in classes] + [("prompt", p, f"p{i}") for i, p in enumerate(prompts)]
+    for key, value, tag in subjects or [("class_label", settings.get("class_label"), "uncond")]:
+        for seed in seeds:
+            tid = safe_name(f"{prefix}-{tag}-s{seed}")
+            distill = {**settings, key: value, "seed": int(seed)}
+            tasks.append(TaskSpec(tid, "generate.3d", {"settings": distill, "model_name": model_name,
+                                                        "out_name": tid + ".ply"}, {"model": model_folder}))
     return Batch(name, tasks)
 
 

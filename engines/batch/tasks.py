@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engines.batch.spec import TaskOutput
 
-__all__ = ["TASKS", "codec_rd_task", "generate_image_task", "render_fit_task", "volume_classify_task"]
+__all__ = ["TASKS", "codec_rd_task", "generate_3d_task", "generate_image_task", "render_fit_task", "volume_classify_task"]
 
 
 def _timeless(record: dict, inputs: dict[str, str]) -> dict:
@@ -123,10 +123,34 @@ def volume_classify_task(params: dict, inputs) -> TaskOutput:
         "unclassified": int(counts[0]), **{c.name: int(counts[i + 1]) for i, c in enumerate(strokes.classes)}}})
 
 
+def generate_3d_task(params: dict, inputs) -> TaskOutput:
+    """Score distillation of one class or prompt into 3D: ``model`` input (a packed model folder)
+    + distillation settings -> ``<out_name>`` (.ply) and its ``.json`` sidecar."""
+    from engines.distill3d import DistillSettings, distill_job, provenance_parameters
+    from engines.jobs import run_job
+    from engines.render.io import save_ply
+    from studio.export import make_provenance, save_with_sidecar
+
+    settings = DistillSettings.from_dict({**params["settings"], "model": str(inputs.folder("model"))})
+    result = run_job(distill_job(settings, None, device="cpu"))
+    parameters = provenance_parameters(result)
+    parameters.pop("seconds", None)
+    parameters["model"] = params["model_name"]
+    parameters["model_info"] = {k: v for k, v in parameters.get("model_info", {}).items() if k != "path"}
+    prov = _timeless(make_provenance("generate", "engines.distill3d", parameters, seed=settings.seed, device="cpu"),
+                     {"model": inputs.sha256("model")})
+    scene = result.gaussians()
+    files = _files_written_by(lambda d: save_with_sidecar(d / params["out_name"], lambda tmp: save_ply(tmp, scene), prov))
+    return TaskOutput(files, {"file": params["out_name"], "count": len(scene), "class_label": settings.class_label,
+                              "prompt": settings.prompt, "seed": settings.seed,
+                              "final_loss": parameters.get("final_loss")})
+
+
 #: task kind -> function(params, inputs) -> TaskOutput
 TASKS: dict[str, Callable] = {
     "codec.rd": codec_rd_task,
     "generate.image": generate_image_task,
+    "generate.3d": generate_3d_task,
     "render.fit": render_fit_task,
     "volume.classify": volume_classify_task,
 }

@@ -159,6 +159,31 @@ def generation_batch_verb(args: argparse.Namespace, model_dirs: list[str]) -> di
     return result
 
 
+# -- generate 3d -------------------------------------------------------------------------------
+def distill_batch_verb(args: argparse.Namespace, settings, model_dirs: list[str]) -> dict:
+    """``generate 3d`` over several classes / prompts / seeds: one ``.ply`` (+ sidecar) each."""
+    from dataclasses import asdict
+
+    from engines.batch.sweeps import distill_batch
+    from engines.generation.models import ModelError, resolve_model
+
+    if args.image or args.turntable:
+        raise CliError("batches distil classes or prompts; run image to 3D and turntables one at a time")
+    try:
+        info = resolve_model(args.model, model_dirs)
+    except (ValueError, ModelError) as exc:
+        raise CliError(str(exc)) from exc
+    if Path(info.path).is_file():
+        raise CliError("batches ship model folders to their workers; single-file models are not supported yet")
+    prompts = [p.strip() for p in (args.prompts or "").split("|") if p.strip()]
+    folder = _batch_folder(args.out, args.force)
+    batch = distill_batch(asdict(settings), args.classes or [], prompts, args.seeds or [args.seed], info.name, info.path)
+    report = run_batch(batch, args, folder)
+    result = summary(report)
+    result["scenes"] = [e["record"]["file"] for e in report.tasks.values() if e["status"] == "done"]
+    return result
+
+
 # -- render fit --------------------------------------------------------------------------------
 def fit_batch_verb(args: argparse.Namespace, targets: list[str]) -> dict:
     """``render fit`` over several photos: one ``.ply`` (+ sidecar) per photo."""

@@ -206,14 +206,30 @@ def _register_3d(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed (same seed, same .ply)")
     p.add_argument("--out", required=True, help="output .ply (3DGS layout) with a .json provenance sidecar")
     p.add_argument("--turntable", default=None, help="also write a 36-frame turntable (.webp or .gif)")
+    p.add_argument("--classes", type=int_list, default=None, help="batch: class labels such as 0-9 (one .ply each)")
+    p.add_argument("--prompts", default=None, help="batch: prompts separated by '|' (one .ply each)")
+    p.add_argument("--seeds", type=int_list, default=None, help="batch: seeds such as 0-3 (per class or prompt)")
+    add_executor_options(p)
     _add_model_dir(p)
     add_force(p)
 
 
-def _distill_3d(args) -> dict:
-    from engines.distill3d import METHODS, DistillSettings, distill_job
-    from engines.generation.models import ModelError
+def _distill_settings(args):
+    """The DistillSettings the ``generate 3d`` options describe."""
+    from engines.distill3d import DistillSettings
     from studio.cli.common import parse_pair
+
+    return DistillSettings(
+        model=args.model, class_label=args.class_label, prompt=args.prompt, negative_prompt=args.negative_prompt,
+        method=args.method, steps=args.steps, guidance=args.guidance, primitive=args.primitive, count=args.count,
+        sh_degree=args.sh_degree, views_per_step=args.views, azimuth=parse_pair(args.azimuth, float, "--azimuth"),
+        elevation=parse_pair(args.elevation, float, "--elevation"), background=args.background,
+        fourier=args.fourier, seed=args.seed)
+
+
+def _distill_3d(args) -> dict:
+    from engines.distill3d import METHODS, distill_job
+    from engines.generation.models import ModelError
     from studio.export import ExportError
     from studio.export_3d import check_outputs, save_distill_outputs
 
@@ -223,6 +239,10 @@ def _distill_3d(args) -> dict:
         raise CliError("--steps and --count must be at least 1")
     if args.class_label is not None and args.prompt:
         raise CliError("give either --class or --prompt, not both")
+    if args.classes or args.prompts or args.seeds or args.executor is not None:
+        from studio.cli.batch import distill_batch_verb
+
+        return distill_batch_verb(args, _distill_settings(args), _model_dirs(args))
     try:
         check_outputs(args.out, args.turntable, args.force)
     except ExportError as exc:
@@ -241,12 +261,7 @@ def _distill_3d(args) -> dict:
                 reference = np.asarray(image.convert("RGBA" if "A" in image.getbands() else "RGB"))
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise CliError(f"reference image {args.image} is not a readable image ({exc})") from None
-    settings = DistillSettings(
-        model=args.model, class_label=args.class_label, prompt=args.prompt, negative_prompt=args.negative_prompt,
-        method=args.method, steps=args.steps, guidance=args.guidance, primitive=args.primitive, count=args.count,
-        sh_degree=args.sh_degree, views_per_step=args.views, azimuth=parse_pair(args.azimuth, float, "--azimuth"),
-        elevation=parse_pair(args.elevation, float, "--elevation"), background=args.background,
-        fourier=args.fourier, seed=args.seed)
+    settings = _distill_settings(args)
     try:
         result = run_with_progress(distill_job(settings, reference, model_folders=_model_dirs(args)), quiet=args.json)
         written = save_distill_outputs(result, args.out, args.turntable, force=args.force, reference=args.image)
