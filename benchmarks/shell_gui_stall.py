@@ -400,7 +400,9 @@ def main() -> None:
         ref_text = f"{ref:10.0f}" if ref is not None else f"{'(a job)':>10}"
         print(f"{phase:<17}{value:8.0f}{no_gl:12.0f}{frame:10.0f}{ref_text}{ratio}  "
               f"{'met' if no_gl <= GOAL_MS else 'NOT met'}")
-    print(f"(start-up: studio ready in {startup['studio']['seconds']:.1f} s, {startup['studio']['device']})")
+    print(f"(start-up: studio ready in {startup['studio']['seconds']:.1f} s, {startup['studio']['device']}; "
+          f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: other processes compete "
+          f"for the CPUs and a preempted thread holding the GIL delays the GUI thread too)")
     sys.stdout.flush()
     window.jobs.cancel_all()
     window.jobs.wait_all(10)

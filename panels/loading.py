@@ -26,7 +26,7 @@ class LoadingOverlay(QFrame):
         self.title.setStyleSheet("font-weight: bold; font-size: 14px;")
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.bar = QProgressBar()
-        self.bar.setRange(0, 0)  # busy until the first Progress event
+        self.bar.setRange(0, 100)  # determinate: a busy animation would repaint (and recompose GL views) nonstop
         self.bar.setTextVisible(False)
         self.bar.setFixedWidth(320)
         self.message = QLabel("")
@@ -40,16 +40,17 @@ class LoadingOverlay(QFrame):
         """Show the card with ``title`` and a busy bar."""
         self.title.setText(title)
         self.message.setText("starting…")
-        self.bar.setRange(0, 0)
+        self.bar.setValue(0)
         self._place()
         self.show()
         self.raise_()
 
     def set_progress(self, fraction: float, message: str = "") -> None:
         """Show ``fraction`` in [0, 1] and what is being done."""
-        self.bar.setRange(0, 1000)
-        self.bar.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
-        if message:
+        value = int(max(0.0, min(1.0, fraction)) * 100)
+        if value != self.bar.value():
+            self.bar.setValue(value)
+        if message and message != self.message.text():
             self.message.setText(message)
 
     def finish(self) -> None:

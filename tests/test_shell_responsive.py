@@ -29,10 +29,11 @@ def window(qtbot, settings_path):
 
 
 class LatenessProbe:
-    """A 5 ms GUI-thread timer; ``worst`` is the longest gap between two ticks (seconds)."""
+    """A 5 ms GUI-thread timer: ``ticks`` counts how often the event loop ran it, ``worst`` is the
+    longest gap between two ticks (seconds; includes software-OpenGL frames, so only a loose bound)."""
 
     def __init__(self) -> None:
-        self.worst, self.last = 0.0, time.perf_counter()
+        self.ticks, self.worst, self.last = 0, 0.0, time.perf_counter()
         self.timer = QTimer()
         self.timer.setInterval(5)
         self.timer.timeout.connect(self._tick)
@@ -40,6 +41,7 @@ class LatenessProbe:
 
     def _tick(self) -> None:
         now = time.perf_counter()
+        self.ticks += 1
         self.worst, self.last = max(self.worst, now - self.last), now
 
 
@@ -70,13 +72,15 @@ def test_a_big_scene_opens_as_a_job_with_a_loading_state(window, qtbot, tmp_path
     assert len(render.scene) == sample_count and str(path) not in window.settings.recent_files()
     grab = render.grab()
     assert not grab.isNull()
-    # then the data
+    # then the data; the event loop kept running while the job read and prepared it
+    ticks = probe.ticks
     qtbot.waitUntil(lambda: render.scene is not None and len(render.scene) == 60_000, timeout=60000)
+    assert probe.ticks - ticks >= 10, probe.ticks - ticks
     assert not render.loading and not render._loading_card.isVisible()
     assert render.scene_path == str(path) and "60,000 Gaussians" in render.stats_label.text()
     assert str(path) in window.settings.recent_files()
     assert ("info", "Opened big.ply in Render") in window.log_view.messages()
-    assert probe.worst < 1.0, f"GUI thread stalled {probe.worst:.2f} s"  # generous: speed is benchmarked
+    assert probe.worst < 5.0, f"GUI thread stalled {probe.worst:.2f} s"  # loose: speed is benchmarked
 
 
 def test_a_failed_background_open_leaves_the_panel_and_says_why(window, qtbot, tmp_path):

@@ -355,6 +355,6 @@ def compiled_kernel(plan: Plan):
         return None
     namespace: dict = {"np": np}
     exec(compile(kernel_source(plan), "<fastalg-kernel>", "exec"), namespace)  # noqa: S102 - our own generated code
-    kernel = numba.njit(cache=False, fastmath=False)(namespace["kernel"])
+    kernel = numba.njit(cache=False, fastmath=False, nogil=True)(namespace["kernel"])
     _KERNELS[key] = kernel
     return kernel

@@ -33,17 +33,17 @@ INV_SQRT2 = 0.7071067811865476
 INV_SQRT2PI = 0.3989422804014327
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ndtr(x):
     return 0.5 * math.erfc(-x * INV_SQRT2)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _npdf(x):
     return INV_SQRT2PI * math.exp(-0.5 * x * x)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def bin_tiles(mx, my, radii, order, width, height, TILE):
     """CSR lists of splat ids per tile, each list in ``order`` (depth) order.
 
@@ -84,7 +84,7 @@ def bin_tiles(mx, my, radii, order, width, height, TILE):
     return offsets, ids, x0, x1, y0, y1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _weight(mode, dx, dy, p0, p1, p2, p3):
     if mode == 0:
         return math.exp(-0.5 * (p0 * dx * dx + p2 * dy * dy) - p1 * dx * dy)
@@ -95,7 +95,7 @@ def _weight(mode, dx, dy, p0, p1, p2, p3):
     return 2.0 * math.pi * p2 * p3 * fp * fq
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def log_thresholds(opac):
     """Per splat: exponents below which opac·exp(power) < ALPHA_MIN for sure (lets mode 0 skip exp).
 
@@ -109,7 +109,7 @@ def log_thresholds(opac):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _gather_tile(start, cnt, ids, mx, my, params, opac, lthr, x0, x1, y0, y1):
     """Copy one tile's splats into contiguous arrays (reused by every pixel of the tile).
 
@@ -133,7 +133,7 @@ def _gather_tile(start, cnt, ids, mx, my, params, opac, lthr, x0, x1, y0, y1):
     return sm, box
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _forward_tile(t, mx, my, params, opac, colors, lthr, offsets, ids, x0, x1, y0, y1, width, height, mode, bg,
                   TILE, image, t_final, last):
     nchan = colors.shape[1]
@@ -177,7 +177,7 @@ def _forward_tile(t, mx, my, params, opac, colors, lthr, offsets, ids, x0, x1, y
             last[py, px] = n_used
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _alloc_forward(height, width, nchan, dtype_like):
     image = np.zeros((height, width, nchan), dtype_like.dtype)
     t_final = np.ones((height, width), dtype_like.dtype)
@@ -185,7 +185,7 @@ def _alloc_forward(height, width, nchan, dtype_like):
     return image, t_final, last
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def forward_serial(mx, my, params, opac, colors, lthr, offsets, ids, x0, x1, y0, y1, width, height, mode, bg, TILE):
     """Single-threaded composite; same outputs as :func:`forward`."""
     image, t_final, last = _alloc_forward(height, width, colors.shape[1], colors)
@@ -195,7 +195,7 @@ def forward_serial(mx, my, params, opac, colors, lthr, offsets, ids, x0, x1, y0,
     return image, t_final, last
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def forward(mx, my, params, opac, colors, lthr, offsets, ids, x0, x1, y0, y1, width, height, mode, bg, TILE):
     """Composite -> (image (H,W,C), T_final (H,W), n_used (H,W) = list position after the last used splat).
 
@@ -208,7 +208,7 @@ def forward(mx, my, params, opac, colors, lthr, offsets, ids, x0, x1, y0, y1, wi
     return image, t_final, last
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _backward_tile(t, mx, my, params, opac, colors, lthr, offsets, ids, x0, x1, y0, y1, width, height, mode, bg,
                    t_final, last, grad_image, grad_alpha, TILE, buf):
     """Accumulate this tile's gradients into rows offsets[t]..offsets[t+1] of ``buf``.
@@ -303,7 +303,7 @@ def _backward_tile(t, mx, my, params, opac, colors, lthr, offsets, ids, x0, x1, 
                 buf[k, 1] -= dw * gy
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _reduce_pairs(n, ids, buf, nchan, dtype_like):
     """Sum per-pair gradient rows per splat, in list (tile, depth) order."""
     g_mean = np.zeros((n, 2), dtype_like.dtype)
@@ -326,7 +326,7 @@ def _reduce_pairs(n, ids, buf, nchan, dtype_like):
     return g_mean, g_par, g_op, g_col
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def backward_serial(mx, my, params, opac, colors, lthr, offsets, ids, x0, x1, y0, y1, width, height, mode, bg,
                     t_final, last, grad_image, grad_alpha, TILE):
     """Single-threaded backward; same outputs as :func:`backward`."""
@@ -338,7 +338,7 @@ def backward_serial(mx, my, params, opac, colors, lthr, offsets, ids, x0, x1, y0
     return _reduce_pairs(mx.shape[0], ids, buf, nchan, colors)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def backward(mx, my, params, opac, colors, lthr, offsets, ids, x0, x1, y0, y1, width, height, mode, bg,
              t_final, last, grad_image, grad_alpha, TILE):
     """Gradients (d means2d (M,2), d params (M,4), d opac (M,), d colors (M,C)) of the composite.

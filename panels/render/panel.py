@@ -194,10 +194,21 @@ def viewer_arrays(scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.ascontiguousarray(scene.means.numpy(), np.float32), colors, cov
 
 
+def _import_viewer_dependencies() -> None:
+    """Import what the splat viewer needs when it first shows a scene (its CPU view, scipy's RQ),
+    on the calling worker thread: a first import on the GUI thread would freeze it."""
+    import scipy.linalg  # noqa: F401
+
+    import engines.render.preview  # noqa: F401
+    import panels.render.cpu_view  # noqa: F401
+
+
 def _scene_job(path: str):
     """Job (worker thread): read a .ply / .splat scene and prepare the viewer's arrays."""
     from engines.jobs import Progress
     from engines.render.io import SceneFileError, load_scene
+
+    _import_viewer_dependencies()
 
     yield Progress(0, 2, f"reading {Path(path).name}")
     try:
@@ -290,6 +301,12 @@ class RenderPanel(Panel):
             image = rasterize_scene(scene, camera, aa_mode=aa)[0]
             torch.autograd.grad(image.sum(), scene.means)
         import vispy.scene  # noqa: F401 - the viewer's import, done here instead of on first show
+
+        from engines.render.preview import preview_scene, render_preview
+
+        with torch.no_grad():
+            render_preview(preview_scene(scene), camera.K.numpy(), camera.viewmat.numpy(), 24, 24, threads=1)
+        _import_viewer_dependencies()
 
     # -- layout -------------------------------------------------------------------------
     def _build(self) -> None:
