@@ -90,7 +90,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.hint.setPos(width, 0)
         self.letters["left"].setPos(2, height / 2)
         self.letters["right"].setPos(width - 2, height / 2)
-        self.letters["top"].setPos(width / 2, 2)
+        self.letters["top"].setPos(width / 2, 20)  # below the title / hint row
         self.letters["bottom"].setPos(width / 2, height - 2)
 
     def set_orientation(self, row_letters: tuple[str, str], col_letters: tuple[str, str]) -> None:
