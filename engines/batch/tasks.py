@@ -77,7 +77,8 @@ def render_fit_task(params: dict, inputs) -> TaskOutput:
     from engines.jobs import run_job
     from engines.render.fit import FitSettings, fit_job
     from engines.render.io import save_ply
-    from studio.export import make_provenance, save_with_sidecar
+    from engines.provenance import build_record as make_provenance
+    from studio.export import save_with_sidecar
 
     image = load_image(inputs.file("target", params["target_name"]))
     limit = int(params.get("max_size") or 0)
@@ -105,7 +106,7 @@ def volume_classify_task(params: dict, inputs) -> TaskOutput:
     from engines.volume.classify import classify_job, features_job, load_strokes
     from engines.volume.readers import open_volume
     from engines.volume.writers import save_nifti
-    from studio.export import make_provenance
+    from engines.provenance import build_record as make_provenance
 
     source = inputs.folder("volume") if params.get("volume_is_folder") else inputs.file("volume", params["volume_name"])
     volume = open_volume(source, max_voxels=int(params.get("max_voxels", 512**3)),

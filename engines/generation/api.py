@@ -234,7 +234,7 @@ def provenance_for(result: GenerationResult, index: int = 0, inputs: dict | None
     ``inputs``: ``{"init": path, "mask": path, "reference": path}`` (files are hashed).
     The image's own seed is stored; its parameters restore exactly this image with batch 1.
     """
-    from studio.export import make_provenance
+    from engines.provenance import build_record as make_provenance
 
     params = dict(result.params)
     params["seed"] = int(result.seeds[index])
