@@ -62,10 +62,10 @@ def measure(queue: JobQueue, name: str, factory, warm: float, ready=None) -> dic
 
 def jobs(args):
     """(name, factory(cancel_token), ready) for every panel's long job, built like the panels build them."""
+    from engines.codec.blockcodec import BlockCodecParams
     from engines.codec.images import sample_image
     from engines.codec.rd import rd_sweep_job
     from engines.codec.tasks import encode_job
-    from engines.codec.blockcodec import BlockCodecParams
     from engines.generation.api import GenerationParams, generate_job
     from engines.render.camera import frame_camera
     from engines.render.fit import FitSettings, fit_job
@@ -91,8 +91,9 @@ def jobs(args):
     yield (f"render: still ({n:,} splats, 1280x720)", lambda tok: still_job(scene, camera), None)
     volume = make_phantom(args.volume)[0]
     tf = preset("CT-Bone")
-    kwargs = dict(tf=tf, mode="dvr", azimuth=30.0, elevation=20.0, size=args.image, step=0.5, shading=True, device="cpu")
-    yield (f"volume: ray cast ({args.volume}³, {args.image}², shaded), before: 4M-sample slabs",
+    kwargs = {"tf": tf, "mode": "dvr", "azimuth": 30.0, "elevation": 20.0, "size": args.image, "step": 0.5,
+              "shading": True, "device": "cpu"}
+    yield (f"volume: ray cast ({args.volume}³, {args.image}², shaded), before: no ray chunks",
            lambda tok: render_job(volume, max_chunk_samples=10**12, **kwargs), None)
     yield (f"volume: ray cast ({args.volume}³, {args.image}², shaded), now", lambda tok: render_job(volume, **kwargs), None)
     big = np.tile(sample_image("astronaut"), (2, 2, 1))

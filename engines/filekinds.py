@@ -103,7 +103,7 @@ def _sniff_file(path: Path) -> str:
         return JP2
     if head.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):
         return _tiff_kind(path)
-    if head.startswith(b"ply\n") or head.startswith(b"ply\r\n"):
+    if head.startswith((b"ply\n", b"ply\r\n")):
         return PLY_SCENE
     if head.startswith(b"\x93NUMPY"):
         return NPY

@@ -51,7 +51,7 @@ class Panel(QWidget):
     file_types: dict[str, str] = {}
     export_filters = "PNG image (*.png)"
     content_kinds: tuple[str, ...] = ()
-    parameter_schema: dict = {"type": "object"}  # noqa: RUF012
+    parameter_schema: dict = {"type": "object"}  # noqa: RUF012 - a class-level contract, never mutated
 
     def __init__(self, services: StudioServices, parent: QWidget | None = None) -> None:
         super().__init__(parent)
