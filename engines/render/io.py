@@ -227,6 +227,8 @@ def load_scene(path: str | os.PathLike) -> Gaussians:
     if suffix == ".ply":
         from engines.render.formats.compressed_ply import is_compressed_ply, load_compressed_ply
 
+        path = _scene_file(path)  # before sniffing: a FIFO or device would block the open
+
         return load_compressed_ply(path) if is_compressed_ply(path) else load_ply(path)
     if suffix == ".splat":
         return load_splat(path)

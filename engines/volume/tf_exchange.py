@@ -357,6 +357,8 @@ def read_tf_file(path: str | os.PathLike, map_name: str | None = None, value_ran
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise TFFileError(f"{path.name} is not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+        except RecursionError:
+            raise TFFileError(f"{path.name} is nested too deeply to be a transfer function") from None
         if isinstance(data, dict) and "color" in data and "opacity" in data:
             return TransferFunction1D.from_dict(data)
         return from_paraview(data, map_name)

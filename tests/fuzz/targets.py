@@ -884,6 +884,140 @@ def _provenance_errors():
     return (ExportError,)
 
 
+# -- formats added later: SPZ, SuperSplat compressed PLY, JPEG internals, transfer functions --------------------
+def _build_spz(folder: Path) -> Path:
+    from engines.render.formats.spz import save_spz
+
+    scene = _load_scene(_build_ply(folder))
+    (folder / "scene.ply").unlink()
+    path = folder / "scene.spz"
+    save_spz(path, scene)
+    return path
+
+
+def _mutate_spz(rng, folder: Path, path: Path) -> str:
+    import gzip
+
+    if rng.random() < 0.3:
+        return mutate_bytes(rng, path)
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    if rng.random() < 0.5:  # header: magic, version, numPoints, shDegree, fractionalBits, flags
+        field, offset, fmt = pick(rng, [("version", 4, "<I"), ("points", 8, "<I"), ("sh degree", 12, "<B"),
+                                         ("fractional bits", 13, "<B"), ("flags", 14, "<B")])
+        limit = 255 if fmt == "<B" else 0xFFFFFFFF
+        value = min(pick(rng, [limit, 0, 1, 2, 3, 4, 24, 65535, 1 << 31]), limit)
+        struct.pack_into(fmt, raw, offset, value)
+        what = f"{field} = {value}"
+    else:
+        tmp = path.with_suffix(".raw")
+        tmp.write_bytes(bytes(raw))
+        what = mutate_bytes(rng, tmp, header_bias=16)
+        raw = bytearray(tmp.read_bytes())
+        tmp.unlink()
+    path.write_bytes(gzip.compress(bytes(raw), mtime=0))
+    return what
+
+
+def _build_compressed_ply(folder: Path) -> Path:
+    from engines.render.formats.compressed_ply import save_compressed_ply
+
+    scene = _load_scene(_build_ply(folder))
+    path = folder / "scene.ply"
+    path.unlink()
+    save_compressed_ply(path, scene)
+    return path
+
+
+def _build_jpeg_internals(folder: Path) -> Path:
+    from PIL import Image
+
+    path = folder / "image.jpg"
+    progressive = {"progressive": True} if (folder.name.__hash__() & 1) else {}
+    Image.fromarray(_image_pixels()).save(path, quality=80, **progressive)
+    (folder / "progressive.jpg").write_bytes(_progressive_jpeg())
+    return path
+
+
+def _progressive_jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(_image_pixels()).save(buf, "JPEG", quality=70, progressive=True, subsampling=0)
+    return buf.getvalue()
+
+
+def _mutate_jpeg_internals(rng, folder: Path, path: Path) -> str:
+    if rng.random() < 0.5:
+        path.write_bytes((folder / "progressive.jpg").read_bytes())
+        return "progressive; " + _mutate_jpeg(rng, folder, path)
+    return _mutate_jpeg(rng, folder, path)
+
+
+def _load_jpeg_internals(path: Path):
+    from engines.codec.jpeg_internals import read_jpeg_internals
+
+    return read_jpeg_internals(path, with_pixels=True)
+
+
+def _jpeg_errors():
+    from engines.codec.jpeg_parse import JpegError
+
+    return (JpegError,)
+
+
+_TF_TEXTS = {
+    "tf.vp": "1\n8 -1000 0 0 0 300 0.2 1200 0.8\n16 -1000 0 0 0 300 1 0.5 0.2 1200 1 1 1\n4 0 1 255 1\n0\n0.1\n0.7\n0.2\n10\n",
+    "tf.1dt": "3\n0.0 0 0 0 0\n0.5 1 0.5 0.2 0.3\n1.0 1 1 1 0.9\n",
+    "tf.json": None,
+}
+
+
+def _build_tf(folder: Path) -> Path:
+    from engines.volume.tf import default_tf, to_slicer_vp
+
+    for name, text in _TF_TEXTS.items():
+        if text is not None:
+            (folder / name).write_text(text)
+    (folder / "tf.vp").write_text(to_slicer_vp(default_tf(-1000.0, 2000.0)))
+    (folder / "tf.json").write_text(json.dumps([{"Name": "map", "ColorSpace": "Diverging", "RGBPoints": [
+        0, 0.2, 0.3, 0.8, 0.5, 0.9, 0.9, 0.9, 1, 0.7, 0.1, 0.1], "Points": [0, 0, 0.5, 0, 1, 1, 0.5, 0]}]))
+    return folder / "tf.vp"
+
+
+def _mutate_tf(rng, folder: Path, path: Path) -> str:
+    name = pick(rng, sorted(_TF_TEXTS))
+    chosen = folder / name
+    (folder / ".choice").write_text(name)
+    if name == "tf.json" and rng.random() < 0.6:
+        return write_json_mutation(rng, chosen)
+    if rng.random() < 0.5:
+        text = chosen.read_text()
+        tokens = text.split()
+        i = int(rng.integers(len(tokens)))
+        tokens[i] = pick(rng, BAD_NUMBERS) or "x"
+        chosen.write_text(" ".join(tokens) if rng.random() < 0.3 else "\n".join(tokens))
+        return f"{name}: token {i} = {tokens[i]!r}"
+    if rng.random() < 0.1:
+        return replace_with_special(rng, chosen)
+    return mutate_bytes(rng, chosen)
+
+
+def _load_tf(path: Path):
+    from engines.volume.tf_exchange import read_tf_file
+
+    choice = path.parent / ".choice"
+    target = path.parent / (choice.read_text() if choice.exists() else path.name)
+    return read_tf_file(target, value_range=(-1000.0, 2000.0))
+
+
+def _tf_errors():
+    from engines.volume.tf_exchange import TFFileError
+
+    return (TFFileError,)
+
+
 TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("ply", _build_ply, _mutate_ply, _load_scene, _scene_errors, "scenes"),
     Target("splat", _build_splat, _mutate_splat, _load_scene, _scene_errors, "scenes"),
@@ -902,6 +1036,10 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("model-folder", _build_model, _mutate_model, _load_model, _model_errors, "models"),
     Target("model-single", _build_single, _mutate_single, _load_model, _model_errors, "models"),
     Target("provenance", _build_provenance, _mutate_provenance, _load_provenance, _provenance_errors, "images"),
+    Target("spz", _build_spz, _mutate_spz, _load_scene, _scene_errors, "scenes"),
+    Target("ply-compressed", _build_compressed_ply, _mutate_ply, _load_scene, _scene_errors, "scenes"),
+    Target("jpeg-internals", _build_jpeg_internals, _mutate_jpeg_internals, _load_jpeg_internals, _jpeg_errors, "codec"),
+    Target("tf-files", _build_tf, _mutate_tf, _load_tf, _tf_errors, "volumes"),
 ]}
 #: family -> its targets, in table order
 FAMILIES: dict[str, list[str]] = {}

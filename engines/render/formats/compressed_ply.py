@@ -217,7 +217,7 @@ def load_compressed_ply(path: str | os.PathLike) -> Gaussians:
     sh = ((rgb - 0.5) / SH_C0)[:, None, :]
     if "sh" in elements:
         names = [p.name for p in elements["sh"].properties]
-        if int(elements["sh"].count) != n or len(names) % 3:
+        if int(elements["sh"].count) != n or len(names) % 3 or names != [f"f_rest_{i}" for i in range(len(names))]:
             raise err(f"{path.name}: the sh element does not match the vertex element")
         k = len(names) // 3 + 1
         try:
