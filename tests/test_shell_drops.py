@@ -114,3 +114,23 @@ def test_every_panel_refuses_wrong_types_before_changing_anything(window, name):
     with pytest.raises(OpenError):
         panel.restore_parameters(wrong)
     assert panel.current_parameters() == before
+
+
+def test_exported_is_logged_only_once_the_file_exists(window, qtbot, tmp_path):
+    from tests.test_shell_routing import _dicom_series
+
+    folder = tmp_path / "ct"
+    _dicom_series(folder)
+    assert window.open_path(str(folder)) == "volume"
+    volume = window.panel("volume")
+    qtbot.waitUntil(lambda: volume.source_path == str(folder), timeout=30000)
+    volume.export_size = 64
+    volume.gl_export_check.setChecked(False)
+    target = tmp_path / "render.png"
+    assert window.export_to(str(target)) == str(target)
+    messages = [text for _, text in window.log_view.messages()]
+    assert "Exporting render.png: the file is written when its job finishes" in messages
+    assert not any(text.startswith("Exported") for text in messages) or target.exists()
+    assert window.jobs.wait_all(120)
+    qtbot.waitUntil(lambda: target.exists(), timeout=10000)
+    assert any(text == f"Exported {target}" for _, text in window.log_view.messages())
