@@ -110,7 +110,10 @@ def memory_in_use_mb() -> float:
         import resource
 
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        rss += torch.cuda.memory_allocated() / 2**20
+    cuda = getattr(sys.modules.get("torch"), "cuda", None)  # None while torch is still being imported
+    try:
+        if cuda is not None and cuda.is_available():
+            rss += cuda.memory_allocated() / 2**20
+    except Exception:  # noqa: BLE001 - a half-imported torch (start-up thread): RSS only
+        pass
     return rss

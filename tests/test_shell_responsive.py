@@ -216,3 +216,14 @@ def test_closing_never_waits_more_than_two_seconds_for_a_stuck_job(qtbot, settin
     assert CLOSE_WAIT_SECONDS - 0.2 < elapsed < CLOSE_WAIT_SECONDS + 0.5
     assert handle.cancel_token.cancelled
     assert win.jobs.wait_all(20)
+
+
+def test_status_memory_reading_survives_a_half_imported_torch(monkeypatch):
+    """The status bar reads memory on the GUI thread while the start-up thread may be importing torch."""
+    import sys
+    import types
+
+    from engines.device import memory_in_use_mb
+
+    monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))  # no .cuda yet
+    assert memory_in_use_mb() > 0

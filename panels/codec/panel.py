@@ -476,7 +476,7 @@ class CodecPanel(Panel):
 
         self.sample.addItems(list(SAMPLES))
         load = QPushButton("Load sample")
-        load.clicked.connect(lambda: self.open_file(f"sample:{self.sample.currentText()}"))
+        load.clicked.connect(lambda: self.load_sample(self.sample.currentText()))
         sl.addRow("Sample:", self.sample)
         sl.addRow(load)
         layout.addWidget(src)
@@ -704,13 +704,11 @@ class CodecPanel(Panel):
     def on_shown(self) -> None:
         self._ensure_params()
         if self.image is None and not self.loading:
-            self.open_file("sample:astronaut")
+            self.load_sample("astronaut")
 
-    def load_sample(self, name: str = "astronaut") -> None:
-        """Show a bundled sample (from scikit-image) and encode it."""
-        from engines.codec.images import sample_image
-
-        self.set_image(sample_image(name), f"sample:{name}", None)
+    def load_sample(self, name: str = "astronaut"):
+        """Show a bundled sample (from scikit-image, decoded by a job) and encode it; returns the job handle."""
+        return self.open_file(f"sample:{name}")
 
     def open_file(self, path: str):
         """Decode ``path`` (or ``sample:NAME``) on a worker, then show and encode it; returns the job handle."""
