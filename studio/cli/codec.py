@@ -65,6 +65,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--init", default=None, help="continue training this model (.pt file or shipped name)")
     add_force(p)
 
+    p = add_verb(subparsers, "tokens", _tokens, "token-quantizer lab: train a tiny tokenizer with VQ, VQ + rotation trick, FSQ, BSQ or IBQ and report code statistics")
+    p.add_argument("images", nargs="*", help="training images (default: the bundled sample photos)")
+    p.add_argument("--quantizer", default="fsq", choices=("vq", "vq-rotation", "fsq", "bsq", "ibq"))
+    p.add_argument("--bits", type=int, default=10, help="bits per token (codebook 2^bits)")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--eval", nargs="*", default=None, help="evaluation images (default: the held-out samples astronaut, coffee)")
+
     p = add_verb(subparsers, "decode", _decode, "decode a block-codec (.ssbc) or learned-codec (.sslc) bitstream to PNG")
     p.add_argument("bitstream", help=".ssbc or .sslc file written by 'codec encode'")
     p.add_argument("--out", required=True, help="output PNG")
@@ -405,6 +412,21 @@ def _train(args: argparse.Namespace) -> dict:
     tail = config["history_tail"][-1]
     return {"output": str(written), "kind": args.kind, "steps": args.steps, "train_seconds": config["train_seconds"],
             "last_step": {"bpp": round(tail["bpp"], 4), "psnr": round(tail["psnr"], 2)}}
+
+
+def _tokens(args: argparse.Namespace) -> dict:
+    from engines.codec.learned import HELD_OUT_SAMPLES, default_training_images
+    from engines.codec.token_lab import train_tokenizer_job
+
+    train = [_load(p) for p in args.images] if args.images else default_training_images()
+    evals = [_load(p) for p in args.eval] if args.eval else [_load(f"sample:{n}") for n in HELD_OUT_SAMPLES]
+    try:
+        _, out = run_with_progress(train_tokenizer_job(train, args.quantizer, args.bits, steps=args.steps, eval_images=evals,
+                                                       eval_every=max(args.steps // 4, 1)))
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    final = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out["final"].items()}
+    return {"quantizer": args.quantizer, "bits_per_token": args.bits, "steps": args.steps, **final}
 
 
 def _inspect(args: argparse.Namespace) -> dict:

@@ -1,0 +1,193 @@
+"""Token-quantizer lab: a tiny convolutional autoencoder tokenizer (one token per 4×4 pixels)
+trained with one of five quantizers, codebook statistics, and tokens range-coded to real bits
+(codec.md §5, codec-learned.md §4).
+
+Quantizers (``z`` ``(n, d)`` encoder outputs; ``sg`` = detach):
+
+* ``vq`` — nearest code, straight-through ``e + sg(q − e)``, loss ``‖sg(e) − q‖² + β‖e − sg(q)‖²``;
+* ``vq-rotation`` — the same codes with the rotation trick (Fifty et al.): the gradient is rotated
+  and scaled from ``q`` to ``e`` (``q̃ = sg(‖q‖/‖e‖) · (e − 2(e·w)w + 2(e·ê)q̂)``, ``w`` = sg(normalize(ê + q̂)));
+* ``fsq`` — finite scalar quantization (levels per channel, no codebook);
+* ``bsq`` — binary spherical quantization: ``u = z/‖z‖``, ``sign(u)/√L``, implicit codebook ``2^L``;
+* ``ibq`` — index backpropagation: ``one_hot(argmax) − sg(softmax) + softmax`` times the codebook,
+  so every code gets a gradient.
+
+At an equal budget of bits per token (``log2`` of the codebook size) :func:`train_tokenizer_job`
+reports utilisation, perplexity, dead codes, reconstruction PSNR and the real range-coded bits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from engines.codec.tokens import fsq_quantize
+from engines.jobs import Log, Progress
+
+__all__ = ["QUANTIZERS", "Tokenizer", "bsq_quantize", "code_statistics", "ibq_quantize", "rotation_trick", "tokens_bits", "train_tokenizer_job"]
+
+QUANTIZERS = ("vq", "vq-rotation", "fsq", "bsq", "ibq")
+_FSQ_LEVELS = {8: [8, 6, 5], 10: [8, 5, 5, 5], 12: [7, 5, 5, 5, 5], 14: [8, 8, 8, 6, 5], 16: [8, 8, 8, 5, 5, 5]}
+
+
+def rotation_trick(e: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Forward value ``q``; backward ``∂L/∂e = (‖q‖/‖e‖) Rᵀ ∂L/∂q̃`` (R rotates ê onto q̂)."""
+    en = e.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    qn = q.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+    e_hat, q_hat = (e / en).detach(), (q / qn).detach()
+    w = F.normalize(e_hat + q_hat, dim=-1).detach()
+    rotated = e - 2 * (e * w).sum(-1, keepdim=True) * w + 2 * (e * e_hat).sum(-1, keepdim=True) * q_hat
+    return rotated * (qn / en).detach()
+
+
+def bsq_quantize(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """BSQ: ``(codes on the unit sphere with straight-through, int64 index = Σ 1[u_i > 0] 2^i)``."""
+    L = z.shape[-1]
+    u = F.normalize(z, dim=-1)
+    q = torch.where(u > 0, 1.0, -1.0) / math.sqrt(L)
+    index = ((u > 0).long() * (2 ** torch.arange(L, device=z.device))).sum(-1)
+    return u + (q - u).detach(), index
+
+
+def ibq_quantize(z: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """IBQ: ``(one_hot − sg(softmax) + softmax) @ codebook`` and the argmax index."""
+    logits = z @ codebook.t()
+    soft = logits.softmax(-1)
+    index = logits.argmax(-1)
+    hard = F.one_hot(index, codebook.shape[0]).to(soft.dtype)
+    return (hard - soft.detach() + soft) @ codebook, index
+
+
+class Tokenizer(nn.Module):
+    """Conv encoder (÷4) -> quantizer -> conv decoder; ``bits`` per token fixes the codebook size."""
+
+    def __init__(self, quantizer: str, bits: int = 10, width: int = 48) -> None:
+        super().__init__()
+        if quantizer not in QUANTIZERS:
+            raise ValueError(f"unknown quantizer {quantizer!r}; choose from {', '.join(QUANTIZERS)}")
+        if quantizer == "fsq" and bits not in _FSQ_LEVELS:
+            raise ValueError(f"FSQ levels are defined for {sorted(_FSQ_LEVELS)} bits per token")
+        self.quantizer, self.bits = quantizer, int(bits)
+        self.levels = _FSQ_LEVELS.get(bits) if quantizer == "fsq" else None
+        self.dim = len(self.levels) if self.levels else (bits if quantizer == "bsq" else 16)
+        self.codes = 2**bits
+        self.enc = nn.Sequential(nn.Conv2d(3, width, 4, 2, 1), nn.ReLU(), nn.Conv2d(width, width, 4, 2, 1), nn.ReLU(), nn.Conv2d(width, self.dim, 1))
+        self.dec = nn.Sequential(nn.Conv2d(self.dim, width, 1), nn.ReLU(), nn.ConvTranspose2d(width, width, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(width, 3, 4, 2, 1))
+        self.codebook = nn.Parameter(torch.randn(self.codes, self.dim) * 0.5) if quantizer in ("vq", "vq-rotation", "ibq") else None
+
+    def quantize(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``z`` ``(n, d)`` -> (quantized with the method's gradient, indices, codebook loss)."""
+        zero = z.new_zeros(())
+        if self.quantizer == "fsq":
+            q, idx = fsq_quantize(z, self.levels)
+            return q, idx, zero
+        if self.quantizer == "bsq":
+            q, idx = bsq_quantize(z)
+            return q, idx, 0.25 * ((q.detach() - z) ** 2).mean()
+        if self.quantizer == "ibq":
+            q, idx = ibq_quantize(z, self.codebook)
+            hard = self.codebook[idx]
+            return q, idx, ((q - z) ** 2).mean() + ((hard - z.detach()) ** 2).mean() + 0.25 * ((hard.detach() - z) ** 2).mean()
+        idx = torch.cdist(z, self.codebook).argmin(-1)
+        q = self.codebook[idx]
+        loss = ((q - z.detach()) ** 2).mean() + 0.25 * ((q.detach() - z) ** 2).mean()
+        out = rotation_trick(z, q) if self.quantizer == "vq-rotation" else z + (q - z).detach()
+        return out, idx, loss
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(reconstruction, token indices (b, h/4, w/4), quantizer loss)``."""
+        z = self.enc(x)
+        b, d, h, w = z.shape
+        flat = z.permute(0, 2, 3, 1).reshape(-1, d)
+        q, idx, loss = self.quantize(flat)
+        xq = q.reshape(b, h, w, d).permute(0, 3, 1, 2)
+        return self.dec(xq), idx.reshape(b, h, w), loss
+
+
+def code_statistics(indices: np.ndarray, codes: int) -> dict:
+    """Utilisation (fraction of codes used), perplexity ``exp H(p̄)``, ``H(p̄)`` in bits, dead codes."""
+    counts = np.bincount(np.asarray(indices).ravel(), minlength=codes)
+    p = counts / max(counts.sum(), 1)
+    nz = p[p > 0]
+    entropy = float(-(nz * np.log2(nz)).sum())
+    return {"utilisation": float((counts > 0).mean()), "perplexity": float(2**entropy), "entropy_bits": entropy, "dead_codes": int((counts == 0).sum())}
+
+
+def tokens_bits(indices: np.ndarray) -> float:
+    """Real size in bits of the tokens range-coded with their histogram (header included)."""
+    import io
+
+    from engines.codec.entropy import Histogram, encode_streams
+
+    sym = np.asarray(indices, dtype=np.int64).ravel()
+    hist = Histogram.of(sym)
+    table = io.BytesIO()
+    hist.write(table)
+    return 8.0 * (len(encode_streams([sym], [hist])) + len(table.getvalue()))
+
+
+def _crops(images, patch, batch, rng):
+    out = np.empty((batch, 3, patch, patch), dtype=np.float32)
+    for i in range(batch):
+        img = images[int(rng.integers(len(images)))]
+        y, x = int(rng.integers(0, img.shape[0] - patch + 1)), int(rng.integers(0, img.shape[1] - patch + 1))
+        out[i] = img[y : y + patch, x : x + patch].transpose(2, 0, 1) / 255.0
+    return torch.from_numpy(out)
+
+
+def evaluate(model: Tokenizer, images) -> dict:
+    """PSNR, code statistics and real bits per token on whole ``images`` (cropped to ×4)."""
+    idx_all, mse, npx = [], 0.0, 0
+    with torch.no_grad():
+        for img in images:
+            h, w = img.shape[0] // 4 * 4, img.shape[1] // 4 * 4
+            x = torch.from_numpy(np.ascontiguousarray(img[:h, :w].transpose(2, 0, 1))[None].astype(np.float32) / 255.0)
+            rec, idx, _ = model(x)
+            mse += float(((rec.clamp(0, 1) - x) ** 2).sum())
+            npx += x.numel()
+            idx_all.append(idx.numpy().ravel())
+    idx = np.concatenate(idx_all)
+    stats = code_statistics(idx, model.codes)
+    stats.update(psnr=float(10 * math.log10(1.0 / max(mse / npx, 1e-12))), tokens=int(idx.size),
+                 coded_bits_per_token=tokens_bits(idx) / idx.size, nominal_bits_per_token=model.bits)
+    return stats
+
+
+def train_tokenizer_job(images, quantizer: str = "fsq", bits: int = 10, steps: int = 300, patch: int = 64, batch: int = 8,
+                        lr: float = 2e-3, seed: int = 0, eval_images=None, eval_every: int = 100):
+    """Job: train a :class:`Tokenizer`; Log lines with the code statistics every ``eval_every``
+    steps; returns ``(model, {"history": [...], "final": evaluate(...)})``."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    images = [np.ascontiguousarray(im[..., :3]) for im in images if min(im.shape[:2]) >= patch]
+    if not images:
+        raise ValueError(f"no image is at least {patch}x{patch} pixels")
+    model = Tokenizer(quantizer, bits)
+    if model.codebook is not None:  # initialise the codebook from encoder outputs (k-means++-like spread)
+        with torch.no_grad():
+            z = model.enc(_crops(images, patch, batch, rng)).permute(0, 2, 3, 1).reshape(-1, model.dim)
+            model.codebook.copy_(z[torch.randint(0, z.shape[0], (model.codes,))] + 0.01 * torch.randn(model.codes, model.dim))
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    history = []
+    for step in range(1, steps + 1):
+        x = _crops(images, patch, batch, rng)
+        rec, idx, qloss = model(x)
+        loss = F.mse_loss(rec, x) + qloss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        yield Progress(step, steps, f"{quantizer}: step {step}/{steps}")
+        if step % eval_every == 0 or step == steps:
+            model.eval()
+            stats = evaluate(model, eval_images or images[:1])
+            model.train()
+            stats["step"] = step
+            history.append(stats)
+            yield Log(f"{quantizer} step {step}: PSNR {stats['psnr']:.2f} dB, utilisation {stats['utilisation']:.3f}, "
+                      f"perplexity {stats['perplexity']:.1f}, dead {stats['dead_codes']}, {stats['coded_bits_per_token']:.2f} coded bits/token")
+    model.eval()
+    return model, {"history": history, "final": history[-1]}
