@@ -259,3 +259,24 @@ def test_switching_feature_resolution_during_the_job_keeps_the_new_one(panel):
     assert panel.services.jobs.wait_all(60)
     assert panel.features is not None and panel.features.factor == 2 and panel._features_handle is None
     assert "ready" in panel.features_label.text()
+
+
+def test_feature_model_joins_the_paint_features(panel, tmp_path):
+    import torch
+
+    _load_phantom(panel, 32)
+    panel.paint_check.setChecked(True)
+    assert panel.services.jobs.wait_all(60)
+    base = panel.features.features.shape[-1]
+    net = torch.nn.Sequential(torch.nn.Conv3d(1, 3, 3, padding=1), torch.nn.Tanh())
+    torch.jit.save(torch.jit.trace(net, torch.rand(1, 1, 6, 6, 6)), str(tmp_path / "net.pt"))
+    panel.set_feature_model(str(tmp_path / "net.pt"))
+    assert panel.services.jobs.wait_all(60)
+    assert panel.features.features.shape[-1] == base + 3 and "net.pt" in panel.feature_model_button.text()
+    with pytest.raises(OpenError, match="not found"):
+        panel.set_feature_model(str(tmp_path / "missing.pt"))
+    (tmp_path / "bad.pt").write_bytes(b"junk")
+    panel.set_feature_model(str(tmp_path / "bad.pt"))
+    panel.services.jobs.wait_all(60)
+    assert panel.features is None and "bad.pt" in panel.features_label.text()
+    assert "Features failed" in panel.features_label.text() and "\n" not in panel.features_label.text()

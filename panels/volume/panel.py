@@ -112,14 +112,14 @@ def _read_job(path: str, downsample: bool):
         raise OpenError(str(exc)) from exc
 
 
-def _classify_job(data, features, strokes, method, classes, factor, previous=None):
+def _classify_job(data, features, strokes, method, classes, factor, previous=None, extractor=None):
     """Job: (features if needed) + classification + semantic RGBA. ``method``: similarity,
     similarity-max or forest; ``previous`` the last result (classes whose strokes did not change
     reuse its scores)."""
     from engines.volume.classify import classify_job, features_job, semantic_rgba
 
     if features is None:
-        features = yield from features_job(data, factor=factor)
+        features = yield from features_job(data, factor=factor, extractor=extractor)
     aggregate = "max" if method.endswith("-max") else "mean"
     result = yield from classify_job(features, strokes, method=method.replace("-max", ""), aggregate=aggregate,
                                      previous=previous)
@@ -127,11 +127,12 @@ def _classify_job(data, features, strokes, method, classes, factor, previous=Non
     return features, result, rgba
 
 
-def _features_job(data, factor):
-    """Job: the per-voxel feature volume (computed once per volume; updates reuse it)."""
+def _features_job(data, factor, extractor=None):
+    """Job: the per-voxel feature volume (computed once per volume; updates reuse it);
+    ``extractor`` an optional local TorchScript feature network."""
     from engines.volume.classify import features_job
 
-    return (yield from features_job(data, factor=factor))
+    return (yield from features_job(data, factor=factor, extractor=extractor))
 
 
 def _gradient_job(data, spacing):
@@ -369,6 +370,11 @@ class VolumePanel(Panel):
         self.features_combo.setToolTip("Grid of the per-voxel features: full resolution classifies thin vessels and borders best;\n"
                                        "half resolution updates about 5× faster after a stroke")
         self.features_combo.currentIndexChanged.connect(lambda _=None: self._set_feature_resolution(self.features_combo.currentData()))
+        self.feature_model: str | None = None
+        self.feature_model_button = QPushButton("Feature model: none")
+        self.feature_model_button.setToolTip("Optional: a local TorchScript network (1,1,z,y,x) → (1,C,z,y,x) whose feature maps\n"
+                                             "join the built-in features (nothing is downloaded). Click again to choose another or none.")
+        self.feature_model_button.clicked.connect(self._choose_feature_model)
         self.features_label = QLabel("Features: not computed yet (tick 'Paint on slices')")
         self.features_label.setWordWrap(True)
         self.features_label.setStyleSheet("color: #999;")
@@ -451,6 +457,7 @@ class VolumePanel(Panel):
         form.addRow("Brush", self.brush_spin)
         form.addRow("Method", self.method_combo)
         form.addRow("Features", self.features_combo)
+        form.addRow(self.feature_model_button)
         form.addRow(self.features_label)
         form.addRow(self.update_button)
         form.addRow(self.semantic_check)
@@ -948,6 +955,30 @@ class VolumePanel(Panel):
             self.features_label.setText("Features: resolution changed - recomputing")
             self.compute_features()
 
+    def _choose_feature_model(self) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(self, "Feature model (TorchScript); cancel for none", "",
+                                              "TorchScript (*.pt *.pth *.ts);;All files (*)")
+        self.set_feature_model(path or None)
+
+    def set_feature_model(self, path: str | None) -> None:
+        """Use a local TorchScript feature extractor (None: the built-in features only); the
+        features are recomputed (a job) when paint mode is on."""
+        if path is not None and not Path(path).is_file():
+            raise OpenError(f"feature model not found: {path}")
+        if path == self.feature_model:
+            return
+        self.feature_model = path
+        self.feature_model_button.setText(f"Feature model: {Path(path).name if path else 'none'}")
+        if self._features_handle is not None:
+            self._features_handle.cancel()
+            self._features_handle = None
+        self.features = self.result = None
+        self.features_label.setText("Features: model changed - recomputed on the next update")
+        if self.volume is not None and self.paint_check.isChecked():
+            self.compute_features()
+
     def _on_paint_toggled(self, on: bool) -> None:
         if on:
             self.compute_features()
@@ -976,12 +1007,12 @@ class VolumePanel(Panel):
             return
         import time
 
-        data, factor, volume = self.volume.data, self._feature_factor(), self.volume
+        data, factor, volume, extractor = self.volume.data, self._feature_factor(), self.volume, self.feature_model
         grid = "×".join(str(-(-n // factor)) for n in volume.shape)
         self.features_label.setText(f"Features: computing at {grid} (once per volume)…")
         started = time.perf_counter()
         self._features_handle = self.services.jobs.submit(
-            "paint features", self.name, lambda: _features_job(data, factor), device="cpu",
+            "paint features", self.name, lambda: _features_job(data, factor, extractor), device="cpu",
             on_result=lambda f, v=volume, t=started: self._on_features(v, f, time.perf_counter() - t),
             on_error=self._on_features_error, on_cancel=lambda: self._on_features_cancelled(handle))
         handle = self._features_handle
