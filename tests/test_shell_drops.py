@@ -134,3 +134,18 @@ def test_exported_is_logged_only_once_the_file_exists(window, qtbot, tmp_path):
     assert window.jobs.wait_all(120)
     qtbot.waitUntil(lambda: target.exists(), timeout=10000)
     assert any(text == f"Exported {target}" for _, text in window.log_view.messages())
+
+
+def test_volume_render_png_reopens_its_source_then_restores(window, qtbot, tmp_path):
+    folder = tmp_path / "ct"
+    _dicom_series(folder)
+    volume = window.panel("volume")
+    params = dict(volume.current_parameters(), source=str(folder), mode="mip", step=2.0, export_size=300)
+    png = _volume_png(tmp_path / "render.png", params)
+    window.show_panel("codec")
+    assert window.open_path(str(png)) == "volume"
+    assert window.jobs.wait_all(60)
+    qtbot.waitUntil(lambda: volume.source_path == str(folder), timeout=30000)
+    after = volume.current_parameters()
+    assert volume.volume.shape == (3, 4, 5)
+    assert (after["mode"], after["step"], after["export_size"]) == ("mip", 2.0, 300)

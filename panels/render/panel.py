@@ -1176,14 +1176,15 @@ class RenderPanel(Panel):
         if "densify" in p:
             self.densify.setChecked(bool(p["densify"]))
 
-    def open_exported(self, path: str, provenance: dict, open_file: bool = True) -> None:
+    def open_exported(self, path: str, provenance: dict, open_file: bool = True):
         """A scene is opened with its parameters; a still PNG restores its parameters and reopens the
         scene it was rendered from when that file still exists (the PNG is not a fit target)."""
         if Path(path).suffix.lower() == ".png":
             self.check_parameters(provenance.get("parameters") or {})
             scenes = [p for p in (provenance.get("inputs") or {}) if Path(p).suffix.lower() in (".ply", ".splat", ".spz")]
-            if scenes and Path(scenes[0]).is_file():
-                self.open_file(scenes[0])
+            if scenes and Path(scenes[0]).is_file() and self.open_file(scenes[0]) is not None:
+                self._after_open = lambda: self.restore_from_provenance(provenance)  # once the scene is shown
+                return None  # the PNG itself is not being opened
             self.restore_from_provenance(provenance)
-            return
-        super().open_exported(path, provenance, open_file)
+            return None
+        return super().open_exported(path, provenance, open_file)

@@ -1251,15 +1251,18 @@ class VolumePanel(Panel):
             self.view3d.view.camera.azimuth, self.view3d.view.camera.elevation = self.azimuth, self.elevation
         self._sync_controls()
 
-    def open_exported(self, path: str, provenance: dict, open_file: bool = True) -> None:
+    def open_exported(self, path: str, provenance: dict, open_file: bool = True):
         """A render PNG / TF JSON restores the parameters and reopens the volume it was made from
-        (when that file still exists); a label volume opens with its parameters."""
+        (when that file still exists; the parameters are applied once it is shown); a label
+        volume opens with its parameters."""
         if not open_file:
             self.check_parameters(provenance.get("parameters") or {})
             source = (provenance.get("parameters") or {}).get("source")
             if source and Path(source).exists() and source != self.source_path:
-                self.open_file(source)
-        super().open_exported(path, provenance, open_file)
+                if self.open_file(source) is not None:  # read by a job: restore when it is shown
+                    self._after_open = lambda: self.restore_from_provenance(provenance)
+                    return None  # the PNG itself is not being opened
+        return super().open_exported(path, provenance, open_file)
 
     def can_export(self) -> bool:
         return self.volume is not None
