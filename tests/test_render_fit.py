@@ -105,3 +105,60 @@ def test_fit_rejects_bad_input_and_can_be_cancelled():
     with pytest.raises(StopIteration):
         next(job)
     assert psnr(torch.zeros(2, 2, 3), torch.full((2, 2, 3), 0.1)) == pytest.approx(20.0)
+
+
+def test_mcmc_relocation_preserves_the_aggregate_opacity():
+    """N copies with (α', s') integrate (1-D, through the centre) to what the single Gaussian (α, s) did."""
+    from scipy import integrate
+
+    from engines.render.fit import relocation_update
+
+    alpha = torch.tensor([0.3, 0.8, 0.6, 0.95])
+    scale = torch.tensor([[1.0, 2.0, 0.5], [1.0, 1.0, 1.0], [0.7, 0.7, 0.7], [2.0, 1.0, 1.0]])
+    copies = torch.tensor([1, 2, 3, 5])
+    new_a, new_s = relocation_update(alpha, scale, copies)
+    assert torch.allclose(new_a[0], alpha[0]) and torch.allclose(new_s[0], scale[0])  # one copy: unchanged
+    for i in range(1, 4):
+        a, n, s, s2 = float(alpha[i]), int(copies[i]), float(scale[i, 0]), float(new_s[i, 0])
+        assert abs(1 - (1 - float(new_a[i])) ** n - a) < 1e-6  # same opacity at the centre
+        a2 = float(new_a[i])
+        many = integrate.quad(lambda x, a2=a2, s2=s2, n=n: 1 - (1 - a2 * np.exp(-x * x / (2 * s2 * s2))) ** n, -50, 50)[0]
+        assert abs(many - a * s * np.sqrt(2 * np.pi)) < 1e-4 * many
+
+
+def test_pruning_removes_transparent_and_oversized_gaussians():
+    from engines.render.fit import DensityControl, FitSettings
+
+    n = 6
+    params = {"means": torch.nn.Parameter(torch.zeros(n, 3)), "quats": torch.nn.Parameter(torch.tensor([[1.0, 0, 0, 0]] * n)),
+              "log_scales": torch.nn.Parameter(torch.full((n, 3), math.log(0.001))),
+              "opacity_logits": torch.nn.Parameter(torch.full((n,), 2.0)), "sh": torch.nn.Parameter(torch.zeros(n, 1, 3))}
+    params["opacity_logits"].data[0] = -8.0  # transparent
+    params["log_scales"].data[1, 2] = math.log(0.5)  # 0.5 > 0.1 x extent 1
+    opt = torch.optim.Adam([{"params": [p], "lr": 0.01, "name": k} for k, p in params.items()])
+    control = DensityControl(FitSettings(prune_screen=0.15), extent=1.0)
+    control.reset(n)
+    control.accumulate(torch.arange(n), torch.zeros(n, 2), 100, 100, radii=torch.tensor([1, 1, 30, 1, 1, 1]))
+    assert control.step(params, opt, torch.Generator(), prune_large=False)["pruned"] == 1  # opacity only
+    control.reset(5)
+    control.accumulate(torch.arange(5), torch.zeros(5, 2), 100, 100, radii=torch.tensor([1, 30, 1, 1, 1]))
+    assert control.step(params, opt, torch.Generator(), prune_large=True)["pruned"] == 2  # world + screen size
+    assert len(params["means"]) == 3 and len(opt.param_groups[0]["params"][0]) == 3
+
+
+@pytest.mark.parametrize("strategy", ["default", "mcmc"])
+def test_strategies_fit_a_photo(strategy):
+    from engines.jobs import Log, run_job
+
+    yy, xx = np.mgrid[0:24, 0:24]
+    target = np.stack([xx * 10, yy * 10, 255 - xx * 5], -1).astype(np.uint8)
+    logs = []
+    settings = FitSettings(count=60, steps=120, strategy=strategy, max_count=150, seed=1, densify_every=20)
+    result = run_job(fit_job([target], None, settings), lambda e: logs.append(e.message) if isinstance(e, Log) else None)
+    counts = [h["count"] for h in result.history]
+    assert max(counts) <= 150 and result.final_psnr > 20
+    if strategy == "mcmc":
+        assert counts[-1] > 60 and any("relocated" in m for m in logs)
+    else:
+        pruned = sum(int(m.split("pruned ")[1].split()[0]) for m in logs if "pruned " in m)
+        assert pruned > 0  # opacity resets let unused Gaussians fall under the prune threshold

@@ -24,7 +24,8 @@ from engines.render.pulsar import render_spheres
 from engines.render.rasterize import rasterize
 from engines.render.scene import Gaussians, Spheres, rgb_to_sh
 
-__all__ = ["DensityControl", "FitResult", "FitSettings", "fit_job", "loss_l1_dssim", "photo_camera", "psnr"]
+__all__ = ["DensityControl", "FitResult", "FitSettings", "MCMCControl", "fit_job", "loss_l1_dssim", "photo_camera",
+           "psnr", "relocation_update"]
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -77,8 +78,16 @@ class FitSettings:
     grad_threshold: float = 2e-4  # mean NDC-space gradient norm
     percent_dense: float = 0.01
     prune_opacity: float = 0.005
-    max_count: int = 20000
-    reset_opacity_every: int = 0  # 0 = off
+    max_count: int = 20000  # cap on the Gaussian count (the fixed budget of the MCMC strategy)
+    reset_opacity_every: int = -1  # steps between opacity resets inside the densify window; -1 = auto, 0 = off
+    prune_scale3d: float = 0.1  # prune when the largest scale exceeds this × scene extent ...
+    prune_screen: float = 0.0  # ... or the screen radius this × max(width, height) (after the first reset; 0 = off,
+    #                            as gsplat's default; 0.15 = gsplat's prune_scale2d)
+    strategy: str = "default"  # "default" (clone / split / prune, 3DGS) or "mcmc" (3DGS-MCMC relocation)
+    mcmc_min_opacity: float = 0.005  # "dead" below this: relocated onto live Gaussians
+    mcmc_noise_lr: float = 1.6e4  # noise scale × current position learning rate (gsplat 5e5 × its lr 1.6e-4 / ours)
+    mcmc_opacity_reg: float = 0.01
+    mcmc_scale_reg: float = 0.01
     sh_degree: int = 0
     gamma: float = 1.0  # spheres
     background: tuple = (0.0, 0.0, 0.0)
@@ -114,15 +123,25 @@ class DensityControl:
         """Clear the accumulated statistics for ``n`` Gaussians."""
         self.grad_accum = torch.zeros(n, dtype=torch.float64)
         self.count = torch.zeros(n, dtype=torch.float64)
+        self.max_radius = torch.zeros(n, dtype=torch.float64)  # largest screen radius / max(width, height)
 
-    def accumulate(self, ids: torch.Tensor, means2d_grad: torch.Tensor, width: int, height: int) -> None:
-        """Add ‖∂L/∂μ₂‖ in NDC units (pixels × size/2) for the visible ``ids``."""
+    def accumulate(self, ids: torch.Tensor, means2d_grad: torch.Tensor, width: int, height: int,
+                   radii: torch.Tensor | None = None) -> None:
+        """Add ‖∂L/∂μ₂‖ in NDC units (pixels × size/2) for the visible ``ids`` (and their screen ``radii``)."""
         g = means2d_grad.detach().double() * torch.tensor([width / 2.0, height / 2.0], dtype=torch.float64)
         self.grad_accum.index_add_(0, ids, g.norm(dim=1))
         self.count.index_add_(0, ids, torch.ones(len(ids), dtype=torch.float64))
+        if radii is not None:
+            frac = radii.detach().double() / max(width, height)
+            self.max_radius[ids] = torch.maximum(self.max_radius[ids], frac)
 
-    def step(self, params: dict, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict:
-        """Clone, split and prune; returns counts {"cloned", "split", "pruned"}."""
+    def step(self, params: dict, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+             prune_large: bool = False) -> dict:
+        """Clone, split and prune; returns counts {"cloned", "split", "pruned"}.
+
+        Pruned: opacity below ``prune_opacity``; with ``prune_large`` also a largest scale above
+        ``prune_scale3d`` × extent or a screen radius above ``prune_screen`` × image size.
+        """
         s = self.s
         avg = self.grad_accum / self.count.clamp_min(1)
         scales = params["log_scales"].detach().exp()
@@ -153,11 +172,106 @@ class DensityControl:
         keep[split_idx] = False
         opac = torch.sigmoid(params["opacity_logits"].detach())
         keep &= opac >= s.prune_opacity
+        if prune_large:
+            keep &= max_scale <= s.prune_scale3d * self.extent
+            if s.prune_screen > 0:
+                keep &= self.max_radius <= s.prune_screen
+        if not keep.any() and sum(len(t) for t in new["means"]) == 0:
+            keep[torch.argmax(opac)] = True  # never remove the last Gaussian
         pruned = int(n - keep.sum()) - len(split_idx)
         additions = {k: torch.cat(v) for k, v in new.items()}
         _replace_params(params, optimizer, keep, additions)
         self.reset(len(params["means"]))
         return {"cloned": len(clone_idx), "split": len(split_idx), "pruned": max(0, pruned)}
+
+
+_BINOMIAL = torch.tensor([[math.comb(n, k) for k in range(51)] for n in range(51)], dtype=torch.float64)
+
+
+def relocation_update(opacity: torch.Tensor, scale: torch.Tensor, copies: torch.Tensor, min_opacity: float = 0.005):
+    """3DGS-MCMC binomial correction (arXiv 2404.09591 Eq. 9) for a Gaussian that becomes ``copies`` Gaussians.
+
+    α' = 1 − (1 − α)^(1/N); s' = α / (Σ_{i=1..N} Σ_{k=0..i−1} C(i−1,k) (−1)^k α'^(k+1) / √(k+1)) · s,
+    N clamped to [1, 51]; α' clamped to [min_opacity, 1 − 1e-7]. Returns (α', s') (scale rows (M,3)).
+    """
+    n = copies.long().clamp(1, 51)
+    a = opacity.double()
+    new_a = 1.0 - (1.0 - a) ** (1.0 / n.double())
+    total = torch.zeros_like(a)
+    for i in range(1, int(n.max()) + 1):
+        k = torch.arange(i, dtype=torch.float64)
+        term = (_BINOMIAL[i - 1, :i] * (-1.0) ** k / torch.sqrt(k + 1))[None] * new_a[:, None] ** (k + 1)[None]
+        total += torch.where(n >= i, term.sum(1), torch.zeros_like(a))
+    new_scale = (a / total)[:, None] * scale.double()
+    return new_a.clamp(min_opacity, 1 - 1e-7).to(opacity.dtype), new_scale.to(scale.dtype)
+
+
+class MCMCControl:
+    """3DGS-MCMC strategy (gsplat ``MCMCStrategy``): dead Gaussians relocated onto live ones sampled ∝ opacity,
+    5 % growth per refine step up to the fixed budget ``max_count``, position noise every step."""
+
+    def __init__(self, settings: FitSettings) -> None:
+        self.s = settings
+
+    def _sample(self, opac: torch.Tensor, candidates: torch.Tensor, count: int, generator) -> torch.Tensor:
+        probs = opac[candidates].double().clamp_min(1e-12)
+        return candidates[torch.multinomial(probs, count, replacement=True, generator=generator)]
+
+    def _move(self, params: dict, optimizer, sources: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """New (logit opacity, log-scale) for ``sources`` that each gain ``bincount`` copies; sources updated."""
+        opac = torch.sigmoid(params["opacity_logits"].detach())
+        copies = torch.bincount(sources, minlength=n)[sources] + 1
+        new_a, new_s = relocation_update(opac[sources], params["log_scales"].detach()[sources].exp(), copies,
+                                         self.s.mcmc_min_opacity)
+        logit, log_scale = torch.logit(new_a), new_s.log()
+        params["opacity_logits"].data[sources] = logit
+        params["log_scales"].data[sources] = log_scale
+        for group in optimizer.param_groups:  # the sources restart their Adam moments
+            state = optimizer.state.get(group["params"][0])
+            if state:
+                state["exp_avg"][sources] = 0
+                state["exp_avg_sq"][sources] = 0
+        return logit, log_scale
+
+    def step(self, params: dict, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict:
+        """Relocate dead Gaussians, then add up to 5 % more (capped at ``max_count``); returns counts."""
+        n = len(params["means"])
+        opac = torch.sigmoid(params["opacity_logits"].detach())
+        dead = torch.nonzero(opac <= self.s.mcmc_min_opacity).squeeze(1)
+        alive = torch.nonzero(opac > self.s.mcmc_min_opacity).squeeze(1)
+        relocated = 0
+        if len(dead) and len(alive):
+            sources = self._sample(opac, alive, len(dead), generator)
+            logit, log_scale = self._move(params, optimizer, sources, n)
+            for p in params.values():
+                p.data[dead] = p.data[sources]
+            params["opacity_logits"].data[dead], params["log_scales"].data[dead] = logit, log_scale
+            for group in optimizer.param_groups:
+                state = optimizer.state.get(group["params"][0])
+                if state:
+                    state["exp_avg"][dead] = 0
+                    state["exp_avg_sq"][dead] = 0
+            relocated = len(dead)
+        grow = max(0, min(self.s.max_count, int(1.05 * n)) - n)
+        if grow:
+            opac = torch.sigmoid(params["opacity_logits"].detach())
+            sources = self._sample(opac, torch.arange(n), grow, generator)
+            self._move(params, optimizer, sources, n)
+            additions = {k: v.detach()[sources].clone() for k, v in params.items()}
+            _replace_params(params, optimizer, torch.ones(n, dtype=torch.bool), additions)
+        return {"relocated": relocated, "added": grow}
+
+    def add_noise(self, params: dict, lr_means: float, generator: torch.Generator) -> None:
+        """μ += Σ·ε·g(α)·lr·noise_lr with g(α) = sigmoid(100((1 − α) − 0.995)): only near-transparent ones move."""
+        from engines.render.project import covariance_3d
+
+        with torch.no_grad():
+            opac = torch.sigmoid(params["opacity_logits"])
+            gate = torch.sigmoid(100.0 * ((1.0 - opac) - 0.995))
+            eps = torch.randn(params["means"].shape, generator=generator)
+            cov = covariance_3d(params["quats"], params["log_scales"].exp())
+            noise = (cov @ (eps * gate[:, None] * (lr_means * self.s.mcmc_noise_lr))[..., None])[..., 0]
+            params["means"].data += noise
 
 
 def _replace_params(params: dict, optimizer: torch.optim.Optimizer, keep: torch.Tensor, additions: dict) -> None:
@@ -261,6 +375,8 @@ def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings
     s = settings or FitSettings()
     if s.primitive not in ("gaussians", "spheres"):
         raise ValueError("primitive must be 'gaussians' or 'spheres'")
+    if s.strategy not in ("default", "mcmc"):
+        raise ValueError("strategy must be 'default' or 'mcmc'")
     if s.steps < 1 or s.count < 1:
         raise ValueError("steps and count must be at least 1")
     images = _prepare_targets(targets)
@@ -309,9 +425,13 @@ def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings
         lrs["means"] = s.lr_means * extent * 0.2
     optimizer = torch.optim.Adam([{"params": [p], "lr": lrs[k], "name": k} for k, p in params.items()], eps=1e-15)
     decay = (s.lr_means_final / s.lr_means) ** (1.0 / max(1, s.steps))
-    density = DensityControl(s, extent) if s.primitive == "gaussians" and s.densify else None
+    gaussians_refined = s.primitive == "gaussians" and s.densify
+    density = DensityControl(s, extent) if gaussians_refined and s.strategy == "default" else None
+    mcmc = MCMCControl(s) if gaussians_refined and s.strategy == "mcmc" else None
     if density:
         density.reset(len(params["means"]))
+    reset_every = s.reset_opacity_every if s.reset_opacity_every >= 0 else max(2 * s.densify_every, round(0.2 * s.steps))
+    first_reset = reset_every if reset_every and density is not None else 0
     cams = [c.to(torch.float32) for c in cameras]
     densify_every = max(1, min(s.densify_every, s.steps // 8))
     history: list[dict] = []
@@ -331,25 +451,35 @@ def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings
                                       torch.sigmoid(params["opacity_logits"]), cam.viewmat, cam.K, cam.width,
                                       cam.height, gamma=s.gamma, background=bg)
         loss = loss_l1_dssim(image, target, s.lambda_dssim)
+        if mcmc is not None:
+            loss = loss + s.mcmc_opacity_reg * torch.sigmoid(params["opacity_logits"]).mean() \
+                + s.mcmc_scale_reg * params["log_scales"].exp().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if density is not None and meta["means2d"].grad is not None:
-            density.accumulate(meta["ids"], meta["means2d"].grad, cam.width, cam.height)
+            density.accumulate(meta["ids"], meta["means2d"].grad, cam.width, cam.height, meta["projected"].radii)
         optimizer.step()
         for group in optimizer.param_groups:
             if group["name"] == "means":
                 group["lr"] *= decay
+                lr_means_now = group["lr"]
+        if mcmc is not None:
+            mcmc.add_noise(params, lr_means_now, gen)
         with torch.no_grad():
             if "quats" in params:
                 params["quats"].data = torch.nn.functional.normalize(params["quats"].data, dim=1)
         value = psnr(image, target)
         history.append({"step": step, "loss": float(loss.detach()), "psnr": value, "count": len(params["means"])})
-        if density is not None and s.densify_from * s.steps <= step <= s.densify_until * s.steps \
-                and step % densify_every == 0:
-            changed = density.step(params, optimizer, gen)
+        refine = s.densify_from * s.steps <= step <= s.densify_until * s.steps and step % densify_every == 0
+        if density is not None and refine:
+            changed = density.step(params, optimizer, gen, prune_large=step > first_reset)
             yield Log(f"step {step}: cloned {changed['cloned']}, split {changed['split']}, pruned {changed['pruned']}"
                       f" -> {len(params['means'])} Gaussians")
-        if density is not None and s.reset_opacity_every and step % s.reset_opacity_every == 0 \
+        if mcmc is not None and refine:
+            changed = mcmc.step(params, optimizer, gen)
+            yield Log(f"step {step}: relocated {changed['relocated']}, added {changed['added']}"
+                      f" -> {len(params['means'])} Gaussians")
+        if density is not None and reset_every and step % reset_every == 0 \
                 and step < s.densify_until * s.steps:
             with torch.no_grad():
                 params["opacity_logits"].data.clamp_(max=math.log(0.01 / 0.99))

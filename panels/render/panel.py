@@ -259,6 +259,7 @@ class RenderPanel(Panel):
         "aa": {"type": "string"}, "still_scale": number(0.1, 2.0), "primitive": one_of("gaussians", "spheres"),
         "count": number(1, 200000, True), "steps": number(1, 100000, True), "fit_aa": {"type": "string"},
         "densify": {"type": "boolean"}, "max_side": number(8, 1024, True), "seed": number(0, 2**31 - 1, True),
+        "max_count": number(1, 2000000, True), "strategy": one_of("default", "mcmc"),
     })
 
     def __init__(self, services, parent: QWidget | None = None) -> None:
@@ -510,7 +511,7 @@ class RenderPanel(Panel):
         self.count = QSpinBox()
         self.count.setRange(1, 200000)
         self.count.setValue(1000)
-        self.count.setToolTip("Primitives at the start; density control may grow this up to 4×")
+        self.count.setToolTip("Primitives at the start; density control may grow this up to the cap")
         form.addRow("Initial count", self.count)
         self.steps = QSpinBox()
         self.steps.setRange(1, 100000)
@@ -522,6 +523,16 @@ class RenderPanel(Panel):
         self.densify = QCheckBox("clone / split / prune")
         self.densify.setChecked(True)
         form.addRow("Density control", self.densify)
+        self.strategy = QComboBox()
+        self.strategy.addItems(["default", "mcmc"])
+        self.strategy.setToolTip("default: 3DGS clone / split / prune with opacity resets; "
+                                 "mcmc: 3DGS-MCMC (dead Gaussians relocated, position noise, fixed budget)")
+        form.addRow("Strategy", self.strategy)
+        self.max_count = QSpinBox()
+        self.max_count.setRange(1, 2000000)
+        self.max_count.setValue(20000)
+        self.max_count.setToolTip("Cap on the Gaussian count (the budget of the MCMC strategy)")
+        form.addRow("Max count", self.max_count)
         self.max_side = QSpinBox()
         self.max_side.setRange(8, 1024)
         self.max_side.setValue(128)
@@ -1003,7 +1014,8 @@ class RenderPanel(Panel):
         count = self.count.value()
         return FitSettings(primitive=self.primitive.currentText(), count=count, steps=self.steps.value(),
                            aa_mode=self.fit_aa.currentText(), densify=self.densify.isChecked(),
-                           max_count=4 * count, seed=self.seed.value(), preview_every=5)
+                           max_count=max(count, self.max_count.value()), strategy=self.strategy.currentText(),
+                           seed=self.seed.value(), preview_every=5)
 
     def start_fit(self) -> None:
         """Start fitting the current target (a job with live previews)."""
@@ -1156,7 +1168,8 @@ class RenderPanel(Panel):
                 "sh_degree": self.sh_degree.value(), "aa": self.aa_mode.currentText(),
                 "still_scale": self.still_scale.value(), "primitive": self.primitive.currentText(),
                 "count": self.count.value(), "steps": self.steps.value(), "fit_aa": self.fit_aa.currentText(),
-                "densify": self.densify.isChecked(), "max_side": self.max_side.value(), "seed": self.seed.value()}
+                "densify": self.densify.isChecked(), "max_side": self.max_side.value(), "seed": self.seed.value(),
+                "max_count": self.max_count.value(), "strategy": self.strategy.currentText()}
 
     def restore_parameters(self, parameters: dict) -> None:
         p = self.check_parameters(parameters or {})
@@ -1167,10 +1180,11 @@ class RenderPanel(Panel):
             self.set_background(p["background"])
         for key, widget in (("point_size", self.point_size), ("sh_degree", self.sh_degree),
                             ("still_scale", self.still_scale), ("count", self.count), ("steps", self.steps),
-                            ("max_side", self.max_side), ("seed", self.seed)):
+                            ("max_side", self.max_side), ("seed", self.seed), ("max_count", self.max_count)):
             if key in p:
                 widget.setValue(type(widget.value())(p[key]))
-        for key, combo in (("aa", self.aa_mode), ("primitive", self.primitive), ("fit_aa", self.fit_aa)):
+        for key, combo in (("aa", self.aa_mode), ("primitive", self.primitive), ("fit_aa", self.fit_aa),
+                           ("strategy", self.strategy)):
             if key in p:
                 combo.setCurrentText(str(p[key]))
         if "densify" in p:
