@@ -85,6 +85,7 @@ class FitSettings:
     #                            as gsplat's default; 0.15 = gsplat's prune_scale2d)
     strategy: str = "default"  # "default" (clone / split / prune, 3DGS) or "mcmc" (3DGS-MCMC relocation)
     mcmc_min_opacity: float = 0.005  # "dead" below this: relocated onto live Gaussians
+    mcmc_growth: float = 1.05  # count multiplier per refine step until max_count (gsplat: 1.05)
     mcmc_noise_lr: float = 1.6e4  # noise scale × current position learning rate (gsplat 5e5 × its lr 1.6e-4 / ours)
     mcmc_opacity_reg: float = 0.01
     mcmc_scale_reg: float = 0.01
@@ -208,7 +209,7 @@ def relocation_update(opacity: torch.Tensor, scale: torch.Tensor, copies: torch.
 
 class MCMCControl:
     """3DGS-MCMC strategy (gsplat ``MCMCStrategy``): dead Gaussians relocated onto live ones sampled ∝ opacity,
-    5 % growth per refine step up to the fixed budget ``max_count``, position noise every step."""
+    growth by ``mcmc_growth`` (5 %) per refine step up to the fixed budget ``max_count``, position noise every step."""
 
     def __init__(self, settings: FitSettings) -> None:
         self.s = settings
@@ -234,7 +235,7 @@ class MCMCControl:
         return logit, log_scale
 
     def step(self, params: dict, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict:
-        """Relocate dead Gaussians, then add up to 5 % more (capped at ``max_count``); returns counts."""
+        """Relocate dead Gaussians, then grow by ``mcmc_growth`` (capped at ``max_count``); returns counts."""
         n = len(params["means"])
         opac = torch.sigmoid(params["opacity_logits"].detach())
         dead = torch.nonzero(opac <= self.s.mcmc_min_opacity).squeeze(1)
@@ -252,7 +253,7 @@ class MCMCControl:
                     state["exp_avg"][dead] = 0
                     state["exp_avg_sq"][dead] = 0
             relocated = len(dead)
-        grow = max(0, min(self.s.max_count, int(1.05 * n)) - n)
+        grow = max(0, min(self.s.max_count, int(self.s.mcmc_growth * n)) - n)
         if grow:
             opac = torch.sigmoid(params["opacity_logits"].detach())
             sources = self._sample(opac, torch.arange(n), grow, generator)
