@@ -236,3 +236,13 @@ def test_generate_3d_batch_equals_single_distillation(tmp_path, capsys):
     sidecar = json.loads((tmp_path / "scenes" / "3d-c4-s0.ply.json").read_text())
     assert sidecar["parameters"]["class_label"] == 4 and sidecar["parameters"]["model"] == "digits-flow"
     assert main(["generate", "3d", "--classes", "1", "--turntable", "t.webp", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_ray_executors_without_ray_say_how_to_install_it(monkeypatch, images, tmp_path, capsys):
+    import engines.batch.executors as executors
+
+    monkeypatch.setattr(executors, "ray_available", lambda: False)
+    code = main(["codec", "rd", str(images), "--out", str(tmp_path / "b"), "--executor", "local", "--no-ms-ssim"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == 'error: Ray is not installed: pip install -e ".[cluster]" (or use --executor serial)'
+    assert not (tmp_path / "b").exists()
