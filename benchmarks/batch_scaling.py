@@ -59,8 +59,10 @@ def batches(inputs: list[str], quick: bool):
     return [rd, gen]
 
 
-def run(batch, executor, folder: Path) -> tuple[float, dict]:
-    """Wall time of one batch on ``executor`` (already started) and its output files."""
+def run(batch, executor, folder: Path) -> tuple[float, float, dict]:
+    """Wall time of one batch on ``executor`` (already started), the sum of its tasks' own run
+    times (task-seconds; divided by the wall time = how many tasks ran at once on average) and
+    its output files."""
     from engines.batch import MANIFEST, batch_job
     from engines.jobs import run_job
 
@@ -69,7 +71,8 @@ def run(batch, executor, folder: Path) -> tuple[float, dict]:
     wall = time.perf_counter() - clock
     if report.summary["done"] != len(batch.tasks):
         raise SystemExit(f"{batch.name} on {executor.name}: {report.summary} {[e['error'] for e in report.failed][:3]}")
-    return wall, {p.name: p.read_bytes() for p in folder.iterdir() if p.name != MANIFEST}
+    busy = sum(e["seconds"] or 0.0 for e in report.tasks.values())
+    return wall, busy, {p.name: p.read_bytes() for p in folder.iterdir() if p.name != MANIFEST}
 
 
 def ray_session(kwargs: dict):
@@ -147,19 +150,22 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (other work shares them)")
     print(f"batches: {', '.join(f'{b.name} {len(b.tasks)} tasks' for b in jobs)}")
     times: dict[str, dict] = {}
+    busy: dict[str, dict] = {}
     reference: dict[str, dict] = {}
     identical: dict[str, bool] = {}
 
     def measure(label: str, executor) -> None:
-        times[label] = {}
+        times[label], busy[label] = {}, {}
         for b in jobs:
-            wall, files = run(b, executor, work / f"{label.replace(' ', '_').replace('/', '_')}-{b.name}")
+            wall, task_seconds, files = run(b, executor, work / f"{label.replace(' ', '_').replace('/', '_')}-{b.name}")
             times[label][b.name] = wall
+            busy[label][b.name] = task_seconds / wall
             if label == "serial":
                 reference[b.name] = files
             else:
                 identical[f"{label} {b.name}"] = files == reference[b.name]
-            print(f"  {label:24s} {b.name:9s} {wall:7.1f} s", flush=True)
+            print(f"  {label:24s} {b.name:9s} {wall:7.1f} s  ({task_seconds / wall:.2f} tasks at once on average,"
+                  f" load average {os.getloadavg()[0]:.1f})", flush=True)
 
     measure("serial", SerialExecutor())
     startup = {}
@@ -199,6 +205,8 @@ def main() -> None:
         line += f" {total:8.1f} {sum(base.values()) / total:7.2f}x"
         print(line)
     print("(batch times exclude the start-up column: ray.init in this process, or connecting to the head)")
+    print("tasks at once on average (task-seconds / wall): " + "; ".join(
+        f"{label} " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()) for label, row in busy.items()))
     print("outputs byte-identical to serial: " + ("all" if all(identical.values()) else
           ", ".join(k for k, v in identical.items() if not v) + " DIFFER"))
     print(f"machine load average after the run: {os.getloadavg()[0]:.2f}")
