@@ -20,7 +20,6 @@ from qtpy.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSizePolicy,
     QSlider,
     QSpinBox,
@@ -149,12 +148,9 @@ class GeneratePanel(Panel):
         self.render_button.clicked.connect(lambda: self.send_selected("render"))
 
     def build_parameters(self) -> QWidget:
-        outer = QScrollArea()
-        outer.setWidgetResizable(True)
-        outer.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        outer.setMinimumWidth(300)
+        # a plain page like the other panels': the parameters dock scrolls it and is sized to its
+        # minimum width (a nested scroll area of fixed width clipped the image slots' buttons)
         body = QWidget()
-        outer.setWidget(body)
         layout = QVBoxLayout(body)
         form = QFormLayout()
         model_row = QHBoxLayout()
@@ -315,7 +311,7 @@ class GeneratePanel(Panel):
         layout.addWidget(self.edit_box)
         layout.addStretch(1)
         self.model_combo.currentIndexChanged.connect(self._model_changed)
-        return outer
+        return body
 
     def _set_brush_mode(self, mode: str, on: bool) -> None:
         """Mask painting and drawing are exclusive brush modes on the input canvas."""
