@@ -237,14 +237,12 @@ def _read(path) -> bytes:
 
 
 def _pillow_rgb(data: bytes) -> np.ndarray:
-    import io
+    from engines.imagefile import open_image
 
-    from PIL import Image
-
+    image = open_image(data, name="the JPEG", error=JpegError)  # bounded by the decoded-size limit
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as exc:
+        return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError) as exc:
         raise JpegError(f"libjpeg cannot decode this file: {exc}") from exc
 
 

@@ -249,18 +249,17 @@ def _distill_3d(args) -> dict:
         raise CliError(str(exc)) from None
     reference = None
     if args.image:
-        from PIL import Image, UnidentifiedImageError
+        import numpy as np
+
+        from engines.imagefile import ImageFileError, open_image
 
         if not Path(args.image).is_file():
             raise CliError(f"reference image not found: {args.image}")
         try:
-            with Image.open(args.image) as image:
-                image.load()
-                import numpy as np
-
-                reference = np.asarray(image.convert("RGBA" if "A" in image.getbands() else "RGB"))
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise CliError(f"reference image {args.image} is not a readable image ({exc})") from None
+            image = open_image(args.image)
+            reference = np.asarray(image.convert("RGBA" if "A" in image.getbands() else "RGB"))
+        except (ImageFileError, OSError, ValueError) as exc:
+            raise CliError(f"reference image: {exc}") from None
     settings = _distill_settings(args)
     try:
         result = run_with_progress(distill_job(settings, reference, model_folders=_model_dirs(args)), quiet=args.json)
