@@ -229,6 +229,8 @@ def parse_slicer_list(text: str, width: int) -> list[tuple]:
         raise ValueError(f"not a Slicer number list: {str(text)[:40]!r}") from exc
     if not numbers:
         raise ValueError("empty Slicer number list")
+    if not (numbers[0] >= 0 and float(numbers[0]).is_integer()):  # also refuses NaN and infinities
+        raise ValueError(f"Slicer list count {numbers[0]} is not a whole number")
     count, values = int(numbers[0]), numbers[1:]
     if count != len(values) or count % width:
         raise ValueError(f"Slicer list says {count} numbers but holds {len(values)} (need a multiple of {width})")
