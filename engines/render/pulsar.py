@@ -20,8 +20,10 @@ import torch
 __all__ = ["render_spheres", "render_spheres_dense", "render_spheres_scene"]
 
 
-def _setup(centres, radii, colors, opacities, viewmat, K, gamma, min_depth, max_depth, background, near):
-    """Camera-space centres of the visible spheres and the depth range (shared by both renderers)."""
+def _setup(centres, radii, colors, opacities, viewmat, K, width, height, gamma, min_depth, max_depth, background,
+           near):
+    """((camera-space centres, radii, colors, opacities of the visible spheres, K, bg, depth lo, span), None),
+    or (None, the background image) when no sphere is in front of the camera. Shared by both renderers."""
     if not 1e-5 <= gamma <= 1.0:
         raise ValueError("gamma must be in [1e-5, 1]")
     dtype = centres.dtype
@@ -32,15 +34,15 @@ def _setup(centres, radii, colors, opacities, viewmat, K, gamma, min_depth, max_
     t, radii, colors, opacities = t[visible], radii[visible], colors[visible], opacities[visible]
     nchan = colors.shape[1]
     bg = colors.new_ones(nchan) if background is None else torch.as_tensor(background, dtype=dtype)
-    lo = span = None
-    if t.shape[0]:
-        with torch.no_grad():
-            rmax = float(radii.max())
-            lo = float(t[:, 2].min()) - rmax if min_depth is None else float(min_depth)
-            hi = float(t[:, 2].max()) + rmax if max_depth is None else float(max_depth)
-            lo = max(lo, near)
-            span = max(hi - lo, 1e-6)
-    return t, radii, colors, opacities, K, bg, lo, span
+    if t.shape[0] == 0:
+        return None, (bg.expand(height, width, nchan).clone(), colors.new_zeros(height, width))
+    with torch.no_grad():
+        rmax = float(radii.max())
+        lo = float(t[:, 2].min()) - rmax if min_depth is None else float(min_depth)
+        hi = float(t[:, 2].max()) + rmax if max_depth is None else float(max_depth)
+        lo = max(lo, near)
+        span = max(hi - lo, 1e-6)
+    return (t, radii, colors, opacities, K, bg, lo, span), None
 
 
 def _pixel_dirs(K, width: int, height: int, dtype) -> torch.Tensor:
@@ -80,12 +82,19 @@ def render_spheres(centres, radii, colors, opacities, viewmat, K, width: int, he
     the visible spheres' depth range (padded by the largest radius). Differentiable in centres,
     radii, colors and opacities. Pair-list implementation (see the module docstring).
     """
-    t, radii, colors, opacities, K, bg, lo, span = _setup(centres, radii, colors, opacities, viewmat, K, gamma,
-                                                           min_depth, max_depth, background, near)
-    dtype = t.dtype
-    nchan = colors.shape[1]
-    if t.shape[0] == 0:
-        return bg.expand(height, width, nchan).clone(), colors.new_zeros(height, width)
+    return _render(_composite_pairs, centres, radii, colors, opacities, viewmat, K, width, height, gamma, min_depth,
+                   max_depth, background, bg_epsilon, near)
+
+
+def _render(kernel, centres, radii, colors, opacities, viewmat, K, width, height, gamma, min_depth, max_depth,
+            background, bg_epsilon, near, **extra):
+    visible, empty = _setup(centres, radii, colors, opacities, viewmat, K, width, height, gamma, min_depth, max_depth,
+                            background, near)
+    return empty if empty is not None else kernel(*visible, width, height, gamma, bg_epsilon, near, **extra)
+
+
+def _composite_pairs(t, radii, colors, opacities, K, bg, lo, span, width, height, gamma, bg_epsilon, near):
+    dtype, nchan = t.dtype, colors.shape[1]
     x0, x1, y0, y1 = _screen_boxes(t, radii, K, width, height, near)
     wx, wy = (x1 - x0 + 1).clamp_min(0), (y1 - y0 + 1).clamp_min(0)
     area = wx * wy
@@ -124,12 +133,13 @@ def render_spheres_dense(centres, radii, colors, opacities, viewmat, K, width: i
     """The reference: every pixel against every sphere (same result as :func:`render_spheres`).
 
     ``depth="centre"`` uses the centre depth instead of the intersection (the earlier renderer)."""
-    t, radii, colors, opacities, K, bg, lo, span = _setup(centres, radii, colors, opacities, viewmat, K, gamma,
-                                                           min_depth, max_depth, background, near)
-    dtype = t.dtype
-    nchan = colors.shape[1]
-    if t.shape[0] == 0:
-        return bg.expand(height, width, nchan).clone(), colors.new_zeros(height, width)
+    return _render(_composite_dense, centres, radii, colors, opacities, viewmat, K, width, height, gamma, min_depth,
+                   max_depth, background, bg_epsilon, near, chunk=chunk, depth=depth)
+
+
+def _composite_dense(t, radii, colors, opacities, K, bg, lo, span, width, height, gamma, bg_epsilon, near, chunk,
+                     depth):
+    dtype, nchan = t.dtype, colors.shape[1]
     dirs = _pixel_dirs(K, width, height, dtype)
     log_o = torch.log(opacities.clamp_min(1e-12))
     bg_logit = torch.tensor(bg_epsilon / gamma, dtype=dtype)
