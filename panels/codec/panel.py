@@ -38,6 +38,7 @@ from engines import filekinds as fk
 from engines.provenance import array, number, obj, one_of, text
 from panels.base import OpenError, Panel
 from panels.codec.widgets import CompareView, ImageCanvas, QuantEditor, heat_lut, make_view
+from studio.widgets.progress import set_progress_later
 
 TRANSFORMS = ["dct", "wht", "sdct", "rdct", "bas2008", "jam-rdct", "minangle"]
 SIZES = [4, 8, 16, 32, 64]
@@ -1378,7 +1379,7 @@ class CodecPanel(Panel):
         from engines.jobs import Preview, Progress
 
         if isinstance(event, Progress):
-            self.rd_progress.setValue(int(100 * event.fraction))
+            set_progress_later(self.rd_progress, int(100 * event.fraction))
         elif isinstance(event, Preview) and "row" in event.data:
             self.rd_rows.append(event.data["row"])
             self._plot_rd()

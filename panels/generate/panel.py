@@ -34,6 +34,7 @@ from engines import filekinds as fk
 from engines.provenance import array, number, obj, text
 from panels.base import OpenError, Panel
 from panels.generate.widgets import HistoryStrip, ImageSlot, ImageView, read_image_file
+from studio.widgets.progress import set_progress_later
 
 SAMPLER_LABELS = {
     "flow_euler": "Flow Euler", "flow_heun": "Flow Heun", "unipc": "UniPC", "dpmpp_2m": "DPM++ 2M",
@@ -628,7 +629,7 @@ class GeneratePanel(Panel):
             self.preview_count += 1
             self.view.set_image(event.image)
         elif isinstance(event, Progress):
-            self.progress.setValue(int(event.fraction * 1000))
+            set_progress_later(self.progress, int(event.fraction * 1000))
             self._status(event.message)
 
     def _on_result(self, result, inputs: dict) -> None:

@@ -40,6 +40,7 @@ from engines import filekinds as fk
 from engines.provenance import array, number, obj, one_of
 from panels.base import OpenError, Panel
 from panels.render.widgets import ImageView, to_uint8
+from studio.widgets.progress import set_progress_later
 
 AA_MODES = ["classic", "mip", "analytic"]
 SAMPLE = Path(__file__).resolve().parents[2] / "assets" / "render" / "sample.ply"
@@ -1044,7 +1045,7 @@ class RenderPanel(Panel):
         from engines.jobs import Preview, Progress
 
         if isinstance(event, Progress):
-            self.fit_progress.setValue(int(event.fraction * 1000))
+            set_progress_later(self.fit_progress, int(event.fraction * 1000))
             self.fit_status.setText(event.message)
         elif isinstance(event, Preview):
             if event.image is not None:

@@ -15,6 +15,7 @@ from qtpy.QtWidgets import (
 )
 
 from studio.jobs import ACTIVE_STATES, CANCELLING, FINAL_STATES, PAUSED, QUEUED, RUNNING, JobQueue, JobRecord
+from studio.widgets.progress import set_progress_later
 
 COLUMNS = ["Job", "Panel", "Progress", "Elapsed", "Remaining", "Status", ""]
 
@@ -119,11 +120,11 @@ class JobTable(QTableWidget):
         self.item(row, 0).setText(record.name)
         self.item(row, 1).setText(record.panel)
         bar: QProgressBar = self.cellWidget(row, 2)
-        bar.setValue(int(record.fraction * 1000))
         if record.state == QUEUED:
-            bar.setFormat(record.message or "waiting for a free slot")
+            text = record.message or "waiting for a free slot"
         else:
-            bar.setFormat(f"{record.fraction * 100:.0f}%  {record.message}".strip())
+            text = f"{record.fraction * 100:.0f}%  {record.message}".strip()
+        set_progress_later(bar, int(record.fraction * 1000), text)
         self.item(row, 3).setText(format_seconds(record.elapsed() if record.started else None))
         self.item(row, 4).setText(format_seconds(record.remaining()))
         status = self.item(row, 5)
