@@ -66,11 +66,14 @@ def available_models() -> list[str]:
 def model_path(name_or_path: str) -> Path:
     """A shipped model's file, or the path itself if it is a file."""
     p = Path(name_or_path)
-    if p.suffix == ".pt" and p.is_file():
-        return p
     shipped = MODEL_DIR / f"{name_or_path}.pt"
-    if shipped.is_file():
-        return shipped
+    try:
+        if p.suffix == ".pt" and p.is_file():
+            return p
+        if shipped.is_file():
+            return shipped
+    except OSError:  # e.g. a name too long for the file system
+        pass
     names = ", ".join(available_models()) or "none shipped"
     raise LearnedCodecError(f"no learned model {name_or_path!r} (shipped: {names}; or give a .pt file from 'codec train')")
 
@@ -333,9 +336,6 @@ def compress(image: np.ndarray, model_name: str = "hp-default", quality: float =
 
 def decompress(data: bytes, name: str = "the bitstream") -> np.ndarray:
     """Decode an ``.sslc`` bitstream (the model named in its header must be available)."""
-    import constriction
-    import torch
-
     from engines.limits import check_decoded_size
 
     data = bytes(data)
@@ -353,15 +353,27 @@ def decompress(data: bytes, name: str = "the bitstream") -> np.ndarray:
     try:
         meta = json.loads(header.decode())
         h, w, quality = int(meta["H"]), int(meta["W"]), float(meta["quality"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise LearnedCodecError(f"{name}: corrupt header ({exc})") from None
+        if not isinstance(meta["model"], str):
+            raise TypeError("the model name is not text")
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
+        raise LearnedCodecError(f"{name}: corrupt header ({str(exc).splitlines()[0] if str(exc) else 'bad fields'})") from None
     if not (1 <= h <= 65535 and 1 <= w <= 65535 and 1 <= quality <= 100):
         raise LearnedCodecError(f"{name}: bad image size or quality in the header")
     check_decoded_size(h * w * 3 * 4 * 8, f"{name} ({w}×{h})", LearnedCodecError)
     model, cfg = load_model(meta["model"])
     if cfg["fingerprint"] != meta.get("fingerprint"):
         raise LearnedCodecError(f"{name} was written with another version of model {meta['model']!r}")
-    step = quality_step(quality)
+    try:
+        return _decode_payload(model, payload, h, w, quality_step(quality))
+    except (AssertionError, ValueError, RuntimeError, IndexError) as exc:  # only reachable with a forged checksum
+        raise LearnedCodecError(f"{name} is corrupt (the coded data do not match the header)") from exc
+
+
+def _decode_payload(model, payload: bytes, h: int, w: int, step: float) -> np.ndarray:
+    """The image of a checked ``.sslc`` payload."""
+    import constriction
+    import torch
+
     mult = model.multiple
     hp, wp = h + (-h) % mult, w + (-w) % mult
     dec = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))

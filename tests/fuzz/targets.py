@@ -1018,6 +1018,45 @@ def _tf_errors():
     return (TFFileError,)
 
 
+def _build_sslc(folder: Path) -> Path:
+    from engines.codec.learned import compress
+
+    path = folder / "image.sslc"
+    path.write_bytes(compress(np.concatenate([_image_pixels()] * 2, 1)[:, :32], "hp-default", 60.0)["data"])
+    return path
+
+
+def _mutate_sslc(rng, folder: Path, path: Path) -> str:
+    data = path.read_bytes()
+    fixed = 4 + 13  # magic, u8 version, u32 header length, u32 payload length, u32 crc
+    version, hlen, plen, _crc = struct.unpack("<BIII", data[4:fixed])
+    header, payload = data[fixed : fixed + hlen], data[fixed + hlen :]
+    mode = rng.random()
+    if mode < 0.5:  # header JSON fields, checksum forged
+        new, what = mutate_json(rng, json.loads(header))
+        header = (new if isinstance(new, str) and what.startswith("nested") else json.dumps(new)).encode()
+    elif mode < 0.7:  # payload bytes, checksum forged
+        payload = mutate_bytes_in_memory(rng, payload)
+        payload, what = payload[: len(payload) // 4 * 4], "payload bytes"
+    else:
+        return mutate_bytes(rng, path, header_bias=fixed + hlen)
+    crc = zlib.crc32(payload, zlib.crc32(header))
+    path.write_bytes(data[:4] + struct.pack("<BIII", version, len(header), len(payload), crc) + header + payload)
+    return what + " (checksum forged)"
+
+
+def _load_sslc(path: Path):
+    from engines.codec.learned import decompress
+
+    return decompress(path.read_bytes(), name=path.name)
+
+
+def _sslc_errors():
+    from engines.codec.learned import LearnedCodecError
+
+    return (LearnedCodecError,)
+
+
 TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("ply", _build_ply, _mutate_ply, _load_scene, _scene_errors, "scenes"),
     Target("splat", _build_splat, _mutate_splat, _load_scene, _scene_errors, "scenes"),
@@ -1040,6 +1079,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("ply-compressed", _build_compressed_ply, _mutate_ply, _load_scene, _scene_errors, "scenes"),
     Target("jpeg-internals", _build_jpeg_internals, _mutate_jpeg_internals, _load_jpeg_internals, _jpeg_errors, "codec"),
     Target("tf-files", _build_tf, _mutate_tf, _load_tf, _tf_errors, "volumes"),
+    Target("sslc", _build_sslc, _mutate_sslc, _load_sslc, _sslc_errors, "codec"),
 ]}
 #: family -> its targets, in table order
 FAMILIES: dict[str, list[str]] = {}
