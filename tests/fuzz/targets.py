@@ -1029,7 +1029,7 @@ def _build_sslc(folder: Path) -> Path:
 def _mutate_sslc(rng, folder: Path, path: Path) -> str:
     data = path.read_bytes()
     fixed = 4 + 13  # magic, u8 version, u32 header length, u32 payload length, u32 crc
-    version, hlen, plen, _crc = struct.unpack("<BIII", data[4:fixed])
+    version, hlen, _plen, _crc = struct.unpack("<BIII", data[4:fixed])
     header, payload = data[fixed : fixed + hlen], data[fixed + hlen :]
     mode = rng.random()
     if mode < 0.5:  # header JSON fields, checksum forged
