@@ -210,6 +210,11 @@ def main() -> None:
     print("outputs byte-identical to serial: " + ("all" if all(identical.values()) else
           ", ".join(k for k, v in identical.items() if not v) + " DIFFER"))
     print(f"machine load average after the run: {os.getloadavg()[0]:.2f}")
+    autogroup = Path("/proc/sys/kernel/sched_autogroup_enabled")
+    if autogroup.exists() and autogroup.read_text().strip() == "1" and os.getloadavg()[0] > (os.cpu_count() or 1):
+        print("note: the kernel shares CPU time per session (sched_autogroup) and the machine is oversubscribed:"
+              " Ray's workers (one session) get about one session's share however many run, and serial runs in"
+              " this driver's session; the speed-ups above measure the scheduler as much as the executors")
     shutil.rmtree(work, ignore_errors=True)
 
 
