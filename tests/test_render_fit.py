@@ -162,3 +162,27 @@ def test_strategies_fit_a_photo(strategy):
     else:
         pruned = sum(int(m.split("pruned ")[1].split()[0]) for m in logs if "pruned " in m)
         assert pruned > 0  # opacity resets let unused Gaussians fall under the prune threshold
+
+
+def test_mip_3d_filter_values_and_baked_result():
+    from engines.render.camera import orbit_camera
+    from engines.render.fit import apply_filter_3d, filter_3d
+
+    near, far = orbit_camera(0, 0, 4.0, width=64, height=64), orbit_camera(90, 0, 8.0, width=64, height=64)
+    means = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, -20.0]])  # the second is behind the first camera's eye
+    f_max = max(float(near.K[0, 0]), float(far.K[0, 0]))
+    filt = filter_3d(means, [near, far])
+    assert abs(float(filt[0]) - 4.0 / f_max * math.sqrt(0.2)) < 1e-6  # the closest camera that sees it
+    assert float(filt[1]) == float(filt[0])  # seen by none: the largest d_min of the others
+    log_s = torch.log(torch.tensor([[0.01, 0.02, 0.03]]))
+    scales, opac = apply_filter_3d(log_s, torch.tensor([0.8]), torch.tensor([0.02]))
+    np.testing.assert_allclose(scales.numpy(), np.sqrt(np.array([[1e-4, 4e-4, 9e-4]]) + 4e-4), rtol=1e-5)
+    expect = 0.8 * np.sqrt(np.prod([1e-4, 4e-4, 9e-4]) / np.prod(np.array([1e-4, 4e-4, 9e-4]) + 4e-4))
+    assert abs(float(opac[0]) - expect) < 1e-6
+    truth = sphere_scene(80, footprint=0.2)
+    cams = fibonacci_cameras(3, 3.5, width=24, height=24)
+    targets = render_views(truth, cams)
+    result = run_job(fit_job(targets, cams, FitSettings(count=60, steps=30, mip_filter3d=True, densify=False)))
+    floor = filter_3d(result.scene.means, cams)
+    assert torch.all(result.scene.scales.min(1).values >= floor * 0.999)  # baked: every scale ≥ its filter
+    assert result.final_psnr > 15

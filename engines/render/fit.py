@@ -24,7 +24,7 @@ from engines.render.pulsar import render_spheres
 from engines.render.rasterize import rasterize
 from engines.render.scene import Gaussians, Spheres, rgb_to_sh
 
-__all__ = ["DensityControl", "FitResult", "FitSettings", "MCMCControl", "fit_job", "loss_l1_dssim", "photo_camera",
+__all__ = ["DensityControl", "FitResult", "FitSettings", "MCMCControl", "apply_filter_3d", "filter_3d", "fit_job", "loss_l1_dssim", "photo_camera",
            "psnr", "relocation_update"]
 
 
@@ -88,6 +88,7 @@ class FitSettings:
     mcmc_growth: float = 1.05  # count multiplier per refine step until max_count (gsplat: 1.05)
     mcmc_noise_lr: float = 1.6e4  # noise scale × current position learning rate (gsplat 5e5 × its lr 1.6e-4 / ours)
     mcmc_opacity_reg: float = 0.01
+    mip_filter3d: bool = False  # Mip-Splatting 3D smoothing filter (posed views), baked into the result
     mcmc_scale_reg: float = 0.01
     sh_degree: int = 0
     gamma: float = 1.0  # spheres
@@ -184,6 +185,40 @@ class DensityControl:
         _replace_params(params, optimizer, keep, additions)
         self.reset(len(params["means"]))
         return {"cloned": len(clone_idx), "split": len(split_idx), "pruned": max(0, pruned)}
+
+
+def filter_3d(means: torch.Tensor, cameras: Sequence[Camera]) -> torch.Tensor:
+    """Mip-Splatting 3D filter σ per Gaussian: d_min / f_max · √0.2 (``compute_3D_filter``).
+
+    d_min is the smallest depth over the cameras that see the centre (depth > 0.2, projection within
+    15 % outside the image); Gaussians no camera sees take the largest d_min of the others.
+    f_max is the largest focal length f_x of the cameras.
+    """
+    with torch.no_grad():
+        m = means.detach().double()
+        best = torch.full((len(m),), float("inf"), dtype=torch.float64)
+        for cam in cameras:
+            view, K = cam.viewmat.double(), cam.K.double()
+            t = m @ view[:3, :3].T + view[:3, 3]
+            z = t[:, 2]
+            zs = torch.where(z > 0.2, z, torch.ones_like(z))
+            u = K[0, 0] * t[:, 0] / zs + K[0, 2]
+            v = K[1, 1] * t[:, 1] / zs + K[1, 2]
+            seen = (z > 0.2) & (u >= -0.15 * cam.width) & (u <= 1.15 * cam.width) \
+                & (v >= -0.15 * cam.height) & (v <= 1.15 * cam.height)
+            best = torch.where(seen, torch.minimum(best, z), best)
+        finite = torch.isfinite(best)
+        fallback = best[finite].max() if finite.any() else torch.tensor(1.0, dtype=torch.float64)
+        best = torch.where(finite, best, fallback)
+        f_max = max(float(c.K[0, 0]) for c in cameras)
+        return (best / f_max * math.sqrt(0.2)).to(means.dtype)
+
+
+def apply_filter_3d(log_scales: torch.Tensor, opacities: torch.Tensor, filt: torch.Tensor):
+    """(scales √(s² + σ²), opacities · √(Π s² / Π (s² + σ²))) — differentiable in log_scales and opacities."""
+    var = (2 * log_scales).exp()
+    smoothed = var + filt[:, None] ** 2
+    return smoothed.sqrt(), opacities * torch.sqrt((var / smoothed).prod(1))
 
 
 _BINOMIAL = torch.tensor([[math.comb(n, k) for k in range(51)] for n in range(51)], dtype=torch.float64)
@@ -434,6 +469,8 @@ def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings
     reset_every = s.reset_opacity_every if s.reset_opacity_every >= 0 else max(2 * s.densify_every, round(0.2 * s.steps))
     first_reset = reset_every if reset_every and density is not None else 0
     cams = [c.to(torch.float32) for c in cameras]
+    mip3d = filter_3d(params["means"], cams) if s.mip_filter3d and s.primitive == "gaussians" and mode == "views" \
+        else None
     densify_every = max(1, min(s.densify_every, s.steps // 8))
     history: list[dict] = []
     started = time.monotonic()
@@ -442,9 +479,13 @@ def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings
         view = (step - 1) % len(images)
         cam, target = cams[view], images[view]
         if s.primitive == "gaussians":
-            image, _alpha, meta = rasterize(params["means"], params["quats"], params["log_scales"].exp(),
-                                            torch.sigmoid(params["opacity_logits"]), params["sh"], cam.viewmat, cam.K,
-                                            cam.width, cam.height, aa_mode=s.aa_mode, sh_degree=s.sh_degree,
+            scales, opac = params["log_scales"].exp(), torch.sigmoid(params["opacity_logits"])
+            if mip3d is not None:
+                if len(mip3d) != len(scales) or step % 100 == 0:  # after density changes, and periodically
+                    mip3d = filter_3d(params["means"], cams)
+                scales, opac = apply_filter_3d(params["log_scales"], opac, mip3d)
+            image, _alpha, meta = rasterize(params["means"], params["quats"], scales, opac, params["sh"], cam.viewmat,
+                                            cam.K, cam.width, cam.height, aa_mode=s.aa_mode, sh_degree=s.sh_degree,
                                             background=bg)
             meta["means2d"].retain_grad()
         else:
@@ -488,6 +529,12 @@ def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings
         if step % max(1, s.preview_every) == 0 or step == s.steps or step == 1:
             yield Preview(image=image.detach().clamp(0, 1).numpy(),
                           data=dict(history[-1], view=view, elapsed=time.monotonic() - started), label="fit")
+    if mip3d is not None:  # bake the filter in (as Mip-Splatting's fused export): the scene renders as trained
+        with torch.no_grad():
+            scales, opac = apply_filter_3d(params["log_scales"], torch.sigmoid(params["opacity_logits"]),
+                                           filter_3d(params["means"], cams))
+            params["log_scales"].data = scales.log()
+            params["opacity_logits"].data = torch.logit(opac.clamp(1e-6, 1 - 1e-6))
     scene = _params_to_scene(params, s.primitive)
     final = evaluate(scene, cameras, images, s)
     return FitResult(scene, cameras, history, final, mode)

@@ -195,7 +195,8 @@ def fit_batch_verb(args: argparse.Namespace, targets: list[str]) -> dict:
     targets = expand_files(targets, IMAGE_SUFFIXES)
     settings = {"primitive": args.primitive, "count": args.count, "steps": args.steps, "aa_mode": args.aa,
                 "seed": args.seed, "densify": not args.no_densify, "sh_degree": args.sh_degree,
-                "max_count": max(args.count, args.max_count or 10 * args.count), "strategy": args.strategy}
+                "max_count": max(args.count, args.max_count or 10 * args.count), "strategy": args.strategy,
+                "mip_filter3d": args.mip_3d}
     folder = _batch_folder(args.out, args.force)
     report = run_batch(fit_batch(targets, settings, args.max_size), args, folder)
     result = summary(report)

@@ -130,7 +130,8 @@ def cmd_fit(args: argparse.Namespace) -> dict:
         inputs.append(args.target)
     settings = FitSettings(primitive=args.primitive, count=args.count, steps=args.steps, aa_mode=args.aa,
                            seed=args.seed, densify=not args.no_densify, sh_degree=args.sh_degree,
-                           max_count=max(args.count, args.max_count or 10 * args.count), strategy=args.strategy)
+                           max_count=max(args.count, args.max_count or 10 * args.count), strategy=args.strategy,
+                           mip_filter3d=args.mip_3d)
     try:
         start = init.with_degree(args.sh_degree) if init is not None and args.primitive == "gaussians" else None
         result = run_with_progress(fit_job(images, cameras, settings, init=start), quiet=args.json)
@@ -217,6 +218,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="cap on the Gaussian count (default 10x --count; the fixed budget with --strategy mcmc)")
     p.add_argument("--strategy", default="default", choices=["default", "mcmc"],
                    help="density control: 3DGS clone/split/prune with opacity resets, or 3DGS-MCMC relocation")
+    p.add_argument("--mip-3d", action="store_true",
+                   help="Mip-Splatting 3D smoothing filter while fitting posed views (baked into the saved scene)")
     p.add_argument("--no-densify", action="store_true", help="disable clone/split/prune")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output .ply (3DGS layout) with a .json provenance sidecar")
