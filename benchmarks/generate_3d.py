@@ -5,7 +5,8 @@ scene with ``--steps`` steps, render it at azimuth −45…45° (step 15°) × e
 and let an INDEPENDENT digit classifier (scikit-learn SVC trained on the real load_digits
 images; the SVC of benchmarks/generate_quality.py without its per-pixel StandardScaler, which turns a
 faint background offset in the always-black border pixels into huge features) label the views;
-the last column repeats the front-arc accuracy with the standardised SVC of generate_quality.py. Reports per method the
+the last column repeats the front-arc accuracy with the standardised SVC of generate_quality.py. "CPU s/obj" is the process
+CPU time per object (one torch thread), i.e. the wall time on an otherwise idle core. Reports per method the
 front-arc accuracy (fraction of the 14 × classes views labelled as the requested class), the
 back-view accuracy (azimuth 180°, elevations 0° and 15°: a high value means the digit also
 appears un-mirrored from behind, the Janus indicator), the mean and max wall time per object.
@@ -58,14 +59,15 @@ def main() -> None:
     classes = _classes(args.classes)
     back = [(180.0, 0.0), (180.0, 15.0)]
     print(f"digits-flow → 3D, {args.steps} steps, classes {classes}, seed {args.seed}, {args.threads} thread(s)")
-    print(f"{'method':7s} {'front-arc acc':>13s} {'back acc':>9s} {'worst class':>12s} {'s/object':>9s} {'max s':>7s} {'scaled-SVC acc':>14s}")
+    print(f"{'method':7s} {'front-arc acc':>13s} {'back acc':>9s} {'worst class':>12s} {'s/object':>9s} {'max s':>7s} {'CPU s/obj':>9s} {'scaled-SVC acc':>14s}")
     for method in args.methods.split(","):
-        front_hits, back_hits, per_class, times, scaled_hits = [], [], {}, [], []
+        front_hits, back_hits, per_class, times, scaled_hits, cpu_times = [], [], {}, [], [], []
         for c in classes:
             settings = DistillSettings(class_label=c, method=method, steps=args.steps, seed=args.seed)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             result = run_job(distill_job(settings))
             times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu)
             views = orbit_views(result.scene, FRONT_ARC, settings.radius, settings.fov)
             hits = clf.predict(views.mean(3)) == c
             front_hits += list(hits)
@@ -81,7 +83,7 @@ def main() -> None:
         worst = min(per_class, key=per_class.get)
         print(f"{method:7s} {np.mean(front_hits):13.3f} {np.mean(back_hits):9.3f} "
               f"{worst:>5d} ({per_class[worst]:.2f}) {np.mean(times):9.1f} {np.max(times):7.1f} "
-              f"{np.mean(scaled_hits):14.3f}", flush=True)
+              f"{np.mean(cpu_times):9.1f} {np.mean(scaled_hits):14.3f}", flush=True)
     if args.image:
         from engines.generation.api import GenerationParams, generate_job
 
