@@ -37,7 +37,8 @@ class GenerationParams:
     ``steps``, ``cfg``, ``width``/``height`` 0 or "" mean "model default"; ``seed`` < 0 means
     random (the chosen seed is recorded); image ``i`` of a batch uses ``seed + i``.
     ``strength``: SDEdit strength for img2img/inpainting (1 = ignore the input);
-    ``ilvr_n``: ILVR low-pass factor (0 = off).
+    ``ilvr_n``: ILVR low-pass factor (0 = off); ``mask_blur``: inpainting pastes the original
+    back outside the mask, feathered inward over this many pixels.
     """
 
     model: str = "digits-flow"
@@ -53,6 +54,7 @@ class GenerationParams:
     batch: int = 1
     strength: float = 1.0
     ilvr_n: int = 0
+    mask_blur: float = 4.0
 
     def to_dict(self) -> dict:
         """JSON-able dict."""
@@ -116,6 +118,8 @@ def resolve_params(params: GenerationParams, info: ModelInfo) -> GenerationParam
         raise ValueError(f"batch must be 1..64 (got {p.batch})")
     if not (0.0 <= p.strength <= 1.0) or not math.isfinite(p.strength):
         raise ValueError(f"strength must be in 0..1 (got {p.strength})")
+    if not (0.0 <= p.mask_blur <= 256.0) or not math.isfinite(p.mask_blur):
+        raise ValueError(f"mask blur must be 0..256 pixels (got {p.mask_blur})")
     if p.ilvr_n and p.ilvr_n < 2:
         raise ValueError(f"ILVR factor N must be 0 (off) or at least 2 (got {p.ilvr_n})")
     p.height = p.height or int(info.size[0])
@@ -204,11 +208,15 @@ def generate_job(
             from engines.generation.sampling import mask_tensor
 
             mask_f = mask_tensor(mask, size)[0, 0].numpy()
-        out = yield from run_pipeline_job(
-            loaded.pipe, info.prediction_type, p.sampler, p.steps, seeds, prompt=p.prompt,
-            negative_prompt=p.negative_prompt, cfg=p.cfg, size=size, init=init_f, strength=p.strength,
-            mask=mask_f, cancel=cancel, preview_every=preview_every,
-        )
+        outs = []
+        for k, seed in enumerate(seeds):  # one image at a time: image k equals its seed run alone, exactly
+            job = run_pipeline_job(
+                loaded.pipe, info.prediction_type, p.sampler, p.steps, [seed], prompt=p.prompt,
+                negative_prompt=p.negative_prompt, cfg=p.cfg, size=size, init=init_f, strength=p.strength,
+                mask=mask_f, cancel=cancel, preview_every=preview_every, mask_blur=p.mask_blur,
+            )
+            outs.append((yield from _batch_part(job, k, len(seeds))))
+        out = np.concatenate(outs)
         images = (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
     torch_seconds = time.monotonic() - start
     hashes = {role: array_sha256(a) for role, a in (("init", init), ("mask", mask), ("reference", reference))
@@ -216,6 +224,21 @@ def generate_job(
     return GenerationResult(images=images, params=p.to_dict(), seeds=seeds, model=info.to_dict(),
                             seconds=round(torch_seconds, 3), device=device, mode=mode,
                             extra={"input_pixel_sha256": hashes})
+
+
+def _batch_part(job, index: int, count: int):
+    """Run ``job`` (image ``index`` of ``count``), rescaling its Progress to the whole batch."""
+    try:
+        event = next(job)
+        while True:
+            if isinstance(event, Progress) and count > 1 and event.total > 0:
+                done = index * event.total + event.done
+                event = Progress(done, count * event.total, f"image {index + 1}/{count}, {event.message}")
+            event = job.send((yield event))
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        job.close()  # a cancelled batch stops the running pipeline too
 
 
 def array_sha256(array: np.ndarray) -> str:

@@ -188,7 +188,7 @@ def _folder_info_checked(folder: Path, shipped: bool) -> ModelInfo:
             raise ModelError(f"{folder.name}: component folder '{key}/' listed in model_index.json is missing")
     text = any(k in index for k in ("text_encoder", "text_encoder_2", "tokenizer"))
     size = _pipeline_default_size(folder, index)
-    samplers = samplers_for(prediction, own_loop=False, distilled=distilled)
+    samplers = samplers_for(prediction, own_loop=False, distilled=distilled, pipeline_class=cls_name)
     default = "flow_euler" if prediction == "flow" else ("lcm" if distilled else "dpmpp_2m_karras")
     return ModelInfo(
         name=folder.name, path=str(folder), kind="pipeline", pipeline_class=cls_name,
@@ -201,7 +201,8 @@ def _folder_info_checked(folder: Path, shipped: bool) -> ModelInfo:
 
 
 def _pipeline_default_size(folder: Path, index: dict) -> tuple:
-    """Default output size: denoiser sample_size x VAE scale factor (falls back to 512)."""
+    """Default output size: denoiser sample_size x VAE scale factor, else the VAE's own
+    ``sample_size`` (Flux transformers carry none), else 512."""
     scale = 8
     vae_cfg = folder / "vae" / "config.json"
     if vae_cfg.exists():
@@ -216,6 +217,10 @@ def _pipeline_default_size(folder: Path, index: dict) -> tuple:
             if config.get("sample_size"):
                 h, w = sample_size(config, f"{comp}/config.json")
                 return (h * scale, w * scale)
+    if vae_cfg.exists():
+        config = _read_json(vae_cfg)
+        if config.get("sample_size"):
+            return sample_size(config, "vae/config.json")
     return (512, 512)
 
 

@@ -17,7 +17,7 @@ import torch
 from engines.generation.samplers import make_scheduler
 from engines.jobs import CancelToken, JobCancelled, Preview, Progress, Stopwatch
 
-__all__ = ["LATENT_RGB_FACTORS", "latents_to_rgb", "run_pipeline_job"]
+__all__ = ["LATENT_RGB_FACTORS", "feathered_mask", "img2img_steps", "latents_to_rgb", "run_pipeline_job"]
 
 # Linear latent -> RGB projections (weights-free previews), as used by InvokeAI's step_callback.
 LATENT_RGB_FACTORS = {
@@ -62,6 +62,38 @@ def latents_to_rgb(latents: torch.Tensor, family: str = "sd") -> np.ndarray:
     return (rgb.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
+def img2img_steps(steps: int, strength: float) -> int:
+    """Scheduler steps for an img2img run so at least one denoising step remains.
+
+    diffusers runs ``int(steps * strength)`` steps; below one step (e.g. strength 0.05 with
+    20 steps) its timestep list is empty and it crashes, so the schedule is made finer.
+    """
+    n = max(1, int(steps))
+    while strength > 0 and int(n * strength) < 1:
+        n += 1
+    return n
+
+
+def feathered_mask(mask: np.ndarray, blur: float) -> np.ndarray:
+    """``(H, W)`` mask in [0, 1] -> blend weight for pasting the generated pixels back.
+
+    The edge is feathered *inward* over ``blur`` pixels (linear ramp on the distance to the
+    kept region), so pixels outside the mask get weight 0 and keep the original exactly.
+    """
+    m = np.clip(np.asarray(mask, dtype=np.float64), 0, 1)
+    if blur <= 0:
+        return m
+    from scipy.ndimage import distance_transform_edt
+
+    inside = m > 0.5
+    if not inside.any():
+        return m * 0
+    if inside.all():
+        return m
+    ramp = np.clip(distance_transform_edt(inside) / (float(blur) + 1.0), 0, 1)  # edge pixel: 1 / (blur + 1)
+    return m * ramp
+
+
 class _Stop(Exception):
     """Raised in the pipeline callback to abandon a cancelled run."""
 
@@ -86,10 +118,14 @@ def run_pipeline_job(
     mask: np.ndarray | None = None,
     cancel: CancelToken | None = None,
     preview_every: int = 1,
+    mask_blur: float = 4.0,
+    paste_back: bool = True,
 ):
     """Job: run a diffusers pipeline (txt2img, or img2img / inpainting derived with ``from_pipe``).
 
     ``init``: ``(H, W, 3)`` float image in [0, 1]; ``mask``: ``(H, W)`` float, 1 = regenerate.
+    ``strength`` 0 returns the input unchanged; inpainting pastes the original back outside
+    the mask (``paste_back``) with the edge feathered inward over ``mask_blur`` pixels.
     ``size``: ``(height, width)``. Yields Progress and Preview per step; returns
     ``(B, H, W, 3)`` float images in [0, 1]. Raises :class:`JobCancelled` if cancelled.
     """
@@ -106,6 +142,13 @@ def run_pipeline_job(
         pipe.scheduler = make_scheduler(sampler, prediction_type, base)
     runner = pipe
     kwargs = {}
+    if init is not None and strength <= 0:  # SDEdit at strength 0: nothing is regenerated
+        yield Progress(1, 1, "strength 0: input kept")
+        image = Image.fromarray((np.clip(init, 0, 1) * 255).round().astype(np.uint8))
+        if size and image.size != (size[1], size[0]):
+            image = image.resize((size[1], size[0]), Image.BICUBIC)
+        kept = np.asarray(image, dtype=np.float32) / 255.0
+        return np.repeat(kept[None], len(seeds), axis=0)
     if init is not None:
         from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
 
@@ -121,6 +164,7 @@ def run_pipeline_job(
         else:
             runner = AutoPipelineForImage2Image.from_pipe(pipe)
         runner.set_progress_bar_config(disable=True)
+        steps = img2img_steps(steps, strength)
         total = max(1, min(int(steps * strength), steps))
     else:
         total = int(steps)
@@ -185,7 +229,14 @@ def run_pipeline_job(
                 images = np.asarray(value.images, dtype=np.float32)
                 if images.ndim == 3:
                     images = images[..., None].repeat(3, axis=3)
-                return np.clip(images, 0, 1)
+                images = np.clip(images, 0, 1)
+                if mask is not None and paste_back:
+                    original = np.asarray(kwargs["image"], dtype=np.float32) / 255.0
+                    weight = feathered_mask(np.asarray(kwargs["mask_image"], dtype=np.float32) / 255.0, mask_blur)
+                    if images.shape[1:3] == original.shape[:2]:
+                        weight = weight.astype(np.float32)[None, :, :, None]
+                        images = weight * images + (1 - weight) * original[None]
+                return images
             elif kind == "cancelled":
                 raise JobCancelled("cancelled")
             else:

@@ -82,17 +82,39 @@ DDPM_DEFAULTS = {"num_train_timesteps": 1000, "beta_start": 0.0001, "beta_end": 
                  "prediction_type": "epsilon", "clip_sample": False}
 
 
-def samplers_for(prediction_type: str, *, own_loop: bool = True, distilled: bool = False) -> list[str]:
+# Pipelines (by class-name prefix) whose ``__call__`` hands the scheduler a custom ``sigmas``
+# schedule (and ``mu``) unless its config has ``use_flow_sigmas``: other schedulers whose
+# ``set_timesteps`` takes no ``sigmas`` crash there.
+CUSTOM_SIGMA_PIPELINES = ("Flux", "Chroma", "QwenImage", "Lumina2", "HiDream", "CogView4", "SanaSprint")
+
+
+def _takes_custom_sigmas(class_name: str) -> bool:
+    """True when diffusers scheduler ``class_name``'s ``set_timesteps`` accepts ``sigmas``."""
+    import inspect
+
+    import diffusers
+
+    cls = getattr(diffusers, class_name)
+    return "sigmas" in inspect.signature(cls.set_timesteps).parameters
+
+
+def samplers_for(prediction_type: str, *, own_loop: bool = True, distilled: bool = False,
+                 pipeline_class: str = "") -> list[str]:
     """Names of the samplers that suit a model.
 
     ``prediction_type``: ``"flow"``, ``"epsilon"`` or ``"v_prediction"``. ``own_loop``: the
     model runs in the studio's loop (so flow models can also use adapted VP samplers);
-    ``distilled``: the model is consistency-distilled (LCM offered).
+    ``distilled``: the model is consistency-distilled (LCM offered); ``pipeline_class``: the
+    diffusers pipeline that runs it (pipelines that pass custom sigmas drop schedulers that
+    cannot take them, e.g. Flow Heun under Flux).
     """
+    custom_sigmas = not own_loop and pipeline_class.startswith(CUSTOM_SIGMA_PIPELINES)
     names = []
     for spec in SAMPLERS.values():
         if spec.distilled_only and not distilled:
             continue
+        if custom_sigmas and not spec.flow_kwargs.get("use_flow_sigmas") and not _takes_custom_sigmas(spec.class_name):
+            continue  # (flow-sigma schedulers are fine: those pipelines then pass no custom sigmas)
         if prediction_type in spec.native or (own_loop and prediction_type in spec.adapted):
             names.append(spec.name)
     return names
@@ -160,6 +182,11 @@ def make_scheduler(name: str, prediction_type: str, base_config: dict | None = N
         config.update(spec.flow_kwargs)
         if "shift" in base:
             config["flow_shift"] = base["shift"]
+        if base.get("use_dynamic_shifting"):
+            # Flux-style pipelines pass a resolution-dependent ``mu``; the multistep solvers accept it
+            # only with dynamic shifting switched on (exponential time shift, as FlowMatch uses)
+            config["use_dynamic_shifting"] = True
+            config["time_shift_type"] = base.get("time_shift_type", "exponential")
         return cls.from_config(config)
     config = {k: v for k, v in base.items() if not k.startswith("_")} if base else dict(DDPM_DEFAULTS)
     for key in ("use_flow_sigmas", "flow_shift", "use_karras_sigmas", "algorithm_type", "solver_order"):

@@ -188,8 +188,10 @@ def sample_own_job(
     scheduler.set_timesteps(int(steps), device=device)
     levels = _Levels(scheduler) if space != "flow" else None
     step_accepts_generator = "generator" in inspect.signature(scheduler.step).parameters
-    step_gen = torch.Generator("cpu").manual_seed(int(seeds[0]) + 7919)
-    ref_gen = torch.Generator("cpu").manual_seed(int(seeds[0]) + 104729)
+    # one generator per image for the per-step noise (Euler a, ILVR), so image i of a batch is
+    # exactly the image ``seeds[i]`` gives alone
+    step_gen = [torch.Generator("cpu").manual_seed(int(seed) + 7919) for seed in seeds]
+    ref_gen = [torch.Generator("cpu").manual_seed(int(seed) + 104729) for seed in seeds]
 
     noise = noise_for_seeds(seeds, (channels, h, w), "cpu").to(device)
     timesteps = scheduler.timesteps
@@ -229,15 +231,21 @@ def sample_own_job(
         uncond = torch.full_like(labels, null)
         use_cfg = cfg != 1.0 and any(c is not None for c in given)
 
-    def velocity_or_eps(x_in: torch.Tensor, t_model: torch.Tensor) -> torch.Tensor:
-        t_batch = t_model.expand(batch) if t_model.ndim else t_model.repeat(batch)
+    def one_image(x_in: torch.Tensor, t_model: torch.Tensor, i: int) -> torch.Tensor:
+        t_one = t_model.reshape(1) if t_model.numel() == 1 else t_model[i:i + 1]
         if not has_classes:
-            return unet(x_in, t_batch).sample
+            return unet(x_in, t_one).sample
         if use_cfg:
-            both = unet(torch.cat([x_in, x_in]), torch.cat([t_batch, t_batch]), class_labels=torch.cat([uncond, labels])).sample
+            both = unet(torch.cat([x_in, x_in]), torch.cat([t_one, t_one]),
+                        class_labels=torch.cat([uncond[i:i + 1], labels[i:i + 1]])).sample
             out_u, out_c = both.chunk(2)
             return out_u + cfg * (out_c - out_u)
-        return unet(x_in, t_batch, class_labels=labels).sample
+        return unet(x_in, t_one, class_labels=labels[i:i + 1]).sample
+
+    def velocity_or_eps(x_in: torch.Tensor, t_model: torch.Tensor) -> torch.Tensor:
+        # image by image: batched convolutions round differently from single ones, and image i of
+        # a batch must equal the image its seed gives alone, bit for bit
+        return torch.cat([one_image(x_in[i:i + 1], t_model, i) for i in range(batch)])
 
     total = len(timesteps)
     hooks = _cancel_hooks(unet, cancel)
@@ -271,7 +279,8 @@ def sample_own_job(
                 x = scheduler.step(out, t, x, **kwargs).prev_sample
                 t_next = float(timesteps[i + 1]) if i + 1 < total else None
                 if reference is not None:
-                    y = _noise_to(reference, torch.randn(reference.shape, generator=ref_gen).to(device), t_next, space, levels)
+                    ref_noise = torch.stack([torch.randn(reference.shape[1:], generator=g) for g in ref_gen])
+                    y = _noise_to(reference, ref_noise.to(device), t_next, space, levels)
                     x = x - lowpass(x, ilvr_n) + lowpass(y, ilvr_n)
                 if mask is not None:
                     known = _noise_to(init, noise, t_next, space, levels)

@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["TINY_WORDS", "build_tiny_sd_pipeline", "write_tiny_clip_tokenizer"]
+__all__ = ["TINY_WORDS", "build_tiny_flux_pipeline", "build_tiny_sd_pipeline", "write_tiny_clip_tokenizer"]
 
 TINY_WORDS = ["a", "photo", "of", "cat", "dog", "red", "blue", "house", "tree", "digit"]
 
@@ -103,5 +103,47 @@ def build_tiny_sd_pipeline(folder: str | os.PathLike, seed: int = 0, scheduler: 
     pipe.save_pretrained(folder, safe_serialization=True)
     import shutil
 
+    shutil.rmtree(tok_dir, ignore_errors=True)
+    return pipe
+
+
+def build_tiny_flux_pipeline(folder: str | os.PathLike, seed: int = 0):
+    """Build a random-weight ``FluxPipeline`` (tiny transformer, 2-block VAE, 32x32 px) and save it.
+
+    As diffusers' Flux tests, but offline: the T5 encoder reads the same tiny CLIP BPE vocabulary
+    (``tokenizer_2`` is a CLIP tokenizer), so no SentencePiece model is needed. Returns the pipeline.
+    """
+    import shutil
+
+    import torch
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=8,
+        num_attention_heads=2, joint_attention_dim=16, pooled_projection_dim=8, axes_dims_rope=[2, 2, 4],
+    )
+    vae = AutoencoderKL(
+        block_out_channels=[4, 8], in_channels=3, out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"], latent_channels=4, norm_num_groups=2,
+        sample_size=32, shift_factor=0.0609, scaling_factor=1.5035, use_quant_conv=False, use_post_quant_conv=False,
+    )
+    tok_dir = write_tiny_clip_tokenizer(folder.with_name(folder.name + ".tokenizer-src"))
+    tokenizer = CLIPTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=8, intermediate_size=16, layer_norm_eps=1e-5,
+        num_attention_heads=2, num_hidden_layers=2, vocab_size=len(tokenizer), max_position_embeddings=77,
+        projection_dim=8))
+    text_encoder_2 = T5EncoderModel(T5Config(
+        vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+        relative_attention_num_buckets=8, pad_token_id=1, eos_token_id=1, decoder_start_token_id=0))
+    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, base_image_seq_len=16,
+                                                max_image_seq_len=256, base_shift=0.5, max_shift=1.15)
+    pipe = FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+                        text_encoder_2=text_encoder_2, tokenizer_2=tokenizer, transformer=transformer)
+    pipe.save_pretrained(folder, safe_serialization=True)
     shutil.rmtree(tok_dir, ignore_errors=True)
     return pipe
