@@ -14,23 +14,23 @@ from engines.generation.pipelines import feathered_mask, img2img_steps
 from engines.jobs import run_job
 
 
+def _built(tmp_path_factory, builder: str, name: str):
+    from engines.generation import tiny
+
+    folder = tmp_path_factory.mktemp("models") / name
+    getattr(tiny, builder)(folder)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def tiny_flux(tmp_path_factory):
-    from engines.generation.tiny import build_tiny_flux_pipeline
-
-    folder = tmp_path_factory.mktemp("models") / "tiny-flux"
-    build_tiny_flux_pipeline(folder)
-    yield folder
+    yield _built(tmp_path_factory, "build_tiny_flux_pipeline", "tiny-flux")
     clear_cache()
 
 
 @pytest.fixture(scope="module")
 def tiny_sd(tmp_path_factory):
-    from engines.generation.tiny import build_tiny_sd_pipeline
-
-    folder = tmp_path_factory.mktemp("models") / "tiny-sd"
-    build_tiny_sd_pipeline(folder)
-    yield folder
+    yield _built(tmp_path_factory, "build_tiny_sd_pipeline", "tiny-sd")
     clear_cache()
 
 
