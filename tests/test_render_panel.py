@@ -170,6 +170,9 @@ def test_gl_viewer(panel, scene_path, qtbot):
         pytest.skip("no OpenGL context")
     qtbot.wait(50)
     assert panel.canvas.settle()  # OpenGL splats sorted, or the full CPU frame (software OpenGL) shown
+    qtbot.waitUntil(lambda: panel.canvas.gl_renderer is not None)
+    qtbot.wait(20)
+    assert ("view: CPU frames" in panel.stats_label.text()) == panel.canvas.cpu_mode
     image = panel.canvas.canvas.render()
     assert image[..., :3].max() > 50  # splats drawn
     K, view = panel.canvas.camera_matrices()

@@ -40,3 +40,13 @@ def test_preview_inside_scene_and_cancel():
     assert _psnr(image, exact) > 60
     with pytest.raises(Cancelled):
         render_preview(preview_scene(scene), cam.K, cam.viewmat, 40, 30, cancelled=lambda: True)
+
+
+def test_subset_keeps_every_nth_splat_and_its_colours():
+    scene = sphere_scene(300, footprint=0.2, sh_degree=1)
+    prep = preview_scene(scene)
+    sub = prep.subset(3)
+    assert prep.subset(1) is prep and len(sub) == 100
+    centre = np.array([0.0, 0.0, -4.0])
+    np.testing.assert_array_equal(sub.colors(centre), prep.colors(centre)[::3])
+    np.testing.assert_array_equal(sub.means, prep.means[::3])

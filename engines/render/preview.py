@@ -46,6 +46,15 @@ class PreviewScene:
     def __len__(self) -> int:
         return int(self.means.shape[0])
 
+    def subset(self, stride: int) -> PreviewScene:
+        """Every ``stride``-th splat (a cheaper, approximate coarse frame for scenes with many layers)."""
+        if stride <= 1:
+            return self
+        fn = self.color_fn
+        pick = lambda a: np.ascontiguousarray(a[::stride])
+        return PreviewScene(pick(self.means), pick(self.cov6), pick(self.opacities), pick(self.rgb),
+                            None if fn is None else (lambda centre: np.asarray(fn(centre))[::stride]))
+
     def colors(self, centre: np.ndarray) -> np.ndarray:
         """RGB (N,3) seen from the camera centre ``centre``."""
         if self.color_fn is None:
@@ -196,14 +205,12 @@ class Cancelled(Exception):
 
 def render_preview(prep: PreviewScene, K, viewmat, width: int, height: int, background=(0.0, 0.0, 0.0),
                    scale: float = 1.0, near: float = 0.01, threads: int = 2, bands: int | None = None,
-                   cancelled: Callable[[], bool] | None = None, stride: int = 1) -> np.ndarray:
+                   cancelled: Callable[[], bool] | None = None) -> np.ndarray:
     """Render ``prep`` through (K (3,3), viewmat (4,4) world->camera) -> (h, w, 3) float32 in [0, 1].
 
     ``scale`` < 1 renders a coarse frame at round(scale·size) (the same view, K scaled). The image is
     composited in ``bands`` row bands (default ``threads``), ``threads`` at a time on a small pool of
     threads (nogil kernels); ``cancelled()`` is checked between rounds and raises :class:`Cancelled`.
-    ``stride`` > 1 draws only every stride-th visible splat (a cheaper, approximate coarse frame for
-    scenes with many layers of splats).
     """
     global _POOL
     K = np.asarray(K, np.float64)
@@ -215,7 +222,7 @@ def render_preview(prep: PreviewScene, K, viewmat, width: int, height: int, back
     radii = np.empty(n, np.int64)
     depth = np.empty(n, np.float64)
     _project(prep.means, prep.cov6, view, fx, fy, cx, cy, w, h, near, proj, radii, depth)
-    visible = np.nonzero(radii >= 0)[0][::max(1, int(stride))]
+    visible = np.nonzero(radii >= 0)[0]
     keys = depth[visible].astype(np.float32).view(np.int32)  # depth > near > 0: same order, radix sort
     order = visible[np.argsort(keys, kind="stable")]
     colors = np.ascontiguousarray(prep.colors(-view[:3, :3].T @ view[:3, 3]), np.float64)

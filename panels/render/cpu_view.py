@@ -70,6 +70,7 @@ class ProgressiveRenderer:
         self.scale = 0.3
         self.stride = 1
         self._prep = None
+        self._subsets: dict = {}  # stride -> PreviewScene with every stride-th splat (coarse frames)
         self._background = (0.0, 0.0, 0.0)
         self._generation = 0
         self._wanted: _View | None = None
@@ -79,7 +80,7 @@ class ProgressiveRenderer:
         self._result = None  # (image, view, full) waiting for the GUI
         self._cond = threading.Condition()
         self._stop = False
-        self.frame_times: list[tuple[bool, float]] = []  # (full, seconds) of every frame made
+        self.frame_times: list[tuple[bool, float, float]] = []  # (full, wall s, CPU s of this thread) per frame
         self._thread = threading.Thread(target=self._run, name="splat-cpu-view", daemon=True)
         self._thread.start()
 
@@ -87,6 +88,7 @@ class ProgressiveRenderer:
         """New splats (:class:`~engines.render.preview.PreviewScene`) or background: frames start over."""
         with self._cond:
             self._prep, self._background = prep, tuple(float(c) for c in background)
+            self._subsets = {1: prep}
             self._generation += 1
             self._coarse_for = self._full_for = None
             self._wanted = None
@@ -163,14 +165,17 @@ class ProgressiveRenderer:
                 if job is None:
                     continue
                 prep, background = self._prep, self._background
+                stride = 1 if job[1] else self.stride
+                if stride not in self._subsets:
+                    self._subsets[stride] = prep.subset(stride)
+                prep = self._subsets[stride]
             view, full = job
-            start = time.perf_counter()
-            try:
+            start, cpu = time.perf_counter(), time.thread_time()
+            try:  # coarse frames on this thread alone (small; their CPU time is measurable), full ones in bands
                 image = render_preview(prep, view.K, view.view, view.width, view.height, background,
-                                       scale=1.0 if full else self.scale, threads=self.threads,
-                                       bands=4 * self.threads if full else self.threads,
-                                       cancelled=(lambda v=view: not v.same(self._wanted)) if full else None,
-                                       stride=1 if full else self.stride)
+                                       scale=1.0 if full else self.scale, threads=self.threads if full else 1,
+                                       bands=4 * self.threads if full else 1,
+                                       cancelled=(lambda v=view: not v.same(self._wanted)) if full else None)
             except Cancelled:
                 continue
             except Exception:  # noqa: BLE001 - a bad frame must not kill the view; try the next camera
@@ -178,7 +183,7 @@ class ProgressiveRenderer:
                     self._coarse_for = self._full_for = view
                 continue
             elapsed = time.perf_counter() - start
-            self.frame_times.append((full, elapsed))
+            self.frame_times.append((full, elapsed, time.thread_time() - cpu))
             del self.frame_times[:-500]
             if not full:
                 self._adapt(elapsed)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qtpy.QtCore import QEvent, QObject, QPoint, QRect, QSize, Qt
+from qtpy.QtCore import QEvent, QObject, QPoint, QRect, QSize, Qt, QTimer
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -260,7 +260,7 @@ class RenderPanel(Panel):
         "aa": {"type": "string"}, "still_scale": number(0.1, 2.0), "primitive": one_of("gaussians", "spheres"),
         "count": number(1, 200000, True), "steps": number(1, 100000, True), "fit_aa": {"type": "string"},
         "densify": {"type": "boolean"}, "max_side": number(8, 1024, True), "seed": number(0, 2**31 - 1, True),
-        "max_count": number(1, 2000000, True), "strategy": one_of("default", "mcmc"),
+        "max_count": number(1, 2000000, True), "strategy": one_of("default", "mcmc"), "mip_3d": {"type": "boolean"},
     })
 
     def __init__(self, services, parent: QWidget | None = None) -> None:
@@ -534,6 +534,9 @@ class RenderPanel(Panel):
         self.max_count.setValue(20000)
         self.max_count.setToolTip("Cap on the Gaussian count (the budget of the MCMC strategy)")
         form.addRow("Max count", self.max_count)
+        self.mip_3d = QCheckBox("Mip-Splatting 3D filter")
+        self.mip_3d.setToolTip("Posed views: limit each Gaussian to the cameras' sampling rate (baked into the result)")
+        form.addRow("Anti-aliasing 3D", self.mip_3d)
         self.max_side = QSpinBox()
         self.max_side.setRange(8, 1024)
         self.max_side.setValue(128)
@@ -573,6 +576,7 @@ class RenderPanel(Panel):
         self._lasso = _LassoSelectFilter(self)
         self.canvas.native.installEventFilter(self._filter)
         self.canvas.native.installEventFilter(self._lasso)
+        self.canvas.renderer_chosen = lambda: QTimer.singleShot(0, self._update_stats)  # notes a CPU-frame view
         self.canvas.set_background(self.background)
         self.canvas.set_point_scale(self.point_size.value())
         self._push_to_canvas()
@@ -718,7 +722,13 @@ class RenderPanel(Panel):
         self.stats_label.setText(
             f"{name}: {len(self.scene):,} Gaussians (SH degree {self.scene.sh_degree}), "
             f"{int(self.selection.sum()):,} selected · bounds [{lo[0]:.2f}, {lo[1]:.2f}, {lo[2]:.2f}] – "
-            f"[{hi[0]:.2f}, {hi[1]:.2f}, {hi[2]:.2f}] · file {size}")
+            f"[{hi[0]:.2f}, {hi[1]:.2f}, {hi[2]:.2f}] · file {size}{self._view_note()}")
+
+    def _view_note(self) -> str:
+        """' · view: CPU frames (...)' when the 3D view renders on the CPU (software or no GPU OpenGL)."""
+        if self.canvas is None or not self.canvas.cpu_mode:
+            return ""
+        return f" · view: CPU frames (OpenGL is {self.canvas.gl_renderer or 'software'})"
 
     def _update_buttons(self) -> None:
         has = self.scene is not None and len(self.scene) > 0
@@ -1016,6 +1026,7 @@ class RenderPanel(Panel):
         return FitSettings(primitive=self.primitive.currentText(), count=count, steps=self.steps.value(),
                            aa_mode=self.fit_aa.currentText(), densify=self.densify.isChecked(),
                            max_count=max(count, self.max_count.value()), strategy=self.strategy.currentText(),
+                           mip_filter3d=self.mip_3d.isChecked(),
                            seed=self.seed.value(), preview_every=5)
 
     def start_fit(self) -> None:
@@ -1170,7 +1181,8 @@ class RenderPanel(Panel):
                 "still_scale": self.still_scale.value(), "primitive": self.primitive.currentText(),
                 "count": self.count.value(), "steps": self.steps.value(), "fit_aa": self.fit_aa.currentText(),
                 "densify": self.densify.isChecked(), "max_side": self.max_side.value(), "seed": self.seed.value(),
-                "max_count": self.max_count.value(), "strategy": self.strategy.currentText()}
+                "max_count": self.max_count.value(), "strategy": self.strategy.currentText(),
+                "mip_3d": self.mip_3d.isChecked()}
 
     def restore_parameters(self, parameters: dict) -> None:
         p = self.check_parameters(parameters or {})
@@ -1190,6 +1202,8 @@ class RenderPanel(Panel):
                 combo.setCurrentText(str(p[key]))
         if "densify" in p:
             self.densify.setChecked(bool(p["densify"]))
+        if "mip_3d" in p:
+            self.mip_3d.setChecked(bool(p["mip_3d"]))
 
     def open_exported(self, path: str, provenance: dict, open_file: bool = True):
         """A scene is opened with its parameters; a still PNG restores its parameters and reopens the

@@ -162,6 +162,7 @@ class SplatCanvas:
             raise ValueError(f"unknown view renderer {self.renderer!r}; use auto, gl or cpu")
         self.gl_renderer: str | None = None  # GL_RENDERER, read at the first draw
         self.progressive = None  # ProgressiveRenderer in CPU mode
+        self.renderer_chosen = None  # optional callback once GL_RENDERER is known and the mode chosen
 
         class FrameVisual(Visual):
             """The latest CPU frame as a texture over the whole view."""
@@ -382,6 +383,8 @@ class SplatCanvas:
             self.gl_renderer = "unknown"
         if self.renderer == "cpu" or (self.renderer == "auto" and is_software_renderer(self.gl_renderer)):
             self._set_cpu_mode(True)
+        if self.renderer_chosen is not None:
+            self.renderer_chosen()
 
     def _set_cpu_mode(self, on: bool) -> None:
         from panels.render.cpu_view import ProgressiveRenderer
