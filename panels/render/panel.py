@@ -218,7 +218,7 @@ def _scene_job(path: str):
         raise OpenError(str(exc)) from exc
     yield Progress(1, 2, f"preparing {len(scene):,} splats for the view")
     arrays = viewer_arrays(scene)
-    return scene, arrays, Path(path).stat().st_size
+    return scene, arrays, Path(path).stat().st_size, scene.bounds()
 
 
 def _photo_job(path: str, max_side: int):
@@ -284,6 +284,7 @@ class RenderPanel(Panel):
         self._build()
         self.parameters_widget()
         self._view_arrays: tuple | None = None  # (scene, viewer arrays) prepared off the GUI thread
+        self._bounds: tuple | None = None  # (scene, (min xyz, max xyz))
         if SAMPLE.exists():
             self.open_file(str(SAMPLE))
 
@@ -674,12 +675,19 @@ class RenderPanel(Panel):
             return self.load_in_background(path, lambda: _photo_job(path, side), show_photo)
         return self.load_in_background(path, lambda: _scene_job(path), lambda r: self._show_loaded(path, *r))
 
-    def _show_loaded(self, path: str, scene, arrays, file_size: int) -> None:
+    def _scene_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """The current scene's bounds, computed once per scene (a job computes them for opened files)."""
+        if self._bounds is None or self._bounds[0] is not self.scene:
+            self._bounds = (self.scene, self.scene.bounds())
+        return self._bounds[1]
+
+    def _show_loaded(self, path: str, scene, arrays, file_size: int, bounds) -> None:
         """A scene read (and its viewer arrays prepared) by :func:`_scene_job` replaces the current one."""
         self.undo_stack.clear()
         self.scene_path = os.fspath(path)
         self.file_size = file_size
         self._view_arrays = (scene, arrays)
+        self._bounds = (scene, bounds)
         if os.fspath(path) != str(SAMPLE):
             self.tabs.setCurrentIndex(0)
         self._set_scene(scene, np.zeros(len(scene), bool))
@@ -716,7 +724,7 @@ class RenderPanel(Panel):
         if self.scene is None:
             self.stats_label.setText("No scene. Open a .ply, .splat or .spz file, or fit one in the Fit tab.")
             return
-        lo, hi = self.scene.bounds()
+        lo, hi = self._scene_bounds()
         size = f"{self.file_size / 1e6:.2f} MB" if self.file_size else "not saved"
         name = Path(self.scene_path).name if self.scene_path else "fitted scene"
         self.stats_label.setText(
@@ -845,7 +853,7 @@ class RenderPanel(Panel):
     def reset_crop_box(self) -> None:
         """Crop box = the scene bounds (nothing outside)."""
         if self.scene is not None and len(self.scene):
-            lo, hi = self.scene.bounds()
+            lo, hi = self._scene_bounds()
             step = max(float(np.max(hi - lo)) / 100, 1e-4)
             for spin in self.crop_min + self.crop_max:
                 spin.setSingleStep(step)
