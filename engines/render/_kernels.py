@@ -208,6 +208,20 @@ def forward(mx, my, params, opac, colors, lthr, offsets, ids, x0, x1, y0, y1, wi
     return image, t_final, last
 
 
+@njit(cache=True, nogil=True, parallel=True)
+def forward_tiles(mx, my, params, opac, colors, lthr, offsets, ids, x0, x1, y0, y1, width, height, mode, bg, TILE,
+                  first, stop, image, t_final, last):
+    """:func:`forward` for tiles ``first``..``stop-1`` only, into preallocated outputs.
+
+    ``image`` zeros (H,W,C), ``t_final`` ones (H,W), ``last`` zeros (H,W) as :func:`forward`
+    allocates them; the same per-tile function writes the same values, so a frame composited in
+    bands of tiles (with a cancellation check between bands) is bit-identical to one call.
+    """
+    for t in prange(first, stop):
+        _forward_tile(t, mx, my, params, opac, colors, lthr, offsets, ids, x0, x1, y0, y1, width, height, mode, bg,
+                      TILE, image, t_final, last)
+
+
 @njit(cache=True, nogil=True)
 def _backward_tile(t, mx, my, params, opac, colors, lthr, offsets, ids, x0, x1, y0, y1, width, height, mode, bg,
                    t_final, last, grad_image, grad_alpha, TILE, buf):
