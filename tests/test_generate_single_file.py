@@ -149,3 +149,16 @@ def test_broken_skeleton_and_truncated_file_fail_clearly(tiny, tmp_path):
         inspect_model(cut)
     with pytest.raises(ModelError, match="not a diffusers model folder"):
         write_skeleton(tmp_path, tmp_path / "x.config")
+
+
+def test_checkpoint_that_fits_no_shipped_config_fails_understandably(tiny, tmp_path):
+    _pipe, _folder, path = tiny
+    alone = tmp_path / "my-model.safetensors"  # the tiny SD without its sidecar: guessed as SD 1.x
+    alone.write_bytes(path.read_bytes())
+    info = inspect_model(alone)
+    assert info.skeleton.endswith("sd15")
+    with pytest.raises(ModelError) as err:
+        load_model(info)
+    message = str(err.value)
+    assert "do not fit the shipped 'sd15' model config" in message and "my-model.config/" in message
+    assert "state_dict" not in message and "size mismatch" not in message and "\n" not in message

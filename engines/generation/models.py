@@ -541,8 +541,17 @@ def _load_uncached(info: ModelInfo, device: str) -> LoadedModel:
                 for comp in ("tokenizer", "tokenizer_2"):
                     if isinstance(index.get(comp), list) and index[comp][0] is not None:
                         extra[comp] = clip_tokenizer(pad_token=pads.get(comp, "<|endoftext|>"))
-            pipe = cls.from_single_file(info.path, config=info.skeleton, local_files_only=True,
-                                        low_cpu_mem_usage=False, dtype=dtype, **extra)
+            try:
+                pipe = cls.from_single_file(info.path, config=info.skeleton, local_files_only=True,
+                                            low_cpu_mem_usage=False, dtype=dtype, **extra)
+            except Exception as exc:
+                if Path(info.skeleton).parent.resolve() != SKELETONS_DIR.resolve():
+                    raise
+                # the family guess picked a shipped config, but this checkpoint is another size or variant
+                raise ModelError(
+                    f"{info.name}: its tensors do not fit the shipped '{Path(info.skeleton).name}' model config "
+                    f"(a different size or variant of that family); put this model's diffusers configs (no weights) "
+                    f"in {skeleton_sidecar(info.path).name}/ next to it") from exc
         pipe = pipe.to(device)
         if hasattr(pipe, "set_progress_bar_config"):
             pipe.set_progress_bar_config(disable=True)
