@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from engines.codec.token_lab import QUANTIZERS, Tokenizer, bsq_quantize, code_statistics, ibq_quantize, rotation_trick, tokens_bits, train_tokenizer_job
+from engines.codec.token_lab import (QUANTIZERS, Tokenizer, bsq_quantize, code_statistics, ibq_entropy_loss, ibq_quantize, restart_dead_codes,
+                                    rotation_trick, tokens_bits, train_tokenizer_job)
 from engines.jobs import run_job
 
 
@@ -42,6 +43,56 @@ def test_bsq_and_ibq():
     torch.testing.assert_close(out, cb[(z @ cb.T).argmax(-1)].detach())
     out.sum().backward()
     assert (cb.grad.abs().sum(-1) > 0).all()  # every code receives a gradient
+
+
+@pytest.mark.parametrize("distance", [False, True])
+def test_ibq_gradient_matches_the_formula(distance):
+    """Value = the hard code; dL/dz = sum_j p_j (s_j - s_bar) dl_j/dz with s_k = g.c_k, and
+    dL/dc_k = onehot_k g + p_k (s_k - s_bar) dl_k/dc_k: every code gets a gradient (computed by hand)."""
+    torch.manual_seed(1)
+    z0, c0, g = torch.randn(1, 3), torch.randn(5, 3), torch.randn(1, 3)
+    z, cb = z0.clone().requires_grad_(), c0.clone().requires_grad_()
+    out, idx = ibq_quantize(z, cb, distance=distance)
+    logits = 2 * z0 @ c0.T - (c0**2).sum(-1) if distance else z0 @ c0.T
+    k = int(logits.argmax())
+    assert int(idx) == k and (k == int(torch.cdist(z0, c0).argmin()) or not distance)
+    torch.testing.assert_close(out.detach(), c0[k : k + 1])
+    out.backward(g)
+    p = torch.softmax(logits, -1)[0]
+    s = (c0 @ g[0])
+    w = p * (s - (p * s).sum())
+    dl_dz = 2 * c0 if distance else c0  # rows: d logit_j / d z
+    torch.testing.assert_close(z.grad[0], (w[:, None] * dl_dz).sum(0), atol=1e-5, rtol=1e-5)
+    dl_dc = 2 * (z0 - c0) if distance else z0.expand(5, 3)  # rows: d logit_k / d c_k
+    expect = w[:, None] * dl_dc
+    expect[k] += g[0]
+    torch.testing.assert_close(cb.grad, expect, atol=1e-5, rtol=1e-5)
+    assert (cb.grad.abs().sum(-1) > 0).all()
+
+
+def test_ibq_entropy_loss_and_dead_code_restart():
+    confident_spread = torch.eye(4) * 1.0  # each token sure of a different code: sample H = 0, batch H = log 4
+    assert float(ibq_entropy_loss(confident_spread)) == pytest.approx(-math.log(4), abs=1e-4)
+    collapsed = torch.tensor([[1.0, 0, 0, 0]] * 4)  # all on code 0: both entropies 0
+    assert float(ibq_entropy_loss(collapsed)) == pytest.approx(0.0, abs=1e-4)
+    cb = torch.zeros(4, 2)
+    z = torch.tensor([[5.0, 5.0], [7.0, 7.0]])
+    assert restart_dead_codes(cb, torch.tensor([3, 0, 1, 0]), z) == 2
+    assert cb[0].tolist() == [0, 0] and cb[2].tolist() == [0, 0]
+    for i in (1, 3):
+        assert cb[i].tolist() in ([5.0, 5.0], [7.0, 7.0])
+
+
+@pytest.mark.parametrize("quantizer", ["vq-rotation", "ibq"])
+def test_training_keeps_codes_alive(quantizer):
+    """Both collapsed to 1-2 codes of 1024 before the fixes; a short run now keeps a real spread."""
+    from engines.codec.images import sample_image
+
+    torch.set_num_threads(1)
+    img = sample_image("chelsea")[:128, :128]
+    _, out = run_job(train_tokenizer_job([img], quantizer, bits=8, steps=50, patch=32, batch=4, eval_every=50, restart_every=10))
+    final = out["final"]
+    assert final["utilisation"] > 0.05 and final["perplexity"] > 5, final  # collapsed: 1-2 codes, perplexity < 2
 
 
 def test_code_statistics_and_real_bits():
