@@ -39,6 +39,7 @@ __all__ = [
     "Preview",
     "Progress",
     "run_job",
+    "wait_in_thread",
 ]
 
 
@@ -133,6 +134,33 @@ def run_job(
         close = getattr(job, "close", None)
         if close is not None:
             close()
+
+
+def wait_in_thread(fn: Callable[..., Any], *args, message: str = "", poll: float = 0.1, **kwargs):
+    """Job step: run ``fn(*args, **kwargs)`` on a helper thread, yielding a Progress every ``poll`` s.
+
+    For work that cannot be interrupted (a first heavy import, a model load, a numba compile): the
+    job keeps reaching yields, so a cancel stops it within ``poll`` seconds. The abandoned call then
+    finishes in the background (daemon thread); whatever it caches is there for the next run.
+    Returns ``fn``'s result or raises its exception.
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the job's thread below
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name=f"job-step {getattr(fn, '__name__', 'call')}", daemon=True).start()
+    while not done.wait(poll):
+        yield Progress(0, 1, message)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 class Stopwatch:

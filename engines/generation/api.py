@@ -7,6 +7,7 @@ single-file models), fills defaults, and runs the own sampling loop or a diffuse
 
 from __future__ import annotations
 
+import importlib
 import math
 import random
 from dataclasses import asdict, dataclass, field, fields
@@ -14,7 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from engines.generation.models import ModelInfo, load_model, resolve_model
-from engines.jobs import CancelToken, Log, Progress
+from engines.jobs import CancelToken, Log, Progress, wait_in_thread
 
 __all__ = [
     "ENGINE_NAME",
@@ -158,7 +159,8 @@ def generate_job(
 
     from engines.device import get_device
 
-    device = device or get_device()
+    yield Progress(0, 1, "preparing")
+    device = device or (yield from wait_in_thread(get_device, message="detecting the device"))
     start = time.monotonic()
     info = resolve_model(params.model, model_folders)
     p = resolve_params(params, info)
@@ -168,11 +170,10 @@ def generate_job(
         raise ValueError("ILVR needs a reference image")
     if reference is not None and not p.ilvr_n:
         raise ValueError("a reference image needs an ILVR factor N >= 2")
-    yield Progress(0, 1, f"loading {info.name}")
-    import diffusers.models  # noqa: F401 - the slow import is its own step: a cancel can stop after it
-
-    yield Progress(0, 1, f"loading {info.name} weights")
-    loaded = load_model(info, device)
+    # the first diffusers import and model load cannot be interrupted: they run on a helper thread
+    # while this job keeps yielding, so a cancel lands at once (the load finishes and is cached)
+    yield from wait_in_thread(importlib.import_module, "diffusers.models", message=f"loading {info.name}")
+    loaded = yield from wait_in_thread(load_model, info, device, message=f"loading {info.name} weights")
     yield Log(f"generating {p.batch} image(s) with {info.name}, {p.sampler}, {p.steps} steps, seed {p.seed}")
     seeds = [p.seed + i for i in range(p.batch)]
     mode = "txt2img" if init is None else ("inpaint" if mask is not None else "img2img")

@@ -303,6 +303,10 @@ class RenderPanel(Panel):
         for aa in AA_MODES:
             image = rasterize_scene(scene, camera, aa_mode=aa)[0]
             torch.autograd.grad(image.sum(), scene.means)
+        from engines.jobs import run_job
+        from engines.render.still import rasterize_steps
+
+        run_job(rasterize_steps(scene, camera.to(torch.float32)))  # the still renders' band kernel
         import vispy.scene  # noqa: F401 - the viewer's import, done here instead of on first show
 
         from engines.render.preview import preview_scene, render_preview

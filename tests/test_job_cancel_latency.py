@@ -1,0 +1,77 @@
+"""Cancel reaches a stop within 1 s while a job waits on work that cannot be interrupted."""
+
+import threading
+import time
+
+import pytest
+
+from engines.jobs import CancelToken, JobCancelled, Progress, run_job, wait_in_thread
+
+
+def _step(fn, *args):
+    def job():
+        value = yield from wait_in_thread(fn, *args, message="working", poll=0.02)
+        return value
+
+    return job()
+
+
+def test_wait_in_thread_returns_the_value_and_raises_the_error():
+    events = []
+    assert run_job(_step(lambda a, b: (time.sleep(0.1), a + b)[1], 2, 3), on_event=events.append) == 5
+    assert events and all(isinstance(e, Progress) and e.message == "working" for e in events)
+
+    def broken():
+        raise ValueError("bad model")
+
+    with pytest.raises(ValueError, match="bad model"):
+        run_job(_step(broken))
+
+
+def test_cancel_during_a_blocking_call_stops_at_once_and_the_call_finishes():
+    release, finished = threading.Event(), threading.Event()
+
+    def slow_load():
+        release.wait(10)
+        finished.set()
+        return "model"
+
+    token = CancelToken()
+    threading.Timer(0.2, token.cancel).start()
+    started = time.monotonic()
+    with pytest.raises(JobCancelled):
+        run_job(_step(slow_load), cancel=token)
+    assert time.monotonic() - started < 1.2  # the call itself would take 10 s
+    assert not finished.is_set()
+    release.set()
+    assert finished.wait(5)  # the abandoned call ends harmlessly in the background
+
+
+def test_generate_cancel_during_a_cold_model_load(monkeypatch):
+    """generate_job: the model load (uncancellable, here 3 s longer) no longer delays the cancel."""
+    from engines.generation import api
+
+    loaded = threading.Event()
+    real = api.load_model
+
+    def slow_load(info, device):
+        time.sleep(3.0)
+        result = real(info, device)
+        loaded.set()
+        return result
+
+    monkeypatch.setattr(api, "load_model", slow_load)
+    token = CancelToken()
+    asked = []
+
+    def on_event(event):
+        if isinstance(event, Progress) and "weights" in event.message and not asked:
+            asked.append(time.monotonic())
+            token.cancel()
+
+    job = api.generate_job(api.GenerationParams(model="digits-flow", steps=2, batch=1, seed=1), device="cpu", cancel=token)
+    with pytest.raises(JobCancelled):
+        run_job(job, on_event=on_event, cancel=token)
+    assert asked and time.monotonic() - asked[0] < 1.0
+    assert not loaded.is_set()
+    assert loaded.wait(60)  # the load completes in the background (and is cached by load_model)
