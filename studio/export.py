@@ -182,7 +182,11 @@ def save_png(
     info.add_itxt(PNG_KEY, json.dumps(jsonable(provenance), sort_keys=True))
     params = provenance.get("parameters") or {}
     info.add_text("Software", f"Spectra Studio {__version__}")
-    if params:
+    if params and provenance.get("panel") == "generate":
+        from engines.generation.interop import a1111_parameters
+
+        info.add_text("parameters", a1111_parameters(params))  # the text A1111-compatible tools read
+    elif params:
         info.add_text("parameters", ", ".join(f"{k}: {v}" for k, v in params.items()))
 
     def write(tmp: str) -> None:
@@ -253,6 +257,8 @@ def _png_record(path: Path) -> dict | None:
             if image.format != "PNG":
                 raise ExportError(f"{path.name} is not a readable image: it holds {image.format} data, not PNG")
             text = image.info.get(PNG_KEY)
+            if text is None:
+                return _foreign_record(image.info)
     except ExportError:
         raise
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types (incl. bomb errors) on bad files
@@ -261,6 +267,19 @@ def _png_record(path: Path) -> dict | None:
     if text is None:
         return None
     return _decode_record(text, path.name)
+
+
+def _foreign_record(chunks: dict) -> dict | None:
+    """A Generate record built from another tool's PNG metadata (A1111, InvokeAI, ComfyUI), or None."""
+    from engines.generation.interop import foreign_generation_params
+
+    found = foreign_generation_params(chunks)
+    if found is None:
+        return None
+    tool, params = found
+    params.setdefault("model", "")  # the other tool's model is named only when it says so
+    return {"app": tool, "panel": "generate", "engine": "generation", "parameters": params,
+            "imported_from": tool}
 
 
 def _sidecar_record(path: Path) -> dict | None:
