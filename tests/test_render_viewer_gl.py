@@ -133,5 +133,7 @@ def test_cpu_view_progressive_and_exact_at_rest(qapp):
         scores.append((name, _psnr_vs_exact(canvas, scene)))
     print("CPU view PSNR per step (dB):", [(n, round(db, 1)) for n, db in scores])
     assert all(db >= 30 for _, db in scores), scores
-    canvas.progressive.close()
-    canvas.canvas.close()
+    worker = canvas.progressive._thread
+    canvas.canvas.close()  # closing the view stops its CPU-frame worker
+    worker.join(5)
+    assert not worker.is_alive()

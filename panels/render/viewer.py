@@ -259,6 +259,15 @@ class SplatCanvas:
         self.crop_lines.visible = False
         self.crop_box: tuple[np.ndarray, np.ndarray] | None = None
         self.canvas.events.key_press.connect(self._on_key)
+        self.canvas.events.close.connect(self._on_close)
+
+    def _on_close(self, _event=None) -> None:
+        """Stop the CPU-frame worker and the sort pool with the canvas."""
+        if self.progressive is not None:
+            self.progressive.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     _FLY_KEYS = {"W": (0, 0, 1), "S": (0, 0, -1), "A": (-1, 0, 0), "D": (1, 0, 0), "Q": (0, 1, 0), "E": (0, -1, 0)}  # noqa: RUF012
 
