@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ __all__ = [
     "atomic_write_bytes",
     "file_sha256",
     "make_provenance",
+    "read_png_chunk",
     "read_provenance",
     "save_png",
     "save_with_sidecar",
@@ -170,6 +172,7 @@ def save_png(
     provenance: dict,
     *,
     force: bool = False,
+    attachments: dict | None = None,
 ) -> Path:
     """Save an image as PNG with ``provenance`` in an iTXt chunk, atomically.
 
@@ -180,6 +183,8 @@ def save_png(
     pixels = _to_uint8_image(image)
     info = PngImagePlugin.PngInfo()
     info.add_itxt(PNG_KEY, json.dumps(jsonable(provenance), sort_keys=True))
+    for chunk_type, data in (attachments or {}).items():  # e.g. a generation's input images
+        info.add(chunk_type, zlib.compress(data, 6))  # a private chunk: PNG gives it a length and a CRC
     params = provenance.get("parameters") or {}
     info.add_text("Software", f"Spectra Studio {__version__}")
     if params and provenance.get("panel") == "generate":
@@ -267,6 +272,46 @@ def _png_record(path: Path) -> dict | None:
     if text is None:
         return None
     return _decode_record(text, path.name)
+
+
+MAX_ATTACHMENT_BYTES = 512 << 20
+
+
+def read_png_chunk(path: str | os.PathLike, chunk_type: bytes) -> bytes | None:
+    """The (decompressed) data of the first private chunk ``chunk_type`` that :func:`save_png`
+    wrote as an attachment, or None. Lengths and CRCs are checked; ExportError when damaged."""
+    import struct
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(8) != b"\x89PNG\r\n\x1a\n":
+                return None
+            while True:
+                head = handle.read(8)
+                if len(head) < 8:
+                    return None
+                length, kind = struct.unpack(">I4s", head)
+                if kind == b"IEND":
+                    return None
+                if kind != chunk_type:
+                    handle.seek(length + 4, 1)
+                    continue
+                if length > MAX_ATTACHMENT_BYTES:
+                    raise ExportError(f"{path.name}: its {chunk_type.decode()} chunk is too large")
+                data = handle.read(length)
+                crc = handle.read(4)
+                if len(data) != length or len(crc) != 4 or zlib.crc32(kind + data) != struct.unpack(">I", crc)[0]:
+                    raise ExportError(f"{path.name}: its {chunk_type.decode()} chunk is damaged (length or CRC)")
+                inflater = zlib.decompressobj()
+                out = inflater.decompress(data, MAX_ATTACHMENT_BYTES)
+                if inflater.unconsumed_tail:
+                    raise ExportError(f"{path.name}: its {chunk_type.decode()} chunk is too large")
+                return out
+    except OSError as exc:
+        raise ExportError(f"cannot read {path.name}: {exc.strerror or exc}") from None
+    except zlib.error:
+        raise ExportError(f"{path.name}: its {chunk_type.decode()} chunk is damaged (not zlib data)") from None
 
 
 def _foreign_record(chunks: dict) -> dict | None:

@@ -195,3 +195,38 @@ def test_queue_two_jobs_and_sketch_input(panel):
     assert image[12, 10].tolist() == [255, 255, 255] and image[0, 0].tolist() == [0, 0, 0]
     panel.mask_toggle.setChecked(True)
     assert canvas.mode == "mask" and not panel.sketch_toggle.isChecked()
+
+
+def test_exported_inpaint_png_restores_its_input_and_mask(panel, make_panel, tmp_path):
+    rng = np.random.default_rng(3)
+    init = (rng.random((32, 32, 3)) * 255).astype(np.uint8)
+    panel.init_slot.set_image(init)
+    panel.init_slot.canvas.brush = 5
+    panel.init_slot.canvas.paint_at(10, 20)
+    mask = panel.init_slot.canvas.mask().copy()
+    panel.strength_slider.setValue(80)
+    panel.seed_lock.setChecked(True)
+    run_generation(panel, steps=3, cls=2)
+    assert panel.history[-1]["mode"] == "inpaint"
+    panel.init_slot.canvas.paint_at(25, 5)  # painting on afterwards does not change what was recorded
+    path = tmp_path / "inpaint.png"
+    panel.export(str(path))
+    fresh = make_panel(GeneratePanel)
+    open_and_wait(fresh, str(path))
+    assert np.array_equal(fresh.init_slot.image(), init)
+    assert np.array_equal(fresh.init_slot.canvas.mask(), mask)
+    assert fresh.current_parameters()["strength"] == 0.8
+    fresh.generate()
+    assert fresh.services.jobs.wait_all(120)
+    assert np.array_equal(fresh.history[-1]["image"], panel.history[-1]["image"])
+    # a damaged chunk is reported, not fatal
+    data = bytearray(path.read_bytes())
+    at = data.index(b"spIn") + 10
+    data[at] ^= 0xFF
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(bytes(data))
+    notes = []
+    other = make_panel(GeneratePanel)
+    other.services.notify = lambda text, level="info": notes.append(text)
+    other.restore_inputs(str(broken))
+    assert other.init_slot.image() is None and any("damaged" in n for n in notes)

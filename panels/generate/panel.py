@@ -541,8 +541,29 @@ class GeneratePanel(Panel):
             except ValueError as exc:
                 raise OpenError(str(exc)) from None
         self.restore_from_provenance(provenance)
+        self.restore_inputs(path)
         if image is not None:
             self.view.set_image(image)
+
+    def restore_inputs(self, path: str) -> None:
+        """Put the input image, mask and reference stored in an exported PNG back into the edit slots."""
+        from engines.generation.input_images import INPUTS_PNG_CHUNK, decode_inputs
+        from studio.export import ExportError, read_png_chunk
+
+        try:
+            data = read_png_chunk(path, INPUTS_PNG_CHUNK)
+            arrays = decode_inputs(data) if data is not None else {}
+        except (ExportError, ValueError) as exc:
+            self.services.notify(f"Input images not restored: {exc}", "warning")
+            return
+        if "init" in arrays:
+            self.init_slot.set_image(arrays["init"])
+            if "mask" in arrays:
+                self.init_slot.canvas.set_mask(arrays["mask"])
+        if "reference" in arrays:
+            self.ref_slot.set_image(arrays["reference"])
+        if arrays and not self.edit_box.isExpanded():
+            self.edit_box.expand(animate=False)
 
     def randomize_seed(self) -> None:
         self.seed_spin.setValue(random.SystemRandom().randrange(0, 2**31 - 2))
@@ -566,6 +587,8 @@ class GeneratePanel(Panel):
             params.strength = 1.0
         inputs = {"init": self.init_slot.path if init is not None else "",
                   "mask": "", "reference": self.ref_slot.path if reference is not None else ""}
+        arrays = {role: None if a is None else np.array(a) for role, a in  # copies: painting goes on
+                  (("init", init), ("mask", mask), ("reference", reference))}
         folders = list(self.model_folders)
         device = self.services.device()
         self.preview_count = 0
@@ -592,7 +615,7 @@ class GeneratePanel(Panel):
 
         handle = self.services.jobs.submit(
             f"Generate {label}", self.name, factory, device=device,
-            on_event=self._on_event, on_result=done(lambda r: self._on_result(r, inputs)),
+            on_event=self._on_event, on_result=done(lambda r: self._on_result(r, inputs, arrays)),
             on_error=done(self._on_error), on_cancel=done(self._on_cancel), cancel_token=token,
         )
         box["handle"] = handle
@@ -633,7 +656,7 @@ class GeneratePanel(Panel):
             set_progress_later(self.progress, int(event.fraction * 1000))
             self._status(event.message)
 
-    def _on_result(self, result, inputs: dict) -> None:
+    def _on_result(self, result, inputs: dict, arrays: dict | None = None) -> None:
         from engines.generation.api import provenance_for
 
         first = None
@@ -643,6 +666,7 @@ class GeneratePanel(Panel):
                 "params": dict(result.params, seed=result.seeds[i], batch=1),
                 "provenance": provenance_for(result, i, inputs),
                 "mode": result.mode,
+                "inputs": {k: v for k, v in (arrays or {}).items() if v is not None},
             }
             self.history.append(entry)
             index = len(self.history) - 1
@@ -715,7 +739,12 @@ class GeneratePanel(Panel):
         if entry is None:
             raise OpenError("Generate has nothing to export yet")
         try:
-            return str(save_png(path, entry["image"], entry["provenance"], force=force))
+            attachments = None
+            if entry.get("inputs"):  # the input image, mask and reference travel with the PNG
+                from engines.generation.input_images import INPUTS_PNG_CHUNK, encode_inputs
+
+                attachments = {INPUTS_PNG_CHUNK: encode_inputs(entry["inputs"])}
+            return str(save_png(path, entry["image"], entry["provenance"], force=force, attachments=attachments))
         except ExportError as exc:
             raise OpenError(str(exc)) from None
 
@@ -758,6 +787,7 @@ class GeneratePanel(Panel):
                 raise OpenError(str(exc)) from None
         if record and record.get("panel") == "generate":
             self.restore_from_provenance(record)
+            self.restore_inputs(str(p))
             return self.load_in_background(str(p), lambda: _decode_job(str(p)), self.view.set_image)
         return self.load_in_background(str(p), lambda: _decode_job(str(p)), lambda image: self._use_as_input(image, str(p)))
 
