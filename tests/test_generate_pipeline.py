@@ -59,6 +59,7 @@ def test_every_offered_sampler_generates_with_previews(tiny_sd):
         assert len(previews) == len(steps) >= 3, sampler
         assert previews[0].image.shape == (16, 16, 3)  # latent resolution (VAE factor 2)
         assert steps[-1].done == steps[-1].total
+        assert not any("left" in e.message for e in steps)  # one time-left estimate: the studio's own
 
 
 def test_seed_reproducible_and_batch(tiny_sd):

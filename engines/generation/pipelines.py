@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from engines.generation.samplers import make_scheduler
-from engines.jobs import CancelToken, JobCancelled, Preview, Progress, Stopwatch
+from engines.jobs import CancelToken, JobCancelled, Preview, Progress
 
 __all__ = ["LATENT_RGB_FACTORS", "feathered_mask", "img2img_steps", "latents_to_rgb", "run_pipeline_job"]
 
@@ -212,15 +212,14 @@ def run_pipeline_job(
             events.put(("error", exc, None))
 
     thread = threading.Thread(target=work, name="diffusers-pipeline", daemon=True)
-    clock = Stopwatch()
     thread.start()
     try:
         while True:
             kind, value, preview = events.get()
             if kind == "step":
                 value, total = value
-                remaining = clock.remaining(value / total)
-                yield Progress(min(value, total), total, f"step {value}/{total}" + (f", {remaining:.0f} s left" if remaining is not None else ""))
+                # no time-left text here: the studio's job table computes the one estimate from progress
+                yield Progress(min(value, total), total, f"step {value}/{total}")
                 if preview is not None:
                     from engines.generation.sampling import tile_images
 
