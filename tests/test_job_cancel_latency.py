@@ -75,3 +75,30 @@ def test_generate_cancel_during_a_cold_model_load(monkeypatch):
     assert asked and time.monotonic() - asked[0] < 1.0
     assert not loaded.is_set()
     assert loaded.wait(60)  # the load completes in the background (and is cached by load_model)
+
+
+def test_fit_cancel_while_the_kernels_load(monkeypatch):
+    """fit_job loads the rasterizer kernels on a helper thread: a cancel meanwhile stops the job at once."""
+    import numpy as np
+
+    from engines.render import fit
+    from engines.render import _kernels as kern
+    from engines.render.rasterize import warm_kernels
+
+    warm_kernels(("classic",))  # the real warm-up: afterwards the kernels are compiled in this process
+    assert kern.forward_serial.signatures and kern.backward.signatures
+    slow = threading.Event()
+    monkeypatch.setattr(fit, "warm_kernels", lambda modes: slow.wait(3.0))
+    token = CancelToken()
+    asked = []
+
+    def on_event(event):
+        if isinstance(event, Progress) and "kernels" in event.message and not asked:
+            asked.append(time.monotonic())
+            token.cancel()
+
+    target = np.random.default_rng(0).random((24, 24, 3)).astype(np.float32)
+    with pytest.raises(JobCancelled):
+        run_job(fit.fit_job([target], None, fit.FitSettings(count=50, steps=5)), on_event=on_event, cancel=token)
+    assert asked and time.monotonic() - asked[0] < 1.0
+    slow.set()

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from engines.jobs import Log, Preview, Progress
+from engines.jobs import Log, Preview, Progress, wait_in_thread
 from engines.render.camera import Camera, intrinsics
 from engines.render.pulsar import render_spheres
-from engines.render.rasterize import rasterize
+from engines.render.rasterize import rasterize, warm_kernels
 from engines.render.scene import Gaussians, Spheres, rgb_to_sh
 
 __all__ = ["DensityControl", "FitResult", "FitSettings", "MCMCControl", "apply_filter_3d", "filter_3d", "fit_job", "loss_l1_dssim", "photo_camera",
@@ -474,6 +474,8 @@ def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings
     densify_every = max(1, min(s.densify_every, s.steps // 8))
     history: list[dict] = []
     started = time.monotonic()
+    if s.primitive == "gaussians":  # a cold start loads/compiles the kernels: off this job's thread
+        yield from wait_in_thread(warm_kernels, (s.aa_mode,), message="loading the rasterizer kernels")
     yield Log(f"fitting {len(params['means'])} {s.primitive} to {len(images)} image(s), {s.steps} steps")
     for step in range(1, s.steps + 1):
         view = (step - 1) % len(images)

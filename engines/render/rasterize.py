@@ -23,7 +23,7 @@ from engines.render.project import AA_MODES, Projected, project_gaussians
 from engines.render.reference import composite_reference
 from engines.render.sh import sh_to_color
 
-__all__ = ["AA_MODES", "BACKENDS", "composite_numba", "rasterize", "rasterize_scene"]
+__all__ = ["AA_MODES", "BACKENDS", "composite_numba", "rasterize", "rasterize_scene", "warm_kernels"]
 
 _MODE_ID = {"classic": 0, "mip": 0, "analytic": 1}
 
@@ -188,3 +188,22 @@ def rasterize_scene(scene, camera, *, aa_mode: str = "classic", background=None,
     return rasterize(scene.means, scene.quats, scene.scales, scene.opacities, scene.sh, camera.viewmat.to(dtype),
                      camera.K.to(dtype), camera.width, camera.height, aa_mode=aa_mode, sh_degree=deg,
                      background=background, backend=backend, fov_limits=fov_limits)
+
+
+def warm_kernels(aa_modes=AA_MODES) -> None:
+    """Load (or, once per install, compile: ``cache=True``) the numba kernels a render or fit uses.
+
+    Renders and differentiates a 24-splat scene through the serial and the parallel kernels for each
+    of ``aa_modes``. Jobs run this on a helper thread (:func:`engines.jobs.wait_in_thread`) so a
+    cancel does not wait for the compilation.
+    """
+    from engines.render.camera import frame_camera
+    from engines.render.synthetic import sphere_scene
+
+    scene = sphere_scene(24, footprint=0.2)
+    camera = frame_camera(scene.means, 0.0, 0.0, 24, 24)
+    scene.means.requires_grad_(True)
+    for aa in aa_modes:
+        for backend in ("numba_serial", "numba_parallel"):
+            image = rasterize_scene(scene, camera, aa_mode=aa, backend=backend)[0]
+            torch.autograd.grad(image.sum(), scene.means)

@@ -293,19 +293,15 @@ class RenderPanel(Panel):
         """Import torch and vispy, load the rasterizer's cached numba kernels (forward and backward)."""
         import torch
 
+        from engines.jobs import run_job
         from engines.render.camera import frame_camera
-        from engines.render.rasterize import rasterize_scene
+        from engines.render.rasterize import warm_kernels
+        from engines.render.still import rasterize_steps
         from engines.render.synthetic import sphere_scene
 
+        warm_kernels(AA_MODES)
         scene = sphere_scene(24, footprint=0.2)
         camera = frame_camera(scene.means, 0.0, 0.0, 24, 24)
-        scene.means.requires_grad_(True)
-        for aa in AA_MODES:
-            image = rasterize_scene(scene, camera, aa_mode=aa)[0]
-            torch.autograd.grad(image.sum(), scene.means)
-        from engines.jobs import run_job
-        from engines.render.still import rasterize_steps
-
         run_job(rasterize_steps(scene, camera.to(torch.float32)))  # the still renders' band kernel
         import vispy.scene  # noqa: F401 - the viewer's import, done here instead of on first show
 
