@@ -16,6 +16,18 @@ def _step(fn, *args):
     return job()
 
 
+def _cancel_when(token, text):
+    """(times, on_event): cancel ``token`` at the first Progress whose message contains ``text``."""
+    asked = []
+
+    def on_event(event):
+        if isinstance(event, Progress) and text in event.message and not asked:
+            asked.append(time.monotonic())
+            token.cancel()
+
+    return asked, on_event
+
+
 def test_wait_in_thread_returns_the_value_and_raises_the_error():
     events = []
     assert run_job(_step(lambda a, b: (time.sleep(0.1), a + b)[1], 2, 3), on_event=events.append) == 5
@@ -62,12 +74,7 @@ def test_generate_cancel_during_a_cold_model_load(monkeypatch):
 
     monkeypatch.setattr(api, "load_model", slow_load)
     token = CancelToken()
-    asked = []
-
-    def on_event(event):
-        if isinstance(event, Progress) and "weights" in event.message and not asked:
-            asked.append(time.monotonic())
-            token.cancel()
+    asked, on_event = _cancel_when(token, "weights")
 
     job = api.generate_job(api.GenerationParams(model="digits-flow", steps=2, batch=1, seed=1), device="cpu", cancel=token)
     with pytest.raises(JobCancelled):
@@ -90,12 +97,7 @@ def test_fit_cancel_while_the_kernels_load(monkeypatch):
     slow = threading.Event()
     monkeypatch.setattr(fit, "warm_kernels", lambda modes: slow.wait(3.0))
     token = CancelToken()
-    asked = []
-
-    def on_event(event):
-        if isinstance(event, Progress) and "kernels" in event.message and not asked:
-            asked.append(time.monotonic())
-            token.cancel()
+    asked, on_event = _cancel_when(token, "kernels")
 
     target = np.random.default_rng(0).random((24, 24, 3)).astype(np.float32)
     with pytest.raises(JobCancelled):
