@@ -167,3 +167,20 @@ def test_sampler_history_does_not_change_results(tiny_sd):
     run(tiny_sd, sampler="dpmpp_2m", steps=2, seed=9)
     again = run(tiny_sd, sampler="ddim", steps=4, seed=9)
     assert np.array_equal(first.images, again.images)
+
+
+def test_pipeline_with_a_renamed_tensor_is_refused(tiny_sd, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from engines.generation.models import ModelError, load_model
+
+    copy = tmp_path / "renamed-sd"
+    shutil.copytree(tiny_sd, copy)
+    weights = next((copy / "unet").glob("*.safetensors"))
+    state = load_file(weights)
+    state["conv_in.weight_renamed"] = state.pop("conv_in.weight")
+    save_file(state, weights)
+    with pytest.raises(ModelError, match="renamed-sd: the weights do not match the model"):
+        load_model(inspect_model(copy))

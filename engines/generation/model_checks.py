@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import math
 import numbers
+from contextlib import contextmanager
 
 from engines.limits import check_decoded_size, format_bytes
 
 __all__ = ["ModelError", "check_meta", "check_state_dict", "check_unet_config", "check_weight_file_size",
-           "sample_size", "unet_parameter_count"]
+           "sample_size", "unet_parameter_count", "weights_must_match"]
 
 MAX_CLASSES = 100_000
 MAX_CHANNELS = 8192
@@ -150,3 +151,35 @@ def check_state_dict(loaded: dict, expected: dict, where: str) -> None:
 def check_weight_file_size(size: int, where: str) -> None:
     """A weights file larger than the decoded-size limit is refused before reading it."""
     check_decoded_size(size, f"{where} ({format_bytes(size)} of weights)", ModelError)
+
+
+@contextmanager
+def weights_must_match(where: str):
+    """Around ``DiffusionPipeline.from_pretrained`` / ``from_single_file``: diffusers and transformers
+    only *log* a warning when checkpoint tensors are missing or unused (and initialise the missing
+    ones randomly); this turns that warning into :class:`ModelError`."""
+    import logging
+
+    found: list[str] = []
+
+    class _Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = record.getMessage()
+            if "newly initialized" in text or "were not used when initializing" in text:
+                found.append(" ".join(text.split())[:200])
+
+    handler = _Catch(logging.WARNING)
+    loggers = [logging.getLogger(name) for name in ("diffusers", "transformers")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        if logger.getEffectiveLevel() > logging.WARNING:
+            logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+    if found:
+        raise ModelError(f"{where}: the weights do not match the model ({found[0]})")

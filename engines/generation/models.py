@@ -34,6 +34,7 @@ from engines.generation.model_checks import (
     check_weight_file_size,
     sample_size,
     unet_parameter_count,
+    weights_must_match,
 )
 from engines.generation.samplers import samplers_for
 
@@ -524,8 +525,9 @@ def _load_uncached(info: ModelInfo, device: str) -> LoadedModel:
 
         dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
         if info.kind == "pipeline":
-            pipe = diffusers.DiffusionPipeline.from_pretrained(info.path, local_files_only=True, low_cpu_mem_usage=False,
-                                                               dtype=dtype)
+            with weights_must_match(info.name):
+                pipe = diffusers.DiffusionPipeline.from_pretrained(info.path, local_files_only=True,
+                                                                   low_cpu_mem_usage=False, dtype=dtype)
         else:
             cls = getattr(diffusers, info.pipeline_class, None)
             if cls is None or not hasattr(cls, "from_single_file"):
@@ -542,9 +544,10 @@ def _load_uncached(info: ModelInfo, device: str) -> LoadedModel:
                     if isinstance(index.get(comp), list) and index[comp][0] is not None:
                         extra[comp] = clip_tokenizer(pad_token=pads.get(comp, "<|endoftext|>"))
             try:
-                pipe = cls.from_single_file(info.path, config=info.skeleton, local_files_only=True,
-                                            low_cpu_mem_usage=False, dtype=dtype, **extra)
-            except Exception as exc:
+                with weights_must_match(info.name):
+                    pipe = cls.from_single_file(info.path, config=info.skeleton, local_files_only=True,
+                                                low_cpu_mem_usage=False, dtype=dtype, **extra)
+            except Exception as exc:  # incl. ModelError from weights_must_match
                 if Path(info.skeleton).parent.resolve() != SKELETONS_DIR.resolve():
                     raise
                 # the family guess picked a shipped config, but this checkpoint is another size or variant
