@@ -1,5 +1,5 @@
 """Codec panel GUI flows (offscreen Qt): load, encode, click a block, quant edit + undo,
-explorer, compare, RD job with cancel, export, receive, parameters round trip."""
+explorer, compare, RD job with cancel, export, receive, parameters round trip, the Tokens tab."""
 
 import numpy as np
 import pytest
@@ -337,3 +337,43 @@ def test_learned_tab_trains_encodes_and_reads_out(panel, qtbot, tmp_path):
     assert r["bpp"] == pytest.approx(8 * len(r["data"]) / (128 * 160))
     assert r["bits_map"].shape == (8, 10)  # 128x160 / 16
     assert "bpp" in tab.text.text() and "Gaussianization" in tab.text.text()
+
+
+def test_tokens_tab_trains_live_and_exports(panel, qtbot, tmp_path):
+    from engines.codec.token_file import read_tokens
+
+    panel.receive("image", _small())  # 128x160
+    tab = panel.tokens_tab
+    tab.start("vq-rotation", 8, 10, patch=32, batch=2)
+    qtbot.waitUntil(lambda: tab.result is not None, timeout=60000)
+    r = tab.result
+    assert len(tab.history) == 10 and tab.history[-1]["step"] == 10  # eval every step (10 // 25 -> 1)
+    xs, ys = tab.curves["psnr"].getData()
+    assert len(xs) == 10 and np.allclose(ys, [h["psnr"] for h in tab.history])
+    assert np.allclose(tab.curves["utilisation"].getData()[1], [100 * h["utilisation"] for h in tab.history])
+    assert r["original"].shape == r["reconstruction"].shape == (128, 160, 3)
+    assert r["indices"].shape == (32, 40)
+    mse = np.mean((r["original"].astype(float) - r["reconstruction"]) ** 2)
+    assert 10 * np.log10(255**2 / mse) == pytest.approx(r["final"]["psnr"], abs=0.05)  # uint8 rounding only
+    assert "bits/token" in tab.text.text() and tab.export_btn.isEnabled() and tab.train_btn.isEnabled()
+    out = tab.export(str(tmp_path / "t.sstk"))
+    back = read_tokens(out.read_bytes())
+    np.testing.assert_array_equal(back["indices"], r["indices"])
+    assert back["codes"] == 256 and back["quantizer"] == "vq-rotation"
+    assert read_provenance(out)["engine"] == "codec.tokens.train"
+
+
+def test_tokens_tab_pause_and_cancel(panel, qtbot):
+    panel.receive("image", _small())
+    tab = panel.tokens_tab
+    h = tab.start("fsq", 8, 5000, patch=32, batch=2)
+    qtbot.waitUntil(lambda: len(tab.history) >= 2, timeout=60000)
+    tab.toggle_pause()
+    qtbot.waitUntil(lambda: h.state == "paused", timeout=10000)
+    assert tab.pause_btn.text() == "Resume"
+    tab.toggle_pause()
+    qtbot.waitUntil(lambda: h.state == "running", timeout=10000)
+    tab.cancel()
+    qtbot.waitUntil(lambda: h.state == "cancelled", timeout=20000)
+    qtbot.waitUntil(lambda: tab.train_btn.isEnabled(), timeout=5000)
+    assert tab.result is None and not tab.cancel_btn.isEnabled() and len(tab.history) < 200

@@ -133,3 +133,20 @@ def test_cli_tokens(capsys, tmp_path):
     assert out["quantizer"] == "bsq" and out["tokens"] == 24 * 24 and 0 < out["utilisation"] <= 1
     assert main(["codec", "tokens", str(src), "--quantizer", "fsq", "--bits", "9", "--steps", "1"]) == 2
     assert "FSQ levels" in capsys.readouterr().err
+
+
+def test_token_file_round_trip_and_damage():
+    from engines.codec.token_file import read_tokens, write_tokens
+
+    idx = np.random.default_rng(0).integers(0, 1024, (24, 32))
+    data = write_tokens(idx, 1024, 10, "ibq")
+    back = read_tokens(data)
+    np.testing.assert_array_equal(back["indices"], idx)
+    assert (back["codes"], back["bits"], back["quantizer"]) == (1024, 10, "ibq")
+    assert len(data) == tokens_bits(idx) / 8 + 4 + 1 + 9 + 1 + 3 + 8  # the coded table + payload plus magic, header, name, length, CRC
+    flipped = data[:-1] + bytes([data[-1] ^ 1])
+    for bad, msg in ((data[:-3], "truncated"), (data[:12], "truncated"), (flipped, "CRC"), (b"JUNK" + data[4:], "not a token file")):
+        with pytest.raises(ValueError, match=msg):
+            read_tokens(bad)
+    with pytest.raises(ValueError):
+        write_tokens(np.array([[0, 5]]), 4, 2, "vq")  # index outside the codebook

@@ -33,9 +33,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from engines.codec.tokens import fsq_quantize
-from engines.jobs import Log, Progress
+from engines.jobs import Log, Preview, Progress
 
-__all__ = ["QUANTIZERS", "Tokenizer", "bsq_quantize", "code_statistics", "ibq_entropy_loss", "ibq_quantize", "restart_dead_codes", "rotation_trick", "tokens_bits", "train_tokenizer_job"]
+__all__ = ["QUANTIZERS", "Tokenizer", "bsq_quantize", "code_statistics", "ibq_entropy_loss", "ibq_quantize", "reconstruct", "restart_dead_codes", "rotation_trick", "tokens_bits", "train_tokenizer_job"]
 
 QUANTIZERS = ("vq", "vq-rotation", "fsq", "bsq", "ibq")
 _FSQ_LEVELS = {8: [8, 6, 5], 10: [8, 5, 5, 5], 12: [7, 5, 5, 5, 5], 14: [8, 8, 8, 6, 5], 16: [8, 8, 8, 5, 5, 5]}
@@ -175,17 +175,27 @@ def _crops(images, patch, batch, rng):
     return torch.from_numpy(out)
 
 
+def reconstruct(model: Tokenizer, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(reconstruction uint8 (h, w, 3), token grid (h/4, w/4), squared-error sum in [0, 1] units)``
+    for an RGB(A) ``image`` cropped to a multiple of 4."""
+    img = np.asarray(image)[..., :3]
+    h, w = img.shape[0] // 4 * 4, img.shape[1] // 4 * 4
+    x = torch.from_numpy(np.ascontiguousarray(img[:h, :w].transpose(2, 0, 1))[None].astype(np.float32) / 255.0)
+    with torch.no_grad():
+        rec, idx, _ = model(x)
+    rec = rec.clamp(0, 1)
+    sse = float(((rec - x) ** 2).sum())
+    return (rec[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8), idx[0].numpy(), sse
+
+
 def evaluate(model: Tokenizer, images) -> dict:
     """PSNR, code statistics and real bits per token on whole ``images`` (cropped to ×4)."""
     idx_all, mse, npx = [], 0.0, 0
-    with torch.no_grad():
-        for img in images:
-            h, w = img.shape[0] // 4 * 4, img.shape[1] // 4 * 4
-            x = torch.from_numpy(np.ascontiguousarray(img[:h, :w].transpose(2, 0, 1))[None].astype(np.float32) / 255.0)
-            rec, idx, _ = model(x)
-            mse += float(((rec.clamp(0, 1) - x) ** 2).sum())
-            npx += x.numel()
-            idx_all.append(idx.numpy().ravel())
+    for img in images:
+        _, idx, sse = reconstruct(model, img)
+        mse += sse
+        npx += idx.size * 16 * 3
+        idx_all.append(idx.ravel())
     idx = np.concatenate(idx_all)
     stats = code_statistics(idx, model.codes)
     stats.update(psnr=float(10 * math.log10(1.0 / max(mse / npx, 1e-12))), tokens=int(idx.size),
@@ -196,7 +206,8 @@ def evaluate(model: Tokenizer, images) -> dict:
 def train_tokenizer_job(images, quantizer: str = "fsq", bits: int = 10, steps: int = 300, patch: int = 64, batch: int = 8,
                         lr: float = 2e-3, seed: int = 0, eval_images=None, eval_every: int = 100, restart_every: int = 20):
     """Job: train a :class:`Tokenizer`; Log lines with the code statistics every ``eval_every``
-    steps; returns ``(model, {"history": [...], "final": evaluate(...)})``. For the learned codebooks
+    steps (and a Preview whose ``data`` is that stats dict); returns
+    ``(model, {"history": [...], "final": evaluate(...)})``. For the learned codebooks
     (VQ, VQ rotation, IBQ) codes unused over the last ``restart_every`` steps are restarted on encoder
     outputs (0 = never), up to 80 % of the run."""
     torch.manual_seed(seed)
@@ -234,6 +245,7 @@ def train_tokenizer_job(images, quantizer: str = "fsq", bits: int = 10, steps: i
             model.train()
             stats["step"] = step
             history.append(stats)
+            yield Preview(data=dict(stats), label=f"step {step}")
             yield Log(f"{quantizer} step {step}: PSNR {stats['psnr']:.2f} dB, utilisation {stats['utilisation']:.3f}, "
                       f"perplexity {stats['perplexity']:.1f}, dead {stats['dead_codes']}, {stats['coded_bits_per_token']:.2f} coded bits/token")
     model.eval()

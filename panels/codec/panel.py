@@ -208,6 +208,10 @@ class CodecPanel(Panel):
 
         self.learned_tab = LearnedTab(self._submit, lambda: self.image, self.services.notify)
         self.tabs.addTab(self.learned_tab, "Learned codec")
+        from panels.codec.tokens_tab import TokensTab
+
+        self.tokens_tab = TokensTab(self._submit, lambda: self.image, self.services.notify)
+        self.tabs.addTab(self.tokens_tab, "Tokens")
         self.tabs.currentChanged.connect(self._on_tab)
 
     def _build_image_tab(self) -> QWidget:

@@ -1,0 +1,233 @@
+"""The Codec panel's "Tokens" tab: train a tiny tokenizer live (VQ, VQ + rotation trick, FSQ, BSQ,
+IBQ) as a pausable, cancellable job; plots of codebook utilisation, perplexity, PSNR and dead codes
+over training; original vs reconstruction; the tokens range-coded to a real ``.sstk`` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+
+from panels.codec.widgets import make_view
+
+__all__ = ["TokensTab", "tokens_train_job"]
+
+QUANTIZER_LABELS = {"vq": "VQ (straight-through)", "vq-rotation": "VQ + rotation trick", "fsq": "FSQ", "bsq": "BSQ", "ibq": "IBQ (index backprop)"}
+EVAL_SIDE = 256  # live evaluation on a centre crop of at most this size
+SERIES = (("utilisation", "codebook utilisation", "% of codes used"), ("perplexity", "perplexity", "exp H"),
+          ("psnr", "reconstruction PSNR", "dB"), ("dead_codes", "dead codes", "codes"))
+
+
+def centre_crop(image: np.ndarray, side: int = EVAL_SIDE) -> np.ndarray:
+    """The centre ``side × side`` (at most) of an RGB image, cropped to a multiple of 4."""
+    h, w = image.shape[:2]
+    ch, cw = min(h, side) // 4 * 4, min(w, side) // 4 * 4
+    y, x = (h - ch) // 2, (w - cw) // 2
+    return np.ascontiguousarray(image[y : y + ch, x : x + cw, :3])
+
+
+def tokens_train_job(image: np.ndarray | None, quantizer: str, bits: int, steps: int, patch: int = 64, batch: int = 8):
+    """Job: train on the bundled photos, evaluate live on the centre crop of ``image`` (or the
+    held-out astronaut); returns a dict with the model, history, reconstruction, tokens and the
+    ``.sstk`` bytes."""
+    from engines.codec.learned import default_training_images
+    from engines.codec.token_file import write_tokens
+    from engines.codec.token_lab import reconstruct, train_tokenizer_job
+    from engines.jobs import Progress
+
+    yield Progress(0, steps, "loading the training photos")
+    if image is None:
+        from engines.codec.images import sample_image
+
+        image = sample_image("astronaut")
+    target = centre_crop(np.asarray(image))
+    if min(target.shape[:2]) < 8:
+        raise ValueError("the image is too small for a tokenizer (needs at least 8×8 pixels)")
+    model, out = yield from train_tokenizer_job(default_training_images(), quantizer, bits, steps=steps, patch=patch, batch=batch,
+                                                eval_images=[target], eval_every=max(steps // 25, 1))
+    rec, idx, _ = reconstruct(model, target)
+    data = write_tokens(idx, model.codes, model.bits, quantizer)
+    params = {"quantizer": quantizer, "bits": bits, "steps": steps, "patch": patch, "batch": batch}
+    return {"model": model, "params": params, "original": target[: rec.shape[0], : rec.shape[1]], "reconstruction": rec,
+            "indices": idx, "data": data, **out}
+
+
+class TokensTab(QWidget):
+    """See module docstring. ``submit(key, name, factory, on_result, on_event=None, on_done=None)``
+    runs a job and returns its handle; ``image()`` returns the panel's current image (or None)."""
+
+    def __init__(self, submit, image, notify, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._submit, self._image, self._notify = submit, image, notify
+        self.result: dict | None = None
+        self.history: list[dict] = []
+        self.handle = None
+        outer = QVBoxLayout(self)
+        bar = QHBoxLayout()
+        self.quantizer = QComboBox()
+        for key, label in QUANTIZER_LABELS.items():
+            self.quantizer.addItem(label, key)
+        self.bits = QSpinBox()
+        self.bits.setRange(8, 16)
+        self.bits.setSingleStep(2)
+        self.bits.setValue(10)
+        self.bits.setSuffix(" bits/token")
+        self.steps = QSpinBox()
+        self.steps.setRange(10, 100000)
+        self.steps.setSingleStep(100)
+        self.steps.setValue(400)
+        self.steps.setSuffix(" steps")
+        self.train_btn = QPushButton("Train")
+        self.pause_btn = QPushButton("Pause")
+        self.cancel_btn = QPushButton("Cancel")
+        self.export_btn = QPushButton("Export tokens…")
+        for b in (self.pause_btn, self.cancel_btn, self.export_btn):
+            b.setEnabled(False)
+        self.status = QLabel("")
+        for w in (QLabel("Quantizer:"), self.quantizer, self.bits, self.steps, self.train_btn, self.pause_btn, self.cancel_btn, self.export_btn, self.status):
+            bar.addWidget(w)
+        bar.addStretch(1)
+        outer.addLayout(bar)
+        body = QHBoxLayout()
+        self.plots = pg.GraphicsLayoutWidget()
+        self.curves = {}
+        for i, (key, title, unit) in enumerate(SERIES):
+            plot = self.plots.addPlot(row=i // 2, col=i % 2, title=title)
+            plot.setLabel("bottom", "step")
+            plot.setLabel("left", unit)
+            plot.showGrid(x=True, y=True, alpha=0.25)
+            plot.getAxis("left").enableAutoSIPrefix(False)
+            self.curves[key] = plot.plot([], [], pen=pg.mkPen((90, 170, 250), width=2), symbol="o", symbolSize=4)
+        body.addWidget(self.plots, 3)
+        self.views = pg.GraphicsLayoutWidget()
+        self.views.setBackground("#202020")
+        self.view_orig, self.item_orig = make_view(self.views.ci, "original (centre crop)", row=0, col=0)
+        self.view_rec, self.item_rec = make_view(self.views.ci, "reconstruction from the tokens", row=2, col=0)
+        body.addWidget(self.views, 2)
+        outer.addLayout(body, 1)
+        self.text = QLabel("Choose a quantizer and press Train: a tiny conv tokenizer (one token per 4×4 pixels) learns on the "
+                           "bundled photos and is evaluated live on the centre of the panel's image. VQ and IBQ restart unused codes "
+                           "every 20 steps (the jumps in the curves).")
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        outer.addWidget(self.text)
+        self.quantizer.currentIndexChanged.connect(self._on_quantizer)
+        self.train_btn.clicked.connect(self.train)
+        self.pause_btn.clicked.connect(self.toggle_pause)
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.export_btn.clicked.connect(self._export_dialog)
+
+    def _on_quantizer(self) -> None:
+        fsq = self.quantizer.currentData() == "fsq"  # FSQ level tables exist for even bit counts only
+        self.bits.setSingleStep(2 if fsq else 1)
+        if fsq and self.bits.value() % 2:
+            self.bits.setValue(self.bits.value() + 1)
+
+    def train(self) -> None:
+        """Start training with the chosen quantizer, bits per token and steps (a job)."""
+        quantizer, bits, steps = self.quantizer.currentData(), self.bits.value(), self.steps.value()
+        self.start(quantizer, bits, steps)
+
+    def start(self, quantizer: str, bits: int, steps: int, patch: int = 64, batch: int = 8):
+        """Run :func:`tokens_train_job` (returns the job handle)."""
+        image = self._image()
+        if image is not None:  # the evaluation crop is shown at once; the reconstruction comes with the result
+            self.item_orig.setImage(centre_crop(np.asarray(image)), autoLevels=False, levels=(0, 255))
+            self.view_orig.autoRange(padding=0.02)
+        self.item_rec.clear()
+        self.history = []
+        self.result = None
+        for c in self.curves.values():
+            c.setData([], [])
+        self.status.setText("starting…")
+        self.train_btn.setEnabled(False)
+        self.export_btn.setEnabled(False)
+        self.pause_btn.setEnabled(True)
+        self.cancel_btn.setEnabled(True)
+        self.pause_btn.setText("Pause")
+        label = QUANTIZER_LABELS.get(quantizer, quantizer)
+        self.handle = self._submit("tokens-train", f"train tokenizer {quantizer} {bits} bits ({steps} steps)",
+                                   lambda: tokens_train_job(image, quantizer, bits, steps, patch, batch), self._on_result, self._on_event, self._on_done)
+        self.text.setText(f"Training {label} at {bits} bits per token (codebook 2^{bits} = {2**bits:,} codes)…")
+        return self.handle
+
+    def toggle_pause(self) -> None:
+        """Pause a running training job, or resume a paused one."""
+        h = self.handle
+        if h is None:
+            return
+        if h.state == "paused":
+            h.resume()
+            self.pause_btn.setText("Pause")
+            self.status.setText("resumed")
+        elif h.state == "running":
+            h.pause()
+            self.pause_btn.setText("Resume")
+            self.status.setText("paused")
+
+    def cancel(self) -> None:
+        """Cancel the training job."""
+        if self.handle is not None:
+            self.handle.cancel()
+            self.status.setText("cancelled")
+
+    def _on_event(self, event) -> None:
+        from engines.jobs import Preview, Progress
+
+        if isinstance(event, Progress) and event.total:
+            if self.pause_btn.text() != "Resume":
+                self.status.setText(f"step {event.step}/{event.total}")
+        elif isinstance(event, Preview) and "utilisation" in event.data:
+            self.history.append(event.data)
+            steps = [h["step"] for h in self.history]
+            for key, curve in self.curves.items():
+                curve.setData(steps, [h[key] * (100.0 if key == "utilisation" else 1.0) for h in self.history])
+
+    def _on_done(self) -> None:
+        self.train_btn.setEnabled(True)
+        self.pause_btn.setEnabled(False)
+        self.cancel_btn.setEnabled(False)
+        self.pause_btn.setText("Pause")
+
+    def _on_result(self, r: dict) -> None:
+        self.result = r
+        self.item_orig.setImage(r["original"], autoLevels=False, levels=(0, 255))
+        self.item_rec.setImage(r["reconstruction"], autoLevels=False, levels=(0, 255))
+        self.view_orig.autoRange(padding=0.02)
+        self.view_rec.autoRange(padding=0.02)
+        self.export_btn.setEnabled(True)
+        f, p = r["final"], r["params"]
+        n = r["indices"].size
+        self.status.setText("done")
+        self.text.setText(
+            f"<b>{QUANTIZER_LABELS.get(p['quantizer'], p['quantizer'])}</b>, {p['bits']} bits/token nominal, {p['steps']} steps · "
+            f"PSNR <b>{f['psnr']:.2f} dB</b> · utilisation {f['utilisation']:.3f} ({2 ** p['bits'] - f['dead_codes']:,} of {2 ** p['bits']:,} codes) · "
+            f"perplexity {f['perplexity']:.1f} · dead codes {f['dead_codes']:,}<br>"
+            f"tokens file: {len(r['data']):,} bytes for {n:,} tokens = <b>{8 * len(r['data']) / n:.2f} bits/token</b> "
+            f"({8 * len(r['data']) / (16 * n):.3f} bpp; entropy of the token histogram {f['entropy_bits']:.2f} bits)"
+        )
+
+    def _export_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the tokens", "tokens.sstk", "Token file (*.sstk)")
+        if path:
+            self.export(path)
+
+    def export(self, path: str) -> Path | None:
+        """Write the last run's range-coded tokens to ``path`` (atomic, with a provenance sidecar)."""
+        from studio.export import make_provenance, save_with_sidecar
+
+        if self.result is None:
+            self._notify("Train a tokenizer first", "warning")
+            return None
+        data = self.result["data"]
+        prov = make_provenance("codec", "codec.tokens.train", self.result["params"])
+        try:
+            written = save_with_sidecar(path, lambda tmp: Path(tmp).write_bytes(data), prov, force=True)
+        except OSError as exc:
+            self._notify(f"Could not write {path}: {exc.strerror or exc}", "error")
+            return None
+        self.status.setText(f"saved {Path(written).name} ({len(data):,} bytes)")
+        return Path(written)
