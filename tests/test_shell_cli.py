@@ -36,10 +36,10 @@ def subcommands(parser):
 def test_every_panel_and_verb_has_help():
     parser = cli.build_parser()
     verbs = {panel: sorted(subcommands(p)) for panel, p in subcommands(parser).items()}
-    assert verbs["generate"] == ["edit", "image", "models", "train-digits"]
-    assert verbs["render"] == ["fit", "image", "info"]
-    assert {"info", "render", "classify"} <= set(verbs["volume"])
-    assert {"fom", "encode", "inspect", "rd"} <= set(verbs["codec"])
+    assert verbs["generate"] == ["3d", "edit", "image", "models", "train-digits"]
+    assert verbs["render"] == ["convert", "fit", "image", "info"]
+    assert verbs["volume"] == ["classify", "info", "phantom", "render", "tf"]
+    assert verbs["codec"] == ["decode", "encode", "fom", "inspect", "rd", "tokens", "train"]
     for panel, names in verbs.items():
         for argv in ([panel, "--help"], *([panel, verb, "--help"] for verb in names)):
             with pytest.raises(SystemExit) as stop:

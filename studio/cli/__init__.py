@@ -91,7 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from studio.errors import describe_error
 
         print(f"error: {describe_error(exc)}", file=sys.stderr)
-        return 1
+        # bad input (unreadable, corrupt or oversized files, bad values) is the user's to fix: exit 2
+        # like a usage error; anything else is a failure of ours
+        return 2 if isinstance(exc, (ValueError, OSError)) else 1
     try:
         print_result(result or {}, getattr(args, "json", False))
         sys.stdout.flush()
