@@ -230,3 +230,47 @@ def test_exported_inpaint_png_restores_its_input_and_mask(panel, make_panel, tmp
     other.services.notify = lambda text, level="info": notes.append(text)
     other.restore_inputs(str(broken))
     assert other.init_slot.image() is None and any("damaged" in n for n in notes)
+
+
+def test_history_survives_a_restart_with_size_limit_and_clear(qtbot, tmp_path):
+    from studio.services import StudioServices
+    from studio.settings import StudioSettings
+
+    def build():
+        services = StudioServices(settings=StudioSettings(str(tmp_path / "studio.ini")))
+        made = GeneratePanel(services)
+        qtbot.addWidget(made)
+        assert services.jobs.wait_all(60)  # the history load job
+        return made
+
+    first = build()
+    assert first.history == [] and first.history_store.folder == tmp_path / "generate-history"
+    rng = np.random.default_rng(5)
+    init = (rng.random((32, 32, 3)) * 255).astype(np.uint8)
+    first.init_slot.set_image(init)
+    first.strength_slider.setValue(60)
+    run_generation(first, steps=2, batch=2, cls=1)
+    first.history_store.flush()
+    assert len(list(first.history_store.folder.glob("*.png"))) == 2
+
+    second = build()  # a new session
+    assert len(second.history) == 2
+    for old, new in zip(first.history, second.history):
+        assert np.array_equal(old["image"], new["image"]) and old["params"]["seed"] == new["params"]["seed"]
+        assert new["mode"] == "img2img" and np.array_equal(new["inputs"]["init"], init)
+    second.strip.setCurrentRow(1)
+    second.reuse_selected()
+    assert second.current_parameters()["seed"] == first.history[1]["params"]["seed"]
+
+    # the size limit drops the oldest results
+    one = second.history_store.size_bytes() // 2
+    second.history_store.max_bytes = 2 * one + one // 2  # room for two of the three files
+    second.history_store.add(second.history[0])
+    second.history_store.flush()
+    assert len(list(second.history_store.folder.glob("*.png"))) == 2
+    assert second.history_store.size_bytes() <= second.history_store.max_bytes
+
+    second.clear_history()
+    assert second.history == [] and second.strip.count() == 0 and not second.can_export()
+    assert list(second.history_store.folder.glob("*.png")) == []
+    assert build().history == []

@@ -97,6 +97,9 @@ class GeneratePanel(Panel):
         self.current_index: int | None = None
         self.jobs_active: list = []
         self.preview_count = 0
+        from panels.generate.history_store import HistoryStore
+
+        self.history_store = HistoryStore.for_settings(services.settings)  # None: history kept in memory only
         self._build_workspace()
         self.parameters_widget()
         self.refresh_models()
@@ -138,6 +141,10 @@ class GeneratePanel(Panel):
         for b in (self.reuse_button, self.input_button, self.export_button, self.codec_button, self.render_button):
             b.setEnabled(False)
             row.addWidget(b)
+        self.clear_history_button = QPushButton("Clear history")
+        self.clear_history_button.setToolTip("Remove every result from the history, also the copies kept on disk")
+        self.clear_history_button.clicked.connect(self.clear_history)
+        row.addWidget(self.clear_history_button)
         layout.addLayout(row)
         self.strip = HistoryStrip()
         layout.addWidget(self.strip)
@@ -147,6 +154,9 @@ class GeneratePanel(Panel):
         self.export_button.clicked.connect(self._export_dialog)
         self.codec_button.clicked.connect(lambda: self.send_selected("codec"))
         self.render_button.clicked.connect(lambda: self.send_selected("render"))
+        if self.history_store is not None:  # results of earlier sessions, read by a job
+            self.services.jobs.submit("Load Generate history", self.name, self.history_store.load_job,
+                                      on_result=self._add_loaded_history)
 
     def build_parameters(self) -> QWidget:
         # a plain page like the other panels': the parameters dock scrolls it and is sized to its
@@ -668,17 +678,43 @@ class GeneratePanel(Panel):
                 "mode": result.mode,
                 "inputs": {k: v for k, v in (arrays or {}).items() if v is not None},
             }
-            self.history.append(entry)
-            index = len(self.history) - 1
-            p = entry["params"]
-            what = p["prompt"][:40] if p.get("prompt") else f"class {p.get('class_label')}"
-            tip = f"{what}\n{p['sampler']} · {p['steps']} steps · CFG {p['cfg']} · seed {p['seed']} · {result.mode}"
-            self.strip.add(entry["image"], f"#{index + 1}", tip, index)
+            index = self._add_history_entry(entry)
+            if self.history_store is not None:
+                self.history_store.add(entry)
             first = index if first is None else first
         self.strip.setCurrentRow(first)  # shows the first new image and its summary in the status line
         n = len(result.seeds)
         self._status(f"Done in {result.seconds:.1f} s" + (f" ({n} images, seeds {result.seeds[0]}…{result.seeds[-1]})"
                                                                 if n > 1 else "") + " — " + self.status.text())
+
+    def _add_history_entry(self, entry: dict) -> int:
+        """Append ``entry`` to the history and the strip; returns its index."""
+        self.history.append(entry)
+        index = len(self.history) - 1
+        p = entry["params"]
+        what = p["prompt"][:40] if p.get("prompt") else f"class {p.get('class_label')}"
+        tip = f"{what}\n{p.get('sampler')} · {p.get('steps')} steps · CFG {p.get('cfg')} · seed {p.get('seed')} · {entry['mode']}"
+        self.strip.add(entry["image"], f"#{index + 1}", tip, index)
+        return index
+
+    def _add_loaded_history(self, entries: list) -> None:
+        """Results of earlier sessions go before this session's."""
+        current, selected = self.history, self.current_index
+        self.history = []
+        self.strip.clear()
+        for entry in list(entries) + current:
+            self._add_history_entry(entry)
+        if selected is not None:
+            self.strip.setCurrentRow(selected + len(entries))
+
+    def clear_history(self) -> None:
+        """Forget every result, also the copies on disk."""
+        if self.history_store is not None:
+            self.history_store.clear()
+        self.history = []
+        self.strip.clear()
+        self._select_history(-1)
+        self.view.set_image(None)
 
     def _on_error(self, record) -> None:
         self._status(f"Failed: {record.error}")
