@@ -91,6 +91,9 @@ def fake_cli(monkeypatch):
     def missing(args):
         open(args.path)
 
+    def internal(args):
+        return 1 // 0
+
     def register(sub):
         verb = add_verb(sub, "add", ok, "add two numbers")
         verb.add_argument("a", type=int)
@@ -98,6 +101,7 @@ def fake_cli(monkeypatch):
         add_force(verb)
         add_verb(sub, "bad", bad, "always a user error")
         add_verb(sub, "broken", broken, "always fails")
+        add_verb(sub, "internal", internal, "a bug of ours")
         add_verb(sub, "open", missing, "open a file").add_argument("path")
 
     module.register = register
@@ -121,8 +125,9 @@ def test_plain_output(fake_cli, capsys):
     "argv, code, text",
     [
         (["demo", "bad"], 2, "error: the input has NaN values"),
-        (["demo", "broken"], 1, "error: shape (3, 4) is not an image"),
-        (["demo", "open", "/no/such/file.png"], 1, "error: file not found: /no/such/file.png"),
+        (["demo", "broken"], 2, "error: shape (3, 4) is not an image"),
+        (["demo", "open", "/no/such/file.png"], 2, "error: file not found: /no/such/file.png"),
+        (["demo", "internal"], 1, "error: internal error"),
         (["demo", "add", "1", "2", "--device", "tpu"], 2, "error: unknown device 'tpu'"),
         (["demo", "add", "1", "2", "--threads", "0"], 2, "error: --threads must be at least 1"),
     ],
