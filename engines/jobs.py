@@ -136,8 +136,10 @@ def run_job(
             close()
 
 
-def wait_in_thread(fn: Callable[..., Any], *args, message: str = "", poll: float = 0.1, **kwargs):
-    """Job step: run ``fn(*args, **kwargs)`` on a helper thread, yielding a Progress every ``poll`` s.
+def wait_in_thread(fn: Callable[..., Any], *args, message: str = "", poll: float = 0.1,
+                   event: Progress | None = None, **kwargs):
+    """Job step: run ``fn(*args, **kwargs)`` on a helper thread, yielding ``event`` (default
+    ``Progress(0, 1, message)``) every ``poll`` s until it returns.
 
     For work that cannot be interrupted (a first heavy import, a model load, a numba compile): the
     job keeps reaching yields, so a cancel stops it within ``poll`` seconds. The abandoned call then
@@ -156,8 +158,9 @@ def wait_in_thread(fn: Callable[..., Any], *args, message: str = "", poll: float
             done.set()
 
     threading.Thread(target=work, name=f"job-step {getattr(fn, '__name__', 'call')}", daemon=True).start()
+    event = event or Progress(0, 1, message)
     while not done.wait(poll):
-        yield Progress(0, 1, message)
+        yield event
     if "error" in box:
         raise box["error"]
     return box["value"]

@@ -16,14 +16,16 @@ def _step(fn, *args):
     return job()
 
 
-def _cancel_when(token, text):
-    """(times, on_event): cancel ``token`` at the first Progress whose message contains ``text``."""
-    asked = []
+def _cancel_when(token, text, nth=1):
+    """(times, on_event): cancel ``token`` at the ``nth`` Progress whose message contains ``text``."""
+    asked, seen = [], []
 
     def on_event(event):
-        if isinstance(event, Progress) and text in event.message and not asked:
-            asked.append(time.monotonic())
-            token.cancel()
+        if isinstance(event, Progress) and text in event.message:
+            seen.append(event)
+            if len(seen) == nth:
+                asked.append(time.monotonic())
+                token.cancel()
 
     return asked, on_event
 
@@ -102,5 +104,23 @@ def test_fit_cancel_while_the_kernels_load(monkeypatch):
     target = np.random.default_rng(0).random((24, 24, 3)).astype(np.float32)
     with pytest.raises(JobCancelled):
         run_job(fit.fit_job([target], None, fit.FitSettings(count=50, steps=5)), on_event=on_event, cancel=token)
+    assert asked and time.monotonic() - asked[0] < 1.0
+    slow.set()
+
+
+def test_codec_encode_cancel_during_one_long_encode(monkeypatch):
+    """encode_job runs the (uninterruptible) encode call on a helper thread: a cancel stops the job at once."""
+    import numpy as np
+
+    from engines.codec import blockcodec
+    from engines.codec.tasks import encode_job
+
+    slow = threading.Event()
+    monkeypatch.setattr(blockcodec, "encode", lambda image, params: slow.wait(3.0))
+    token = CancelToken()
+    asked, on_event = _cancel_when(token, "encoding", nth=2)  # a poll while the encode runs
+    image = np.zeros((32, 32, 3), np.uint8)
+    with pytest.raises(JobCancelled):
+        run_job(encode_job(image, blockcodec.BlockCodecParams(quality=50)), on_event=on_event, cancel=token)
     assert asked and time.monotonic() - asked[0] < 1.0
     slow.set()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
-from engines.jobs import Progress
+from engines.jobs import Progress, wait_in_thread
 
 __all__ = ["compare_job", "encode_job", "fom_job"]
 
@@ -12,13 +14,17 @@ __all__ = ["compare_job", "encode_job", "fom_job"]
 def encode_job(image: np.ndarray, params):
     """Encode with the block codec, decode the bitstream back and check it is bit-exact.
     Returns the :class:`~engines.codec.blockcodec.EncodeResult` (``stats["bit_exact"]`` set)."""
-    from engines.codec.blockcodec import decode, encode
     from engines.codec.metrics import psnr_channels
 
-    yield Progress(0, 3, "encoding")
-    result = encode(image, params)
-    yield Progress(1, 3, "decoding")
-    decoded = decode(result.bitstream)
+    # the codec's first import and one encode/decode call cannot be interrupted: they run on a helper
+    # thread so a cancel stops the job at once (an abandoned call finishes in the background)
+    start = Progress(0, 3, "encoding")
+    yield start
+    blockcodec = yield from wait_in_thread(importlib.import_module, "engines.codec.blockcodec", event=start)
+    result = yield from wait_in_thread(blockcodec.encode, image, params, event=start)
+    decoding = Progress(1, 3, "decoding")
+    yield decoding
+    decoded = yield from wait_in_thread(blockcodec.decode, result.bitstream, event=decoding)
     result.stats["bit_exact"] = bool(np.array_equal(decoded.image, result.reconstruction))
     yield Progress(2, 3, "metrics")
     result.stats["psnr"] = psnr_channels(image, result.reconstruction)
