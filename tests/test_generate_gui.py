@@ -245,6 +245,7 @@ def test_history_survives_a_restart_with_size_limit_and_clear(qtbot, tmp_path):
 
     first = build()
     assert first.history == [] and first.history_store.folder == tmp_path / "generate-history"
+    assert not first.clear_history_button.isEnabled()
     rng = np.random.default_rng(5)
     init = (rng.random((32, 32, 3)) * 255).astype(np.uint8)
     first.init_slot.set_image(init)
@@ -254,7 +255,7 @@ def test_history_survives_a_restart_with_size_limit_and_clear(qtbot, tmp_path):
     assert len(list(first.history_store.folder.glob("*.png"))) == 2
 
     second = build()  # a new session
-    assert len(second.history) == 2
+    assert len(second.history) == 2 and second.clear_history_button.isEnabled()
     for old, new in zip(first.history, second.history):
         assert np.array_equal(old["image"], new["image"]) and old["params"]["seed"] == new["params"]["seed"]
         assert new["mode"] == "img2img" and np.array_equal(new["inputs"]["init"], init)
@@ -272,5 +273,6 @@ def test_history_survives_a_restart_with_size_limit_and_clear(qtbot, tmp_path):
 
     second.clear_history()
     assert second.history == [] and second.strip.count() == 0 and not second.can_export()
+    assert not second.clear_history_button.isEnabled()
     assert list(second.history_store.folder.glob("*.png")) == []
     assert build().history == []

@@ -144,6 +144,7 @@ class GeneratePanel(Panel):
         self.clear_history_button = QPushButton("Clear history")
         self.clear_history_button.setToolTip("Remove every result from the history, also the copies kept on disk")
         self.clear_history_button.clicked.connect(self.clear_history)
+        self.clear_history_button.setEnabled(False)
         row.addWidget(self.clear_history_button)
         layout.addLayout(row)
         self.strip = HistoryStrip()
@@ -695,6 +696,7 @@ class GeneratePanel(Panel):
         what = p["prompt"][:40] if p.get("prompt") else f"class {p.get('class_label')}"
         tip = f"{what}\n{p.get('sampler')} · {p.get('steps')} steps · CFG {p.get('cfg')} · seed {p.get('seed')} · {entry['mode']}"
         self.strip.add(entry["image"], f"#{index + 1}", tip, index)
+        self.clear_history_button.setEnabled(True)
         return index
 
     def _add_loaded_history(self, entries: list) -> None:
@@ -733,6 +735,7 @@ class GeneratePanel(Panel):
         self.current_index = row if valid else None
         for b in (self.reuse_button, self.input_button, self.export_button, self.codec_button, self.render_button):
             b.setEnabled(valid)
+        self.clear_history_button.setEnabled(bool(self.history))
         if valid:
             entry = self.history[row]
             self.view.set_image(entry["image"])
