@@ -6,6 +6,7 @@ A tiny conv autoencoder (one token per 4x4 pixels) is trained on 64x64 crops of 
 training photos with each quantizer (VQ straight-through, VQ rotation trick, FSQ, BSQ, IBQ), then
 evaluated on the held-out photos (astronaut, coffee): reconstruction PSNR, codebook utilisation,
 perplexity, dead codes, and the tokens' real size through the range coder (bits per token).
+VQ, VQ + rotation and IBQ restart unused codes every 20 steps (up to 80 % of the run).
 """
 
 from __future__ import annotations

@@ -133,6 +133,16 @@ def test_cli_tokens(capsys, tmp_path):
     assert out["quantizer"] == "bsq" and out["tokens"] == 24 * 24 and 0 < out["utilisation"] <= 1
     assert main(["codec", "tokens", str(src), "--quantizer", "fsq", "--bits", "9", "--steps", "1"]) == 2
     assert "FSQ levels" in capsys.readouterr().err
+    from engines.codec.token_file import read_tokens
+
+    out_file = tmp_path / "t.sstk"
+    assert main(["codec", "tokens", str(src), "--quantizer", "vq", "--bits", "8", "--steps", "2", "--eval", str(src), "--out", str(out_file), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    back = read_tokens(out_file.read_bytes())
+    assert back["indices"].shape == (24, 24) and back["codes"] == 256 and res["file_bytes"] == out_file.stat().st_size
+    assert main(["codec", "tokens", str(src), "--steps", "1", "--out", str(out_file)]) == 2  # exists, no --force
+    assert "exists" in capsys.readouterr().err
+    assert main(["codec", "tokens", str(src), "--steps", "1", "--out", str(tmp_path / "t.bin")]) == 2 and not (tmp_path / "t.bin").exists()
 
 
 def test_token_file_round_trip_and_damage():

@@ -71,6 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bits", type=int, default=10, help="bits per token (codebook 2^bits)")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--eval", nargs="*", default=None, help="evaluation images (default: the held-out samples astronaut, coffee)")
+    p.add_argument("--out", default=None, help="write the first evaluation image's tokens, range-coded, to this .sstk file")
+    add_force(p)
 
     p = add_verb(subparsers, "decode", _decode, "decode a block-codec (.ssbc) or learned-codec (.sslc) bitstream to PNG")
     p.add_argument("bitstream", help=".ssbc or .sslc file written by 'codec encode'")
@@ -418,15 +420,31 @@ def _tokens(args: argparse.Namespace) -> dict:
     from engines.codec.learned import HELD_OUT_SAMPLES, default_training_images
     from engines.codec.token_lab import train_tokenizer_job
 
+    if args.out is not None:
+        if Path(args.out).suffix != ".sstk":
+            raise CliError("--out must end in .sstk")
+        _check_targets([args.out], args.force)
     train = [_load(p) for p in args.images] if args.images else default_training_images()
     evals = [_load(p) for p in args.eval] if args.eval else [_load(f"sample:{n}") for n in HELD_OUT_SAMPLES]
     try:
-        _, out = run_with_progress(train_tokenizer_job(train, args.quantizer, args.bits, steps=args.steps, eval_images=evals,
-                                                       eval_every=max(args.steps // 4, 1)))
+        model, out = run_with_progress(train_tokenizer_job(train, args.quantizer, args.bits, steps=args.steps, eval_images=evals,
+                                                           eval_every=max(args.steps // 4, 1)))
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     final = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out["final"].items()}
-    return {"quantizer": args.quantizer, "bits_per_token": args.bits, "steps": args.steps, **final}
+    result = {"quantizer": args.quantizer, "bits_per_token": args.bits, "steps": args.steps, **final}
+    if args.out is not None:
+        from engines.codec.token_file import write_tokens
+        from engines.codec.token_lab import reconstruct
+        from studio.export import make_provenance
+
+        _, idx, _ = reconstruct(model, evals[0])
+        data = write_tokens(idx, model.codes, model.bits, args.quantizer)
+        params = {"quantizer": args.quantizer, "bits": args.bits, "steps": args.steps}
+        prov = make_provenance("codec", "codec.tokens.train", params, inputs=_inputs(args.images))
+        written = _write(args.out, lambda tmp: Path(tmp).write_bytes(data), prov, args.force)
+        result.update(output=str(written), file_bytes=len(data), file_bits_per_token=round(8 * len(data) / idx.size, 4))
+    return result
 
 
 def _inspect(args: argparse.Namespace) -> dict:
