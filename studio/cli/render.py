@@ -72,17 +72,27 @@ def cmd_image(args: argparse.Namespace) -> dict:
 
         dev_scene = replace(scene, **{k: getattr(scene, k).to(device) for k in
                                       ("means", "quats", "log_scales", "opacity_logits", "sh")})
-    with torch.no_grad():  # in tiles: memory stays bounded for big stills
-        pixels, coverage, visible = run_with_progress(
-            render_tiled(dev_scene, camera, args.aa, background, args.sh_degree, dtype=np.uint8, device=device),
-            quiet=args.json)
+    if args.mode == "raygauss":  # volumetric ray casting (CPU, brute force per tile)
+        from engines.render.raygauss import raygauss_still_job
+
+        if args.slabs < 3:
+            raise CliError("--slabs must be at least 3")
+        job, engine, device = raygauss_still_job(scene, camera, background, args.sh_degree, args.slabs,
+                                                 dtype=np.uint8), "engines.render.raygauss", "cpu"
+    else:  # in tiles: memory stays bounded for big stills
+        job = render_tiled(dev_scene, camera, args.aa, background, args.sh_degree, dtype=np.uint8, device=device)
+        engine = "engines.render.rasterize"
+    with torch.no_grad():
+        pixels, coverage, visible = run_with_progress(job, quiet=args.json)
     params = {"orbit": [az, el], "size": [width, height], "aa": args.aa, "fov": args.fov, "up": args.up,
               "distance": args.distance, "background": list(background), "sh_degree": args.sh_degree,
-              "camera": camera.as_dict()}
-    prov = make_provenance(PANEL, "engines.render.rasterize", params, device=device, inputs=[args.scene])
+              "camera": camera.as_dict(), "mode": args.mode}
+    if args.mode == "raygauss":
+        params["slabs"] = args.slabs
+    prov = make_provenance(PANEL, engine, params, device=device, inputs=[args.scene])
     save_png(args.out, pixels, prov, force=args.force)
     return {"out": os.fspath(args.out), "gaussians": len(scene), "visible": visible,
-            "size": [width, height], "aa": args.aa, "coverage": round(coverage, 4)}
+            "size": [width, height], "aa": args.aa, "mode": args.mode, "coverage": round(coverage, 4)}
 
 
 def cmd_fit(args: argparse.Namespace) -> dict:
@@ -198,6 +208,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--up", default="-y", choices=["-y", "y", "z", "-z"], help="world up axis (3DGS/COLMAP: -y)")
     p.add_argument("--background", default="0,0,0", help="background colour R,G,B in [0,1]")
     p.add_argument("--sh-degree", type=int, default=None, choices=[0, 1, 2, 3], help="limit the SH degree")
+    p.add_argument("--mode", default="splat", choices=["splat", "raygauss"],
+                   help="splat: the exact rasterizer; raygauss: volumetric ray casting (slow, small scenes)")
+    p.add_argument("--slabs", type=int, default=64, help="depth slabs per ray for --mode raygauss")
     p.add_argument("--out", required=True, help="output PNG")
     add_force(p)
 
