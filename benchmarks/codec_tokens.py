@@ -36,12 +36,12 @@ def main() -> None:
     train = default_training_images()
     held = [sample_image(n) for n in HELD_OUT_SAMPLES]
     print(f"{args.bits} bits per token (codebook 2^{args.bits}), {args.steps} steps, batch 8 of 64x64; held-out: {', '.join(HELD_OUT_SAMPLES)}")
-    print(f"{'quantizer':12s} {'PSNR dB':>8s} {'util.':>7s} {'perplexity':>11s} {'dead':>6s} {'H bits':>7s} {'coded bits/tok':>15s} {'train s':>8s}")
+    print(f"{'quantizer':12s} {'PSNR dB':>8s} {'SSIM':>6s} {'util.':>7s} {'perplexity':>11s} {'dead':>6s} {'H bits':>7s} {'coded bits/tok':>15s} {'train s':>8s}")
     for q in QUANTIZERS:
         t0 = time.perf_counter()
         _, out = run_job(train_tokenizer_job(train, q, args.bits, steps=args.steps, eval_images=held, eval_every=args.steps))
         s = out["final"]
-        print(f"{q:12s} {s['psnr']:8.2f} {s['utilisation']:7.3f} {s['perplexity']:11.1f} {s['dead_codes']:6d} {s['entropy_bits']:7.2f} "
+        print(f"{q:12s} {s['psnr']:8.2f} {s['ssim']:6.3f} {s['utilisation']:7.3f} {s['perplexity']:11.1f} {s['dead_codes']:6d} {s['entropy_bits']:7.2f} "
               f"{s['coded_bits_per_token']:15.2f} {time.perf_counter() - t0:8.1f}")
 
 

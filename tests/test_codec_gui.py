@@ -352,6 +352,10 @@ def test_tokens_tab_trains_live_and_exports(panel, qtbot, tmp_path):
     assert len(xs) == 10 and np.allclose(ys, [h["psnr"] for h in tab.history])
     assert np.allclose(tab.curves["utilisation"].getData()[1], [100 * h["utilisation"] for h in tab.history])
     assert r["original"].shape == r["reconstruction"].shape == (128, 160, 3)
+    from engines.codec.metrics import ssim
+
+    assert r["final"]["ssim"] == pytest.approx(ssim(r["original"], r["reconstruction"]), abs=1e-6)
+    assert len(tab.curves["ssim"].getData()[0]) == 10 and len(tab.curves["coded_bits_per_token"].getData()[0]) == 10
     assert r["indices"].shape == (32, 40)
     mse = np.mean((r["original"].astype(float) - r["reconstruction"]) ** 2)
     assert 10 * np.log10(255**2 / mse) == pytest.approx(r["final"]["psnr"], abs=0.05)  # uint8 rounding only

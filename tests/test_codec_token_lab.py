@@ -112,7 +112,7 @@ def test_short_training_every_quantizer(quantizer):
     model, out = run_job(train_tokenizer_job([img], quantizer, bits=8, steps=6, patch=32, batch=2, eval_every=3))
     final = out["final"]
     assert final["tokens"] == 24 * 32 and 0 < final["utilisation"] <= 1
-    assert 1 <= final["perplexity"] <= 256 and np.isfinite(final["psnr"])
+    assert 1 <= final["perplexity"] <= 256 and np.isfinite(final["psnr"]) and -1 <= final["ssim"] <= 1
     assert isinstance(model, Tokenizer) and len(out["history"]) == 2
     with pytest.raises(ValueError):
         Tokenizer("lfq")

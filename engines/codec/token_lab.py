@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from engines.codec.metrics import ssim
 from engines.codec.tokens import fsq_quantize
 from engines.jobs import Log, Preview, Progress
 
@@ -189,16 +190,20 @@ def reconstruct(model: Tokenizer, image: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def evaluate(model: Tokenizer, images) -> dict:
-    """PSNR, code statistics and real bits per token on whole ``images`` (cropped to ×4)."""
+    """PSNR (of the float reconstruction), mean SSIM (of the uint8 one), code statistics and real
+    bits per token on whole ``images`` (cropped to ×4)."""
     idx_all, mse, npx = [], 0.0, 0
+    ssims = []
     for img in images:
-        _, idx, sse = reconstruct(model, img)
+        rec, idx, sse = reconstruct(model, img)
         mse += sse
         npx += idx.size * 16 * 3
         idx_all.append(idx.ravel())
+        if min(rec.shape[:2]) >= 11:
+            ssims.append(ssim(np.asarray(img)[: rec.shape[0], : rec.shape[1], :3], rec))
     idx = np.concatenate(idx_all)
     stats = code_statistics(idx, model.codes)
-    stats.update(psnr=float(10 * math.log10(1.0 / max(mse / npx, 1e-12))), tokens=int(idx.size),
+    stats.update(psnr=float(10 * math.log10(1.0 / max(mse / npx, 1e-12))), ssim=float(np.mean(ssims)) if ssims else float("nan"), tokens=int(idx.size),
                  coded_bits_per_token=tokens_bits(idx) / idx.size, nominal_bits_per_token=model.bits)
     return stats
 

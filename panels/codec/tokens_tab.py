@@ -18,7 +18,8 @@ __all__ = ["TokensTab", "tokens_train_job"]
 QUANTIZER_LABELS = {"vq": "VQ (straight-through)", "vq-rotation": "VQ + rotation trick", "fsq": "FSQ", "bsq": "BSQ", "ibq": "IBQ (index backprop)"}
 EVAL_SIDE = 256  # live evaluation on a centre crop of at most this size
 SERIES = (("utilisation", "codebook utilisation", "% of codes used"), ("perplexity", "perplexity", "exp H"),
-          ("psnr", "reconstruction PSNR", "dB"), ("dead_codes", "dead codes", "codes"))
+          ("psnr", "reconstruction PSNR", "dB"), ("ssim", "reconstruction SSIM", "SSIM"),
+          ("dead_codes", "dead codes", "codes"), ("coded_bits_per_token", "range-coded size", "bits per token"))
 
 
 def centre_crop(image: np.ndarray, side: int = EVAL_SIDE) -> np.ndarray:
@@ -204,7 +205,7 @@ class TokensTab(QWidget):
         self.status.setText("done")
         self.text.setText(
             f"<b>{QUANTIZER_LABELS.get(p['quantizer'], p['quantizer'])}</b>, {p['bits']} bits/token nominal, {p['steps']} steps · "
-            f"PSNR <b>{f['psnr']:.2f} dB</b> · utilisation {f['utilisation']:.3f} ({2 ** p['bits'] - f['dead_codes']:,} of {2 ** p['bits']:,} codes) · "
+            f"PSNR <b>{f['psnr']:.2f} dB</b> · SSIM {f['ssim']:.3f} · utilisation {f['utilisation']:.3f} ({2 ** p['bits'] - f['dead_codes']:,} of {2 ** p['bits']:,} codes) · "
             f"perplexity {f['perplexity']:.1f} · dead codes {f['dead_codes']:,}<br>"
             f"tokens file: {len(r['data']):,} bytes for {n:,} tokens = <b>{8 * len(r['data']) / n:.2f} bits/token</b> "
             f"({8 * len(r['data']) / (16 * n):.3f} bpp; entropy of the token histogram {f['entropy_bits']:.2f} bits)"
