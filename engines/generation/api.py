@@ -39,7 +39,8 @@ class GenerationParams:
     random (the chosen seed is recorded); image ``i`` of a batch uses ``seed + i``.
     ``strength``: SDEdit strength for img2img/inpainting (1 = ignore the input);
     ``ilvr_n``: ILVR low-pass factor (0 = off); ``mask_blur``: inpainting pastes the original
-    back outside the mask, feathered inward over this many pixels.
+    back outside the mask, feathered inward over this many pixels; ``loras``: LoRA files merged
+    for the run, ``"a.safetensors=0.8;b.safetensors"`` (weight 1 when omitted).
     """
 
     model: str = "digits-flow"
@@ -56,6 +57,7 @@ class GenerationParams:
     strength: float = 1.0
     ilvr_n: int = 0
     mask_blur: float = 4.0
+    loras: str = ""
 
     def to_dict(self) -> dict:
         """JSON-able dict."""
@@ -173,6 +175,9 @@ def generate_job(
     # the first diffusers import and model load cannot be interrupted: they run on a helper thread
     # while this job keeps yielding, so a cancel lands at once (the load finishes and is cached)
     yield from wait_in_thread(importlib.import_module, "diffusers.models", message=f"loading {info.name}")
+    from engines.generation.lora import parse_lora_list
+
+    loras = parse_lora_list(p.loras)
     loaded = yield from wait_in_thread(load_model, info, device, message=f"loading {info.name} weights")
     yield Log(f"generating {p.batch} image(s) with {info.name}, {p.sampler}, {p.steps} steps, seed {p.seed}")
     seeds = [p.seed + i for i in range(p.batch)]
@@ -180,45 +185,52 @@ def generate_job(
     if reference is not None:
         mode += "+ilvr"
     size = (p.height, p.width)
-    if info.kind.startswith("own"):
-        from engines.generation.sampling import mask_tensor, sample_own_job, to_model_tensor, to_uint8_rgb
+    from engines.generation.lora import applied_loras
 
-        channels = loaded.unet.config.in_channels
-        init_t = to_model_tensor(init, size, channels, device) if init is not None else None
-        mask_t = mask_tensor(mask, size, device) if mask is not None else None
-        ref_t = to_model_tensor(reference, size, channels, device) if reference is not None else None
-        labels = [p.class_label] * p.batch if info.conditioning == "class" else None
-        x = yield from sample_own_job(
-            loaded.unet, loaded.scheduler_config, info.prediction_type, p.sampler, p.steps, seeds, size,
-            class_labels=labels, null_class=info.null_class, cfg=p.cfg, init=init_t,
-            strength=p.strength if init is not None else 1.0, mask=mask_t, reference=ref_t, ilvr_n=p.ilvr_n,
-            cancel=cancel, preview_every=preview_every,
-        )
-        images = to_uint8_rgb(x)
-    else:
-        if reference is not None:
-            raise ValueError("ILVR reference guidance runs only on pixel-space models in the own loop")
-        from engines.generation.pipelines import run_pipeline_job
-        from engines.generation.sampling import to_model_tensor
+    components = {"unet": loaded.unet} if loaded.pipe is None else {
+        name: getattr(loaded.pipe, name, None) for name in ("unet", "transformer", "text_encoder", "text_encoder_2")}
+    with applied_loras(components, loras) as changed:  # merged for this run only, restored exactly after
+        if changed:
+            yield Log(f"LoRA: {changed} layers changed")
+        if info.kind.startswith("own"):
+            from engines.generation.sampling import mask_tensor, sample_own_job, to_model_tensor, to_uint8_rgb
 
-        init_f = None
-        if init is not None:
-            init_f = ((to_model_tensor(init, size, 3)[0].permute(1, 2, 0).numpy() + 1) / 2)
-        mask_f = None
-        if mask is not None:
-            from engines.generation.sampling import mask_tensor
-
-            mask_f = mask_tensor(mask, size)[0, 0].numpy()
-        outs = []
-        for k, seed in enumerate(seeds):  # one image at a time: image k equals its seed run alone, exactly
-            job = run_pipeline_job(
-                loaded.pipe, info.prediction_type, p.sampler, p.steps, [seed], prompt=p.prompt,
-                negative_prompt=p.negative_prompt, cfg=p.cfg, size=size, init=init_f, strength=p.strength,
-                mask=mask_f, cancel=cancel, preview_every=preview_every, mask_blur=p.mask_blur,
+            channels = loaded.unet.config.in_channels
+            init_t = to_model_tensor(init, size, channels, device) if init is not None else None
+            mask_t = mask_tensor(mask, size, device) if mask is not None else None
+            ref_t = to_model_tensor(reference, size, channels, device) if reference is not None else None
+            labels = [p.class_label] * p.batch if info.conditioning == "class" else None
+            x = yield from sample_own_job(
+                loaded.unet, loaded.scheduler_config, info.prediction_type, p.sampler, p.steps, seeds, size,
+                class_labels=labels, null_class=info.null_class, cfg=p.cfg, init=init_t,
+                strength=p.strength if init is not None else 1.0, mask=mask_t, reference=ref_t, ilvr_n=p.ilvr_n,
+                cancel=cancel, preview_every=preview_every,
             )
-            outs.append((yield from _batch_part(job, k, len(seeds))))
-        out = np.concatenate(outs)
-        images = (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
+            images = to_uint8_rgb(x)
+        else:
+            if reference is not None:
+                raise ValueError("ILVR reference guidance runs only on pixel-space models in the own loop")
+            from engines.generation.pipelines import run_pipeline_job
+            from engines.generation.sampling import to_model_tensor
+
+            init_f = None
+            if init is not None:
+                init_f = ((to_model_tensor(init, size, 3)[0].permute(1, 2, 0).numpy() + 1) / 2)
+            mask_f = None
+            if mask is not None:
+                from engines.generation.sampling import mask_tensor
+
+                mask_f = mask_tensor(mask, size)[0, 0].numpy()
+            outs = []
+            for k, seed in enumerate(seeds):  # one image at a time: image k equals its seed run alone, exactly
+                job = run_pipeline_job(
+                    loaded.pipe, info.prediction_type, p.sampler, p.steps, [seed], prompt=p.prompt,
+                    negative_prompt=p.negative_prompt, cfg=p.cfg, size=size, init=init_f, strength=p.strength,
+                    mask=mask_f, cancel=cancel, preview_every=preview_every, mask_blur=p.mask_blur,
+                )
+                outs.append((yield from _batch_part(job, k, len(seeds))))
+            out = np.concatenate(outs)
+            images = (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
     torch_seconds = time.monotonic() - start
     hashes = {role: array_sha256(a) for role, a in (("init", init), ("mask", mask), ("reference", reference))
               if a is not None}
