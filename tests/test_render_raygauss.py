@@ -154,3 +154,24 @@ def test_cli_image_mode_raygauss(tmp_path, capsys):
     assert main(["render", "image", str(scene_file), "--mode", "raygauss", "--slabs", "1",
                  "--out", str(tmp_path / "bad.png")]) == 2
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_fit_through_raygauss_improves_a_perturbed_scene():
+    from engines.jobs import run_job
+    from engines.render.camera import fibonacci_cameras
+    from engines.render.fit import FitSettings, evaluate, fit_job
+    from engines.render.synthetic import sphere_scene
+
+    truth = sphere_scene(40, seed=0, footprint=0.3)
+    cams = fibonacci_cameras(6, 3.5, width=20, height=20)
+    settings = FitSettings(steps=80, densify=False, lr_means=2e-3, renderer="raygauss", raygauss_slabs=16)
+    views = [render_image.numpy() for render_image in
+             (raygauss_render(truth, c.to(torch.float32), slabs=16)[0].clamp(0, 1) for c in cams)]
+    g = torch.Generator().manual_seed(1)
+    init = Gaussians(truth.means + 0.05 * torch.randn(40, 3, generator=g), truth.quats.clone(),
+                     truth.log_scales + 0.3, torch.zeros(40), torch.zeros_like(truth.sh))
+    before = evaluate(init, cams, views, settings)
+    result = run_job(fit_job(views, cams, settings, init=init))
+    assert result.final_psnr > before + 5, (before, result.final_psnr)
+    with pytest.raises(ValueError, match="renderer"):
+        run_job(fit_job(views, cams, FitSettings(renderer="nope"), init=init))

@@ -23,6 +23,7 @@ from engines.render.camera import Camera, intrinsics
 from engines.render.pulsar import render_spheres
 from engines.render.rasterize import rasterize, warm_kernels
 from engines.render.scene import Gaussians, Spheres, rgb_to_sh
+from engines.render.sh import sh_to_color
 
 __all__ = ["DensityControl", "FitResult", "FitSettings", "MCMCControl", "apply_filter_3d", "filter_3d", "fit_job", "loss_l1_dssim", "photo_camera",
            "psnr", "relocation_update"]
@@ -84,6 +85,8 @@ class FitSettings:
     prune_screen: float = 0.0  # ... or the screen radius this × max(width, height) (after the first reset; 0 = off,
     #                            as gsplat's default; 0.15 = gsplat's prune_scale2d)
     strategy: str = "default"  # "default" (clone / split / prune, 3DGS) or "mcmc" (3DGS-MCMC relocation)
+    renderer: str = "splat"  # "splat" (rasterizer) or "raygauss" (volumetric ray casting; no clone/split)
+    raygauss_slabs: int = 32
     mcmc_min_opacity: float = 0.005  # "dead" below this: relocated onto live Gaussians
     mcmc_growth: float = 1.05  # count multiplier per refine step until max_count (gsplat: 1.05)
     mcmc_noise_lr: float = 1.6e4  # noise scale × current position learning rate (gsplat 5e5 × its lr 1.6e-4 / ours)
@@ -411,6 +414,8 @@ def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings
     s = settings or FitSettings()
     if s.primitive not in ("gaussians", "spheres"):
         raise ValueError("primitive must be 'gaussians' or 'spheres'")
+    if s.renderer not in ("splat", "raygauss"):
+        raise ValueError("renderer must be 'splat' or 'raygauss'")
     if s.strategy not in ("default", "mcmc"):
         raise ValueError("strategy must be 'default' or 'mcmc'")
     if s.steps < 1 or s.count < 1:
@@ -462,7 +467,9 @@ def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings
     optimizer = torch.optim.Adam([{"params": [p], "lr": lrs[k], "name": k} for k, p in params.items()], eps=1e-15)
     decay = (s.lr_means_final / s.lr_means) ** (1.0 / max(1, s.steps))
     gaussians_refined = s.primitive == "gaussians" and s.densify
-    density = DensityControl(s, extent) if gaussians_refined and s.strategy == "default" else None
+    raycast = s.renderer == "raygauss" and s.primitive == "gaussians"
+    # clone/split need the screen-space gradients only splatting has; MCMC works with either renderer
+    density = DensityControl(s, extent) if gaussians_refined and s.strategy == "default" and not raycast else None
     mcmc = MCMCControl(s) if gaussians_refined and s.strategy == "mcmc" else None
     if density:
         density.reset(len(params["means"]))
@@ -474,7 +481,7 @@ def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings
     densify_every = max(1, min(s.densify_every, s.steps // 8))
     history: list[dict] = []
     started = time.monotonic()
-    if s.primitive == "gaussians":  # a cold start loads/compiles the kernels: off this job's thread
+    if s.primitive == "gaussians" and not raycast:  # a cold start loads/compiles the kernels: off this job's thread
         yield from wait_in_thread(warm_kernels, (s.aa_mode,), message="loading the rasterizer kernels")
     yield Log(f"fitting {len(params['means'])} {s.primitive} to {len(images)} image(s), {s.steps} steps")
     for step in range(1, s.steps + 1):
@@ -486,10 +493,14 @@ def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings
                 if len(mip3d) != len(scales) or step % 100 == 0:  # after density changes, and periodically
                     mip3d = filter_3d(params["means"], cams)
                 scales, opac = apply_filter_3d(params["log_scales"], opac, mip3d)
-            image, _alpha, meta = rasterize(params["means"], params["quats"], scales, opac, params["sh"], cam.viewmat,
-                                            cam.K, cam.width, cam.height, aa_mode=s.aa_mode, sh_degree=s.sh_degree,
-                                            background=bg)
-            meta["means2d"].retain_grad()
+            if raycast:
+                image = _raygauss_image(params["means"], params["quats"], scales, opac, params["sh"], cam, s, bg,
+                                        s.sh_degree)
+            else:
+                image, _alpha, meta = rasterize(params["means"], params["quats"], scales, opac, params["sh"],
+                                                cam.viewmat, cam.K, cam.width, cam.height, aa_mode=s.aa_mode,
+                                                sh_degree=s.sh_degree, background=bg)
+                meta["means2d"].retain_grad()
         else:
             image, _ = render_spheres(params["means"], params["log_radii"].exp(), torch.sigmoid(params["color_logits"]),
                                       torch.sigmoid(params["opacity_logits"]), cam.viewmat, cam.K, cam.width,
@@ -542,13 +553,27 @@ def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings
     return FitResult(scene, cameras, history, final, mode)
 
 
+def _raygauss_image(means, quats, scales, opacities, sh, cam: Camera, s: FitSettings, bg, degree: int) -> torch.Tensor:
+    """The RayGauss render of the fitted Gaussians (densities from opacities, SH colours up to ``degree``)."""
+    from engines.render.raygauss import opacity_to_density, raygauss
+
+    centre = -cam.viewmat[:3, :3].T @ cam.viewmat[:3, 3]
+    colors = sh_to_color(sh, means, centre, degree)
+    image, _ = raygauss(means, quats, scales, opacity_to_density(opacities, scales), colors, cam.viewmat, cam.K,
+                        cam.width, cam.height, slabs=s.raygauss_slabs, background=bg)
+    return image
+
+
 def render_any(scene, camera: Camera, settings: FitSettings | None = None) -> torch.Tensor:
     """Render Gaussians or Spheres with one camera -> (H,W,3) detached float image."""
     s = settings or FitSettings()
     cam = camera.to(torch.float32)
     bg = torch.tensor(s.background, dtype=torch.float32)
     with torch.no_grad():
-        if isinstance(scene, Gaussians):
+        if isinstance(scene, Gaussians) and s.renderer == "raygauss":
+            image = _raygauss_image(scene.means, scene.quats, scene.scales, scene.opacities, scene.sh, cam, s, bg,
+                                    scene.sh_degree)
+        elif isinstance(scene, Gaussians):
             image, _, _ = rasterize(scene.means, scene.quats, scene.scales, scene.opacities, scene.sh, cam.viewmat,
                                     cam.K, cam.width, cam.height, aa_mode=s.aa_mode, sh_degree=scene.sh_degree,
                                     background=bg)

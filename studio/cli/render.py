@@ -141,6 +141,7 @@ def cmd_fit(args: argparse.Namespace) -> dict:
     settings = FitSettings(primitive=args.primitive, count=args.count, steps=args.steps, aa_mode=args.aa,
                            seed=args.seed, densify=not args.no_densify, sh_degree=args.sh_degree,
                            max_count=max(args.count, args.max_count or 10 * args.count), strategy=args.strategy,
+                           renderer=args.renderer,
                            mip_filter3d=args.mip_3d)
     try:
         start = init.with_degree(args.sh_degree) if init is not None and args.primitive == "gaussians" else None
@@ -229,6 +230,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="downscale the photo (or each posed view) so its longer side is at most this")
     p.add_argument("--max-count", type=int, default=None,
                    help="cap on the Gaussian count (default 10x --count; the fixed budget with --strategy mcmc)")
+    p.add_argument("--renderer", default="splat", choices=["splat", "raygauss"],
+                   help="raygauss: fit through volumetric ray casting (slow; clone/split off, mcmc works)")
     p.add_argument("--strategy", default="default", choices=["default", "mcmc"],
                    help="density control: 3DGS clone/split/prune with opacity resets, or 3DGS-MCMC relocation")
     p.add_argument("--mip-3d", action="store_true",
