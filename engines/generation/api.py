@@ -40,7 +40,8 @@ class GenerationParams:
     ``strength``: SDEdit strength for img2img/inpainting (1 = ignore the input);
     ``ilvr_n``: ILVR low-pass factor (0 = off); ``mask_blur``: inpainting pastes the original
     back outside the mask, feathered inward over this many pixels; ``loras``: LoRA files merged
-    for the run, ``"a.safetensors=0.8;b.safetensors"`` (weight 1 when omitted).
+    for the run, ``"a.safetensors=0.8;b.safetensors"`` (weight 1 when omitted); ``embeddings``:
+    textual-inversion files, ``"a.pt;b.safetensors"`` (A1111 files are used by their file name).
     """
 
     model: str = "digits-flow"
@@ -58,6 +59,7 @@ class GenerationParams:
     ilvr_n: int = 0
     mask_blur: float = 4.0
     loras: str = ""
+    embeddings: str = ""
 
     def to_dict(self) -> dict:
         """JSON-able dict."""
@@ -189,9 +191,16 @@ def generate_job(
 
     components = {"unet": loaded.unet} if loaded.pipe is None else {
         name: getattr(loaded.pipe, name, None) for name in ("unet", "transformer", "text_encoder", "text_encoder_2")}
-    with applied_loras(components, loras) as changed:  # merged for this run only, restored exactly after
-        if changed:
+    from engines.generation.embeddings import loaded_embeddings, parse_embedding_list
+
+    embeddings = parse_embedding_list(p.embeddings)
+    if embeddings and loaded.pipe is None:
+        raise ValueError("textual-inversion embeddings need a text-conditioned pipeline model")
+    with applied_loras(components, loras) as changed, loaded_embeddings(loaded.pipe, embeddings) as tokens:
+        if changed:  # LoRA merged for this run only, restored exactly after
             yield Log(f"LoRA: {changed} layers changed")
+        if tokens:
+            yield Log("embeddings: " + ", ".join(tokens.values()))
         if info.kind.startswith("own"):
             from engines.generation.sampling import mask_tensor, sample_own_job, to_model_tensor, to_uint8_rgb
 
