@@ -7,7 +7,8 @@ be interrupted) until the queue reports "cancelled". Goal: under 1 s for every j
 
 For the volume ray caster the same render is also cancelled with the previous slab budget
 (no ray chunks: one whole slab of up to 4M samples between two cancellation points) so the
-effect of the ray chunks shows side by side.
+effect of the ray chunks shows side by side; likewise the 200k-splat still with one rasterizer
+call (as before) and rendered in steps (projection chunks, composited bands).
 
     .venv/bin/python benchmarks/cancel_latency.py [--warm 1.5] [--volume 192] [--image 512]
 """
@@ -60,6 +61,18 @@ def measure(queue: JobQueue, name: str, factory, warm: float, ready=None) -> dic
             ("" if saw_cancelling else " (no cancelling state)")}
 
 
+def _one_call_still(scene, camera):
+    """The still job as it was: the whole (up to 1024²) tile in one uninterruptible rasterizer call."""
+    from engines.jobs import Progress
+    from engines.render.rasterize import rasterize_scene
+
+    yield Progress(0, 1, "rendering")
+    with torch.no_grad():
+        image = rasterize_scene(scene, camera.to(torch.float32))[0]
+    yield Progress(1, 1, "done")
+    return image.clamp(0, 1).numpy()
+
+
 def jobs(args):
     """(name, factory(cancel_token), ready) for every panel's long job, built like the panels build them."""
     from engines.codec.blockcodec import BlockCodecParams
@@ -88,7 +101,9 @@ def jobs(args):
     scene = Gaussians(torch.randn(n, 3, generator=g), torch.nn.functional.normalize(torch.randn(n, 4, generator=g)),
                       torch.randn(n, 3, generator=g) - 4.5, torch.randn(n, generator=g), torch.randn(n, 16, 3, generator=g))
     camera = frame_camera(scene.means.numpy(), 20.0, 10.0, 1280, 720, 45.0)
-    yield (f"render: still ({n:,} splats, 1280x720)", lambda tok: still_job(scene, camera), None)
+    yield (f"render: still ({n:,} splats, 1280x720), before: one rasterizer call per tile",
+           lambda tok: _one_call_still(scene, camera), None)
+    yield (f"render: still ({n:,} splats, 1280x720), now", lambda tok: still_job(scene, camera), None)
     volume = make_phantom(args.volume)[0]
     tf = preset("CT-Bone")
     kwargs = {"tf": tf, "mode": "dvr", "azimuth": 30.0, "elevation": 20.0, "size": args.image, "step": 0.5,

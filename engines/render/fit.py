@@ -464,7 +464,10 @@ def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings
            "opacity_logits": s.lr_opacity, "sh": s.lr_sh, "log_radii": s.lr_scales, "color_logits": s.lr_colors}
     if mode == "photo":
         lrs["means"] = s.lr_means * extent * 0.2
-    optimizer = torch.optim.Adam([{"params": [p], "lr": lrs[k], "name": k} for k, p in params.items()], eps=1e-15)
+    # the first optimizer of a process initialises torch.optim (seconds when cold): on a helper thread
+    optimizer = yield from wait_in_thread(torch.optim.Adam, [{"params": [p], "lr": lrs[k], "name": k}
+                                                             for k, p in params.items()], eps=1e-15,
+                                          event=Progress(0, s.steps, "preparing the optimizer"))
     decay = (s.lr_means_final / s.lr_means) ** (1.0 / max(1, s.steps))
     gaussians_refined = s.primitive == "gaussians" and s.densify
     raycast = s.renderer == "raygauss" and s.primitive == "gaussians"
