@@ -41,7 +41,8 @@ class GenerationParams:
     ``ilvr_n``: ILVR low-pass factor (0 = off); ``mask_blur``: inpainting pastes the original
     back outside the mask, feathered inward over this many pixels; ``loras``: LoRA files merged
     for the run, ``"a.safetensors=0.8;b.safetensors"`` (weight 1 when omitted); ``embeddings``:
-    textual-inversion files, ``"a.pt;b.safetensors"`` (A1111 files are used by their file name).
+    textual-inversion files, ``"a.pt;b.safetensors"`` (A1111 files are used by their file name);
+    ``vae``: another VAE (folder or ``.safetensors``) used instead of the model's own.
     """
 
     model: str = "digits-flow"
@@ -60,6 +61,7 @@ class GenerationParams:
     mask_blur: float = 4.0
     loras: str = ""
     embeddings: str = ""
+    vae: str = ""
 
     def to_dict(self) -> dict:
         """JSON-able dict."""
@@ -196,7 +198,10 @@ def generate_job(
     embeddings = parse_embedding_list(p.embeddings)
     if embeddings and loaded.pipe is None:
         raise ValueError("textual-inversion embeddings need a text-conditioned pipeline model")
-    with applied_loras(components, loras) as changed, loaded_embeddings(loaded.pipe, embeddings) as tokens:
+    from engines.generation.vae_swap import swapped_vae
+
+    with applied_loras(components, loras) as changed, loaded_embeddings(loaded.pipe, embeddings) as tokens, \
+            swapped_vae(loaded.pipe, p.vae):
         if changed:  # LoRA merged for this run only, restored exactly after
             yield Log(f"LoRA: {changed} layers changed")
         if tokens:
