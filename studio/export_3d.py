@@ -51,10 +51,12 @@ def save_distill_outputs(result, ply: str | os.PathLike, turntable: str | os.Pat
     written = {"ply": os.fspath(ply)}
     if turntable:
         s = result.settings
-        images = turntable_frames(result.scene, frames, 15.0, s.radius, s.fov, frame_size, result.background)
+        radius = 1.4 * s.radius  # a little wider than the training views, so nothing is cut at the frame edge
+        images = turntable_frames(result.scene, frames, 15.0, radius, s.fov, frame_size, result.background)
         fmt = TURNTABLE_SUFFIXES[Path(turntable).suffix.lower()]
         tprov = dict(prov, parameters=dict(params, turntable={"frames": frames, "size": frame_size,
-                                                                "elevation": 15.0, "of": os.fspath(ply)}))
+                                                                "elevation": 15.0, "radius": radius,
+                                                                "of": os.fspath(ply)}))
         save_with_sidecar(turntable, lambda tmp: save_animation(tmp, images, fmt), tprov, force=True)
         written["turntable"] = os.fspath(turntable)
     return written
