@@ -42,7 +42,8 @@ class GenerationParams:
     back outside the mask, feathered inward over this many pixels; ``loras``: LoRA files merged
     for the run, ``"a.safetensors=0.8;b.safetensors"`` (weight 1 when omitted); ``embeddings``:
     textual-inversion files, ``"a.pt;b.safetensors"`` (A1111 files are used by their file name);
-    ``vae``: another VAE (folder or ``.safetensors``) used instead of the model's own.
+    ``vae``: another VAE (folder or ``.safetensors``) used instead of the model's own;
+    ``precision``: ``default`` / ``low-memory`` / ``int8`` (:mod:`engines.generation.precision`).
     """
 
     model: str = "digits-flow"
@@ -62,6 +63,7 @@ class GenerationParams:
     loras: str = ""
     embeddings: str = ""
     vae: str = ""
+    precision: str = ""
 
     def to_dict(self) -> dict:
         """JSON-able dict."""
@@ -127,6 +129,10 @@ def resolve_params(params: GenerationParams, info: ModelInfo) -> GenerationParam
         raise ValueError(f"strength must be in 0..1 (got {p.strength})")
     if not (0.0 <= p.mask_blur <= 256.0) or not math.isfinite(p.mask_blur):
         raise ValueError(f"mask blur must be 0..256 pixels (got {p.mask_blur})")
+    from engines.generation.precision import PRESETS
+
+    if p.precision and p.precision not in PRESETS:
+        raise ValueError(f"precision must be one of {', '.join(PRESETS)} (got {p.precision!r})")
     if p.ilvr_n and p.ilvr_n < 2:
         raise ValueError(f"ILVR factor N must be 0 (off) or at least 2 (got {p.ilvr_n})")
     p.height = p.height or int(info.size[0])
@@ -198,10 +204,11 @@ def generate_job(
     embeddings = parse_embedding_list(p.embeddings)
     if embeddings and loaded.pipe is None:
         raise ValueError("textual-inversion embeddings need a text-conditioned pipeline model")
+    from engines.generation.precision import applied_precision
     from engines.generation.vae_swap import swapped_vae
 
     with applied_loras(components, loras) as changed, loaded_embeddings(loaded.pipe, embeddings) as tokens, \
-            swapped_vae(loaded.pipe, p.vae):
+            swapped_vae(loaded.pipe, p.vae), applied_precision(p.precision, loaded.pipe, loaded.unet) as replaced:
         if changed:  # LoRA merged for this run only, restored exactly after
             yield Log(f"LoRA: {changed} layers changed")
         if tokens:
@@ -215,7 +222,7 @@ def generate_job(
             ref_t = to_model_tensor(reference, size, channels, device) if reference is not None else None
             labels = [p.class_label] * p.batch if info.conditioning == "class" else None
             x = yield from sample_own_job(
-                loaded.unet, loaded.scheduler_config, info.prediction_type, p.sampler, p.steps, seeds, size,
+                replaced.get("unet", loaded.unet), loaded.scheduler_config, info.prediction_type, p.sampler, p.steps, seeds, size,
                 class_labels=labels, null_class=info.null_class, cfg=p.cfg, init=init_t,
                 strength=p.strength if init is not None else 1.0, mask=mask_t, reference=ref_t, ilvr_n=p.ilvr_n,
                 cancel=cancel, preview_every=preview_every,
