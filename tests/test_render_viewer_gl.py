@@ -137,3 +137,26 @@ def test_cpu_view_progressive_and_exact_at_rest(qapp):
     canvas.canvas.close()  # closing the view stops its CPU-frame worker
     worker.join(5)
     assert not worker.is_alive()
+
+
+def test_scene_frame_computed_once_per_positions(qapp, monkeypatch):
+    """Camera queries use the scene's frame kept per set of positions (or given by the open job),
+    equal to engines' scene_frame, and recomputed when the positions change."""
+    import engines.render.camera as camera
+
+    scene = sphere_scene(2000, footprint=0.05)
+    canvas = _canvas(qapp, scene)
+    expected = camera.scene_frame(scene.means.numpy())
+    calls = []
+    original = camera.scene_frame
+    monkeypatch.setattr(camera, "scene_frame", lambda m, *a, **k: (calls.append(len(m)), original(m, *a, **k))[1])
+    for _ in range(3):
+        canvas.camera_matrices()
+    assert calls == []  # frame_all in _canvas computed it already
+    centre, radius = canvas.scene_frame()
+    assert np.allclose(centre, expected[0]) and radius == pytest.approx(expected[1])
+    moved = scene.means.numpy() + np.float32([1.0, 0.0, 0.0])
+    canvas.set_splats(moved, canvas.colors, np.zeros((len(moved), 3, 3)), canvas.selected)
+    assert np.allclose(canvas.scene_frame()[0], expected[0] + [1.0, 0.0, 0.0], atol=1e-5) and calls == [2000]
+    canvas.set_splats(moved, canvas.colors, np.zeros((len(moved), 3, 3)), canvas.selected, frame=((5.0, 5.0, 5.0), 2.0))
+    assert np.allclose(canvas.scene_frame()[0], 5.0) and canvas.scene_frame()[1] == 2.0 and calls == [2000]

@@ -242,3 +242,35 @@ def test_2d_tf_lookup_on_the_gpu_matches_the_export(gl_view):
     other = structural_similarity(one_d, reference, channel_axis=2, data_range=1.0)
     print(f"2D TF: SSIM GPU lookup vs pre-classified export {score:.4f} (1-D view vs it {other:.4f})")
     assert score >= 0.9 and other < score - 0.1
+
+
+def test_new_volume_reuses_the_visual_and_markers(gl_view):
+    """Opening another volume only uploads a texture: the same visual and orientation visuals, moved
+    for the new grid, and the same image as a visual built from scratch."""
+    from engines.volume.phantom import make_phantom
+    from engines.volume.tf import preset
+    from panels.volume.view3d import orientation_arrows
+
+    app, view = gl_view
+    small, _ = make_phantom(32, noise_hu=0.0)
+    view.set_volume(small.data, small.spacing, small.value_range())
+    visual, markers = view.visual, list(view.markers)
+    volume, _ = make_phantom(48, noise_hu=0.0)
+    data = volume.data[:40]  # another shape, anisotropic spacing
+    spacing = (2.0, 1.0, 1.5)
+    view.set_volume(data, spacing, volume.value_range())
+    view.set_tf(preset("CT-Bone"))
+    view.set_method("dvr")
+    view.reset_camera(30.0, 20.0)
+    assert view.visual is visual and view.markers == markers and len(markers) == 6
+    for (_letter, start, end), label in zip(orientation_arrows(view._affine, data.shape, spacing), markers[1::2]):
+        assert np.allclose(label.pos[0][:3], end + 0.08 * (end - start), atol=1e-5)
+    _settle(app)
+    reused = view.render_image().astype(np.float64)
+    view.visual.parent = None
+    view.visual = None
+    view._build_visual()  # from scratch
+    _settle(app)
+    fresh = view.render_image().astype(np.float64)
+    assert reused[..., :3].mean() > 20  # the bone shows
+    assert np.abs(reused - fresh).mean() < 0.5

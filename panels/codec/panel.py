@@ -122,6 +122,15 @@ def _bitstream_job(path: str):
     return np.ascontiguousarray(image[..., :3])
 
 
+def _with_bd_ready(job):
+    """Run the RD sweep ``job`` (a generator), then import what BD-rate needs (scipy's PCHIP) on the
+    same worker: a first import of scipy.interpolate on the GUI thread would freeze it for seconds."""
+    rows = yield from job
+    import scipy.interpolate  # noqa: F401
+
+    return rows
+
+
 def _size_delta(bytes_a: int | None, bytes_b: int | None, shape) -> str:
     """``size B − A: +1,234 bytes (+12.3 %), +0.045 bpp`` (empty without both sizes)."""
     if not bytes_a or bytes_b is None:
@@ -176,6 +185,7 @@ class CodecPanel(Panel):
         self.compare_result: dict | None = None
         self.rd_rows: list[dict] = []
         self.rd_curves: dict = {}
+        self._rd_items: dict = {}  # codec label -> its PlotDataItem in the RD plot
         self.bd_rows: list[dict] = []
         self.fom_rows: list[dict] = []
         self.compaction: dict = {}
@@ -190,6 +200,10 @@ class CodecPanel(Panel):
         self._encode_timer.setSingleShot(True)
         self._encode_timer.setInterval(250)
         self._encode_timer.timeout.connect(self.encode)
+        self._rd_plot_timer = QTimer(self)  # redraws the RD plot at most every 200 ms while a sweep runs
+        self._rd_plot_timer.setSingleShot(True)
+        self._rd_plot_timer.setInterval(200)
+        self._rd_plot_timer.timeout.connect(self._plot_rd)
 
     # ================================================================== layout
     def _build(self) -> None:
@@ -1325,8 +1339,7 @@ class CodecPanel(Panel):
         self.rd_rows = []
         self.rd_curves = {}
         self.bd_rows = []
-        self.rd_plot.clear()
-        self.rd_plot._hint_item = None
+        self._clear_rd_plot()
         self.rd_progress.setValue(0)
         self.rd_progress.setFormat("%p%")
         self.rd_run.setEnabled(False)
@@ -1337,7 +1350,7 @@ class CodecPanel(Panel):
         self._submit(
             "rd",
             f"RD sweep ({len(specs)} codecs × {len(qualities)} qualities)" + (f" on {where}" if where else ""),
-            factory,
+            lambda: _with_bd_ready(factory()),
             self._on_rd_done,
             on_event=self._on_rd_event,
             on_done=self._rd_finished,
@@ -1386,9 +1399,11 @@ class CodecPanel(Panel):
             set_progress_later(self.rd_progress, int(100 * event.fraction))
         elif isinstance(event, Preview) and "row" in event.data:
             self.rd_rows.append(event.data["row"])
-            self._plot_rd()
+            if not self._rd_plot_timer.isActive():  # coalesce the rows of a burst into one redraw
+                self._rd_plot_timer.start()
 
     def _on_rd_done(self, rows: list[dict]) -> None:
+        self._rd_plot_timer.stop()
         self.rd_rows = rows
         self.rd_progress.setValue(100)
         self._plot_rd()
@@ -1406,20 +1421,35 @@ class CodecPanel(Panel):
         self._update_bd()
 
     def _plot_rd(self) -> None:
+        """Draw the RD curves: one reused line item per codec label, its data set in one call."""
         from engines.codec.rd import BD_METRICS, curves_from_rows
 
         metric = self.rd_metric.currentData() or "psnr_rgb"
         self.rd_plot.setLabel("left", BD_METRICS[metric])
         self.rd_curves = curves_from_rows(self.rd_rows, metric) if self.rd_rows else {}
         plot = self.rd_plot
+        if plot._hint_item is not None:
+            self._hint(plot, None)
+        items = self._rd_items
+        if list(items) != list(self.rd_curves)[: len(items)]:  # other labels (a new sweep): start over
+            self._clear_rd_plot()
+        for i, (label, c) in enumerate(self.rd_curves.items()):
+            item = items.get(label)
+            if item is None:
+                color = _COLORS[i % len(_COLORS)]
+                item = items[label] = plot.plot(pen=pg.mkPen(color, width=2), symbol="o", symbolSize=6,
+                                                symbolBrush=color, name=label)
+            item.setData(np.asarray(c["bpp"], float), np.asarray(c["psnr"], float))
+        plot.enableAutoRange()
+
+    def _clear_rd_plot(self) -> None:
+        """Remove every RD curve (and its legend entry)."""
+        plot = self.rd_plot
         plot.clear()
         plot._hint_item = None
         if plot.plotItem.legend is not None:
             plot.plotItem.legend.clear()
-        plot.enableAutoRange()
-        for i, (label, c) in enumerate(self.rd_curves.items()):
-            color = _COLORS[i % len(_COLORS)]
-            plot.plot(c["bpp"], c["psnr"], pen=pg.mkPen(color, width=2), symbol="o", symbolSize=6, symbolBrush=color, name=label)
+        self._rd_items = {}
 
     def _update_bd(self) -> None:
         from engines.codec.rd import bd_table

@@ -6,7 +6,6 @@ canvas is created lazily in :meth:`RenderPanel.on_shown`.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -207,6 +206,7 @@ def _import_viewer_dependencies() -> None:
 def _scene_job(path: str):
     """Job (worker thread): read a .ply / .splat scene and prepare the viewer's arrays."""
     from engines.jobs import Progress
+    from engines.render.camera import scene_frame
     from engines.render.io import SceneFileError, load_scene
 
     _import_viewer_dependencies()
@@ -218,7 +218,15 @@ def _scene_job(path: str):
         raise OpenError(str(exc)) from exc
     yield Progress(1, 2, f"preparing {len(scene):,} splats for the view")
     arrays = viewer_arrays(scene)
-    return scene, arrays, Path(path).stat().st_size, scene.bounds()
+    bounds = scene.bounds()
+    lo, hi = outward_box(*bounds)  # the crop box the panel resets to: its mask is ready too
+    inside = np.all((arrays[0] >= lo) & (arrays[0] <= hi), axis=1)
+    return scene, arrays, Path(path).stat().st_size, bounds, scene_frame(arrays[0]), (lo, hi, inside)
+
+
+def outward_box(lo, hi) -> tuple[np.ndarray, np.ndarray]:
+    """The box [lo, hi] rounded outwards to the crop spin boxes' 4 decimals."""
+    return (np.floor(np.asarray(lo, float) * 1e4) / 1e4, np.ceil(np.asarray(hi, float) * 1e4) / 1e4)
 
 
 def _photo_job(path: str, max_side: int):
@@ -285,6 +293,8 @@ class RenderPanel(Panel):
         self.parameters_widget()
         self._view_arrays: tuple | None = None  # (scene, viewer arrays) prepared off the GUI thread
         self._bounds: tuple | None = None  # (scene, (min xyz, max xyz))
+        self._frame: tuple | None = None  # (scene, (centre, radius)) for the viewer, from the open job
+        self._inside: tuple | None = None  # (scene, lo, hi, mask of the splats inside that crop box)
         if SAMPLE.exists():
             self.open_file(str(SAMPLE))
 
@@ -605,7 +615,8 @@ class RenderPanel(Panel):
                 rgb = sh_to_color(g.sh, g.means, torch.as_tensor(centre, dtype=torch.float32), degree).clamp(0, 1)
                 return np.concatenate([rgb.numpy(), opacity], 1)
 
-        self.canvas.set_splats(means, colors, cov, self.selection, color_fn)
+        frame = self._frame[1] if self._frame is not None and self._frame[0] is g else None
+        self.canvas.set_splats(means, colors, cov, self.selection, color_fn, frame=frame)
 
     def frame_all(self) -> None:
         """Fit the whole scene in the view."""
@@ -681,13 +692,16 @@ class RenderPanel(Panel):
             self._bounds = (self.scene, self.scene.bounds())
         return self._bounds[1]
 
-    def _show_loaded(self, path: str, scene, arrays, file_size: int, bounds) -> None:
-        """A scene read (and its viewer arrays prepared) by :func:`_scene_job` replaces the current one."""
+    def _show_loaded(self, path: str, scene, arrays, file_size: int, bounds, frame=None, inside=None) -> None:
+        """A scene read (and its viewer arrays, frame and crop mask prepared) by :func:`_scene_job`
+        replaces the current one."""
         self.undo_stack.clear()
         self.scene_path = os.fspath(path)
         self.file_size = file_size
         self._view_arrays = (scene, arrays)
         self._bounds = (scene, bounds)
+        self._frame = (scene, frame) if frame is not None else None
+        self._inside = (scene, *inside) if inside is not None else None
         if os.fspath(path) != str(SAMPLE):
             self.tabs.setCurrentIndex(0)
         self._set_scene(scene, np.zeros(len(scene), bool))
@@ -842,10 +856,11 @@ class RenderPanel(Panel):
         """Set the crop box; values are rounded outwards to the spin boxes' 4 decimals."""
         self._crop_updating = True
         try:
+            lo, hi = outward_box(lo, hi)
             for spin, v in zip(self.crop_min, lo):
-                spin.setValue(math.floor(float(v) * 1e4) / 1e4)
+                spin.setValue(float(v))
             for spin, v in zip(self.crop_max, hi):
-                spin.setValue(math.ceil(float(v) * 1e4) / 1e4)
+                spin.setValue(float(v))
         finally:
             self._crop_updating = False
         self._crop_changed()
@@ -878,9 +893,15 @@ class RenderPanel(Panel):
             self._crop_changed()
 
     def _inside_crop(self) -> np.ndarray:
+        """Mask of the splats whose centres lie in the crop box (kept per scene and box)."""
         lo, hi = self.crop_box()
+        c = self._inside
+        if c is not None and c[0] is self.scene and np.array_equal(c[1], lo) and np.array_equal(c[2], hi):
+            return c[3]
         m = self.scene.means.detach().numpy()
-        return np.all((m >= lo) & (m <= hi), axis=1)
+        inside = np.all((m >= lo) & (m <= hi), axis=1)
+        self._inside = (self.scene, lo, hi, inside)
+        return inside
 
     def _crop_changed(self, *_) -> None:
         if getattr(self, "_crop_updating", False) or not hasattr(self, "crop_min"):

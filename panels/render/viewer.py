@@ -242,6 +242,7 @@ class SplatCanvas:
         self.frame.order = -1  # under the crop box lines
         self.splats = Splats(parent=self.view.scene)
         self.positions = np.zeros((0, 3), np.float32)
+        self._frame = None  # (positions, centre, radius): scene_frame of those positions
         self.colors = np.zeros((0, 4), np.float32)
         self.covs = np.zeros((0, 6), np.float32)
         self.selected = np.zeros(0, bool)
@@ -306,13 +307,20 @@ class SplatCanvas:
         self._push_cpu_scene()
         self.canvas.update()
 
-    def set_splats(self, positions, colors_rgba, covariances, selected, color_fn=None) -> None:
+    def set_splats(self, positions, colors_rgba, covariances, selected, color_fn=None, frame=None) -> None:
         """New data: positions (N,3), colours (N,4) in [0,1], world covariances (N,3,3), selection (N,).
 
-        ``color_fn(camera_centre)`` (optional) recomputes view-dependent colours for every camera drawn.
+        ``color_fn(camera_centre)`` (optional) recomputes view-dependent colours for every camera drawn;
+        ``frame`` (optional) is :func:`~engines.render.camera.scene_frame` of ``positions``, computed
+        by the caller's job (else once here, on the first camera query, and kept while the positions stay).
         """
         self.color_fn = color_fn
-        self.positions = np.asarray(positions, np.float32).reshape(-1, 3)
+        positions = np.asarray(positions, np.float32).reshape(-1, 3)
+        if frame is not None:
+            self._frame = (positions, np.asarray(frame[0], np.float64), float(frame[1]))
+        elif self._frame is None or self._frame[0] is not positions:
+            self._frame = None
+        self.positions = positions
         self.colors = np.asarray(colors_rgba, np.float32).reshape(-1, 4)
         cov = np.asarray(covariances, np.float32).reshape(-1, 3, 3)
         self.covs = np.stack([cov[:, 0, 0], cov[:, 0, 1], cov[:, 0, 2], cov[:, 1, 1], cov[:, 1, 2], cov[:, 2, 2]], 1)
@@ -340,21 +348,26 @@ class SplatCanvas:
         """Centre the camera on the scene and fit it in view."""
         if len(self.positions) == 0:
             return
-        from engines.render.camera import scene_frame
-
-        centre, radius = scene_frame(self.positions)
+        centre, radius = self.scene_frame()
         cam = self.view.camera
         cam.center = tuple(float(c) for c in centre)
         cam.distance = 1.15 * radius / math.sin(math.radians(cam.fov) / 2)
         cam.scale_factor = 2 * radius
         self.canvas.update()
 
+    def scene_frame(self) -> tuple[np.ndarray, float]:
+        """(centre, radius) of the splats (see :func:`~engines.render.camera.scene_frame`), computed
+        once per set of positions: camera queries run on every frame and must not scan every splat."""
+        if self._frame is None or self._frame[0] is not self.positions:
+            from engines.render.camera import scene_frame
+
+            self._frame = (self.positions, *scene_frame(self.positions))
+        return self._frame[1], self._frame[2]
+
     def camera_matrices(self, width: int | None = None, height: int | None = None):
         """(K, viewmat) of the current view for an image of ``width``x``height`` (default: canvas size)."""
-        from engines.render.camera import scene_frame
-
         cw, ch = self.canvas.size
-        centre, radius = scene_frame(self.positions) if len(self.positions) else (np.zeros(3), 1.0)
+        centre, radius = self.scene_frame() if len(self.positions) else (np.zeros(3), 1.0)
         K, view = projection_from_transform(self.view.scene.transform, centre, radius, cw, ch)
         if width and height:
             K = K.copy()

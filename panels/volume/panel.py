@@ -87,6 +87,15 @@ def prepare_volume(volume) -> dict:
             "texture": norm}
 
 
+def _import_view_dependencies() -> None:
+    """Import what the 3D view needs to upload a volume (PyOpenGL, for vispy's 3-D textures) on the
+    calling worker: a first import on the GUI thread would stall it."""
+    try:
+        import OpenGL.GL  # noqa: F401
+    except ImportError:  # no PyOpenGL: the view falls back to the reference caster
+        pass
+
+
 def _read_job(path: str, downsample: bool):
     """Job (worker thread): read a volume file, DICOM folder or ``phantom:N`` and prepare it for display."""
     from engines.jobs import Progress
@@ -107,6 +116,7 @@ def _read_job(path: str, downsample: bool):
         else:
             volume = open_volume(path, downsample=downsample)
         yield Progress(1, 2, "histogram and 3D texture")
+        _import_view_dependencies()
         return volume, prepare_volume(volume)
     except VolumeReadError as exc:
         raise OpenError(str(exc)) from exc

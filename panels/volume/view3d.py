@@ -116,7 +116,18 @@ class VolumeView(QWidget):
             return False
         if self._data is not None:
             self._build_visual()
+        else:
+            self._build_placeholder()
         return True
+
+    def _build_placeholder(self) -> None:
+        """The shaded visual over an empty 1³ volume (draws nothing): its program is built with the
+        canvas, so opening a volume later only uploads a texture."""
+        from panels.volume.shaded_volume import ShadedVolume
+
+        self.visual = ShadedVolume(np.zeros((1, 1, 1), np.float32), clim=(0.0, 1.0), method=VISPY_METHODS["dvr"],
+                                   relative_step_size=self._step, threshold=0.5, texture_format="r32f",
+                                   parent=self.view.scene)
 
     @property
     def has_gl(self) -> bool:
@@ -152,7 +163,8 @@ class VolumeView(QWidget):
         """New scalar volume ``(Z, Y, X)`` with spacing (z, y, x) mm and value window ``clim``;
         ``affine`` ((z, y, x) → RAS) orients the R/A/S axes (axis-aligned RAS when None);
         ``texture`` is the data already mapped to 0..1 over ``clim`` (float32, prepared on a worker)."""
-        self._data = np.ascontiguousarray(data, dtype=np.float32)
+        # float32 only where needed (the texture comes prepared): no full-volume copy on the GUI thread
+        self._data = data if texture is not None else np.ascontiguousarray(data, dtype=np.float32)
         self._spacing = tuple(float(s) for s in spacing)
         if affine is None:
             affine = np.zeros((4, 4))
@@ -236,31 +248,40 @@ class VolumeView(QWidget):
                 item.visible = True
 
     def _build_markers(self) -> None:
+        """The R/A/S arrows and letters: created once, moved for every new volume."""
         from vispy import scene
 
-        for item in self.markers:
-            item.parent = None
-        self.markers = []
         if self._data is None or self._affine is None:
+            for item in self.markers:
+                item.visible = False
             return
-        for letter, start, end in orientation_arrows(self._affine, self._data.shape, self._spacing):
-            color = AXIS_COLORS[letter]
-            line = scene.visuals.Line(np.array([start, end]), color=color, width=3, parent=self.view.scene)
-            label = scene.visuals.Text(letter, color=color, font_size=14, bold=True,
-                                       pos=end + 0.08 * (end - start), parent=self.view.scene)
-            line.order = label.order = 10
-            self.markers += [line, label]
+        arrows = orientation_arrows(self._affine, self._data.shape, self._spacing)
+        if not self.markers:
+            for letter, start, end in arrows:
+                color = AXIS_COLORS[letter]
+                line = scene.visuals.Line(np.array([start, end]), color=color, width=3, parent=self.view.scene)
+                label = scene.visuals.Text(letter, color=color, font_size=14, bold=True,
+                                           pos=end + 0.08 * (end - start), parent=self.view.scene)
+                line.order = label.order = 10
+                self.markers += [line, label]
+            return
+        for (_letter, start, end), line, label in zip(arrows, self.markers[0::2], self.markers[1::2]):
+            line.set_data(np.array([start, end]))
+            label.pos = end + 0.08 * (end - start)
+            line.visible = label.visible = True
 
     # -- internals --------------------------------------------------------------------
     def _build_visual(self) -> None:
         from vispy import scene
         from vispy.visuals.transforms import STTransform
 
+        if self._data is None:
+            return
+        if self._rgba is None and self._reuse_scalar_visual():
+            return
         if self.visual is not None:
             self.visual.parent = None
             self.visual = None
-        if self._data is None:
-            return
         if self._rgba is not None:
             vol = np.array(self._rgba, dtype=np.float32)
             if abs(self._step - 1.0) > 1e-9:  # opacity correction baked into the alpha channel
@@ -270,11 +291,7 @@ class VolumeView(QWidget):
         else:
             from panels.volume.shaded_volume import ShadedVolume
 
-            lo, hi = self._clim
-            norm = self._texture
-            if norm is None:
-                norm = np.clip((self._data - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
-            visual = ShadedVolume(norm, clim=(0.0, 1.0), method=VISPY_METHODS[self._method],
+            visual = ShadedVolume(self._scalar_texture(), clim=(0.0, 1.0), method=VISPY_METHODS[self._method],
                                   relative_step_size=self._step, threshold=0.5, texture_format="r32f",
                                   parent=self.view.scene)
         sz, sy, sx = self._spacing
@@ -284,6 +301,30 @@ class VolumeView(QWidget):
         self.set_method(self._method)
         self.set_crop(self._crop)
         self._apply_cmap()
+
+    def _scalar_texture(self) -> np.ndarray:
+        """The data mapped to 0..1 over clim (float32): the prepared texture, else computed here."""
+        if self._texture is not None:
+            return self._texture
+        lo, hi = self._clim
+        return np.clip((self._data - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
+
+    def _reuse_scalar_visual(self) -> bool:
+        """A new scalar volume into the existing shaded visual (only its texture is uploaded: no new
+        program, no shader compilation); False when there is no such visual yet."""
+        from vispy.visuals.transforms import STTransform
+
+        visual = self.visual
+        if visual is None or not hasattr(visual, "set_lighting"):
+            return False
+        visual.set_data(self._scalar_texture(), clim=(0.0, 1.0))
+        sz, sy, sx = self._spacing
+        visual.transform = STTransform(scale=(sx, sy, sz))
+        self._build_markers()
+        self.set_method(self._method)
+        self.set_crop(self._crop)
+        self._apply_cmap()
+        return True
 
     def colormap_lut(self) -> np.ndarray:
         """The (LUT_SIZE, 4) LUT sent to vispy: TF over clim; alpha corrected for the step except in
@@ -300,7 +341,7 @@ class VolumeView(QWidget):
         return lut.astype(np.float32)
 
     def _apply_cmap(self) -> None:
-        if self.visual is None or self._rgba is not None:
+        if self.visual is None or self._rgba is not None or self._data is None:
             return
         from vispy.color import Colormap
 
