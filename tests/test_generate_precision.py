@@ -45,3 +45,21 @@ def test_pipeline_presets(tmp_path):
     assert np.abs(quant.astype(int) - base).mean() < 8
     assert np.array_equal(gen(model=model, prompt="a cat", batch=1, sampler="ddim"), base)
     clear_cache()
+
+
+def test_hires_fix_upscales_and_refines_reproducibly():
+    from PIL import Image
+
+    base = run_job(generate_job(GenerationParams(model="digits-flow", class_label=3, steps=4, seed=7, batch=2)))
+    kept = run_job(generate_job(GenerationParams(model="digits-flow", class_label=3, steps=4, seed=7, batch=2,
+                                                 hires_scale=2, hires_strength=0.0)))
+    assert kept.images.shape == (2, 64, 64, 3) and kept.mode == "txt2img+hires"
+    for small, big in zip(base.images, kept.images):  # strength 0: exactly the bicubic upscale
+        assert np.array_equal(big, np.asarray(Image.fromarray(small).resize((64, 64), Image.BICUBIC)))
+    refined = run_job(generate_job(GenerationParams(model="digits-flow", class_label=3, steps=4, seed=7, batch=2,
+                                                    hires_scale=2, hires_strength=0.6)))
+    assert np.abs(refined.images.astype(int) - kept.images).mean() > 1
+    alone = run_job(generate_job(GenerationParams(model="digits-flow", class_label=3, steps=4, seed=8, batch=1,
+                                                  hires_scale=2, hires_strength=0.6)))
+    assert np.array_equal(alone.images[0], refined.images[1])  # each image from its own seed
+    assert refined.params["hires_scale"] == 2.0 and refined.params["width"] == 32

@@ -43,7 +43,9 @@ class GenerationParams:
     for the run, ``"a.safetensors=0.8;b.safetensors"`` (weight 1 when omitted); ``embeddings``:
     textual-inversion files, ``"a.pt;b.safetensors"`` (A1111 files are used by their file name);
     ``vae``: another VAE (folder or ``.safetensors``) used instead of the model's own;
-    ``precision``: ``default`` / ``low-memory`` / ``int8`` (:mod:`engines.generation.precision`).
+    ``precision``: ``default`` / ``low-memory`` / ``int8`` (:mod:`engines.generation.precision`);
+    ``hires_scale`` > 1: hires fix, each image is upscaled (bicubic) by this factor and refined
+    by an img2img pass at ``hires_strength`` with its own seed.
     """
 
     model: str = "digits-flow"
@@ -64,6 +66,8 @@ class GenerationParams:
     embeddings: str = ""
     vae: str = ""
     precision: str = ""
+    hires_scale: float = 1.0
+    hires_strength: float = 0.5
 
     def to_dict(self) -> dict:
         """JSON-able dict."""
@@ -133,6 +137,8 @@ def resolve_params(params: GenerationParams, info: ModelInfo) -> GenerationParam
 
     if p.precision and p.precision not in PRESETS:
         raise ValueError(f"precision must be one of {', '.join(PRESETS)} (got {p.precision!r})")
+    if not (1.0 <= p.hires_scale <= 4.0 and 0.0 <= p.hires_strength <= 1.0):
+        raise ValueError(f"hires scale must be 1..4 and its strength 0..1 (got {p.hires_scale}, {p.hires_strength})")
     if p.ilvr_n and p.ilvr_n < 2:
         raise ValueError(f"ILVR factor N must be 0 (off) or at least 2 (got {p.ilvr_n})")
     p.height = p.height or int(info.size[0])
@@ -252,12 +258,34 @@ def generate_job(
                 outs.append((yield from _batch_part(job, k, len(seeds))))
             out = np.concatenate(outs)
             images = (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
+    if p.hires_scale > 1:
+        images = yield from _hires_fix(p, images, seeds, model_folders, device, cancel, preview_every)
+        mode += "+hires"
     torch_seconds = time.monotonic() - start
     hashes = {role: array_sha256(a) for role, a in (("init", init), ("mask", mask), ("reference", reference))
               if a is not None}
     return GenerationResult(images=images, params=p.to_dict(), seeds=seeds, model=info.to_dict(),
                             seconds=round(torch_seconds, 3), device=device, mode=mode,
                             extra={"input_pixel_sha256": hashes})
+
+
+def _hires_fix(p: GenerationParams, images: np.ndarray, seeds: list, model_folders, device, cancel, preview_every):
+    """Upscale each image by ``p.hires_scale`` (bicubic, sides rounded to multiples of 8) and
+    refine it with an img2img pass at ``p.hires_strength``, seeded with the image's own seed."""
+    from PIL import Image
+
+    height = max(8, int(round(p.height * p.hires_scale / 8)) * 8)
+    width = max(8, int(round(p.width * p.hires_scale / 8)) * 8)
+    out = []
+    for k, (image, seed) in enumerate(zip(images, seeds)):
+        big = np.asarray(Image.fromarray(image).resize((width, height), Image.BICUBIC))
+        hp = GenerationParams.from_dict(dict(p.to_dict(), seed=seed, batch=1, width=width, height=height,
+                                             strength=p.hires_strength, hires_scale=1.0))
+        job = generate_job(hp, init=big, model_folders=model_folders, device=device, cancel=cancel,
+                           preview_every=preview_every)
+        result = yield from _batch_part(job, k, len(seeds))
+        out.append(result.images[0])
+    return np.stack(out)
 
 
 def _batch_part(job, index: int, count: int):

@@ -76,7 +76,7 @@ class GeneratePanel(Panel):
         "sampler": text(100), "steps": number(0, 1000, integer=True), "cfg": number(-1, 100),
         "seed": number(-1, 2**63 - 1, integer=True), "width": number(0, 8192, integer=True),
         "height": number(0, 8192, integer=True), "batch": number(1, 64, integer=True),
-        "strength": number(0, 1), "ilvr_n": number(0, 1 << 16, integer=True), "mask_blur": number(0, 256), "loras": text(8192), "embeddings": text(8192), "vae": text(4096), "precision": text(40), "seed_locked": {"type": "boolean"},
+        "strength": number(0, 1), "ilvr_n": number(0, 1 << 16, integer=True), "mask_blur": number(0, 256), "loras": text(8192), "embeddings": text(8192), "vae": text(4096), "precision": text(40), "hires_scale": number(1, 4), "hires_strength": number(0, 1), "seed_locked": {"type": "boolean"},
         "ilvr_factor": number(0, 1 << 16, integer=True), "model_folders": array(text(4096), max_items=100),
         "extra_models": array(text(4096), max_items=1000), "advanced_open": {"type": "boolean"},
     })

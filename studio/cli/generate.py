@@ -42,6 +42,8 @@ def _add_generation_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vae", default="", metavar="PATH", help="use this VAE (folder or .safetensors) instead of the model's")
     parser.add_argument("--precision", default="", choices=["", "default", "low-memory", "int8"],
                         help="low-memory: attention slicing + VAE tiling; int8: dynamic int8 denoiser/text encoder (CPU)")
+    parser.add_argument("--hires-scale", type=float, default=1.0, help="hires fix: upscale by this factor (1..4) ...")
+    parser.add_argument("--hires-strength", type=float, default=0.5, help="... and refine with img2img at this strength")
     parser.add_argument("--steps", type=int_list, default=[0], help="sampling steps (0 = model default); a list such as 4,10,25 sweeps")
     parser.add_argument("--cfg", type=float, default=-1.0, help="classifier-free guidance scale (-1 = model default)")
     parser.add_argument("--seed", type=int, default=-1, help="seed (-1 = random; image i of a batch uses seed+i)")
@@ -112,7 +114,8 @@ def _run(args, init=None, mask=None, reference=None, inputs=None) -> dict:
         width=args.width, height=args.height, strength=getattr(args, "strength", 1.0),
         ilvr_n=getattr(args, "ilvr_n", 0), loras=";".join(getattr(args, "lora", None) or []),
         embeddings=";".join(getattr(args, "embedding", None) or []), vae=getattr(args, "vae", "") or "",
-        precision=getattr(args, "precision", "") or "",
+        precision=getattr(args, "precision", "") or "", hires_scale=getattr(args, "hires_scale", 1.0),
+        hires_strength=getattr(args, "hires_strength", 0.5),
     )
     if params.seed >= 0 and not args.force:
         for i in range(max(1, params.batch)):
