@@ -62,3 +62,28 @@ def test_long_status_does_not_widen_the_panel(panel):
     before = panel.minimumSizeHint().width()
     panel._status("x" * 2000)
     assert panel.minimumSizeHint().width() <= before
+
+
+def test_settings_dock_never_clips_controls_at_its_minimum_size(panel, tmp_path):
+    from qtpy.QtWidgets import QAbstractButton, QAbstractSpinBox, QApplication, QComboBox, QWidget
+
+    from engines.generation.tiny import build_tiny_flux_pipeline
+
+    build_tiny_flux_pipeline(tmp_path / "models" / "tiny-flux")
+    panel.refresh_models()
+    dock = panel.parameters_widget()
+    panel.advanced.expand(animate=False)
+    panel.edit_box.expand(animate=False)
+    for name in ("digits-flow", "tiny-sd", "tiny-flux"):
+        select(panel, name)
+        dock.resize(dock.minimumSizeHint().width(), 900)
+        dock.show()
+        QApplication.processEvents()
+        clipped = []
+        for control in dock.findChildren(QWidget):
+            if isinstance(control, (QAbstractButton, QComboBox, QAbstractSpinBox)) and control.isVisibleTo(dock):
+                left = control.mapTo(dock, control.rect().topLeft()).x()
+                right = control.mapTo(dock, control.rect().bottomRight()).x()
+                if left < 0 or right > dock.width() or control.width() < control.minimumSizeHint().width() - 1:
+                    clipped.append(getattr(control, "text", lambda: type(control).__name__)())
+        assert clipped == [], (name, clipped)
