@@ -185,12 +185,14 @@ def _captioned(caption: QLabel, view: QWidget) -> QWidget:
 
 
 def viewer_arrays(scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """What the splat viewer draws: means (N, 3), base RGBA (N, 4) and world covariances (N, 3, 3), float32."""
+    """What the splat viewer draws: means (N, 3), base RGBA (N, 4) and world covariances as (N, 6)
+    upper triangles, float32."""
     from engines.render.project import covariance_3d
+    from panels.render.viewer import covariance_upper
 
     opacity = scene.opacities.numpy()[:, None]
     colors = np.concatenate([scene.rgb.numpy(), opacity], 1).astype(np.float32)
-    cov = covariance_3d(scene.quats, scene.scales).numpy().astype(np.float32)
+    cov = covariance_upper(covariance_3d(scene.quats, scene.scales).numpy())
     return np.ascontiguousarray(scene.means.numpy(), np.float32), colors, cov
 
 

@@ -137,6 +137,16 @@ def sorted_splats(positions: np.ndarray, view: np.ndarray, color_fn=None):
     return (order[:, None] * 4 + _QUAD).reshape(-1), colors
 
 
+def covariance_upper(covariances) -> np.ndarray:
+    """World covariances as the viewer's (N, 6) float32 upper triangles (xx, xy, xz, yy, yz, zz); an
+    (N, 6) array is taken as it is (prepared by the open job)."""
+    cov = np.asarray(covariances, np.float32)
+    if cov.ndim == 2 and cov.shape[1] == 6:
+        return cov
+    cov = cov.reshape(-1, 3, 3)
+    return np.stack([cov[:, 0, 0], cov[:, 0, 1], cov[:, 0, 2], cov[:, 1, 1], cov[:, 1, 2], cov[:, 2, 2]], 1)
+
+
 class SplatCanvas:
     """A vispy SceneCanvas showing a Gaussian scene; ``native`` is the Qt widget.
 
@@ -203,6 +213,7 @@ class SplatCanvas:
                 self._vbo = gloo.VertexBuffer(np.zeros(4, SPLAT_DTYPE))
                 self._colors = gloo.VertexBuffer(np.zeros((4, 4), np.float32))
                 self._corners = gloo.VertexBuffer(np.zeros((4, 2), np.float32))
+                self._corner_count = 0  # splats whose quad corners the buffer holds
                 self._index_buffer = gloo.IndexBuffer(np.zeros(0, np.uint32))
                 self._n = 0
 
@@ -212,7 +223,9 @@ class SplatCanvas:
                 if not len(data):
                     return
                 self._vbo.set_data(np.repeat(data, 4))
-                self._corners.set_data(np.tile(_CORNERS, (len(data), 1)))
+                if self._corner_count != len(data):  # the same quads while the splat count stays
+                    self._corners.set_data(np.tile(_CORNERS, (len(data), 1)))
+                    self._corner_count = len(data)
                 for name in SPLAT_DTYPE.names:
                     self.shared_program[name] = self._vbo[name]
                 self.shared_program["a_corner"] = self._corners
@@ -322,8 +335,7 @@ class SplatCanvas:
             self._frame = None
         self.positions = positions
         self.colors = np.asarray(colors_rgba, np.float32).reshape(-1, 4)
-        cov = np.asarray(covariances, np.float32).reshape(-1, 3, 3)
-        self.covs = np.stack([cov[:, 0, 0], cov[:, 0, 1], cov[:, 0, 2], cov[:, 1, 1], cov[:, 1, 2], cov[:, 2, 2]], 1)
+        self.covs = covariance_upper(covariances)
         self.selected = np.asarray(selected, bool).reshape(-1)
         base = np.empty(len(self.positions), SPLAT_DTYPE)
         base["a_position"] = self.positions
