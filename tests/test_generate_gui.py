@@ -276,3 +276,13 @@ def test_history_survives_a_restart_with_size_limit_and_clear(qtbot, tmp_path):
     assert not second.clear_history_button.isEnabled()
     assert list(second.history_store.folder.glob("*.png")) == []
     assert build().history == []
+
+
+def test_settings_without_controls_are_carried_over_from_restored_parameters(panel):
+    params = panel.current_parameters()
+    params.update(loras="/x/a.safetensors=0.5", vae="/x/vae", precision="int8", hires_scale=2.0, mask_blur=0.0)
+    panel.restore_parameters(params)
+    got = panel.generation_params()
+    assert (got.loras, got.vae, got.precision, got.hires_scale, got.mask_blur) == (
+        "/x/a.safetensors=0.5", "/x/vae", "int8", 2.0, 0.0)
+    assert panel.current_parameters()["loras"] == "/x/a.safetensors=0.5"

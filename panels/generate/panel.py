@@ -54,6 +54,8 @@ def _decode_job(path: str):
         raise OpenError(str(exc)) from None
 
 
+CARRIED_KEYS = ("loras", "embeddings", "vae", "precision", "hires_scale", "hires_strength", "mask_blur")
+
 class GeneratePanel(Panel):
     """Generate images with the shipped digits model or the user's local diffusers models."""
 
@@ -97,6 +99,7 @@ class GeneratePanel(Panel):
         self.current_index: int | None = None
         self.jobs_active: list = []
         self.preview_count = 0
+        self.carried_params: dict = {}
         from panels.generate.history_store import HistoryStore
 
         self.history_store = HistoryStore.for_settings(services.settings)  # None: history kept in memory only
@@ -454,6 +457,7 @@ class GeneratePanel(Panel):
             # the reference applies only to models in the own loop (the slot is disabled for others)
             ilvr_n=2 ** self.ilvr_slider.value() if self.ref_slot.image() is not None and info is not None
             and info.kind.startswith("own") else 0,
+            **self.carried_params,
         )
 
     def current_parameters(self) -> dict:
@@ -472,6 +476,9 @@ class GeneratePanel(Panel):
         from engines.generation.models import ModelError, resolve_model
 
         parameters = dict(self.check_parameters(parameters or {}))
+        # settings without controls here (LoRA, embeddings, VAE, precision, hires fix, mask blur)
+        # are carried over from restored parameters so regenerating reproduces the image
+        self.carried_params = {k: parameters[k] for k in CARRIED_KEYS if k in parameters}
         try:
             GenerationParams.from_dict(parameters)
         except ValueError as exc:
