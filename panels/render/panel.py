@@ -706,7 +706,11 @@ class RenderPanel(Panel):
         self._inside = (scene, *inside) if inside is not None else None
         if os.fspath(path) != str(SAMPLE):
             self.tabs.setCurrentIndex(0)
-        self._set_scene(scene, np.zeros(len(scene), bool))
+        self._crop_updating = True  # the box of the old scene: reset_crop_box below shows the new one
+        try:
+            self._set_scene(scene, np.zeros(len(scene), bool))
+        finally:
+            self._crop_updating = False
         self._clear_still()
         self.reset_crop_box()
         if self.canvas is not None:
