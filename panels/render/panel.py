@@ -196,6 +196,13 @@ def viewer_arrays(scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.ascontiguousarray(scene.means.numpy(), np.float32), colors, cov
 
 
+def _platform_has_gl() -> bool:
+    """False on Qt platforms without OpenGL (offscreen, minimal)."""
+    from qtpy.QtGui import QGuiApplication
+
+    return QGuiApplication.platformName() not in ("offscreen", "minimal")
+
+
 def _import_viewer_dependencies() -> None:
     """Import what the splat viewer needs when it first shows a scene (its CPU view, scipy's RQ),
     on the calling worker thread: a first import on the GUI thread would freeze it."""
@@ -568,9 +575,7 @@ class RenderPanel(Panel):
         """Create the vispy canvas on first show (needs an OpenGL context)."""
         if self.canvas is not None:
             return
-        from qtpy.QtGui import QGuiApplication
-
-        if QGuiApplication.platformName() in ("offscreen", "minimal"):
+        if not _platform_has_gl():
             self.view_placeholder.setText("The 3D view needs OpenGL, which this display does not offer.\n"
                                           "Editing, Still renders and fitting still work.")
             return
@@ -578,10 +583,9 @@ class RenderPanel(Panel):
             from panels.render.viewer import SplatCanvas
 
             self.canvas = SplatCanvas(parent=self.view_host)
-        except Exception as exc:  # noqa: BLE001 - no OpenGL: keep the panel usable without the 3D view
-            self.view_placeholder.setText(f"3D view unavailable: {exc}")
-            self.services.log(f"Render panel: OpenGL view unavailable ({exc})", "warning")
-            self.canvas = None
+        except Exception as exc:  # noqa: BLE001 - no OpenGL: CPU frames in a plain widget instead
+            self.services.log(f"Render panel: OpenGL view unavailable ({exc}); showing CPU frames", "warning")
+            self._use_cpu_canvas()
             return
         self.view_placeholder.hide()
         self.view_layout.addWidget(self.canvas.native)
@@ -590,6 +594,22 @@ class RenderPanel(Panel):
         self.canvas.native.installEventFilter(self._filter)
         self.canvas.native.installEventFilter(self._lasso)
         self.canvas.renderer_chosen = lambda: QTimer.singleShot(0, self._update_stats)  # notes a CPU-frame view
+        self._setup_canvas()
+
+    def _use_cpu_canvas(self) -> None:
+        """No OpenGL at all: the view as progressive CPU frames (no box/lasso selection, no crop wireframe)."""
+        from panels.render.cpu_canvas import CpuCanvas
+
+        self.canvas = CpuCanvas(parent=self.view_host)
+        self.view_placeholder.hide()
+        self.view_layout.addWidget(self.canvas.native)
+        for button in (self.box_button, self.lasso_button):
+            button.setEnabled(False)
+            button.setToolTip("Needs the OpenGL view (this display has no OpenGL)")
+        self._setup_canvas()
+        self._update_stats()
+
+    def _setup_canvas(self) -> None:
         self.canvas.set_background(self.background)
         self.canvas.set_point_scale(self.point_size.value())
         self._push_to_canvas()

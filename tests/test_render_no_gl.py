@@ -1,0 +1,50 @@
+"""Render panel without any OpenGL: the view falls back to progressive CPU frames in a plain widget."""
+
+import numpy as np
+
+import panels.render.panel as panel_module
+import panels.render.viewer as viewer_module
+from engines.jobs import run_job
+from engines.render.io import save_ply
+from engines.render.still import still_job
+from engines.render.synthetic import sphere_scene
+from panels.render import RenderPanel
+from panels.render.cpu_canvas import CpuCanvas
+from tests.gui_helpers import open_and_wait, wait_loaded
+
+
+def _no_gl(*_args, **_kwargs):
+    raise RuntimeError("could not create an OpenGL context")
+
+
+def test_view_without_opengl_shows_cpu_frames(make_panel, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setattr(panel_module, "_platform_has_gl", lambda: True)  # a display, but GL fails
+    monkeypatch.setattr(viewer_module, "SplatCanvas", _no_gl)
+    panel = make_panel(RenderPanel)
+    wait_loaded(panel)
+    path = tmp_path / "ball.ply"
+    save_ply(path, sphere_scene(300, footprint=0.1, sh_degree=0))
+    open_and_wait(panel, path)
+    panel.resize(700, 500)
+    panel.show()
+    panel.on_shown()
+    assert isinstance(panel.canvas, CpuCanvas)
+    assert not panel.view_placeholder.isVisible()
+    assert "view: CPU frames" in panel.stats_label.text()
+    assert not panel.box_button.isEnabled()
+    qtbot.wait(50)
+    assert panel.canvas.settle()
+    frame = panel.canvas.last_frame
+    assert frame is not None and frame.shape[:2] == panel.canvas.size[::-1]
+    assert not panel.canvas.native.pixmap().isNull()
+    # the shown frame is the exact rasterizer's image from the panel's camera (as used for stills)
+    exact = run_job(still_job(panel.scene, panel.view_camera(), "classic", (0, 0, 0), 0))
+    assert frame.shape == exact.shape
+    err = np.abs(frame - exact).mean()
+    assert exact.max() > 0.2 and err < 0.02, err
+    # orbiting changes the frame; the scene rotates with the camera
+    panel.canvas.orbit(60.0, 15.0)
+    assert panel.canvas.settle()
+    turned = run_job(still_job(panel.scene, panel.view_camera(), "classic", (0, 0, 0), 0))
+    assert np.abs(panel.canvas.last_frame - turned).mean() < 0.02
+    assert np.abs(turned - exact).mean() > 2 * np.abs(panel.canvas.last_frame - turned).mean()
