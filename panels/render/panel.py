@@ -196,6 +196,30 @@ def viewer_arrays(scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.ascontiguousarray(scene.means.numpy(), np.float32), colors, cov
 
 
+RENDERERS = {"splat": "Splatting", "raygauss": "RayGauss (slow, no popping)"}  # key -> label
+
+
+def _renderer_combo(tooltip: str) -> QComboBox:
+    """A choice between the splatting rasterizer and RayGauss ray casting (item data: the key)."""
+    combo = QComboBox()
+    for key, label in RENDERERS.items():
+        combo.addItem(label, key)
+    combo.setToolTip(tooltip)
+    return combo
+
+
+def _set_renderer(combo: QComboBox, key: str) -> None:
+    combo.setCurrentIndex(max(0, combo.findData(key)))
+
+
+def _raygauss_still(scene, camera, background, sh_degree):
+    """Job: a RayGauss still (tiled ray casting); returns the (H,W,3) float32 image like still_job."""
+    from engines.render.raygauss import raygauss_still_job
+
+    image, _, _ = yield from raygauss_still_job(scene, camera, background, sh_degree)
+    return image
+
+
 def _platform_has_gl() -> bool:
     """False on Qt platforms without OpenGL (offscreen, minimal)."""
     from qtpy.QtGui import QGuiApplication
@@ -272,12 +296,13 @@ class RenderPanel(Panel):
     export_filters = ("3DGS scene (*.ply);;SuperSplat compressed scene (*.compressed.ply);;splat scene (*.splat);;"
                       "SPZ scene (*.spz);;PNG image (*.png)")
     content_kinds = (fk.PLY_SCENE, fk.SPLAT, fk.SPZ, fk.PNG, fk.JPEG, fk.BMP, fk.POSED_VIEWS)
-    parameter_schema = obj({  # noqa: RUF012
+    parameter_schema = obj({
         "background": array(number(0, 1), 3, 3), "point_size": number(0.1, 5.0), "sh_degree": number(0, 3, True),
         "aa": {"type": "string"}, "still_scale": number(0.1, 2.0), "primitive": one_of("gaussians", "spheres"),
         "count": number(1, 200000, True), "steps": number(1, 100000, True), "fit_aa": {"type": "string"},
         "densify": {"type": "boolean"}, "max_side": number(8, 1024, True), "seed": number(0, 2**31 - 1, True),
         "max_count": number(1, 2000000, True), "strategy": one_of("default", "mcmc"), "mip_3d": {"type": "boolean"},
+        "still_renderer": one_of(*RENDERERS), "fit_renderer": one_of(*RENDERERS),
     })
 
     def __init__(self, services, parent: QWidget | None = None) -> None:
@@ -479,6 +504,9 @@ class RenderPanel(Panel):
         self.aa_mode.addItems(AA_MODES)
         self.aa_mode.setCurrentText("analytic")
         form.addRow("Still anti-aliasing", self.aa_mode)
+        self.still_renderer = _renderer_combo("Splatting: the exact rasterizer. RayGauss: volumetric ray casting "
+                                              "(no popping of overlapping splats; much slower)")
+        form.addRow("Still renderer", self.still_renderer)
         self.still_scale = QDoubleSpinBox()
         self.still_scale.setRange(0.1, 2.0)
         self.still_scale.setSingleStep(0.1)
@@ -541,6 +569,9 @@ class RenderPanel(Panel):
         self.fit_aa = QComboBox()
         self.fit_aa.addItems(AA_MODES)
         form.addRow("Anti-aliasing", self.fit_aa)
+        self.fit_renderer = _renderer_combo("Renderer the fit optimises through. RayGauss: volumetric ray casting "
+                                            "(Gaussians only; no clone/split, MCMC works; much slower)")
+        form.addRow("Renderer", self.fit_renderer)
         self.densify = QCheckBox("clone / split / prune")
         self.densify.setChecked(True)
         form.addRow("Density control", self.densify)
@@ -979,13 +1010,15 @@ class RenderPanel(Panel):
             cw, ch = 800, 600
         camera = self.view_camera(max(8, int(cw * scale)), max(8, int(ch * scale)))
         scene, aa, bg, degree = self.scene, self.aa_mode.currentText(), self.background, self.sh_degree.value()
+        raygauss = self.still_renderer.currentData() == "raygauss"
         self.still_view.setText("Rendering…")
         self.still_button.setEnabled(False)
 
         def done(image):
             self.still = image
             self.still_camera = camera
-            self.still_caption.setText(f"Still: {camera.width}×{camera.height} px, {aa} anti-aliasing")
+            how = "RayGauss ray casting" if raygauss else f"{aa} anti-aliasing"
+            self.still_caption.setText(f"Still: {camera.width}×{camera.height} px, {how}")
             self.still_caption.setToolTip("")
             self.still_view.set_image(image)
             self.still_button.setEnabled(True)
@@ -998,7 +1031,9 @@ class RenderPanel(Panel):
             self.services.notify(f"Still render failed: {record.error}", "error")
 
         self.still_handle = self.services.jobs.submit(
-            "still render", self.name, lambda: still_job(scene, camera, aa, bg, degree), device="cpu",
+            "still render", self.name,
+            lambda: _raygauss_still(scene, camera, bg, degree) if raygauss else still_job(scene, camera, aa, bg, degree),
+            device="cpu",
             on_result=done, on_error=failed, on_cancel=lambda: self.still_button.setEnabled(True))
 
     # -- fitting ------------------------------------------------------------------------
@@ -1081,7 +1116,7 @@ class RenderPanel(Panel):
         return FitSettings(primitive=self.primitive.currentText(), count=count, steps=self.steps.value(),
                            aa_mode=self.fit_aa.currentText(), densify=self.densify.isChecked(),
                            max_count=max(count, self.max_count.value()), strategy=self.strategy.currentText(),
-                           mip_filter3d=self.mip_3d.isChecked(),
+                           mip_filter3d=self.mip_3d.isChecked(), renderer=self.fit_renderer.currentData(),
                            seed=self.seed.value(), preview_every=5)
 
     def start_fit(self) -> None:
@@ -1237,7 +1272,8 @@ class RenderPanel(Panel):
                 "count": self.count.value(), "steps": self.steps.value(), "fit_aa": self.fit_aa.currentText(),
                 "densify": self.densify.isChecked(), "max_side": self.max_side.value(), "seed": self.seed.value(),
                 "max_count": self.max_count.value(), "strategy": self.strategy.currentText(),
-                "mip_3d": self.mip_3d.isChecked()}
+                "mip_3d": self.mip_3d.isChecked(), "still_renderer": self.still_renderer.currentData(),
+                "fit_renderer": self.fit_renderer.currentData()}
 
     def restore_parameters(self, parameters: dict) -> None:
         p = self.check_parameters(parameters or {})
@@ -1259,6 +1295,9 @@ class RenderPanel(Panel):
             self.densify.setChecked(bool(p["densify"]))
         if "mip_3d" in p:
             self.mip_3d.setChecked(bool(p["mip_3d"]))
+        for key, combo in (("still_renderer", self.still_renderer), ("fit_renderer", self.fit_renderer)):
+            if key in p:
+                _set_renderer(combo, p[key])
 
     def open_exported(self, path: str, provenance: dict, open_file: bool = True):
         """A scene is opened with its parameters; a still PNG restores its parameters and reopens the
