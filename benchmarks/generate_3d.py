@@ -60,7 +60,7 @@ def main() -> None:
     back = [(180.0, 0.0), (180.0, 15.0)]
     print(f"digits-flow → 3D, {args.steps} steps, classes {classes}, seed {args.seed}, {args.threads} thread(s)")
     print(f"{'method':7s} {'front-arc acc':>13s} {'back acc':>9s} {'worst class':>12s} {'s/object':>9s} {'max s':>7s} {'CPU s/obj':>9s} {'scaled-SVC acc':>14s}")
-    for method in args.methods.split(","):
+    for method in [m for m in args.methods.split(",") if m]:  # --methods "" runs only --image
         front_hits, back_hits, per_class, times, scaled_hits, cpu_times = [], [], {}, [], [], []
         for c in classes:
             settings = DistillSettings(class_label=c, method=method, steps=args.steps, seed=args.seed)
