@@ -84,7 +84,8 @@ def test_spheres_refit():
                                 c.K.float(), 32, 32, background=torch.zeros(3))[0].numpy() for c in cams]
     init = Spheres(truth.centres + 0.03 * torch.randn(n, 3, generator=g), truth.radii * 1.3,
                    torch.full((n, 3), 0.5), torch.full((n,), 0.5))
-    settings = FitSettings(primitive="spheres", steps=150, lr_means=2e-3, lambda_dssim=0.0)
+    # a refit of the true count from a near-truth start: no density control (splitting only hurts here)
+    settings = FitSettings(primitive="spheres", steps=150, lr_means=2e-3, lambda_dssim=0.0, densify=False)
     start = evaluate(init, cams, views, settings)
     result = run_job(fit_job(views, cams, settings, init=init))
     assert isinstance(result.scene, Spheres)
@@ -186,3 +187,36 @@ def test_mip_3d_filter_values_and_baked_result():
     floor = filter_3d(result.scene.means, cams)
     assert torch.all(result.scene.scales.min(1).values >= floor * 0.999)  # baked: every scale ≥ its filter
     assert result.final_psnr > 15
+
+
+def test_spheres_density_control_clone_split_prune_and_fit_improves():
+    params = {"means": torch.nn.Parameter(torch.zeros(4, 3)),
+              "log_radii": torch.nn.Parameter(torch.log(torch.tensor([0.01, 0.5, 0.01, 0.01]))),
+              "color_logits": torch.nn.Parameter(torch.arange(4.0)[:, None].repeat(1, 3)),
+              "opacity_logits": torch.nn.Parameter(torch.tensor([0.0, 0.0, 0.0, -10.0]))}
+    opt = torch.optim.Adam([{"params": [p], "name": k} for k, p in params.items()])
+    sum(p.sum() for p in params.values()).backward()
+    opt.step()
+    control = DensityControl(FitSettings(primitive="spheres", percent_dense=0.1, grad_threshold=1.0), extent=1.0)
+    control.reset(4)
+    # sphere 0 small + high grad -> clone; 1 large + high grad -> split; 2 low grad; 3 transparent -> prune
+    control.accumulate(torch.tensor([0, 1, 2]), torch.tensor([[3.0, 0], [3.0, 0], [0.0, 0.0]]), 2, 2)
+    assert control.step(params, opt, torch.Generator().manual_seed(0)) == {"cloned": 1, "split": 1, "pruned": 1}
+    assert torch.round(params["color_logits"][:, 0]).tolist() == [0.0, 2.0, 0.0, 1.0, 1.0]
+    torch.testing.assert_close(params["log_radii"][3:].exp(), torch.full((2,), 0.5 / 1.6), rtol=3e-3, atol=0)
+    assert float((params["means"][3] - params["means"][4]).norm()) > 0.05  # the halves moved apart
+    assert all(opt.state[g["params"][0]]["exp_avg"].shape == params[g["name"]].shape for g in opt.param_groups)
+    # a photo fit with spheres: density control grows the set and fits better than the fixed count
+    from skimage import data, transform
+
+    target = transform.resize(data.astronaut(), (32, 32), anti_aliasing=True).astype(np.float32)
+    results = {}
+    for densify in (False, True):
+        settings = FitSettings(primitive="spheres", count=60, steps=150, densify=densify, densify_every=25,
+                               max_count=600, seed=3)
+        results[densify] = run_job(fit_job([target], None, settings))
+    counts = [h["count"] for h in results[True].history]
+    assert counts[0] == 60 and counts[-1] > 2 * counts[0]
+    assert {h["count"] for h in results[False].history} == {60}
+    assert isinstance(results[True].scene, Spheres)
+    assert results[True].final_psnr > results[False].final_psnr + 2

@@ -256,8 +256,10 @@ def test_fit_posed_views_spheres(panel, qtbot, tmp_path):
     assert panel.services.jobs.wait_all(120)
     qtbot.waitUntil(lambda: panel.fit_result is not None, timeout=10000)
     assert len(panel.fit_result.cameras) == 3 and panel.fit_result.mode == "views"
+    fitted = len(panel.fit_result.scene.centres)  # 30 at the start, then sphere density control
+    assert panel.fit_result.history[0]["count"] == 30 and panel.fit_result.history[-1]["count"] == fitted
     panel.open_fit_in_viewer()
-    assert len(panel.scene) == 30
+    assert len(panel.scene) == fitted
 
 
 def test_opened_photo_becomes_fit_target(panel, tmp_path):

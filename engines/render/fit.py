@@ -5,7 +5,8 @@
 :class:`FitResult`. Optimizer: Adam with per-parameter learning rates (means decayed
 exponentially), loss (1 − λ)·L1 + λ·(1 − SSIM) (pytorch-msssim), adaptive density control as in
 3DGS (clone small / split large Gaussians with a high mean screen-space gradient, prune
-transparent ones; optional opacity reset).
+transparent ones; optional opacity reset). Spheres get the same clone / split / prune, with their
+centres' gradient taken to the image plane as the screen-space gradient (no opacity reset).
 """
 
 from __future__ import annotations
@@ -140,17 +141,32 @@ class DensityControl:
             frac = radii.detach().double() / max(width, height)
             self.max_radius[ids] = torch.maximum(self.max_radius[ids], frac)
 
+    def accumulate_spheres(self, means: torch.Tensor, cam: Camera) -> None:
+        """Spheres (no 2D means): the centres' gradient ``means.grad`` taken to the image plane
+        (∂L/∂u = ∂L/∂x_cam · z / fx), in the NDC units of :meth:`accumulate`, for the spheres in front."""
+        if means.grad is None:
+            return
+        rot, t = cam.viewmat[:3, :3].double(), cam.viewmat[:3, 3].double()
+        z = (means.detach().double() @ rot.T + t)[:, 2]
+        ids = torch.nonzero(z > 0.01).squeeze(1)
+        g_cam = means.grad.detach().double()[ids] @ rot.T
+        fx, fy = float(cam.K[0, 0]), float(cam.K[1, 1])
+        pix = torch.stack([g_cam[:, 0] * z[ids] / fx, g_cam[:, 1] * z[ids] / fy], 1)
+        self.accumulate(ids, pix, cam.width, cam.height)
+
     def step(self, params: dict, optimizer: torch.optim.Optimizer, generator: torch.Generator,
              prune_large: bool = False) -> dict:
         """Clone, split and prune; returns counts {"cloned", "split", "pruned"}.
 
-        Pruned: opacity below ``prune_opacity``; with ``prune_large`` also a largest scale above
-        ``prune_scale3d`` × extent or a screen radius above ``prune_screen`` × image size.
+        Works for Gaussians (``log_scales``, ``quats``) and spheres (``log_radii``: split offsets are
+        isotropic). Pruned: opacity below ``prune_opacity``; with ``prune_large`` also a largest scale
+        above ``prune_scale3d`` × extent or a screen radius above ``prune_screen`` × image size.
         """
         s = self.s
         avg = self.grad_accum / self.count.clamp_min(1)
-        scales = params["log_scales"].detach().exp()
-        max_scale = scales.max(1).values
+        size_key = "log_scales" if "log_scales" in params else "log_radii"
+        scales = params[size_key].detach().exp()
+        max_scale = scales.max(1).values if scales.ndim == 2 else scales
         high = avg >= s.grad_threshold
         n = len(avg)
         room = max(0, s.max_count - n)
@@ -162,15 +178,18 @@ class DensityControl:
         if len(split_idx):
             from engines.render.project import quat_to_rotmat
 
-            rot = quat_to_rotmat(params["quats"].detach()[split_idx])
             sc = scales[split_idx]
             for _ in range(2):
-                offset = (rot @ (torch.randn(len(split_idx), 3, 1, generator=generator) * sc[..., None]))[..., 0]
+                noise = torch.randn(len(split_idx), 3, 1, generator=generator)
+                if "quats" in params:
+                    offset = (quat_to_rotmat(params["quats"].detach()[split_idx]) @ (noise * sc[..., None]))[..., 0]
+                else:
+                    offset = noise[..., 0] * sc[:, None]
                 for k, v in params.items():
                     value = v.detach()[split_idx]
                     if k == "means":
                         value = value + offset
-                    elif k == "log_scales":
+                    elif k == size_key:
                         value = value - math.log(1.6)
                     new[k].append(value)
         keep = torch.ones(n, dtype=torch.bool)
@@ -471,12 +490,17 @@ def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings
     decay = (s.lr_means_final / s.lr_means) ** (1.0 / max(1, s.steps))
     gaussians_refined = s.primitive == "gaussians" and s.densify
     raycast = s.renderer == "raygauss" and s.primitive == "gaussians"
-    # clone/split need the screen-space gradients only splatting has; MCMC works with either renderer
-    density = DensityControl(s, extent) if gaussians_refined and s.strategy == "default" and not raycast else None
+    # clone/split need the screen-space gradients only splatting has (spheres: their centres' gradient
+    # taken to the image plane); MCMC works with either renderer
+    spheres_refined = s.primitive == "spheres" and s.densify and s.strategy == "default"
+    density = DensityControl(s, extent) if (gaussians_refined and s.strategy == "default" and not raycast) \
+        or spheres_refined else None
     mcmc = MCMCControl(s) if gaussians_refined and s.strategy == "mcmc" else None
     if density:
         density.reset(len(params["means"]))
     reset_every = s.reset_opacity_every if s.reset_opacity_every >= 0 else max(2 * s.densify_every, round(0.2 * s.steps))
+    if spheres_refined:
+        reset_every = 0  # spheres: no opacity reset (pruning removes the transparent ones)
     first_reset = reset_every if reset_every and density is not None else 0
     cams = [c.to(torch.float32) for c in cameras]
     mip3d = filter_3d(params["means"], cams) if s.mip_filter3d and s.primitive == "gaussians" and mode == "views" \
@@ -514,7 +538,9 @@ def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings
                 + s.mcmc_scale_reg * params["log_scales"].exp().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if density is not None and meta["means2d"].grad is not None:
+        if density is not None and s.primitive == "spheres":
+            density.accumulate_spheres(params["means"], cam)
+        elif density is not None and meta["means2d"].grad is not None:
             density.accumulate(meta["ids"], meta["means2d"].grad, cam.width, cam.height, meta["projected"].radii)
         optimizer.step()
         for group in optimizer.param_groups:
@@ -530,9 +556,10 @@ def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings
         history.append({"step": step, "loss": float(loss.detach()), "psnr": value, "count": len(params["means"])})
         refine = s.densify_from * s.steps <= step <= s.densify_until * s.steps and step % densify_every == 0
         if density is not None and refine:
-            changed = density.step(params, optimizer, gen, prune_large=step > first_reset)
+            changed = density.step(params, optimizer, gen,
+                                   prune_large=step > first_reset and s.primitive == "gaussians")
             yield Log(f"step {step}: cloned {changed['cloned']}, split {changed['split']}, pruned {changed['pruned']}"
-                      f" -> {len(params['means'])} Gaussians")
+                      f" -> {len(params['means'])} {s.primitive}")
         if mcmc is not None and refine:
             changed = mcmc.step(params, optimizer, gen)
             yield Log(f"step {step}: relocated {changed['relocated']}, added {changed['added']}"
