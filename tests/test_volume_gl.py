@@ -274,3 +274,39 @@ def test_new_volume_reuses_the_visual_and_markers(gl_view):
     fresh = view.render_image().astype(np.float64)
     assert reused[..., :3].mean() > 20  # the bone shows
     assert np.abs(reused - fresh).mean() < 0.5
+
+
+def test_slab_wise_upload_draws_the_same_image_as_one_upload(gl_view, monkeypatch):
+    """A volume larger than SLAB_BYTES goes up in z-slabs over several event-loop turns, hidden
+    until the last slab is in; the finished view equals the one-call upload pixel for pixel."""
+    from engines.volume.phantom import make_phantom
+    from engines.volume.tf import preset
+    from panels.volume import view3d as view3d_module
+
+    app, view = gl_view
+    volume, _ = make_phantom(48, noise_hu=0.0)
+    data = volume.data[:45]  # 45 slices: the last slab is shorter than the others
+
+    def show(slab_bytes):
+        monkeypatch.setattr(view3d_module, "SLAB_BYTES", slab_bytes)
+        view.set_volume(data, volume.spacing, volume.value_range())
+        view.set_tf(preset("CT-Bone"))
+        view.set_method("dvr")
+        view.reset_camera(30.0, 20.0)
+
+    show(1 << 30)  # one call
+    assert not view.upload_pending
+    _settle(app)
+    one_shot = view.render_image().astype(np.int16)
+    show(4 * 48 * 48 * 4)  # 4 slices a slab: 12 turns
+    assert view.upload_pending and not view.visual.visible
+    turns = 0
+    while view.upload_pending and turns < 200:
+        app.processEvents()
+        turns += 1
+    assert not view.upload_pending and view.visual.visible
+    assert turns >= 6  # spread over turns, not done in one
+    _settle(app)
+    slabs = view.render_image().astype(np.int16)
+    assert one_shot[..., :3].mean() > 20  # the bone shows
+    assert np.array_equal(slabs, one_shot)

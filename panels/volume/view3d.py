@@ -19,7 +19,7 @@ point (from the volume's RAS affine), so rotated or flipped scans read correctly
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
@@ -48,6 +48,10 @@ def orientation_arrows(affine, shape, spacing) -> list[tuple[str, np.ndarray, np
 
 #: entries of the TF colormap sent to vispy (its LUT texture holds 1024; narrow boxes such as CT-Lung need them)
 LUT_SIZE = 1024
+
+#: textures larger than this go up in z-slabs of about this size, one slab per event-loop turn
+#: (software GL copies ~64 MB in close to half a second: a 256³ float32 volume in one call stalls the GUI)
+SLAB_BYTES = 4 << 20
 
 VISPY_METHODS = {"dvr": "shaded", "mip": "mip", "minip": "minip", "avg": "average", "iso": "iso",
                  "rgba": "translucent"}
@@ -84,6 +88,8 @@ class VolumeView(QWidget):
         self.markers: list = []
         self._tf2d = None
         self._gmax: float | None = None
+        self._upload: dict | None = None  # a texture going up slab by slab: data, next z, slab depth
+        self._upload_generation = 0
 
     # -- lifecycle --------------------------------------------------------------------
     def ensure_canvas(self) -> bool:
@@ -128,6 +134,36 @@ class VolumeView(QWidget):
         self.visual = ShadedVolume(np.zeros((1, 1, 1), np.float32), clim=(0.0, 1.0), method=VISPY_METHODS["dvr"],
                                    relative_step_size=self._step, threshold=0.5, texture_format="r32f",
                                    parent=self.view.scene)
+        QTimer.singleShot(30, self._warm_up_program)
+
+    def _warm_up_program(self) -> None:
+        """First warm-up turn: the placeholder drawn with the colormap, lighting and crop state a
+        volume gets, so the shader program is compiled now and not with the first real volume."""
+        if self.visual is None or self._data is not None or not hasattr(self.visual, "set_lighting"):
+            return
+        from vispy.color import Colormap
+
+        self.visual.cmap = Colormap(self.colormap_lut())
+        self.visual.clipping_planes = None
+        self.visual.set_lighting()
+        self.canvas.update()
+        QTimer.singleShot(60, self._warm_up_letters)
+
+    def _warm_up_letters(self) -> None:
+        """Second warm-up turn: the orientation letters drawn once (vispy renders their glyphs on
+        first draw); a third turn hides them again while there is no volume."""
+        if self._data is not None or self.canvas is None:
+            return
+        self._place_markers(orientation_arrows(np.eye(4), (1, 1, 1), (1.0, 1.0, 1.0)))
+        self.canvas.update()
+        QTimer.singleShot(60, self._end_warm_up)
+
+    def _end_warm_up(self) -> None:
+        if self._data is None:
+            for item in self.markers:
+                item.visible = False
+            if self.canvas is not None:
+                self.canvas.update()
 
     @property
     def has_gl(self) -> bool:
@@ -239,6 +275,7 @@ class VolumeView(QWidget):
         out unless ``markers`` (exports show the data only)."""
         if self.canvas is None:
             return None
+        self.finish_upload()
         for item in self.markers:
             item.visible = markers
         try:
@@ -249,13 +286,16 @@ class VolumeView(QWidget):
 
     def _build_markers(self) -> None:
         """The R/A/S arrows and letters: created once, moved for every new volume."""
-        from vispy import scene
-
         if self._data is None or self._affine is None:
             for item in self.markers:
                 item.visible = False
             return
-        arrows = orientation_arrows(self._affine, self._data.shape, self._spacing)
+        self._place_markers(orientation_arrows(self._affine, self._data.shape, self._spacing))
+
+    def _place_markers(self, arrows) -> None:
+        """Create (first time) or move and show the arrows and letters."""
+        from vispy import scene
+
         if not self.markers:
             for letter, start, end in arrows:
                 color = AXIS_COLORS[letter]
@@ -279,6 +319,7 @@ class VolumeView(QWidget):
             return
         if self._rgba is None and self._reuse_scalar_visual():
             return
+        self._upload = None  # a slab upload into the old visual is void
         if self.visual is not None:
             self.visual.parent = None
             self.visual = None
@@ -317,7 +358,13 @@ class VolumeView(QWidget):
         visual = self.visual
         if visual is None or not hasattr(visual, "set_lighting"):
             return False
-        visual.set_data(self._scalar_texture(), clim=(0.0, 1.0))
+        texture = self._scalar_texture()
+        if texture.ndim == 3 and texture.nbytes > SLAB_BYTES:
+            self._start_slab_upload(texture)
+        else:
+            self._upload = None
+            visual.set_data(texture, clim=(0.0, 1.0))
+            visual.visible = True
         sz, sy, sx = self._spacing
         visual.transform = STTransform(scale=(sx, sy, sz))
         self._build_markers()
@@ -325,6 +372,63 @@ class VolumeView(QWidget):
         self.set_crop(self._crop)
         self._apply_cmap()
         return True
+
+    # -- slab-wise texture upload -----------------------------------------------------------
+    @property
+    def upload_pending(self) -> bool:
+        """Whether a volume texture is still going up slab by slab (the volume is hidden meanwhile)."""
+        return self._upload is not None
+
+    def _start_slab_upload(self, texture: np.ndarray) -> None:
+        """Allocate the full texture once, then send it in z-slabs of about :data:`SLAB_BYTES`,
+        one per event-loop turn; the visual stays hidden until the last slab is in."""
+        visual = self.visual
+        visual.visible = False
+        gl_texture = visual._texture
+        gl_texture.resize(texture.shape, internalformat=gl_texture.internalformat)
+        Z, Y, X = texture.shape
+        visual.shared_program["u_shape"] = (X, Y, Z)
+        visual.shared_program["u_rgb_mode"] = 0
+        visual.shared_program["clim"] = gl_texture.clim_normalized
+        visual._last_data = texture
+        if visual._vol_shape != texture.shape:
+            visual._vol_shape = texture.shape
+            visual._need_vertex_update = True
+        depth = max(1, SLAB_BYTES // max(texture[0].nbytes, 1))
+        self._upload = {"data": texture, "z": 0, "depth": depth}
+        self._upload_generation += 1
+        generation = self._upload_generation
+        QTimer.singleShot(0, lambda: self._upload_turn(generation))
+
+    def _upload_turn(self, generation: int) -> None:
+        """One event-loop turn of the slab upload: the next slab, then the next turn."""
+        if generation != self._upload_generation or self._upload is None:
+            return
+        self._upload_slab()
+        if self._upload is not None:
+            QTimer.singleShot(0, lambda: self._upload_turn(generation))
+
+    def _upload_slab(self) -> None:
+        """Send the next z-slab to the GPU now; show the visual after the last one."""
+        upload, visual = self._upload, self.visual
+        data, z0 = upload["data"], upload["z"]
+        z1 = min(z0 + upload["depth"], data.shape[0])
+        visual._texture.set_data(data[z0:z1], offset=(z0, 0, 0))
+        try:  # run the GL command now (this turn), not in the next frame
+            self.canvas.set_current()
+            self.canvas.context.flush_commands()
+        except Exception:  # noqa: BLE001 - no current context yet: the next frame sends it
+            pass
+        upload["z"] = z1
+        if z1 >= data.shape[0]:
+            self._upload = None
+            visual.visible = True
+            self.canvas.update()
+
+    def finish_upload(self) -> None:
+        """Send what is left of a slab upload at once (exports and tests need the full volume)."""
+        while self._upload is not None:
+            self._upload_slab()
 
     def colormap_lut(self) -> np.ndarray:
         """The (LUT_SIZE, 4) LUT sent to vispy: TF over clim; alpha corrected for the step except in
