@@ -190,7 +190,7 @@ def register(subparsers) -> None:
                    help="more volumes: a batch (one label volume each; --out is then a folder)")
     add_executor_options(p)
     p.add_argument("--strokes", required=True, help='strokes JSON: {"classes": [...], "strokes": [{"class": 0, "voxels": [[z, y, x], ...]}]}')
-    p.add_argument("--method", choices=["similarity", "forest"], default="similarity", help="cosine similarity (Engel et al.) or random forest")
+    p.add_argument("--method", choices=["similarity", "forest"], default="forest", help="random forest on the painted voxels, or cosine similarity (Engel et al.)")
     p.add_argument("--aggregate", choices=["mean", "max"], default="mean", help="how similarities to a class's annotations combine")
     p.add_argument("--feature-factor", type=int, default=0, help="compute features every N voxels (0 = automatic)")
     p.add_argument("--feature-model", default=None, help="optional local TorchScript feature extractor (1,1,z,y,x) -> (1,C,z,y,x)")
