@@ -122,15 +122,17 @@ class VolumeView(QWidget):
             return False
         if self._data is not None:
             self._build_visual()
-        else:
-            self._build_placeholder()
+        else:  # a later turn: the canvas's first (empty) frame and the volume program do not share one
+            QTimer.singleShot(30, self._build_placeholder)
         return True
 
     def _build_placeholder(self) -> None:
-        """The shaded visual over an empty 1³ volume (draws nothing): its program is built with the
-        canvas, so opening a volume later only uploads a texture."""
+        """The shaded visual over an empty 1³ volume (draws nothing): its program is built soon after
+        the canvas, so opening a volume later only uploads a texture."""
         from panels.volume.shaded_volume import ShadedVolume
 
+        if self.visual is not None or self._data is not None or self.view is None:
+            return  # a volume came first: its own visual compiles the program
         self.visual = ShadedVolume(np.zeros((1, 1, 1), np.float32), clim=(0.0, 1.0), method=VISPY_METHODS["dvr"],
                                    relative_step_size=self._step, threshold=0.5, texture_format="r32f",
                                    parent=self.view.scene)
