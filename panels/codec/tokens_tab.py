@@ -183,9 +183,12 @@ class TokensTab(QWidget):
                 self.status.setText(f"step {event.step}/{event.total}")
         elif isinstance(event, Preview) and "utilisation" in event.data:
             self.history.append(event.data)
-            steps = [h["step"] for h in self.history]
-            for key, curve in self.curves.items():
-                curve.setData(steps, [h[key] * (100.0 if key == "utilisation" else 1.0) for h in self.history])
+            self._plot_history()
+
+    def _plot_history(self) -> None:
+        steps = [h["step"] for h in self.history]
+        for key, curve in self.curves.items():
+            curve.setData(steps, [h[key] * (100.0 if key == "utilisation" else 1.0) for h in self.history])
 
     def _on_done(self) -> None:
         self.train_btn.setEnabled(True)
@@ -195,6 +198,10 @@ class TokensTab(QWidget):
 
     def _on_result(self, r: dict) -> None:
         self.result = r
+        # the job queue throttles live events (the last one is always kept), so the plots may have
+        # missed an evaluation: the result's history is the complete one
+        self.history = list(r["history"])
+        self._plot_history()
         self.item_orig.setImage(r["original"], autoLevels=False, levels=(0, 255))
         self.item_rec.setImage(r["reconstruction"], autoLevels=False, levels=(0, 255))
         self.view_orig.autoRange(padding=0.02)
