@@ -55,3 +55,17 @@ def test_every_engine_folder_is_a_package():
     for folder in (ROOT / "engines").rglob("*"):
         if folder.is_dir() and folder.name != "__pycache__" and any(folder.glob("*.py")):
             assert (folder / "__init__.py").exists(), f"{folder} has no __init__.py"
+
+
+def test_engines_never_import_the_studio_or_panels():
+    """Engines are libraries: not even a lazy import inside a function may reach studio/ or panels/."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "engines").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            offenders += [f"{path.relative_to(ROOT)}:{node.lineno} {n}" for n in names
+                          if n.split(".")[0] in ("studio", "panels")]
+    assert offenders == [], offenders

@@ -126,7 +126,7 @@ def test_plain_png_has_no_provenance_and_corrupt_png_is_an_error(tmp_path):
 
 # -- data file and sidecar as a pair, the user's umask, no temporary names in messages ---------------
 def test_sidecar_writer_failing_leaves_neither_file(tmp_path, provenance, monkeypatch):
-    import studio.export as export
+    import engines.atomic_files as export  # the writing mechanism lives there
 
     real = export._write_temp
     calls = []
@@ -168,7 +168,7 @@ def test_full_disk_while_writing_the_sidecar(tmp_path, provenance, monkeypatch):
 
 
 def test_failed_rename_of_the_sidecar_removes_the_data_file(tmp_path, provenance, monkeypatch):
-    import studio.export as export
+    import engines.atomic_files as export  # the writing mechanism lives there
 
     real = os.replace
 

@@ -64,7 +64,7 @@ def prepare_folder(folder, force: bool = False, create: bool = True) -> Path:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    from studio.export import atomic_write_bytes
+    from engines.atomic_files import atomic_write_bytes
 
     atomic_write_bytes(path, data, force=True)
 

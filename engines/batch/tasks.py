@@ -51,9 +51,9 @@ def codec_rd_task(params: dict, inputs) -> TaskOutput:
 def generate_image_task(params: dict, inputs) -> TaskOutput:
     """One image: ``model`` input (a packed model folder) + generation parameters (batch 1) ->
     ``<out_name>`` PNG with provenance."""
+    from engines.atomic_files import save_png
     from engines.generation.api import GenerationParams, generate_job, provenance_for
     from engines.jobs import run_job
-    from studio.export import save_png
 
     gp = GenerationParams.from_dict({**params["generation"], "batch": 1})
     gp.model = str(inputs.folder("model"))
@@ -73,12 +73,12 @@ def render_fit_task(params: dict, inputs) -> TaskOutput:
     import numpy as np
     from PIL import Image
 
+    from engines.atomic_files import save_with_sidecar
     from engines.codec.images import load_image
     from engines.jobs import run_job
+    from engines.provenance import build_record as make_provenance
     from engines.render.fit import FitSettings, fit_job
     from engines.render.io import save_ply
-    from engines.provenance import build_record as make_provenance
-    from studio.export import save_with_sidecar
 
     image = load_image(inputs.file("target", params["target_name"]))
     limit = int(params.get("max_size") or 0)
@@ -103,10 +103,10 @@ def volume_classify_task(params: dict, inputs) -> TaskOutput:
     import numpy as np
 
     from engines.jobs import run_job
+    from engines.provenance import build_record as make_provenance
     from engines.volume.classify import classify_job, features_job, load_strokes
     from engines.volume.readers import open_volume
     from engines.volume.writers import save_nifti
-    from engines.provenance import build_record as make_provenance
 
     source = inputs.folder("volume") if params.get("volume_is_folder") else inputs.file("volume", params["volume_name"])
     volume = open_volume(source, max_voxels=int(params.get("max_voxels", 512**3)),
@@ -127,10 +127,11 @@ def volume_classify_task(params: dict, inputs) -> TaskOutput:
 def generate_3d_task(params: dict, inputs) -> TaskOutput:
     """Score distillation of one class or prompt into 3D: ``model`` input (a packed model folder)
     + distillation settings -> ``<out_name>`` (.ply) and its ``.json`` sidecar."""
+    from engines.atomic_files import save_with_sidecar
     from engines.distill3d import DistillSettings, distill_job, provenance_parameters
     from engines.jobs import run_job
+    from engines.provenance import build_record as make_provenance
     from engines.render.io import save_ply
-    from studio.export import make_provenance, save_with_sidecar
 
     settings = DistillSettings.from_dict({**params["settings"], "model": str(inputs.folder("model"))})
     result = run_job(distill_job(settings, None, device="cpu"))

@@ -96,7 +96,7 @@ def run_task(task_id: str, kind: str, params: dict, digests: dict, blobs: dict, 
         result = TASKS[kind](dict(params), TaskInputs(blobs, digests))
         outcome.update(status="done", files=dict(result.files), record=dict(result.record))
     except Exception as exc:  # noqa: BLE001 - a failing task is reported, it does not stop the batch
-        from studio.errors import describe_error
+        from engines.errors import describe_error
 
         outcome.update(error=describe_error(exc), details=traceback.format_exc(limit=6))
     finally:

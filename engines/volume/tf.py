@@ -198,7 +198,7 @@ class TransferFunction1D:
     def save(self, path: str | os.PathLike, force: bool = False, provenance: dict | None = None) -> Path:
         """Write the TF as JSON atomically via :mod:`studio.export` (with a provenance sidecar)."""
         from engines.provenance import build_record as make_provenance
-        from studio.export import save_with_sidecar
+        from engines.atomic_files import save_with_sidecar
 
         text = self.to_json().encode()
         if provenance is None:

@@ -385,7 +385,7 @@ def write_tf_file(tf: TransferFunction1D, path: str | os.PathLike, fmt: str = "a
     (ParaView JSON) or 'spectra' (our JSON); 'auto' picks by suffix (.vp → Slicer, names ending
     in .pv.json → ParaView, other .json → ours)."""
     from engines.provenance import build_record as make_provenance
-    from studio.export import save_with_sidecar
+    from engines.atomic_files import save_with_sidecar
 
     name = Path(path).name.lower()
     if fmt == "auto":

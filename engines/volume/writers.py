@@ -62,7 +62,7 @@ def nifti_bytes(data: np.ndarray, like: Volume | None = None, *, spacing=(1.0, 1
 def save_nifti(path: str | os.PathLike, data: np.ndarray, provenance: dict, *, like: Volume | None = None,
                force: bool = False, **kwargs) -> Path:
     """Write ``data`` to ``path`` (``.nii`` or ``.nii.gz``) atomically with a provenance sidecar."""
-    from studio.export import save_with_sidecar
+    from engines.atomic_files import save_with_sidecar
 
     name = Path(path).name.lower()
     if not (name.endswith((".nii", ".nii.gz"))):
