@@ -74,3 +74,42 @@ def test_bad_embedding_fails_clearly(tiny, tmp_path):
     with pytest.raises(ModelError, match="not found"):
         with loaded_embeddings(pipe, [tmp_path / "missing.pt"]):
             pass
+
+
+def test_sdxl_embedding_loads_clip_l_and_clip_g_into_both_encoders(tmp_path):
+    from engines.generation.tiny import build_tiny_sdxl_pipeline
+
+    pipe = build_tiny_sdxl_pipeline(tmp_path / "tiny-sdxl")
+    width_l = pipe.text_encoder.get_input_embeddings().weight.shape[1]
+    width_g = pipe.text_encoder_2.get_input_embeddings().weight.shape[1]
+    assert width_l != width_g  # like CLIP-L 768 / OpenCLIP-G 1280: a swap would fail
+    g = torch.Generator().manual_seed(7)
+    clip_l, clip_g = torch.randn(2, width_l, generator=g), torch.randn(2, width_g, generator=g)
+    save_file({"clip_l": clip_l, "clip_g": clip_g}, str(tmp_path / "xlstyle.safetensors"))
+    torch.save({"clip_l": clip_l[:1], "clip_g": clip_g[:1]}, str(tmp_path / "xlone.pt"))
+    sizes = len(pipe.tokenizer), len(pipe.tokenizer_2)
+    with loaded_embeddings(pipe, [tmp_path / "xlstyle.safetensors", tmp_path / "xlone.pt"]) as tokens:
+        assert list(tokens.values()) == ["xlstyle", "xlone"]
+        for tokenizer, encoder, vectors, one in ((pipe.tokenizer, pipe.text_encoder, clip_l, clip_l[0]),
+                                                 (pipe.tokenizer_2, pipe.text_encoder_2, clip_g, clip_g[0])):
+            table = encoder.get_input_embeddings().weight
+            ids = tokenizer.convert_tokens_to_ids
+            assert torch.equal(table[ids("xlstyle")], vectors[0])
+            assert torch.equal(table[ids("xlstyle_1")], vectors[1])
+            assert torch.equal(table[ids("xlone")], one)
+            assert pipe.maybe_convert_prompt("a xlstyle cat", tokenizer) == "a xlstyle xlstyle_1 cat"
+        with torch.no_grad():  # the prompt encodings of both encoders now depend on the stored vectors
+            embeds = pipe.encode_prompt("a xlstyle cat", device="cpu", do_classifier_free_guidance=False)[0]
+        assert embeds.shape[-1] == width_l + width_g
+    assert (len(pipe.tokenizer), len(pipe.tokenizer_2)) == sizes
+    assert pipe.text_encoder.get_input_embeddings().weight.shape[0] == sizes[0]
+    assert pipe.text_encoder_2.get_input_embeddings().weight.shape[0] == sizes[1]
+
+
+def test_sdxl_embedding_on_a_one_encoder_model_fails_clearly(tiny, tmp_path):
+    _root, pipe, _vectors = tiny
+    save_file({"clip_l": torch.zeros(1, 8), "clip_g": torch.zeros(1, 12)}, str(tmp_path / "xl.safetensors"))
+    size = len(pipe.tokenizer)
+    with pytest.raises(ModelError, match="SDXL embedding"), loaded_embeddings(pipe, [tmp_path / "xl.safetensors"]):
+        pass
+    assert len(pipe.tokenizer) == size

@@ -40,7 +40,9 @@ class GenerationParams:
     ``strength``: SDEdit strength for img2img/inpainting (1 = ignore the input);
     ``ilvr_n``: ILVR low-pass factor (0 = off); ``mask_blur``: inpainting pastes the original
     back outside the mask, feathered inward over this many pixels; ``loras``: LoRA files merged
-    for the run, ``"a.safetensors=0.8;b.safetensors"`` (weight 1 when omitted); ``embeddings``:
+    for the run, ``"a.safetensors=0.8;b.safetensors"`` (weight 1 when omitted); ``lora_mode``:
+    ``fused`` (merged into the weights, restored after) or ``unfused`` (forward hooks, weights
+    untouched); ``embeddings``:
     textual-inversion files, ``"a.pt;b.safetensors"`` (A1111 files are used by their file name);
     ``vae``: another VAE (folder or ``.safetensors``) used instead of the model's own;
     ``precision``: ``default`` / ``low-memory`` / ``int8`` (:mod:`engines.generation.precision`);
@@ -63,6 +65,7 @@ class GenerationParams:
     ilvr_n: int = 0
     mask_blur: float = 4.0
     loras: str = ""
+    lora_mode: str = "fused"
     embeddings: str = ""
     vae: str = ""
     precision: str = ""
@@ -133,7 +136,12 @@ def resolve_params(params: GenerationParams, info: ModelInfo) -> GenerationParam
         raise ValueError(f"strength must be in 0..1 (got {p.strength})")
     if not (0.0 <= p.mask_blur <= 256.0) or not math.isfinite(p.mask_blur):
         raise ValueError(f"mask blur must be 0..256 pixels (got {p.mask_blur})")
+    from engines.generation.lora import LORA_MODES
     from engines.generation.precision import PRESETS
+
+    p.lora_mode = p.lora_mode or "fused"
+    if p.lora_mode not in LORA_MODES:
+        raise ValueError(f"LoRA mode must be one of {', '.join(LORA_MODES)} (got {p.lora_mode!r})")
 
     if p.precision and p.precision not in PRESETS:
         raise ValueError(f"precision must be one of {', '.join(PRESETS)} (got {p.precision!r})")
@@ -213,10 +221,10 @@ def generate_job(
     from engines.generation.precision import applied_precision
     from engines.generation.vae_swap import swapped_vae
 
-    with applied_loras(components, loras) as changed, loaded_embeddings(loaded.pipe, embeddings) as tokens, \
+    with applied_loras(components, loras, p.lora_mode) as changed, loaded_embeddings(loaded.pipe, embeddings) as tokens, \
             swapped_vae(loaded.pipe, p.vae), applied_precision(p.precision, loaded.pipe, loaded.unet) as replaced:
-        if changed:  # LoRA merged for this run only, restored exactly after
-            yield Log(f"LoRA: {changed} layers changed")
+        if changed:  # LoRA for this run only: merged and restored exactly after, or hooked
+            yield Log(f"LoRA ({p.lora_mode}): {changed} layers changed")
         if tokens:
             yield Log("embeddings: " + ", ".join(tokens.values()))
         if info.kind.startswith("own"):

@@ -1,7 +1,9 @@
 """Textual-inversion embeddings added to a pipeline's tokenizer and text encoder for one run (no Qt).
 
 Files: A1111 ``.pt`` / ``.safetensors`` (``string_to_param`` / ``emb_params``; the token is the
-file name, as A1111 prompts use it) and diffusers ``learned_embeds`` (``{token: vector}``).
+file name, as A1111 prompts use it), diffusers ``learned_embeds`` (``{token: vector}``) and A1111
+SDXL embeddings (``clip_l`` and ``clip_g`` tensors, loaded into ``text_encoder`` and
+``text_encoder_2`` under the same token).
 Loading goes through diffusers' ``load_textual_inversion`` (multi-vector embeddings become
 ``token token_1 ...`` in the prompt); the tokens are removed again when the run ends.
 """
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from engines.generation.model_checks import ModelError
 
-__all__ = ["embedding_token", "loaded_embeddings", "parse_embedding_list"]
+__all__ = ["embedding_token", "loaded_embeddings", "parse_embedding_list", "sdxl_embedding_vectors"]
 
 MAX_EMBEDDING_BYTES = 64 << 20
 
@@ -38,6 +40,47 @@ def embedding_token(path: str | os.PathLike) -> str | None:
     return None
 
 
+def sdxl_embedding_vectors(path: str | os.PathLike) -> dict | None:
+    """``{"clip_l": (n, d_l), "clip_g": (n, d_g)}`` tensors of an A1111 SDXL embedding, else None."""
+    path = Path(path)
+    if path.suffix.lower() == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            keys = set(handle.keys())  # noqa: SIM118 - safe_open is not a dict
+            if not {"clip_l", "clip_g"} <= keys:
+                return None
+            state = {key: handle.get_tensor(key) for key in ("clip_l", "clip_g")}
+    else:
+        import torch
+
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or not {"clip_l", "clip_g"} <= set(state):
+            return None
+    return {key: state[key].reshape(-1, state[key].shape[-1]) for key in ("clip_l", "clip_g")}
+
+
+def _load_one(pipe, path: Path) -> str:
+    """Load one embedding file into ``pipe`` (both text encoders for SDXL files); returns its token."""
+    token = embedding_token(path) or path.stem
+    pair = sdxl_embedding_vectors(path)
+    if pair is None:
+        pipe.load_textual_inversion(str(path), token=token)
+        return token
+    if getattr(pipe, "text_encoder_2", None) is None or getattr(pipe, "tokenizer_2", None) is None:
+        raise ModelError(f"embedding {path.name} is an SDXL embedding (clip_l + clip_g); this model has one text encoder")
+    pipe.load_textual_inversion(_one_or_many(pair["clip_l"]), token=token, text_encoder=pipe.text_encoder,
+                                tokenizer=pipe.tokenizer)
+    pipe.load_textual_inversion(_one_or_many(pair["clip_g"]), token=token, text_encoder=pipe.text_encoder_2,
+                                tokenizer=pipe.tokenizer_2)
+    return token
+
+
+def _one_or_many(vectors):
+    """diffusers reads one vector as ``(d,)`` and several as ``(n, d)``."""
+    return vectors[0] if vectors.shape[0] == 1 else vectors
+
+
 @contextlib.contextmanager
 def loaded_embeddings(pipe, paths: list):
     """Add the embeddings in ``paths`` to ``pipe`` inside the block; yields ``{file: token}``."""
@@ -47,6 +90,7 @@ def loaded_embeddings(pipe, paths: list):
     if not hasattr(pipe, "load_textual_inversion"):
         raise ModelError(f"{type(pipe).__name__} does not take textual-inversion embeddings")
     tokens = {}
+    sizes = [len(tok) if tok is not None else None for tok in (pipe.tokenizer, getattr(pipe, "tokenizer_2", None))]
     try:
         for raw in paths:
             path = Path(raw)
@@ -55,8 +99,7 @@ def loaded_embeddings(pipe, paths: list):
             if path.stat().st_size > MAX_EMBEDDING_BYTES:
                 raise ModelError(f"embedding {path.name} is too large")
             try:
-                token = embedding_token(path) or path.stem
-                pipe.load_textual_inversion(str(path), token=token)
+                token = _load_one(pipe, path)
             except ModelError:
                 raise
             except Exception as exc:  # noqa: BLE001 - diffusers / torch raise many types for bad files
@@ -65,5 +108,7 @@ def loaded_embeddings(pipe, paths: list):
             tokens[str(path)] = token
         yield tokens
     finally:
-        if tokens:
+        if len(pipe.tokenizer) != sizes[0]:  # also after a failure half-way through a file
             pipe.unload_textual_inversion()
+        if sizes[1] is not None and len(pipe.tokenizer_2) != sizes[1]:
+            pipe.unload_textual_inversion(tokenizer=pipe.tokenizer_2, text_encoder=pipe.text_encoder_2)

@@ -1,4 +1,4 @@
-"""LoRA files merged into a model's weights for one run, then taken out exactly (no Qt, no peft).
+"""LoRA files applied to a model for one run, fused or unfused, then taken out exactly (no Qt, no peft).
 
 Layouts read from ``.safetensors``:
 
@@ -9,9 +9,16 @@ Layouts read from ``.safetensors``:
   ``.lora.down.weight`` / ``.lora.up.weight``), prefixes ``unet``, ``transformer``,
   ``text_encoder``, ``text_encoder_2``; optional ``<module>.alpha``.
 
-The merge is ``W += weight * (alpha / rank) * up @ down`` (convolutions flattened); several
-files stack with their own weights. :func:`applied_loras` keeps the original tensors and puts
-them back bit for bit when the run ends (the cached model is never left changed).
+Two modes (:func:`applied_loras`):
+
+- ``fused``: ``W += weight * (alpha / rank) * up @ down`` (convolutions flattened); several files
+  stack with their own weights; the original tensors are put back bit for bit when the run ends.
+- ``unfused``: the weights are never touched; a forward hook adds ``s * up(down(x))`` to each
+  matched layer's output (``Linear`` and ``Conv2d``; the down convolution uses the layer's own
+  stride / padding), and the hooks are removed when the run ends.
+
+:func:`lora_trigger_words` lists the words a LoRA was trained with (kohya ``ss_tag_frequency``,
+``modelspec.trigger_phrase``) from the file header only.
 """
 
 from __future__ import annotations
@@ -25,11 +32,13 @@ import torch
 
 from engines.generation.model_checks import ModelError
 
-__all__ = ["applied_loras", "lora_deltas", "parse_lora_list"]
+__all__ = ["LORA_MODES", "applied_loras", "lora_deltas", "lora_factors", "lora_trigger_words", "parse_lora_list"]
 
 _KOHYA_PREFIX = {"lora_unet_": "unet", "lora_transformer_": "transformer", "lora_te_": "text_encoder",
                  "lora_te1_": "text_encoder", "lora_te2_": "text_encoder_2"}
 MAX_LORA_BYTES = 4 << 30
+LORA_MODES = ("fused", "unfused")
+MAX_TRIGGER_WORDS = 40
 
 
 def parse_lora_list(text: str) -> list[tuple[str, float]]:
@@ -71,9 +80,23 @@ def _groups(state: dict) -> dict:
     return groups
 
 
-def lora_deltas(path: str | os.PathLike, components: dict, weight: float = 1.0) -> dict:
-    """``{parameter tensor id: (parameter, delta)}`` that LoRA file ``path`` adds to ``components``
-    (``{"unet": module, "text_encoder": module, ...}``). ModelError when nothing matches."""
+def _component_modules(components: dict) -> dict:
+    """``{(component, module key with _): module}`` of every module that has a weight."""
+    modules = {}
+    for comp, model in components.items():
+        for name, mod in (model.named_modules() if model is not None else ()):
+            if hasattr(mod, "weight"):
+                modules[(comp, name.replace(".", "_"))] = mod
+                if comp.startswith("text_encoder") and not name.startswith("text_model"):
+                    # LoRA files name CLIP layers text_model.*; transformers 5 dropped that level
+                    modules[(comp, "text_model_" + name.replace(".", "_"))] = mod
+    return modules
+
+
+def lora_factors(path: str | os.PathLike, components: dict, weight: float = 1.0) -> list:
+    """``[(module, up, down, scale)]`` that LoRA file ``path`` adds to ``components``
+    (``{"unet": module, "text_encoder": module, ...}``); ``scale`` includes ``weight`` and
+    ``alpha / rank``. ModelError when the file is unreadable or its layers do not fit."""
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -85,15 +108,8 @@ def lora_deltas(path: str | os.PathLike, components: dict, weight: float = 1.0) 
         state = load_file(str(path))
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types for broken files
         raise ModelError(f"LoRA {path.name} is not a readable .safetensors file ({str(exc)[:80]})") from None
-    modules = {}
-    for comp, model in components.items():
-        for name, mod in (model.named_modules() if model is not None else ()):
-            if hasattr(mod, "weight"):
-                modules[(comp, name.replace(".", "_"))] = mod
-                if comp.startswith("text_encoder") and not name.startswith("text_model"):
-                    # LoRA files name CLIP layers text_model.*; transformers 5 dropped that level
-                    modules[(comp, "text_model_" + name.replace(".", "_"))] = mod
-    deltas, missing = {}, 0
+    modules = _component_modules(components)
+    factors, missing = [], 0
     for key, parts in _groups(state).items():
         if "up" not in parts or "down" not in parts:
             continue
@@ -105,25 +121,76 @@ def lora_deltas(path: str | os.PathLike, components: dict, weight: float = 1.0) 
         rank = down.shape[0]
         scale = float(parts["alpha"]) / rank if "alpha" in parts else 1.0
         param = module.weight
-        delta = (up.flatten(1) @ down.flatten(1)) * (weight * scale)
-        if delta.numel() != param.numel():
-            raise ModelError(f"LoRA {path.name}: {key[1]} has shape {tuple(delta.shape)}, the model's is "
+        numel = up.shape[0] * down[0].numel()
+        if up.flatten(1).shape[1] != rank or numel != param.numel():
+            shape = (up.shape[0], *down.shape[1:])
+            raise ModelError(f"LoRA {path.name}: {key[1]} has shape {tuple(shape)}, the model's is "
                              f"{tuple(param.shape)} (a LoRA for another model?)")
-        deltas[id(param)] = (param, delta.reshape(param.shape).to(param.dtype))
-    if not deltas:
+        factors.append((module, up, down, weight * scale))
+    if not factors:
         raise ModelError(f"LoRA {path.name}: none of its layers match this model")
     if missing:
         raise ModelError(f"LoRA {path.name}: {missing} of its layers match no module of this model "
                          f"(a LoRA for another model family?)")
+    return factors
+
+
+def lora_deltas(path: str | os.PathLike, components: dict, weight: float = 1.0) -> dict:
+    """``{parameter tensor id: (parameter, delta)}`` that LoRA file ``path`` adds to ``components``
+    when fused. ModelError when nothing matches."""
+    deltas = {}
+    for module, up, down, scale in lora_factors(path, components, weight):
+        param = module.weight
+        delta = (up.flatten(1) @ down.flatten(1)) * scale
+        deltas[id(param)] = (param, delta.reshape(param.shape).to(param.dtype))
     return deltas
 
 
+def _low_rank_forward(module, up: torch.Tensor, down: torch.Tensor, scale: float):
+    """``x -> scale * up(down(x))`` for ``module`` (Linear or Conv2d), the weights untouched."""
+    import torch.nn.functional as F
+
+    param = module.weight
+    up = up.to(param.device, param.dtype)
+    down = down.to(param.device, param.dtype)
+    rank = down.shape[0]
+    if isinstance(module, torch.nn.Linear):
+        down2, up2 = down.reshape(rank, -1), up.reshape(up.shape[0], rank)
+        return lambda x: F.linear(F.linear(x, down2), up2) * scale
+    if isinstance(module, torch.nn.Conv2d):
+        kernel = down.reshape(rank, *param.shape[1:])
+        if module.groups == 1 and module.padding_mode == "zeros" and up[0].numel() == rank:
+            up4 = up.reshape(up.shape[0], rank, 1, 1)
+            return lambda x: F.conv2d(F.conv2d(x, kernel, None, module.stride, module.padding, module.dilation),
+                                      up4) * scale
+        dense = (up.flatten(1) @ down.flatten(1)).reshape(param.shape) * scale
+        return lambda x: module._conv_forward(x, dense, None)
+    raise ModelError(f"unfused LoRA works on Linear and Conv2d layers, not {type(module).__name__}; "
+                     f"use the fused mode")
+
+
 @contextlib.contextmanager
-def applied_loras(components: dict, loras: list):
-    """Merge ``loras`` (``[(path, weight)]``) into ``components`` inside the block; the original
-    weights are restored exactly afterwards. Yields the number of layers changed."""
+def applied_loras(components: dict, loras: list, mode: str = "fused"):
+    """Apply ``loras`` (``[(path, weight)]``) to ``components`` inside the block, merged into the
+    weights (``mode="fused"``, restored exactly afterwards) or as forward hooks (``"unfused"``,
+    weights never touched). Yields the number of layers changed."""
+    if mode not in LORA_MODES:
+        raise ValueError(f"LoRA mode must be one of {', '.join(LORA_MODES)} (got {mode!r})")
     if not loras:
         yield 0
+        return
+    if mode == "unfused":
+        factors = [f for path, weight in loras for f in lora_factors(path, components, weight)]
+        extras = [(module, _low_rank_forward(module, up, down, scale)) for module, up, down, scale in factors]
+        handles = []
+        try:
+            for module, extra in extras:
+                handles.append(module.register_forward_hook(
+                    lambda _mod, args, output, extra=extra: output + extra(args[0])))
+            yield len({id(module) for module, _extra in extras})
+        finally:
+            for handle in handles:
+                handle.remove()
         return
     total: dict = {}
     for path, weight in loras:
@@ -142,3 +209,37 @@ def applied_loras(components: dict, loras: list):
         with torch.no_grad():
             for key, (param, _delta) in total.items():
                 param.copy_(originals[key])
+
+
+def lora_trigger_words(path: str | os.PathLike, limit: int = MAX_TRIGGER_WORDS) -> list[str]:
+    """The trigger words stored in a LoRA file's header (the tensors are not read).
+
+    ``modelspec.trigger_phrase`` (comma separated) comes first, then kohya's training tags
+    (``ss_tag_frequency``: ``{dataset: {tag: count}}``) by total count, most frequent first;
+    at most ``limit`` words, duplicates removed. ``[]`` when the file carries none;
+    ValueError when it is not a readable ``.safetensors`` file.
+    """
+    import json
+
+    from engines.generation.safetensors_header import safetensors_metadata
+
+    meta = safetensors_metadata(path)
+    words: list[str] = []
+    for phrase in (meta.get("modelspec.trigger_phrase") or "").split(","):
+        words.append(phrase.strip())
+    counts: dict = {}
+    try:
+        frequency = json.loads(meta.get("ss_tag_frequency") or "{}")
+    except json.JSONDecodeError:
+        frequency = {}
+    for tags in (frequency.values() if isinstance(frequency, dict) else ()):
+        for tag, count in (tags.items() if isinstance(tags, dict) else ()):
+            if isinstance(count, (int, float)):
+                counts[str(tag).strip()] = counts.get(str(tag).strip(), 0) + count
+    words += [tag for tag, _count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    seen, out = set(), []
+    for word in words:
+        if word and word.lower() not in seen and len(word) <= 200:
+            seen.add(word.lower())
+            out.append(word)
+    return out[: max(0, int(limit))]

@@ -11,7 +11,8 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["TINY_WORDS", "build_tiny_flux_pipeline", "build_tiny_sd_pipeline", "write_tiny_clip_tokenizer"]
+__all__ = ["TINY_WORDS", "build_tiny_flux_pipeline", "build_tiny_sd_pipeline", "build_tiny_sdxl_pipeline",
+           "write_tiny_clip_tokenizer"]
 
 TINY_WORDS = ["a", "photo", "of", "cat", "dog", "red", "blue", "house", "tree", "digit"]
 
@@ -144,6 +145,63 @@ def build_tiny_flux_pipeline(folder: str | os.PathLike, seed: int = 0):
                                                 max_image_seq_len=256, base_shift=0.5, max_shift=1.15)
     pipe = FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
                         text_encoder_2=text_encoder_2, tokenizer_2=tokenizer, transformer=transformer)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    shutil.rmtree(tok_dir, ignore_errors=True)
+    return pipe
+
+
+def build_tiny_sdxl_pipeline(folder: str | os.PathLike, seed: int = 0):
+    """Build a random-weight ``StableDiffusionXLPipeline`` with two text encoders and save it.
+
+    As diffusers' SDXL tests, offline and smaller: ``text_encoder`` (CLIP, width 8) and
+    ``text_encoder_2`` (CLIP with projection, width 12) have different widths, like the real
+    CLIP-L (768) and OpenCLIP-G (1280), so an embedding loaded into the wrong one fails.
+    Returns the pipeline.
+    """
+    import shutil
+
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    time_dim, width_1, width_2 = 8, 8, 12
+    unet = UNet2DConditionModel(
+        block_out_channels=(4, 8), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=time_dim, transformer_layers_per_block=(1, 1),
+        projection_class_embeddings_input_dim=6 * time_dim + width_2, cross_attention_dim=width_1 + width_2,
+        norm_num_groups=2,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=[4, 8], in_channels=3, out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"], latent_channels=4, norm_num_groups=2,
+        sample_size=32,
+    )
+    tok_dir = write_tiny_clip_tokenizer(folder.with_name(folder.name + ".tokenizer-src"))
+    tokenizer = CLIPTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+    tokenizer_2 = CLIPTokenizer.from_pretrained(str(tok_dir), local_files_only=True)
+
+    def clip_config(width: int) -> CLIPTextConfig:
+        return CLIPTextConfig(bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=width,
+                              intermediate_size=2 * width, layer_norm_eps=1e-5, num_attention_heads=2,
+                              num_hidden_layers=2, vocab_size=len(tokenizer), max_position_embeddings=77,
+                              projection_dim=width)
+
+    text_encoder = CLIPTextModel(clip_config(width_1))
+    text_encoder_2 = CLIPTextModelWithProjection(clip_config(width_2))
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       steps_offset=1, timestep_spacing="leading")
+    pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2,
+                                     tokenizer=tokenizer, tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler)
     pipe.save_pretrained(folder, safe_serialization=True)
     shutil.rmtree(tok_dir, ignore_errors=True)
     return pipe

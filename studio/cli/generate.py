@@ -35,7 +35,9 @@ def _add_generation_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--class", dest="class_label", type=int, default=None, help="class label (class-conditional models)")
     parser.add_argument("--sampler", default="", help="sampler name (default: the model's); see 'generate models'")
     parser.add_argument("--lora", action="append", default=[], metavar="FILE[=WEIGHT]",
-                        help="LoRA .safetensors (kohya/A1111 or diffusers/PEFT) merged for this run; repeatable")
+                        help="LoRA .safetensors (kohya/A1111 or diffusers/PEFT) applied for this run; repeatable")
+    parser.add_argument("--lora-mode", default="fused", choices=["fused", "unfused"],
+                        help="fused: merged into the weights for the run; unfused: added as layer hooks, weights untouched")
     parser.add_argument("--embedding", action="append", default=[], metavar="FILE",
                         help="textual-inversion embedding (A1111 .pt/.safetensors: prompt uses its file name; "
                              "diffusers learned_embeds); repeatable")
@@ -113,6 +115,7 @@ def _run(args, init=None, mask=None, reference=None, inputs=None) -> dict:
         sampler=args.sampler, steps=args.steps[0], cfg=args.cfg, seed=args.seed, batch=args.batch,
         width=args.width, height=args.height, strength=getattr(args, "strength", 1.0),
         ilvr_n=getattr(args, "ilvr_n", 0), loras=";".join(getattr(args, "lora", None) or []),
+        lora_mode=getattr(args, "lora_mode", "fused") or "fused",
         embeddings=";".join(getattr(args, "embedding", None) or []), vae=getattr(args, "vae", "") or "",
         precision=getattr(args, "precision", "") or "", hires_scale=getattr(args, "hires_scale", 1.0),
         hires_strength=getattr(args, "hires_strength", 0.5),
