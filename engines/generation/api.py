@@ -19,15 +19,20 @@ from engines.jobs import CancelToken, Log, Progress, wait_in_thread
 
 __all__ = [
     "ENGINE_NAME",
+    "HIRES_MODES",
     "GenerationParams",
     "GenerationResult",
     "generate_job",
     "params_from_provenance",
     "provenance_for",
     "resolve_params",
+    "upscale_latents",
 ]
 
 ENGINE_NAME = "generation"
+# hires fix: "pixel" upscales the decoded image (bicubic) and re-encodes it; "latent" (bicubic)
+# and "latent-nearest" (nearest-exact) upscale the final latents, as A1111's "Latent" upscalers
+HIRES_MODES = ("pixel", "latent", "latent-nearest")
 
 
 @dataclass
@@ -46,8 +51,13 @@ class GenerationParams:
     textual-inversion files, ``"a.pt;b.safetensors"`` (A1111 files are used by their file name);
     ``vae``: another VAE (folder or ``.safetensors``) used instead of the model's own;
     ``precision``: ``default`` / ``low-memory`` / ``int8`` (:mod:`engines.generation.precision`);
-    ``hires_scale`` > 1: hires fix, each image is upscaled (bicubic) by this factor and refined
-    by an img2img pass at ``hires_strength`` with its own seed.
+    ``hires_scale`` > 1: hires fix, each image is upscaled by this factor and refined by an
+    img2img pass at ``hires_strength`` with its own seed; ``hires_mode`` (:data:`HIRES_MODES`):
+    ``pixel`` upscales the image (bicubic), ``latent`` / ``latent-nearest`` the final latents
+    (bicubic / nearest-exact; never decoded and re-encoded in between);
+    ``tile_size`` > 0 (latent pixels, multiple of 8): the denoiser runs on overlapping tiles of
+    this size blended with feathered weights (MultiDiffusion), the VAE decodes/encodes in tiles,
+    so the size is bounded by memory; ``tile_overlap``: pixels shared by neighbouring tiles.
     """
 
     model: str = "digits-flow"
@@ -71,6 +81,9 @@ class GenerationParams:
     precision: str = ""
     hires_scale: float = 1.0
     hires_strength: float = 0.5
+    hires_mode: str = "pixel"
+    tile_size: int = 0
+    tile_overlap: int = 16
 
     def to_dict(self) -> dict:
         """JSON-able dict."""
@@ -147,6 +160,12 @@ def resolve_params(params: GenerationParams, info: ModelInfo) -> GenerationParam
         raise ValueError(f"precision must be one of {', '.join(PRESETS)} (got {p.precision!r})")
     if not (1.0 <= p.hires_scale <= 4.0 and 0.0 <= p.hires_strength <= 1.0):
         raise ValueError(f"hires scale must be 1..4 and its strength 0..1 (got {p.hires_scale}, {p.hires_strength})")
+    p.hires_mode = p.hires_mode or "pixel"
+    if p.hires_mode not in HIRES_MODES:
+        raise ValueError(f"hires mode must be one of {', '.join(HIRES_MODES)} (got {p.hires_mode!r})")
+    if p.tile_size and not (p.tile_size % 8 == 0 and 16 <= p.tile_size <= 1024 and 0 <= p.tile_overlap < p.tile_size):
+        raise ValueError(f"tile size must be 0 (off) or a multiple of 8 in 16..1024 with an overlap 0..size-1 "
+                         f"(got {p.tile_size}, overlap {p.tile_overlap})")
     if p.ilvr_n and p.ilvr_n < 2:
         raise ValueError(f"ILVR factor N must be 0 (off) or at least 2 (got {p.ilvr_n})")
     p.height = p.height or int(info.size[0])
@@ -174,12 +193,16 @@ def generate_job(
     device: str | None = None,
     cancel: CancelToken | None = None,
     preview_every: int = 1,
+    init_latents=None,
 ):
     """Job: generate ``params.batch`` images.
 
     ``init``/``reference``: ``(H, W, 3)`` uint8 or float [0, 1] images (img2img/inpainting
-    input, ILVR reference); ``mask``: ``(H, W)`` (1/255 = regenerate). Yields Log, Progress,
-    Preview; returns :class:`GenerationResult`. Raises ModelError / ValueError for bad input.
+    input, ILVR reference); ``mask``: ``(H, W)`` (1/255 = regenerate); ``init_latents``:
+    ``(1, C, h, w)`` tensor in the model's sampling space (pixels in [-1, 1] for own models,
+    scaled VAE latents for pipelines) used as the img2img input without encoding (latent hires).
+    Yields Log, Progress, Preview; returns :class:`GenerationResult`. Raises ModelError /
+    ValueError for bad input.
     """
     import time
 
@@ -190,6 +213,8 @@ def generate_job(
     start = time.monotonic()
     info = resolve_model(params.model, model_folders)
     p = resolve_params(params, info)
+    if init_latents is not None and (init is not None or mask is not None or reference is not None):
+        raise ValueError("input latents replace the input image; no image, mask or reference with them")
     if mask is not None and init is None:
         raise ValueError("a mask needs an input image (--init)")
     if p.ilvr_n and reference is None:
@@ -205,7 +230,8 @@ def generate_job(
     loaded = yield from wait_in_thread(load_model, info, device, message=f"loading {info.name} weights")
     yield Log(f"generating {p.batch} image(s) with {info.name}, {p.sampler}, {p.steps} steps, seed {p.seed}")
     seeds = [p.seed + i for i in range(p.batch)]
-    mode = "txt2img" if init is None else ("inpaint" if mask is not None else "img2img")
+    has_init = init is not None or init_latents is not None
+    mode = "txt2img" if not has_init else ("inpaint" if mask is not None else "img2img")
     if reference is not None:
         mode += "+ilvr"
     size = (p.height, p.width)
@@ -219,10 +245,15 @@ def generate_job(
     if embeddings and loaded.pipe is None:
         raise ValueError("textual-inversion embeddings need a text-conditioned pipeline model")
     from engines.generation.precision import applied_precision
+    from engines.generation.tiling import tiled_denoiser, tiled_vae
     from engines.generation.vae_swap import swapped_vae
 
+    latent_hires = p.hires_scale > 1 and p.hires_mode != "pixel"
+    latents = None
     with applied_loras(components, loras, p.lora_mode) as changed, loaded_embeddings(loaded.pipe, embeddings) as tokens, \
-            swapped_vae(loaded.pipe, p.vae), applied_precision(p.precision, loaded.pipe, loaded.unet) as replaced:
+            swapped_vae(loaded.pipe, p.vae), applied_precision(p.precision, loaded.pipe, loaded.unet) as replaced, \
+            tiled_denoiser(loaded.pipe, replaced.get("unet", loaded.unet), p.tile_size, p.tile_overlap) as denoiser, \
+            tiled_vae(loaded.pipe, p.tile_size, p.tile_overlap):
         if changed:  # LoRA for this run only: merged and restored exactly after, or hooked
             yield Log(f"LoRA ({p.lora_mode}): {changed} layers changed")
         if tokens:
@@ -231,17 +262,18 @@ def generate_job(
             from engines.generation.sampling import mask_tensor, sample_own_job, to_model_tensor, to_uint8_rgb
 
             channels = loaded.unet.config.in_channels
-            init_t = to_model_tensor(init, size, channels, device) if init is not None else None
+            init_t = to_model_tensor(init, size, channels, device) if init is not None else init_latents
             mask_t = mask_tensor(mask, size, device) if mask is not None else None
             ref_t = to_model_tensor(reference, size, channels, device) if reference is not None else None
             labels = [p.class_label] * p.batch if info.conditioning == "class" else None
             x = yield from sample_own_job(
-                replaced.get("unet", loaded.unet), loaded.scheduler_config, info.prediction_type, p.sampler, p.steps, seeds, size,
+                denoiser, loaded.scheduler_config, info.prediction_type, p.sampler, p.steps, seeds, size,
                 class_labels=labels, null_class=info.null_class, cfg=p.cfg, init=init_t,
-                strength=p.strength if init is not None else 1.0, mask=mask_t, reference=ref_t, ilvr_n=p.ilvr_n,
+                strength=p.strength if has_init else 1.0, mask=mask_t, reference=ref_t, ilvr_n=p.ilvr_n,
                 cancel=cancel, preview_every=preview_every,
             )
             images = to_uint8_rgb(x)
+            latents = x if latent_hires else None
         else:
             if reference is not None:
                 raise ValueError("ILVR reference guidance runs only on pixel-space models in the own loop")
@@ -262,12 +294,18 @@ def generate_job(
                     loaded.pipe, info.prediction_type, p.sampler, p.steps, [seed], prompt=p.prompt,
                     negative_prompt=p.negative_prompt, cfg=p.cfg, size=size, init=init_f, strength=p.strength,
                     mask=mask_f, cancel=cancel, preview_every=preview_every, mask_blur=p.mask_blur,
+                    init_latents=init_latents, latents_out=latent_hires,
                 )
                 outs.append((yield from _batch_part(job, k, len(seeds))))
-            out = np.concatenate(outs)
-            images = (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
+            if latent_hires:  # not decoded: the hires pass continues from these latents
+                import torch
+
+                latents, images = torch.cat(outs), None
+            else:
+                out = np.concatenate(outs)
+                images = (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
     if p.hires_scale > 1:
-        images = yield from _hires_fix(p, images, seeds, model_folders, device, cancel, preview_every)
+        images = yield from _hires_fix(p, images, seeds, model_folders, device, cancel, preview_every, latents)
         mode += "+hires"
     torch_seconds = time.monotonic() - start
     hashes = {role: array_sha256(a) for role, a in (("init", init), ("mask", mask), ("reference", reference))
@@ -277,20 +315,38 @@ def generate_job(
                             extra={"input_pixel_sha256": hashes})
 
 
-def _hires_fix(p: GenerationParams, images: np.ndarray, seeds: list, model_folders, device, cancel, preview_every):
-    """Upscale each image by ``p.hires_scale`` (bicubic, sides rounded to multiples of 8) and
-    refine it with an img2img pass at ``p.hires_strength``, seeded with the image's own seed."""
+def upscale_latents(latents, size: tuple, mode: str = "latent"):
+    """``(B, C, h, w)`` latents resized to ``size = (H, W)``: bicubic for ``latent``,
+    nearest-exact for ``latent-nearest`` (A1111's latent upscalers)."""
+    import torch.nn.functional as F
+
+    if mode == "latent-nearest":
+        return F.interpolate(latents, size=size, mode="nearest-exact")
+    return F.interpolate(latents, size=size, mode="bicubic", align_corners=False)
+
+
+def _hires_fix(p: GenerationParams, images, seeds: list, model_folders, device, cancel, preview_every, latents=None):
+    """Upscale each image by ``p.hires_scale`` (sides rounded to multiples of 8) and refine it
+    with an img2img pass at ``p.hires_strength``, seeded with the image's own seed.
+    ``latents`` (latent modes): the first pass's final latents, upscaled in latent space and
+    passed on as they are (no decode / encode)."""
     from PIL import Image
 
     height = max(8, int(round(p.height * p.hires_scale / 8)) * 8)
     width = max(8, int(round(p.width * p.hires_scale / 8)) * 8)
     out = []
-    for k, (image, seed) in enumerate(zip(images, seeds)):
-        big = np.asarray(Image.fromarray(image).resize((width, height), Image.BICUBIC))
+    for k, seed in enumerate(seeds):
         hp = GenerationParams.from_dict(dict(p.to_dict(), seed=seed, batch=1, width=width, height=height,
                                              strength=p.hires_strength, hires_scale=1.0))
-        job = generate_job(hp, init=big, model_folders=model_folders, device=device, cancel=cancel,
-                           preview_every=preview_every)
+        if latents is None:
+            big = np.asarray(Image.fromarray(images[k]).resize((width, height), Image.BICUBIC))
+            job = generate_job(hp, init=big, model_folders=model_folders, device=device, cancel=cancel,
+                               preview_every=preview_every)
+        else:
+            factor = p.height // latents.shape[-2]  # pixels per latent pixel (1 for pixel-space models)
+            big = upscale_latents(latents[k:k + 1], (height // factor, width // factor), p.hires_mode)
+            job = generate_job(hp, init_latents=big, model_folders=model_folders, device=device, cancel=cancel,
+                               preview_every=preview_every)
         result = yield from _batch_part(job, k, len(seeds))
         out.append(result.images[0])
     return np.stack(out)

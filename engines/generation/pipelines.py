@@ -120,14 +120,19 @@ def run_pipeline_job(
     preview_every: int = 1,
     mask_blur: float = 4.0,
     paste_back: bool = True,
+    init_latents: torch.Tensor | None = None,
+    latents_out: bool = False,
 ):
     """Job: run a diffusers pipeline (txt2img, or img2img / inpainting derived with ``from_pipe``).
 
     ``init``: ``(H, W, 3)`` float image in [0, 1]; ``mask``: ``(H, W)`` float, 1 = regenerate.
     ``strength`` 0 returns the input unchanged; inpainting pastes the original back outside
     the mask (``paste_back``) with the edge feathered inward over ``mask_blur`` pixels.
-    ``size``: ``(height, width)``. Yields Progress and Preview per step; returns
-    ``(B, H, W, 3)`` float images in [0, 1]. Raises :class:`JobCancelled` if cancelled.
+    ``size``: ``(height, width)``. ``init_latents``: ``(1, C, h, w)`` scaled VAE latents used as
+    the img2img input instead of ``init`` (never encoded); ``latents_out``: return the final
+    latents ``(B, C, h, w)`` (a tensor, not decoded) instead of images.
+    Yields Progress and Preview per step; returns ``(B, H, W, 3)`` float images in [0, 1].
+    Raises :class:`JobCancelled` if cancelled.
     """
     from PIL import Image
 
@@ -142,6 +147,22 @@ def run_pipeline_job(
         pipe.scheduler = make_scheduler(sampler, prediction_type, base)
     runner = pipe
     kwargs = {}
+    if init_latents is not None:
+        if init is not None or mask is not None:
+            raise ValueError("input latents replace the input image and take no mask")
+        if getattr(pipe, "unet", None) is None or getattr(getattr(pipe, "vae", None), "config", None) is None:
+            raise ValueError("latent hires fix needs a UNet + VAE pipeline (SD-style); use the pixel mode")
+        if init_latents.shape[1] != 4 or pipe.vae.config.latent_channels != 4:
+            raise ValueError("latent hires fix needs 4-channel VAE latents; use the pixel mode")
+        if strength <= 0:  # nothing to regenerate: decode the upscaled latents once
+            yield Progress(1, 1, "strength 0: upscaled latents decoded")
+            with torch.inference_mode():
+                lat = init_latents.to(pipe.vae.device, pipe.vae.dtype) / pipe.vae.config.scaling_factor
+                decoded = pipe.vae.decode(lat).sample
+            if latents_out:
+                return init_latents.repeat(len(seeds), 1, 1, 1)
+            image = pipe.image_processor.postprocess(decoded, output_type="np")
+            return np.repeat(np.clip(np.asarray(image, dtype=np.float32), 0, 1), len(seeds), axis=0)
     if init is not None and strength <= 0:  # SDEdit at strength 0: nothing is regenerated
         yield Progress(1, 1, "strength 0: input kept")
         image = Image.fromarray((np.clip(init, 0, 1) * 255).round().astype(np.uint8))
@@ -149,7 +170,16 @@ def run_pipeline_job(
             image = image.resize((size[1], size[0]), Image.BICUBIC)
         kept = np.asarray(image, dtype=np.float32) / 255.0
         return np.repeat(kept[None], len(seeds), axis=0)
-    if init is not None:
+    if init_latents is not None:
+        from diffusers import AutoPipelineForImage2Image
+
+        kwargs["image"] = init_latents
+        kwargs["strength"] = float(strength)
+        runner = AutoPipelineForImage2Image.from_pipe(pipe)
+        runner.set_progress_bar_config(disable=True)
+        steps = img2img_steps(steps, strength)
+        total = max(1, min(int(steps * strength), steps))
+    elif init is not None:
         from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
 
         image = Image.fromarray((np.clip(init, 0, 1) * 255).round().astype(np.uint8))
@@ -185,7 +215,7 @@ def run_pipeline_job(
         kwargs["num_images_per_prompt"] = len(seeds)
     kwargs["generator"] = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
     kwargs["num_inference_steps"] = int(steps)
-    kwargs["output_type"] = "np"
+    kwargs["output_type"] = "latent" if latents_out else "np"
     tensor_inputs = [n for n in ("latents",) if n in getattr(runner, "_callback_tensor_inputs", [])]
     events: queue.Queue = queue.Queue()
     stop = threading.Event()
@@ -224,6 +254,8 @@ def run_pipeline_job(
                     from engines.generation.sampling import tile_images
 
                     yield Preview(tile_images(preview), {"step": value, "total": total}, f"step {value}/{total}")
+            elif kind == "done" and latents_out:
+                return value.images.detach().float().cpu()
             elif kind == "done":
                 images = np.asarray(value.images, dtype=np.float32)
                 if images.ndim == 3:

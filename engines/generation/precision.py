@@ -4,6 +4,12 @@
 - ``low-memory``: attention slicing (one head at a time) and VAE tiling (pipelines only).
 - ``int8``: the denoiser's and text encoders' ``Linear`` layers as dynamically quantized int8
   (``torch.ao.quantization.quantize_dynamic``: int8 weights, activations quantized per batch), CPU.
+- ``fp8`` / ``int4``: weight-only quantization of the denoiser's and text encoders' ``Linear`` and
+  ``Conv2d`` layers (:mod:`engines.generation.weight_quant`: fp8 e4m3 with per-output-channel
+  scales, int4 with per-group scales), dequantized in forward; any device.
+- ``cpu-offload``: diffusers' model CPU offload (each component moves to the GPU only while it
+  runs); needs a CUDA GPU, the ``accelerate`` package and a pipeline model —
+  :func:`preset_unavailable` says why it cannot run here.
 
 :func:`applied_precision` yields the modules to use in place of the loaded ones and puts the
 originals back afterwards (the cached model is never changed).
@@ -16,9 +22,9 @@ import warnings
 
 import torch
 
-__all__ = ["PRESETS", "applied_precision", "module_bytes"]
+__all__ = ["PRESETS", "applied_precision", "module_bytes", "preset_unavailable"]
 
-PRESETS = ("default", "low-memory", "int8")
+PRESETS = ("default", "low-memory", "int8", "fp8", "int4", "cpu-offload")
 _QUANTIZED = ("unet", "transformer", "text_encoder", "text_encoder_2")
 
 
@@ -40,23 +46,54 @@ def _int8(module):
         return torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
 
 
+def preset_unavailable(preset: str, device: str = "cpu", pipeline: bool = True) -> str:
+    """Why ``preset`` cannot run on ``device`` (``pipeline``: a diffusers pipeline model, not the
+    own loop); an empty string when it can. For pickers that list presets as unavailable."""
+    preset = preset or "default"
+    if preset not in PRESETS:
+        return f"unknown precision preset {preset!r}; choose one of {', '.join(PRESETS)}"
+    if preset == "int8" and not str(device).startswith("cpu"):
+        return "the int8 preset runs on the CPU only (choose the CPU device)"
+    if preset == "cpu-offload":
+        import importlib.util
+
+        if not torch.cuda.is_available():
+            return "cpu-offload needs a CUDA GPU (it keeps weights in CPU memory and moves each part to the GPU " \
+                   "while it runs); this machine has none"
+        if not str(device).startswith("cuda"):
+            return "cpu-offload needs the CUDA device (choose the GPU)"
+        if importlib.util.find_spec("accelerate") is None:
+            return "cpu-offload needs the 'accelerate' package, which is not installed"
+        if not pipeline:
+            return "cpu-offload applies to diffusers pipeline models; this model is a single small network"
+    return ""
+
+
+def _weight_only(module, kind: str):
+    from engines.generation.weight_quant import quantized_copy
+
+    return quantized_copy(module, kind)
+
+
 @contextlib.contextmanager
 def applied_precision(preset: str, pipe=None, unet=None):
     """Apply ``preset`` to a pipeline (``pipe``) or an own-loop ``unet``; yields ``{"unet": module}``
-    (the module the own loop should run; empty for pipelines, which are changed in place)."""
+    (the module the own loop should run; empty for pipelines, which are changed in place).
+    Raises ValueError with the reason when the preset cannot run here."""
     preset = preset or "default"
     if preset not in PRESETS:
         raise ValueError(f"unknown precision preset {preset!r}; choose one of {', '.join(PRESETS)}")
     if preset == "default":
         yield {}
         return
-    if preset == "int8":
-        denoiser = unet if unet is not None else getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
-        device = next(denoiser.parameters()).device
-        if device.type != "cpu":
-            raise ValueError("the int8 preset runs on the CPU only (choose the CPU device)")
+    denoiser = unet if unet is not None else getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    device = next(denoiser.parameters()).device if denoiser is not None else torch.device("cpu")
+    reason = preset_unavailable(preset, device.type, pipeline=pipe is not None)
+    if reason:
+        raise ValueError(reason)
+    quantize = _int8 if preset == "int8" else (lambda m: _weight_only(m, preset))
     if pipe is None:  # own loop: only the denoiser
-        yield {"unet": _int8(unet)} if preset == "int8" else {}
+        yield {"unet": quantize(unet)} if preset in ("int8", "fp8", "int4") else {}
         return
     originals = {}
     try:
@@ -65,16 +102,21 @@ def applied_precision(preset: str, pipe=None, unet=None):
                 pipe.enable_attention_slicing(1)
             if getattr(pipe, "vae", None) is not None and hasattr(pipe.vae, "enable_tiling"):
                 pipe.vae.enable_tiling()
+        elif preset == "cpu-offload":
+            pipe.enable_model_cpu_offload(device=device)
         else:
             for name in _QUANTIZED:
                 module = getattr(pipe, name, None)
                 if module is not None:
                     originals[name] = module
-                    setattr(pipe, name, _int8(module))
+                    setattr(pipe, name, quantize(module))
         yield {}
     finally:
         for name, module in originals.items():
             setattr(pipe, name, module)
+        if preset == "cpu-offload":
+            pipe.remove_all_hooks()
+            pipe.to(device)
         if preset == "low-memory":
             if hasattr(pipe, "disable_attention_slicing"):
                 pipe.disable_attention_slicing()

@@ -42,10 +42,18 @@ def _add_generation_args(parser: argparse.ArgumentParser) -> None:
                         help="textual-inversion embedding (A1111 .pt/.safetensors: prompt uses its file name; "
                              "diffusers learned_embeds); repeatable")
     parser.add_argument("--vae", default="", metavar="PATH", help="use this VAE (folder or .safetensors) instead of the model's")
-    parser.add_argument("--precision", default="", choices=["", "default", "low-memory", "int8"],
-                        help="low-memory: attention slicing + VAE tiling; int8: dynamic int8 denoiser/text encoder (CPU)")
+    parser.add_argument("--precision", default="",
+                        choices=["", "default", "low-memory", "int8", "fp8", "int4", "cpu-offload"],
+                        help="low-memory: attention slicing + VAE tiling; int8: dynamic int8 denoiser/text encoder "
+                             "(CPU); fp8 / int4: weight-only quantized denoiser/text encoder; cpu-offload: model "
+                             "offload (CUDA GPU only)")
     parser.add_argument("--hires-scale", type=float, default=1.0, help="hires fix: upscale by this factor (1..4) ...")
     parser.add_argument("--hires-strength", type=float, default=0.5, help="... and refine with img2img at this strength")
+    parser.add_argument("--hires-mode", default="pixel", choices=["pixel", "latent", "latent-nearest"],
+                        help="hires fix upscales the image (pixel, bicubic) or the final latents (bicubic / nearest)")
+    parser.add_argument("--tile-size", type=int, default=0,
+                        help="tiled denoising and VAE: tile size in latent pixels (multiple of 8; 0 = off)")
+    parser.add_argument("--tile-overlap", type=int, default=16, help="pixels shared by neighbouring tiles")
     parser.add_argument("--steps", type=int_list, default=[0], help="sampling steps (0 = model default); a list such as 4,10,25 sweeps")
     parser.add_argument("--cfg", type=float, default=-1.0, help="classifier-free guidance scale (-1 = model default)")
     parser.add_argument("--seed", type=int, default=-1, help="seed (-1 = random; image i of a batch uses seed+i)")
@@ -118,7 +126,8 @@ def _run(args, init=None, mask=None, reference=None, inputs=None) -> dict:
         lora_mode=getattr(args, "lora_mode", "fused") or "fused",
         embeddings=";".join(getattr(args, "embedding", None) or []), vae=getattr(args, "vae", "") or "",
         precision=getattr(args, "precision", "") or "", hires_scale=getattr(args, "hires_scale", 1.0),
-        hires_strength=getattr(args, "hires_strength", 0.5),
+        hires_strength=getattr(args, "hires_strength", 0.5), hires_mode=getattr(args, "hires_mode", "pixel"),
+        tile_size=getattr(args, "tile_size", 0), tile_overlap=getattr(args, "tile_overlap", 16),
     )
     if params.seed >= 0 and not args.force:
         for i in range(max(1, params.batch)):
