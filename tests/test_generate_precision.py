@@ -112,6 +112,15 @@ def test_weight_only_fp8_and_int4_layers():
     assert 3.9 < ratios["fp8"] <= 4.0 and 6.9 < ratios["int4"] <= 8.0, ratios
     assert type(model[3]) is torch.nn.Linear  # the original model is untouched
     assert torch.equal(model(x), ref)
+    # a forward hook on an original layer (unfused LoRA) also runs on its quantized copy
+    handle = model[5].register_forward_hook(lambda _m, _i, out: out + 100.0)
+    with torch.no_grad():
+        hooked = quantized_copy(model, "fp8")
+        assert float((hooked(x) - ref).mean()) == pytest.approx(100.0, abs=0.5)
+    handle.remove()
+    with torch.no_grad():
+        assert float((hooked(x) - ref).abs().mean()) > 50  # the copy keeps its own hooks
+        assert torch.equal(model(x), ref)
 
 
 def test_fp8_and_int4_presets_on_the_digits_model():
