@@ -78,7 +78,7 @@ def cpu_path(app, scene, seconds: float) -> dict:
 
     canvas._cpu_timer.disconnect(take)
     canvas._cpu_timer.connect(counting_take)
-    t0 = time.perf_counter()
+    t0, gui_cpu = time.perf_counter(), time.thread_time()
     last_step = t0
     while time.perf_counter() - t0 < seconds:
         now = time.perf_counter()
@@ -87,7 +87,7 @@ def cpu_path(app, scene, seconds: float) -> dict:
             last_step = now
         app.processEvents()
         time.sleep(0.001)
-    stop = time.perf_counter()
+    stop, gui_cpu = time.perf_counter(), time.thread_time() - gui_cpu
     moving = [s for s in shown if s[0] <= stop]
     while canvas.progressive.busy or not any(full for t, full, _ in shown if t > stop):
         app.processEvents()
@@ -101,6 +101,7 @@ def cpu_path(app, scene, seconds: float) -> dict:
               "coarse_shape": moving[-1][2] if moving else None,
               "stride": canvas.progressive.stride, "coarse_ms": 1000 * sum(times) / max(1, len(times)),
               "coarse_cpu_ms": 1000 * sum(cpu_times) / max(1, len(cpu_times)),
+              "gui_cpu_ms": 1000 * gui_cpu / max(1, len(moving)),
               "full_ms": 1000 * canvas.progressive.frame_times[-1][1]}
     canvas.progressive.close()
     canvas.canvas.close()

@@ -48,3 +48,35 @@ def test_view_without_opengl_shows_cpu_frames(make_panel, qtbot, tmp_path, monke
     turned = run_job(still_job(panel.scene, panel.view_camera(), "classic", (0, 0, 0), 0))
     assert np.abs(panel.canvas.last_frame - turned).mean() < 0.02
     assert np.abs(turned - exact).mean() > 2 * np.abs(panel.canvas.last_frame - turned).mean()
+
+
+def test_offscreen_platform_falls_back_to_cpu_frames(make_panel, qtbot, tmp_path, monkeypatch):
+    """QT_QPA_PLATFORM=offscreen (no OpenGL context): the view shows CPU frames, not a placeholder."""
+    from qtpy.QtGui import QGuiApplication
+
+    if QGuiApplication.platformName() not in ("offscreen", "minimal"):  # under xvfb-run: act as offscreen
+        monkeypatch.setattr(panel_module, "_platform_has_gl", lambda: False)
+    panel = make_panel(RenderPanel)
+    wait_loaded(panel)
+    path = tmp_path / "ball.ply"
+    save_ply(path, sphere_scene(400, footprint=0.12, sh_degree=1))
+    open_and_wait(panel, path)
+    panel.resize(640, 480)
+    panel.show()
+    panel.on_shown()
+    assert isinstance(panel.canvas, CpuCanvas)
+    assert not panel.view_placeholder.isVisible()
+    qtbot.wait(50)
+    assert panel.canvas.settle()
+    shown = panel.canvas.native.pixmap().toImage()
+    assert not shown.isNull() and shown.width() == panel.canvas.size[0]
+    # the pixels on screen (8-bit pixmap) are the exact rasterizer's image at the panel's camera
+    from qtpy.QtGui import QImage
+
+    rgb = shown.convertToFormat(QImage.Format_RGB888)
+    pixels = np.frombuffer(rgb.constBits(), np.uint8, rgb.sizeInBytes()).reshape(rgb.height(), -1)
+    pixels = pixels[:, : 3 * rgb.width()].reshape(rgb.height(), rgb.width(), 3) / 255.0
+    exact = run_job(still_job(panel.scene, panel.view_camera(), "classic", (0, 0, 0), 1))
+    assert pixels.shape == exact.shape and exact.max() > 0.2
+    psnr = 10 * np.log10(1.0 / max(float(np.mean((pixels - exact) ** 2)), 1e-12))
+    assert psnr > 30, psnr

@@ -3,14 +3,15 @@
 import time
 
 import numpy as np
+import pytest
 
 from engines.render.camera import frame_camera
-from engines.render.preview import preview_scene, render_preview
+from engines.render.preview import Cancelled, preview_scene, render_preview
 from engines.render.synthetic import sphere_scene
 from panels.render.cpu_view import ProgressiveRenderer, is_software_renderer
 
 
-def _wait(renderer, full: bool, timeout=20.0):
+def _wait(renderer, full: bool, timeout=90.0):  # the first call may compile the kernels
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         got = renderer.take()
@@ -47,3 +48,77 @@ def test_software_renderer_names():
     assert is_software_renderer("Mesa softpipe") and is_software_renderer("Google SwiftShader")
     assert not is_software_renderer("NVIDIA GeForce RTX 3060/PCIe/SSE2")
     assert not is_software_renderer("AMD Radeon Pro 5500M OpenGL Engine")
+
+
+def _views(scene, size=(160, 120)):
+    from panels.render.cpu_view import _View
+
+    cams = [frame_camera(scene.means, az, 10, *size) for az in (0, 30)]
+    return [_View(c.K.numpy().astype(np.float64), c.viewmat.numpy().astype(np.float64), *size, 1) for c in cams]
+
+
+def test_at_rest_the_full_frame_comes_next_and_stale_coarse_frames_are_aborted():
+    scene = sphere_scene(200, footprint=0.2)
+    renderer = ProgressiveRenderer(threads=1)
+    renderer.close()  # logic only: no worker
+    a, b = _views(scene)
+    renderer._prep, renderer._generation = preview_scene(scene), 1
+    with renderer._cond:
+        renderer._wanted, renderer._changed_at, renderer._coarse_for = b, time.monotonic() - 1.0, None
+        assert renderer._next_job() == (b, True)  # resting: no coarse frame of b is queued first
+        renderer._changed_at = time.monotonic()
+        assert renderer._next_job() == (b, False)  # moving: coarse
+    flag = np.zeros(1, np.int8)
+    renderer._job = (a, False, flag)  # a coarse frame of the older camera a in flight
+    renderer.take()
+    assert flag[0] == 0  # still moving: it finishes and is shown
+    renderer._changed_at = time.monotonic() - 1.0
+    renderer.take()
+    assert flag[0] == 1  # camera at rest: the stale coarse frame gives way to the full frame
+    flag = np.zeros(1, np.int8)
+    renderer._job = (b, False, flag)
+    renderer.take()
+    assert flag[0] == 0  # a coarse frame of the resting camera itself is not thrown away
+    renderer._job = (b, True, flag)
+    renderer.request(a.K, a.view, a.width, a.height)
+    assert flag[0] == 1  # a full frame is aborted by the next camera at once
+
+
+def test_full_frame_in_flight_is_aborted_by_a_new_camera():
+    scene = sphere_scene(20000, footprint=0.6)
+    prep = preview_scene(scene)
+    renderer = ProgressiveRenderer(threads=1)
+    try:
+        renderer.SETTLE = 0.0
+        renderer.set_scene(prep)
+        a, b = _views(scene, (640, 480))
+        renderer.request(a.K, a.view, a.width, a.height)
+        end = time.monotonic() + 20
+        while (renderer._job is None or not renderer._job[1]) and time.monotonic() < end:
+            time.sleep(0.001)
+        assert renderer._job is not None and renderer._job[1]  # the full frame of a is being rendered
+        renderer.request(b.K, b.view, b.width, b.height)
+        assert renderer.wait_full(30)
+        assert renderer.aborted >= 1
+        full = _wait(renderer, full=True)
+        np.testing.assert_array_equal(full, render_preview(prep, b.K, b.view, 640, 480))
+    finally:
+        renderer.close()
+
+
+def test_coarse_level_follows_the_frame_time():
+    renderer = ProgressiveRenderer(threads=1)
+    renderer.close()
+    for _ in range(40):  # contended CPU: every frame takes 4x the target
+        renderer._adapt(4 * renderer.TARGET)
+    assert renderer.scale == renderer.MIN_SCALE and renderer.stride >= 8
+    for _ in range(60):  # quiet again: all splats, larger frames
+        renderer._adapt(0.1 * renderer.TARGET)
+    assert renderer.stride == 1 and renderer.scale > 0.3
+
+
+def test_abort_flag_stops_a_frame():
+    scene = sphere_scene(200, footprint=0.2)
+    cam = frame_camera(scene.means, 0, 10, 40, 30)
+    with pytest.raises(Cancelled):
+        render_preview(preview_scene(scene), cam.K, cam.viewmat, 40, 30, abort=np.ones(1, np.int8))

@@ -134,8 +134,11 @@ def _project(means, cov6, view, fx, fy, cx, cy, width, height, near, out, radii,
 
 
 @njit(cache=True, nogil=True)
-def _composite(order, proj, radii, opac, colors, image, trans, row0, row1, tile):
+def _composite(order, proj, radii, opac, colors, image, trans, row0, row1, tile, abort):
     """Front-to-back compositing of splats (``order`` front to back) into image rows [row0, row1).
+
+    Returns early (image incomplete) once ``abort[0]`` is non-zero: another thread cancels a frame
+    in flight by setting it; it is read every 64 splats.
 
     ``trans`` (h, w) holds each pixel's transmittance, negative once the pixel is finished (the next
     splat would have brought it below 1e-4, the rasterizer's stop rule). Tiles of ``tile`` px whose
@@ -149,6 +152,8 @@ def _composite(order, proj, radii, opac, colors, image, trans, row0, row1, tile)
         for x in range(width):
             left[y // tile, x // tile] += 1
     for k in range(order.shape[0]):
+        if (k & 63) == 0 and abort[0] != 0:
+            return
         g = order[k]
         r = radii[g]
         if r < 0:
@@ -195,55 +200,111 @@ def _composite(order, proj, radii, opac, colors, image, trans, row0, row1, tile)
                         trans[y, x] = t_next
 
 
+@njit(cache=True, nogil=True)
+def _front_to_back(means, cov6, view, fx, fy, cx, cy, width, height, near):
+    """Project and depth-sort in one nogil call: (order of visible splats front to back, proj, radii).
+
+    Stable sort of the float32 depths (the same order as sorting their int32 bit patterns)."""
+    n = means.shape[0]
+    proj = np.zeros((n, 5), np.float64)
+    radii = np.empty(n, np.int64)
+    depth = np.empty(n, np.float64)
+    _project(means, cov6, view, fx, fy, cx, cy, width, height, near, proj, radii, depth)
+    count = 0
+    for i in range(n):
+        if radii[i] >= 0:
+            count += 1
+    visible = np.empty(count, np.int64)
+    keys = np.empty(count, np.float32)
+    count = 0
+    for i in range(n):
+        if radii[i] >= 0:
+            visible[count] = i
+            keys[count] = depth[i]
+            count += 1
+    return visible[np.argsort(keys, kind="mergesort")], proj, radii
+
+
+@njit(cache=True, nogil=True)
+def _finish(image, trans, background):
+    """Background under the remaining transmittance, clipped to [0, 1], as float32."""
+    height, width = trans.shape
+    out = np.empty((height, width, 3), np.float32)
+    for y in range(height):
+        for x in range(width):
+            t = abs(trans[y, x])
+            for c in range(3):
+                out[y, x, c] = min(max(image[y, x, c] + t * background[c], 0.0), 1.0)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _render_single(means, cov6, view, fx, fy, cx, cy, width, height, near, opac, colors, background, tile,
+                   abort):
+    """A whole frame in one nogil call (coarse frames: the worker takes the GIL once, not per step)."""
+    order, proj, radii = _front_to_back(means, cov6, view, fx, fy, cx, cy, width, height, near)
+    image = np.zeros((height, width, 3), np.float64)
+    trans = np.ones((height, width), np.float64)
+    _composite(order, proj, radii, opac, colors, image, trans, 0, height, tile, abort)
+    return _finish(image, trans, background)
+
+
 _POOL: ThreadPoolExecutor | None = None
 TILE = 8
 
 
 class Cancelled(Exception):
-    """Raised by :func:`render_preview` when its ``cancelled()`` callback turned true between bands."""
+    """Raised by :func:`render_preview` when its ``cancelled()`` callback turned true between bands or
+    its ``abort`` flag was set while compositing."""
 
 
 def render_preview(prep: PreviewScene, K, viewmat, width: int, height: int, background=(0.0, 0.0, 0.0),
                    scale: float = 1.0, near: float = 0.01, threads: int = 2, bands: int | None = None,
-                   cancelled: Callable[[], bool] | None = None) -> np.ndarray:
+                   cancelled: Callable[[], bool] | None = None, abort: np.ndarray | None = None) -> np.ndarray:
     """Render ``prep`` through (K (3,3), viewmat (4,4) world->camera) -> (h, w, 3) float32 in [0, 1].
 
     ``scale`` < 1 renders a coarse frame at round(scale·size) (the same view, K scaled). The image is
     composited in ``bands`` row bands (default ``threads``), ``threads`` at a time on a small pool of
-    threads (nogil kernels); ``cancelled()`` is checked between rounds and raises :class:`Cancelled`.
+    threads (nogil kernels). ``abort`` (int8 array of 1) cancels from another thread: set it non-zero
+    and the kernels stop within 64 splats; ``cancelled()`` is checked between rounds of bands. Either
+    raises :class:`Cancelled`.
     """
     global _POOL
+    abort = np.zeros(1, np.int8) if abort is None else abort
     K = np.asarray(K, np.float64)
     view = np.ascontiguousarray(np.asarray(viewmat, np.float64))
     w, h = max(1, round(width * scale)), max(1, round(height * scale))
     fx, fy, cx, cy = K[0, 0] * scale, K[1, 1] * scale, K[0, 2] * scale, K[1, 2] * scale  # as Camera.scaled
-    n = len(prep)
-    proj = np.zeros((n, 5), np.float64)
-    radii = np.empty(n, np.int64)
-    depth = np.empty(n, np.float64)
-    _project(prep.means, prep.cov6, view, fx, fy, cx, cy, w, h, near, proj, radii, depth)
-    visible = np.nonzero(radii >= 0)[0]
-    keys = depth[visible].astype(np.float32).view(np.int32)  # depth > near > 0: same order, radix sort
-    order = visible[np.argsort(keys, kind="stable")]
     colors = np.ascontiguousarray(prep.colors(-view[:3, :3].T @ view[:3, 3]), np.float64)
-    opac = prep.opacities.astype(np.float64, copy=False)
-    image = np.zeros((h, w, 3), np.float64)
-    trans = np.ones((h, w), np.float64)
+    opac = np.ascontiguousarray(prep.opacities, np.float64)
+    bg = np.asarray(background, np.float64).reshape(3)
     threads = max(1, int(threads))
     bands = max(1, min(int(bands or threads), h))
+    if abort[0] or (cancelled is not None and cancelled()):
+        raise Cancelled
+    if bands == 1:
+        image = _render_single(prep.means, prep.cov6, view, fx, fy, cx, cy, w, h, near, opac, colors, bg, TILE,
+                               abort)
+        if abort[0]:
+            raise Cancelled
+        return image
+    order, proj, radii = _front_to_back(prep.means, prep.cov6, view, fx, fy, cx, cy, w, h, near)
+    image = np.zeros((h, w, 3), np.float64)
+    trans = np.ones((h, w), np.float64)
     edges = np.linspace(0, h, bands + 1).astype(int)
     args = (order, proj, radii, opac, colors, image, trans)
     for first in range(0, bands, threads):
-        if cancelled is not None and cancelled():
+        if abort[0] or (cancelled is not None and cancelled()):
             raise Cancelled
         rounds = range(first, min(bands, first + threads))
         if len(rounds) == 1:
-            _composite(*args, int(edges[first]), int(edges[first + 1]), TILE)
+            _composite(*args, int(edges[first]), int(edges[first + 1]), TILE, abort)
             continue
         if _POOL is None:
             _POOL = ThreadPoolExecutor(4, thread_name_prefix="preview")
-        jobs = [_POOL.submit(_composite, *args, int(edges[i]), int(edges[i + 1]), TILE) for i in rounds]
+        jobs = [_POOL.submit(_composite, *args, int(edges[i]), int(edges[i + 1]), TILE, abort) for i in rounds]
         for job in jobs:
             job.result()
-    image += np.abs(trans)[..., None] * np.asarray(background, np.float64)
-    return np.clip(image, 0.0, 1.0).astype(np.float32)
+    if abort[0]:
+        raise Cancelled
+    return _finish(image, trans, bg)

@@ -2,10 +2,13 @@
 
 :class:`ProgressiveRenderer` renders on one worker thread with :func:`engines.render.preview.render_preview`:
 while the camera moves, coarse frames at a resolution scale that adapts so a frame takes about
-``TARGET`` seconds; once the camera has rested for ``SETTLE`` seconds, the full-resolution frame
-(same rules as the exact rasterizer). When even the smallest scale misses the target, coarse frames
-draw every 2nd, 4th, ... splat (``stride``). A newer camera cancels a full frame in progress. The GUI
-thread only posts cameras (:meth:`request`) and picks finished frames up (:meth:`take`).
+``TARGET`` seconds of wall time (a smoothed measure, so a contended CPU lowers the level); once the
+camera has rested for ``SETTLE`` seconds, the full-resolution frame (same rules as the exact
+rasterizer) starts at once: a coarse frame of an older camera still in flight is aborted and no
+coarse frame of the resting camera is queued before it. When even the smallest scale misses the
+target, coarse frames draw every 2nd, 4th, ... splat (``stride``). A newer camera aborts a full frame
+in flight within 64 splats. The GUI thread only posts cameras (:meth:`request`) and picks finished
+frames up (:meth:`take`, polled by a timer; the poll also aborts a stale coarse frame).
 :data:`FRAME_VERT`/:data:`FRAME_FRAG` draw a frame as a texture over the whole view.
 """
 
@@ -61,9 +64,9 @@ class ProgressiveRenderer:
     """Coarse CPU frames while the camera moves, the full frame once it rests (one worker thread)."""
 
     SETTLE = 0.12  # seconds without camera change before the full frame starts
-    TARGET = 0.06  # seconds per coarse frame the resolution scale aims at
+    TARGET = 0.05  # wall seconds per coarse frame the level aims at (leaves the GUI thread its share)
     MIN_SCALE, MAX_SCALE = 0.1, 0.5
-    MAX_STRIDE = 16
+    MAX_STRIDE = 32
 
     def __init__(self, threads: int = 2) -> None:
         self.threads = threads
@@ -78,6 +81,9 @@ class ProgressiveRenderer:
         self._coarse_for: _View | None = None  # last camera a frame (coarse or full) was made for
         self._full_for: _View | None = None
         self._result = None  # (image, view, full) waiting for the GUI
+        self._job = None  # (view, full, abort flag) of the frame being rendered
+        self._smoothed = None  # running mean of coarse frame wall times
+        self.aborted = 0  # frames given up (newer camera, or a stale coarse frame once at rest)
         self._cond = threading.Condition()
         self._stop = False
         self.frame_times: list[tuple[bool, float, float]] = []  # (full, wall s, CPU s of this thread) per frame
@@ -103,11 +109,24 @@ class ProgressiveRenderer:
                 return
             self._wanted = wanted
             self._changed_at = time.monotonic()
+            self._check_abort()
             self._cond.notify_all()
+
+    def _check_abort(self) -> None:
+        """Abort the frame in flight when it is no longer wanted (called with the lock held): a full
+        frame as soon as the camera changed, a coarse one of an older camera once the camera rests."""
+        if self._job is None:
+            return
+        view, full, abort = self._job
+        if view.same(self._wanted) or abort[0]:
+            return
+        if full or time.monotonic() - self._changed_at >= self.SETTLE:
+            abort[0] = 1
 
     def take(self):
         """The newest finished frame as (image (h,w,3) float32, full: bool), or None."""
         with self._cond:
+            self._check_abort()
             result, self._result = self._result, None
         return None if result is None else (result[0], result[2])
 
@@ -115,6 +134,7 @@ class ProgressiveRenderer:
     def busy(self) -> bool:
         """True while the shown camera has no full frame yet."""
         with self._cond:
+            self._check_abort()
             return self._wanted is not None and not self._wanted.same(self._full_for)
 
     def wait_full(self, timeout: float = 30.0) -> bool:
@@ -136,23 +156,33 @@ class ProgressiveRenderer:
         if wanted is None or self._prep is None or wanted.same(self._full_for):
             self._cond.wait(0.5)
             return None
+        rest = time.monotonic() - self._changed_at
+        if rest >= self.SETTLE:  # at rest: the full frame now, no coarse frame queued before it
+            return wanted, True
         if not wanted.same(self._coarse_for):
             return wanted, False
-        rest = time.monotonic() - self._changed_at
-        if rest < self.SETTLE:
-            self._cond.wait(self.SETTLE - rest)
-            return None
-        return wanted, True
+        self._cond.wait(self.SETTLE - rest)
+        return None
 
     def _adapt(self, elapsed: float) -> None:
-        """Aim the next coarse frame at TARGET seconds: resolution first, then the splat stride."""
-        if elapsed > self.TARGET and self.scale <= self.MIN_SCALE and self.stride < self.MAX_STRIDE:
-            self.stride *= 2
-        elif elapsed < 0.5 * self.TARGET and self.stride > 1:
-            self.stride //= 2
+        """Aim coarse frames at TARGET wall seconds, smoothed over frames so the level follows CPU
+        contention without flapping. One ladder of levels: every splat at a resolution scale between
+        MAX_SCALE and MIN_SCALE, then, at MIN_SCALE, every 2nd, 4th, ... splat (``stride``)."""
+        smooth = elapsed if self._smoothed is None else 0.6 * self._smoothed + 0.4 * elapsed
+        if self.stride > 1 or (smooth > self.TARGET and self.scale <= self.MIN_SCALE * 1.001):
+            self.scale = self.MIN_SCALE
+            if smooth > self.TARGET and self.stride < self.MAX_STRIDE:
+                self.stride *= 2
+                smooth = None  # measure the new level afresh
+            elif smooth < 0.35 * self.TARGET and self.stride > 1:  # x2 cost stays under the target
+                self.stride //= 2
+                smooth = None
         else:  # cost ~ pixel count ~ scale²
-            ratio = float(np.clip(np.sqrt(self.TARGET / max(elapsed, 1e-4)), 0.7, 1.4))
-            self.scale = float(np.clip(self.scale * ratio, self.MIN_SCALE, self.MAX_SCALE))
+            ratio = float(np.clip(np.sqrt(self.TARGET / max(smooth, 1e-4)), 0.6, 1.4))
+            scale = float(np.clip(self.scale * ratio, self.MIN_SCALE, self.MAX_SCALE))
+            smooth *= (scale / self.scale) ** 2  # expected time at the new scale
+            self.scale = scale
+        self._smoothed = smooth
 
     def _run(self) -> None:
         from engines.render.preview import Cancelled, render_preview
@@ -169,17 +199,22 @@ class ProgressiveRenderer:
                 if stride not in self._subsets:
                     self._subsets[stride] = prep.subset(stride)
                 prep = self._subsets[stride]
-            view, full = job
+                view, full = job
+                abort = np.zeros(1, np.int8)
+                self._job = (view, full, abort)
             start, cpu = time.perf_counter(), time.thread_time()
             try:  # coarse frames on this thread alone (small; their CPU time is measurable), full ones in bands
                 image = render_preview(prep, view.K, view.view, view.width, view.height, background,
                                        scale=1.0 if full else self.scale, threads=self.threads if full else 1,
-                                       bands=4 * self.threads if full else 1,
-                                       cancelled=(lambda v=view: not v.same(self._wanted)) if full else None)
+                                       bands=4 * self.threads if full else 1, abort=abort)
             except Cancelled:
+                with self._cond:
+                    self._job = None
+                    self.aborted += 1
                 continue
             except Exception:  # noqa: BLE001 - a bad frame must not kill the view; try the next camera
                 with self._cond:
+                    self._job = None
                     self._coarse_for = self._full_for = view
                 continue
             elapsed = time.perf_counter() - start
@@ -188,6 +223,7 @@ class ProgressiveRenderer:
             if not full:
                 self._adapt(elapsed)
             with self._cond:
+                self._job = None
                 if view.generation != self._generation:
                     continue
                 self._result = (image, view, full)

@@ -606,9 +606,8 @@ class RenderPanel(Panel):
         """Create the vispy canvas on first show (needs an OpenGL context)."""
         if self.canvas is not None:
             return
-        if not _platform_has_gl():
-            self.view_placeholder.setText("The 3D view needs OpenGL, which this display does not offer.\n"
-                                          "Editing, Still renders and fitting still work.")
+        if not _platform_has_gl():  # offscreen / minimal platforms: no OpenGL context at all
+            self._use_cpu_canvas()
             return
         try:
             from panels.render.viewer import SplatCanvas
