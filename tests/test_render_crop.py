@@ -6,9 +6,9 @@ import pytest
 from engines.render.io import save_ply
 from engines.render.synthetic import sphere_scene
 from panels.render import RenderPanel
-from tests.gui_helpers import open_and_wait, wait_loaded
-from panels.render.viewer import box_edges
 from panels.render.cpu_canvas import CpuCanvas
+from panels.render.viewer import box_edges
+from tests.gui_helpers import open_and_wait, wait_loaded
 
 
 @pytest.fixture()

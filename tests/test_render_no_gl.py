@@ -17,19 +17,24 @@ def _no_gl(*_args, **_kwargs):
     raise RuntimeError("could not create an OpenGL context")
 
 
-def test_view_without_opengl_shows_cpu_frames(make_panel, qtbot, tmp_path, monkeypatch):
-    monkeypatch.setattr(panel_module, "_platform_has_gl", lambda: True)  # a display, but GL fails
-    monkeypatch.setattr(viewer_module, "SplatCanvas", _no_gl)
+def _shown_panel(make_panel, path, scene, size):
+    """A Render panel with ``scene`` opened from ``path``, shown at ``size``: its view is CPU frames."""
     panel = make_panel(RenderPanel)
     wait_loaded(panel)
-    path = tmp_path / "ball.ply"
-    save_ply(path, sphere_scene(300, footprint=0.1, sh_degree=0))
+    save_ply(path, scene)
     open_and_wait(panel, path)
-    panel.resize(700, 500)
+    panel.resize(*size)
     panel.show()
     panel.on_shown()
     assert isinstance(panel.canvas, CpuCanvas)
     assert not panel.view_placeholder.isVisible()
+    return panel
+
+
+def test_view_without_opengl_shows_cpu_frames(make_panel, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setattr(panel_module, "_platform_has_gl", lambda: True)  # a display, but GL fails
+    monkeypatch.setattr(viewer_module, "SplatCanvas", _no_gl)
+    panel = _shown_panel(make_panel, tmp_path / "ball.ply", sphere_scene(300, footprint=0.1, sh_degree=0), (700, 500))
     assert "view: CPU frames" in panel.stats_label.text()
     assert not panel.box_button.isEnabled()
     qtbot.wait(50)
@@ -56,16 +61,7 @@ def test_offscreen_platform_falls_back_to_cpu_frames(make_panel, qtbot, tmp_path
 
     if QGuiApplication.platformName() not in ("offscreen", "minimal"):  # under xvfb-run: act as offscreen
         monkeypatch.setattr(panel_module, "_platform_has_gl", lambda: False)
-    panel = make_panel(RenderPanel)
-    wait_loaded(panel)
-    path = tmp_path / "ball.ply"
-    save_ply(path, sphere_scene(400, footprint=0.12, sh_degree=1))
-    open_and_wait(panel, path)
-    panel.resize(640, 480)
-    panel.show()
-    panel.on_shown()
-    assert isinstance(panel.canvas, CpuCanvas)
-    assert not panel.view_placeholder.isVisible()
+    panel = _shown_panel(make_panel, tmp_path / "ball.ply", sphere_scene(400, footprint=0.12, sh_degree=1), (640, 480))
     qtbot.wait(50)
     assert panel.canvas.settle()
     shown = panel.canvas.native.pixmap().toImage()

@@ -10,8 +10,8 @@ from engines.render.synthetic import sphere_scene
 from panels.base import OpenError
 from panels.render import RenderPanel
 from panels.render.cpu_canvas import CpuCanvas
-from tests.gui_helpers import open_and_wait, wait_loaded
 from studio.export import FileExistsErrorNoForce, read_provenance
+from tests.gui_helpers import open_and_wait, wait_loaded
 
 
 @pytest.fixture()
