@@ -32,8 +32,8 @@ def njit_cached(fn):
 
 
 @njit_cached
-def _symbols(flat, bands, nbands):
-    nb, nn = flat.shape
+def _symbols(q, zz, bands, nbands):
+    nb, nn = q.shape
     eob = np.zeros(nb, dtype=np.int64)
     dcd = np.empty(nb, dtype=np.int64)
     counts = np.zeros(nbands + 1, dtype=np.int64)
@@ -41,12 +41,13 @@ def _symbols(flat, bands, nbands):
     for i in range(nb):
         e = 0
         for k in range(nn - 1, 0, -1):
-            if flat[i, k] != 0:
+            if q[i, zz[k]] != 0:
                 e = k
                 break
         eob[i] = e
-        dcd[i] = flat[i, 0] - prev
-        prev = flat[i, 0]
+        dc = q[i, zz[0]]
+        dcd[i] = dc - prev
+        prev = dc
         for k in range(1, e + 1):
             counts[bands[k] + 1] += 1
     starts = np.cumsum(counts)
@@ -56,18 +57,21 @@ def _symbols(flat, bands, nbands):
     for i in range(nb):
         for k in range(1, eob[i] + 1):
             b = bands[k]
-            ac[fill[b]] = flat[i, k]
+            ac[fill[b]] = q[i, zz[k]]
             owner[fill[b]] = i
             fill[b] += 1
     return eob, dcd, ac, owner, starts
 
 
-def block_symbols(flat: np.ndarray, bands: np.ndarray, nbands: int):
-    """Symbols of one plane's blocks ``flat`` ``(blocks, N*N)`` (zig-zag order, int64):
-    ``eob`` (zig-zag index of the last non-zero AC, 0 if none), ``dcd`` (DC differences to the
-    previous block, the first to 0), and every AC level up to the end of block grouped by band
-    (``ac[starts[b]:starts[b+1]]``, blocks then positions in order) with its block index ``owner``."""
-    return _symbols(np.ascontiguousarray(flat, dtype=np.int64), np.ascontiguousarray(bands, dtype=np.int64), int(nbands))
+def block_symbols(flat: np.ndarray, bands: np.ndarray, nbands: int, zz: np.ndarray | None = None):
+    """Symbols of one plane's blocks ``flat`` ``(blocks, N*N)`` (int64; zig-zag order, or
+    natural order read through the zig-zag permutation ``zz``): ``eob`` (zig-zag index of the
+    last non-zero AC, 0 if none), ``dcd`` (DC differences to the previous block, the first to 0),
+    and every AC level up to the end of block grouped by band (``ac[starts[b]:starts[b+1]]``,
+    blocks then positions in order) with its block index ``owner``."""
+    nn = flat.shape[1]
+    zz = np.arange(nn, dtype=np.int64) if zz is None else np.ascontiguousarray(zz, dtype=np.int64)
+    return _symbols(np.ascontiguousarray(flat, dtype=np.int64), zz, np.ascontiguousarray(bands, dtype=np.int64), int(nbands))
 
 
 def band_counts(eob: np.ndarray, bands: np.ndarray, nbands: int) -> np.ndarray:
@@ -223,3 +227,66 @@ def color_kernels_exact() -> bool:
             ok = np.array_equal(fwd, ycc) and np.array_equal(ycbcr_to_rgb_u8(noisy, _INV), to_uint8(ycbcr_to_rgb(noisy)))
         _EXACT.append(bool(ok))
     return _EXACT[0]
+
+
+@njit_cached
+def _leb128_encode(values, out):
+    p = 0
+    for v in values:
+        while True:
+            byte = v & 0x7F
+            v >>= 7
+            if v:
+                out[p] = byte | 0x80
+                p += 1
+            else:
+                out[p] = byte
+                p += 1
+                break
+    return p
+
+
+def leb128_encode(values: np.ndarray) -> bytes:
+    """Unsigned LEB128 varints of non-negative int64 ``values``, concatenated."""
+    v = np.ascontiguousarray(values, dtype=np.int64)
+    if v.size and v.min() < 0:
+        raise ValueError("varint must be non-negative")
+    out = np.empty(v.size * 10, dtype=np.uint8)
+    return out[: _leb128_encode(v, out)].tobytes()
+
+
+@njit_cached
+def _leb128_decode(data, pos, count, out):
+    """Decode ``count`` varints from ``data[pos:]`` into ``out``; returns the end position,
+    -1 when the data end first, -2 for a varint longer than 63 bits."""
+    n = data.shape[0]
+    for i in range(count):
+        value = 0
+        shift = 0
+        while True:
+            if pos >= n:
+                return -1
+            b = np.int64(data[pos])
+            pos += 1
+            if shift > 56 and (b >> (63 - shift)) != 0:
+                return -2
+            value |= (b & 0x7F) << shift
+            if not b & 0x80:
+                break
+            shift += 7
+            if shift > 63:
+                return -2
+        out[i] = value
+    return pos
+
+
+def leb128_decode(data: np.ndarray, pos: int, count: int) -> tuple[np.ndarray, int]:
+    """``count`` LEB128 varints from ``data`` (uint8) at ``pos``: ``(values int64, end)``;
+    ValueError when the data end inside them or a varint exceeds 63 bits."""
+    out = np.empty(count, dtype=np.int64)
+    end = _leb128_decode(data, int(pos), int(count), out)
+    if end == -1:
+        raise ValueError("truncated bitstream (varint)")
+    if end == -2:
+        raise ValueError("corrupt bitstream (varint too long)")
+    return out, end

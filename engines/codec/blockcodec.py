@@ -32,6 +32,7 @@ from engines.codec._kernels import (
     upsample2_fast,
     ycbcr_to_rgb_u8,
 )
+from engines.codec._pixel_kernels import blocks_forward_quant, blocks_inverse, compose_rgb, split_planes, transform_kernels_exact
 from engines.codec.color import _FWD, _INV, downsample2, rgb_to_ycbcr, to_uint8
 from engines.codec.entropy import (
     Histogram,
@@ -106,19 +107,36 @@ class PlaneData:
 
 @dataclass
 class EncodeResult:
-    """What :func:`encode` returns (``reconstruction``: ``(H, W, 3)`` uint8, equal to what
-    :func:`decode` produces from ``bitstream``)."""
+    """What :func:`encode` returns. ``reconstruction`` (``(H, W, 3)`` uint8, equal to what
+    :func:`decode` produces from ``bitstream``) and ``entropy_bits`` are computed from the
+    quantized planes on first use, so ``seconds`` is the time to produce the bitstream."""
 
     bitstream: bytes
-    reconstruction: np.ndarray
     planes: list
     params: BlockCodecParams
     shape: tuple[int, int]
     header_bytes: int
     payload_bytes: int
-    entropy_bits: float
     seconds: float
     stats: dict = field(default_factory=dict)
+    _transform: Transform | None = field(default=None, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def reconstruction(self) -> np.ndarray:
+        """The decoded image ``(H, W, 3)`` uint8 (computed once, from the quantized levels)."""
+        if "reconstruction" not in self._cache:
+            tr = self._transform or get_transform(self.params.transform, self.params.N, int(self.params.alphabet))
+            self._cache["reconstruction"] = _reconstruct([pd.q for pd in self.planes], [pd.Q for pd in self.planes],
+                                                         [pd.shape for pd in self.planes], tr, self.shape, self.params.subsampling)
+        return self._cache["reconstruction"]
+
+    @property
+    def entropy_bits(self) -> float:
+        """Zeroth-order entropy of all quantized levels pooled (one histogram), in bits."""
+        if "entropy_bits" not in self._cache:
+            self._cache["entropy_bits"] = sum(zeroth_order_entropy_bits(pd.q) for pd in self.planes)
+        return self._cache["entropy_bits"]
 
     @property
     def bpp(self) -> float:
@@ -209,6 +227,9 @@ def _planes_of(image: np.ndarray, subsampling: str) -> list[np.ndarray]:
 
 
 def _reconstruct(qplanes: list[np.ndarray], mats: list[np.ndarray], shapes, tr: Transform, size, subsampling) -> np.ndarray:
+    if _fast_color(size[1]) and transform_kernels_exact(tr):
+        padded = [blocks_inverse(q, Q, tr.inverse_matrix) for q, Q in zip(qplanes, mats)]
+        return compose_rgb(padded, size, shapes[1], subsampling, _INV)
     # the same arithmetic as ycbcr_to_rgb(stack(planes)) -> to_uint8, without the temporaries
     ycc = np.empty((size[0], size[1], 3), dtype=np.float64)
     for c, (q, Q, shape) in enumerate(zip(qplanes, mats, shapes)):
@@ -252,22 +273,24 @@ def encode(image: np.ndarray, params: BlockCodecParams | None = None) -> EncodeR
     bands = _bands(n)
     nbands = int(bands.max()) + 1
 
-    planes_px = _planes_of(image, params.subsampling)
+    if params.subsampling not in ("4:4:4", "4:2:0"):
+        raise ValueError(f"subsampling must be 4:4:4 or 4:2:0 (got {params.subsampling})")
+    fast = _fast_color(W) and transform_kernels_exact(tr)
+    planes_px = split_planes(image, _FWD, params.subsampling) if fast else _planes_of(image, params.subsampling)
     plane_data = []
     streams: dict[tuple, list[np.ndarray]] = {}
     owners: dict[tuple, list[tuple[int, np.ndarray]]] = {}  # per stream part: (plane, block index of each symbol)
-    all_q = []
     for p, px in enumerate(planes_px):
         cls = 0 if p == 0 else 1
         Q = Ql if cls == 0 else Qc
-        blocks = blockify(px - 128.0, n)
-        coeffs = tr.forward(blocks)
-        q = np.rint(coeffs / Q).astype(np.int64)
+        if fast:
+            coeffs, q = blocks_forward_quant(px, tr.matrix, Q)
+        else:
+            coeffs = tr.forward(blockify(px - 128.0, n))
+            q = np.rint(coeffs / Q).astype(np.int64)
         plane_data.append(PlaneData(coeffs=coeffs, q=q, Q=Q, bits=None, shape=px.shape))
-        all_q.append(q.ravel())
-        flat = q.reshape(-1, n * n)[:, zz]
-        eob, dcd, ac, owner, starts = block_symbols(flat, bands, nbands)
-        ids = np.arange(flat.shape[0])
+        eob, dcd, ac, owner, starts = block_symbols(q.reshape(-1, n * n), bands, nbands, zz)
+        ids = np.arange(eob.size)
         for key, sym in ((("eob", cls), eob), (("dc", cls), dcd)):
             streams.setdefault(key, []).append(sym)
             owners.setdefault(key, []).append((p, ids))
@@ -282,7 +305,8 @@ def encode(image: np.ndarray, params: BlockCodecParams | None = None) -> EncodeR
     sym_list, hists = [], []
     bits = [np.zeros(pd.q.shape[0] * pd.q.shape[1]) for pd in plane_data]
     for key in keys:
-        sym = np.concatenate(streams[key]) if key in streams else np.zeros(0, dtype=np.int64)
+        parts = streams.get(key, [])
+        sym = parts[0] if len(parts) == 1 else (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64))
         hist = Histogram.of(sym)
         sym_list.append(sym)
         hists.append(hist)
@@ -298,20 +322,17 @@ def encode(image: np.ndarray, params: BlockCodecParams | None = None) -> EncodeR
     payload = encode_streams(sym_list, hists)
     bitstream, header_bytes = write_container(H, W, tr.N, int(params.alphabet), params.subsampling, tr.name,
                                               Ql, Qc, hists, payload)
-    recon = _reconstruct([pd.q for pd in plane_data], [pd.Q for pd in plane_data], [pd.shape for pd in plane_data], tr, (H, W), params.subsampling)
-    entropy_bits = sum(zeroth_order_entropy_bits(q) for q in all_q)
     seconds = time.perf_counter() - start
     return EncodeResult(
         bitstream=bitstream,
-        reconstruction=recon,
         planes=plane_data,
         params=params,
         shape=(H, W),
         header_bytes=header_bytes,
         payload_bytes=len(payload),
-        entropy_bits=entropy_bits,
         seconds=seconds,
         stats={"ideal_payload_bits": float(sum(b.sum() for b in bits)), "contexts": len(keys)},
+        _transform=tr,
     )
 
 

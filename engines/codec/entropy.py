@@ -94,28 +94,39 @@ class Histogram:
 
     def write(self, buf: io.BytesIO) -> None:
         """Serialise: number of entries, then first value (zigzag) and value gaps, then counts."""
-        write_varint(buf, int(self.values.size))
-        prev = None
-        for v, c in zip(self.values.tolist(), self.counts.tolist()):
-            write_varint(buf, zigzag_int(v) if prev is None else v - prev - 1)
-            write_varint(buf, c - 1)
-            prev = v
+        from engines.codec._kernels import leb128_encode
+
+        n = int(self.values.size)
+        seq = np.empty(1 + 2 * n, dtype=np.int64)
+        seq[0] = n
+        if n:
+            seq[1] = zigzag_int(int(self.values[0]))
+            seq[3::2] = np.diff(self.values) - 1
+            seq[2::2] = self.counts - 1
+        buf.write(leb128_encode(seq))
 
     @classmethod
     def read(cls, buf: io.BytesIO, max_entries: int | None = None) -> Histogram:
         """Inverse of :meth:`write` (ValueError past ``max_entries`` distinct values or on truncation)."""
+        from engines.codec._kernels import leb128_decode
+
         n = read_varint(buf)
         if max_entries is not None and n > max_entries:
             raise ValueError(f"{n} model entries, more than {max_entries}")
-        values, counts = [], []
-        prev = None
-        for _ in range(n):
-            raw = read_varint(buf)
-            v = unzigzag_int(raw) if prev is None else prev + raw + 1
-            values.append(v)
-            counts.append(read_varint(buf) + 1)
-            prev = v
-        return cls(np.array(values, dtype=np.int64), np.array(counts, dtype=np.int64))
+        data = np.frombuffer(buf.getbuffer(), dtype=np.uint8)
+        pos = buf.tell()
+        if 2 * n > data.size - pos:
+            raise ValueError("truncated bitstream (varint)")
+        seq, end = leb128_decode(data, pos, 2 * n)
+        del data  # release the export of buf's buffer before seeking
+        buf.seek(end)
+        if not n:
+            return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        first = unzigzag_int(int(seq[0]))
+        gaps = seq[0::2].copy()
+        gaps[0] = 0
+        values = first + np.cumsum(gaps + np.r_[0, np.ones(n - 1, dtype=np.int64)])
+        return cls(values.astype(np.int64), seq[1::2] + 1)
 
     def code_lengths(self, symbols: np.ndarray) -> np.ndarray:
         """Ideal code length ``-log2 p(s)`` (bits, float64) of each symbol under this histogram."""
