@@ -58,6 +58,10 @@ class GenerationParams:
     ``tile_size`` > 0 (latent pixels, multiple of 8): the denoiser runs on overlapping tiles of
     this size blended with feathered weights (MultiDiffusion), the VAE decodes/encodes in tiles,
     so the size is bounded by memory; ``tile_overlap``: pixels shared by neighbouring tiles.
+    ``controlnet``: a ControlNet (diffusers folder or ``.safetensors``) for SD-family models, driven
+    by ``control_image`` (a file; or the array given to :func:`generate_job`) after the
+    ``control_preprocessor`` (none|canny|scribble|depth|tile), its residuals scaled by
+    ``control_scale`` and applied for the step fraction ``[control_start, control_end]``.
     """
 
     model: str = "digits-flow"
@@ -84,6 +88,12 @@ class GenerationParams:
     hires_mode: str = "pixel"
     tile_size: int = 0
     tile_overlap: int = 16
+    controlnet: str = ""
+    control_image: str = ""
+    control_preprocessor: str = "none"
+    control_scale: float = 1.0
+    control_start: float = 0.0
+    control_end: float = 1.0
 
     def to_dict(self) -> dict:
         """JSON-able dict."""
@@ -166,6 +176,7 @@ def resolve_params(params: GenerationParams, info: ModelInfo) -> GenerationParam
     if p.tile_size and not (p.tile_size % 8 == 0 and 16 <= p.tile_size <= 1024 and 0 <= p.tile_overlap < p.tile_size):
         raise ValueError(f"tile size must be 0 (off) or a multiple of 8 in 16..1024 with an overlap 0..size-1 "
                          f"(got {p.tile_size}, overlap {p.tile_overlap})")
+    _check_control(p, info)
     if p.ilvr_n and p.ilvr_n < 2:
         raise ValueError(f"ILVR factor N must be 0 (off) or at least 2 (got {p.ilvr_n})")
     p.height = p.height or int(info.size[0])
@@ -184,6 +195,57 @@ def resolve_params(params: GenerationParams, info: ModelInfo) -> GenerationParam
     return p
 
 
+def _check_control(p: GenerationParams, info: ModelInfo) -> None:
+    """Validate the ControlNet parameters (ValueError with a one-line reason)."""
+    from engines.generation.control_preprocess import PREPROCESSORS
+
+    p.control_preprocessor = p.control_preprocessor or "none"
+    if p.control_preprocessor not in PREPROCESSORS:
+        raise ValueError(f"control pre-processor must be one of {', '.join(PREPROCESSORS)} "
+                         f"(got {p.control_preprocessor!r})")
+    if not (math.isfinite(p.control_scale) and 0.0 <= p.control_scale <= 5.0):
+        raise ValueError(f"control scale must be 0..5 (got {p.control_scale})")
+    if not (0.0 <= p.control_start < p.control_end <= 1.0):
+        raise ValueError(f"control start and end must satisfy 0 <= start < end <= 1 "
+                         f"(got {p.control_start}, {p.control_end})")
+    if p.controlnet and p.tile_size:
+        raise ValueError("ControlNet does not combine with tiled denoising yet (set the tile size to 0)")
+    if p.controlnet and info.kind.startswith("own"):
+        raise ValueError(f"ControlNet needs a Stable-Diffusion-family (UNet) model; {info.name} is a "
+                         f"pixel-space model without text cross-attention")
+
+
+def _prepare_control(p: GenerationParams, loaded, control, size: tuple):
+    """Job: load the ControlNet, read and pre-process the control image at the size the ControlNet
+    needs; returns ``(controlnet, control image uint8, provenance dict)``, or ``(None, None, None)``."""
+    if not p.controlnet:
+        if control is not None or p.control_image:
+            raise ValueError("a control image needs a ControlNet (--controlnet)")
+        return None, None, None
+    from engines.generation.control_preprocess import prepare_control_image
+    from engines.generation.controlnet import control_factor, load_controlnet, read_control_image
+
+    if control is None:
+        if not p.control_image:
+            raise ValueError("a ControlNet needs a control image (--control-image)")
+        control = yield from wait_in_thread(read_control_image, p.control_image, message="reading the control image")
+    unet = getattr(loaded.pipe, "unet", None) if loaded.pipe is not None else None
+    controlnet, weights_sha = yield from wait_in_thread(load_controlnet, p.controlnet, unet,
+                                                        message="loading the ControlNet")
+    vae_factor = int(getattr(loaded.pipe, "vae_scale_factor", 8) or 8)
+    factor = control_factor(controlnet)
+    if size[0] % vae_factor or size[1] % vae_factor:
+        raise ValueError(f"with a ControlNet the size must be a multiple of {vae_factor} (got {size[1]}x{size[0]})")
+    control_size = (size[0] // vae_factor * factor, size[1] // vae_factor * factor)
+    prepared = yield from wait_in_thread(prepare_control_image, control, p.control_preprocessor, control_size,
+                                         message=f"pre-processing the control image ({p.control_preprocessor})")
+    record = {"path": p.controlnet, "weights_sha256": weights_sha, "control_image": p.control_image,
+              "control_pixel_sha256": array_sha256(np.asarray(control)),
+              "prepared_pixel_sha256": array_sha256(prepared), "preprocessor": p.control_preprocessor,
+              "scale": p.control_scale, "start": p.control_start, "end": p.control_end}
+    return controlnet, prepared, record
+
+
 def generate_job(
     params: GenerationParams,
     init: np.ndarray | None = None,
@@ -194,6 +256,7 @@ def generate_job(
     cancel: CancelToken | None = None,
     preview_every: int = 1,
     init_latents=None,
+    control: np.ndarray | None = None,
 ):
     """Job: generate ``params.batch`` images.
 
@@ -201,8 +264,9 @@ def generate_job(
     input, ILVR reference); ``mask``: ``(H, W)`` (1/255 = regenerate); ``init_latents``:
     ``(1, C, h, w)`` tensor in the model's sampling space (pixels in [-1, 1] for own models,
     scaled VAE latents for pipelines) used as the img2img input without encoding (latent hires).
-    Yields Log, Progress, Preview; returns :class:`GenerationResult`. Raises ModelError /
-    ValueError for bad input.
+    ``control``: the ControlNet's control image before pre-processing (default: read from
+    ``params.control_image``). Yields Log, Progress, Preview; returns :class:`GenerationResult`.
+    Raises ModelError / ValueError for bad input.
     """
     import time
 
@@ -235,6 +299,7 @@ def generate_job(
     if reference is not None:
         mode += "+ilvr"
     size = (p.height, p.width)
+    controlnet, prepared, control_record = yield from _prepare_control(p, loaded, control, size)
     from engines.generation.lora import applied_loras
 
     components = {"unet": loaded.unet} if loaded.pipe is None else {
@@ -288,6 +353,8 @@ def generate_job(
                 from engines.generation.sampling import mask_tensor
 
                 mask_f = mask_tensor(mask, size)[0, 0].numpy()
+            from engines.generation.controlnet import attached_controlnet
+
             outs = []
             for k, seed in enumerate(seeds):  # one image at a time: image k equals its seed run alone, exactly
                 job = run_pipeline_job(
@@ -296,7 +363,11 @@ def generate_job(
                     mask=mask_f, cancel=cancel, preview_every=preview_every, mask_blur=p.mask_blur,
                     init_latents=init_latents, latents_out=latent_hires,
                 )
-                outs.append((yield from _batch_part(job, k, len(seeds))))
+                with attached_controlnet(loaded.pipe.unet, controlnet, prepared, p.control_scale, p.control_start,
+                                         p.control_end, scheduler_of=lambda: loaded.pipe.scheduler) as schedule:
+                    outs.append((yield from _batch_part(job, k, len(seeds))))
+                if control_record is not None:
+                    control_record["active_steps"] = list(schedule.active_steps)
             if latent_hires:  # not decoded: the hires pass continues from these latents
                 import torch
 
@@ -305,14 +376,19 @@ def generate_job(
                 out = np.concatenate(outs)
                 images = (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
     if p.hires_scale > 1:
-        images = yield from _hires_fix(p, images, seeds, model_folders, device, cancel, preview_every, latents)
+        images = yield from _hires_fix(p, images, seeds, model_folders, device, cancel, preview_every, latents,
+                                       control)
         mode += "+hires"
     torch_seconds = time.monotonic() - start
     hashes = {role: array_sha256(a) for role, a in (("init", init), ("mask", mask), ("reference", reference))
               if a is not None}
+    extra = {"input_pixel_sha256": hashes}
+    if control_record is not None:
+        mode += "+controlnet"
+        extra["controlnet"] = control_record
+        extra["control_image"] = prepared  # the pre-processed control image, e.g. to show or store
     return GenerationResult(images=images, params=p.to_dict(), seeds=seeds, model=info.to_dict(),
-                            seconds=round(torch_seconds, 3), device=device, mode=mode,
-                            extra={"input_pixel_sha256": hashes})
+                            seconds=round(torch_seconds, 3), device=device, mode=mode, extra=extra)
 
 
 def upscale_latents(latents, size: tuple, mode: str = "latent"):
@@ -325,11 +401,12 @@ def upscale_latents(latents, size: tuple, mode: str = "latent"):
     return F.interpolate(latents, size=size, mode="bicubic", align_corners=False)
 
 
-def _hires_fix(p: GenerationParams, images, seeds: list, model_folders, device, cancel, preview_every, latents=None):
+def _hires_fix(p: GenerationParams, images, seeds: list, model_folders, device, cancel, preview_every, latents=None,
+               control=None):
     """Upscale each image by ``p.hires_scale`` (sides rounded to multiples of 8) and refine it
     with an img2img pass at ``p.hires_strength``, seeded with the image's own seed.
     ``latents`` (latent modes): the first pass's final latents, upscaled in latent space and
-    passed on as they are (no decode / encode)."""
+    passed on as they are (no decode / encode). ``control``: the ControlNet's control image."""
     from PIL import Image
 
     height = max(8, int(round(p.height * p.hires_scale / 8)) * 8)
@@ -341,12 +418,12 @@ def _hires_fix(p: GenerationParams, images, seeds: list, model_folders, device, 
         if latents is None:
             big = np.asarray(Image.fromarray(images[k]).resize((width, height), Image.BICUBIC))
             job = generate_job(hp, init=big, model_folders=model_folders, device=device, cancel=cancel,
-                               preview_every=preview_every)
+                               preview_every=preview_every, control=control)
         else:
             factor = p.height // latents.shape[-2]  # pixels per latent pixel (1 for pixel-space models)
             big = upscale_latents(latents[k:k + 1], (height // factor, width // factor), p.hires_mode)
             job = generate_job(hp, init_latents=big, model_folders=model_folders, device=device, cancel=cancel,
-                               preview_every=preview_every)
+                               preview_every=preview_every, control=control)
         result = yield from _batch_part(job, k, len(seeds))
         out.append(result.images[0])
     return np.stack(out)
@@ -396,6 +473,7 @@ def provenance_for(result: GenerationResult, index: int = 0, inputs: dict | None
                               "batch_index": index, "model_path": result.model.get("path"),
                               "model_kind": result.model.get("kind"), "input_roles": inputs,
                               "input_pixel_sha256": result.extra.get("input_pixel_sha256", {}),
+                              **({"controlnet": result.extra["controlnet"]} if result.extra.get("controlnet") else {}),
                               "seconds": result.seconds}},
     )
     return record

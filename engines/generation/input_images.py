@@ -1,4 +1,4 @@
-"""The input image, mask and reference of a generation, embedded beside an exported PNG (no Qt).
+"""The input image, mask, reference and ControlNet control image of a generation, embedded beside an exported PNG (no Qt).
 
 Each array is stored losslessly as ``.npy`` bytes (any dtype, exact), base64 in a JSON object
 ``{role: {"npy": ..., "sha256": ...}}``; :func:`decode_inputs` checks the header's shape and
@@ -18,12 +18,12 @@ __all__ = ["INPUTS_PNG_CHUNK", "MAX_INPUT_PIXELS", "decode_inputs", "encode_inpu
 
 INPUTS_PNG_CHUNK = b"spIn"  # private ancillary PNG chunk (safe to copy) holding encode_inputs() bytes
 MAX_INPUT_PIXELS = 8192 * 8192
-ROLES = ("init", "mask", "reference")
-_DTYPES = {"uint8", "bool", "float32", "float64"}
+ROLES = ("init", "mask", "reference", "control")
+_DTYPES = {"uint8", "uint16", "bool", "float32", "float64"}  # uint16: 16-bit depth control images
 
 
 def encode_inputs(arrays: dict) -> bytes:
-    """JSON text holding the ``init`` / ``mask`` / ``reference`` arrays given (None values skipped)."""
+    """JSON text holding the ``init`` / ``mask`` / ``reference`` / ``control`` arrays given (None values skipped)."""
     from engines.generation.api import array_sha256
 
     out = {}

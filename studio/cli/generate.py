@@ -54,6 +54,14 @@ def _add_generation_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile-size", type=int, default=0,
                         help="tiled denoising and VAE: tile size in latent pixels (multiple of 8; 0 = off)")
     parser.add_argument("--tile-overlap", type=int, default=16, help="pixels shared by neighbouring tiles")
+    parser.add_argument("--controlnet", default="", metavar="PATH",
+                        help="ControlNet (diffusers folder or .safetensors) for SD-family models")
+    parser.add_argument("--control-image", default="", metavar="IMG", help="the ControlNet's control image")
+    parser.add_argument("--control-preprocessor", default="none", choices=["none", "canny", "scribble", "depth", "tile"],
+                        help="turn the control image into edges / strokes / normalised depth / a blurred tile first")
+    parser.add_argument("--control-scale", type=float, default=1.0, help="ControlNet residual scale (0..5)")
+    parser.add_argument("--control-start", type=float, default=0.0, help="ControlNet acts from this step fraction ...")
+    parser.add_argument("--control-end", type=float, default=1.0, help="... to this one (0 <= start < end <= 1)")
     parser.add_argument("--steps", type=int_list, default=[0], help="sampling steps (0 = model default); a list such as 4,10,25 sweeps")
     parser.add_argument("--cfg", type=float, default=-1.0, help="classifier-free guidance scale (-1 = model default)")
     parser.add_argument("--seed", type=int, default=-1, help="seed (-1 = random; image i of a batch uses seed+i)")
@@ -110,6 +118,20 @@ def _read_image(path: str, role: str):
     return np.asarray(image.convert("L" if role == "mask" else "RGB"))
 
 
+def _read_control(path: str):
+    """The control image file (16-bit depth kept), or None when no path is given."""
+    from engines.generation.controlnet import read_control_image
+
+    if not path:
+        return None
+    if not Path(path).is_file():
+        raise CliError(f"control image not found: {path}")
+    try:
+        return read_control_image(path)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
 def _run(args, init=None, mask=None, reference=None, inputs=None) -> dict:
     from engines.generation.api import GenerationParams, generate_job, provenance_for
     from engines.generation.models import ModelError
@@ -128,15 +150,21 @@ def _run(args, init=None, mask=None, reference=None, inputs=None) -> dict:
         precision=getattr(args, "precision", "") or "", hires_scale=getattr(args, "hires_scale", 1.0),
         hires_strength=getattr(args, "hires_strength", 0.5), hires_mode=getattr(args, "hires_mode", "pixel"),
         tile_size=getattr(args, "tile_size", 0), tile_overlap=getattr(args, "tile_overlap", 16),
+        controlnet=args.controlnet, control_image=args.control_image, control_preprocessor=args.control_preprocessor,
+        control_scale=args.control_scale, control_start=args.control_start, control_end=args.control_end,
     )
     if params.seed >= 0 and not args.force:
         for i in range(max(1, params.batch)):
             target = out / f"{args.name}-{params.seed + i}.png"
             if target.exists():
                 raise CliError(f"{target} exists (use --force to overwrite)")
+    control = None
+    if params.controlnet or params.control_image:
+        control = _read_control(params.control_image)
+        inputs = dict(inputs or {}, control=params.control_image)
     try:
         result = run_with_progress(generate_job(params, init=init, mask=mask, reference=reference,
-                                                model_folders=_model_dirs(args)))
+                                                model_folders=_model_dirs(args), control=control))
     except ModelError as exc:
         raise CliError(str(exc)) from None
     files = []
@@ -158,6 +186,8 @@ def _image(args) -> dict:
     from studio.cli.batch import generation_batch_verb, wants_generation_batch
 
     if wants_generation_batch(args):
+        if args.controlnet or args.control_image:
+            raise CliError("ControlNet runs one image set at a time; sweeps (--seeds/--samplers/--executor) do not take it yet")
         return generation_batch_verb(args, _model_dirs(args))
     return _run(args)
 
