@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 
 from qtpy import QT_VERSION
-from qtpy.QtCore import QSize, Qt, QTimer
+from qtpy.QtCore import QEvent, QSize, Qt, QTimer
 from qtpy.QtGui import QAction, QIcon, QKeySequence, QUndoGroup
 from qtpy.QtWidgets import (
     QApplication,
@@ -169,6 +169,11 @@ class MainWindow(QMainWindow):
         self.params_dock.setWidget(scroll)
         self.params_dock.setMinimumWidth(300)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.params_dock)
+        # a page whose controls grow later (a section opened, rows added) widens the dock again
+        self._refit_timer = QTimer(self)
+        self._refit_timer.setSingleShot(True)
+        self._refit_timer.timeout.connect(self._fit_params_width)
+        self.params_stack.installEventFilter(self)
 
         self.job_table = JobTable(self.jobs)
         self.log_view = LogView()
@@ -304,9 +309,23 @@ class MainWindow(QMainWindow):
             policy = QSizePolicy.Policy.Preferred if page is current else QSizePolicy.Policy.Ignored
             page.setSizePolicy(policy, policy)
         self.params_stack.updateGeometry()
+        self._fit_params_width()
+
+    def _fit_params_width(self) -> None:
+        """The dock's minimum width: the shown page's minimum plus a scroll bar (at most 560 px)."""
+        current = self.params_stack.currentWidget()
+        if current is None:
+            return
         scroll = self.params_dock.widget()
         needed = current.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 8
-        self.params_dock.setMinimumWidth(max(300, min(needed, 560)))
+        width = max(300, min(needed, 560))
+        if width != self.params_dock.minimumWidth():
+            self.params_dock.setMinimumWidth(width)
+
+    def eventFilter(self, watched, event) -> bool:  # Qt override
+        if watched is self.params_stack and event.type() == QEvent.Type.LayoutRequest:
+            self._refit_timer.start(0)
+        return super().eventFilter(watched, event)
 
     def _ensure_built(self, slot: _PanelSlot):
         if slot.widget is not None or slot.cls is None:

@@ -27,10 +27,12 @@ import contextlib
 import os
 import re
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from engines.generation.model_checks import ModelError
+
+if TYPE_CHECKING:  # torch is imported where it is used: the GUI parses LoRA lists without it
+    import torch
 
 __all__ = ["LORA_MODES", "applied_loras", "lora_deltas", "lora_factors", "lora_trigger_words", "parse_lora_list"]
 
@@ -148,6 +150,7 @@ def lora_deltas(path: str | os.PathLike, components: dict, weight: float = 1.0) 
 
 def _low_rank_forward(module, up: torch.Tensor, down: torch.Tensor, scale: float):
     """``x -> scale * up(down(x))`` for ``module`` (Linear or Conv2d), the weights untouched."""
+    import torch
     import torch.nn.functional as F
 
     param = module.weight
@@ -176,6 +179,8 @@ def applied_loras(components: dict, loras: list, mode: str = "fused"):
     weights never touched). Yields the number of layers changed."""
     if mode not in LORA_MODES:
         raise ValueError(f"LoRA mode must be one of {', '.join(LORA_MODES)} (got {mode!r})")
+    import torch
+
     if not loras:
         yield 0
         return

@@ -54,7 +54,22 @@ def _decode_job(path: str):
         raise OpenError(str(exc)) from None
 
 
-CARRIED_KEYS = ("loras", "embeddings", "vae", "precision", "hires_scale", "hires_strength", "mask_blur")
+def _model_file_job(path: str):
+    """Job (worker): what a dropped ``.safetensors`` file is (LoRA, embedding or checkpoint, from
+    its header) and, for a checkpoint, its :class:`ModelInfo`."""
+    from engines.generation.adapter_files import adapter_info
+    from engines.generation.models import ModelError, inspect_model
+    from engines.jobs import Progress
+
+    yield Progress(0, 1, f"reading {Path(path).name}")
+    try:
+        info = adapter_info(path)
+        if info["kind"] == "checkpoint":
+            info["model"] = inspect_model(path)
+    except (ModelError, ValueError) as exc:
+        raise OpenError(str(exc)) from None
+    return info
+
 
 class GeneratePanel(Panel):
     """Generate images with the shipped digits model or the user's local diffusers models."""
@@ -79,6 +94,9 @@ class GeneratePanel(Panel):
         "seed": number(-1, 2**63 - 1, integer=True), "width": number(0, 8192, integer=True),
         "height": number(0, 8192, integer=True), "batch": number(1, 64, integer=True),
         "strength": number(0, 1), "ilvr_n": number(0, 1 << 16, integer=True), "mask_blur": number(0, 256), "loras": text(8192), "embeddings": text(8192), "vae": text(4096), "precision": text(40), "hires_scale": number(1, 4), "hires_strength": number(0, 1), "seed_locked": {"type": "boolean"},
+        "lora_mode": text(20), "loras_off": text(8192), "embeddings_off": text(8192), "controlnet": text(4096),
+        "control_image": text(4096), "control_preprocessor": text(40), "control_scale": number(0, 10),
+        "control_start": number(0, 1), "control_end": number(0, 1),
         "ilvr_factor": number(0, 1 << 16, integer=True), "model_folders": array(text(4096), max_items=100),
         "extra_models": array(text(4096), max_items=1000), "advanced_open": {"type": "boolean"},
     })
@@ -324,9 +342,31 @@ class GeneratePanel(Panel):
         edit_layout.addLayout(ilvr_row)
         self.edit_box.addWidget(edit)
         layout.addWidget(self.edit_box)
+        from panels.generate.adapters import AdaptersSection
+        from panels.generate.control import ControlSection
+
+        self.adapters_box = QCollapsible("Adapters: LoRA, embeddings, VAE", collapsedIcon="▶")
+        self.adapters = AdaptersSection(self.services, self.name)
+        self.adapters.word_clicked.connect(self.insert_prompt_word)
+        self.adapters.resized.connect(lambda: self._refit(self.adapters_box))
+        self.adapters_box.toggled.connect(lambda on: on and self.adapters.load_presets())
+        self.adapters_box.addWidget(self.adapters)
+        layout.addWidget(self.adapters_box)
+        self.control_box = QCollapsible("ControlNet", collapsedIcon="▶")
+        self.control = ControlSection(self.services, self.name,
+                                      lambda: (self.height_spin.value(), self.width_spin.value()))
+        self.control_box.addWidget(self.control)
+        layout.addWidget(self.control_box)
         layout.addStretch(1)
         self.model_combo.currentIndexChanged.connect(self._model_changed)
         return body
+
+    @staticmethod
+    def _refit(box) -> None:
+        """An expanded collapsible keeps its content height: re-expand it once the layout settled."""
+        from qtpy.QtCore import QTimer
+
+        QTimer.singleShot(0, box, lambda: box.isExpanded() and box.expand(animate=False))
 
     def _set_brush_mode(self, mode: str, on: bool) -> None:
         """Mask painting and drawing are exclusive brush modes on the input canvas."""
@@ -422,6 +462,7 @@ class GeneratePanel(Panel):
         if hasattr(self.adv_form, "setRowVisible"):  # Qt >= 6.4: no negative prompt for class models
             self.adv_form.setRowVisible(self.negative, info.conditioning == "text")
         own = info.kind.startswith("own")
+        self.adapters.set_text_model(info.conditioning == "text")
         self.ref_slot.setEnabled(own)
         self.ilvr_slider.setEnabled(own)
         self.ref_slot.title.setText("ILVR reference (keeps its coarse layout)" if own else
@@ -445,7 +486,7 @@ class GeneratePanel(Panel):
 
         info = self.model_info()
         text = info is not None and info.conditioning == "text"
-        return GenerationParams(
+        values = dict(  # noqa: C408 - keyword form reads like GenerationParams
             model=(info.name if info.shipped else info.path) if info else "",
             prompt=self.prompt.toPlainText() if text else "",
             negative_prompt=self.negative.toPlainText() if text else "",
@@ -457,8 +498,11 @@ class GeneratePanel(Panel):
             # the reference applies only to models in the own loop (the slot is disabled for others)
             ilvr_n=2 ** self.ilvr_slider.value() if self.ref_slot.image() is not None and info is not None
             and info.kind.startswith("own") else 0,
-            **self.carried_params,
         )
+        values.update(self.adapters.values())
+        values.update(self.control.values())
+        # keys without a control here (mask blur, engine options added later) come from restored parameters
+        return GenerationParams.from_dict({**self.carried_params, **values})
 
     def current_parameters(self) -> dict:
         params = self.generation_params().to_dict()
@@ -468,6 +512,7 @@ class GeneratePanel(Panel):
             "model_folders": list(self.model_folders),
             "extra_models": list(self.extra_models),
             "advanced_open": self.advanced.isExpanded(),
+            **self.adapters.settings(),
         })
         return params
 
@@ -476,9 +521,9 @@ class GeneratePanel(Panel):
         from engines.generation.models import ModelError, resolve_model
 
         parameters = dict(self.check_parameters(parameters or {}))
-        # settings without controls here (LoRA, embeddings, VAE, precision, hires fix, mask blur)
-        # are carried over from restored parameters so regenerating reproduces the image
-        self.carried_params = {k: parameters[k] for k in CARRIED_KEYS if k in parameters}
+        # settings without controls here (mask blur, ...) are carried over from restored parameters so
+        # regenerating reproduces the image; the controls below override the keys they own
+        self.carried_params = {k: v for k, v in parameters.items() if k in GenerationParams.__dataclass_fields__}
         try:
             GenerationParams.from_dict(parameters)
         except ValueError as exc:
@@ -525,6 +570,11 @@ class GeneratePanel(Panel):
         self.ilvr_slider.setValue(max(1, min(6, round(float(np.log2(max(2, factor)))))))
         if "seed_locked" in parameters:
             self.seed_lock.setChecked(bool(parameters["seed_locked"]))
+        self.adapters.set_values(parameters)
+        self.control.set_values(parameters)
+        for box, keys in ((self.adapters_box, ("loras", "embeddings", "vae")), (self.control_box, ("controlnet",))):
+            if any(parameters.get(k) for k in keys) and not box.isExpanded():
+                box.expand(animate=False)
         if parameters.get("advanced_open") and not self.advanced.isExpanded():
             self.advanced.expand(animate=False)
 
@@ -582,6 +632,17 @@ class GeneratePanel(Panel):
             self.ref_slot.set_image(arrays["reference"])
         if arrays and not self.edit_box.isExpanded():
             self.edit_box.expand(animate=False)
+
+    def insert_prompt_word(self, word: str) -> None:
+        """Append a trigger word or embedding token to the prompt (comma separated)."""
+        if self.prompt.isHidden():
+            self.services.notify("This model takes no prompt; choose a text model to use trigger words.", "warning")
+            return
+        current = self.prompt.toPlainText().rstrip()
+        if word in current.split(", "):
+            return
+        self.prompt.setPlainText(f"{current}, {word}" if current else word)
+        self.prompt.moveCursor(self.prompt.textCursor().MoveOperation.End)
 
     def randomize_seed(self) -> None:
         self.seed_spin.setValue(random.SystemRandom().randrange(0, 2**31 - 2))
@@ -813,7 +874,9 @@ class GeneratePanel(Panel):
         from studio.export import ExportError, read_provenance
 
         p = Path(path)
-        if p.is_dir() or p.suffix.lower() == ".safetensors":
+        if p.suffix.lower() == ".safetensors" and not p.is_dir():  # LoRA, embedding or checkpoint: a job reads it
+            return self.load_in_background(str(p), lambda: _model_file_job(str(p)), self._add_model_file)
+        if p.is_dir():
             try:
                 info = inspect_model(p)
             except ModelError as exc:
@@ -836,6 +899,23 @@ class GeneratePanel(Panel):
             self.restore_inputs(str(p))
             return self.load_in_background(str(p), lambda: _decode_job(str(p)), self.view.set_image)
         return self.load_in_background(str(p), lambda: _decode_job(str(p)), lambda image: self._use_as_input(image, str(p)))
+
+    def _add_model_file(self, info: dict) -> None:
+        """A dropped ``.safetensors`` file read by :func:`_model_file_job`: list it where it belongs."""
+        if info["kind"] in ("lora", "embedding"):
+            if info["kind"] == "lora":
+                self.adapters.add_lora(info["path"], info=info)
+            else:
+                self.adapters.add_embedding(info["path"], info=info)
+            if not self.adapters_box.isExpanded():
+                self.adapters_box.expand(animate=False)
+            self.services.notify(f"{'LoRA' if info['kind'] == 'lora' else 'Embedding'} {Path(info['path']).name} added")
+            return
+        model = info["model"]
+        if model.path not in self.extra_models:
+            self.extra_models.append(model.path)
+        self.refresh_models(select=model.path)
+        self.services.notify(f"Model {model.name} added")
 
     def _use_as_input(self, image, path: str) -> None:
         """A decoded image becomes the init image (the edit box opens)."""

@@ -1,0 +1,71 @@
+"""What an adapter file is and what it offers, from its header only (no Qt, no torch).
+
+The Generate panel drops ``.safetensors`` files of three kinds: LoRAs, textual-inversion
+embeddings and single-file model checkpoints. :func:`adapter_info` tells them apart by their
+tensor names and reads what the panel lists: a LoRA's trigger words, an embedding's token.
+:func:`adapter_info_job` does it for several files on a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from engines.jobs import Progress
+
+__all__ = ["adapter_info", "adapter_info_job", "classify_adapter"]
+
+_LORA_MARKS = (".lora_down.", ".lora_up.", ".lora_A.", ".lora_B.", ".lora.down.", ".lora.up.")
+_EMBEDDING_KEYS = {"emb_params", "clip_l", "clip_g", "string_to_param"}
+
+
+def classify_adapter(header: dict) -> str:
+    """``"lora"``, ``"embedding"`` or ``"checkpoint"`` for a safetensors header (tensor table)."""
+    names = [k for k in header if k != "__metadata__"]
+    if any(mark in name for name in names for mark in _LORA_MARKS):
+        return "lora"
+    if names and (set(names) <= _EMBEDDING_KEYS or len(names) == 1):
+        return "embedding"
+    return "checkpoint"
+
+
+def adapter_info(path: str | os.PathLike) -> dict:
+    """``{"path", "kind", "trigger_words", "token", "sdxl"}`` of an adapter file, header only.
+
+    ``.pt`` / ``.bin`` files are embeddings (A1111 uses their file name as the token);
+    ``.safetensors`` files are classified by :func:`classify_adapter`. ValueError when the file
+    is missing or not readable.
+    """
+    from engines.generation.lora import lora_trigger_words
+    from engines.generation.safetensors_header import read_safetensors_header
+
+    path = Path(path)
+    info = {"path": str(path), "kind": "embedding", "trigger_words": [], "token": path.stem, "sdxl": False}
+    if path.suffix.lower() != ".safetensors":
+        if not path.is_file():
+            raise ValueError(f"{path.name} not found")
+        return info
+    header = read_safetensors_header(path)
+    info["kind"] = classify_adapter(header)
+    names = [k for k in header if k != "__metadata__"]
+    if info["kind"] == "lora":
+        info["trigger_words"] = lora_trigger_words(path)
+    elif info["kind"] == "embedding":
+        info["sdxl"] = {"clip_l", "clip_g"} <= set(names)
+        if len(names) == 1 and names[0] not in _EMBEDDING_KEYS:
+            info["token"] = names[0]  # diffusers learned_embeds: {token: vector}
+    return info
+
+
+def adapter_info_job(paths: list):
+    """Job: :func:`adapter_info` of each path; returns the list (a failed file gets ``kind`` =
+    ``"error"`` and its message in ``"error"``, so one bad file does not hide the others)."""
+    out = []
+    for i, path in enumerate(paths):
+        yield Progress(i, len(paths), f"reading {Path(path).name}")
+        try:
+            out.append(adapter_info(path))
+        except ValueError as exc:
+            out.append({"path": str(path), "kind": "error", "error": str(exc), "trigger_words": [],
+                        "token": Path(path).stem, "sdxl": False})
+    return out
