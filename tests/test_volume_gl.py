@@ -262,9 +262,12 @@ def test_new_volume_reuses_the_visual_and_markers(gl_view):
     view.set_tf(preset("CT-Bone"))
     view.set_method("dvr")
     view.reset_camera(30.0, 20.0)
-    assert view.visual is visual and view.markers == markers and len(markers) == 6
-    for (_letter, start, end), label in zip(orientation_arrows(view._affine, data.shape, spacing), markers[1::2]):
-        assert np.allclose(label.pos[0][:3], end + 0.08 * (end - start), atol=1e-5)
+    assert view.visual is visual and view.markers == markers and len(markers) == 2  # one Line, one Text
+    arrows = orientation_arrows(view._affine, data.shape, spacing)
+    assert list(markers[1].text) == ["R", "A", "S"]
+    for (_letter, start, end), spot in zip(arrows, markers[1].pos):
+        assert np.allclose(spot[:3], end + 0.08 * (end - start), atol=1e-5)
+    assert np.allclose(markers[0].pos, [point for _letter, start, end in arrows for point in (start, end)], atol=1e-5)
     _settle(app)
     reused = view.render_image().astype(np.float64)
     view.visual.parent = None
@@ -310,3 +313,39 @@ def test_slab_wise_upload_draws_the_same_image_as_one_upload(gl_view, monkeypatc
     slabs = view.render_image().astype(np.int16)
     assert one_shot[..., :3].mean() > 20  # the bone shows
     assert np.array_equal(slabs, one_shot)
+
+
+def test_letter_glyphs_warm_up_one_per_turn_into_one_shared_atlas(gl_view):
+    """The canvas's warm-up renders the orientation letters' glyphs one per event-loop turn (each is a
+    CPU signed-distance field) into one font atlas that the single Text visual then uses; a volume
+    afterwards shows the R/A/S letters without rendering any glyph again."""
+    from engines.volume.phantom import make_phantom
+    from panels.volume.view3d import LETTER_GLYPHS, VolumeView
+
+    app, _fixture_view = gl_view
+    view = VolumeView()  # a fresh canvas, its warm-up followed turn by turn from the start
+    view.resize(256, 256)
+    view.show()
+    assert view.ensure_canvas()
+    font = view._fonts.get_font("OpenSans", bold=True, italic=False)
+    assert not font._glyphs
+    counts = []
+    deadline = time.monotonic() + 20
+    while (len(font._glyphs) < len(LETTER_GLYPHS) or not view.markers) and time.monotonic() < deadline:
+        before = len(font._glyphs)
+        app.processEvents()
+        counts.append(len(font._glyphs) - before)
+        time.sleep(0.005)
+    assert set(font._glyphs) == set(LETTER_GLYPHS)
+    assert max(counts) == 1  # never two glyphs in one turn
+    line, label = view.markers
+    assert label._font_manager is view._fonts and list(label.text) == ["R", "A", "S"]
+    _settle(app, 20)
+    assert not line.visible and not label.visible  # hidden again while there is no volume
+    volume, _ = make_phantom(32, noise_hu=0.0)
+    view.set_volume(volume.data, volume.spacing, volume.value_range())
+    assert view.markers == [line, label] and line.visible and label.visible
+    _settle(app)
+    image = view.render_image(markers=True)
+    assert set(font._glyphs) == set(LETTER_GLYPHS) and image is not None
+    view.close()

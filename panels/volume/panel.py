@@ -6,6 +6,7 @@ renders, exports of renders) runs as engine jobs through ``services.jobs``.
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -225,8 +226,15 @@ class VolumePanel(Panel):
 
     @staticmethod
     def warm_up() -> None:
-        """Import the readers (nibabel, pydicom, ...) and vispy off the GUI thread."""
+        """Import the readers (nibabel, pydicom, ...), vispy, freetype (the 3D view's letters) and
+        PyOpenGL (its 3-D textures) off the GUI thread."""
         import vispy.scene
+
+        for module in ("freetype", "OpenGL.GL"):  # first imported by vispy's Text / 3-D texture: 0.1-0.3 s each
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                pass
 
         import engines.volume.readers
 

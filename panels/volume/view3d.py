@@ -53,6 +53,18 @@ LUT_SIZE = 1024
 #: (software GL copies ~64 MB in close to half a second: a 256³ float32 volume in one call stalls the GUI)
 SLAB_BYTES = 4 << 20
 
+#: the glyphs vispy's Text renders for the R/A/S letters (it measures ascenders on 'ÅÉÑŐjgpqy' and a space first)
+LETTER_GLYPHS = "ÅÉÑŐjgpqy RAS"
+
+
+def letter_fonts():
+    """A vispy FontManager for one canvas's orientation letters (shared by its three Texts, each
+    of which otherwise renders its own copy of every glyph; its atlas belongs to that canvas)."""
+    from vispy.visuals.text.text import FontManager
+
+    return FontManager(method="cpu")
+
+
 VISPY_METHODS = {"dvr": "shaded", "mip": "mip", "minip": "minip", "avg": "average", "iso": "iso",
                  "rgba": "translucent"}
 
@@ -116,6 +128,7 @@ class VolumeView(QWidget):
             self.layout_.addWidget(canvas.native)
             self.message.hide()
             self.canvas, self.view = canvas, view
+            self._fonts = letter_fonts()
         except Exception as exc:  # noqa: BLE001 - no GL context, missing backend ...: show why, fall back
             self.gl_error = str(exc).splitlines()[0] if str(exc) else "no details"
             self.message.setText(f"3D view unavailable: {self.gl_error}.\nShowing reference ray-caster renders.")
@@ -151,12 +164,27 @@ class VolumeView(QWidget):
         self.canvas.update()
         QTimer.singleShot(60, self._warm_up_letters)
 
-    def _warm_up_letters(self) -> None:
-        """Second warm-up turn: the orientation letters drawn once (vispy renders their glyphs on
-        first draw); a third turn hides them again while there is no volume."""
+    def _warm_up_letters(self, pending: str | None = None) -> None:
+        """Next warm-up turns: the letters' glyphs rendered one per event-loop turn (vispy draws a
+        signed-distance field per glyph on the CPU, ~15 ms each: all at once in the first frame
+        would stall the GUI), then the orientation letters drawn once; a last turn hides them
+        again while there is no volume."""
         if self._data is not None or self.canvas is None:
             return
+        pending = LETTER_GLYPHS if pending is None else pending
+        if pending:
+            self._fonts.get_font("OpenSans", bold=True, italic=False)[pending[0]]  # renders and caches the glyph
+            QTimer.singleShot(0, lambda: self._warm_up_letters(pending[1:]))
+            return
         self._place_markers(orientation_arrows(np.eye(4), (1, 1, 1), (1.0, 1.0, 1.0)))
+        self.markers[1].visible = False  # the arrows' program first, the letters' in the next frame
+        self.canvas.update()
+        QTimer.singleShot(60, self._warm_up_text)
+
+    def _warm_up_text(self) -> None:
+        if self._data is not None or self.canvas is None:
+            return
+        self.markers[1].visible = True
         self.canvas.update()
         QTimer.singleShot(60, self._end_warm_up)
 
@@ -295,22 +323,26 @@ class VolumeView(QWidget):
         self._place_markers(orientation_arrows(self._affine, self._data.shape, self._spacing))
 
     def _place_markers(self, arrows) -> None:
-        """Create (first time) or move and show the arrows and letters."""
+        """Create (first time) or move and show the arrows and letters: one Line visual (three
+        segments) and one Text visual (three strings), so only two shader programs are built."""
         from vispy import scene
 
+        segments = np.array([point for _letter, start, end in arrows for point in (start, end)], dtype=np.float32)
+        spots = np.array([end + 0.08 * (end - start) for _letter, start, end in arrows], dtype=np.float32)
         if not self.markers:
-            for letter, start, end in arrows:
-                color = AXIS_COLORS[letter]
-                line = scene.visuals.Line(np.array([start, end]), color=color, width=3, parent=self.view.scene)
-                label = scene.visuals.Text(letter, color=color, font_size=14, bold=True,
-                                           pos=end + 0.08 * (end - start), parent=self.view.scene)
-                line.order = label.order = 10
-                self.markers += [line, label]
+            letters = [letter for letter, _start, _end in arrows]
+            colors = np.array([AXIS_COLORS[letter] for letter in letters], dtype=np.float32)
+            line = scene.visuals.Line(segments, color=np.repeat(colors, 2, axis=0), width=3, connect="segments",
+                                      parent=self.view.scene)
+            label = scene.visuals.Text(letters, color=colors, font_size=14, bold=True, font_manager=self._fonts,
+                                       pos=spots, parent=self.view.scene)
+            line.order = label.order = 10
+            self.markers = [line, label]
             return
-        for (_letter, start, end), line, label in zip(arrows, self.markers[0::2], self.markers[1::2]):
-            line.set_data(np.array([start, end]))
-            label.pos = end + 0.08 * (end - start)
-            line.visible = label.visible = True
+        line, label = self.markers
+        line.set_data(segments)
+        label.pos = spots
+        line.visible = label.visible = True
 
     # -- internals --------------------------------------------------------------------
     def _build_visual(self) -> None:
@@ -397,7 +429,7 @@ class VolumeView(QWidget):
             visual._vol_shape = texture.shape
             visual._need_vertex_update = True
         depth = max(1, SLAB_BYTES // max(texture[0].nbytes, 1))
-        self._upload = {"data": texture, "z": 0, "depth": depth}
+        self._upload = {"data": texture, "z": 0, "depth": depth, "allocated": False}
         self._upload_generation += 1
         generation = self._upload_generation
         QTimer.singleShot(0, lambda: self._upload_turn(generation))
@@ -411,21 +443,30 @@ class VolumeView(QWidget):
             QTimer.singleShot(0, lambda: self._upload_turn(generation))
 
     def _upload_slab(self) -> None:
-        """Send the next z-slab to the GPU now; show the visual after the last one."""
+        """Send the next z-slab to the GPU now (the first turn only allocates the texture: software GL
+        clears a 64 MB texture in ~50 ms); show the visual after the last slab."""
         upload, visual = self._upload, self.visual
+        if not upload["allocated"]:
+            upload["allocated"] = True
+            self._flush_gl()
+            return
         data, z0 = upload["data"], upload["z"]
         z1 = min(z0 + upload["depth"], data.shape[0])
         visual._texture.set_data(data[z0:z1], offset=(z0, 0, 0))
-        try:  # run the GL command now (this turn), not in the next frame
-            self.canvas.set_current()
-            self.canvas.context.flush_commands()
-        except Exception:  # noqa: BLE001 - no current context yet: the next frame sends it
-            pass
+        self._flush_gl()
         upload["z"] = z1
         if z1 >= data.shape[0]:
             self._upload = None
             visual.visible = True
             self.canvas.update()
+
+    def _flush_gl(self) -> None:
+        """Run the queued GL commands now (this turn), not in the next frame."""
+        try:
+            self.canvas.set_current()
+            self.canvas.context.flush_commands()
+        except Exception:  # noqa: BLE001, S110 - no current context yet: the next frame sends them
+            pass
 
     def finish_upload(self) -> None:
         """Send what is left of a slab upload at once (exports and tests need the full volume)."""
