@@ -261,3 +261,35 @@ def test_img2img_and_inpaint_match_diffusers_controlnet_pipelines(tiny, mode):
     assert sched.active_steps == [0, 1, 2, 3]  # 6 steps run (8 x 0.75); (i + 1) / 6 <= 0.7
     diff = float(np.abs(ours - reference).max())
     assert diff <= 1e-6, diff
+
+
+def test_a1111_and_comfy_controlnet_metadata():
+    import json
+
+    from engines.generation.interop import a1111_parameters, foreign_generation_params, parse_a1111
+
+    params = GenerationParams(prompt="a cat", steps=20, seed=3, sampler="euler_a", cfg=7.0, width=512, height=512,
+                              controlnet="/models/control_v11p_sd15_canny.safetensors", control_preprocessor="tile",
+                              control_scale=0.65, control_start=0.1, control_end=0.8).to_dict()
+    text = a1111_parameters(params)
+    assert 'ControlNet 0: "Module: tile_resample, Model: control_v11p_sd15_canny, Weight: 0.65' in text
+    back = parse_a1111(text)
+    assert (back["control_preprocessor"], back["control_scale"], back["control_start"], back["control_end"]) == (
+        "tile", 0.65, 0.1, 0.8)
+    assert back["steps"] == 20 and back["seed"] == 3 and "controlnet" not in back  # a name, not a path
+    # as A1111 itself writes a unit
+    a1111 = ('a house\nSteps: 30, Sampler: DPM++ 2M, CFG scale: 7, Seed: 9, Size: 512x768, '
+             'ControlNet 0: "Module: depth_midas, Model: control_v11f1p_sd15_depth [cfd03158], Weight: 0.5, '
+             'Resize Mode: Crop and Resize, Processor Res: 512, Guidance Start: 0.2, Guidance End: 0.9, '
+             'Pixel Perfect: False, Control Mode: Balanced", Version: v1.10.1')
+    got = parse_a1111(a1111)
+    assert (got["control_preprocessor"], got["control_scale"], got["control_start"], got["control_end"]) == (
+        "depth", 0.5, 0.2, 0.9)
+    assert got["width"] == 512 and got["height"] == 768 and got["sampler"] == "dpmpp_2m"
+    comfy = {"3": {"class_type": "KSampler", "inputs": {"seed": 1, "steps": 4, "cfg": 2.0, "sampler_name": "euler",
+                                                         "positive": ["6", 0], "negative": ["6", 0]}},
+             "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "x"}},
+             "9": {"class_type": "ControlNetApplyAdvanced",
+                   "inputs": {"strength": 0.7, "start_percent": 0.0, "end_percent": 0.5}}}
+    tool, fields = foreign_generation_params({"prompt": json.dumps(comfy)})
+    assert tool == "ComfyUI" and (fields["control_scale"], fields["control_start"], fields["control_end"]) == (0.7, 0.0, 0.5)

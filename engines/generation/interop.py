@@ -13,6 +13,11 @@ Formats (as those tools write them):
   ``KSampler`` node's inputs (``seed``, ``steps``, ``cfg``, ``sampler_name``, ``scheduler``,
   ``denoise``) with ``positive``/``negative`` links to ``CLIPTextEncode`` nodes and
   ``latent_image`` to ``EmptyLatentImage`` (``width``, ``height``, ``batch_size``).
+
+ControlNet: A1111 writes each unit as ``ControlNet 0: "Module: canny, Model: name [hash], Weight: 1,
+Guidance Start: 0, Guidance End: 1, ..."``; ComfyUI has ``ControlNetApply(Advanced)`` nodes
+(``strength``, ``start_percent``, ``end_percent``). The pre-processor, scale, start and end are
+read; the model is only a name there, so ``controlnet`` (a path) is not set from it.
 """
 
 from __future__ import annotations
@@ -35,6 +40,31 @@ _FROM_INVOKE = {"euler": "euler", "euler_a": "euler_a", "heun": "heun", "ddim": 
 _FROM_COMFY = {"euler": "euler", "euler_ancestral": "euler_a", "heun": "heun", "ddim": "ddim", "uni_pc": "unipc",
                "dpmpp_2m": "dpmpp_2m", "lcm": "lcm"}
 MAX_TEXT = 1 << 20
+_TO_A1111_MODULE = {"none": "none", "canny": "canny", "scribble": "scribble", "depth": "depth", "tile": "tile_resample"}
+
+
+def _preprocessor_from_module(module: str) -> str | None:
+    """Our pre-processor for an A1111 ControlNet module name (``canny``, ``scribble_hed``, ``tile_resample`` ...)."""
+    module = module.strip().lower()
+    if module in ("none", ""):
+        return "none"
+    for ours in ("canny", "scribble", "depth", "tile"):
+        if module.startswith(ours) or (ours == "scribble" and module.startswith("invert")):
+            return ours
+    return None
+
+
+def _controlnet_unit(text: str) -> dict:
+    """Pre-processor, scale, start and end from an A1111 ControlNet unit text."""
+    pairs = {m.group(1).strip(): m.group(2).strip() for m in _PAIR.finditer(str(text))}
+    out = {}
+    preprocessor = _preprocessor_from_module(pairs.get("Module", ""))
+    if preprocessor:
+        out["control_preprocessor"] = preprocessor
+    _number(out, "control_scale", pairs.get("Weight"), float)
+    _number(out, "control_start", pairs.get("Guidance Start"), float)
+    _number(out, "control_end", pairs.get("Guidance End"), float)
+    return out
 
 
 def a1111_parameters(params: dict) -> str:
@@ -50,6 +80,12 @@ def a1111_parameters(params: dict) -> str:
         fields.append(("Denoising strength", params["strength"]))
     if params.get("class_label") is not None:
         fields.append(("Class", params["class_label"]))
+    if params.get("controlnet"):
+        module = _TO_A1111_MODULE.get(params.get("control_preprocessor") or "none", "none")
+        name = re.split(r"[\\/]", str(params["controlnet"]).rstrip("/\\"))[-1].removesuffix(".safetensors")
+        unit = (f"Module: {module}, Model: {name}, Weight: {params.get('control_scale', 1.0)}, "
+                f"Guidance Start: {params.get('control_start', 0.0)}, Guidance End: {params.get('control_end', 1.0)}")
+        fields.append(("ControlNet 0", unit))
     lines.append(", ".join(f"{k}: {_quote(v)}" for k, v in fields if v not in (None, "")))
     return "\n".join(lines)
 
@@ -100,6 +136,9 @@ def parse_a1111(text: str) -> dict:
         out["width"], out["height"] = int(size.group(1)), int(size.group(2))
     if pairs.get("Model"):
         out["model"] = str(pairs["Model"])
+    unit = pairs.get("ControlNet 0") or pairs.get("ControlNet")
+    if unit:
+        out.update(_controlnet_unit(unit))
     return out
 
 
@@ -160,6 +199,10 @@ def _parse_comfy(text: str) -> dict:
     for node in nodes.values():
         if str(node.get("class_type", "")).startswith("CheckpointLoader") and node["inputs"].get("ckpt_name"):
             out["model"] = str(node["inputs"]["ckpt_name"])
+        if str(node.get("class_type", "")).startswith("ControlNetApply"):
+            _number(out, "control_scale", node["inputs"].get("strength"), float)
+            _number(out, "control_start", node["inputs"].get("start_percent"), float)
+            _number(out, "control_end", node["inputs"].get("end_percent"), float)
     return out
 
 
