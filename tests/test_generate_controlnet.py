@@ -215,6 +215,7 @@ def test_provenance_round_trip_and_cli(tiny, tmp_path, capsys):
     from engines.imagefile import open_image
 
     assert np.array_equal(again.images[0], np.asarray(open_image(written).convert("RGB")))
+    assert np.array_equal(again.extra["control_source"], control)  # what the panel embeds in its exports
     # the control image travels inside an exported PNG (as the panel stores inputs) and comes back exactly
     target = tmp_path / "panel.png"
     save_png(target, again.images[0], record, attachments={INPUTS_PNG_CHUNK: encode_inputs({"control": control})})

@@ -217,11 +217,12 @@ def _check_control(p: GenerationParams, info: ModelInfo) -> None:
 
 def _prepare_control(p: GenerationParams, loaded, control, size: tuple):
     """Job: load the ControlNet, read and pre-process the control image at the size the ControlNet
-    needs; returns ``(controlnet, control image uint8, provenance dict)``, or ``(None, None, None)``."""
+    needs; returns ``(controlnet, control image uint8, provenance dict, control image as read)``,
+    or four None without a ControlNet."""
     if not p.controlnet:
         if control is not None or p.control_image:
             raise ValueError("a control image needs a ControlNet (--controlnet)")
-        return None, None, None
+        return None, None, None, None
     from engines.generation.control_preprocess import prepare_control_image
     from engines.generation.controlnet import control_factor, load_controlnet, read_control_image
 
@@ -243,7 +244,7 @@ def _prepare_control(p: GenerationParams, loaded, control, size: tuple):
               "control_pixel_sha256": array_sha256(np.asarray(control)),
               "prepared_pixel_sha256": array_sha256(prepared), "preprocessor": p.control_preprocessor,
               "scale": p.control_scale, "start": p.control_start, "end": p.control_end}
-    return controlnet, prepared, record
+    return controlnet, prepared, record, control
 
 
 def generate_job(
@@ -299,7 +300,7 @@ def generate_job(
     if reference is not None:
         mode += "+ilvr"
     size = (p.height, p.width)
-    controlnet, prepared, control_record = yield from _prepare_control(p, loaded, control, size)
+    controlnet, prepared, control_record, control_source = yield from _prepare_control(p, loaded, control, size)
     from engines.generation.lora import applied_loras
 
     components = {"unet": loaded.unet} if loaded.pipe is None else {
@@ -386,7 +387,8 @@ def generate_job(
     if control_record is not None:
         mode += "+controlnet"
         extra["controlnet"] = control_record
-        extra["control_image"] = prepared  # the pre-processed control image, e.g. to show or store
+        extra["control_image"] = prepared  # the pre-processed control image, e.g. to show
+        extra["control_source"] = control_source  # the control image as read: stored with exports
     return GenerationResult(images=images, params=p.to_dict(), seeds=seeds, model=info.to_dict(),
                             seconds=round(torch_seconds, 3), device=device, mode=mode, extra=extra)
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import base64
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["INPUTS_PNG_CHUNK", "MAX_INPUT_PIXELS", "decode_inputs", "encode_inputs"]
+__all__ = ["INPUTS_PNG_CHUNK", "MAX_INPUT_PIXELS", "decode_inputs", "encode_inputs", "store_input_image"]
 
 INPUTS_PNG_CHUNK = b"spIn"  # private ancillary PNG chunk (safe to copy) holding encode_inputs() bytes
 MAX_INPUT_PIXELS = 8192 * 8192
@@ -79,3 +80,34 @@ def decode_inputs(text: bytes | str) -> dict:
             raise ValueError(f"stored {role} image does not match its checksum")
         out[role] = array
     return out
+
+
+def store_input_image(array: np.ndarray, folder) -> Path:
+    """Write a restored input image to ``folder/<sha256 prefix>.png`` (atomically, once) and return
+    the path, so tools that take image files (the ControlNet control image) can use it again.
+    uint8 is stored as it is, uint16 as a 16-bit grey PNG, floats in [0, 1] as 16-bit grey or 8-bit RGB."""
+    from PIL import Image
+
+    from engines.atomic_files import atomic_write
+    from engines.generation.api import array_sha256
+
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.dtype == bool:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype.kind == "f":
+        if not np.all(np.isfinite(a)):
+            raise ValueError("the stored image contains NaN or infinite values")
+        scale = 65535.0 if a.ndim == 2 else 255.0
+        a = np.clip(np.rint(a * scale), 0, scale).astype(np.uint16 if a.ndim == 2 else np.uint8)
+    if a.dtype == np.uint16 and a.ndim != 2:
+        a = (a // 257).astype(np.uint8)
+    if a.dtype not in (np.uint8, np.uint16) or a.ndim not in (2, 3):
+        raise ValueError(f"cannot store an image of shape {a.shape} and type {a.dtype}")
+    target = Path(folder) / f"{array_sha256(np.asarray(array))[:24]}.png"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(np.ascontiguousarray(a))
+    return atomic_write(target, lambda tmp: image.save(tmp, format="PNG"), force=True)

@@ -630,8 +630,27 @@ class GeneratePanel(Panel):
                 self.init_slot.canvas.set_mask(arrays["mask"])
         if "reference" in arrays:
             self.ref_slot.set_image(arrays["reference"])
+        if "control" in arrays:
+            self._restore_control_image(arrays.pop("control"))
         if arrays and not self.edit_box.isExpanded():
             self.edit_box.expand(animate=False)
+
+    def _restore_control_image(self, array) -> None:
+        """The control image stored in a dropped PNG: used from a hash-addressed copy (beside the
+        history, or in the temp folder) when the recorded file is gone."""
+        if self.control.image_path and Path(self.control.image_path).is_file():
+            return
+        import tempfile
+
+        from engines.generation.input_images import store_input_image
+
+        base = self.history_store.folder if self.history_store is not None else Path(tempfile.gettempdir()) / "spectra"
+        try:
+            path = store_input_image(array, base / "inputs")
+        except (OSError, ValueError) as exc:
+            self.services.notify(f"Control image not restored: {exc}", "warning")
+            return
+        self.control.set_image_path(str(path))
 
     def insert_prompt_word(self, word: str) -> None:
         """Append a trigger word or embedding token to the prompt (comma separated)."""
@@ -745,7 +764,8 @@ class GeneratePanel(Panel):
                 "params": dict(result.params, seed=result.seeds[i], batch=1),
                 "provenance": provenance_for(result, i, inputs),
                 "mode": result.mode,
-                "inputs": {k: v for k, v in (arrays or {}).items() if v is not None},
+                "inputs": {k: v for k, v in dict(arrays or {}, control=result.extra.get("control_source")).items()
+                           if v is not None},  # the ControlNet's control image travels with the PNG too
             }
             index = self._add_history_entry(entry)
             if self.history_store is not None:
