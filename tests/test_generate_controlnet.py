@@ -174,6 +174,19 @@ def test_single_file_loads_like_the_folder_and_mismatch_fails_clearly(tiny, tmp_
         load_controlnet(tmp_path / "junk.safetensors", pipe.unet)
 
 
+@pytest.mark.parametrize("prefix", ["control_model.", ""])
+def test_original_ldm_layout_single_file_loads_the_same_weights(tiny, tmp_path, prefix):
+    from engines.generation.ldm_layout import controlnet_to_ldm
+
+    _root, pipe, cn, _control = tiny
+    ldm = controlnet_to_ldm(cn.state_dict(), cn.config, prefix)
+    assert any(k.startswith(prefix + "zero_convs.") for k in ldm) and not any("controlnet_" in k for k in ldm)
+    save_file({k: v.contiguous() for k, v in ldm.items()}, str(tmp_path / "ldm.safetensors"))
+    loaded, _sha = load_controlnet(tmp_path / "ldm.safetensors", pipe.unet)
+    got, original = loaded.state_dict(), cn.state_dict()
+    assert got.keys() == original.keys() and all(torch.equal(got[k], original[k]) for k in got)
+
+
 def test_refused_for_pixel_space_models_and_bad_parameters(tiny):
     root, *_ = tiny
     with pytest.raises(ValueError, match="Stable-Diffusion-family"):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["clip_to_ldm", "pipeline_to_ldm", "save_pipeline_as_single_file", "unet_to_ldm", "vae_to_ldm"]
+__all__ = ["clip_to_ldm", "controlnet_to_ldm", "pipeline_to_ldm", "save_pipeline_as_single_file", "unet_to_ldm", "vae_to_ldm"]
 
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
@@ -48,6 +48,48 @@ def _layers_per_block(config) -> int:
     return int(n)
 
 
+def _down_or_mid_to_ldm(key: str, n: int) -> str | None:
+    """The LDM name of a down- or mid-block tensor (UNet and ControlNet alike), else None;
+    ``n``: layers per block."""
+    if m := re.match(r"down_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)", key):
+        b, kind, j, rest = int(m[1]), m[2], int(m[3]), m[4]
+        idx = (n + 1) * b + j + 1
+        return f"input_blocks.{idx}.0.{_rename_resnet(rest)}" if kind == "resnets" else f"input_blocks.{idx}.1.{rest}"
+    if m := re.match(r"down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.+)", key):
+        return f"input_blocks.{(n + 1) * (int(m[1]) + 1)}.0.op.{m[2]}"
+    if m := re.match(r"mid_block\.resnets\.(\d+)\.(.+)", key):
+        return f"middle_block.{2 * int(m[1])}.{_rename_resnet(m[2])}"
+    if m := re.match(r"mid_block\.attentions\.0\.(.+)", key):
+        return f"middle_block.1.{m[1]}"
+    return None
+
+
+def controlnet_to_ldm(state_dict: dict, config, prefix: str = "control_model.") -> dict:
+    """``ControlNetModel`` state dict -> the original ControlNet (``cldm``) names: ``input_blocks``,
+    ``middle_block``, ``zero_convs.i.0``, ``middle_block_out.0``, ``input_hint_block.k`` (the
+    conditioning convolutions at even ``k``, ``k = 14`` last), under ``prefix``."""
+    from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
+
+    n = _layers_per_block(config)
+    fixed = dict(DIFFUSERS_TO_LDM_MAPPING["controlnet"]["layers"])
+    out = {}
+    for key, value in state_dict.items():
+        if key in fixed:
+            new = fixed[key]
+        elif new := _down_or_mid_to_ldm(key, n):
+            pass
+        elif m := re.match(r"controlnet_down_blocks\.(\d+)\.(.+)", key):
+            new = f"zero_convs.{m[1]}.0.{m[2]}"
+        elif m := re.match(r"controlnet_mid_block\.(.+)", key):
+            new = f"middle_block_out.0.{m[1]}"
+        elif m := re.match(r"controlnet_cond_embedding\.blocks\.(\d+)\.(.+)", key):
+            new = f"input_hint_block.{2 * (int(m[1]) + 1)}.{m[2]}"
+        else:
+            raise ValueError(f"ControlNet tensor {key!r} has no LDM name")
+        out[prefix + new] = value
+    return out
+
+
 def unet_to_ldm(state_dict: dict, config) -> dict:
     """``UNet2DConditionModel`` state dict (diffusers names) -> ``model.diffusion_model.*`` names.
 
@@ -67,16 +109,8 @@ def unet_to_ldm(state_dict: dict, config) -> dict:
     for key, value in state_dict.items():
         if key in fixed:
             new = fixed[key]
-        elif m := re.match(r"down_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)", key):
-            b, kind, j, rest = int(m[1]), m[2], int(m[3]), m[4]
-            idx = (n + 1) * b + j + 1
-            new = f"input_blocks.{idx}.0.{_rename_resnet(rest)}" if kind == "resnets" else f"input_blocks.{idx}.1.{rest}"
-        elif m := re.match(r"down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.+)", key):
-            new = f"input_blocks.{(n + 1) * (int(m[1]) + 1)}.0.op.{m[2]}"
-        elif m := re.match(r"mid_block\.resnets\.(\d+)\.(.+)", key):
-            new = f"middle_block.{2 * int(m[1])}.{_rename_resnet(m[2])}"
-        elif m := re.match(r"mid_block\.attentions\.0\.(.+)", key):
-            new = f"middle_block.1.{m[1]}"
+        elif new := _down_or_mid_to_ldm(key, n):
+            pass
         elif m := re.match(r"up_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)", key):
             b, kind, j, rest = int(m[1]), m[2], int(m[3]), m[4]
             idx = (n + 1) * b + j
