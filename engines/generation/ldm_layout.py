@@ -70,22 +70,26 @@ def controlnet_to_ldm(state_dict: dict, config, prefix: str = "control_model.") 
     conditioning convolutions at even ``k``, ``k = 14`` last), under ``prefix``."""
     from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
 
-    n = _layers_per_block(config)
-    fixed = dict(DIFFUSERS_TO_LDM_MAPPING["controlnet"]["layers"])
+    def specific(key: str) -> str | None:
+        if m := re.match(r"controlnet_down_blocks\.(\d+)\.(.+)", key):
+            return f"zero_convs.{m[1]}.0.{m[2]}"
+        if m := re.match(r"controlnet_mid_block\.(.+)", key):
+            return f"middle_block_out.0.{m[1]}"
+        if m := re.match(r"controlnet_cond_embedding\.blocks\.(\d+)\.(.+)", key):
+            return f"input_hint_block.{2 * (int(m[1]) + 1)}.{m[2]}"
+        return None
+
+    fixed = DIFFUSERS_TO_LDM_MAPPING["controlnet"]["layers"]
+    return _renamed(state_dict, fixed, _layers_per_block(config), specific, "ControlNet", prefix)
+
+
+def _renamed(state_dict: dict, fixed: dict, n: int, specific, what: str, prefix: str) -> dict:
+    """Rename every tensor: the ``fixed`` map, then the shared down/mid rules, then ``specific(key)``."""
     out = {}
     for key, value in state_dict.items():
-        if key in fixed:
-            new = fixed[key]
-        elif new := _down_or_mid_to_ldm(key, n):
-            pass
-        elif m := re.match(r"controlnet_down_blocks\.(\d+)\.(.+)", key):
-            new = f"zero_convs.{m[1]}.0.{m[2]}"
-        elif m := re.match(r"controlnet_mid_block\.(.+)", key):
-            new = f"middle_block_out.0.{m[1]}"
-        elif m := re.match(r"controlnet_cond_embedding\.blocks\.(\d+)\.(.+)", key):
-            new = f"input_hint_block.{2 * (int(m[1]) + 1)}.{m[2]}"
-        else:
-            raise ValueError(f"ControlNet tensor {key!r} has no LDM name")
+        new = fixed.get(key) or _down_or_mid_to_ldm(key, n) or specific(key)
+        if new is None:
+            raise ValueError(f"{what} tensor {key!r} has no LDM name")
         out[prefix + new] = value
     return out
 
@@ -105,23 +109,18 @@ def unet_to_ldm(state_dict: dict, config) -> dict:
     if config.get("class_embed_type") in ("timestep", "projection"):
         fixed.update(DIFFUSERS_TO_LDM_MAPPING["unet"]["class_embed_type"])
     up_has_attn = ["CrossAttn" in t or "Attn" in t for t in config["up_block_types"]]
-    out = {}
-    for key, value in state_dict.items():
-        if key in fixed:
-            new = fixed[key]
-        elif new := _down_or_mid_to_ldm(key, n):
-            pass
-        elif m := re.match(r"up_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)", key):
+
+    def specific(key: str) -> str | None:
+        if m := re.match(r"up_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)", key):
             b, kind, j, rest = int(m[1]), m[2], int(m[3]), m[4]
             idx = (n + 1) * b + j
-            new = f"output_blocks.{idx}.0.{_rename_resnet(rest)}" if kind == "resnets" else f"output_blocks.{idx}.1.{rest}"
-        elif m := re.match(r"up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.+)", key):
+            return f"output_blocks.{idx}.0.{_rename_resnet(rest)}" if kind == "resnets" else f"output_blocks.{idx}.1.{rest}"
+        if m := re.match(r"up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.+)", key):
             b = int(m[1])
-            new = f"output_blocks.{(n + 1) * b + n}.{2 if up_has_attn[b] else 1}.conv.{m[2]}"
-        else:
-            raise ValueError(f"UNet tensor {key!r} has no LDM name")
-        out[UNET_PREFIX + new] = value
-    return out
+            return f"output_blocks.{(n + 1) * b + n}.{2 if up_has_attn[b] else 1}.conv.{m[2]}"
+        return None
+
+    return _renamed(state_dict, fixed, n, specific, "UNet", UNET_PREFIX)
 
 
 def vae_to_ldm(state_dict: dict, config) -> dict:
