@@ -7,6 +7,9 @@
 * baseline A (codec.md §2): every row searched at full length, C(N + M, M) candidates each;
 * baseline B (small N only): brute force over all (2M+1)^(N/2) signed half rows.
 Both baselines must reach the same minimal angles (checked); the ratios are printed.
+
+Then (``--apply-size``, 0 skips) the found transforms are applied to every block of an image,
+``Transform.forward(fast=True)`` vs scipy.fft's exact DCT in the same run (codec_transforms.py).
 """
 
 from __future__ import annotations
@@ -49,6 +52,12 @@ def brute_half(n: int, m: int) -> tuple[list[float], float]:
 
 
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--apply-size", type=int, default=2048)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
     print(f"{'N':>3} {'M':>2} {'ours ms':>9} {'full-length ms':>15} {'ratio':>7} {'brute ms':>9} {'ratio':>8}  same angles")
     for n in (8, 16, 32, 64):
         for m in (1, 2, 3):
@@ -67,6 +76,11 @@ def main() -> None:
             else:
                 brute = f"{'—':>9} {'':8}"
             print(f"{n:>3} {m:>2} {ours['seconds'] * 1e3:9.2f} {t_full * 1e3:15.1f} {t_full / ours['seconds']:6.1f}x {brute}  {same}")
+    if args.apply_size:
+        from benchmarks.codec_transforms import all_cases, compare
+
+        print()
+        compare([c for c in all_cases(32) if c[1] == "minangle"], args.apply_size, args.repeat)
 
 
 if __name__ == "__main__":

@@ -148,15 +148,111 @@ def test_cli_tokens(capsys, tmp_path):
 def test_token_file_round_trip_and_damage():
     from engines.codec.token_file import read_tokens, write_tokens
 
-    idx = np.random.default_rng(0).integers(0, 1024, (24, 32))
-    data = write_tokens(idx, 1024, 10, "ibq")
+    idx = np.random.default_rng(0).integers(0, 1000, (24, 32))
+    sha = "ab" * 32
+    data = write_tokens(idx, 1000, 10, "fsq", levels=[8, 5, 5, 5], dim=4, downsample=4, image_shape=(96, 128), model_sha256=sha)
     back = read_tokens(data)
     np.testing.assert_array_equal(back["indices"], idx)
-    assert (back["codes"], back["bits"], back["quantizer"]) == (1024, 10, "ibq")
-    assert len(data) == tokens_bits(idx) / 8 + 4 + 1 + 9 + 1 + 3 + 8  # the coded table + payload plus magic, header, name, length, CRC
+    assert (back["codes"], back["bits"], back["quantizer"], back["version"]) == (1000, 10, "fsq", 2)
+    assert (back["levels"], back["dim"], back["image_shape"], back["model_sha256"]) == ([8, 5, 5, 5], 4, [96, 128], sha)
+    head_len = int.from_bytes(data[5:9], "little")
+    assert len(data) == tokens_bits(idx) / 8 + 4 + 1 + 12 + head_len  # the coded table + payload plus magic, version, lengths/CRC, header
     flipped = data[:-1] + bytes([data[-1] ^ 1])
-    for bad, msg in ((data[:-3], "truncated"), (data[:12], "truncated"), (flipped, "CRC"), (b"JUNK" + data[4:], "not a token file")):
+    header_flip = data[:20] + bytes([data[20] ^ 4]) + data[21:]
+    for bad, msg in ((data[:-3], "truncated"), (data[:12], "truncated"), (data + b"x", "longer"), (flipped, "CRC"),
+                     (header_flip, "CRC"), (b"JUNK" + data[4:], "not a token file"), (data[:4] + bytes([9]) + data[5:], "version 9")):
         with pytest.raises(ValueError, match=msg):
             read_tokens(bad)
+    for kwargs, field in (({"levels": [8, 5, 5]}, "levels"), ({"model_sha256": "xyz"}, "model_sha256"), ({"image_shape": (0, 5)}, "image_shape")):
+        with pytest.raises(ValueError, match=field):
+            write_tokens(idx, 1000, 10, "fsq", **kwargs)
     with pytest.raises(ValueError):
         write_tokens(np.array([[0, 5]]), 4, 2, "vq")  # index outside the codebook
+
+
+def test_token_file_header_is_validated_on_read():
+    """A header that passes the CRC but holds implausible fields (forged) is refused before decoding."""
+    import json
+    import struct
+    import zlib
+
+    from engines.codec.token_file import read_tokens, write_tokens
+
+    data = write_tokens(np.zeros((2, 3), dtype=int), 16, 4, "vq")
+    head_len, payload_len, _ = struct.unpack("<III", data[5:17])
+    header, payload = json.loads(data[17 : 17 + head_len]), data[17 + head_len :]
+    for key, value in (("rows", 1 << 30), ("codes", 0), ("levels", [4, 4, 2]), ("quantizer", 7)):
+        forged = json.dumps({**header, key: value}).encode()
+        blob = data[:5] + struct.pack("<III", len(forged), payload_len, zlib.crc32(payload, zlib.crc32(forged))) + forged + payload
+        with pytest.raises(ValueError, match="implausible"):
+            read_tokens(blob)
+
+
+# a version-1 file (the writer before self-describing headers): 6 x 5 VQ tokens, 16 codes, 4 bits
+V1_FILE = "U1NUSwEGAAUAEAAAAAQCdnExAAAAWYrx7BAAAQABAAAAAQABAAEAAQABAAEAAAABAAEAAQABAAEAAVx9aAieI8QeliGjWPtz2RA="
+
+
+def test_version_1_token_files_still_read_but_cannot_be_checked():
+    import base64
+
+    from engines.codec.token_file import decode_tokens, read_tokens
+
+    info = read_tokens(base64.b64decode(V1_FILE))
+    np.testing.assert_array_equal(info["indices"], (np.arange(30).reshape(6, 5) * 7) % 16)
+    assert (info["version"], info["codes"], info["bits"], info["quantizer"], info["self_describing"]) == (1, 16, 4, "vq", False)
+    with pytest.raises(ValueError, match="records no model"):
+        decode_tokens(Tokenizer("vq", 4), info)
+
+
+@pytest.mark.parametrize("quantizer,bits", [("fsq", 10), ("bsq", 8), ("vq", 8), ("ibq", 8)])
+def test_token_file_decodes_to_the_tokenizer_reconstruction(quantizer, bits):
+    """Indices -> file -> indices -> codes -> decoder gives the image the tokenizer reconstructed;
+    another model (or quantizer) is refused by the recorded weights hash."""
+    from engines.codec.images import sample_image
+    from engines.codec.token_file import decode_tokens, read_tokens, write_model_tokens
+    from engines.codec.token_lab import decode_indices, model_fingerprint, reconstruct
+
+    torch.manual_seed(0)
+    model = Tokenizer(quantizer, bits).eval()
+    img = sample_image("chelsea")[:48, :60]
+    rec, idx, _ = reconstruct(model, img)
+    info = read_tokens(write_model_tokens(model, idx, rec.shape))
+    assert info["model_sha256"] == model_fingerprint(model)["model"] and info["dim"] == model.dim
+    assert info["codes"] == (1000 if quantizer == "fsq" else 2**bits)
+    np.testing.assert_array_equal(decode_indices(model, info["indices"]), rec)
+    np.testing.assert_array_equal(decode_tokens(model, info), rec)
+    torch.manual_seed(1)
+    other = Tokenizer(quantizer, bits).eval()
+    with pytest.raises(ValueError, match="another model"):
+        decode_tokens(other, info)
+    with pytest.raises(ValueError, match="the model is"):
+        decode_tokens(Tokenizer("bsq" if quantizer != "bsq" else "vq", bits), info)
+
+
+@pytest.mark.parametrize("logits", ["cosine", "dot"])
+def test_ibq_tokens_are_the_argmax_of_the_code_logits(logits):
+    """IBQ proper: the token is argmax z·Cᵀ over all codes (of the l2-normalised vectors by default,
+    raw with "dot"), not the nearest code, and one backward pass through the model's quantizer
+    (value, SEED-Voken loss, entropy term) reaches every codebook row."""
+    torch.manual_seed(2)
+    model = Tokenizer("ibq", 6, ibq_logits=logits)
+    z = torch.randn(40, model.dim) * torch.linspace(0.5, 3.0, 40)[:, None]
+    with torch.no_grad():
+        model.codebook.mul_(torch.linspace(0.2, 2.0, model.codes)[:, None])  # unequal norms: dot != nearest
+    q, idx, loss = model.quantize(z)
+    book = model.codebook.detach()
+    if logits == "cosine":
+        zn, book = torch.nn.functional.normalize(z, dim=-1), torch.nn.functional.normalize(book, dim=-1)
+        expect = (zn @ book.T).argmax(-1)
+    else:
+        expect = (z @ book.T).argmax(-1)
+    assert torch.equal(idx, expect) and not torch.equal(idx, torch.cdist(z, model.codebook.detach()).argmin(-1))
+    torch.testing.assert_close(q.detach(), book[expect])
+    (q.square().sum() + loss).backward()
+    assert (model.codebook.grad.abs().sum(-1) > 0).all()
+    near = Tokenizer("ibq", 6, ibq_logits="distance")  # the comparison option: nearest-code logits
+    with torch.no_grad():
+        near.codebook.copy_(model.codebook)
+    assert torch.equal(near.quantize(z)[1], torch.cdist(z, model.codebook.detach()).argmin(-1))
+    with pytest.raises(ValueError):
+        Tokenizer("ibq", 6, ibq_logits="softmax")

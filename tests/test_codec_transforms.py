@@ -164,9 +164,21 @@ def test_fast_forward_equals_matrix_and_inverse_roundtrip(n):
 def test_compiled_kernel_float32_n16():
     x = np.random.default_rng(3).normal(size=(4, 16, 16)).astype(np.float32)
     tr = get_transform("minangle", 16, 2)
-    y = tr.forward(x, fast=True)
-    assert y.dtype == np.float32
-    np.testing.assert_allclose(y, tr.forward(x.astype(np.float64)), atol=1e-4)
+    for fast in ("plan", True):  # the addition plan, and the matrix products fast=True picks here
+        y = tr.forward(x, fast=fast)
+        assert y.dtype == np.float32
+        np.testing.assert_allclose(y, tr.forward(x.astype(np.float64)), atol=1e-4)
+
+
+def test_fast_path_choice_follows_the_operation_count():
+    # plans with more than N/4 additions + shifts per sample go through BLAS from N = 16 on
+    assert not get_transform("minangle", 8, 3).fast_uses_matmul
+    assert not get_transform("wht", 32).fast_uses_matmul and not get_transform("jam-rdct", 16).fast_uses_matmul
+    assert get_transform("minangle", 16, 2).fast_uses_matmul and get_transform("minangle", 32, 3).fast_uses_matmul
+    assert not get_transform("dct", 32).fast_uses_matmul
+    x = np.random.default_rng(4).normal(size=(2, 3, 32, 32))
+    tr = get_transform("minangle", 32, 3)
+    np.testing.assert_allclose(tr.forward(x, fast=True), tr.forward(x), atol=1e-9)
 
 
 def test_operation_counts():

@@ -9,10 +9,15 @@ Quantizers (``z`` ``(n, d)`` encoder outputs; ``sg`` = detach):
   and scaled from ``q`` to ``e`` (``q̃ = sg(‖q‖/‖e‖) · (e − 2(e·w)w + 2(e·ê)q̂)``, ``w`` = sg(normalize(ê + q̂)));
 * ``fsq`` — finite scalar quantization (levels per channel, no codebook);
 * ``bsq`` — binary spherical quantization: ``u = z/‖z‖``, ``sign(u)/√L``, implicit codebook ``2^L``;
-* ``ibq`` — index backpropagation: ``one_hot(argmax) − sg(softmax) + softmax`` times the codebook,
-  so every code gets a gradient; loss weights as SEED-Voken (commitment 1, codebook β) plus its entropy
-  regulariser. Logits are ``2z·Cᵀ − ‖c‖²`` (nearest code) rather than the paper's ``z·Cᵀ``: with a
-  16-dimensional codebook the dot-product argmax picks the longest codes and collapsed to one code.
+* ``ibq`` — index backpropagation (Shi et al., arXiv 2412.02692): logits ``z·Cᵀ`` over all codes,
+  ``one_hot(argmax) − sg(softmax) + softmax`` times the codebook, so every code gets a gradient
+  through the softmax; SEED-Voken's double-quantization loss ``‖z_q − z‖² + ‖sg(z_q') − z‖² +
+  β‖z_q' − sg(z)‖²`` (``z_q'`` the hard code) plus its entropy regulariser. By default
+  (``ibq_logits="cosine"``) ``z`` and the codes are l2-normalised before the product (the
+  l2-normalised lookup of ViT-VQGAN; SEED-Voken's quantizer has a ``cosine_similarity`` switch): with
+  the raw ``z·Cᵀ`` (``"dot"``) the argmax favours the longest codes, and 50 steps at 8 bits kept
+  perplexity 1.2–4.6 and 16.4–16.9 dB against 56–73 and 19.0–21.7 dB normalised (seeds 0, 1).
+  ``"distance"`` (``2z·Cᵀ − ‖c‖²``, the nearest code) is kept for comparison.
 
 Learned codebooks (VQ, VQ rotation, IBQ) restart codes unused over the last ``restart_every`` steps
 on current encoder outputs: the encoder outputs move away from their initial cloud within a few
@@ -33,12 +38,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from engines.codec.metrics import ssim
-from engines.codec.tokens import fsq_quantize
+from engines.codec.tokens import fsq_indices_to_codes, fsq_quantize
 from engines.jobs import Log, Preview, Progress
 
-__all__ = ["QUANTIZERS", "Tokenizer", "bsq_quantize", "code_statistics", "ibq_entropy_loss", "ibq_quantize", "reconstruct", "restart_dead_codes", "rotation_trick", "tokens_bits", "train_tokenizer_job"]
+__all__ = ["QUANTIZERS", "Tokenizer", "bsq_quantize", "code_statistics", "decode_indices", "ibq_entropy_loss", "ibq_quantize", "model_fingerprint",
+           "reconstruct", "restart_dead_codes", "rotation_trick", "tokens_bits", "train_tokenizer_job"]
 
 QUANTIZERS = ("vq", "vq-rotation", "fsq", "bsq", "ibq")
+IBQ_LOGITS = ("cosine", "dot", "distance")
 _FSQ_LEVELS = {8: [8, 6, 5], 10: [8, 5, 5, 5], 12: [7, 5, 5, 5, 5], 14: [8, 8, 8, 6, 5], 16: [8, 8, 8, 5, 5, 5]}
 
 
@@ -90,16 +97,19 @@ def ibq_entropy_loss(logits: torch.Tensor, temperature: float = 0.01) -> torch.T
 class Tokenizer(nn.Module):
     """Conv encoder (÷4) -> quantizer -> conv decoder; ``bits`` per token fixes the codebook size."""
 
-    def __init__(self, quantizer: str, bits: int = 10, width: int = 48) -> None:
+    def __init__(self, quantizer: str, bits: int = 10, width: int = 48, ibq_logits: str = "cosine") -> None:
         super().__init__()
         if quantizer not in QUANTIZERS:
             raise ValueError(f"unknown quantizer {quantizer!r}; choose from {', '.join(QUANTIZERS)}")
+        if ibq_logits not in IBQ_LOGITS:
+            raise ValueError(f"IBQ logits are one of {', '.join(IBQ_LOGITS)} (got {ibq_logits!r})")
+        self.ibq_logits = ibq_logits
         if quantizer == "fsq" and bits not in _FSQ_LEVELS:
             raise ValueError(f"FSQ levels are defined for {sorted(_FSQ_LEVELS)} bits per token")
         self.quantizer, self.bits = quantizer, int(bits)
         self.levels = _FSQ_LEVELS.get(bits) if quantizer == "fsq" else None
         self.dim = len(self.levels) if self.levels else (bits if quantizer == "bsq" else 16)
-        self.codes = 2**bits
+        self.codes = int(np.prod(self.levels)) if self.levels else 2**bits  # FSQ: the product of its levels (1000 for 10 bits)
         self.enc = nn.Sequential(nn.Conv2d(3, width, 4, 2, 1), nn.ReLU(), nn.Conv2d(width, width, 4, 2, 1), nn.ReLU(), nn.Conv2d(width, self.dim, 1))
         self.dec = nn.Sequential(nn.Conv2d(self.dim, width, 1), nn.ReLU(), nn.ConvTranspose2d(width, width, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(width, 3, 4, 2, 1))
         self.codebook = nn.Parameter(torch.randn(self.codes, self.dim) * 0.5) if quantizer in ("vq", "vq-rotation", "ibq") else None
@@ -114,15 +124,26 @@ class Tokenizer(nn.Module):
             q, idx = bsq_quantize(z)
             return q, idx, 0.25 * ((q.detach() - z) ** 2).mean()
         if self.quantizer == "ibq":
-            q, idx = ibq_quantize(z, self.codebook, distance=True)
-            hard = self.codebook[idx]  # SEED-Voken weights: commitment 1, codebook beta = 0.25
+            distance = self.ibq_logits == "distance"
+            z, book = (F.normalize(z, dim=-1), self.codes_table()) if self.ibq_logits == "cosine" else (z, self.codebook)
+            q, idx = ibq_quantize(z, book, distance=distance)
+            hard = book[idx]  # SEED-Voken weights: commitment 1, codebook beta = 0.25
             loss = ((q - z) ** 2).mean() + ((hard.detach() - z) ** 2).mean() + 0.25 * ((hard - z.detach()) ** 2).mean()
-            return q, idx, loss + 0.1 * ibq_entropy_loss(ibq_logits(z, self.codebook, True))
+            return q, idx, loss + 0.1 * ibq_entropy_loss(ibq_logits(z, book, distance))
         idx = torch.cdist(z, self.codebook).argmin(-1)
         q = self.codebook[idx]
         loss = ((q - z.detach()) ** 2).mean() + 0.25 * ((q.detach() - z) ** 2).mean()
         out = rotation_trick(z, q) if self.quantizer == "vq-rotation" else z + (q - z).detach()
         return out, idx, loss
+
+    def codes_table(self) -> torch.Tensor | None:
+        """The vectors the decoder receives for each index of a learned codebook (the codebook,
+        l2-normalised for cosine IBQ); None for FSQ / BSQ (implicit codes)."""
+        if self.codebook is None:
+            return None
+        if self.quantizer == "ibq" and self.ibq_logits == "cosine":
+            return F.normalize(self.codebook, dim=-1)
+        return self.codebook
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(reconstruction, token indices (b, h/4, w/4), quantizer loss)``."""
@@ -132,6 +153,45 @@ class Tokenizer(nn.Module):
         q, idx, loss = self.quantize(flat)
         xq = q.reshape(b, h, w, d).permute(0, 3, 1, 2)
         return self.dec(xq), idx.reshape(b, h, w), loss
+
+
+def model_fingerprint(model: Tokenizer) -> dict:
+    """SHA-256 (hex) of the tokenizer: ``"model"`` over its configuration and every weight
+    (name, shape, float32 bytes, in name order), ``"codebook"`` over the codebook (learned codes,
+    or the FSQ levels / BSQ dimension that define the implicit one)."""
+    import hashlib
+    import json
+
+    config = {"quantizer": model.quantizer, "bits": model.bits, "dim": model.dim, "levels": model.levels,
+              "ibq_logits": model.ibq_logits if model.quantizer == "ibq" else None}
+    h = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to(torch.float32).contiguous().cpu().numpy()
+        h.update(f"{name}{tuple(t.shape)}".encode())
+        h.update(t.tobytes())
+    if model.codebook is not None:
+        book = hashlib.sha256(model.codes_table().detach().to(torch.float32).contiguous().cpu().numpy().tobytes())
+    else:
+        book = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    return {"model": h.hexdigest(), "codebook": book.hexdigest()}
+
+
+def decode_indices(model: Tokenizer, indices: np.ndarray) -> np.ndarray:
+    """Token grid ``(h, w)`` -> the decoder's image ``(4h, 4w, 3)`` uint8: each index becomes its
+    code (codebook row, FSQ level digits, BSQ sign bits) and the decoder runs on those latents."""
+    idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+    if idx.ndim != 2 or (idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= model.codes)):
+        raise ValueError(f"token indices must be a 2-D grid in [0, {model.codes})")
+    if model.quantizer == "fsq":
+        z = fsq_indices_to_codes(idx, model.levels)
+    elif model.quantizer == "bsq":
+        bits = (idx.unsqueeze(-1) >> torch.arange(model.dim)) & 1
+        z = (2.0 * bits.float() - 1.0) / math.sqrt(model.dim)
+    else:
+        z = model.codes_table().detach()[idx]
+    with torch.no_grad():
+        rec = model.dec(z.permute(2, 0, 1)[None].float()).clamp(0, 1)
+    return (rec[0].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
 
 
 def restart_dead_codes(codebook: torch.Tensor, counts: torch.Tensor, z: torch.Tensor, generator: torch.Generator | None = None) -> int:

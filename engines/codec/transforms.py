@@ -88,9 +88,18 @@ class Transform:
 
         ``fast=True`` applies the integer matrix with the additions/shifts-only plan (when the
         transform has one; compiled to straight-line code with numba, numpy fallback) and the
-        diagonal scaling; the result is the same. float32 input stays float32.
+        diagonal scaling; the result is the same. float32 input stays float32. For N >= 16 plans
+        with more than N/4 operations per sample (the larger minimal-angle alphabets), BLAS
+        matrix products in the input's precision are faster and are used instead
+        (:attr:`fast_uses_matmul`); ``fast="plan"`` forces the plan.
         ``fast="numpy"`` runs the same plan with one numpy operation per addition (no compile).
         """
+        if fast is True and self.fast_uses_matmul:
+            x = np.asarray(blocks)
+            if x.dtype not in (np.float32, np.float64):
+                x = x.astype(np.float64)
+            m = self.matrix.astype(x.dtype)
+            return np.matmul(np.matmul(m, x), m.T)
         if fast and self.plan is not None:
             from engines.codec.fastalg import compiled_kernel
 
@@ -114,6 +123,15 @@ class Transform:
             return dctn(x, type=2, axes=(-2, -1), norm="ortho")
         m = self.matrix
         return np.matmul(np.matmul(m, x), m.T)
+
+    @property
+    def fast_uses_matmul(self) -> bool:
+        """Whether ``forward(fast=True)`` takes matrix products rather than the addition plan:
+        N >= 16 and more than N/4 additions + shifts per sample (one 1-D pass)."""
+        if self.plan is None or self.N < 16:
+            return False
+        ops = self.ops.get("additions", 0) + self.ops.get("shifts", 0)
+        return ops / self.N > self.N / 4
 
     def inverse(self, coeffs: np.ndarray) -> np.ndarray:
         """2-D inverse of ``(..., N, N)`` coefficient blocks: ``C_hat^-1 Y C_hat^-T``."""

@@ -35,7 +35,7 @@ def tokens_train_job(image: np.ndarray | None, quantizer: str, bits: int, steps:
     held-out astronaut); returns a dict with the model, history, reconstruction, tokens and the
     ``.sstk`` bytes."""
     from engines.codec.learned import default_training_images
-    from engines.codec.token_file import write_tokens
+    from engines.codec.token_file import write_model_tokens
     from engines.codec.token_lab import reconstruct, train_tokenizer_job
     from engines.jobs import Progress
 
@@ -50,7 +50,7 @@ def tokens_train_job(image: np.ndarray | None, quantizer: str, bits: int, steps:
     model, out = yield from train_tokenizer_job(default_training_images(), quantizer, bits, steps=steps, patch=patch, batch=batch,
                                                 eval_images=[target], eval_every=max(steps // 25, 1))
     rec, idx, _ = reconstruct(model, target)
-    data = write_tokens(idx, model.codes, model.bits, quantizer)
+    data = write_model_tokens(model, idx, rec.shape)
     params = {"quantizer": quantizer, "bits": bits, "steps": steps, "patch": patch, "batch": batch}
     return {"model": model, "params": params, "original": target[: rec.shape[0], : rec.shape[1]], "reconstruction": rec,
             "indices": idx, "data": data, **out}

@@ -434,12 +434,12 @@ def _tokens(args: argparse.Namespace) -> dict:
     final = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out["final"].items()}
     result = {"quantizer": args.quantizer, "bits_per_token": args.bits, "steps": args.steps, **final}
     if args.out is not None:
-        from engines.codec.token_file import write_tokens
+        from engines.codec.token_file import write_model_tokens
         from engines.codec.token_lab import reconstruct
         from studio.export import make_provenance
 
         _, idx, _ = reconstruct(model, evals[0])
-        data = write_tokens(idx, model.codes, model.bits, args.quantizer)
+        data = write_model_tokens(model, idx, (idx.shape[0] * 4, idx.shape[1] * 4))
         params = {"quantizer": args.quantizer, "bits": args.bits, "steps": args.steps}
         prov = make_provenance("codec", "codec.tokens.train", params, inputs=_inputs(args.images))
         written = _write(args.out, lambda tmp: Path(tmp).write_bytes(data), prov, args.force)
