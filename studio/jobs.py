@@ -106,6 +106,23 @@ def _run_engine(job: Iterator[Any]):
     return result
 
 
+#: the progress text of a job handed to the thread pool that no thread has started yet
+WAITING_FOR_THREAD = "waiting for a worker thread"
+
+
+def final_message(record: JobRecord) -> str:
+    """The progress text an ended job keeps: no stale "waiting …" or step text from before a cancel
+    or failure; a finished job keeps its last progress message."""
+    if record.state == CANCELLED:
+        if record.started is None:
+            return "cancelled before it started"
+        return f"cancelled at {record.fraction * 100:.0f}%" if record.fraction > 0 else "cancelled"
+    if record.state == FAILED:
+        return f"failed at {record.fraction * 100:.0f}%" if record.started is not None and record.fraction > 0 \
+            else "failed"
+    return "" if record.message == WAITING_FOR_THREAD else record.message
+
+
 @dataclass
 class JobRecord:
     """What the queue knows of one job (shown in the job table)."""
@@ -337,7 +354,7 @@ class JobQueue(QObject):
         worker = EngineWorker(body)
         entry.worker = worker
         entry.holds_slot = True
-        entry.record.message = entry.record.message or "waiting for a worker thread"
+        entry.record.message = entry.record.message or WAITING_FOR_THREAD
         worker.started.connect(lambda e=entry: self._on_started(e))
         worker.yielded.connect(lambda event, e=entry: self._on_event(e, event))
         worker.returned.connect(lambda result, e=entry: self._on_returned(e, result))
@@ -352,7 +369,7 @@ class JobQueue(QObject):
         record = entry.record
         if record.state == QUEUED:
             record.started = _now()
-            if record.message == "waiting for a worker thread":
+            if record.message == WAITING_FOR_THREAD:
                 record.message = ""
             self._set_state(entry, RUNNING)
 
@@ -412,6 +429,7 @@ class JobQueue(QObject):
             return
         record.state = state
         record.ended = _now()
+        record.message = final_message(record)
         self.job_changed.emit(record)
         if state == FAILED:
             self.log.emit("error", f"[{record.name}] failed: {record.error}", record.details)

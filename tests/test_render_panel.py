@@ -249,9 +249,11 @@ def test_fit_posed_views_spheres(panel, qtbot, tmp_path):
     cams = fibonacci_cameras(3, 3.5, width=20, height=20)
     folder = save_views(tmp_path / "views", render_views(truth, cams), cams)
     with pytest.raises(OpenError, match="cameras.json"):
-        panel.set_fit_views(str(tmp_path))
-    panel.set_fit_views(str(folder))
-    assert "3 posed views" in panel.fit_status.text()
+        open_and_wait(panel, tmp_path)
+    handle = panel.set_fit_views(str(folder))  # read by a job on the io lane, behind the loading card
+    assert handle is not None and handle.record.device == "io" and panel.loading
+    assert panel.services.jobs.wait_all(60) and not panel.loading
+    assert "3 posed views" in panel.fit_status.text() and panel.tabs.currentIndex() == 1
     panel.restore_parameters({"primitive": "spheres", "count": 30, "steps": 12})
     panel.start_fit()
     assert panel.services.jobs.wait_all(120)

@@ -186,7 +186,7 @@ def test_cli_fit_from_colmap_starts_at_points3d(tmp_path, truth, capsys):
 def test_panel_takes_a_colmap_folder_as_fit_target(make_panel, tmp_path, truth):
     from engines.filekinds import POSED_VIEWS, sniff
     from panels.render import RenderPanel
-    from tests.gui_helpers import wait_loaded
+    from tests.gui_helpers import open_and_wait, wait_loaded
 
     scene, cams, images = truth
     names = ["a.png", "b.png", "c.png"]
@@ -197,6 +197,6 @@ def test_panel_takes_a_colmap_folder_as_fit_target(make_panel, tmp_path, truth):
     panel = make_panel(RenderPanel)
     wait_loaded(panel)
     assert panel.can_open(tmp_path / "proj")
-    panel.set_fit_views(str(tmp_path / "proj"))
+    open_and_wait(panel, tmp_path / "proj")
     assert "3 posed views (colmap, 30 points" in panel.fit_status.text()
     assert len(panel.fit_init) == 30 and len(panel.fit_cameras) == 3

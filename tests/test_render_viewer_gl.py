@@ -180,3 +180,23 @@ def test_cpu_view_skips_gl_buffers_until_gl_draws(qapp):
     canvas.canvas.render()
     assert _psnr_vs_exact(canvas, scene) >= 30
     canvas.canvas.close()
+
+
+def test_cpu_view_shows_a_hint_until_the_first_frame(qapp):
+    """The CPU view says it is rendering until the first frame of a scene is on screen (it used to be
+    black for seconds); the hint goes when the frame arrives and comes back for the next scene."""
+    from panels.render.viewer import CPU_HINT
+
+    scene = sphere_scene(300, footprint=0.15, sh_degree=0)
+    canvas = _canvas(qapp, scene, renderer="cpu")
+    canvas.canvas.render()  # the first draw picks the CPU view
+    assert canvas.cpu_mode and canvas.hint == CPU_HINT
+    assert canvas.settle() and canvas.hint is None
+    assert _psnr_vs_exact(canvas, scene) >= 30  # the frame replacing the hint is the scene
+    other = sphere_scene(200, footprint=0.1, sh_degree=0, seed=5)
+    opacity = other.opacities.numpy()[:, None]
+    canvas.set_splats(other.means.numpy(), np.concatenate([other.rgb.numpy(), opacity], 1),
+                      covariance_3d(other.quats, other.scales).numpy(), np.zeros(len(other), bool))
+    assert canvas.hint == CPU_HINT
+    assert canvas.settle() and canvas.hint is None
+    canvas.canvas.close()

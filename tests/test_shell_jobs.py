@@ -251,3 +251,45 @@ def test_one_eta_shared_by_table_and_status_line(qtbot, monkeypatch):
     qtbot.waitUntil(lambda: handle.state == CANCELLED, timeout=10000)
     assert table.item(0, 4).text() == "–" and table.item(0, 5).text() == "cancelled"
     assert queue_summary(queue.records()) == "jobs: 0 running, 0 waiting"
+
+
+def test_ended_rows_keep_no_stale_progress_text(qtbot):
+    """A job cancelled while it waits for a pool thread, or cancelled mid-run, or failed: its row says
+    so, with no "waiting for a worker thread", step text or time left from before."""
+    from qtpy.QtCore import QThreadPool
+
+    from studio.widgets.job_table import JobTable
+
+    pool = QThreadPool.globalInstance()
+    saved = pool.maxThreadCount()
+    pool.setMaxThreadCount(1)
+    try:
+        queue = JobQueue(max_running=1)
+        table = JobTable(queue)
+        qtbot.addWidget(table)
+        release, rec = threading.Event(), {}
+        first = queue.submit("first", "test", lambda: stubborn_job(release, rec), device="cpu")
+        waiting = queue.submit("other device", "test", lambda: counting_job(2, {}), device="cuda")
+        qtbot.waitUntil(lambda: rec.get("blocked", False), timeout=10000)
+
+        def bar(row):
+            return table.cellWidget(row, 2)
+
+        qtbot.waitUntil(lambda: bar(0).format() == "25%  first quarter", timeout=10000)
+        assert waiting.state == QUEUED and bar(1).format() == "waiting for a worker thread"
+        waiting.cancel()
+        first.cancel()
+        assert bar(0).format() == "25%  cancelling…" and table.item(0, 4).text() == "–"
+        release.set()
+        assert queue.wait_all(30) and first.state == waiting.state == CANCELLED
+        assert bar(1).format() == waiting.record.message == "cancelled before it started"
+        assert table.item(1, 3).text() == table.item(1, 4).text() == "–"
+        assert bar(0).format() == first.record.message == "cancelled at 25%"
+        assert table.item(0, 4).text() == "–" and table.item(0, 5).text() == "cancelled"
+        failing = queue.submit("boom", "test", lambda: counting_job(5, {}, delay=0.06, fail_at=2))
+        assert queue.wait_all(30) and failing.state == FAILED
+        assert bar(2).format() == "failed at 40%" and table.item(2, 4).text() == "–"
+        done = queue.submit("ok", "test", lambda: counting_job(2, {}))
+        assert queue.wait_all(30) and done.state == DONE and bar(3).format() == "100%  step 2"
+    finally:
+        pool.setMaxThreadCount(saved)

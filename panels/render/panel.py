@@ -277,6 +277,19 @@ def _photo_job(path: str, max_side: int):
     return np.asarray(im)
 
 
+def _posed_views_job(folder: str, max_side: int):
+    """Job (io lane): read a posed-view folder (cameras.json, transforms.json or COLMAP) with its
+    images downscaled to ``max_side``."""
+    from engines.jobs import Progress
+    from engines.render.formats.posed import load_posed_views
+
+    yield Progress(0, 1, f"reading the posed views in {Path(folder).name}")
+    try:
+        return load_posed_views(folder, max_side)
+    except ValueError as exc:
+        raise OpenError(str(exc)) from exc
+
+
 class RenderPanel(Panel):
     """View, edit, render and fit 3D Gaussian-splat scenes."""
 
@@ -725,9 +738,7 @@ class RenderPanel(Panel):
     def open_file(self, path: str) -> None:
         """A scene opens in the viewer; a photo or a posed-view folder becomes the fit target."""
         if os.path.isdir(path):
-            self.set_fit_views(path)
-            self.tabs.setCurrentIndex(1)
-            return
+            return self.set_fit_views(path)
         if path.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")):
             side = self.max_side.value()
 
@@ -1069,15 +1080,20 @@ class RenderPanel(Panel):
         self.fit_status.setText(f"Target {image.shape[1]}×{image.shape[0]} photo. Press Start fit.")
         self._update_buttons()
 
-    def set_fit_views(self, folder: str) -> None:
+    def set_fit_views(self, folder: str):
         """Use posed views as targets: a folder with cameras.json, a transforms.json (nerfstudio /
-        instant-ngp) or a COLMAP model (its points3D start the Gaussians)."""
-        from engines.render.formats.posed import load_posed_views
+        instant-ngp) or a COLMAP model (its points3D start the Gaussians). Read by a job on the io
+        lane behind the loading card (returns its handle); the Fit tab shows them when it ends."""
+        folder = os.fspath(folder)
+        if not os.path.isdir(folder):
+            raise OpenError(f"folder not found: {folder}")
+        side = self.max_side.value()
+        return self.load_in_background(folder, lambda: _posed_views_job(folder, side),
+                                       lambda views: self._show_fit_views(folder, views),
+                                       title=f"Reading the posed views in {Path(folder).name}…")
 
-        try:
-            views = load_posed_views(folder, self.max_side.value())
-        except ValueError as exc:
-            raise OpenError(str(exc)) from exc
+    def _show_fit_views(self, folder: str, views) -> None:
+        """Posed views read by :func:`_posed_views_job` become the fit targets."""
         images = views.images
         self.fit_target, self.fit_cameras, self.fit_source = images, views.cameras, [folder]
         self.fit_init = views.init
@@ -1088,6 +1104,7 @@ class RenderPanel(Panel):
         notes = f" ({'; '.join(views.notes)})" if views.notes else ""
         self.fit_status.setText(f"{len(images)} posed views ({views.kind}{start}){notes}. Press Start fit.")
         self._update_buttons()
+        self.tabs.setCurrentIndex(1)
 
     def _ask_target(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Target photo", "", "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff)")

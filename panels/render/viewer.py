@@ -147,6 +147,10 @@ def covariance_upper(covariances) -> np.ndarray:
     return np.stack([cov[:, 0, 0], cov[:, 0, 1], cov[:, 0, 2], cov[:, 1, 1], cov[:, 1, 2], cov[:, 2, 2]], 1)
 
 
+#: shown over the CPU view until the first frame of a scene arrives (a full frame can take seconds)
+CPU_HINT = "Rendering on the CPU…"
+
+
 class SplatCanvas:
     """A vispy SceneCanvas showing a Gaussian scene; ``native`` is the Qt widget.
 
@@ -173,6 +177,7 @@ class SplatCanvas:
         self.gl_renderer: str | None = None  # GL_RENDERER, read at the first draw
         self.progressive = None  # ProgressiveRenderer in CPU mode
         self._gl_splats_stale = False  # CPU mode skipped the OpenGL buffers of the current splats
+        self._hint = None  # a label over the view until the CPU view's first frame of a scene arrives
         self.renderer_chosen = None  # optional callback once GL_RENDERER is known and the mode chosen
 
         class FrameVisual(Visual):
@@ -429,6 +434,7 @@ class SplatCanvas:
             self.progressive.close()
             self.progressive = None
             self._cpu_timer.stop()
+            self._set_hint(None)
             if self._gl_splats_stale:
                 self._push_gl_splats()
                 self.sorted_view = None
@@ -459,7 +465,31 @@ class SplatCanvas:
                             mix(self.colors), None if fn is None else (lambda centre: mix(np.asarray(fn(centre)))))
         bg = self.canvas.bgcolor.rgb if hasattr(self.canvas.bgcolor, "rgb") else (0.0, 0.0, 0.0)
         self.progressive.set_scene(prep, bg)
+        self._set_hint(CPU_HINT if len(self.positions) else None)
         self.canvas.update()
+
+    def _set_hint(self, text: str | None) -> None:
+        """Show ``text`` in a small label over the view (None hides it)."""
+        if text is None:
+            if self._hint is not None:
+                self._hint.hide()
+            return
+        if self._hint is None:
+            from qtpy.QtWidgets import QLabel
+
+            self._hint = QLabel(self.canvas.native)
+            self._hint.setStyleSheet("color: #ddd; background: rgba(0, 0, 0, 150); padding: 4px 8px; border-radius: 4px;")
+        self._hint.setText(text)
+        self._hint.adjustSize()
+        native = self.canvas.native
+        self._hint.move(max(0, (native.width() - self._hint.width()) // 2), max(0, (native.height() - self._hint.height()) // 2))
+        self._hint.show()
+        self._hint.raise_()
+
+    @property
+    def hint(self) -> str | None:
+        """The text shown over the view (e.g. while the first CPU frame renders), or None."""
+        return self._hint.text() if self._hint is not None and not self._hint.isHidden() else None
 
     def _before_draw_cpu(self) -> None:
         """CPU view: post the camera being drawn; frames arrive through :meth:`_take_frame`."""
@@ -483,6 +513,7 @@ class SplatCanvas:
         result = self.progressive.take()
         if result is not None:
             self.frame.set_frame(result[0])
+            self._set_hint(None)
             self.canvas.update()
         elif not self.progressive.busy:
             self._cpu_timer.stop()

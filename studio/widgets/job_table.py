@@ -14,7 +14,18 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from studio.jobs import ACTIVE_STATES, CANCELLING, FINAL_STATES, PAUSED, QUEUED, RUNNING, JobQueue, JobRecord
+from studio.jobs import (
+    ACTIVE_STATES,
+    CANCELLED,
+    CANCELLING,
+    FAILED,
+    FINAL_STATES,
+    PAUSED,
+    QUEUED,
+    RUNNING,
+    JobQueue,
+    JobRecord,
+)
 from studio.widgets.progress import set_progress_later
 
 COLUMNS = ["Job", "Panel", "Progress", "Elapsed", "Remaining", "Status", ""]
@@ -122,6 +133,10 @@ class JobTable(QTableWidget):
         bar: QProgressBar = self.cellWidget(row, 2)
         if record.state == QUEUED:
             text = record.message or "waiting for a free slot"
+        elif record.state == CANCELLING:
+            text = f"{record.fraction * 100:.0f}%  cancelling…"
+        elif record.state in (CANCELLED, FAILED):
+            text = record.message  # "cancelled at 35%", "cancelled before it started", "failed"
         else:
             text = f"{record.fraction * 100:.0f}%  {record.message}".strip()
         set_progress_later(bar, int(record.fraction * 1000), text)
