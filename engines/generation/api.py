@@ -208,8 +208,6 @@ def _check_control(p: GenerationParams, info: ModelInfo) -> None:
     if not (0.0 <= p.control_start < p.control_end <= 1.0):
         raise ValueError(f"control start and end must satisfy 0 <= start < end <= 1 "
                          f"(got {p.control_start}, {p.control_end})")
-    if p.controlnet and p.tile_size:
-        raise ValueError("ControlNet does not combine with tiled denoising yet (set the tile size to 0)")
     if p.controlnet and info.kind.startswith("own"):
         raise ValueError(f"ControlNet needs a Stable-Diffusion-family (UNet) model; {info.name} is a "
                          f"pixel-space model without text cross-attention")

@@ -224,6 +224,8 @@ def attached_controlnet(unet, controlnet, control: np.ndarray, scale: float = 1.
 
     ``scheduler_of()``: the scheduler of the running pipeline (for the step fraction).
     Yields the :class:`ControlSchedule` (its ``active_steps`` list the calls that got residuals).
+    With tiled denoising (``unet`` a :class:`~engines.generation.tiling.TiledDenoiser`) every tile
+    gets the residuals of its own crop of the control image.
     ``scale`` 0 attaches nothing (the output is bit-identical to a run without ControlNet).
     """
     import torch
@@ -238,27 +240,50 @@ def attached_controlnet(unet, controlnet, control: np.ndarray, scale: float = 1.
     cond = cond.to(param.device, param.dtype)
     channels = int(controlnet.config.in_channels)
     needs_added = controlnet.config.get("addition_embed_type") is not None
+    from engines.generation.tiling import TiledDenoiser, tile_starts
 
-    def hook(_module, args, kwargs):
+    tiled = isinstance(unet, TiledDenoiser)
+    state: dict = {"active": False, "tiles": [], "full": (1, 1)}
+
+    def step_hook(_module, args, kwargs):
+        # once per denoiser call: is this step inside [start, end], and which tiles follow
+        sample = args[0] if args else kwargs["sample"]
+        state["active"] = schedule.next_call(args[1] if len(args) > 1 else kwargs["timestep"])
+        h, w = sample.shape[-2:]
+        if tiled:  # the order TiledDenoiser runs its tiles in
+            th, tw = min(unet.tile, h), min(unet.tile, w)
+            state["tiles"] = [(slice(y, y + th), slice(x, x + tw)) for y in tile_starts(h, unet.tile, unet.overlap)
+                              for x in tile_starts(w, unet.tile, unet.overlap)]
+        else:
+            state["tiles"] = [(slice(0, h), slice(0, w))]
+        state["full"] = (h, w)
+
+    def residual_hook(_module, args, kwargs):
+        # once per UNet call (per tile when tiled): the ControlNet on the same input, its control crop
+        rows, cols = state["tiles"].pop(0) if state["tiles"] else (slice(None), slice(None))
+        if not state["active"]:
+            return None
         sample = args[0] if args else kwargs["sample"]
         t = args[1] if len(args) > 1 else kwargs["timestep"]
-        if not schedule.next_call(t):
-            return None
+        f = cond.shape[-2] // state["full"][0]  # control pixels per latent pixel
+        crop = cond if rows.start is None else cond[..., rows.start * f:rows.stop * f, cols.start * f:cols.stop * f]
         # as diffusers' ControlNet pipelines: SDXL ControlNets take the pooled text and size embeddings too
         extra = {"added_cond_kwargs": kwargs["added_cond_kwargs"]} if needs_added and kwargs.get("added_cond_kwargs") else {}
         with torch.no_grad():
             down, mid = controlnet(
                 sample[:, :channels], t, encoder_hidden_states=kwargs["encoder_hidden_states"],
-                controlnet_cond=cond.repeat(sample.shape[0], 1, 1, 1), conditioning_scale=float(scale),
+                controlnet_cond=crop.repeat(sample.shape[0], 1, 1, 1), conditioning_scale=float(scale),
                 guess_mode=False, return_dict=False, **extra)
         kwargs = dict(kwargs, down_block_additional_residuals=down, mid_block_additional_residual=mid)
         return args, kwargs
 
-    handle = unet.register_forward_pre_hook(hook, with_kwargs=True)
+    handles = [unet.register_forward_pre_hook(step_hook, with_kwargs=True)]
+    handles.append((unet.model if tiled else unet).register_forward_pre_hook(residual_hook, with_kwargs=True))
     try:
         yield schedule
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
 
 
 def read_control_image(path: str | os.PathLike) -> np.ndarray:
