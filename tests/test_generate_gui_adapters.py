@@ -146,3 +146,65 @@ def test_control_section_values_thumbnail_and_preview(panel, tmp_path):
     assert panel.services.jobs.wait_all(30)
     expected = prepare_control_image(image, "canny", (32, 32))
     assert np.array_equal(control.preview.image, expected)
+
+
+def test_controlnet_from_the_panel_matches_the_engine_and_is_restored_on_drop(panel, make_panel, files, tmp_path):
+    from diffusers import ControlNetModel, DiffusionPipeline
+
+    from engines.generation.api import GenerationParams, generate_job
+    from engines.jobs import run_job
+
+    unet = DiffusionPipeline.from_pretrained(str(files / "models" / "tiny-sd")).unet
+    torch.manual_seed(1)
+    cn = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(4, 8))
+    with torch.no_grad():  # zero convolutions get weights, so the residuals matter
+        for module in [*cn.controlnet_down_blocks, cn.controlnet_mid_block, cn.controlnet_cond_embedding.conv_out]:
+            module.weight.normal_(0, 0.3)
+            module.bias.normal_(0, 0.1)
+    cn.save_pretrained(tmp_path / "cn", safe_serialization=True)
+    control = np.zeros((32, 32, 3), np.uint8)
+    control[8:24, 8:24] = 255
+    Image.fromarray(control).save(tmp_path / "control.png")
+    panel.control.model.set_path(str(tmp_path / "cn"))
+    panel.control.set_image_path(str(tmp_path / "control.png"))
+    panel.control.preprocessor.setCurrentIndex(panel.control.preprocessor.findData("scribble"))
+    panel.control.scale.setValue(0.8)
+    panel.control.end.setValue(0.75)
+    panel.prompt.setPlainText("a red cat")
+    panel.sampler_combo.setCurrentIndex(panel.sampler_combo.findData("ddim"))
+    panel.steps_spin.setValue(4)
+    panel.seed_lock.setChecked(True)
+    panel.seed_spin.setValue(5)
+    panel.generate()
+    assert panel.services.jobs.wait_all(120)
+    [entry] = panel.history
+    base = {"model": str(files / "models" / "tiny-sd"), "prompt": "a red cat", "sampler": "ddim", "steps": 4,
+            "seed": 5, "cfg": panel.cfg_spin.value()}
+    engine = run_job(generate_job(GenerationParams(**base, controlnet=str(tmp_path / "cn"),
+                                                   control_image=str(tmp_path / "control.png"),
+                                                   control_preprocessor="scribble", control_scale=0.8,
+                                                   control_end=0.75)))
+    plain = run_job(generate_job(GenerationParams(**base)))
+    assert np.array_equal(entry["image"], engine.images[0])
+    assert np.abs(entry["image"].astype(int) - plain.images[0]).max() > 0  # the ControlNet steered the result
+    panel.export(str(tmp_path / "controlled.png"))
+    fresh = make_panel(GeneratePanel)
+    open_and_wait(fresh, tmp_path / "controlled.png")
+    assert fresh.services.jobs.wait_all(30)
+    c = fresh.control
+    assert (c.model.path(), c.image_path, c.preprocessor.currentData(), c.scale.value(), c.end.value()) == (
+        str(tmp_path / "cn"), str(tmp_path / "control.png"), "scribble", 0.8, 0.75)
+    assert fresh.control_box.isExpanded() and c.thumb.image is not None
+    fresh.generate()
+    assert fresh.services.jobs.wait_all(120)
+    assert np.array_equal(fresh.history[-1]["image"], entry["image"])
+
+
+def test_hires_mode_and_tiles_go_into_the_parameters(panel):
+    a = panel.adapters
+    a.set_values({"hires_mode": "latent", "tile_size": 64, "tile_overlap": 8})
+    p = panel.generation_params()
+    assert (p.hires_mode, p.tile_size, p.tile_overlap) == ("latent", 64, 8)
+    assert a.tile_size.text() == "64 px"
+    a.tile_size.setValue(0)
+    assert a.tile_size.text() == "off" and panel.generation_params().tile_size == 0

@@ -23,12 +23,15 @@ from qtpy.QtWidgets import (
     QMenu,
     QPushButton,
     QSizePolicy,
+    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 MAX_WORDS_SHOWN = 12
+HIRES_MODES = {"pixel": "upscale the decoded image (bicubic)", "latent": "upscale the latents (bicubic)",
+               "latent-nearest": "upscale the latents (nearest-exact)"}
 HINT_STYLE = "color: #9e9e9e;"
 
 
@@ -217,10 +220,33 @@ class AdaptersSection(QWidget):
         hires.addWidget(QLabel("strength"))
         hires.addWidget(self.hires_strength)
         form.addRow("Hires fix", hires)
+        self.hires_mode = QComboBox()
+        for name, tip in HIRES_MODES.items():
+            self.hires_mode.addItem(name, name)
+            self.hires_mode.setItemData(self.hires_mode.count() - 1, tip, Qt.ToolTipRole)
+        self.hires_mode.setToolTip("How the hires fix upscales: the decoded pixels, or the latents (no VAE round trip)")
+        form.addRow("Upscale", self.hires_mode)
+        tiles = QHBoxLayout()
+        self.tile_size = QSpinBox()
+        self.tile_size.setRange(0, 1024)
+        self.tile_size.setSingleStep(8)
+        self.tile_size.setSpecialValueText("off")
+        self.tile_size.setSuffix(" px")
+        self.tile_size.setToolTip("Denoise in overlapping tiles of this size (multiple of 8; off = whole image), "
+                                  "so the image size is bounded by memory")
+        self.tile_overlap = QSpinBox()
+        self.tile_overlap.setRange(0, 512)
+        self.tile_overlap.setSingleStep(8)
+        self.tile_overlap.setValue(16)
+        self.tile_overlap.setToolTip("Pixels shared by neighbouring tiles")
+        tiles.addWidget(self.tile_size)
+        tiles.addWidget(QLabel("overlap"))
+        tiles.addWidget(self.tile_overlap)
+        form.addRow("Tiles", tiles)
         layout.addLayout(form)
-        for w in (self.lora_mode, self.precision):
+        for w in (self.lora_mode, self.precision, self.hires_mode):
             w.currentIndexChanged.connect(self.changed)
-        for w in (self.hires_scale, self.hires_strength):
+        for w in (self.hires_scale, self.hires_strength, self.tile_size, self.tile_overlap):
             w.valueChanged.connect(self.changed)
         self.vae.changed.connect(self.changed)
         self._presets_requested = False
@@ -359,6 +385,9 @@ class AdaptersSection(QWidget):
             "precision": "" if self.precision.currentData() == "default" else self.precision.currentData() or "",
             "hires_scale": self.hires_scale.value(),
             "hires_strength": self.hires_strength.value(),
+            "hires_mode": self.hires_mode.currentData() or "pixel",
+            "tile_size": self.tile_size.value(),
+            "tile_overlap": self.tile_overlap.value(),
         }
 
     def settings(self) -> dict:
@@ -390,9 +419,12 @@ class AdaptersSection(QWidget):
             self.vae.set_path(params["vae"] or "")
         if "precision" in params:
             select_item(self.precision, params["precision"] or "default")
-        for key, spin in (("hires_scale", self.hires_scale), ("hires_strength", self.hires_strength)):
+        if "hires_mode" in params:
+            select_item(self.hires_mode, params["hires_mode"] or "pixel")
+        for key, spin in (("hires_scale", self.hires_scale), ("hires_strength", self.hires_strength),
+                          ("tile_size", self.tile_size), ("tile_overlap", self.tile_overlap)):
             if key in params:
-                spin.setValue(float(params[key]))
+                spin.setValue(type(spin.value())(params[key]))
 
 
 def _lora_entry(row: AdapterRow) -> str:

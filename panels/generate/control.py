@@ -91,7 +91,7 @@ class ControlSection(QWidget):
             self.preprocessor.setItemData(self.preprocessor.count() - 1, PREPROCESSOR_TIPS[name], Qt.ToolTipRole)
         self.preprocessor.setToolTip("How the control image is prepared (no downloaded weights needed)")
         form.addRow("Pre-processor", self.preprocessor)
-        self.scale = self._spin(0.0, 2.0, 1.0, "How strongly the control image steers the result")
+        self.scale = self._spin(0.0, 5.0, 1.0, "How strongly the control image steers the result")
         form.addRow("Scale", self.scale)
         steps = QHBoxLayout()
         self.start = self._spin(0.0, 1.0, 0.0, "Fraction of the steps where control starts")

@@ -94,6 +94,7 @@ class GeneratePanel(Panel):
         "seed": number(-1, 2**63 - 1, integer=True), "width": number(0, 8192, integer=True),
         "height": number(0, 8192, integer=True), "batch": number(1, 64, integer=True),
         "strength": number(0, 1), "ilvr_n": number(0, 1 << 16, integer=True), "mask_blur": number(0, 256), "loras": text(8192), "embeddings": text(8192), "vae": text(4096), "precision": text(40), "hires_scale": number(1, 4), "hires_strength": number(0, 1), "seed_locked": {"type": "boolean"},
+        "hires_mode": text(40), "tile_size": number(0, 1024, integer=True), "tile_overlap": number(0, 1024, integer=True),
         "lora_mode": text(20), "loras_off": text(8192), "embeddings_off": text(8192), "controlnet": text(4096),
         "control_image": text(4096), "control_preprocessor": text(40), "control_scale": number(0, 10),
         "control_start": number(0, 1), "control_end": number(0, 1),
