@@ -348,3 +348,38 @@ def test_a1111_and_comfy_controlnet_metadata():
                    "inputs": {"strength": 0.7, "start_percent": 0.0, "end_percent": 0.5}}}
     tool, fields = foreign_generation_params({"prompt": json.dumps(comfy)})
     assert tool == "ComfyUI" and (fields["control_scale"], fields["control_start"], fields["control_end"]) == (0.7, 0.0, 0.5)
+
+
+def test_sdxl_controlnet_matches_diffusers(tmp_path):
+    """SDXL ControlNets also take the pooled text and size embeddings (added_cond_kwargs)."""
+    from diffusers import ControlNetModel, StableDiffusionXLControlNetPipeline
+    from PIL import Image
+
+    from engines.generation.pipelines import run_pipeline_job
+    from engines.generation.samplers import make_scheduler
+    from engines.generation.tiny import build_tiny_sdxl_pipeline
+
+    pipe = build_tiny_sdxl_pipeline(tmp_path / "tiny-sdxl")
+    pipe.set_progress_bar_config(disable=True)
+    torch.manual_seed(1)
+    cn = ControlNetModel.from_unet(pipe.unet, conditioning_embedding_out_channels=(4, 8))
+    assert cn.config.addition_embed_type == "text_time"
+    with torch.no_grad():
+        for module in [*cn.controlnet_down_blocks, cn.controlnet_mid_block, cn.controlnet_cond_embedding.conv_out]:
+            module.weight.normal_(0, 0.3)
+            module.bias.normal_(0, 0.1)
+    control = (np.random.default_rng(0).random((SIZE, SIZE, 3)) * 255).astype(np.uint8)
+    ref_pipe = StableDiffusionXLControlNetPipeline(
+        vae=pipe.vae, text_encoder=pipe.text_encoder, text_encoder_2=pipe.text_encoder_2, tokenizer=pipe.tokenizer,
+        tokenizer_2=pipe.tokenizer_2, unet=pipe.unet, controlnet=cn,
+        scheduler=make_scheduler("euler", "epsilon", dict(pipe.scheduler.config)))
+    ref_pipe.set_progress_bar_config(disable=True)
+    with torch.inference_mode():
+        reference = ref_pipe("a red cat", image=Image.fromarray(control), num_inference_steps=5, guidance_scale=5.0,
+                             height=SIZE, width=SIZE, generator=[torch.Generator().manual_seed(3)],
+                             controlnet_conditioning_scale=0.8, control_guidance_end=0.8, output_type="np").images
+    with attached_controlnet(pipe.unet, cn, control, 0.8, 0.0, 0.8, scheduler_of=lambda: pipe.scheduler) as sched:
+        ours = run_job(run_pipeline_job(pipe, "epsilon", "euler", 5, [3], prompt="a red cat", cfg=5.0,
+                                        size=(SIZE, SIZE)))
+    assert sched.active_steps == [0, 1, 2, 3]
+    assert float(np.abs(ours - reference).max()) <= 1e-6
