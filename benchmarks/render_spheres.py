@@ -6,7 +6,11 @@ pair list with ray-sphere intersection depth. Also prints the largest pixel diff
 pair list and the dense renderer computing the same (intersection-depth) image, in float32 (rounding
 at sphere rims, where closeness -> 0) and float64.
 
-    python benchmarks/render_spheres.py [--count 2000] [--size 128] [--repeat 3]
+Density control (clone / split / prune) for spheres, default setting against forced on / off, same run:
+a refit of 40 known spheres from a perturbed start (6 views, 32x32: the default leaves it off, a split
+breaks the near fit) and a photo fit from 60 spheres (astronaut 32x32: the default keeps it on).
+
+    python benchmarks/render_spheres.py [--count 2000] [--size 128] [--repeat 3] [--fit-steps 150]
 """
 
 from __future__ import annotations
@@ -31,12 +35,52 @@ def step_time(fn, args, kwargs, repeat: int) -> float:
     return best
 
 
+def density_control(steps: int) -> None:
+    """PSNR of sphere fits with the default density setting and with it forced the other way."""
+    import numpy as np
+    import torch
+    from skimage import data, transform
+
+    from engines.jobs import run_job
+    from engines.render.camera import fibonacci_cameras
+    from engines.render.fit import FitSettings, densify_enabled, fit_job
+    from engines.render.pulsar import render_spheres
+    from engines.render.scene import Spheres
+
+    g = torch.Generator().manual_seed(0)
+    n = 40
+    truth = Spheres((torch.rand(n, 3, generator=g) - 0.5) * 1.2, 0.12 + 0.08 * torch.rand(n, generator=g),
+                    torch.rand(n, 3, generator=g), torch.full((n,), 0.9))
+    cams = fibonacci_cameras(6, 3.5, width=32, height=32)
+    with torch.no_grad():
+        views = [render_spheres(truth.centres, truth.radii, truth.colors, truth.opacities, c.viewmat.float(),
+                                c.K.float(), 32, 32, background=torch.zeros(3))[0].numpy() for c in cams]
+    init = Spheres(truth.centres + 0.03 * torch.randn(n, 3, generator=g), truth.radii * 1.3,
+                   torch.full((n, 3), 0.5), torch.full((n,), 0.5))
+    photo = transform.resize(data.astronaut(), (32, 32), anti_aliasing=True).astype(np.float32)
+    tasks = [("refit of 40 known spheres", views, cams, init, {"lr_means": 2e-3, "lambda_dssim": 0.0}),
+             ("photo from 60 spheres", [photo], None, None, {"count": 60, "densify_every": 25, "max_count": 600,
+                                                             "seed": 3})]
+    for name, targets, cameras, start, extra in tasks:
+        parts = []
+        for densify in (None, True, False):
+            settings = FitSettings(primitive="spheres", steps=steps, densify=densify, **extra)
+            t0 = time.perf_counter()
+            result = run_job(fit_job(targets, cameras, settings, init=start))
+            label = {None: f"default ({'on' if densify_enabled(settings, start) else 'off'})", True: "on",
+                     False: "off"}[densify]
+            parts.append(f"{label} {result.final_psnr:.1f} dB, {len(result.scene.centres)} spheres, "
+                         f"{time.perf_counter() - t0:.0f} s")
+        print(f"density control, {name}: " + " | ".join(parts), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--radius", type=float, default=0.06)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--fit-steps", type=int, default=150, help="steps of the density-control fits (0: skip)")
     args = parser.parse_args()
     import torch
 
@@ -65,7 +109,9 @@ def main() -> None:
           f"dense (centre depth, before) {dense_old * 1000:.0f} ms | dense (intersection depth) {dense_new * 1000:.0f} ms"
           f" | pair list (intersection depth) {pairs * 1000:.0f} ms | speed-up vs before {dense_old / pairs:.1f}x | "
           f"max |pair list - dense| {float((a - b).abs().max()):.1e} (float32), {float((a64 - b64).abs().max()):.1e} "
-          f"(float64)")
+          f"(float64)", flush=True)
+    if args.fit_steps:
+        density_control(args.fit_steps)
 
 
 if __name__ == "__main__":

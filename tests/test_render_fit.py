@@ -8,7 +8,7 @@ import torch
 
 from engines.jobs import Preview, Progress, run_job
 from engines.render.camera import fibonacci_cameras
-from engines.render.fit import DensityControl, FitSettings, evaluate, fit_job, psnr
+from engines.render.fit import DensityControl, FitSettings, densify_enabled, evaluate, fit_job, psnr
 from engines.render.pulsar import render_spheres
 from engines.render.scene import Gaussians, Spheres
 from engines.render.synthetic import render_views, sphere_scene
@@ -84,12 +84,14 @@ def test_spheres_refit():
                                 c.K.float(), 32, 32, background=torch.zeros(3))[0].numpy() for c in cams]
     init = Spheres(truth.centres + 0.03 * torch.randn(n, 3, generator=g), truth.radii * 1.3,
                    torch.full((n, 3), 0.5), torch.full((n,), 0.5))
-    # a refit of the true count from a near-truth start: no density control (splitting only hurts here)
-    settings = FitSettings(primitive="spheres", steps=150, lr_means=2e-3, lambda_dssim=0.0, densify=False)
+    # a refit of the true count from a near-truth start: by default no density control (splits only hurt here)
+    settings = FitSettings(primitive="spheres", steps=150, lr_means=2e-3, lambda_dssim=0.0)
+    assert not densify_enabled(settings, init) and densify_enabled(settings, None)
     start = evaluate(init, cams, views, settings)
     result = run_job(fit_job(views, cams, settings, init=init))
     assert isinstance(result.scene, Spheres)
-    assert result.final_psnr > start + 8 and result.final_psnr > 27
+    assert {h["count"] for h in result.history} == {n}
+    assert result.final_psnr > start + 8 and result.final_psnr > 40
 
 
 def test_fit_rejects_bad_input_and_can_be_cancelled():
@@ -211,12 +213,12 @@ def test_spheres_density_control_clone_split_prune_and_fit_improves():
 
     target = transform.resize(data.astronaut(), (32, 32), anti_aliasing=True).astype(np.float32)
     results = {}
-    for densify in (False, True):
+    for densify in (False, None):  # None: the default, on for a fit from scratch
         settings = FitSettings(primitive="spheres", count=60, steps=150, densify=densify, densify_every=25,
                                max_count=600, seed=3)
         results[densify] = run_job(fit_job([target], None, settings))
-    counts = [h["count"] for h in results[True].history]
+    counts = [h["count"] for h in results[None].history]
     assert counts[0] == 60 and counts[-1] > 2 * counts[0]
     assert {h["count"] for h in results[False].history} == {60}
-    assert isinstance(results[True].scene, Spheres)
-    assert results[True].final_psnr > results[False].final_psnr + 2
+    assert isinstance(results[None].scene, Spheres)
+    assert results[None].final_psnr > results[False].final_psnr + 2
