@@ -38,25 +38,13 @@ def step_time(fn, args, kwargs, repeat: int) -> float:
 def density_control(steps: int) -> None:
     """PSNR of sphere fits with the default density setting and with it forced the other way."""
     import numpy as np
-    import torch
     from skimage import data, transform
 
     from engines.jobs import run_job
-    from engines.render.camera import fibonacci_cameras
     from engines.render.fit import FitSettings, densify_enabled, fit_job
-    from engines.render.pulsar import render_spheres
-    from engines.render.scene import Spheres
+    from engines.render.synthetic import sphere_refit_problem
 
-    g = torch.Generator().manual_seed(0)
-    n = 40
-    truth = Spheres((torch.rand(n, 3, generator=g) - 0.5) * 1.2, 0.12 + 0.08 * torch.rand(n, generator=g),
-                    torch.rand(n, 3, generator=g), torch.full((n,), 0.9))
-    cams = fibonacci_cameras(6, 3.5, width=32, height=32)
-    with torch.no_grad():
-        views = [render_spheres(truth.centres, truth.radii, truth.colors, truth.opacities, c.viewmat.float(),
-                                c.K.float(), 32, 32, background=torch.zeros(3))[0].numpy() for c in cams]
-    init = Spheres(truth.centres + 0.03 * torch.randn(n, 3, generator=g), truth.radii * 1.3,
-                   torch.full((n, 3), 0.5), torch.full((n,), 0.5))
+    _, cams, views, init = sphere_refit_problem(40)
     photo = transform.resize(data.astronaut(), (32, 32), anti_aliasing=True).astype(np.float32)
     tasks = [("refit of 40 known spheres", views, cams, init, {"lr_means": 2e-3, "lambda_dssim": 0.0}),
              ("photo from 60 spheres", [photo], None, None, {"count": 60, "densify_every": 25, "max_count": 600,

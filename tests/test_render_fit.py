@@ -9,9 +9,8 @@ import torch
 from engines.jobs import Preview, Progress, run_job
 from engines.render.camera import fibonacci_cameras
 from engines.render.fit import DensityControl, FitSettings, densify_enabled, evaluate, fit_job, psnr
-from engines.render.pulsar import render_spheres
 from engines.render.scene import Gaussians, Spheres
-from engines.render.synthetic import render_views, sphere_scene
+from engines.render.synthetic import render_views, sphere_refit_problem, sphere_scene
 
 
 def test_refit_known_scene_from_its_renders_reaches_30db():
@@ -74,16 +73,8 @@ def test_density_control_clone_split_prune_keeps_adam_state_aligned():
 
 
 def test_spheres_refit():
-    g = torch.Generator().manual_seed(0)
     n = 40
-    truth = Spheres((torch.rand(n, 3, generator=g) - 0.5) * 1.2, 0.12 + 0.08 * torch.rand(n, generator=g),
-                    torch.rand(n, 3, generator=g), torch.full((n,), 0.9))
-    cams = fibonacci_cameras(6, 3.5, width=32, height=32)
-    with torch.no_grad():
-        views = [render_spheres(truth.centres, truth.radii, truth.colors, truth.opacities, c.viewmat.float(),
-                                c.K.float(), 32, 32, background=torch.zeros(3))[0].numpy() for c in cams]
-    init = Spheres(truth.centres + 0.03 * torch.randn(n, 3, generator=g), truth.radii * 1.3,
-                   torch.full((n, 3), 0.5), torch.full((n,), 0.5))
+    _, cams, views, init = sphere_refit_problem(n)
     # a refit of the true count from a near-truth start: by default no density control (splits only hurt here)
     settings = FitSettings(primitive="spheres", steps=150, lr_means=2e-3, lambda_dssim=0.0)
     assert not densify_enabled(settings, init) and densify_enabled(settings, None)

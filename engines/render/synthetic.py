@@ -13,7 +13,7 @@ import torch
 from engines.render.camera import Camera
 from engines.render.scene import Gaussians
 
-__all__ = ["load_views", "render_views", "save_views", "sphere_scene"]
+__all__ = ["load_views", "render_views", "save_views", "sphere_refit_problem", "sphere_scene"]
 
 
 def sphere_scene(count: int = 200, radius: float = 1.0, seed: int = 0, sh_degree: int = 0,
@@ -42,6 +42,29 @@ def sphere_scene(count: int = 200, radius: float = 1.0, seed: int = 0, sh_degree
     if sh_degree > 0:
         scene.sh[:, 1:] = 0.1 * torch.randn(count, scene.sh.shape[1] - 1, 3, generator=g)
     return scene
+
+
+def sphere_refit_problem(count: int = 40, views: int = 6, size: int = 32, seed: int = 0):
+    """A sphere refit from a near-truth start: (truth Spheres, cameras, images (H,W,3) float, start Spheres).
+
+    ``count`` spheres in a 1.2 cube (radii 0.12-0.2, opacity 0.9) seen by ``views`` Fibonacci cameras
+    at ``size``² (background black); the start moves the centres by 0.03 (std), scales the radii by
+    1.3 and greys the colours and opacities.
+    """
+    from engines.render.camera import fibonacci_cameras
+    from engines.render.pulsar import render_spheres
+    from engines.render.scene import Spheres
+
+    g = torch.Generator().manual_seed(seed)
+    truth = Spheres((torch.rand(count, 3, generator=g) - 0.5) * 1.2, 0.12 + 0.08 * torch.rand(count, generator=g),
+                    torch.rand(count, 3, generator=g), torch.full((count,), 0.9))
+    cams = fibonacci_cameras(views, 3.5, width=size, height=size)
+    with torch.no_grad():
+        images = [render_spheres(truth.centres, truth.radii, truth.colors, truth.opacities, c.viewmat.float(),
+                                 c.K.float(), size, size, background=torch.zeros(3))[0].numpy() for c in cams]
+    start = Spheres(truth.centres + 0.03 * torch.randn(count, 3, generator=g), truth.radii * 1.3,
+                    torch.full((count, 3), 0.5), torch.full((count,), 0.5))
+    return truth, cams, images, start
 
 
 def render_views(scene: Gaussians, cameras: list[Camera], aa_mode: str = "classic") -> list[np.ndarray]:
