@@ -169,6 +169,11 @@ def test_single_file_loads_like_the_folder_and_mismatch_fails_clearly(tiny, tmp_
         load_controlnet(tmp_path / "other", pipe.unet)
     with pytest.raises(ModelError, match="do not match the model.*wrong shape.*another base model"):
         load_controlnet(tmp_path / "other.safetensors", pipe.unet)
+    (tmp_path / "other" / "config.json").write_text("[1, 2]")
+    with pytest.raises(ModelError, match="does not describe a ControlNetModel"):
+        load_controlnet(tmp_path / "other", pipe.unet)
+    with pytest.raises(ModelError, match="not found"):
+        load_controlnet(tmp_path / "nothing-here", pipe.unet)
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ModelError, match="not a readable .safetensors"):
         load_controlnet(tmp_path / "junk.safetensors", pipe.unet)

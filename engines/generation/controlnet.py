@@ -88,40 +88,56 @@ def _cond_embedding_channels(shapes: dict) -> tuple[list[int], int]:
     return channels, int(first[1])
 
 
-def _load_single_file(path: Path, unet):
-    """A ControlNet from one ``.safetensors`` file, its config derived from ``unet``'s."""
-    from diffusers import ControlNetModel
+def _read_state(path: Path, name: str) -> dict:
     from safetensors.torch import load_file
 
     try:
-        state = load_file(str(path))
+        return load_file(str(path))
     except Exception as exc:  # noqa: BLE001 - safetensors raises several types for broken files
-        raise ModelError(f"ControlNet {path.name} is not a readable .safetensors file ({_first_line(exc)})") from None
+        raise ModelError(f"ControlNet {name} is not a readable .safetensors file ({_first_line(exc)})") from None
+
+
+def _assign(controlnet, state: dict, name: str):
+    """Put the file's tensors into ``controlnet`` (built on the meta device: no memory, no random
+    initialisation); every name and shape must match (ModelError otherwise)."""
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    expected = {k: tuple(v.shape) for k, v in controlnet.state_dict().items()}
+    try:
+        check_state_dict(shapes, expected, f"ControlNet {name}")
+    except ModelError as exc:
+        raise ModelError(f"{exc} (a ControlNet for another base model?)") from None
+    controlnet.load_state_dict(state, strict=True, assign=True)
+    if any(t.is_meta for t in (*controlnet.parameters(), *controlnet.buffers())):
+        raise ModelError(f"ControlNet {name}: some tensors were not in the file")
+    return controlnet
+
+
+def _load_single_file(path: Path, unet):
+    """A ControlNet from one ``.safetensors`` file, its config derived from ``unet``'s."""
+    import torch
+    from diffusers import ControlNetModel
+
+    state = _read_state(path, path.name)
     if any(k.startswith(("control_model.", "input_blocks.", "zero_convs.", "time_embed.")) for k in state):
         from diffusers.loaders.single_file_utils import convert_controlnet_checkpoint
 
         state = convert_controlnet_checkpoint(state, dict(unet.config))
         state = {k: v for k, v in state.items() if v is not None}
-    shapes = {k: tuple(v.shape) for k, v in state.items()}
     try:
-        channels, cond_in = _cond_embedding_channels(shapes)
+        channels, cond_in = _cond_embedding_channels({k: tuple(v.shape) for k, v in state.items()})
     except ModelError as exc:
         raise ModelError(f"ControlNet {path.name} {exc}") from None
-    controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=tuple(channels),
-                                           load_weights_from_unet=False, conditioning_channels=cond_in)
-    expected = {k: tuple(v.shape) for k, v in controlnet.state_dict().items()}
-    try:
-        check_state_dict(shapes, expected, f"ControlNet {path.name}")
-    except ModelError as exc:
-        raise ModelError(f"{exc} (a ControlNet for another base model?)") from None
-    controlnet.load_state_dict(state, strict=True)
-    return controlnet
+    with torch.device("meta"):
+        controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=tuple(channels),
+                                               load_weights_from_unet=False, conditioning_channels=cond_in)
+    return _assign(controlnet, state, path.name)
 
 
 def _load_folder(weights: Path, unet):
     """A ControlNet from a diffusers folder (its config checked against ``unet`` before loading)."""
     import json
 
+    import torch
     from diffusers import ControlNetModel
 
     folder = weights.parent
@@ -133,12 +149,9 @@ def _load_folder(weights: Path, unet):
         raise ModelError(f"ControlNet folder {folder.name}: config.json does not describe a ControlNetModel "
                          f"(SD-family UNet ControlNets only)")
     check_controlnet_fits(config, dict(unet.config), folder.name)
-    from engines.generation.model_checks import weights_must_match
-
-    variant = "fp16" if weights.name.endswith(".fp16.safetensors") else None
-    with weights_must_match(f"ControlNet {folder.name}"):
-        return ControlNetModel.from_pretrained(str(folder), local_files_only=True, use_safetensors=True,
-                                               variant=variant, low_cpu_mem_usage=False)
+    with torch.device("meta"):
+        controlnet = ControlNetModel.from_config(config)
+    return _assign(controlnet, _read_state(weights, folder.name), folder.name)
 
 
 def load_controlnet(path: str | os.PathLike, unet):
