@@ -233,8 +233,13 @@ def test_original_ldm_layout_single_file_loads_the_same_weights(tiny, tmp_path, 
     assert got.keys() == original.keys() and all(torch.equal(got[k], original[k]) for k in got)
 
 
-def test_refused_for_pixel_space_models_and_bad_parameters(tiny):
+def test_refused_for_pixel_space_models_flux_and_bad_parameters(tiny, tmp_path):
+    from engines.generation.tiny import build_tiny_flux_pipeline
+
     root, *_ = tiny
+    build_tiny_flux_pipeline(tmp_path / "tiny-flux")
+    with pytest.raises(ModelError, match="Stable-Diffusion-family UNet model .not Flux"):
+        run_job(generate_job(_params(root, model=str(tmp_path / "tiny-flux"), sampler="", cfg=-1.0)))
     with pytest.raises(ValueError, match="Stable-Diffusion-family"):
         run_job(generate_job(GenerationParams(model="digits-flow", steps=2, controlnet=str(root / "cn-folder"),
                                               control_image=str(root / "control.png"))))
@@ -287,6 +292,15 @@ def test_provenance_round_trip_and_cli(tiny, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error:") and "ControlNet not found" in err and "\n" not in err
     assert not (tmp_path / "bad").exists()
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    for flags, words in ((["--control-image", str(tmp_path / "broken.png")], "control image"),
+                         (["--control-image", str(tmp_path / "nope.png")], "control image not found"),
+                         (["--control-preprocessor", "canny"], "needs a control image")):
+        code = main(["generate", "image", "--model", str(root / "tiny-sd"), "--steps", "2", "--controlnet",
+                     str(root / "cn-folder"), *flags, "--out", str(tmp_path / "bad")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and err.startswith("error:") and words in err and "\n" not in err, err
+        assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.parametrize("mode", ["img2img", "inpaint"])
