@@ -113,3 +113,25 @@ def test_sdxl_embedding_on_a_one_encoder_model_fails_clearly(tiny, tmp_path):
     with pytest.raises(ModelError, match="SDXL embedding"), loaded_embeddings(pipe, [tmp_path / "xl.safetensors"]):
         pass
     assert len(pipe.tokenizer) == size
+
+
+def test_sdxl_generation_uses_the_dual_embedding_and_leaves_the_cached_pipe_clean(tmp_path):
+    from engines.generation.models import load_model, resolve_model
+    from engines.generation.tiny import build_tiny_sdxl_pipeline
+
+    pipe = build_tiny_sdxl_pipeline(tmp_path / "tiny-sdxl")
+    g = torch.Generator().manual_seed(2)
+    save_file({"clip_l": torch.randn(1, 8, generator=g) * 3, "clip_g": torch.randn(1, 12, generator=g) * 3},
+              str(tmp_path / "xltoy.safetensors"))
+    sizes = len(pipe.tokenizer), len(pipe.tokenizer_2)
+
+    def gen(embeddings=""):
+        return run_job(generate_job(GenerationParams(model=str(tmp_path / "tiny-sdxl"), prompt="a xltoy cat", steps=2,
+                                                     seed=3, sampler="euler", embeddings=embeddings))).images
+
+    plain = gen()
+    assert np.abs(gen(str(tmp_path / "xltoy.safetensors")).astype(int) - plain).max() > 0
+    cached = load_model(resolve_model(str(tmp_path / "tiny-sdxl"), ()), "cpu").pipe
+    assert (len(cached.tokenizer), len(cached.tokenizer_2)) == sizes
+    assert np.array_equal(gen(), plain)
+    clear_cache()

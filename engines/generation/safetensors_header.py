@@ -40,7 +40,7 @@ def read_safetensors_header(path: str | os.PathLike) -> dict:
         raise ValueError(f"cannot read {path.name}: {exc.strerror or exc}") from None
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise ValueError(f"{path.name} is not a .safetensors file (its header is not JSON)") from None
     if not isinstance(header, dict):
         raise ValueError(f"{path.name} is not a .safetensors file (its header is not a table)")  # noqa: TRY004

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.fuzz.mutations import (
+    BAD_JSON_VALUES,
     BAD_NUMBERS,
     SPECIAL_TARGETS,
     mutate_bytes,
@@ -839,6 +840,49 @@ def _mutate_single(rng, folder: Path, path: Path) -> str:
     return mutate_bytes(rng, path, header_bias=4096)
 
 
+# -- adapter files (LoRA header and trigger words) ------------------------------------------------------------
+def _build_lora(folder: Path) -> Path:
+    from safetensors.numpy import save_file
+
+    path = folder / "style.safetensors"
+    tags = {"10_style": {"inkstyle": 12, "1girl": 3}, "2_extra": {"outdoors": 5}}
+    save_file({"lora_unet_a_b.lora_down.weight": np.ones((2, 4), np.float32),
+               "lora_unet_a_b.lora_up.weight": np.ones((4, 2), np.float32)}, str(path),
+              metadata={"ss_tag_frequency": json.dumps(tags), "modelspec.trigger_phrase": "ink, wash"})
+    return path
+
+
+def _mutate_lora(rng, folder: Path, path: Path) -> str:
+    mode = rng.random()
+    if mode < 0.4:  # the metadata the trigger words come from
+        data = path.read_bytes()
+        n = struct.unpack_from("<Q", data, 0)[0]
+        header = json.loads(data[8 : 8 + n])
+        meta = header["__metadata__"]
+        key = pick(rng, ["ss_tag_frequency", "modelspec.trigger_phrase", "__metadata__"])
+        value = json.dumps(pick(rng, [*BAD_JSON_VALUES, {"d": {"t": 10**30}}, {"d": ["x"]}, [[["x"]]]]))
+        if key == "__metadata__":
+            header[key] = json.loads(value)
+        else:
+            meta[key] = value if rng.random() < 0.5 else value[: int(rng.integers(0, len(value) + 1))]
+        body = json.dumps(header).encode()
+        path.write_bytes(struct.pack("<Q", len(body)) + body + data[8 + n :])
+        return f"metadata {key} = {value[:40]}"
+    if mode < 0.6:
+        return _mutate_safetensors_header(rng, path)
+    return mutate_bytes(rng, path, header_bias=256)
+
+
+def _load_adapter(path: Path):
+    from engines.generation.adapter_files import adapter_info
+
+    return adapter_info(path)
+
+
+def _adapter_errors():
+    return (ValueError,)
+
+
 # -- provenance chunk --------------------------------------------------------------------------------------------
 def _build_provenance(folder: Path) -> Path:
     from studio.export import make_provenance, save_png
@@ -1074,6 +1118,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("ssbc", _build_ssbc, _mutate_ssbc, _load_ssbc, _ssbc_errors, "codec"),
     Target("model-folder", _build_model, _mutate_model, _load_model, _model_errors, "models"),
     Target("model-single", _build_single, _mutate_single, _load_model, _model_errors, "models"),
+    Target("lora-header", _build_lora, _mutate_lora, _load_adapter, _adapter_errors, "models"),
     Target("provenance", _build_provenance, _mutate_provenance, _load_provenance, _provenance_errors, "images"),
     Target("spz", _build_spz, _mutate_spz, _load_scene, _scene_errors, "scenes"),
     Target("ply-compressed", _build_compressed_ply, _mutate_ply, _load_scene, _scene_errors, "scenes"),
