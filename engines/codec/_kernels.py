@@ -32,7 +32,7 @@ def njit_cached(fn):
 
 
 @njit_cached
-def _symbols(q, zz, bands, nbands):
+def _symbols(q, zz, bands, nbands, known_eob):
     nb, nn = q.shape
     eob = np.zeros(nb, dtype=np.int64)
     dcd = np.empty(nb, dtype=np.int64)
@@ -40,10 +40,13 @@ def _symbols(q, zz, bands, nbands):
     prev = 0
     for i in range(nb):
         e = 0
-        for k in range(nn - 1, 0, -1):
-            if q[i, zz[k]] != 0:
-                e = k
-                break
+        if known_eob.shape[0]:
+            e = known_eob[i]
+        else:
+            for k in range(nn - 1, 0, -1):
+                if q[i, zz[k]] != 0:
+                    e = k
+                    break
         eob[i] = e
         dc = q[i, zz[0]]
         dcd[i] = dc - prev
@@ -63,15 +66,17 @@ def _symbols(q, zz, bands, nbands):
     return eob, dcd, ac, owner, starts
 
 
-def block_symbols(flat: np.ndarray, bands: np.ndarray, nbands: int, zz: np.ndarray | None = None):
+def block_symbols(flat: np.ndarray, bands: np.ndarray, nbands: int, zz: np.ndarray | None = None, eob: np.ndarray | None = None):
     """Symbols of one plane's blocks ``flat`` ``(blocks, N*N)`` (int64; zig-zag order, or
     natural order read through the zig-zag permutation ``zz``): ``eob`` (zig-zag index of the
     last non-zero AC, 0 if none), ``dcd`` (DC differences to the previous block, the first to 0),
     and every AC level up to the end of block grouped by band (``ac[starts[b]:starts[b+1]]``,
-    blocks then positions in order) with its block index ``owner``."""
+    blocks then positions in order) with its block index ``owner``. ``eob``: the ends of block
+    when already known (the fused transform kernel finds them), else they are searched."""
     nn = flat.shape[1]
     zz = np.arange(nn, dtype=np.int64) if zz is None else np.ascontiguousarray(zz, dtype=np.int64)
-    return _symbols(np.ascontiguousarray(flat, dtype=np.int64), zz, np.ascontiguousarray(bands, dtype=np.int64), int(nbands))
+    known = np.zeros(0, dtype=np.int64) if eob is None else np.ascontiguousarray(eob, dtype=np.int64).ravel()
+    return _symbols(np.ascontiguousarray(flat, dtype=np.int64), zz, np.ascontiguousarray(bands, dtype=np.int64), int(nbands), known)
 
 
 def band_counts(eob: np.ndarray, bands: np.ndarray, nbands: int) -> np.ndarray:

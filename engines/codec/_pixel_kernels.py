@@ -83,7 +83,7 @@ def _chain_kernels(n: int):
                         cc[i, j, b] = _fma(t[i, k, b], mk, cc[i, j, b])
 
     @njit_cached
-    def forward_quant(px, m, qstep, coeffs, q):
+    def forward_quant(px, m, qstep, izz, coeffs, q, eob):
         h, w = px.shape
         nby, nbx = coeffs.shape[0], coeffs.shape[1]
         t = np.empty((n, nbx * n))  # M X for every block of the row, side by side
@@ -107,11 +107,16 @@ def _chain_kernels(n: int):
                         tt[i, k, b] = t[i, b * n + k]
             right_product(tt, m, cc)
             for b in range(nbx):
+                e = 0  # end of block: the last non-zero level in zig-zag order
                 for i in range(n):
                     for j in range(n):
                         v = cc[i, j, b]
                         coeffs[by, b, i, j] = v
-                        q[by, b, i, j] = np.int64(np.rint(v / qstep[i, j]))
+                        level = np.int64(np.rint(v / qstep[i, j]))
+                        q[by, b, i, j] = level
+                        if level != 0 and izz[i * n + j] > e:
+                            e = izz[i * n + j]
+                eob[by, b] = e
 
     @njit_cached
     def inverse(q, qstep, inv, out):
@@ -151,18 +156,22 @@ def _chain(n: int):
     return _CHAIN[n]
 
 
-def blocks_forward_quant(px: np.ndarray, m: np.ndarray, qstep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One plane ``(h, w)`` (0..255) -> ``(coeffs, q)`` of its edge-padded ``N × N`` blocks minus
-    128: ``coeffs = M X Mᵀ`` (float64) and ``q = rint(coeffs / Q)`` (int64), both
-    ``(ceil(h/N), ceil(w/N), N, N)``."""
+def blocks_forward_quant(px: np.ndarray, m: np.ndarray, qstep: np.ndarray, zz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One plane ``(h, w)`` (0..255) -> ``(coeffs, q, eob)`` of its edge-padded ``N × N`` blocks
+    minus 128: ``coeffs = M X Mᵀ`` (float64) and ``q = rint(coeffs / Q)`` (int64), both
+    ``(ceil(h/N), ceil(w/N), N, N)``, and each block's end of block (zig-zag index of its last
+    non-zero AC level, 0 if none; ``zz`` the zig-zag order)."""
     n = m.shape[0]
     h, w = px.shape
     shape = (-(-h // n), -(-w // n), n, n)
     coeffs = np.empty(shape)
     q = np.empty(shape, dtype=np.int64)
+    eob = np.empty(shape[:2], dtype=np.int64)
+    izz = np.empty(n * n, dtype=np.int64)
+    izz[np.asarray(zz)] = np.arange(n * n)
     _chain(n)[0](np.ascontiguousarray(px, dtype=np.float64), np.ascontiguousarray(m, dtype=np.float64),
-                 np.ascontiguousarray(qstep, dtype=np.float64), coeffs, q)
-    return coeffs, q
+                 np.ascontiguousarray(qstep, dtype=np.float64), izz, coeffs, q, eob)
+    return coeffs, q, eob
 
 
 def blocks_inverse(q: np.ndarray, qstep: np.ndarray, inv: np.ndarray) -> np.ndarray:
@@ -241,7 +250,7 @@ def transform_kernels_exact(tr) -> bool:
             n = tr.N
             px = rng.uniform(0, 255, (3 * n + 1, 2 * n + 3))
             qstep = rng.integers(1, 40, (n, n))
-            coeffs, q = blocks_forward_quant(px, tr.matrix, qstep)
+            coeffs, q, _ = blocks_forward_quant(px, tr.matrix, qstep, np.arange(n * n))
             p = np.pad(px - 128.0, ((0, (-px.shape[0]) % n), (0, (-px.shape[1]) % n)), mode="edge")
             ref = tr.forward(p.reshape(p.shape[0] // n, n, p.shape[1] // n, n).transpose(0, 2, 1, 3))
             levels = rng.integers(-60, 60, (3, 2, n, n))

@@ -284,12 +284,12 @@ def encode(image: np.ndarray, params: BlockCodecParams | None = None) -> EncodeR
         cls = 0 if p == 0 else 1
         Q = Ql if cls == 0 else Qc
         if fast:
-            coeffs, q = blocks_forward_quant(px, tr.matrix, Q)
+            coeffs, q, eob = blocks_forward_quant(px, tr.matrix, Q, zz)
         else:
             coeffs = tr.forward(blockify(px - 128.0, n))
-            q = np.rint(coeffs / Q).astype(np.int64)
+            q, eob = np.rint(coeffs / Q).astype(np.int64), None
         plane_data.append(PlaneData(coeffs=coeffs, q=q, Q=Q, bits=None, shape=px.shape))
-        eob, dcd, ac, owner, starts = block_symbols(q.reshape(-1, n * n), bands, nbands, zz)
+        eob, dcd, ac, owner, starts = block_symbols(q.reshape(-1, n * n), bands, nbands, zz, eob)
         ids = np.arange(eob.size)
         for key, sym in ((("eob", cls), eob), (("dc", cls), dcd)):
             streams.setdefault(key, []).append(sym)
