@@ -5,7 +5,12 @@ for several samplers: max |ours - diffusers| over the float images, and the wall
 each (median of ``--repeats``), with their ratio, plus the time with the ControlNet off (scale 0)
 to show the ControlNet's own cost. One torch thread.
 
-Run: ``python benchmarks/generate_controlnet.py [--steps 20 --repeats 3 --size 64]``
+``--load-width W``: also time loading a single-file ControlNet of an SD 1.5-shaped UNet with channels
+(W, 2W, 4W, 4W) (W = 320 is the real size, 361 M parameters; default 160): the usual way (build with
+random weights, then ``load_state_dict``) against :func:`load_controlnet` (built on the meta device,
+the file's tensors assigned), median of ``--repeats``.
+
+Run: ``python benchmarks/generate_controlnet.py [--steps 20 --repeats 3 --size 64 --load-width 160]``
 """
 
 from __future__ import annotations
@@ -29,9 +34,52 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--size", type=int, default=64, help="image side in pixels (multiple of 8)")
     parser.add_argument("--samplers", default="ddim,euler_a,dpmpp_2m,heun")
+    parser.add_argument("--load-width", type=int, default=160, help="0 = skip the loading benchmark")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    _sampling(args)
+    if args.load_width:
+        _loading(args.load_width, args.repeats)
 
+
+def _loading(width: int, repeats: int) -> None:
+    """Single-file ControlNet load: random init + load_state_dict against meta build + assign."""
+    from diffusers import ControlNetModel, UNet2DConditionModel
+    from safetensors.torch import load_file, save_file
+
+    from engines.generation import controlnet as cn_module
+
+    unet = UNet2DConditionModel(block_out_channels=(width, 2 * width, 4 * width, 4 * width), cross_attention_dim=768,
+                                attention_head_dim=8)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "cn.safetensors"
+        cn = ControlNetModel.from_unet(unet)
+        params = sum(p.numel() for p in cn.parameters())
+        save_file({k: v.contiguous() for k, v in cn.state_dict().items()}, str(path))
+        del cn
+
+        def usual():
+            model = ControlNetModel.from_unet(unet, load_weights_from_unet=False)
+            model.load_state_dict(load_file(str(path)), strict=True)
+            return model
+
+        def ours():
+            cn_module._cache.clear()
+            return cn_module.load_controlnet(path, unet)[0]
+
+        times: dict = {"usual": [], "ours": []}
+        for _ in range(repeats):
+            for name, fn in (("usual", usual), ("ours", ours)):
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    t_usual, t_ours = statistics.median(times["usual"]), statistics.median(times["ours"])
+    print(f"load single-file ControlNet, {params / 1e6:.0f} M parameters: usual {t_usual:.2f} s, ours {t_ours:.2f} s "
+          f"(incl. sha256 of the file), ratio {t_usual / t_ours:.2f}")
+
+
+def _sampling(args) -> None:
+    """Sampling with the ControlNet hook against diffusers' ControlNet pipeline, per sampler."""
     from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
     from PIL import Image
 
@@ -64,14 +112,14 @@ def main() -> None:
             requires_safety_checker=False)
         ref_pipe.set_progress_bar_config(disable=True)
 
-        def theirs():
+        def theirs(ref_pipe=ref_pipe):
             with torch.inference_mode():
                 return ref_pipe("a red cat", image=Image.fromarray(control), num_inference_steps=args.steps,
                                 guidance_scale=5.0, height=args.size, width=args.size,
                                 generator=[torch.Generator().manual_seed(3)], controlnet_conditioning_scale=0.8,
                                 control_guidance_start=0.1, control_guidance_end=0.9, output_type="np").images
 
-        def ours(scale=0.8):
+        def ours(scale=0.8, sampler=sampler):
             with attached_controlnet(pipe.unet, cn, control, scale, 0.1, 0.9, scheduler_of=lambda: pipe.scheduler):
                 return run_job(run_pipeline_job(pipe, "epsilon", sampler, args.steps, [3], prompt="a red cat",
                                                 cfg=5.0, size=(args.size, args.size)))

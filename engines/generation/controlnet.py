@@ -182,7 +182,9 @@ def load_controlnet(path: str | os.PathLike, unet):
         raise ModelError(f"ControlNet {Path(path).name} cannot be loaded ({_first_line(exc)[:160]})") from None
     check_controlnet_fits(dict(controlnet.config), dict(unet.config), Path(path).name)
     param = next(unet.parameters())
-    controlnet = controlnet.to(param.device, param.dtype).eval()
+    if controlnet.dtype != param.dtype:  # e.g. an fp16 file for an fp32 model (diffusers warns on any dtype .to())
+        controlnet = controlnet.to(dtype=param.dtype)
+    controlnet = controlnet.to(param.device).eval()
     entry = (controlnet, file_sha256(weights))
     with _cache_lock:
         _cache.clear()  # keep one ControlNet loaded
