@@ -72,7 +72,8 @@ def test_no_popping_when_two_gaussians_swap_depth_order():
     assert ray_jump < splat_jump / 10
 
 
-def test_gradients_reach_every_parameter_and_match_finite_differences():
+@pytest.mark.parametrize("tile", [None, 2])  # 2: blocks of 2x2 rays each cull the Gaussians they miss
+def test_gradients_reach_every_parameter_and_match_finite_differences(tile):
     torch.manual_seed(0)
     means = torch.tensor([[0.05, -0.03, 0.0], [-0.06, 0.04, 0.1]], dtype=torch.float64, requires_grad=True)
     quats = torch.tensor([[0.9, 0.1, -0.2, 0.3], [0.8, -0.3, 0.2, 0.1]], dtype=torch.float64, requires_grad=True)
@@ -84,7 +85,8 @@ def test_gradients_reach_every_parameter_and_match_finite_differences():
     def render(means, quats, log_scales, logits, colors):
         scales = log_scales.exp()
         dens = opacity_to_density(torch.sigmoid(logits), scales)
-        img, alpha = raygauss(means, quats, scales, dens, colors, cam.viewmat, cam.K, cam.width, cam.height, slabs=6)
+        img, alpha = raygauss(means, quats, scales, dens, colors, cam.viewmat, cam.K, cam.width, cam.height, slabs=6,
+                              tile=tile)
         return torch.cat([img.reshape(-1), alpha.reshape(-1)])
 
     inputs = (means, quats, log_scales, logits, colors)
@@ -94,6 +96,27 @@ def test_gradients_reach_every_parameter_and_match_finite_differences():
     for g in grads:
         assert torch.isfinite(g).all() and float(g.abs().max()) > 1e-4
     assert torch.autograd.gradcheck(render, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+def test_tile_culling_keeps_the_image_and_gradients():
+    g = torch.Generator().manual_seed(4)
+    n = 300  # spread over and beyond the view, some behind the camera
+    means = ((torch.rand(n, 3, generator=g) - 0.5) * torch.tensor([4.0, 3.0, 8.0])).double().requires_grad_()
+    scales = torch.rand(n, 3, generator=g, dtype=torch.float64) * 0.08 + 0.02
+    colors = torch.rand(n, 3, generator=g, dtype=torch.float64)
+    dens = opacity_to_density(torch.rand(n, generator=g, dtype=torch.float64) * 0.7 + 0.2, scales)
+    quats = torch.randn(n, 4, generator=g, dtype=torch.float64)
+    cam = orbit_camera(0.0, 0.0, 3.0, width=48, height=40, fov_x_deg=60.0).to(torch.float64)
+    results = []
+    for tile in (None, 8, 5):
+        img, alpha = raygauss(means, quats, scales, dens, colors, cam.viewmat, cam.K, 48, 40, slabs=16, tile=tile)
+        (grad,) = torch.autograd.grad((img.square().sum() + alpha.sum()), means)
+        results.append((img.detach(), alpha.detach(), grad))
+    assert float(results[0][1].mean()) > 0.2 and float(results[0][1].min()) < 0.05  # covered and empty pixels
+    for img, alpha, grad in results[1:]:  # float64: only the summation order differs
+        torch.testing.assert_close(img, results[0][0], atol=1e-12, rtol=0)
+        torch.testing.assert_close(alpha, results[0][1], atol=1e-12, rtol=0)
+        torch.testing.assert_close(grad, results[0][2], atol=1e-9, rtol=1e-9)
 
 
 def test_chunking_does_not_change_the_image():

@@ -62,7 +62,7 @@ def _slab_edges(lo, hi, slabs: int, near: float) -> torch.Tensor:
 
 def raygauss(means, quats, scales, densities, colors, viewmat, K, width: int, height: int, *,
              slabs: int = 64, background=None, near: float = 0.01, chunk_elements: int = CHUNK_ELEMENTS,
-             span=None):
+             span=None, tile: int | None = 16):
     """Ray-cast N Gaussians through a pinhole camera, differentiably (emission–absorption).
 
     means (N,3) world; quats (N,4) wxyz; scales (N,3) activated std-devs; densities (N,) ≥ 0
@@ -70,7 +70,13 @@ def raygauss(means, quats, scales, densities, colors, viewmat, K, width: int, he
     (OpenCV); K (3,3) pixels (pixel centres at +0.5); ``slabs`` depth slabs per ray (the first from
     ``near`` to the scene, the last to infinity); rays are processed in chunks of at most about
     ``chunk_elements`` ray×Gaussian×slab terms; ``span`` (lo, hi) overrides the depth range of the slabs
-    (default :func:`depth_span` of these Gaussians; a tile of a larger image passes the whole scene's). Returns (image (H,W,D), alpha (H,W)).
+    (default :func:`depth_span` of these Gaussians; a tile of a larger image passes the whole scene's).
+    ``tile``: rays are cast in ``tile``² pixel blocks through the Gaussians whose bounding sphere
+    (3.5 × largest std-dev, where their contribution ends) meets the block's frustum (see
+    :func:`_tile_culled`), and each ray integrates only the Gaussians within 3.5σ of it
+    (:func:`_cast_pairs`); ``None`` casts every ray through every Gaussian (brute force, the
+    reference). Same image and gradients either way (up to float summation order). Returns
+    (image (H,W,D), alpha (H,W)).
     """
     dtype, dev = means.dtype, means.device
     viewmat, K = viewmat.to(dev, dtype), K.to(dev, dtype)
@@ -87,44 +93,124 @@ def raygauss(means, quats, scales, densities, colors, viewmat, K, width: int, he
     ys, xs = torch.meshgrid(torch.arange(height, dtype=dtype, device=dev) + 0.5,
                             torch.arange(width, dtype=dtype, device=dev) + 0.5, indexing="ij")
     dirs = torch.stack([(xs - K[0, 2]) / K[0, 0], (ys - K[1, 2]) / K[1, 1], torch.ones_like(xs)], -1).reshape(-1, 3)
-    rows = max(1, int(chunk_elements) // max(1, means.shape[0] * edges.numel()))
+    if tile:
+        return _tile_culled(dirs, mu, prec, densities, colors, edges, bg, scales, K, width, height, int(tile),
+                            chunk_elements)
+    img, alpha = _cast_rays(dirs, mu, prec, densities, colors, edges, bg, chunk_elements)
+    return img.reshape(height, width, nchan), alpha.reshape(height, width)
+
+
+def _cast_rays(d, mu, prec, densities, colors, edges, bg, chunk_elements, cast=None):
+    """``cast`` (:func:`_cast_chunk` or :func:`_cast_pairs`) over the rays ``d`` in chunks of about
+    ``chunk_elements`` terms (ray × Gaussian × slab edge; for pairs an upper bound)."""
+    cast = cast or _cast_chunk
+    rows = max(1, int(chunk_elements) // max(1, mu.shape[0] * edges.numel()))
     images, alphas = [], []
-    for start in range(0, dirs.shape[0], rows):
-        img, alpha = _cast_chunk(dirs[start:start + rows], mu, prec, densities, colors, edges, bg)
+    for start in range(0, d.shape[0], rows):
+        img, alpha = cast(d[start:start + rows], mu, prec, densities, colors, edges, bg)
         images.append(img)
         alphas.append(alpha)
-    return torch.cat(images).reshape(height, width, nchan), torch.cat(alphas).reshape(height, width)
+    return torch.cat(images), torch.cat(alphas)
 
 
-def _cast_chunk(d, mu, prec, densities, colors, edges, bg):
-    """Composite the rays ``d (R,3)`` through the slabs ``edges``; returns (colour (R,D), alpha (R,))."""
+def _tile_culled(dirs, mu, prec, densities, colors, edges, bg, scales, K, width, height, tile, chunk_elements):
+    """Cast ``tile``² blocks of rays, each through the Gaussians whose bounding sphere (centre ``mu``
+    in camera space, radius 3.5 × largest std-dev) is on the inner side of (or cut by) all four side
+    planes of the block's frustum. A Gaussian outside gives exactly 0 to those rays (its taper ends
+    at 3.5σ, inside the sphere), so the result is the one of all Gaussians."""
+    with torch.no_grad():
+        radius = (_CUTOFF * scales.max(-1).values).to(mu.dtype)
+        m = mu.detach()
+        fx, fy, cx, cy = (float(v) for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+
+        def inside(a, b):  # signed distance of the centres to the plane through 0 with normal (a, b) in (x|y, z)
+            return lambda p: (a * p + b * m[:, 2]) / math.hypot(a, b)
+
+    pixel = torch.arange(height * width, device=dirs.device).reshape(height, width)
+    outs, alphas, order = [], [], []
+    for y0 in range(0, height, tile):
+        for x0 in range(0, width, tile):
+            y1, x1 = min(height, y0 + tile), min(width, x0 + tile)
+            with torch.no_grad():  # the block's frustum: x/z in [(x0-cx)/fx, (x1-cx)/fx], y/z likewise
+                keep = inside(1.0, -(x0 - cx) / fx)(m[:, 0]) >= -radius
+                keep &= inside(-1.0, (x1 - cx) / fx)(m[:, 0]) >= -radius
+                keep &= inside(1.0, -(y0 - cy) / fy)(m[:, 1]) >= -radius
+                keep &= inside(-1.0, (y1 - cy) / fy)(m[:, 1]) >= -radius
+                sub = torch.nonzero(keep).squeeze(1)
+            ids = pixel[y0:y1, x0:x1].reshape(-1)
+            order.append(ids)
+            if len(sub) == 0:
+                outs.append(bg.expand(len(ids), bg.shape[0]))
+                alphas.append(dirs.new_zeros(len(ids)))
+                continue
+            img, alpha = _cast_rays(dirs[ids], mu[sub], prec[sub], densities[sub], colors[sub], edges, bg,
+                                    chunk_elements, _cast_pairs)
+            outs.append(img)
+            alphas.append(alpha)
+    inverse = torch.empty(height * width, dtype=torch.long, device=dirs.device)
+    inverse[torch.cat(order)] = torch.arange(height * width, device=dirs.device)
+    image = torch.cat(outs)[inverse].reshape(height, width, colors.shape[1])
+    return image, torch.cat(alphas)[inverse].reshape(height, width)
+
+
+def _ray_terms(d, mu, prec):
+    """Per ray × Gaussian: (dᵀΣ⁻¹d, t* of the peak along the ray, squared Mahalanobis distance ray–μ), (R,N)."""
     pd = torch.einsum("nij,rj->rni", prec, d)  # Σ⁻¹d, (R,N,3)
     a = (pd * d[:, None, :]).sum(-1).clamp_min(1e-30)  # dᵀΣ⁻¹d
     b = (pd * mu[None]).sum(-1)  # dᵀΣ⁻¹μ
     c = torch.einsum("ni,nij,nj->n", mu, prec, mu)  # μᵀΣ⁻¹μ
-    t_star = b / a
-    perp = (c[None] - b * b / a).clamp_min(0.0)  # squared Mahalanobis distance of the ray to μ
-    with torch.no_grad():
-        hit = (perp < _CUTOFF ** 2).any(0)
-    if not bool(hit.any()):
-        return bg.expand(d.shape[0], bg.shape[0]).clone(), d.new_zeros(d.shape[0])
-    a, t_star, perp = a[:, hit], t_star[:, hit], perp[:, hit]
+    return a, b / a, (c[None] - b * b / a).clamp_min(0.0)
+
+
+def _slab_depths(a, t_star, perp, densities, edges):
+    """Optical depth of each Gaussian in each slab, (..., S) for terms of shape (...)."""
     root = torch.sqrt(0.5 * a)
     # optical depth of each Gaussian in each slab: σ g √(π/2a) [erf(√(a/2)(t₁−t*)) − erf(√(a/2)(t₀−t*))]
     # a smooth taper from 3σ to 3.5σ off the ray makes the cut continuous and chunk-independent
     taper = ((_CUTOFF ** 2 - perp) / (_CUTOFF ** 2 - _TAPER ** 2)).clamp(0.0, 1.0)
     taper = taper * taper * (3.0 - 2.0 * taper)
-    scale = densities[hit][None] * torch.exp(-0.5 * perp) * taper * math.sqrt(math.pi) / (2.0 * root)
-    cum = torch.erf(root[..., None] * (edges[None, None, :-1] - t_star[..., None]))
+    scale = densities * torch.exp(-0.5 * perp) * taper * math.sqrt(math.pi) / (2.0 * root)
+    cum = torch.erf(root[..., None] * (edges[:-1] - t_star[..., None]))
     cum = torch.cat([cum, torch.ones_like(cum[..., :1])], -1)  # the last edge is +inf: erf = 1
-    tau_i = scale[..., None] * (cum[..., 1:] - cum[..., :-1]).clamp_min(0.0)  # (R,N,S)
-    tau = tau_i.sum(1)  # (R,S)
-    emitted = torch.einsum("rns,nd->rsd", tau_i, colors[hit]) / tau.clamp_min(1e-12)[..., None]
+    return scale[..., None] * (cum[..., 1:] - cum[..., :-1]).clamp_min(0.0)
+
+
+def _composite_slabs(tau, emitted_sum, bg):
+    """Front-to-back compositing of slabs: optical depths tau (R,S), Σ τᵢcᵢ per slab (R,S,D)."""
+    emitted = emitted_sum / tau.clamp_min(1e-12)[..., None]
     trans_before = torch.exp(-torch.cumsum(torch.cat([tau.new_zeros(tau.shape[0], 1), tau[:, :-1]], 1), 1))
     weight = trans_before * -torch.expm1(-tau)  # (R,S)
     t_final = torch.exp(-tau.sum(1))
     out = (weight[..., None] * emitted).sum(1) + t_final[:, None] * bg
     return out, 1.0 - t_final
+
+
+def _cast_chunk(d, mu, prec, densities, colors, edges, bg):
+    """Composite the rays ``d (R,3)`` through the slabs ``edges``, every ray × every Gaussian a chunk
+    touches (the brute-force reference); returns (colour (R,D), alpha (R,))."""
+    a, t_star, perp = _ray_terms(d, mu, prec)
+    with torch.no_grad():
+        hit = (perp < _CUTOFF ** 2).any(0)
+    if not bool(hit.any()):
+        return bg.expand(d.shape[0], bg.shape[0]).clone(), d.new_zeros(d.shape[0])
+    tau_i = _slab_depths(a[:, hit], t_star[:, hit], perp[:, hit], densities[hit][None], edges)  # (R,N,S)
+    return _composite_slabs(tau_i.sum(1), torch.einsum("rns,nd->rsd", tau_i, colors[hit]), bg)
+
+
+def _cast_pairs(d, mu, prec, densities, colors, edges, bg):
+    """As :func:`_cast_chunk`, with the slab integrals only for the (ray, Gaussian) pairs within the
+    3.5σ cut (the others are exactly 0), summed per ray with ``index_add``."""
+    a, t_star, perp = _ray_terms(d, mu, prec)
+    with torch.no_grad():
+        ray, gauss = torch.nonzero(perp < _CUTOFF ** 2, as_tuple=True)
+    if len(ray) == 0:
+        return bg.expand(d.shape[0], bg.shape[0]).clone(), d.new_zeros(d.shape[0])
+    tau_i = _slab_depths(a[ray, gauss], t_star[ray, gauss], perp[ray, gauss], densities[gauss], edges)  # (P,S)
+    slabs = edges.numel() - 1
+    tau = tau_i.new_zeros(d.shape[0], slabs).index_add(0, ray, tau_i)
+    emitted_sum = tau_i.new_zeros(d.shape[0], slabs, colors.shape[1]).index_add(
+        0, ray, tau_i[..., None] * colors[gauss][:, None, :])
+    return _composite_slabs(tau, emitted_sum, bg)
 
 
 def raygauss_render(scene, camera: Camera, *, slabs: int = 64, background=None, sh_degree: int | None = None,
