@@ -208,3 +208,28 @@ def test_hires_mode_and_tiles_go_into_the_parameters(panel):
     assert a.tile_size.text() == "64 px"
     a.tile_size.setValue(0)
     assert a.tile_size.text() == "off" and panel.generation_params().tile_size == 0
+
+
+def test_drawn_input_or_its_mask_becomes_the_control_image(panel):
+    control = panel.control
+    control.use_input()  # nothing drawn yet: a hint, no job
+    assert "Draw an input image first" in control.note.text() and control.image_path == ""
+    panel.new_blank_canvas()
+    canvas = panel.init_slot.canvas
+    canvas.brush = 3
+    canvas.paint_at(10, 12, 1.0, "sketch")
+    drawn = panel.init_slot.image().copy()
+    control.use_input()
+    assert panel.services.jobs.wait_all(30)
+    assert panel.init_slot.image() is None  # the next run is not img2img
+    assert control.preprocessor.currentData() == "scribble" and control.image_path
+    assert np.array_equal(np.asarray(Image.open(control.image_path).convert("RGB")), drawn)
+    assert np.array_equal(control.thumb.image, drawn)
+    panel.init_slot.set_image(np.full((32, 32, 3), 90, np.uint8))  # a photo with a painted mask: the mask is the scribble
+    canvas.brush = 4
+    canvas.paint_at(20, 8)
+    mask = canvas.mask().copy()
+    control.use_input()
+    assert panel.services.jobs.wait_all(30)
+    stored = np.asarray(Image.open(control.image_path))
+    assert stored.shape == (32, 32) and np.array_equal(stored > 0, mask > 0.5)

@@ -66,15 +66,20 @@ class Thumbnail(QLabel):
 
 
 class ControlSection(QWidget):
-    """ControlNet settings. ``size_of_output()`` gives ``(height, width)`` for the preview."""
+    """ControlNet settings. ``size_of_output()`` gives ``(height, width)`` for the preview;
+    ``take_input()`` hands over the panel's drawn input (``(image, mask)`` or None) for
+    “From input”; stored control images go to ``store_folder()``."""
 
     changed = Signal()
 
-    def __init__(self, services, panel_name: str, size_of_output, parent: QWidget | None = None) -> None:
+    def __init__(self, services, panel_name: str, size_of_output, take_input=None, store_folder=None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.services = services
         self.panel_name = panel_name
         self.size_of_output = size_of_output
+        self.take_input = take_input
+        self.store_folder = store_folder
         self.image_path = ""
         self._seq = 0
         self.setAcceptDrops(True)
@@ -117,7 +122,12 @@ class ControlSection(QWidget):
         self.preview_button = QPushButton("Preview")
         self.preview_button.setToolTip("Show the control image as the pre-processor prepares it at the output size")
         self.preview_button.clicked.connect(self.update_preview)
-        for b in (self.open_button, self.clear_button, self.preview_button):
+        self.from_input_button = QPushButton("From input")
+        self.from_input_button.setToolTip("Use the input image you drew (Edit section: Blank canvas + Draw) as the "
+                                          "control image; a painted mask becomes a scribble (white strokes)")
+        self.from_input_button.clicked.connect(self.use_input)
+        self.from_input_button.setVisible(take_input is not None)
+        for b in (self.open_button, self.from_input_button, self.clear_button, self.preview_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         layout.addLayout(buttons)
@@ -153,6 +163,22 @@ class ControlSection(QWidget):
             return
         self.thumb.set_image(None, "reading…")
         self._submit(f"Read control image {Path(path).name}", lambda: _thumbnail_job(path), self.thumb)
+
+    def use_input(self) -> None:
+        """Store the panel's drawn input (its painted mask as white strokes when there is one) as an
+        image file in a job and use it as the control image."""
+        taken = self.take_input() if self.take_input is not None else None
+        if taken is None:
+            self.note.setText("Draw an input image first (Edit section: Blank canvas, then Draw).")
+            return
+        image, mask = taken
+        array = (np.asarray(mask) > 0.5).astype(np.uint8) * 255 if mask is not None else np.array(image)
+        folder = self.store_folder()
+        self.preprocessor.setCurrentIndex(self.preprocessor.findData("scribble"))
+        self.thumb.set_image(None, "storing…")
+        self.services.jobs.submit("Store the drawn control image", self.panel_name,
+                                  lambda: _store_job(array, folder), device="io", on_result=self.set_image_path,
+                                  on_error=lambda record: self.note.setText(str(record.error)))
 
     def update_preview(self) -> None:
         """Pre-process the control image at the output size in a job and show the result."""
@@ -221,6 +247,15 @@ class ControlSection(QWidget):
                 spin.setValue(float(params[key]))
         if "control_image" in params and (params["control_image"] or "") != self.image_path:
             self.set_image_path(params["control_image"] or "")
+
+
+def _store_job(array: np.ndarray, folder):
+    """Job: write ``array`` hash-addressed into ``folder`` (once); returns the file's path."""
+    from engines.generation.input_images import store_input_image
+    from engines.jobs import Progress
+
+    yield Progress(0, 1, "storing the control image")
+    return str(store_input_image(array, folder))
 
 
 def _thumbnail_job(path: str):

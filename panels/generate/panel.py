@@ -355,7 +355,8 @@ class GeneratePanel(Panel):
         layout.addWidget(self.adapters_box)
         self.control_box = QCollapsible("ControlNet", collapsedIcon="▶")
         self.control = ControlSection(self.services, self.name,
-                                      lambda: (self.height_spin.value(), self.width_spin.value()))
+                                      lambda: (self.height_spin.value(), self.width_spin.value()),
+                                      self._take_input_for_control, self._inputs_folder)
         self.control_box.addWidget(self.control)
         layout.addWidget(self.control_box)
         layout.addStretch(1)
@@ -636,18 +637,33 @@ class GeneratePanel(Panel):
         if arrays and not self.edit_box.isExpanded():
             self.edit_box.expand(animate=False)
 
+    def _take_input_for_control(self):
+        """The drawn input image and its mask for the ControlNet section (the input slot is emptied,
+        so the next run is not img2img); None when there is no input image."""
+        image = self.init_slot.image()
+        if image is None:
+            return None
+        taken = (np.array(image), self.init_slot.canvas.mask())
+        self.init_slot.clear()
+        self.services.notify("The input image is now the ControlNet control image")
+        return taken
+
+    def _inputs_folder(self) -> Path:
+        """Where input images restored or drawn for tools that take files are stored."""
+        import tempfile
+
+        return (self.history_store.folder if self.history_store is not None else
+                Path(tempfile.gettempdir()) / "spectra") / "inputs"
+
     def _restore_control_image(self, array) -> None:
         """The control image stored in a dropped PNG: used from a hash-addressed copy (beside the
         history, or in the temp folder) when the recorded file is gone."""
         if self.control.image_path and Path(self.control.image_path).is_file():
             return
-        import tempfile
-
         from engines.generation.input_images import store_input_image
 
-        base = self.history_store.folder if self.history_store is not None else Path(tempfile.gettempdir()) / "spectra"
         try:
-            path = store_input_image(array, base / "inputs")
+            path = store_input_image(array, self._inputs_folder())
         except (OSError, ValueError) as exc:
             self.services.notify(f"Control image not restored: {exc}", "warning")
             return
