@@ -60,3 +60,29 @@ def test_compare_view_composite_shown_exactly(qtbot):
     x = round(view.divider.value())
     assert 0 < x < 40
     assert np.array_equal(shown[:, :x], a[:, :x]) and np.array_equal(shown[:, x:], b[:, x:])
+
+
+def test_encode_result_stats_are_computed_on_the_worker(make_panel, monkeypatch):
+    """The pooled entropy the panel prints is computed by the encode job's worker, not by the GUI
+    thread when the result is shown."""
+    import threading
+
+    import engines.codec.blockcodec as blockcodec
+    from panels.codec import CodecPanel
+    from tests.gui_helpers import wait_loaded
+
+    threads = []
+    original = blockcodec.zeroth_order_entropy_bits
+
+    def recording(q):
+        threads.append(threading.get_ident())
+        return original(q)
+
+    monkeypatch.setattr(blockcodec, "zeroth_order_entropy_bits", recording)
+    panel = make_panel(CodecPanel)
+    panel.load_sample("astronaut")
+    wait_loaded(panel)
+    assert panel.result is not None and threads
+    assert threading.main_thread().ident not in threads
+    expected = sum(original(plane.q) for plane in panel.result.planes) / (panel.result.shape[0] * panel.result.shape[1])
+    assert f"{expected:.3f} bpp" in panel.p_status.text()

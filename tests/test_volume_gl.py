@@ -4,6 +4,7 @@ the phantom with a matched orthographic camera. Run with ``xvfb-run -a pytest -m
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import numpy as np
@@ -349,3 +350,30 @@ def test_letter_glyphs_warm_up_one_per_turn_into_one_shared_atlas(gl_view):
     image = view.render_image(markers=True)
     assert set(font._glyphs) == set(LETTER_GLYPHS) and image is not None
     view.close()
+
+
+def test_prepared_glyphs_equal_the_glyphs_vispy_renders():
+    """Glyphs prepared off the GUI thread go into the atlas exactly as vispy's own rendering puts
+    them (same patch bytes, same place, size, offset and texture coordinates)."""
+    from vispy.visuals.text.text import FontManager
+
+    from panels.volume import letter_glyphs
+    from panels.volume.letter_glyphs import LETTER_GLYPHS, letter_fonts, prepare
+
+    thread = threading.Thread(target=prepare)  # as the start-up warm-up does, on a worker
+    thread.start()
+    thread.join(60)
+    assert all(("OpenSans", True, False, char) in letter_glyphs._prepared for char in LETTER_GLYPHS)
+    ours = letter_fonts().get_font("OpenSans", bold=True, italic=False)
+    theirs = FontManager(method="cpu").get_font("OpenSans", bold=True, italic=False)
+
+    def uploads(font):
+        return [(command[2], command[3]) for command in font._atlas._glir.clear() if command[0] == "DATA"]
+
+    uploads(ours), uploads(theirs)  # the empty atlases' own first upload
+    for char in LETTER_GLYPHS:
+        a, b = ours[char], theirs[char]
+        assert (a["size"], a["offset"], a["advance"]) == (b["size"], b["offset"], b["advance"])
+        assert np.allclose(a["texcoords"], b["texcoords"])
+        (offset_a, data_a), (offset_b, data_b) = uploads(ours)[-1], uploads(theirs)[-1]
+        assert offset_a == offset_b and np.array_equal(data_a, data_b)

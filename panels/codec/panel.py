@@ -131,6 +131,14 @@ def _with_bd_ready(job):
     return rows
 
 
+def _with_display_stats(job):
+    """Run the encode ``job``, then compute on the same worker what the panel shows that the result
+    computes on first use (the pooled entropy: ~0.1 s for 16 Mpx on the GUI thread otherwise)."""
+    result = yield from job
+    _ = result.entropy_bits
+    return result
+
+
 def _size_delta(bytes_a: int | None, bytes_b: int | None, shape) -> str:
     """``size B − A: +1,234 bytes (+12.3 %), +0.045 bpp`` (empty without both sizes)."""
     if not bytes_a or bytes_b is None:
@@ -892,7 +900,7 @@ class CodecPanel(Panel):
         from engines.codec.tasks import encode_job
 
         self.p_status.setText("encoding…")
-        self._submit("encode", f"encode {params.transform} N={params.N} q={params.quality:g}", lambda: encode_job(image, params), self._on_encoded)
+        self._submit("encode", f"encode {params.transform} N={params.N} q={params.quality:g}", lambda: _with_display_stats(encode_job(image, params)), self._on_encoded)
 
     def _on_encoded(self, result) -> None:
         if self.image is None or result.shape != self.image.shape[:2]:

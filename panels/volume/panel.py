@@ -227,7 +227,7 @@ class VolumePanel(Panel):
     @staticmethod
     def warm_up() -> None:
         """Import the readers (nibabel, pydicom, ...), vispy, freetype (the 3D view's letters) and
-        PyOpenGL (its 3-D textures) off the GUI thread."""
+        PyOpenGL (its 3-D textures) and render the letters' glyphs, off the GUI thread."""
         import vispy.scene
 
         for module in ("freetype", "OpenGL.GL"):  # first imported by vispy's Text / 3-D texture: 0.1-0.3 s each
@@ -235,6 +235,12 @@ class VolumePanel(Panel):
                 importlib.import_module(module)
             except ImportError:
                 pass
+        from panels.volume.letter_glyphs import prepare
+
+        try:
+            prepare()  # the 3D view's R/A/S glyphs (CPU distance fields), so the view only copies them
+        except Exception:  # noqa: BLE001, S110 - no usable font here: the view renders its glyphs itself
+            pass
 
         import engines.volume.readers
 

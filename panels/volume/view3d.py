@@ -25,6 +25,7 @@ from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from engines.volume.geometry import crop_planes
 from engines.volume.tf import TransferFunction1D, correct_opacity
+from panels.volume.letter_glyphs import LETTER_GLYPHS, letter_fonts
 
 #: colours of the R, A, S orientation arrows (Slicer's convention: red, green/yellow, blue)
 AXIS_COLORS = {"R": (0.95, 0.3, 0.3, 1.0), "A": (0.9, 0.85, 0.2, 1.0), "S": (0.35, 0.55, 1.0, 1.0)}
@@ -52,18 +53,6 @@ LUT_SIZE = 1024
 #: textures larger than this go up in z-slabs of about this size, one slab per event-loop turn
 #: (software GL copies ~64 MB in close to half a second: a 256³ float32 volume in one call stalls the GUI)
 SLAB_BYTES = 4 << 20
-
-#: the glyphs vispy's Text renders for the R/A/S letters (it measures ascenders on 'ÅÉÑŐjgpqy' and a space first)
-LETTER_GLYPHS = "ÅÉÑŐjgpqy RAS"
-
-
-def letter_fonts():
-    """A vispy FontManager for one canvas's orientation letters (shared by its three Texts, each
-    of which otherwise renders its own copy of every glyph; its atlas belongs to that canvas)."""
-    from vispy.visuals.text.text import FontManager
-
-    return FontManager(method="cpu")
-
 
 VISPY_METHODS = {"dvr": "shaded", "mip": "mip", "minip": "minip", "avg": "average", "iso": "iso",
                  "rgba": "translucent"}
@@ -165,10 +154,10 @@ class VolumeView(QWidget):
         QTimer.singleShot(60, self._warm_up_letters)
 
     def _warm_up_letters(self, pending: str | None = None) -> None:
-        """Next warm-up turns: the letters' glyphs rendered one per event-loop turn (vispy draws a
-        signed-distance field per glyph on the CPU, ~15 ms each: all at once in the first frame
-        would stall the GUI), then the orientation letters drawn once; a last turn hides them
-        again while there is no volume."""
+        """Next warm-up turns: the letters' glyphs put into the atlas one per event-loop turn (copied
+        when the start-up warm-up prepared them, else rendered here: a CPU distance field, 15-40 ms
+        each), then the orientation letters drawn once; a last turn hides them again while there is
+        no volume."""
         if self._data is not None or self.canvas is None:
             return
         pending = LETTER_GLYPHS if pending is None else pending
