@@ -107,3 +107,26 @@ def test_prepare_resizes_to_the_run_size_then_preprocesses_and_rejects_unknown()
         preprocess(big, "sobel")
     with pytest.raises(ValueError, match="shape"):
         none(np.zeros((4, 4, 2)))
+
+
+def test_options_are_parsed_typed_and_checked():
+    from engines.generation.control_preprocess import parse_options
+
+    assert parse_options("canny", "low=50; high=150") == {"low": 50.0, "high": 150.0}
+    assert parse_options("tile", "factor=8;blur=0") == {"factor": 8, "blur": 0.0}
+    assert parse_options("depth", "invert=true") == {"invert": True}
+    assert parse_options("scribble", "invert=0;threshold=0.3") == {"invert": False, "threshold": 0.3}
+    assert parse_options("none", "") == {}
+    for name, text, match in (("canny", "low", "does not suit"), ("canny", "factor=2", "does not suit"),
+                              ("tile", "factor=x", "must be int"), ("depth", "invert=maybe", "must be bool"),
+                              ("canny", "low=nan", "finite"), ("none", "a=1", "options: none")):
+        with pytest.raises(ValueError, match=match):
+            parse_options(name, text)
+    # the options reach the pre-processor: a high threshold finds fewer edges, invert flips depth
+    soft = np.clip(square().astype(float) * 0.3, 0, 255).astype(np.uint8)  # a weak edge
+    few = prepare_control_image(soft, "canny", (64, 64), parse_options("canny", "low=300;high=400"))
+    many = prepare_control_image(soft, "canny", (64, 64), parse_options("canny", "low=20;high=40"))
+    assert few.max() == 0 and many.max() == 255
+    ramp = np.arange(64, dtype=np.uint8)[None, :].repeat(8, axis=0) * 4
+    flipped = prepare_control_image(ramp, "depth", (8, 64), {"invert": True})
+    assert np.array_equal(flipped, 255 - prepare_control_image(ramp, "depth", (8, 64)))

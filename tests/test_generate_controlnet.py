@@ -245,7 +245,8 @@ def test_refused_for_pixel_space_models_flux_and_bad_parameters(tiny, tmp_path):
                                               control_image=str(root / "control.png"))))
     for bad, match in (({"control_preprocessor": "sobel"}, "pre-processor"), ({"control_start": 0.8, "control_end": 0.5},
                        "start < end"), ({"control_scale": float("nan")}, "control scale"),
-                       ({"control_image": ""}, "needs a control image")):
+                       ({"control_image": ""}, "needs a control image"),
+                       ({"control_preprocessor": "canny", "control_options": "invert=1"}, "does not suit canny")):
         with pytest.raises(ValueError, match=match):
             run_job(generate_job(_params(root, **bad)))
 
@@ -262,6 +263,7 @@ def test_provenance_round_trip_and_cli(tiny, tmp_path, capsys):
     code = main(["generate", "image", "--model", str(root / "tiny-sd"), "--prompt", "a cat", "--steps", "3",
                  "--seed", "5", "--sampler", "ddim", "--controlnet", str(root / "cn.safetensors"),
                  "--control-image", str(root / "control.png"), "--control-preprocessor", "canny",
+                 "--control-options", "low=50;high=120",
                  "--control-scale", "0.8", "--control-start", "0.1", "--control-end", "0.9",
                  "--out", str(tmp_path / "out")])
     assert code == 0
@@ -271,7 +273,9 @@ def test_provenance_round_trip_and_cli(tiny, tmp_path, capsys):
     assert (params.controlnet, params.control_image, params.control_preprocessor) == (
         str(root / "cn.safetensors"), str(root / "control.png"), "canny")
     assert (params.control_scale, params.control_start, params.control_end) == (0.8, 0.1, 0.9)
+    assert params.control_options == "low=50;high=120"
     cn_record = record["generation"]["controlnet"]
+    assert cn_record["preprocessor_options"] == {"low": 50.0, "high": 120.0}
     assert cn_record["weights_sha256"] == hashlib.sha256((root / "cn.safetensors").read_bytes()).hexdigest()
     assert record["inputs"][str(root / "control.png")] == hashlib.sha256((root / "control.png").read_bytes()).hexdigest()
     # the restored parameters reproduce the image exactly

@@ -61,7 +61,9 @@ class GenerationParams:
     ``controlnet``: a ControlNet (diffusers folder or ``.safetensors``) for SD-family models, driven
     by ``control_image`` (a file; or the array given to :func:`generate_job`) after the
     ``control_preprocessor`` (none|canny|scribble|depth|tile), its residuals scaled by
-    ``control_scale`` and applied for the step fraction ``[control_start, control_end]``.
+    ``control_scale`` and applied for the step fraction ``[control_start, control_end]``;
+    ``control_options``: the pre-processor's options, ``"low=50;high=150"`` (canny ``low``, ``high``,
+    ``sigma``; scribble ``threshold``, ``invert``; depth ``invert``; tile ``factor``, ``blur``).
     """
 
     model: str = "digits-flow"
@@ -94,6 +96,7 @@ class GenerationParams:
     control_scale: float = 1.0
     control_start: float = 0.0
     control_end: float = 1.0
+    control_options: str = ""
 
     def to_dict(self) -> dict:
         """JSON-able dict."""
@@ -197,12 +200,13 @@ def resolve_params(params: GenerationParams, info: ModelInfo) -> GenerationParam
 
 def _check_control(p: GenerationParams, info: ModelInfo) -> None:
     """Validate the ControlNet parameters (ValueError with a one-line reason)."""
-    from engines.generation.control_preprocess import PREPROCESSORS
+    from engines.generation.control_preprocess import PREPROCESSORS, parse_options
 
     p.control_preprocessor = p.control_preprocessor or "none"
     if p.control_preprocessor not in PREPROCESSORS:
         raise ValueError(f"control pre-processor must be one of {', '.join(PREPROCESSORS)} "
                          f"(got {p.control_preprocessor!r})")
+    parse_options(p.control_preprocessor, p.control_options)
     if not (math.isfinite(p.control_scale) and 0.0 <= p.control_scale <= 5.0):
         raise ValueError(f"control scale must be 0..5 (got {p.control_scale})")
     if not (0.0 <= p.control_start < p.control_end <= 1.0):
@@ -221,7 +225,7 @@ def _prepare_control(p: GenerationParams, loaded, control, size: tuple):
         if control is not None or p.control_image:
             raise ValueError("a control image needs a ControlNet (--controlnet)")
         return None, None, None, None
-    from engines.generation.control_preprocess import prepare_control_image
+    from engines.generation.control_preprocess import parse_options, prepare_control_image
     from engines.generation.controlnet import control_factor, load_controlnet, read_control_image
 
     if control is None:
@@ -236,11 +240,13 @@ def _prepare_control(p: GenerationParams, loaded, control, size: tuple):
     if size[0] % vae_factor or size[1] % vae_factor:
         raise ValueError(f"with a ControlNet the size must be a multiple of {vae_factor} (got {size[1]}x{size[0]})")
     control_size = (size[0] // vae_factor * factor, size[1] // vae_factor * factor)
-    prepared = yield from wait_in_thread(prepare_control_image, control, p.control_preprocessor, control_size,
+    options = parse_options(p.control_preprocessor, p.control_options)
+    prepared = yield from wait_in_thread(prepare_control_image, control, p.control_preprocessor, control_size, options,
                                          message=f"pre-processing the control image ({p.control_preprocessor})")
     record = {"path": p.controlnet, "weights_sha256": weights_sha, "control_image": p.control_image,
               "control_pixel_sha256": array_sha256(np.asarray(control)),
               "prepared_pixel_sha256": array_sha256(prepared), "preprocessor": p.control_preprocessor,
+              "preprocessor_options": options,
               "scale": p.control_scale, "start": p.control_start, "end": p.control_end}
     return controlnet, prepared, record, control
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PREPROCESSORS", "canny", "depth", "none", "prepare_control_image", "preprocess", "scribble", "tile",
-           "to_float"]
+__all__ = ["PREPROCESSORS", "canny", "depth", "none", "parse_options", "prepare_control_image", "preprocess",
+           "scribble", "tile", "to_float"]
 
 PREPROCESSORS = ("none", "canny", "scribble", "depth", "tile")
 
@@ -126,17 +126,50 @@ def tile(image: np.ndarray, factor: int = 4, blur: float = 1.0) -> np.ndarray:
     return _rgb8(np.clip(big, 0, 1))
 
 
-def preprocess(image: np.ndarray, name: str, **options) -> np.ndarray:
-    """Run pre-processor ``name`` (one of :data:`PREPROCESSORS`) with its ``options``."""
+def _function(name: str):
     functions = {"none": none, "canny": canny, "scribble": scribble, "depth": depth, "tile": tile}
     if name not in functions:
         raise ValueError(f"unknown control pre-processor {name!r} (choose: {', '.join(PREPROCESSORS)})")
-    return functions[name](image, **options)
+    return functions[name]
 
 
-def prepare_control_image(image: np.ndarray, name: str, size: tuple) -> np.ndarray:
+def parse_options(name: str, text: str) -> dict:
+    """``"low=50;high=150"`` -> keyword options of pre-processor ``name`` (its keyword parameters
+    only, converted to their default's type: numbers, ``true``/``false``); ValueError otherwise."""
+    import inspect
+
+    defaults = {k: p.default for k, p in inspect.signature(_function(name)).parameters.items() if k != "image"}
+    out: dict = {}
+    for part in (text or "").split(";"):
+        if not part.strip():
+            continue
+        key, sep, value = (x.strip() for x in part.partition("="))
+        if not sep or key not in defaults:
+            choices = ", ".join(defaults) or "none"
+            raise ValueError(f"control option {part.strip()!r} does not suit {name} (options: {choices})")
+        kind = type(defaults[key]) if defaults[key] is not None else bool
+        try:
+            if kind is bool:
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(value)
+                out[key] = value.lower() in ("true", "1")
+            else:
+                out[key] = kind(float(value)) if kind is int else kind(value)
+        except ValueError:
+            raise ValueError(f"control option {key} must be {kind.__name__} (got {value!r})") from None
+        if kind is not bool and not np.isfinite(out[key]):
+            raise ValueError(f"control option {key} must be finite (got {value!r})")
+    return out
+
+
+def preprocess(image: np.ndarray, name: str, **options) -> np.ndarray:
+    """Run pre-processor ``name`` (one of :data:`PREPROCESSORS`) with its ``options``."""
+    return _function(name)(image, **options)
+
+
+def prepare_control_image(image: np.ndarray, name: str, size: tuple, options: dict | None = None) -> np.ndarray:
     """The control image for a run at ``size = (height, width)`` pixels: resized (Lanczos, as
-    diffusers' control image processor does) when its size differs, then pre-processed."""
+    diffusers' control image processor does) when its size differs, then pre-processed with ``options``."""
     from PIL import Image
 
     rgb = none(image) if name != "depth" else None
@@ -144,7 +177,7 @@ def prepare_control_image(image: np.ndarray, name: str, size: tuple) -> np.ndarr
         grey = _grey(image).astype(np.float32)
         if grey.shape != tuple(size):
             grey = np.asarray(Image.fromarray(grey).resize((size[1], size[0]), Image.LANCZOS))
-        return depth(grey.astype(np.float64))
+        return depth(grey.astype(np.float64), **(options or {}))
     if rgb.shape[:2] != tuple(size):
         rgb = np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.LANCZOS))
-    return preprocess(rgb, name)
+    return preprocess(rgb, name, **(options or {}))

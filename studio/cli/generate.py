@@ -59,6 +59,9 @@ def _add_generation_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--control-image", default="", metavar="IMG", help="the ControlNet's control image")
     parser.add_argument("--control-preprocessor", default="none", choices=["none", "canny", "scribble", "depth", "tile"],
                         help="turn the control image into edges / strokes / normalised depth / a blurred tile first")
+    parser.add_argument("--control-options", default="", metavar="K=V;...",
+                        help="pre-processor options: canny low/high/sigma, scribble threshold/invert, depth invert, "
+                             "tile factor/blur (e.g. 'low=50;high=150')")
     parser.add_argument("--control-scale", type=float, default=1.0, help="ControlNet residual scale (0..5)")
     parser.add_argument("--control-start", type=float, default=0.0, help="ControlNet acts from this step fraction ...")
     parser.add_argument("--control-end", type=float, default=1.0, help="... to this one (0 <= start < end <= 1)")
@@ -152,6 +155,7 @@ def _run(args, init=None, mask=None, reference=None, inputs=None) -> dict:
         tile_size=getattr(args, "tile_size", 0), tile_overlap=getattr(args, "tile_overlap", 16),
         controlnet=args.controlnet, control_image=args.control_image, control_preprocessor=args.control_preprocessor,
         control_scale=args.control_scale, control_start=args.control_start, control_end=args.control_end,
+        control_options=args.control_options,
     )
     if params.seed >= 0 and not args.force:
         for i in range(max(1, params.batch)):
