@@ -102,7 +102,8 @@ def cpu_path(app, scene, seconds: float) -> dict:
               "stride": canvas.progressive.stride, "coarse_ms": 1000 * sum(times) / max(1, len(times)),
               "coarse_cpu_ms": 1000 * sum(cpu_times) / max(1, len(cpu_times)),
               "gui_cpu_ms": 1000 * gui_cpu / max(1, len(moving)),
-              "full_ms": 1000 * canvas.progressive.frame_times[-1][1]}
+              "full_ms": 1000 * canvas.progressive.frame_times[-1][1], "aborted": canvas.progressive.aborted,
+              "settle_ms": 1000 * canvas.progressive.settle_time}
     canvas.progressive.close()
     canvas.canvas.close()
     return result
@@ -132,7 +133,9 @@ def main() -> None:
     cpu = cpu_path(app, scene, args.seconds)
     print(f"progressive CPU view: {cpu['fps']:.1f} frames/s shown while orbiting (coarse {cpu['coarse_shape']}, "
           f"splat stride {cpu['stride']}, {cpu['coarse_ms']:.0f} ms each, {cpu['coarse_cpu_ms']:.0f} ms of CPU), "
-          f"full 800x600 frame {cpu['to_full']:.2f} s after the camera stopped ({cpu['full_ms']:.0f} ms to render)")
+          f"full 800x600 frame {cpu['to_full']:.2f} s after the camera stopped ({cpu['full_ms']:.0f} ms to render, "
+          f"rest detected after {cpu['settle_ms']:.0f} ms); {cpu['aborted']} frames aborted; GUI thread "
+          f"{cpu['gui_cpu_ms']:.0f} ms of CPU per frame shown")
     cam = frame_camera(scene.means, 30, 10, 800, 600, 45.0)
     run_job(still_job(scene, cam, "classic"))  # warm-up
     t0 = time.perf_counter()

@@ -122,3 +122,20 @@ def test_abort_flag_stops_a_frame():
     cam = frame_camera(scene.means, 0, 10, 40, 30)
     with pytest.raises(Cancelled):
         render_preview(preview_scene(scene), cam.K, cam.viewmat, 40, 30, abort=np.ones(1, np.int8))
+
+
+def test_rest_waits_longer_when_camera_updates_come_slowly():
+    scene = sphere_scene(50, footprint=0.2)
+    renderer = ProgressiveRenderer(threads=1)
+    renderer.close()  # logic only
+    a, b = _views(scene)
+    for k in range(6):  # a move drawn at 60 Hz: the rest threshold stays SETTLE
+        view = (a, b)[k % 2]
+        renderer.request(view.K, view.view, view.width, view.height)
+        time.sleep(0.005)
+    assert renderer.settle_time == renderer.SETTLE
+    for k in range(8):  # a loaded machine drawing every 100 ms: a pause of 120 ms is not a rest
+        view = (a, b)[k % 2]
+        renderer.request(view.K, view.view, view.width, view.height)
+        time.sleep(0.1)
+    assert 0.2 < renderer.settle_time <= 0.31

@@ -3,7 +3,8 @@
 :class:`ProgressiveRenderer` renders on one worker thread with :func:`engines.render.preview.render_preview`:
 while the camera moves, coarse frames at a resolution scale that adapts so a frame takes about
 ``TARGET`` seconds of wall time (a smoothed measure, so a contended CPU lowers the level); once the
-camera has rested for ``SETTLE`` seconds, the full-resolution frame (same rules as the exact
+camera has rested for ``SETTLE`` seconds (longer when camera updates arrive further apart, as on a
+loaded machine: 3 × their running mean interval), the full-resolution frame (same rules as the exact
 rasterizer) starts at once: a coarse frame of an older camera still in flight is aborted and no
 coarse frame of the resting camera is queued before it. When even the smallest scale misses the
 target, coarse frames draw every 2nd, 4th, ... splat (``stride``). A newer camera aborts a full frame
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -53,11 +54,16 @@ class _View:
     width: int
     height: int
     generation: int
+    key: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # compared on every GUI poll and worker turn: a tuple once, not np.allclose each time
+        rounded = np.round(np.concatenate([self.K.ravel(), self.view.ravel()]), 9) + 0.0  # -0.0 -> 0.0
+        object.__setattr__(self, "key", (self.generation, self.width, self.height, rounded.tobytes()))
 
     def same(self, other: _View | None) -> bool:
-        return (other is not None and self.generation == other.generation and self.width == other.width
-                and self.height == other.height and np.allclose(self.K, other.K, rtol=0, atol=1e-9)
-                and np.allclose(self.view, other.view, rtol=0, atol=1e-9))
+        """The same camera, image size and scene (matrices equal to 1e-9)."""
+        return other is not None and (other is self or self.key == other.key)
 
 
 class ProgressiveRenderer:
@@ -70,14 +76,15 @@ class ProgressiveRenderer:
 
     def __init__(self, threads: int = 2) -> None:
         self.threads = threads
-        self.scale = 0.3
-        self.stride = 1
+        self.scale = self.MIN_SCALE  # start cheap: the first frames of a move come fast, the level
+        self.stride = 4  # climbs (one step per quick frame) to what the CPU keeps up with
         self._prep = None
         self._subsets: dict = {}  # stride -> PreviewScene with every stride-th splat (coarse frames)
         self._background = (0.0, 0.0, 0.0)
         self._generation = 0
         self._wanted: _View | None = None
         self._changed_at = 0.0
+        self._interval = 0.0  # running mean of the time between camera changes during a move
         self._coarse_for: _View | None = None  # last camera a frame (coarse or full) was made for
         self._full_for: _View | None = None
         self._result = None  # (image, view, full) waiting for the GUI
@@ -108,9 +115,18 @@ class ProgressiveRenderer:
             if wanted.same(self._wanted):
                 return
             self._wanted = wanted
-            self._changed_at = time.monotonic()
+            now = time.monotonic()
+            gap = now - self._changed_at
+            if gap < 1.0:  # within a move (a longer pause starts a new one)
+                self._interval = 0.7 * self._interval + 0.3 * gap
+            self._changed_at = now
             self._check_abort()
             self._cond.notify_all()
+
+    @property
+    def settle_time(self) -> float:
+        """Seconds without a camera change after which the camera counts as resting."""
+        return max(self.SETTLE, min(1.0, 3.0 * self._interval))
 
     def _check_abort(self) -> None:
         """Abort the frame in flight when it is no longer wanted (called with the lock held): a full
@@ -120,7 +136,7 @@ class ProgressiveRenderer:
         view, full, abort = self._job
         if view.same(self._wanted) or abort[0]:
             return
-        if full or time.monotonic() - self._changed_at >= self.SETTLE:
+        if full or time.monotonic() - self._changed_at >= self.settle_time:
             abort[0] = 1
 
     def take(self):
@@ -157,11 +173,12 @@ class ProgressiveRenderer:
             self._cond.wait(0.5)
             return None
         rest = time.monotonic() - self._changed_at
-        if rest >= self.SETTLE:  # at rest: the full frame now, no coarse frame queued before it
+        settle = self.settle_time
+        if rest >= settle:  # at rest: the full frame now, no coarse frame queued before it
             return wanted, True
         if not wanted.same(self._coarse_for):
             return wanted, False
-        self._cond.wait(self.SETTLE - rest)
+        self._cond.wait(settle - rest)
         return None
 
     def _adapt(self, elapsed: float) -> None:
