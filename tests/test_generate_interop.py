@@ -99,3 +99,17 @@ def test_comfyui_png_restores(tmp_path):
 def test_unrelated_png_text_is_not_taken_for_parameters(tmp_path):
     assert read_provenance(_png(tmp_path / "plain.png", parameters="just a note", prompt="[1, 2")) is None
     assert foreign_generation_params({"prompt": "{\"1\": {\"class_type\": \"X\", \"inputs\": {}}}"}) is None
+
+
+def test_hires_fix_round_trips_through_a1111_text():
+    a1111 = parse_a1111("a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 512x512, "
+                        "Denoising strength: 0.55, Hires upscale: 2, Hires steps: 10, Hires upscaler: Latent")
+    assert a1111["hires_scale"] == 2.0 and a1111["hires_strength"] == 0.55 and a1111["hires_mode"] == "latent"
+    assert "strength" not in a1111  # A1111 stores the hires pass's strength there in txt2img
+    for mode in ("pixel", "latent", "latent-nearest"):
+        params = GenerationParams(prompt="a dog", steps=8, seed=3, width=32, height=32, hires_scale=1.5,
+                                  hires_strength=0.35, hires_mode=mode)
+        back = parse_a1111(a1111_parameters(params.to_dict()))
+        assert (back["hires_scale"], back["hires_strength"], back["hires_mode"]) == (1.5, 0.35, mode)
+    plain = parse_a1111(a1111_parameters(GenerationParams(prompt="x", steps=4, strength=0.4).to_dict()))
+    assert plain["strength"] == 0.4 and "hires_scale" not in plain

@@ -50,7 +50,8 @@ class GenerationParams:
     untouched); ``embeddings``:
     textual-inversion files, ``"a.pt;b.safetensors"`` (A1111 files are used by their file name);
     ``vae``: another VAE (folder or ``.safetensors``) used instead of the model's own;
-    ``precision``: ``default`` / ``low-memory`` / ``int8`` (:mod:`engines.generation.precision`);
+    ``precision``: ``default`` / ``low-memory`` / ``int8`` / ``fp8`` / ``int4`` / ``cpu-offload``
+    (:mod:`engines.generation.precision`; ``preset_unavailable`` says why one cannot run here);
     ``hires_scale`` > 1: hires fix, each image is upscaled by this factor and refined by an
     img2img pass at ``hires_strength`` with its own seed; ``hires_mode`` (:data:`HIRES_MODES`):
     ``pixel`` upscales the image (bicubic), ``latent`` / ``latent-nearest`` the final latents

@@ -5,7 +5,8 @@ Formats (as those tools write them):
 
 - A1111 / Forge ``parameters`` tEXt: the prompt, an optional ``Negative prompt: ...`` line,
   then one line of ``Key: value`` pairs separated by ``, `` (``Steps``, ``Sampler``,
-  ``Schedule type``, ``CFG scale``, ``Seed``, ``Size: WxH``, ``Model``, ``Denoising strength``).
+  ``Schedule type``, ``CFG scale``, ``Seed``, ``Size: WxH``, ``Model``, ``Denoising strength``;
+  with hires fix ``Hires upscale``, ``Hires upscaler`` and ``Denoising strength`` = its strength).
 - InvokeAI (3.x+) ``invokeai_metadata``: JSON with ``positive_prompt``, ``negative_prompt``,
   ``seed``, ``steps``, ``cfg_scale``, ``width``, ``height``, ``scheduler``, ``model.name``,
   ``strength``.
@@ -40,6 +41,8 @@ _FROM_INVOKE = {"euler": "euler", "euler_a": "euler_a", "heun": "heun", "ddim": 
 _FROM_COMFY = {"euler": "euler", "euler_ancestral": "euler_a", "heun": "heun", "ddim": "ddim", "uni_pc": "unipc",
                "dpmpp_2m": "dpmpp_2m", "lcm": "lcm"}
 MAX_TEXT = 1 << 20
+# our hires_mode -> A1111 "Hires upscaler" label (A1111 has no plain bicubic upscaler; the name is kept)
+A1111_UPSCALERS = {"pixel": "Bicubic", "latent": "Latent (bicubic)", "latent-nearest": "Latent (nearest-exact)"}
 _TO_A1111_MODULE = {"none": "none", "canny": "canny", "scribble": "scribble", "depth": "depth", "tile": "tile_resample"}
 
 
@@ -76,8 +79,14 @@ def a1111_parameters(params: dict) -> str:
               ("CFG scale", params.get("cfg")), ("Seed", params.get("seed")),
               ("Size", f"{params.get('width')}x{params.get('height')}" if params.get("width") else None),
               ("Model", params.get("model"))]
+    hires = float(params.get("hires_scale") or 1.0) > 1.0
     if params.get("strength") is not None and float(params.get("strength", 1.0)) < 1.0:
         fields.append(("Denoising strength", params["strength"]))
+    elif hires:  # A1111's txt2img + hires fix stores the hires pass's strength here
+        fields.append(("Denoising strength", params.get("hires_strength", 0.5)))
+    if hires:
+        fields.append(("Hires upscale", params["hires_scale"]))
+        fields.append(("Hires upscaler", A1111_UPSCALERS.get(params.get("hires_mode") or "pixel", "Bicubic")))
     if params.get("class_label") is not None:
         fields.append(("Class", params["class_label"]))
     if params.get("controlnet"):
@@ -130,7 +139,14 @@ def parse_a1111(text: str) -> dict:
     _number(out, "steps", pairs.get("Steps"), int)
     _number(out, "cfg", pairs.get("CFG scale"), float)
     _number(out, "seed", pairs.get("Seed"), int)
-    _number(out, "strength", pairs.get("Denoising strength"), float)
+    if pairs.get("Hires upscale"):
+        _number(out, "hires_scale", pairs.get("Hires upscale"), float)
+        _number(out, "hires_strength", pairs.get("Denoising strength"), float)
+        upscaler = str(pairs.get("Hires upscaler", "")).lower()
+        out["hires_mode"] = ("latent-nearest" if upscaler.startswith("latent (nearest") else
+                             "latent" if upscaler.startswith("latent") else "pixel")
+    else:
+        _number(out, "strength", pairs.get("Denoising strength"), float)
     size = re.fullmatch(r"(\d+)x(\d+)", str(pairs.get("Size", "")))
     if size:
         out["width"], out["height"] = int(size.group(1)), int(size.group(2))
