@@ -127,45 +127,44 @@ def _unavailable(preset: str, pipeline: bool) -> str:
 HEADER = f"{'preset':<12} {'peak MiB':>9} {'run MiB':>8} {'weights MB':>10} {'s/image':>8}"
 
 
+def _preset_table(prefix: str, runs_for, pipeline: bool, tmp: Path, quality=None) -> None:
+    """One row per preset: ``runs_for(preset)`` lists the GenerationParams dicts of the row;
+    ``quality(images)`` (optional) adds a formatted column before the pixel difference."""
+    reference = None
+    for preset in PRESETS:
+        reason = _unavailable(preset, pipeline=pipeline)
+        if reason:
+            print(f"{preset:<12} unavailable: {reason}")
+            continue
+        row, images = _measure({"runs": runs_for(preset)}, tmp, f"{prefix}-{preset}")
+        reference = images.astype(np.int32) if reference is None else reference
+        diff = np.abs(images.astype(np.int32) - reference).mean()
+        extra = f" {quality(images)}" if quality else ""
+        print(f"{preset:<12} {row['peak_mb']:>9.1f} {row['run_mb']:>8.1f} {row['weights_mb']:>10.3f} "
+              f"{row['seconds'] / len(images):>8.3f}{extra} {diff:>11.2f}")
+
+
 def digits_table(per_class: int, steps: int, tmp: Path) -> None:
     from engines.generation.digits_data import DigitClassifier
 
     clf = DigitClassifier()
+    labels = np.repeat(np.arange(10), per_class)
+
+    def accuracy(images):
+        return f"{float((clf.predict(images[:, :, :, 0].astype(np.float64) / 255.0) == labels).mean()):>9.3f}"
+
     print(f"digits-flow (own loop, 32x32), {10 * per_class} samples, {steps} steps, flow_euler, 1 thread")
     print(f"{HEADER} {'accuracy':>9} {'|diff| /255':>11}")
-    reference = None
-    for preset in PRESETS:
-        reason = _unavailable(preset, pipeline=False)
-        if reason:
-            print(f"{preset:<12} unavailable: {reason}")
-            continue
-        runs = [dict(model="digits-flow", class_label=d, steps=steps, seed=1000 + d * 100, batch=per_class,
-                     precision=preset) for d in range(10)]
-        row, images = _measure({"runs": runs}, tmp, f"digits-{preset}")
-        labels = np.repeat(np.arange(10), per_class)
-        accuracy = float((clf.predict(images[:, :, :, 0].astype(np.float64) / 255.0) == labels).mean())
-        reference = images.astype(np.int32) if reference is None else reference
-        diff = np.abs(images.astype(np.int32) - reference).mean()
-        print(f"{preset:<12} {row['peak_mb']:>9.1f} {row['run_mb']:>8.1f} {row['weights_mb']:>10.3f} "
-              f"{row['seconds'] / len(images):>8.3f} {accuracy:>9.3f} {diff:>11.2f}")
+    _preset_table("digits", lambda preset: [
+        dict(model="digits-flow", class_label=d, steps=steps, seed=1000 + d * 100, batch=per_class, precision=preset)
+        for d in range(10)], False, tmp, accuracy)
 
 
 def sd_table(steps: int, tmp: Path, folder: Path) -> None:
     print(f"\ntiny random SD pipeline (32x32), 4 images, {steps} steps, ddim")
     print(f"{HEADER} {'|diff| /255':>11}")
-    reference = None
-    for preset in PRESETS:
-        reason = _unavailable(preset, pipeline=True)
-        if reason:
-            print(f"{preset:<12} unavailable: {reason}")
-            continue
-        runs = [dict(model=str(folder), prompt="a red house", steps=steps, seed=3, batch=4, sampler="ddim",
-                     precision=preset)]
-        row, images = _measure({"runs": runs}, tmp, f"sd-{preset}")
-        reference = images.astype(np.int32) if reference is None else reference
-        diff = np.abs(images.astype(np.int32) - reference).mean()
-        print(f"{preset:<12} {row['peak_mb']:>9.1f} {row['run_mb']:>8.1f} {row['weights_mb']:>10.3f} "
-              f"{row['seconds'] / len(images):>8.3f} {diff:>11.2f}")
+    _preset_table("sd", lambda preset: [dict(model=str(folder), prompt="a red house", steps=steps, seed=3, batch=4,
+                                             sampler="ddim", precision=preset)], True, tmp)
 
 
 def tiling_table(steps: int, tmp: Path, folder: Path, size: int, tiles: list) -> None:

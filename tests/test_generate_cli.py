@@ -89,6 +89,9 @@ def test_models_lists_shipped_and_folders(tmp_path, capsys):
     digits = next(m for m in data["models"] if m["name"] == "digits-flow")
     assert digits["kind"] == "own" and "flow_euler" in digits["samplers"] and digits["conditioning"] == "class"
     assert any("unreadable" in p for p in data["problems"])
+    presets = data["precision_presets"]
+    assert presets["default"] == presets["fp8"] == presets["int4"] == "available"
+    assert presets["cpu-offload"] == "available" or "CUDA" in presets["cpu-offload"]
 
 
 def test_train_digits_verb_builds_a_loadable_model(tmp_path, capsys):
@@ -113,3 +116,17 @@ def test_missing_output_folder_is_created_but_a_file_is_refused(tmp_path, capsys
     not_a_folder.write_text("x")
     code, _, err = cli(capsys, "image", "--class", "2", "--steps", "2", "--seed", "1", "--out", str(not_a_folder))
     assert code == 2 and "is a file" in err and not_a_folder.read_text() == "x"
+
+
+def test_hires_mode_tiles_and_precision_options_reach_the_provenance(tmp_path, capsys):
+    code, out, err = cli(capsys, "image", "--class", "4", "--steps", "2", "--seed", "9", "--hires-scale", "1.5",
+                         "--hires-mode", "latent-nearest", "--tile-size", "16", "--tile-overlap", "8",
+                         "--precision", "int4", "--out", str(tmp_path), "--json")
+    assert code == 0, err
+    assert json.loads(out)["mode"] == "txt2img+hires"
+    params = read_provenance(tmp_path / "gen-9.png")["parameters"]
+    assert (params["hires_mode"], params["tile_size"], params["tile_overlap"], params["precision"]) == \
+        ("latent-nearest", 16, 8, "int4")
+    assert np.asarray(Image.open(tmp_path / "gen-9.png")).shape == (48, 48, 3)
+    code, _, err = cli(capsys, "image", "--steps", "2", "--tile-size", "12", "--out", str(tmp_path / "x"))
+    assert code == 2 and err.strip().splitlines()[-1].startswith("error: tile size must be")

@@ -221,7 +221,12 @@ def _models(args) -> dict:
     rows = [{"name": m.name, "kind": m.kind, "prediction": m.prediction_type, "conditioning": m.conditioning,
              "size": f"{m.size[1]}x{m.size[0]}", "samplers": m.samplers, "default_sampler": m.default_sampler,
              "path": m.path} for m in models]
-    return {"models": rows, "problems": problems}
+    from engines.device import get_device
+    from engines.generation.precision import PRESETS, preset_unavailable
+
+    device = get_device()  # which precision presets can run here, and why not
+    presets = {name: preset_unavailable(name, device) or "available" for name in PRESETS}
+    return {"models": rows, "problems": problems, "precision_presets": presets}
 
 
 def _train_digits(args) -> dict:
