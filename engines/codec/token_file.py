@@ -167,7 +167,12 @@ def _decode_indices(payload: bytes, rows: int, cols: int, codes: int) -> np.ndar
     hist = Histogram.read(body, max_entries=codes)
     if hist.values.size and (hist.values[0] < 0 or hist.values[-1] >= codes):
         raise ValueError("token file holds indices outside its codebook")
-    (sym,) = decode_streams(body.read(), [rows * cols], [hist])
+    if hist.total != rows * cols:  # the writer counts every token into the table
+        raise ValueError(f"token file is corrupt (its table counts {hist.total} tokens, the header {rows * cols})")
+    try:
+        (sym,) = decode_streams(body.read(), [rows * cols], [hist])
+    except (AssertionError, RuntimeError, OverflowError) as exc:  # the range coder on data its model cannot produce
+        raise ValueError("token file is corrupt (the coded indices do not fit their table)") from exc
     if sym.min() < 0 or sym.max() >= codes:
         raise ValueError("token file holds indices outside its codebook")
     return sym.reshape(rows, cols)

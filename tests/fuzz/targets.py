@@ -748,6 +748,52 @@ def _ssbc_errors():
     return (BitstreamError,)
 
 
+# -- token files (.sstk) ----------------------------------------------------------------------------------------
+def _build_sstk(folder: Path) -> Path:
+    from engines.codec.token_file import write_tokens
+
+    grid = (np.arange(12 * 9).reshape(12, 9) * 37) % 1000
+    path = folder / "tokens.sstk"
+    path.write_bytes(write_tokens(grid, 1000, 10, "fsq", levels=[8, 5, 5, 5], dim=4, downsample=4, image_shape=(48, 36),
+                                  model_sha256="0" * 64, codebook_sha256="1" * 64))
+    return path
+
+
+def _mutate_sstk(rng, folder: Path, path: Path) -> str:
+    data = path.read_bytes()
+    head_len = struct.unpack_from("<I", data, 5)[0]
+    mode = rng.random()
+    if mode < 0.15:
+        cut = int(rng.integers(1, len(data)))
+        path.write_bytes(data[:cut])
+        return f"truncated to {cut} bytes"
+    if mode < 0.55:  # one header field replaced, lengths and checksum recomputed
+        header = json.loads(data[17 : 17 + head_len])
+        key = pick(rng, ["rows", "cols", "codes", "bits", "levels", "dim", "image_shape", "model_sha256", "quantizer"])
+        value = pick(rng, [0, -1, 1, 2**31, 2**62, 1e300, None, "x", [], [0, 0], [2**40, 3], {"a": 1}, True, "9" * 64])
+        header[key] = value
+        head = json.dumps(header).encode()
+        payload = data[17 + head_len :]
+        path.write_bytes(data[:5] + struct.pack("<III", len(head), len(payload), zlib.crc32(payload, zlib.crc32(head))) + head + payload)
+        return f"{key} = {value!r:.40} (checksum forged)"
+    if mode < 0.85:
+        path.write_bytes(_forge(mutate_bytes_in_memory(rng, data, start=17)))
+        return "random bytes (checksum forged)"
+    return mutate_bytes(rng, path, header_bias=64)
+
+
+def _load_sstk(path: Path):
+    from engines.codec.token_file import read_tokens
+
+    if not path.is_file():
+        raise ValueError(f"{path.name} is not a regular file")
+    return read_tokens(path.read_bytes())
+
+
+def _sstk_errors():
+    return (ValueError,)
+
+
 # -- generation models ---------------------------------------------------------------------------------------
 def _build_model(folder: Path) -> Path:
     from engines.generation.models import SHIPPED_MODELS_DIR
@@ -1125,6 +1171,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("jpeg-internals", _build_jpeg_internals, _mutate_jpeg_internals, _load_jpeg_internals, _jpeg_errors, "codec"),
     Target("tf-files", _build_tf, _mutate_tf, _load_tf, _tf_errors, "volumes"),
     Target("sslc", _build_sslc, _mutate_sslc, _load_sslc, _sslc_errors, "codec"),
+    Target("sstk", _build_sstk, _mutate_sstk, _load_sstk, _sstk_errors, "codec"),
 ]}
 #: family -> its targets, in table order
 FAMILIES: dict[str, list[str]] = {}
