@@ -288,3 +288,52 @@ def test_fourier_amplitude_option_with_a_reference():
     s = DistillSettings(class_label=1, steps=2, count=50, views_per_step=1, fourier=True)
     result = run_job(distill_job(s, reference=image))
     assert result.reference_psnr is not None and math.isfinite(result.history[-1]["loss"])
+
+
+def tiny_class_unet_prior(size=8):
+    """A tiny real class-conditional diffusers UNet2DModel wrapped as a flow prior (random weights)."""
+    from diffusers import UNet2DModel
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(sample_size=size, in_channels=1, out_channels=1, layers_per_block=1, block_out_channels=(16, 16),
+                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+                       norm_num_groups=8, num_class_embeds=11)
+    info = ModelInfo(name="tiny", path="", kind="own", prediction_type="flow", conditioning="class",
+                     class_names=[str(i) for i in range(10)], null_class=10, channels=1, size=(size, size))
+    return FlowPixelPrior(unet, info)
+
+
+def test_vsd_copy_starts_as_the_prior_and_learns_what_each_camera_sees():
+    from engines.distill3d.vsd import CameraConditionedCopy, camera_vector
+
+    prior = tiny_class_unet_prior()
+    phi = CameraConditionedCopy(prior, lr=3e-3, seed=0)
+    cond = prior.condition(3)
+    t = torch.full((2,), 0.6)
+    z_t = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        base = prior.predict_eps(z_t, t, cond, 1.0)
+        for angles in ([(0.0, 0.0)] * 2, [(90.0, 10.0)] * 2):  # zero-initialised camera branch: ε_φ = ε_prior
+            torch.testing.assert_close(phi.eps(z_t, t, cond, camera_vector(angles)), base)
+    assert all(p.requires_grad for p in phi.unet.parameters())
+    assert not any(p.requires_grad for p in prior.unet.parameters())
+    # the renders depend on the camera: the left half is lit from azimuth 0°, the right half from 90°
+    left = -torch.ones(1, 8, 8)
+    left[:, :, :4] = 1.0
+    right = left.flip(-1)
+    frozen = [p.clone() for p in prior.unet.parameters()]
+    gen = torch.Generator().manual_seed(0)
+    z = torch.stack([left, right] * 4)
+    angles = [(0.0, 0.0), (90.0, 0.0)] * 4
+    for _ in range(60):
+        phi.train_step(z, cond, angles, gen)
+    assert all(torch.equal(a, b) for a, b in zip(frozen, prior.unet.parameters()))
+    # at high noise the same sample is denoised towards the left image from azimuth 0° and towards
+    # the right image from 90°: the difference of the two x̂₀ points along left − right
+    tt = torch.full((4,), 0.9)
+    zt = 0.1 * left + 0.9 * torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        x0 = {az: zt - 0.9 * (phi.eps(zt, tt, cond, camera_vector([(az, 0.0)] * 4)) - zt) / 0.1 for az in (0.0, 90.0)}
+    diff = (x0[0.0] - x0[90.0]).flatten()
+    cos = float(torch.nn.functional.cosine_similarity(diff, (left - right).expand(4, -1, -1, -1).flatten(), dim=0))
+    assert cos > 0.4, cos

@@ -49,6 +49,9 @@ class DistillSettings:
     t_max: float = 0.98
     t_max_end: float = 0.5  # annealed linearly from t_max to this over the run (= t_max: no anneal)
     sjc_samples: int = 2  # PAAS noise draws per view
+    # SJC's lowest t: its uniform weighting lets the small-noise steps (where a render is furthest out of
+    # the denoiser's distribution) dominate; 0.02 failed class 3 (0.50 front-arc), 0.1 reaches 1.00
+    sjc_t_min: float = 0.1
     sdi_inversion_steps: int = 3
     esd_lambda: float = 0.5  # ESD: weight of the camera-conditioned score (1 = VSD)
     vsd_lr: float = 1e-3
@@ -63,7 +66,7 @@ class DistillSettings:
     radius: float = 2.5
     fov: float = 40.0
     jitter: float = 0.05
-    views_per_step: int = 4
+    views_per_step: int = 2  # 2 stratified views: half the cost of 4, same front-arc accuracy (benchmark)
     render_size: int = 0  # 0 = the prior's native size
     background: str = "fixed"  # fixed | random | learned
     background_color: tuple = (0.0, 0.0, 0.0)
@@ -83,7 +86,7 @@ class DistillSettings:
     densify_every: int = 100
     grad_threshold: float = 2e-3
     prune_opacity: float = 0.01
-    max_count: int = 4000
+    max_count: int = 2000  # densify cap: the rasterizer's cost grows with the count
     lambda_rgb: float = 1000.0  # image -> 3D: reference view losses
     lambda_mask: float = 100.0
     fourier: bool = False  # image -> 3D: score distillation on the Fourier amplitude of novel views
@@ -128,9 +131,11 @@ def provenance_parameters(result: DistillResult, reference: str | None = None) -
 
 
 def t_bounds(s: DistillSettings, step: int) -> tuple[float, float]:
-    """(t_min, t_max) at ``step`` (1-based): t_max decays linearly from ``t_max`` to ``t_max_end``."""
+    """(t_min, t_max) at ``step`` (1-based): t_max decays linearly from ``t_max`` to ``t_max_end``;
+    SJC uses ``sjc_t_min`` as its lower bound."""
     frac = (step - 1) / max(1, s.steps - 1)
-    return s.t_min, s.t_max + (s.t_max_end - s.t_max) * frac
+    hi = s.t_max + (s.t_max_end - s.t_max) * frac
+    return (min(s.sjc_t_min, hi) if s.method == "sjc" else s.t_min), hi
 
 
 def validate(s: DistillSettings) -> None:
@@ -151,6 +156,8 @@ def validate(s: DistillSettings) -> None:
         raise ValueError(f"unknown weighting {s.weighting!r}; use one of {', '.join(WEIGHTINGS)}")
     if not 0.0 < s.t_min < s.t_max < 1.0 or not s.t_min < s.t_max_end < 1.0:
         raise ValueError("need 0 < t_min < t_max < 1 and t_min < t_max_end < 1")
+    if s.method == "sjc" and not 0.0 < s.sjc_t_min < min(s.t_max, s.t_max_end):
+        raise ValueError("need 0 < sjc_t_min < t_max and sjc_t_min < t_max_end")
     if s.views_per_step < 1 or s.sjc_samples < 1 or s.particles < 1:
         raise ValueError("views_per_step, sjc_samples and particles must be at least 1")
     if not math.isfinite(s.guidance):

@@ -21,6 +21,15 @@ from engines.distill3d.estimators import sds_weight
 __all__ = ["CameraConditionedCopy", "camera_vector"]
 
 
+# The new camera branch starts at zero and must learn within the run while the copied UNet only
+# adapts: it trains this many times faster than the rest of the copy.
+CAMERA_LR_SCALE = 10.0
+
+
+def _is_camera_param(name: str) -> bool:
+    return name.startswith("class_embedding.mlp.") or (name.startswith("class_embedding.") and "base" not in name)
+
+
 def camera_vector(angles) -> torch.Tensor:
     """(B,4) camera condition from (azimuth, elevation) pairs in degrees."""
     rows = [[math.sin(math.radians(az)), math.cos(math.radians(az)), math.sin(math.radians(el)),
@@ -89,7 +98,10 @@ class CameraConditionedCopy:
             self.call = _CameraUNet(unet, False, unet.class_embedding)
         unet.train()
         self.unet = unet
-        self.optimizer = torch.optim.Adam(unet.parameters(), lr=lr)
+        camera = [p for n, p in unet.named_parameters() if _is_camera_param(n)]
+        rest = [p for n, p in unet.named_parameters() if not _is_camera_param(n)]
+        self.optimizer = torch.optim.Adam([{"params": rest, "lr": lr},
+                                           {"params": camera, "lr": lr * CAMERA_LR_SCALE}])
 
     def eps(self, z_t: torch.Tensor, t: torch.Tensor, cond: dict, cameras: torch.Tensor) -> torch.Tensor:
         """ε_φ(z_t; y, c) (view-independent condition, no CFG)."""

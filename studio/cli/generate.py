@@ -262,7 +262,7 @@ def _register_3d(subparsers) -> None:
     p.add_argument("--primitive", default="gaussians", help="gaussians | spheres")
     p.add_argument("--count", type=int, default=1000, help="initial number of primitives")
     p.add_argument("--sh-degree", type=int, default=0, help="SH degree of the Gaussians' colour (0 or 1)")
-    p.add_argument("--views", type=int, default=4, help="random orbit views per step")
+    p.add_argument("--views", type=int, default=2, help="random orbit views per step")
     p.add_argument("--azimuth", default="-60,60", help="training azimuth range in degrees (A,B)")
     p.add_argument("--elevation", default="-5,25", help="training elevation range in degrees (A,B)")
     p.add_argument("--background", default="fixed", help="fixed | random | learned")
