@@ -14,6 +14,8 @@ appears un-mirrored from behind, the Janus indicator), the mean and max wall tim
 the front view inside the mask and the accuracy of the ±30° views.
 
 ``--jobs N`` distils N objects at once in worker processes (the per-object CPU time is unaffected).
+``--rows-out F`` writes the per-object results as JSON; ``--merge F1 F2 ...`` prints the tables of
+several such runs (one run split over separate processes, e.g. one per method and class range).
 ``--baseline`` also runs every SDS/SJC object with the settings before the speed-up (4 views per
 step, up to 4,000 Gaussians, SJC t from 0.02) and prints the CPU-time ratio old/new and both accuracies.
 
@@ -23,6 +25,7 @@ Run: ``python benchmarks/generate_3d.py [--steps 1000 --methods sds,sjc,vsd,esd,
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -94,21 +97,39 @@ def _warm(threads: int) -> None:
     _classifiers()
 
 
-def _print_tables(methods: list, classes: list, rows: dict) -> None:
+def _report(row: dict) -> None:
+    print(f"  {row['method']} class {row['class']}: front {np.mean(row['front']):.2f}, back {np.mean(row['back']):.2f}, "
+          f"{row['wall']:.0f} s ({row['cpu']:.0f} s CPU), {row['count']} Gaussians", flush=True)
+
+
+def _print_tables(methods: list, rows: dict) -> None:
+    """The summary table (one line per method, over the classes it ran) and the per-class accuracies."""
     print(f"{'method':7s} {'front-arc acc':>13s} {'back acc':>9s} {'worst class':>12s} {'s/object':>9s} "
-          f"{'max s':>7s} {'CPU s/obj':>9s} {'scaled-SVC acc':>14s}")
+          f"{'max s':>7s} {'CPU s/obj':>9s} {'scaled-SVC acc':>14s} {'classes':>8s}")
     for m in methods:
+        classes = sorted(c for mm, c in rows if mm == m)
         objs = [rows[(m, c)] for c in classes]
         per_class = {c: float(np.mean(rows[(m, c)]["front"])) for c in classes}
         worst = min(per_class, key=per_class.get)
         print(f"{m:7s} {np.mean([o['front'] for o in objs]):13.3f} {np.mean([o['back'] for o in objs]):9.3f} "
               f"{worst:>5d} ({per_class[worst]:.2f}) {np.mean([o['wall'] for o in objs]):9.1f} "
               f"{np.max([o['wall'] for o in objs]):7.1f} {np.mean([o['cpu'] for o in objs]):9.1f} "
-              f"{np.mean([o['scaled'] for o in objs]):14.3f}")
+              f"{np.mean([o['scaled'] for o in objs]):14.3f} {len(classes):8d}")
+    every = sorted({c for _, c in rows})
     print("\nfront-arc accuracy per class (14 views each; bar: >= 0.90 for every class with SDS and SJC)")
-    print(f"{'method':7s} " + " ".join(f"{c:>5d}" for c in classes))
+    print(f"{'method':7s} " + " ".join(f"{c:>5d}" for c in every))
     for m in methods:
-        print(f"{m:7s} " + " ".join(f"{np.mean(rows[(m, c)]['front']):5.2f}" for c in classes))
+        print(f"{m:7s} " + " ".join(f"{np.mean(rows[(m, c)]['front']):5.2f}" if (m, c) in rows else "    -"
+                                   for c in every))
+
+
+def _print_merged(files: list) -> None:
+    """The tables of the per-object rows of several runs (same steps and seed, split over processes)."""
+    rows = {}
+    for name in files:
+        for row in json.loads(Path(name).read_text()):
+            rows[(row["method"], row["class"])] = row
+    _print_tables(list(dict.fromkeys(m for m, _ in rows)), rows)
 
 
 def main() -> None:
@@ -122,9 +143,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=1, help="objects distilled in parallel (worker processes)")
     parser.add_argument("--baseline", action="store_true", help="also run SDS/SJC with the pre-speed-up settings")
+    parser.add_argument("--rows-out", default="", help="also write the per-object results to this JSON file")
+    parser.add_argument("--merge", nargs="+", default=None,
+                        help="print the tables of several --rows-out files (runs split over processes) and stop")
     parser.add_argument("--save", default="", help="folder for the front-arc renders (PNG strips)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.merge:
+        return _print_merged(args.merge)
 
     classes = _classes(args.classes)
     methods = [m for m in args.methods.split(",") if m]  # --methods "" runs only --image
@@ -144,22 +170,20 @@ def main() -> None:
                                  initargs=(args.threads,)) as pool:
             for row in pool.map(run_object, *zip(*tasks)):
                 rows[(row["method"], row["class"])] = row
-                print(f"  {row['method']} class {row['class']}: front {np.mean(row['front']):.2f}, "
-                      f"back {np.mean(row['back']):.2f}, {row['wall']:.0f} s ({row['cpu']:.0f} s CPU), "
-                      f"{row['count']} Gaussians", flush=True)
+                _report(row)
     else:
         if tasks:
             _warm(args.threads)
         for task in tasks:
             row = run_object(*task)
             rows[(row["method"], row["class"])] = row
-            print(f"  {row['method']} class {row['class']}: front {np.mean(row['front']):.2f}, "
-                  f"back {np.mean(row['back']):.2f}, {row['wall']:.0f} s ({row['cpu']:.0f} s CPU), "
-                  f"{row['count']} Gaussians", flush=True)
+            _report(row)
+    if args.rows_out:
+        Path(args.rows_out).write_text(json.dumps(list(rows.values())))
     if tasks:
         print(f"\nall {len(tasks)} objects in {time.perf_counter() - start:.0f} s wall")
         shown = methods + [m + "-old" for m in methods if args.baseline and m in ("sds", "sjc")]
-        _print_tables(shown, classes, rows)
+        _print_tables(shown, rows)
         for m in shown:
             if m.endswith("-old"):
                 old = np.mean([rows[(m, c)]["cpu"] for c in classes])

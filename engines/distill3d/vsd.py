@@ -7,6 +7,8 @@ prior's conditional prediction). ε_φ is trained each step on the detached rend
 denoising loss ‖ε_φ(a z + s ε; y, c) − ε‖², the camera dropped (zeroed) with probability 0.1.
 ESD (Wang et al. 2024): ``ε_est = λ·ε_φ(c) + (1 − λ)·ε_φ(∅)``; λ = 1 is VSD. One particle.
 The copy is a full fine-tuned copy (not LoRA); for the 0.7 M-parameter digits UNet that is cheap.
+The camera MLP learns ``CAMERA_LR_SCALE`` times faster than the copied weights: at one rate the
+copy adapts to the renders long before its output depends on the camera (tests check that it does).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ CAMERA_LR_SCALE = 10.0
 
 
 def _is_camera_param(name: str) -> bool:
-    return name.startswith("class_embedding.mlp.") or (name.startswith("class_embedding.") and "base" not in name)
+    """The camera MLP's parameters (pixel UNet: ``class_embedding.mlp.*``; latent UNet: ``class_embedding.*``)."""
+    return name.startswith("class_embedding.") and not name.startswith("class_embedding.base.")
 
 
 def camera_vector(angles) -> torch.Tensor:
