@@ -172,7 +172,7 @@ def test_open_files_and_receive(panel, tmp_path):
     with pytest.raises(OpenError):
         open_and_wait(panel, bad)
     with pytest.raises(OpenError):
-        panel.open_file(str(tmp_path))  # a folder that is no model
+        open_and_wait(panel, tmp_path)  # a folder that is no model
     with pytest.raises(OpenError):
         panel.receive("volume", np.zeros((4, 4, 4, 4)))
     panel.receive("image", np.zeros((16, 16, 3), np.uint8))

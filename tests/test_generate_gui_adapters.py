@@ -233,3 +233,11 @@ def test_drawn_input_or_its_mask_becomes_the_control_image(panel):
     assert panel.services.jobs.wait_all(30)
     stored = np.asarray(Image.open(control.image_path))
     assert stored.shape == (32, 32) and np.array_equal(stored > 0, mask > 0.5)
+
+
+def test_dropped_model_folder_is_inspected_by_a_job(make_panel, files):
+    fresh = make_panel(GeneratePanel)
+    handle = fresh.open_file(str(files / "models" / "tiny-sd"))
+    assert handle is not None  # read on a worker, not on the GUI thread
+    assert fresh.services.jobs.wait_all(30)
+    assert fresh.model_info().name == "tiny-sd" and str(files / "models" / "tiny-sd") in fresh.extra_models

@@ -55,15 +55,15 @@ def _decode_job(path: str):
 
 
 def _model_file_job(path: str):
-    """Job (worker): what a dropped ``.safetensors`` file is (LoRA, embedding or checkpoint, from
-    its header) and, for a checkpoint, its :class:`ModelInfo`."""
+    """Job (worker): what a dropped model folder or ``.safetensors`` file is (LoRA, embedding or
+    checkpoint, from its header) and, for a model, its :class:`ModelInfo`."""
     from engines.generation.adapter_files import adapter_info
     from engines.generation.models import ModelError, inspect_model
     from engines.jobs import Progress
 
     yield Progress(0, 1, f"reading {Path(path).name}")
     try:
-        info = adapter_info(path)
+        info = {"kind": "checkpoint", "path": path} if Path(path).is_dir() else adapter_info(path)
         if info["kind"] == "checkpoint":
             info["model"] = inspect_model(path)
     except (ModelError, ValueError) as exc:
@@ -907,22 +907,11 @@ class GeneratePanel(Panel):
 
     # ------------------------------------------------------------------ files
     def open_file(self, path: str) -> None:
-        from engines.generation.models import ModelError, inspect_model
         from studio.export import ExportError, read_provenance
 
         p = Path(path)
-        if p.suffix.lower() == ".safetensors" and not p.is_dir():  # LoRA, embedding or checkpoint: a job reads it
+        if p.is_dir() or p.suffix.lower() == ".safetensors":  # model folder, LoRA, embedding, checkpoint: a job reads it
             return self.load_in_background(str(p), lambda: _model_file_job(str(p)), self._add_model_file)
-        if p.is_dir():
-            try:
-                info = inspect_model(p)
-            except ModelError as exc:
-                raise OpenError(str(exc)) from None
-            if info.path not in self.extra_models:
-                self.extra_models.append(info.path)
-            self.refresh_models(select=info.path)
-            self.services.notify(f"Model {info.name} added")
-            return
         if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
             raise OpenError(f"Generate cannot open {p.name}")
         record = None
