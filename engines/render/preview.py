@@ -88,11 +88,15 @@ def preview_scene(scene, sh_degree: int | None = None) -> PreviewScene:
 
 
 @njit(cache=True, nogil=True)
-def _project(means, cov6, view, fx, fy, cx, cy, width, height, near, out, radii, depth):
-    """EWA projection; out[i] = (mean x, mean y, conic A, B, C); radii -1 for culled splats."""
+def _project(means, cov6, view, fx, fy, cx, cy, width, height, near, out, radii, depth, abort):
+    """EWA projection; out[i] = (mean x, mean y, conic A, B, C); radii -1 for culled splats.
+    Stops early (the rest culled) once ``abort[0]`` is set (read every 1024 splats)."""
     lim_x = 1.3 * 0.5 * width / fx
     lim_y = 1.3 * 0.5 * height / fy
+    radii[:] = -1
     for i in range(means.shape[0]):
+        if (i & 1023) == 0 and abort[0] != 0:
+            return
         px, py, pz = means[i, 0], means[i, 1], means[i, 2]
         tx = view[0, 0] * px + view[0, 1] * py + view[0, 2] * pz + view[0, 3]
         ty = view[1, 0] * px + view[1, 1] * py + view[1, 2] * pz + view[1, 3]
@@ -201,7 +205,7 @@ def _composite(order, proj, radii, opac, colors, image, trans, row0, row1, tile,
 
 
 @njit(cache=True, nogil=True)
-def _front_to_back(means, cov6, view, fx, fy, cx, cy, width, height, near):
+def _front_to_back(means, cov6, view, fx, fy, cx, cy, width, height, near, abort):
     """Project and depth-sort in one nogil call: (order of visible splats front to back, proj, radii).
 
     Stable sort of the float32 depths (the same order as sorting their int32 bit patterns)."""
@@ -209,7 +213,7 @@ def _front_to_back(means, cov6, view, fx, fy, cx, cy, width, height, near):
     proj = np.zeros((n, 5), np.float64)
     radii = np.empty(n, np.int64)
     depth = np.empty(n, np.float64)
-    _project(means, cov6, view, fx, fy, cx, cy, width, height, near, proj, radii, depth)
+    _project(means, cov6, view, fx, fy, cx, cy, width, height, near, proj, radii, depth, abort)
     count = 0
     for i in range(n):
         if radii[i] >= 0:
@@ -242,7 +246,7 @@ def _finish(image, trans, background):
 def _render_single(means, cov6, view, fx, fy, cx, cy, width, height, near, opac, colors, background, tile,
                    abort):
     """A whole frame in one nogil call (coarse frames: the worker takes the GIL once, not per step)."""
-    order, proj, radii = _front_to_back(means, cov6, view, fx, fy, cx, cy, width, height, near)
+    order, proj, radii = _front_to_back(means, cov6, view, fx, fy, cx, cy, width, height, near, abort)
     image = np.zeros((height, width, 3), np.float64)
     trans = np.ones((height, width), np.float64)
     _composite(order, proj, radii, opac, colors, image, trans, 0, height, tile, abort)
@@ -288,7 +292,7 @@ def render_preview(prep: PreviewScene, K, viewmat, width: int, height: int, back
         if abort[0]:
             raise Cancelled
         return image
-    order, proj, radii = _front_to_back(prep.means, prep.cov6, view, fx, fy, cx, cy, w, h, near)
+    order, proj, radii = _front_to_back(prep.means, prep.cov6, view, fx, fy, cx, cy, w, h, near, abort)
     image = np.zeros((h, w, 3), np.float64)
     trans = np.ones((h, w), np.float64)
     edges = np.linspace(0, h, bands + 1).astype(int)
