@@ -73,6 +73,7 @@ def open_sections(panel):
         box.expand(animate=False)
 
 
+@pytest.mark.slow  # builds all four panels in a main window
 def test_every_panel_dock_at_the_minimum_window_size(window):
     for name in window.panel_names():
         window.show_panel(name)
