@@ -111,7 +111,9 @@ def test_latent_hires_pipeline_never_decodes_between_passes(tmp_path):
         # tiles on the hires pass: a tile as large as the latent changes nothing, the wrapper is removed after
         tiled = run_job(generate_job(GenerationParams(**kw, hires_mode="latent", tile_size=32, tile_overlap=8)))
         assert np.array_equal(tiled.images, latent.images)
+        calls.update(encoder=0, decoder=0)
         small = run_job(generate_job(GenerationParams(**kw, hires_mode="latent", tile_size=16, tile_overlap=8)))
+        assert calls["encoder"] == 0 and calls["decoder"] > 2 * 2  # the 32x32 hires latents decode in tiles
         assert small.images.shape == latent.images.shape and not isinstance(pipe.unet, TiledDenoiser)
         assert 0 < np.abs(small.images.astype(int) - latent.images).mean() < 40
     finally:
