@@ -3,9 +3,9 @@
 1. OpenGL path (``renderer="gl"``): frames per second for drawing only and for an orbit step
    (camera change -> re-sort + draw), off-screen rendered with ``canvas.render()``.
 2. Progressive CPU path (``renderer="cpu"``, what the view uses on a software OpenGL such as
-   llvmpipe): the camera orbits for ``--seconds`` (one step every 16 ms, Qt events processed as in
-   the application); counts the frames that reached the screen -> frames per second while orbiting,
-   then stops and measures the time until the full-resolution frame is shown.
+   llvmpipe): the camera orbits for ``--seconds`` (a 16 ms QTimer step, the Qt event loop running as
+   in the application); counts the frames that reached the screen -> frames per second while
+   orbiting, then stops and measures the time until the full-resolution frame is shown.
 3. Baseline: the exact rasterizer (numba tiles) for one still of the same view.
 
     xvfb-run -a python benchmarks/render_viewer.py [--count 100000] [--seconds 4]
@@ -78,22 +78,28 @@ def cpu_path(app, scene, seconds: float) -> dict:
 
     canvas._cpu_timer.disconnect(take)
     canvas._cpu_timer.connect(counting_take)
+    from qtpy.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    camera = canvas.view.camera
+    orbit = QTimer()  # the Qt event loop runs as in the application (blocking until events, no polling)
+    orbit.setInterval(16)
+    orbit.timeout.connect(lambda: setattr(camera, "azimuth", camera.azimuth + 1.0))
     t0, gui_cpu = time.perf_counter(), time.thread_time()
-    last_step = t0
-    while time.perf_counter() - t0 < seconds:
-        now = time.perf_counter()
-        if now - last_step >= 0.016:
-            canvas.view.camera.azimuth += 1.0
-            last_step = now
-        app.processEvents()
-        time.sleep(0.001)
+    orbit.start()
+    QTimer.singleShot(round(1000 * seconds), loop.quit)
+    loop.exec()
+    orbit.stop()
     stop, gui_cpu = time.perf_counter(), time.thread_time() - gui_cpu
     moving = [s for s in shown if s[0] <= stop]
-    while canvas.progressive.busy or not any(full for t, full, _ in shown if t > stop):
-        app.processEvents()
-        time.sleep(0.001)
-        if time.perf_counter() - stop > 30:
-            break
+    poll = QTimer()
+    poll.setInterval(2)
+    poll.timeout.connect(lambda: (not canvas.progressive.busy and any(full for t, full, _ in shown if t > stop))
+                         and loop.quit())
+    poll.start()
+    QTimer.singleShot(30_000, loop.quit)
+    loop.exec()
+    poll.stop()
     full_at = min((t for t, full, _ in shown if t > stop and full), default=float("nan"))
     times = [dt for full, dt, _ in canvas.progressive.frame_times if not full]
     cpu_times = [c for full, _, c in canvas.progressive.frame_times if not full]

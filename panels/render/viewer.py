@@ -429,11 +429,13 @@ class SplatCanvas:
 
         if on and self.progressive is None:
             self.progressive = ProgressiveRenderer()
+            self.view.update = self._camera_moved_cpu  # camera changes post the camera, without a redraw
             self._push_cpu_scene()
         elif not on and self.progressive is not None:
             self.progressive.close()
             self.progressive = None
             self._cpu_timer.stop()
+            del self.view.update
             self._set_hint(None)
             if self._gl_splats_stale:
                 self._push_gl_splats()
@@ -491,9 +493,21 @@ class SplatCanvas:
         """The text shown over the view (e.g. while the first CPU frame renders), or None."""
         return self._hint.text() if self._hint is not None and not self._hint.isHidden() else None
 
+    def _camera_moved_cpu(self, *_args) -> None:
+        """CPU view: the camera (or the view box) changed. Post the camera to the CPU renderer instead of
+        redrawing the frame already on screen: the canvas redraws when a new frame arrives
+        (:meth:`_take_frame`), so a loaded GUI thread spends its time on frames, not on repeats."""
+        if self.progressive is None or not len(self.positions):
+            self.canvas.update()
+            return
+        self._post_cpu_camera()
+
     def _before_draw_cpu(self) -> None:
         """CPU view: post the camera being drawn; frames arrive through :meth:`_take_frame`."""
         self._detect_renderer()
+        self._post_cpu_camera()
+
+    def _post_cpu_camera(self) -> None:
         if self.progressive is None:
             return
         try:
