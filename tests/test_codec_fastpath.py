@@ -128,3 +128,13 @@ def test_varints_refuse_truncation_and_overlong_values():
         leb128_decode(data[:-1], 0, 5)
     with pytest.raises(ValueError, match="too long"):
         leb128_decode(np.full(11, 0xFF, dtype=np.uint8), 0, 1)
+
+
+def test_block_size_kernels_can_be_cached_on_disk():
+    """numba's disk cache misses every run (a 20-50 s compile per process) when a cached kernel
+    closes over another kernel: the per-N kernels may close over the block size only."""
+    from engines.codec._pixel_kernels import _chain
+
+    for kernel in _chain(8):
+        assert kernel._cache.__class__.__name__ == "FunctionCache"
+        assert [type(c.cell_contents) for c in kernel.py_func.__closure__] == [int]

@@ -62,25 +62,37 @@ def split_planes(rgb: np.ndarray, m: np.ndarray, subsampling: str) -> list[np.nd
     return [y, cb, cr]
 
 
+def _inline(fn):
+    """``numba.njit`` inlined into its (cached) callers at the IR level, so a block size the caller
+    holds as a constant unrolls here too; ``fn`` itself without numba."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a project dependency
+        return fn
+    return numba.njit(inline="always", nogil=True)(fn)
+
+
+@_inline
+def _right_product(t, m, cc, n):
+    """``cc[i, j, b] = sum_k t[i, k, b] m[j, k]``: block ``b``'s rows times ``Mᵀ``, one FMA chain each."""
+    nbx = t.shape[2]
+    for i in range(n):
+        for j in range(n):
+            m0 = m[j, 0]
+            for b in range(nbx):
+                cc[i, j, b] = t[i, 0, b] * m0
+            for k in range(1, n):
+                mk = m[j, k]
+                for b in range(nbx):
+                    cc[i, j, b] = _fma(t[i, k, b], mk, cc[i, j, b])
+
+
 def _chain_kernels(n: int):
     """The forward and inverse kernels compiled for block size ``n`` (a compile-time constant,
-    cached on disk per ``n``). They work on one row of blocks at a time with the loops over
+    cached on disk per ``n``: they reference module globals only, a closure over another kernel
+    would defeat numba's cache). They work on one row of blocks at a time with the loops over
     pixels or blocks innermost, so the FMA chains vectorise across blocks while each output
     keeps its own ``k``-ordered chain."""
-
-    @njit_cached
-    def right_product(t, m, cc):
-        # cc[i, j, b] = sum_k t[i, k, b] m[j, k]: block b's rows times Mᵀ, one FMA chain each
-        nbx = t.shape[2]
-        for i in range(n):
-            for j in range(n):
-                m0 = m[j, 0]
-                for b in range(nbx):
-                    cc[i, j, b] = t[i, 0, b] * m0
-                for k in range(1, n):
-                    mk = m[j, k]
-                    for b in range(nbx):
-                        cc[i, j, b] = _fma(t[i, k, b], mk, cc[i, j, b])
 
     @njit_cached
     def forward_quant(px, m, qstep, izz, coeffs, q, eob):
@@ -105,7 +117,7 @@ def _chain_kernels(n: int):
                 for k in range(n):
                     for b in range(nbx):
                         tt[i, k, b] = t[i, b * n + k]
-            right_product(tt, m, cc)
+            _right_product(tt, m, cc, n)
             for b in range(nbx):
                 e = 0  # end of block: the last non-zero level in zig-zag order
                 for i in range(n):
@@ -138,7 +150,7 @@ def _chain_kernels(n: int):
                         a = inv[i, k]
                         for b in range(nbx):
                             t[i, j, b] = _fma(a, y[k, j, b], t[i, j, b])
-            right_product(t, inv, cc)  # t M⁻ᵀ
+            _right_product(t, inv, cc, n)  # t M⁻ᵀ
             for i in range(n):  # as pixels of the padded plane
                 for b in range(nbx):
                     for j in range(n):
