@@ -15,7 +15,8 @@ from pathlib import Path
 from engines.batch.spec import Batch, TaskSpec, safe_name
 from engines.jobs import Preview
 
-__all__ = ["classify_batch", "distill_batch", "fit_batch", "generation_batch", "parse_int_list", "rd_batch", "rd_batch_job",
+__all__ = ["classify_batch", "distill_batch", "fit_batch", "generation_batch", "generation_file_inputs",
+           "localized_generation", "parse_int_list", "rd_batch", "rd_batch_job",
            "rd_tables"]
 
 
@@ -138,18 +139,55 @@ def _with_rows(job):
     return report
 
 
+#: input role -> the GenerationParams field holding that single path
+_GENERATION_PATH_FIELDS = {"vae": "vae", "controlnet": "controlnet", "control": "control_image"}
+
+
+def generation_file_inputs(gen: dict) -> dict[str, str]:
+    """The files and folders generation parameters ``gen`` name, by input role: ``lora0``, ...
+    (``loras``), ``embedding0``, ... (``embeddings``), ``vae``, ``controlnet``, ``control`` (the
+    control image). ValueError on a malformed LoRA list."""
+    from engines.generation.embeddings import parse_embedding_list
+    from engines.generation.lora import parse_lora_list
+
+    roles = {f"lora{i}": path for i, (path, _weight) in enumerate(parse_lora_list(gen.get("loras", "")))}
+    roles.update({f"embedding{i}": path for i, path in enumerate(parse_embedding_list(gen.get("embeddings", "")))})
+    roles.update({role: gen[name] for role, name in _GENERATION_PATH_FIELDS.items() if gen.get(name)})
+    return roles
+
+
+def localized_generation(gen: dict, local) -> dict:
+    """``gen`` with every path of :func:`generation_file_inputs` replaced by ``local(role, path)``
+    (a worker's copy of that input); LoRA weights are kept."""
+    from engines.generation.lora import parse_lora_list
+
+    out = dict(gen)
+    out["loras"] = ";".join(f"{local(f'lora{i}', path)}={weight!r}"
+                            for i, (path, weight) in enumerate(parse_lora_list(gen.get("loras", ""))))
+    roles = generation_file_inputs(gen)
+    out["embeddings"] = ";".join(str(local(role, path)) for role, path in roles.items() if role.startswith("embedding"))
+    for role, name in _GENERATION_PATH_FIELDS.items():
+        if gen.get(name):
+            out[name] = str(local(role, gen[name]))
+    return out
+
+
 def generation_batch(base: dict, seeds: list[int], samplers: list[str], steps: list[int], model_name: str,
                      model_folder: str, prefix: str = "gen", name: str = "generate") -> Batch:
-    """One task per seed x sampler x steps; ``base`` = the other generation parameters; the model
-    folder travels by content."""
+    """One task per seed x sampler x steps; ``base`` = the other generation parameters (LoRA,
+    embeddings, VAE, precision, hires, tiles, ControlNet ...). The model folder and every file
+    ``base`` names (:func:`generation_file_inputs`) travel by content."""
+    files = generation_file_inputs(base)
+    folders = sorted(role for role, path in files.items() if Path(path).is_dir())
     tasks = []
     for sampler in samplers:
         for n in steps:
             for seed in seeds:
                 tid = safe_name(f"{prefix}-{sampler or 'default'}-{n}steps-s{seed}")
                 gen = {**base, "seed": int(seed), "sampler": sampler, "steps": int(n)}
-                params = {"generation": gen, "model_name": model_name, "out_name": tid + ".png"}
-                tasks.append(TaskSpec(tid, "generate.image", params, {"model": model_folder}))
+                params = {"generation": gen, "model_name": model_name, "out_name": tid + ".png",
+                          "folder_inputs": folders}
+                tasks.append(TaskSpec(tid, "generate.image", params, {"model": model_folder, **files}))
     return Batch(name, tasks)
 
 

@@ -49,19 +49,33 @@ def codec_rd_task(params: dict, inputs) -> TaskOutput:
 
 
 def generate_image_task(params: dict, inputs) -> TaskOutput:
-    """One image: ``model`` input (a packed model folder) + generation parameters (batch 1) ->
-    ``<out_name>`` PNG with provenance."""
+    """One image: ``model`` input (a packed model folder), the LoRA / embedding / VAE / ControlNet /
+    control image inputs its parameters name, and the generation parameters (batch 1) ->
+    ``<out_name>`` PNG whose provenance names the driver's paths and every input's sha256."""
     from engines.atomic_files import save_png
+    from engines.batch.sweeps import generation_file_inputs, localized_generation
     from engines.generation.api import GenerationParams, generate_job, provenance_for
     from engines.jobs import run_job
 
-    gp = GenerationParams.from_dict({**params["generation"], "batch": 1})
+    driver = {**params["generation"], "batch": 1}
+    folders = set(params.get("folder_inputs", []))
+
+    def local(role, path):
+        return inputs.folder(role) if role in folders else inputs.file(role, Path(path).name)
+
+    gp = GenerationParams.from_dict(localized_generation(driver, local))
     gp.model = str(inputs.folder("model"))
     result = run_job(generate_job(gp, device="cpu"))
     record = provenance_for(result, 0)
+    for key in ("loras", "embeddings", "vae", "controlnet", "control_image"):
+        record["parameters"][key] = driver.get(key, "")  # the paths the user gave, not the worker's copies
     record["parameters"]["model"] = params["model_name"]
     record["generation"]["model_path"] = params["model_name"]
-    record = _timeless(record, {"model": inputs.sha256("model")})
+    if "controlnet" in record["generation"]:
+        record["generation"]["controlnet"].update(path=driver.get("controlnet", ""),
+                                                  control_image=driver.get("control_image", ""))
+    roles = ["model", *generation_file_inputs(driver)]
+    record = _timeless(record, {role: inputs.sha256(role) for role in roles})
     record["generation"].pop("seconds", None)
     files = _files_written_by(lambda d: save_png(d / params["out_name"], result.images[0], record))
     return TaskOutput(files, {"seed": result.seeds[0], "sampler": result.params["sampler"],

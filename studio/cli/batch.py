@@ -131,9 +131,14 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def generation_batch_verb(args: argparse.Namespace, model_dirs: list[str]) -> dict:
-    """``generate image`` sweep: one image per seed x sampler x steps, the model shipped by content."""
-    from engines.batch.sweeps import generation_batch, parse_int_list
+_INPUT_LABELS = {"lora": "LoRA file", "embedding": "embedding file", "vae": "VAE", "controlnet": "ControlNet",
+                 "control": "control image"}
+
+
+def generation_batch_verb(args: argparse.Namespace, model_dirs: list[str], settings: dict) -> dict:
+    """``generate image`` sweep: one image per seed x sampler x steps; ``settings`` = every other
+    GenerationParams field of the single run. The model and the files they name go by content."""
+    from engines.batch.sweeps import generation_batch, generation_file_inputs, parse_int_list
     from engines.generation.models import ModelError, resolve_model
 
     try:
@@ -149,8 +154,15 @@ def generation_batch_verb(args: argparse.Namespace, model_dirs: list[str]) -> di
             raise CliError(f"sampler {s!r} does not suit model {info.name} (choose: {', '.join(info.samplers)})")
     if len(seeds) * len(samplers) * len(args.steps) > 100_000:
         raise CliError("that sweep has more than 100000 images")
-    base = {"prompt": args.prompt, "negative_prompt": args.negative_prompt, "class_label": args.class_label,
-            "cfg": args.cfg, "width": args.width, "height": args.height}
+    base = {k: v for k, v in settings.items() if k not in ("sampler", "steps", "seed", "batch")}
+    try:
+        files = generation_file_inputs(base)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    for role, path in files.items():
+        if not Path(path).exists():
+            kind = role.rstrip("0123456789")
+            raise CliError(f"{_INPUT_LABELS.get(kind, kind)} not found: {path}")
     folder = _batch_folder(args.out, args.force)
     batch = generation_batch(base, seeds, samplers, args.steps, info.name, info.path, prefix=args.name)
     report = run_batch(batch, args, folder)

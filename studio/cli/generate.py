@@ -135,20 +135,14 @@ def _read_control(path: str):
         raise CliError(str(exc)) from None
 
 
-def _run(args, init=None, mask=None, reference=None, inputs=None) -> dict:
-    from engines.generation.api import GenerationParams, generate_job, provenance_for
-    from engines.generation.models import ModelError
-    from studio.export import ExportError, save_png
-
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise CliError(f"--out must be a folder, but {out} is a file")
-    params = GenerationParams(
-        model=args.model, prompt=args.prompt, negative_prompt=args.negative_prompt, class_label=args.class_label,
-        sampler=args.sampler, steps=args.steps[0], cfg=args.cfg, seed=args.seed, batch=args.batch,
-        width=args.width, height=args.height, strength=getattr(args, "strength", 1.0),
-        ilvr_n=getattr(args, "ilvr_n", 0), loras=";".join(getattr(args, "lora", None) or []),
-        lora_mode=getattr(args, "lora_mode", "fused") or "fused",
+def generation_settings(args) -> dict:
+    """The GenerationParams fields the options of ``generate image`` / ``edit`` set, except model,
+    seed and batch (the first ``--steps`` value); shared by single runs and sweeps."""
+    return dict(
+        prompt=args.prompt, negative_prompt=args.negative_prompt, class_label=args.class_label,
+        sampler=args.sampler, steps=args.steps[0], cfg=args.cfg, width=args.width, height=args.height,
+        strength=getattr(args, "strength", 1.0), ilvr_n=getattr(args, "ilvr_n", 0),
+        loras=";".join(getattr(args, "lora", None) or []), lora_mode=getattr(args, "lora_mode", "fused") or "fused",
         embeddings=";".join(getattr(args, "embedding", None) or []), vae=getattr(args, "vae", "") or "",
         precision=getattr(args, "precision", "") or "", hires_scale=getattr(args, "hires_scale", 1.0),
         hires_strength=getattr(args, "hires_strength", 0.5), hires_mode=getattr(args, "hires_mode", "pixel"),
@@ -157,6 +151,17 @@ def _run(args, init=None, mask=None, reference=None, inputs=None) -> dict:
         control_scale=args.control_scale, control_start=args.control_start, control_end=args.control_end,
         control_options=args.control_options,
     )
+
+
+def _run(args, init=None, mask=None, reference=None, inputs=None) -> dict:
+    from engines.generation.api import GenerationParams, generate_job, provenance_for
+    from engines.generation.models import ModelError
+    from studio.export import ExportError, save_png
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out must be a folder, but {out} is a file")
+    params = GenerationParams(model=args.model, seed=args.seed, batch=args.batch, **generation_settings(args))
     if params.seed >= 0 and not args.force:
         for i in range(max(1, params.batch)):
             target = out / f"{args.name}-{params.seed + i}.png"
@@ -190,9 +195,7 @@ def _image(args) -> dict:
     from studio.cli.batch import generation_batch_verb, wants_generation_batch
 
     if wants_generation_batch(args):
-        if args.controlnet or args.control_image:
-            raise CliError("ControlNet runs one image set at a time; sweeps (--seeds/--samplers/--executor) do not take it yet")
-        return generation_batch_verb(args, _model_dirs(args))
+        return generation_batch_verb(args, _model_dirs(args), generation_settings(args))
     return _run(args)
 
 
