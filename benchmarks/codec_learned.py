@@ -1,6 +1,6 @@
-"""Learned codec vs JPEG / WebP / AVIF on photos it did not train on, with BD-rate.
+"""Learned codecs vs JPEG / WebP / AVIF / the block codec on photos they did not train on, with BD-rate.
 
-    .venv/bin/python benchmarks/codec_learned.py [--model hp-default] [--qualities 10,25,40,55,70,85,95]
+    .venv/bin/python benchmarks/codec_learned.py [--models dct-default,hp-default] [--qualities 10,25,40,55,70,85,95]
 
 Held-out images: the scikit-image samples astronaut and coffee (the shipped model trained on the
 other bundled photos, see engines.codec.learned.TRAINING_SAMPLES). Every codec runs at every
@@ -25,7 +25,7 @@ from engines.jobs import run_job  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--model", default="hp-default")
+    ap.add_argument("--models", default="dct-default,hp-default", help="comma-separated learned models (names or .pt files)")
     ap.add_argument("--qualities", default="10,25,40,55,70,85,95")
     args = ap.parse_args()
     import torch
@@ -36,7 +36,8 @@ def main() -> None:
     images = [(name, sample_image(name)) for name in HELD_OUT_SAMPLES]
     specs = [{"codec": "jpeg", "label": "jpeg 4:2:0 optimized", "options": {"subsampling": "4:2:0", "optimize": True}}]
     specs += [{"codec": c, "label": c, "options": {}} for c in ("webp", "avif") if c in available_codecs()]
-    specs.append({"codec": "learned", "label": f"learned:{args.model}", "options": {"model": args.model}})
+    specs.append({"codec": "block", "label": "block dct-8 4:2:0", "options": {}})
+    specs += [{"codec": "learned", "label": f"learned:{Path(m).stem}", "options": {"model": m}} for m in args.models.split(",")]
     qualities = [float(q) for q in args.qualities.split(",")]
     rows = run_job(rd_sweep_job(images, specs, qualities, with_ms_ssim=False))
     curves = curves_from_rows(rows, "psnr_rgb")

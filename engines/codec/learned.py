@@ -25,13 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.jobs import Log, Progress
+from engines.jobs import Log, Preview, Progress
 
 __all__ = [
     "LearnedCodecError",
     "available_models",
     "compress",
     "decompress",
+    "coding_step",
+    "default_lambda",
     "default_training_images",
     "latent_readouts",
     "load_model",
@@ -55,6 +57,12 @@ class LearnedCodecError(ValueError):
 def quality_step(quality: float) -> float:
     """Latent quantisation step for quality 1..100: ``2^((75 - q)/25)`` (q 75 -> 1, 100 -> 0.5, 25 -> 4)."""
     return float(2.0 ** ((75.0 - float(quality)) / 25.0))
+
+
+def default_lambda(kind: str) -> float:
+    """The rate-distortion weight a kind trains with by default: 0.013 (Ballé kinds; CompressAI
+    quality 4), 0.1 for ``dct`` (its weight at step multiplier 1, scaled by ``1/m^2``)."""
+    return 0.1 if kind == "dct" else 0.013
 
 
 # -- model files ------------------------------------------------------------------------------
@@ -156,11 +164,16 @@ def _crops(images: list[np.ndarray], patch: int, batch: int, rng: np.random.Gene
 
 def train_job(images, kind: str = "hyperprior", N: int = 48, M: int = 64, lam: float = 0.013, steps: int = 1000,
               patch: int = 128, batch: int = 8, lr: float = 5e-4, seed: int = 0, threads: int | None = None,
-              init: str | None = None):
+              init: str | None = None, decay_last: float = 0.0, snapshot_every: int = 0):
     """Job: train a learned codec on ``images`` (``(H, W, 3)`` uint8, each at least ``patch`` px);
     yields Progress every step and a Log line every 25 steps (loss, bpp, PSNR); returns
     ``(model, config)``. ``init`` continues from a saved model (its kind, N and M win).
-    Cancel by closing the generator."""
+    The last ``decay_last`` fraction of the steps runs at ``lr / 5``; ``snapshot_every > 0``
+    yields ``Preview(data={"step", "model"})`` (the live model) that often.
+    Cancel by closing the generator.
+
+    Kind ``dct`` (:mod:`engines.codec.learned_dct`) draws one step multiplier ``m`` per crop and
+    weighs its distortion by ``lam / m^2`` so one model learns the whole RD curve."""
     import torch
 
     from engines.codec.learned_model import build_model
@@ -168,8 +181,8 @@ def train_job(images, kind: str = "hyperprior", N: int = 48, M: int = 64, lam: f
     images = [np.ascontiguousarray(im[..., :3]) for im in images if min(im.shape[:2]) >= patch]
     if not images:
         raise ValueError(f"no training image is at least {patch}x{patch} pixels")
-    if steps < 1 or batch < 1 or not (0 < lam < 10):
-        raise ValueError("steps and batch must be >= 1 and lambda in (0, 10)")
+    if steps < 1 or batch < 1 or not (0 < lam < 10) or not (0 <= decay_last < 1):
+        raise ValueError("steps and batch must be >= 1, lambda in (0, 10) and the decay fraction in [0, 1)")
     if threads:
         torch.set_num_threads(int(threads))
     torch.manual_seed(seed)
@@ -185,18 +198,24 @@ def train_job(images, kind: str = "hyperprior", N: int = 48, M: int = 64, lam: f
         raise ValueError(f"the training crop must be a multiple of {model.multiple} px for a {kind} model (got {patch})")
     main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
-    opt = torch.optim.Adam(main_params, lr=lr)
+    opt = torch.optim.Adam(_param_groups(model, lr), lr=lr)
     aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
     start = time.perf_counter()
     history = []
     model.train()
     for step in range(1, steps + 1):
+        if decay_last > 0 and step == int(steps * (1 - decay_last)) + 1:
+            for group in opt.param_groups:
+                group["lr"] /= 5.0
         x = torch.from_numpy(_crops(images, patch, batch, rng))
-        out = model(x)
-        npx = x.shape[0] * x.shape[2] * x.shape[3]
-        bpp = sum(torch.log2(lk).sum() for lk in out["likelihoods"]) / (-npx)
-        mse = torch.mean((out["x_hat"] - x) ** 2)
-        loss = lam * 255.0**2 * mse + bpp
+        if model.kind == "dct":
+            loss, bpp, mse = _dct_loss(model, x, lam)
+        else:
+            out = model(x)
+            npx = x.shape[0] * x.shape[2] * x.shape[3]
+            bpp = sum(torch.log2(lk).sum() for lk in out["likelihoods"]) / (-npx)
+            mse = torch.mean((out["x_hat"] - x) ** 2)
+            loss = lam * 255.0**2 * mse + bpp
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(main_params, 1.0)
@@ -208,6 +227,8 @@ def train_job(images, kind: str = "hyperprior", N: int = 48, M: int = 64, lam: f
         psnr = float(10 * math.log10(1.0 / max(mse.item(), 1e-12)))
         history.append({"step": step, "loss": loss.item(), "bpp": bpp.item(), "psnr": psnr})
         yield Progress(step, steps, f"step {step}/{steps}: {bpp.item():.3f} bpp, {psnr:.2f} dB")
+        if snapshot_every and step % snapshot_every == 0:
+            yield Preview(data={"step": step, "model": model}, label=f"model after {step} steps")
         if step % 25 == 0 or step == steps:
             recent = history[-25:]
             yield Log(
@@ -216,11 +237,50 @@ def train_job(images, kind: str = "hyperprior", N: int = 48, M: int = 64, lam: f
             )
     model.eval()
     config = {"lambda": lam, "steps": steps, "init": str(init) if init else None, "patch": patch, "batch": batch, "lr": lr, "seed": seed,
+              "decay_last": decay_last,
               "train_seconds": round(time.perf_counter() - start, 1), "history_tail": history[-5:]}
     return model, config
 
 
+def _param_groups(model, lr: float) -> list[dict]:
+    """Adam groups: for the ``dct`` kind the colour and DCT bases move 100x slower than the rest
+    (they stay close to their exact inverses) and the log quantisation steps 10x faster."""
+    slow = ("color.", "dct.", "idct.", "icolor.")
+    params = [(n, p) for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    if model.kind != "dct":
+        return [{"params": [p for _, p in params]}]
+    return [{"params": [p for n, p in params if not n.startswith(slow) and n != "log_step"]},
+            {"params": [p for n, p in params if n.startswith(slow)], "lr": lr * 0.01},
+            {"params": [model.log_step], "lr": lr * 10}]
+
+
+def _dct_loss(model, x, lam: float):
+    """``dct`` kind: one multiplier per crop, log-uniform in ``MULTIPLIER_RANGE``, and
+    ``L = mean(lambda / m^2 * 255^2 * MSE + bpp)``; returns ``(loss, mean bpp, mean MSE)``."""
+    import torch
+
+    from engines.codec.learned_dct import MULTIPLIER_RANGE
+
+    lo, hi = MULTIPLIER_RANGE
+    m = torch.exp(torch.empty(x.shape[0]).uniform_(math.log(lo), math.log(hi)))
+    out = model(x, m)
+    bpp = sum(torch.log2(lk).sum((1, 2, 3)) for lk in out["likelihoods"]) / (-x.shape[2] * x.shape[3])
+    mse = torch.mean((out["x_hat"] - x) ** 2, (1, 2, 3))
+    loss = torch.mean(lam / m**2 * 255.0**2 * mse + bpp)
+    return loss, bpp.mean(), mse.mean()
+
+
 # -- coding -----------------------------------------------------------------------------------
+def coding_step(model, quality: float) -> float:
+    """Latent quantisation step of ``quality`` for ``model``: :func:`quality_step`, or for the
+    ``dct`` kind its global step multiplier (:func:`engines.codec.learned_dct.multiplier_for_quality`)."""
+    if model.kind == "dct":
+        from engines.codec.learned_dct import multiplier_for_quality
+
+        return multiplier_for_quality(quality)
+    return quality_step(quality)
+
+
 def _to_tensor(image: np.ndarray, multiple: int):
     import torch
 
@@ -291,13 +351,36 @@ def _code_factorized(coder, eb, v, step: float, encode: bool):
 def _gaussian_stds(model, z_hat, step: float) -> np.ndarray:
     import torch
 
-    from engines.codec.learned_model import SCALE_MIN, scale_table
-
     with torch.no_grad():
         scales = model.h_s(z_hat)[0].double().numpy()
+    return _snap_scales(scales) / step
+
+
+def _snap_scales(scales: np.ndarray) -> np.ndarray:
+    """Each scale replaced by the smallest entry of the 64-level table not below it (both coder
+    sides then agree even if the floats differ in the last bit)."""
+    from engines.codec.learned_model import SCALE_MIN, scale_table
+
     table = scale_table().numpy()
-    idx = np.minimum(np.searchsorted(table, np.maximum(scales, SCALE_MIN)), len(table) - 1)
-    return table[idx] / step
+    return table[np.minimum(np.searchsorted(table, np.maximum(scales, SCALE_MIN)), len(table) - 1)]
+
+
+def _dct_entropy_params(model, z_hat, m: float) -> tuple[np.ndarray, np.ndarray]:
+    """``dct`` kind: ``(mean, snapped std)`` of the coded latent ``y = u/m`` (``(192, h, w)`` float64)."""
+    import torch
+
+    with torch.no_grad():
+        mu, sigma = model.hyper_synthesis(z_hat, m)
+    return mu[0].double().numpy() / m, _snap_scales(sigma[0].double().numpy() / m)
+
+
+def _dct_reconstruct(model, k: np.ndarray, mu_y: np.ndarray, m: float):
+    """``dct`` kind: the decoded image tensor from the symbols ``k`` = round(y - mu) (both sides)."""
+    import torch
+
+    u_hat = torch.from_numpy(((k + mu_y) * m).astype(np.float32))[None]
+    with torch.no_grad():
+        return model.synthesis(u_hat, m)
 
 
 def compress(image: np.ndarray, model_name: str = "hp-default", quality: float = 75.0) -> dict:
@@ -307,13 +390,19 @@ def compress(image: np.ndarray, model_name: str = "hp-default", quality: float =
     import torch
 
     model, cfg = load_model(model_name)
-    step = quality_step(quality)
+    step = coding_step(model, quality)
     h, w = np.asarray(image).shape[:2]
     x = _to_tensor(image, model.multiple)
     enc = constriction.stream.queue.RangeEncoder()
     with torch.no_grad():
-        y = model.g_a(x)
-        if model.kind == "hyperprior":
+        y = model.analysis(x) if model.kind == "dct" else model.g_a(x)
+        if model.kind == "dct":
+            z_hat = _code_factorized(enc, model.entropy_z, model.hyper_analysis(y, step), 1.0, True)
+            z_words = int(enc.num_words())
+            mu_y, std = _dct_entropy_params(model, z_hat, step)
+            k = np.clip(np.rint(y[0].double().numpy() / step - mu_y), -_Y_RANGE, _Y_RANGE).astype(np.int32)
+            enc.encode(k.ravel(), constriction.stream.model.QuantizedGaussian(-_Y_RANGE, _Y_RANGE), np.zeros(k.size), std.ravel())
+        elif model.kind == "hyperprior":
             z = model.h_a(torch.abs(y))
             z_hat = _code_factorized(enc, model.entropy_z, z, 1.0, True)
             z_words = int(enc.num_words())
@@ -325,7 +414,7 @@ def compress(image: np.ndarray, model_name: str = "hp-default", quality: float =
         else:
             z_words = 0
             y_hat = _code_factorized(enc, model.entropy_y, y, step, True)
-        decoded = _to_image(model.g_s(y_hat), h, w)
+        decoded = _to_image(_dct_reconstruct(model, k, mu_y, step) if model.kind == "dct" else model.g_s(y_hat), h, w)
     payload = np.asarray(enc.get_compressed(), dtype="<u4").tobytes()
     header = json.dumps({"model": str(model_name), "kind": model.kind, "N": model.N, "M": model.M, "H": h, "W": w,
                          "quality": float(quality), "z_words": z_words, "fingerprint": cfg["fingerprint"]}).encode()
@@ -364,7 +453,7 @@ def decompress(data: bytes, name: str = "the bitstream") -> np.ndarray:
     if cfg["fingerprint"] != meta.get("fingerprint"):
         raise LearnedCodecError(f"{name} was written with another version of model {meta['model']!r}")
     try:
-        return _decode_payload(model, payload, h, w, quality_step(quality))
+        return _decode_payload(model, payload, h, w, coding_step(model, quality))
     except (AssertionError, ValueError, RuntimeError, IndexError) as exc:  # only reachable with a forged checksum
         raise LearnedCodecError(f"{name} is corrupt (the coded data do not match the header)") from exc
 
@@ -378,6 +467,12 @@ def _decode_payload(model, payload: bytes, h: int, w: int, step: float) -> np.nd
     hp, wp = h + (-h) % mult, w + (-w) % mult
     dec = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
     with torch.no_grad():
+        if model.kind == "dct":
+            z_hat = _code_factorized(dec, model.entropy_z, torch.zeros(1, model.N, hp // 32, wp // 32), 1.0, False)
+            mu_y, std = _dct_entropy_params(model, z_hat, step)
+            gauss = constriction.stream.model.QuantizedGaussian(-_Y_RANGE, _Y_RANGE)
+            k = np.asarray(dec.decode(gauss, np.zeros(std.size), std.ravel()), dtype=np.float64).reshape(std.shape)
+            return _to_image(_dct_reconstruct(model, k, mu_y, step), h, w)
         if model.kind == "hyperprior":
             z_shape = torch.zeros(1, model.N, hp // 64, wp // 64)
             z_hat = _code_factorized(dec, model.entropy_z, z_shape, 1.0, False)
@@ -400,11 +495,18 @@ def latent_readouts(image: np.ndarray, model_name: str = "hp-default", quality: 
     import torch
 
     model, _ = load_model(model_name)
-    step = quality_step(quality)
+    step = coding_step(model, quality)
     x = _to_tensor(image, model.multiple)
     with torch.no_grad():
-        y = model.g_a(x)
-        if model.kind == "hyperprior":
+        y = model.analysis(x) if model.kind == "dct" else model.g_a(x)
+        if model.kind == "dct":  # y is u = m * latent; symbols round(y/m - mu/m)
+            med = model.entropy_z.medians()[None, :, None, None]
+            z_hat = torch.round(model.hyper_analysis(y, step) - med) + med
+            mu, sigma = model.hyper_synthesis(z_hat, step)
+            k = torch.round((y - mu) / step)
+            lik = model.gaussian.likelihood(k, sigma / step)
+            normalised = ((y - mu) / sigma)[0]
+        elif model.kind == "hyperprior":
             z_hat = torch.round(model.h_a(torch.abs(y)) - model.entropy_z.medians()[None, :, None, None]) + model.entropy_z.medians()[None, :, None, None]
             scales = model.h_s(z_hat) / step
             k = torch.round(y / step)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["GDN", "EntropyBottleneck", "FactorizedPrior", "GaussianConditional", "ScaleHyperprior", "build_model", "scale_table"]
+__all__ = ["GDN", "EntropyBottleneck", "FactorizedPrior", "GaussianConditional", "KINDS", "ScaleHyperprior", "build_model", "scale_table"]
 
 _PEDESTAL = (2.0**-18) ** 2
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 64
@@ -190,10 +190,19 @@ class ScaleHyperprior(FactorizedPrior):
         return self.entropy_z.aux_loss()
 
 
-def build_model(kind: str, N: int, M: int) -> FactorizedPrior:
-    """``kind`` ``factorized`` or ``hyperprior`` with ``N`` transform and ``M`` latent channels."""
-    if kind not in ("factorized", "hyperprior"):
-        raise ValueError(f"unknown learned model kind {kind!r} (factorized or hyperprior)")
+KINDS = ("hyperprior", "factorized", "dct")
+
+
+def build_model(kind: str, N: int, M: int) -> nn.Module:
+    """``kind`` ``factorized``, ``hyperprior`` or ``dct`` (:mod:`engines.codec.learned_dct`, which
+    ignores ``M``: its latent is always 3 × 64 DCT channels) with ``N`` transform (hyperprior for
+    ``dct``) and ``M`` latent channels."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown learned model kind {kind!r} ({', '.join(KINDS)})")
     if not (8 <= int(N) <= 256 and 8 <= int(M) <= 512):
         raise ValueError(f"channels out of range: N={N}, M={M} (N 8..256, M 8..512)")
+    if kind == "dct":
+        from engines.codec.learned_dct import DCTCodec
+
+        return DCTCodec(int(N))
     return (ScaleHyperprior if kind == "hyperprior" else FactorizedPrior)(int(N), int(M))

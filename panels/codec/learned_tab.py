@@ -64,7 +64,7 @@ class LearnedTab(QWidget):
         self.quality.setRange(1, 100)
         self.quality.setValue(75)
         self.quality.setMaximumWidth(160)
-        self.quality_label = QLabel("q 75 (step 1.00)")
+        self.quality_label = QLabel("q 75")
         self.run = QPushButton("Encode")
         for w in (QLabel("Model:"), self.model, self.browse, QLabel("Quality:"), self.quality, self.quality_label, self.run):
             bar.addWidget(w)
@@ -75,7 +75,9 @@ class LearnedTab(QWidget):
         self.steps.setRange(1, 100000)
         self.steps.setValue(300)
         self.kind = QComboBox()
-        self.kind.addItems(["hyperprior", "factorized"])
+        self.kind.addItems(["dct", "hyperprior", "factorized"])
+        self.kind.setToolTip("dct: starts as JPEG (YCbCr, 8×8 DCT, learned steps, GDN) with a mean-scale hyperprior, "
+                             "one model for every quality; hyperprior / factorized: Ballé et al.")
         self.train_btn = QPushButton("Train on the bundled photos…")
         self.train_status = QLabel("")
         for w in (QLabel("Train:"), self.kind, QLabel("steps"), self.steps, self.train_btn, self.train_status):
@@ -129,9 +131,7 @@ class LearnedTab(QWidget):
             self.add_model_file(path)
 
     def _on_quality(self, q: int) -> None:
-        from engines.codec.learned import quality_step
-
-        self.quality_label.setText(f"q {q} (step {quality_step(q):.2f})")
+        self.quality_label.setText(f"q {q}")  # the latent step depends on the model kind: shown after encoding
 
     def encode(self) -> None:
         """Encode the panel's image with the chosen model and quality (a job)."""
@@ -176,10 +176,12 @@ class LearnedTab(QWidget):
     def train(self, path: str, steps: int, kind: str = "hyperprior", N: int = 32, M: int = 48, patch: int = 128, batch: int = 4):
         """Train on the bundled photos (a job with progress), save to ``path`` (atomic, with
         provenance) and select the new model."""
-        from engines.codec.learned import default_training_images, save_model, train_job
+        from engines.codec.learned import default_lambda, default_training_images, save_model, train_job
+
+        lam = default_lambda(kind)
 
         def factory():
-            return train_job(default_training_images(), kind=kind, N=N, M=M, steps=steps, patch=patch, batch=batch, lr=1e-3)
+            return train_job(default_training_images(), kind=kind, N=N, M=M, lam=lam, steps=steps, patch=patch, batch=batch, lr=1e-3)
 
         def on_event(event):
             from engines.jobs import Progress
@@ -191,7 +193,7 @@ class LearnedTab(QWidget):
             from studio.export import make_provenance, save_with_sidecar
 
             model, config = result
-            params = {"kind": kind, "N": N, "M": M, "steps": steps, "patch": patch, "batch": batch}
+            params = {"kind": kind, "N": N, "M": M, "lam": lam, "steps": steps, "patch": patch, "batch": batch}
             prov = make_provenance("codec", "codec.learned.train", params)
             written = save_with_sidecar(path, lambda tmp: save_model(model, tmp, config), prov, force=True)
             self.trained = (str(written), config)

@@ -50,19 +50,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--block-stats", default=None, help="block codec: per-block statistics CSV (plane,x,y,w,h,bits,nonzero)")
     add_force(p)
 
-    p = add_verb(subparsers, "train", _train, "train a learned codec (GDN/IGDN, factorized prior or scale hyperprior) on images")
+    p = add_verb(subparsers, "train", _train, "train a learned codec (GDN/IGDN, factorized prior, scale hyperprior, or the JPEG-initialised dct kind) on images")
     p.add_argument("images", nargs="*", help="training images (default: the bundled sample photos, astronaut and coffee held out)")
     p.add_argument("--out", required=True, help="model file (.pt); use it as --codec learned:FILE")
-    p.add_argument("--kind", default="hyperprior", choices=("hyperprior", "factorized"))
-    p.add_argument("--N", type=int, default=48, help="transform channels")
-    p.add_argument("--M", type=int, default=64, help="latent channels")
-    p.add_argument("--lambda", dest="lam", type=float, default=0.013, help="rate-distortion weight: L = lambda 255^2 MSE + bpp")
+    p.add_argument("--kind", default="hyperprior", choices=("hyperprior", "factorized", "dct"),
+                   help="dct: YCbCr + 8x8 DCT + learned steps + GDN, mean-scale hyperprior, one model for all rates")
+    p.add_argument("--N", type=int, default=48, help="transform channels (dct: hyperprior channels)")
+    p.add_argument("--M", type=int, default=64, help="latent channels (dct: always 192)")
+    p.add_argument("--lambda", dest="lam", type=float, default=None,
+                   help="rate-distortion weight: L = lambda 255^2 MSE + bpp (default 0.013; dct: 0.1 at step multiplier 1)")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--patch", type=int, default=128, help="training crop size")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", default=None, help="continue training this model (.pt file or shipped name)")
+    p.add_argument("--decay-last", type=float, default=0.0, help="fraction of the steps (at the end) run at lr/5")
     add_force(p)
 
     p = add_verb(subparsers, "tokens", _tokens, "token-quantizer lab: train a tiny tokenizer with VQ, VQ + rotation trick, FSQ, BSQ or IBQ and report code statistics")
@@ -393,7 +396,7 @@ def _decode_learned(path: Path, data: bytes, args: argparse.Namespace) -> dict:
 
 
 def _train(args: argparse.Namespace) -> dict:
-    from engines.codec.learned import default_training_images, save_model, train_job
+    from engines.codec.learned import default_lambda, default_training_images, save_model, train_job
     from studio.export import make_provenance
 
     out = Path(args.out)
@@ -401,14 +404,16 @@ def _train(args: argparse.Namespace) -> dict:
         raise CliError("--out must end in .pt")
     _check_targets([out], args.force)
     images = [_load(p) for p in args.images] if args.images else default_training_images()
+    if args.lam is None:
+        args.lam = default_lambda(args.kind)
     try:
         job = train_job(images, kind=args.kind, N=args.N, M=args.M, lam=args.lam, steps=args.steps, patch=args.patch,
-                        batch=args.batch, lr=args.lr, seed=args.seed, init=args.init)
+                        batch=args.batch, lr=args.lr, seed=args.seed, init=args.init, decay_last=args.decay_last)
         model, config = run_with_progress(job)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     config["trained_on"] = [Path(p).name for p in args.images] or "bundled sample photos"
-    params = {k: getattr(args, k) for k in ("kind", "N", "M", "lam", "steps", "patch", "batch", "lr", "seed", "init")}
+    params = {k: getattr(args, k) for k in ("kind", "N", "M", "lam", "steps", "patch", "batch", "lr", "seed", "init", "decay_last")}
     prov = make_provenance("codec", "codec.learned.train", params, inputs=_inputs(args.images))
     written = _write(out, lambda tmp: save_model(model, tmp, config), prov, args.force)
     tail = config["history_tail"][-1]
