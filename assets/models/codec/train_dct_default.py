@@ -34,8 +34,10 @@ def main() -> None:
     ap.add_argument("--lam", type=float, default=0.1)
     ap.add_argument("--N", type=int, default=32)
     ap.add_argument("--snapshot-every", type=int, default=0)
+    ap.add_argument("--init", default=None, help="continue from this model file")
+    ap.add_argument("--decay-last", type=float, default=0.15)
     args = ap.parse_args()
-    base = dict(lam=args.lam, patch=128, batch=8, lr=args.lr, seed=args.seed, decay_last=0.15)
+    base = dict(lam=args.lam, patch=128, batch=8, lr=args.lr, seed=args.seed, decay_last=args.decay_last, init=args.init)
 
     def show(event):
         if isinstance(event, Log):
