@@ -136,7 +136,6 @@ def test_cli_trains_and_codes_the_dct_kind(capsys, tmp_path, img):
     assert "multiple of 32" in capsys.readouterr().err
 
 
-@pytest.mark.skipif("dct-default" not in learned.available_models(), reason="model not shipped")
 def test_shipped_dct_model_beats_jpeg_at_equal_rate_on_a_held_out_crop():
     """On a held-out photo (astronaut, not in the training set) the shipped model gives a higher
     PSNR than JPEG 4:2:0 with optimized Huffman tables at a rate no larger than JPEG's."""

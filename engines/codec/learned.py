@@ -383,7 +383,7 @@ def _dct_reconstruct(model, k: np.ndarray, mu_y: np.ndarray, m: float):
         return model.synthesis(u_hat, m)
 
 
-def compress(image: np.ndarray, model_name: str = "hp-default", quality: float = 75.0) -> dict:
+def compress(image: np.ndarray, model_name: str = "dct-default", quality: float = 75.0) -> dict:
     """Encode ``image`` with a learned model; returns ``{"data", "decoded", "bits_map",
     "step", "model"}`` (``decoded`` is exactly what :func:`decompress` returns)."""
     import constriction
@@ -486,7 +486,7 @@ def _decode_payload(model, payload: bytes, h: int, w: int, step: float) -> np.nd
 
 
 # -- readouts ---------------------------------------------------------------------------------
-def latent_readouts(image: np.ndarray, model_name: str = "hp-default", quality: float = 75.0) -> dict:
+def latent_readouts(image: np.ndarray, model_name: str = "dct-default", quality: float = 75.0) -> dict:
     """What the model does with ``image``: ``bits_map`` ``(h, w)`` (−log2 p of y per latent
     position, summed over channels, at the coding step), ``bits_per_channel``, per-channel
     ``histograms`` of the quantised latents (edges and counts of the 8 costliest channels), and

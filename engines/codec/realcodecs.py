@@ -117,7 +117,7 @@ def _vq(image, quality, patch=4, iters=6, **_):
     return data, decoded, t1 - t0, time.perf_counter() - t1
 
 
-def _learned(image, quality, model="hp-default", **_):
+def _learned(image, quality, model="dct-default", **_):
     from engines.codec.learned import compress, decompress
 
     t0 = time.perf_counter()
@@ -154,7 +154,7 @@ CODECS: dict[str, tuple[Callable, str, Callable[[], bool], str]] = {
     "jpegxl": (_jxl, ".jxl", _has_imagecodecs_jxl, "JPEG XL (imagecodecs / libjxl), optional"),
     "block": (_block, ".ssbc", lambda: True, "Spectra block codec (any transform, range coder)"),
     "vq": (_vq, ".ssvq", lambda: True, "VQ tokens: k-means codebook of 4x4 RGB patches, range-coded indices"),
-    "learned": (_learned, ".sslc", lambda: True, "Learned scale-hyperprior codec (GDN, constriction); option model=NAME or a .pt file"),
+    "learned": (_learned, ".sslc", lambda: True, "Learned codec (default dct-default: JPEG-initialised DCT + GDN + hyperprior; or the Ballé hp-default), constriction; option model=NAME or a .pt file"),
 }
 
 

@@ -323,7 +323,7 @@ def _encode(args: argparse.Namespace) -> dict:
         if args.codec == "jpeg":
             options.update(optimize=args.optimize, progressive=args.progressive)
         if args.codec == "learned":
-            options = {"model": args.learned_model or "hp-default"}
+            options = {"model": args.learned_model or "dct-default"}
         try:
             res = run_codec(image, args.codec, args.quality, **options)
         except ValueError as exc:

@@ -1,15 +1,22 @@
 """Training script of the shipped learned-codec model ``dct-default.pt`` (kind ``dct``: a codec
 that starts as JPEG — YCbCr, 8x8 DCT, per-coefficient steps, GDN — and learns, with a mean-scale
-hyperprior and a refinement CNN; see engines/codec/learned_dct.py). Run from the repo root:
-
-    .venv/bin/python assets/models/codec/train_dct_default.py --steps STEPS --out assets/models/codec/dct-default.pt
+hyperprior and a refinement CNN; see engines/codec/learned_dct.py).
 
 One model for every rate: each 128x128 crop draws a step multiplier m log-uniformly in [0.25, 8]
 and L = mean(lambda / m^2 * 255^2 * MSE + bpp), lambda = 0.1. N = 32 hyperprior channels, batch 8,
-Adam 1e-3 (colour and DCT bases 1e-5, log steps 1e-2), lr / 5 for the last 15 % of the steps, one CPU thread, on the
-bundled scikit-image photos of engines.codec.learned.TRAINING_SAMPLES (astronaut and coffee are
-held out for benchmarks/codec_learned.py). The same as ``python main.py codec train --kind dct --N 32
---lambda 0.1 --steps STEPS --patch 128 --batch 8 --lr 1e-3 --decay-last 0.15 --out ...``.
+Adam (colour and DCT bases at lr/100, log steps at 10 lr), one CPU thread, on the bundled
+scikit-image photos of engines.codec.learned.TRAINING_SAMPLES (astronaut and coffee are held out
+for benchmarks/codec_learned.py). The shipped file was made in two stages on a busy 2-core machine
+(~70 min in all); stage 1 was stopped after its step-1200 checkpoint for time:
+
+    .venv/bin/python assets/models/codec/train_dct_default.py --steps 2600 --snapshot-every 400 --out /tmp/dct2.pt
+    # (stopped after /tmp/dct2.step1200.pt was written)
+    .venv/bin/python assets/models/codec/train_dct_default.py --init /tmp/dct2.step1200.pt --lr 2e-4 \
+        --decay-last 0 --seed 1 --steps 200 --out assets/models/codec/dct-default.pt
+
+Stage 1 is the same as ``python main.py codec train --kind dct --N 32 --lambda 0.1 --steps 1200
+--patch 128 --batch 8 --lr 1e-3 --out ...``; stage 2 adds ``--init`` (lr 2e-4). Longer training
+(the full 2600 steps with ``--decay-last 0.15``) is expected to do better.
 ``--snapshot-every K`` also writes OUT.stepK.pt checkpoints.
 """
 
