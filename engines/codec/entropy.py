@@ -122,11 +122,9 @@ class Histogram:
         buf.seek(end)
         if not n:
             return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
-        first = unzigzag_int(int(seq[0]))
-        gaps = seq[0::2].copy()
-        gaps[0] = 0
-        values = first + np.cumsum(gaps + np.r_[0, np.ones(n - 1, dtype=np.int64)])
-        return cls(values.astype(np.int64), seq[1::2] + 1)
+        steps = seq[0::2] + 1  # value gaps + 1; the first entry is the zigzagged first value
+        steps[0] = unzigzag_int(int(seq[0]))
+        return cls(np.cumsum(steps), seq[1::2] + 1)
 
     def code_lengths(self, symbols: np.ndarray) -> np.ndarray:
         """Ideal code length ``-log2 p(s)`` (bits, float64) of each symbol under this histogram."""
