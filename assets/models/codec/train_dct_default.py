@@ -6,17 +6,20 @@ One model for every rate: each 128x128 crop draws a step multiplier m log-unifor
 and L = mean(lambda / m^2 * 255^2 * MSE + bpp), lambda = 0.1. N = 32 hyperprior channels, batch 8,
 Adam (colour and DCT bases at lr/100, log steps at 10 lr), one CPU thread, on the bundled
 scikit-image photos of engines.codec.learned.TRAINING_SAMPLES (astronaut and coffee are held out
-for benchmarks/codec_learned.py). The shipped file was made in two stages on a busy 2-core machine
-(~70 min in all); stage 1 was stopped after its step-1200 checkpoint for time:
+for benchmarks/codec_learned.py). The shipped file was made in three stages on a busy 2-core machine
+(~75 min in all); stage 1 was stopped after its step-1200 checkpoint for time, stages 2 and 3
+lower the learning rate:
 
     .venv/bin/python assets/models/codec/train_dct_default.py --steps 2600 --snapshot-every 400 --out /tmp/dct2.pt
     # (stopped after /tmp/dct2.step1200.pt was written)
     .venv/bin/python assets/models/codec/train_dct_default.py --init /tmp/dct2.step1200.pt --lr 2e-4 \
-        --decay-last 0 --seed 1 --steps 200 --out assets/models/codec/dct-default.pt
+        --decay-last 0 --seed 1 --steps 200 --out /tmp/dct3.pt
+    .venv/bin/python assets/models/codec/train_dct_default.py --init /tmp/dct3.pt --lr 1e-4 \
+        --decay-last 0 --seed 2 --steps 400 --out assets/models/codec/dct-default.pt
 
 Stage 1 is the same as ``python main.py codec train --kind dct --N 32 --lambda 0.1 --steps 1200
---patch 128 --batch 8 --lr 1e-3 --out ...``; stage 2 adds ``--init`` (lr 2e-4). Longer training
-(the full 2600 steps with ``--decay-last 0.15``) is expected to do better.
+--patch 128 --batch 8 --lr 1e-3 --out ...``; stages 2 and 3 add ``--init`` and ``--lr``. Longer
+training (the full 2600 steps with ``--decay-last 0.15``) is expected to do better.
 ``--snapshot-every K`` also writes OUT.stepK.pt checkpoints.
 """
 
