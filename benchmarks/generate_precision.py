@@ -1,7 +1,8 @@
 """Precision presets and tiling side by side in one run: peak memory, weight bytes, time, quality.
 
 Every row runs in a FRESH subprocess, so its peak memory is its own. The process imports, loads
-the model and makes one untimed 1-step warm-up image (lazy imports, caches); then the kernel's
+the model and makes one untimed 1-step warm-up image (lazy imports, caches; quantized presets
+quantize the cached model there, which then holds no full-precision copy); then the kernel's
 RSS high-water mark is reset (``/proc/self/clear_refs`` = 5) and the measured images are made.
 "peak MiB" is the high-water mark then (``VmHWM``), "run MiB" its part above the RSS before the
 measured run (quantized copies of the weights, activations, decoded images). "weights MB" counts the denoiser and text encoder as the
@@ -90,7 +91,8 @@ def worker(spec: dict) -> dict:
     import diffusers.models  # noqa: F401 - counted in the import baseline, not in the run
     import transformers  # noqa: F401
 
-    loaded = load_model(resolve_model(spec["runs"][0]["model"]))
+    info = resolve_model(spec["runs"][0]["model"])
+    preset = spec["runs"][0].get("precision") or "default"
     warm = dict(spec["runs"][0], steps=1, batch=1, width=0, height=0, tile_size=0)
     run_job(generate_job(GenerationParams(**warm)))  # untimed, at the model's own size
     import gc
@@ -106,8 +108,9 @@ def worker(spec: dict) -> dict:
         seconds += time.perf_counter() - start
     peak = _peak_mib()
     np.save(spec["out"], np.concatenate(images))
+    loaded = load_model(info, "cpu", preset)  # the cached variant the runs used (no reference held during them)
     return {"peak_mb": peak, "run_mb": peak - base_rss, "seconds": seconds,
-            "weights_mb": _weights_mb(loaded, spec["runs"][0].get("precision") or "default")}
+            "weights_mb": _weights_mb(loaded, preset if loaded.precision == "default" else "default")}
 
 
 def _measure(spec: dict, tmp: Path, name: str) -> tuple[dict, np.ndarray]:

@@ -80,3 +80,32 @@ def test_sweep_refuses_a_missing_lora_in_one_line(tiny, tmp_path, capsys):
                  "--lora", str(tmp_path / "nope.safetensors"), "--out", str(tmp_path / "x")])
     assert code == 2 and "LoRA file not found" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_sweep_with_controlnet_equals_single_runs(tiny, tmp_path, capsys):
+    from diffusers import ControlNetModel
+
+    from engines.generation.models import load_model, resolve_model
+
+    unet = load_model(resolve_model(str(tiny / "tiny-sd"))).pipe.unet
+    torch.manual_seed(1)
+    cn = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(4, 8))
+    with torch.no_grad():  # non-zero "zero convolutions", so the residuals change the image
+        for module in [*cn.controlnet_down_blocks, cn.controlnet_mid_block, cn.controlnet_cond_embedding.conv_out]:
+            module.weight.normal_(0, 0.3)
+            module.bias.normal_(0, 0.1)
+    cn.save_pretrained(tmp_path / "cn-folder", safe_serialization=True)
+    control = np.zeros((32, 32, 3), np.uint8)
+    control[8:24, 8:24] = 255
+    Image.fromarray(control).save(tmp_path / "control.png")
+    extra = ["--controlnet", str(tmp_path / "cn-folder"), "--control-image", str(tmp_path / "control.png"),
+             "--control-preprocessor", "canny", "--control-scale", "0.8", "--width", "32", "--height", "32"]
+    swept, records = _sweep(tiny, tmp_path / "cn", extra, capsys)
+    singles = [_single(tiny, tmp_path / "one", seed, extra) for seed in (1, 2)]
+    assert all(np.array_equal(a, b) for a, b in zip(swept, singles))
+    plain, _ = _sweep(tiny, tmp_path / "plain", ["--width", "32", "--height", "32"], capsys)
+    assert all(np.abs(a.astype(int) - b).max() > 0 for a, b in zip(swept, plain))
+    params, cn_record = records[0]["parameters"], records[0]["generation"]["controlnet"]
+    assert params["controlnet"] == str(tmp_path / "cn-folder") and params["control_image"] == str(tmp_path / "control.png")
+    assert cn_record["path"] == params["controlnet"] and cn_record["preprocessor"] == "canny"
+    assert {"model", "controlnet", "control"} <= set(records[0]["inputs"])

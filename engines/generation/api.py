@@ -297,7 +297,11 @@ def generate_job(
     from engines.generation.lora import parse_lora_list
 
     loras = parse_lora_list(p.loras)
-    loaded = yield from wait_in_thread(load_model, info, device, message=f"loading {info.name} weights")
+    # a quantized preset runs the cached quantized model (the full weights are not kept next to it);
+    # with LoRA / embeddings the full weights are adapted first and quantized for this run only
+    cached_precision = "" if loras or p.embeddings else p.precision
+    loaded = yield from wait_in_thread(load_model, info, device, cached_precision,
+                                       message=f"loading {info.name} weights")
     yield Log(f"generating {p.batch} image(s) with {info.name}, {p.sampler}, {p.steps} steps, seed {p.seed}")
     seeds = [p.seed + i for i in range(p.batch)]
     has_init = init is not None or init_latents is not None
@@ -322,7 +326,8 @@ def generate_job(
     latent_hires = p.hires_scale > 1 and p.hires_mode != "pixel"
     latents = None
     with applied_loras(components, loras, p.lora_mode) as changed, loaded_embeddings(loaded.pipe, embeddings) as tokens, \
-            swapped_vae(loaded.pipe, p.vae), applied_precision(p.precision, loaded.pipe, loaded.unet) as replaced, \
+            swapped_vae(loaded.pipe, p.vae), applied_precision(
+                p.precision if loaded.precision == "default" else "default", loaded.pipe, loaded.unet) as replaced, \
             tiled_denoiser(loaded.pipe, replaced.get("unet", loaded.unet), p.tile_size, p.tile_overlap) as denoiser, \
             tiled_vae(loaded.pipe, p.tile_size, p.tile_overlap):
         if changed:  # LoRA for this run only: merged and restored exactly after, or hooked

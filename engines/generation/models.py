@@ -472,13 +472,15 @@ def _first_line(exc: BaseException) -> str:
 
 @dataclass
 class LoadedModel:
-    """A loaded model: ``unet`` + ``scheduler_config`` for own-loop models, ``pipe`` otherwise."""
+    """A loaded model: ``unet`` + ``scheduler_config`` for own-loop models, ``pipe`` otherwise;
+    ``precision``: ``default`` (weights as loaded) or the quantized preset its modules already have."""
 
     info: ModelInfo
     device: str
     unet: object = None
     scheduler_config: dict = field(default_factory=dict)
     pipe: object = None
+    precision: str = "default"
 
 
 _cache: dict = {}
@@ -492,20 +494,44 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def load_model(info: ModelInfo, device: str = "cpu") -> LoadedModel:
+def load_model(info: ModelInfo, device: str = "cpu", precision: str = "") -> LoadedModel:
     """Load ``info`` onto ``device`` (cached; the two most recent models stay loaded).
 
-    Raises :class:`ModelError` when weights or configs are missing or broken.
+    ``precision`` ``int8`` / ``fp8`` / ``int4``: the model with its denoiser and text encoders
+    quantized once (:func:`~engines.generation.precision.quantized_model_parts`), cached *instead
+    of* the full-precision weights, which are dropped; any other value: the model as loaded. One
+    variant of a model is cached at a time, so going back to the default reloads it from disk.
+    Raises :class:`ModelError` when weights or configs are missing or broken, ValueError when the
+    preset cannot run on ``device``.
     """
-    key = (info.path, info.skeleton, device)
+    from engines.generation.precision import QUANTIZED_PRESETS
+
+    preset = precision if precision in QUANTIZED_PRESETS else "default"
+    model_key = (info.path, info.skeleton, device)
+    key = (*model_key, preset)
     with _cache_lock:
         if key in _cache:
             return _cache[key]
-        loaded = _load_uncached(info, device)
+        full = _cache.pop((*model_key, "default"), None)
+        for other in [k for k in _cache if k[:3] == model_key]:
+            del _cache[other]  # the other quantized variant goes before this one is made
+        if full is None:
+            full = _load_uncached(info, device)
+        loaded = full if preset == "default" else _quantized(full, preset)
+        del full  # a quantized variant keeps no reference to the full-precision weights
         while len(_cache) >= _CACHE_SIZE:
             _cache.pop(next(iter(_cache)))
         _cache[key] = loaded
         return loaded
+
+
+def _quantized(full: LoadedModel, preset: str) -> LoadedModel:
+    """``full`` as a new LoadedModel whose denoiser / text encoders are quantized by ``preset``."""
+    from engines.generation.precision import quantized_model_parts
+
+    pipe, unet = quantized_model_parts(preset, full.pipe, full.unet if full.pipe is None else None)
+    return LoadedModel(full.info, full.device, unet=unet if full.pipe is None else None,
+                       scheduler_config=full.scheduler_config, pipe=pipe, precision=preset)
 
 
 def _load_uncached(info: ModelInfo, device: str) -> LoadedModel:
