@@ -90,14 +90,13 @@ def test_sweep_with_controlnet_equals_single_runs(tiny, tmp_path, capsys):
     unet = load_model(resolve_model(str(tiny / "tiny-sd"))).pipe.unet
     torch.manual_seed(1)
     cn = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(4, 8))
+    zero_convs = ("controlnet_down_blocks.", "controlnet_mid_block.", "controlnet_cond_embedding.conv_out.")
     with torch.no_grad():  # non-zero "zero convolutions", so the residuals change the image
-        for module in [*cn.controlnet_down_blocks, cn.controlnet_mid_block, cn.controlnet_cond_embedding.conv_out]:
-            module.weight.normal_(0, 0.3)
-            module.bias.normal_(0, 0.1)
+        for name, tensor in cn.named_parameters():
+            if name.startswith(zero_convs):
+                tensor.normal_(0, 0.3 if name.endswith("weight") else 0.1)
     cn.save_pretrained(tmp_path / "cn-folder", safe_serialization=True)
-    control = np.zeros((32, 32, 3), np.uint8)
-    control[8:24, 8:24] = 255
-    Image.fromarray(control).save(tmp_path / "control.png")
+    Image.fromarray(np.pad(np.full((16, 16, 3), 255, np.uint8), ((8, 8), (8, 8), (0, 0)))).save(tmp_path / "control.png")
     extra = ["--controlnet", str(tmp_path / "cn-folder"), "--control-image", str(tmp_path / "control.png"),
              "--control-preprocessor", "canny", "--control-scale", "0.8", "--width", "32", "--height", "32"]
     swept, records = _sweep(tiny, tmp_path / "cn", extra, capsys)
