@@ -19,15 +19,15 @@ several such runs (one run split over separate processes, e.g. one per method an
 ``--baseline`` also runs every SDS/SJC object with the settings before the speed-up (4 views per
 step, up to 4,000 Gaussians, SJC t from 0.02) and prints the CPU-time ratio old/new and both accuracies.
 
-Last run (2026-11-30, 1000 steps, seed 0, 1 thread per object, split over 7 processes on a 2-core
-machine at load 10–23, so wall seconds are inflated; CPU s/obj is the cost on an idle core):
+Last run (2026-11-30, 1000 steps, seed 0, 1 thread per object, split over 13 processes on a 2-core
+machine at load 4–23, so wall seconds are inflated; CPU s/obj is the cost on an idle core):
 
     method  front-arc acc  back acc  worst class  CPU s/obj  scaled-SVC acc  classes
-    sds             1.000     0.600     0 (1.00)       57.1           0.614       10
-    sjc             1.000     0.600     0 (1.00)       73.9           0.329       10
-    vsd             1.000     0.000     1 (1.00)      137.0           0.762   1,3,7
-    esd             1.000     0.167     1 (1.00)      158.4           1.000   1,3,7
-    sdi             1.000     0.333     1 (1.00)      112.5           0.381   1,3,7
+    sds             1.000     0.600     0 (1.00)       57.1           0.614  0-9
+    sjc             1.000     0.600     0 (1.00)       73.9           0.329  0-9
+    vsd             1.000     0.200     0 (1.00)      139.8           0.657  0,1,3,5,7
+    esd             1.000     0.300     0 (1.00)      160.6           0.857  0,1,3,5,7
+    sdi             0.800     0.400     5 (0.00)      113.5           0.229  0,1,3,5,7
 
 ``--baseline`` (class 3): SDS 116.0 → 57.9 CPU s/object (2.00x); SJC class 3 before/after the
 speed-up and t floor: 149.0 CPU s, front-arc 0.50 → 73.6 CPU s, 1.00. ``--image``: front PSNR in
