@@ -52,6 +52,26 @@ def make_panel(qtbot):
 
 
 @pytest.fixture(autouse=True)
+def _collect_garbage_on_the_main_thread():
+    """Qt objects left by a test must be destroyed on the main thread, not by a collection that a
+    job's worker thread happens to trigger (that deadlocks PySide): collection runs here instead,
+    and from the GUI thread's timer once a QApplication exists (studio.gc_guard)."""
+    import gc
+
+    gc.disable()
+    yield
+    gc.collect()
+    if "qtpy" in sys.modules:
+        from qtpy.QtWidgets import QApplication
+
+        app = QApplication.instance()
+        if app is not None:
+            from studio.gc_guard import install
+
+            install(app)
+
+
+@pytest.fixture(autouse=True)
 def _restore_device_settings():
     """Tests that change the device or threads setting (e.g. through the CLI) must not leak it."""
     from engines import device
