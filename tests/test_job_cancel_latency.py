@@ -68,9 +68,9 @@ def test_generate_cancel_during_a_cold_model_load(monkeypatch):
     loaded = threading.Event()
     real = api.load_model
 
-    def slow_load(info, device):
+    def slow_load(info, device, *args, **kwargs):
         time.sleep(3.0)
-        result = real(info, device)
+        result = real(info, device, *args, **kwargs)
         loaded.set()
         return result
 

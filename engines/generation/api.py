@@ -374,7 +374,7 @@ def generate_job(
                     mask=mask_f, cancel=cancel, preview_every=preview_every, mask_blur=p.mask_blur,
                     init_latents=init_latents, latents_out=latent_hires,
                 )
-                with attached_controlnet(loaded.pipe.unet, controlnet, prepared, p.control_scale, p.control_start,
+                with attached_controlnet(getattr(loaded.pipe, "unet", None), controlnet, prepared, p.control_scale, p.control_start,
                                          p.control_end, scheduler_of=lambda: loaded.pipe.scheduler) as schedule:
                     outs.append((yield from _batch_part(job, k, len(seeds))))
                 if control_record is not None:
