@@ -51,6 +51,20 @@ def make_panel(qtbot):
         services.jobs.wait_all(30)
 
 
+@pytest.fixture
+def window(qtbot, tmp_path):
+    """The real studio window (all four panels) with its own settings file; jobs stopped afterwards."""
+    from studio.main_window import MainWindow
+    from studio.settings import StudioSettings
+
+    win = MainWindow(StudioSettings(str(tmp_path / "settings.ini")))
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.jobs.cancel_all()
+    win.jobs.wait_all(30)
+
+
 _TESTS_RUN = [0]
 
 

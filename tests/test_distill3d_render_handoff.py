@@ -5,21 +5,8 @@ Render" saves it (a job) and sends ("scene", path) through the window's services
 must then hold a scene whose tensors equal the result's (float32 PLY round trip, same order).
 """
 
-import pytest
 import torch
 
-from studio.main_window import MainWindow
-from studio.settings import StudioSettings
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    win = MainWindow(StudioSettings(str(tmp_path / "settings.ini")))
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.jobs.cancel_all()
-    win.jobs.wait_all(30)
 
 
 def test_open_in_render_shows_the_distilled_scene(window, qtbot):

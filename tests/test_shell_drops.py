@@ -8,20 +8,8 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from engines.generation.models import SHIPPED_MODELS_DIR
-from studio.export import make_provenance, save_png, save_with_sidecar
-from studio.main_window import MainWindow
-from studio.settings import StudioSettings
+from studio.export import make_provenance, save_with_sidecar
 from tests.test_shell_routing import _dicom_series, _image, _scene
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    win = MainWindow(StudioSettings(str(tmp_path / "settings.ini")))
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.jobs.cancel_all()
-    win.jobs.wait_all(30)
 
 
 def last_log(window):

@@ -5,20 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from studio.main_window import MainWindow
-from studio.settings import StudioSettings
 
 PANELS = ["generate", "render", "volume", "codec"]
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    win = MainWindow(StudioSettings(str(tmp_path / "settings.ini")))
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.jobs.cancel_all()
-    win.jobs.wait_all(30)
 
 
 def suffixes(window, name):
