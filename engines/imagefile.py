@@ -76,6 +76,12 @@ def open_image(path: str | os.PathLike | bytes, *, name: str | None = None, erro
 
 # deflate cannot compress better than ~1032:1; a PNG smaller than raw / 1032 is truncated or a bomb
 _DEFLATE_MAX_RATIO = 1032
+# bits per pixel as files code them (at least)
+_CODED_BITS = {"1": 1, "L": 8, "P": 8, "LA": 16, "RGB": 24, "RGBA": 32, "CMYK": 32, "YCbCr": 24, "I": 32, "F": 32,
+               "I;16": 16, "I;16L": 16, "I;16B": 16, "I;16N": 16}
+# the best compression ratio of each TIFF coding Pillow reads (raw: none; LZW: 4096-byte strings per 12-bit code)
+_TIFF_MAX_RATIO = {"raw": 1, "packbits": 64, "tiff_deflate": _DEFLATE_MAX_RATIO, "tiff_adobe_deflate": _DEFLATE_MAX_RATIO,
+                   "tiff_lzw": 4096}
 _JPEG_ARITHMETIC_SOF = {0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
@@ -90,11 +96,14 @@ def _check_plausible(image, encoded: int, label: str, error: type[Exception]) ->
     files and decompression bombs) before the decoder allocates and loops over them."""
     width, height = image.size
     if image.format == "PNG":
-        bits = {"1": 1, "L": 8, "P": 8, "LA": 16, "RGB": 24, "RGBA": 32, "I": 16, "I;16": 16, "I;16B": 16}.get(image.mode, 8)
+        bits = _CODED_BITS.get(image.mode, 8) if image.mode != "I" else 16
         raw = height * (-(-width * bits // 8) + 1)
         needed = raw // _DEFLATE_MAX_RATIO
     elif image.format == "JPEG" and _jpeg_sof(image) not in _JPEG_ARITHMETIC_SOF:
         needed = (-(-width // 8) * -(-height // 8)) // 8  # Huffman coding spends >= 1 bit per luma block
+    elif image.format == "TIFF" and image.info.get("compression") in _TIFF_MAX_RATIO:
+        bits = _CODED_BITS.get(image.mode, 1)
+        needed = height * -(-width * bits // 8) // _TIFF_MAX_RATIO[image.info["compression"]]
     else:
         return
     if encoded < needed:

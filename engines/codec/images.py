@@ -54,6 +54,10 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             arr = np.asarray(im.convert("RGB"))
     except (OSError, ValueError) as exc:
         raise ValueError(f"{p.name} is not a readable image: {exc}") from exc
+    except MemoryError:
+        from engines.imagefile import ImageFileError
+
+        raise ImageFileError(f"{p.name} ({im.width}×{im.height}) is too large to convert to RGB in memory") from None
     if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{p.name}: unexpected image shape {arr.shape}")
     return np.ascontiguousarray(arr)

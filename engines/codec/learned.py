@@ -109,17 +109,60 @@ def load_model(name_or_path: str):
     key = (str(path), path.stat().st_mtime_ns)
     if key in _CACHE:
         return _CACHE[key]
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise LearnedCodecError(f"{path.name} is too large for a learned-codec model (at most {MAX_MODEL_BYTES >> 20} MiB)")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-        cfg = dict(blob["config"])
+    except Exception:  # noqa: BLE001 - torch raises many types (pickle, zip, EOF) for damaged or foreign files
+        raise LearnedCodecError(f"{path.name} is not a readable learned-codec model file (damaged, or it holds "
+                                f"more than tensors and numbers)") from None
+    cfg, state = _checked_blob(blob, path.name)
+    try:
         model = build_model(cfg["kind"], cfg["N"], cfg["M"])
-        model.load_state_dict(blob["state"])
-    except (KeyError, TypeError, RuntimeError, OSError, ValueError, EOFError, zlib.error) as exc:
-        raise LearnedCodecError(f"{path.name} is not a usable learned-codec model: {exc}") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise LearnedCodecError(f"{path.name} is not a usable learned-codec model: {str(exc).splitlines()[0]}") from None
+    _check_state(model, state, path.name)
+    model.load_state_dict(state)
     model.eval()
     cfg["fingerprint"] = _fingerprint(model)
     _CACHE[key] = (model, cfg)
     return model, cfg
+
+
+MAX_MODEL_BYTES = 512 << 20
+
+
+def _checked_blob(blob, name: str) -> tuple[dict, dict]:
+    """``(config, state)`` of a loaded model file, or LearnedCodecError saying what is wrong."""
+    if not isinstance(blob, dict) or not isinstance(blob.get("config"), dict) or not isinstance(blob.get("state"), dict):
+        raise LearnedCodecError(f"{name} is not a learned-codec model (no 'config' and 'state' dictionaries)")
+    cfg = dict(blob["config"])
+    missing = [key for key in ("kind", "N", "M") if key not in cfg]
+    if missing:
+        raise LearnedCodecError(f"{name}: its config has no {', '.join(missing)}")
+    if not isinstance(cfg["kind"], str) or not all(isinstance(cfg[k], int) and not isinstance(cfg[k], bool)
+                                                   for k in ("N", "M")):
+        raise LearnedCodecError(f"{name}: its config needs a kind name and whole numbers N and M")
+    return cfg, blob["state"]
+
+
+def _check_state(model, state: dict, name: str) -> None:
+    """Every tensor of ``model`` present in ``state`` with its shape, nothing else (no silent random weights)."""
+    import torch
+
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k in expected if k in state and (not isinstance(state[k], torch.Tensor)
+                                                    or tuple(state[k].shape) != tuple(expected[k].shape))]
+    if missing or unexpected or wrong:
+        parts = [f"{len(missing)} tensors missing" if missing else "", f"{len(unexpected)} unexpected" if unexpected else "",
+                 f"{len(wrong)} of the wrong shape (e.g. {wrong[0]})" if wrong else ""]
+        raise LearnedCodecError(f"{name} does not fit a {model.kind} N={model.N} M={model.M} model: "
+                                f"{', '.join(p for p in parts if p)}")
+    bad = [k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise LearnedCodecError(f"{name}: tensor {bad[0]} holds NaN or infinite values")
 
 
 def _fingerprint(model) -> str:

@@ -142,8 +142,10 @@ def _load_folder(weights: Path, unet):
 
     folder = weights.parent
     try:
+        if not (folder / "config.json").is_file() or (folder / "config.json").stat().st_size > 4 << 20:
+            raise OSError("not a small regular file")
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ModelError(f"ControlNet folder {folder.name}: config.json is missing or unreadable ({exc})") from None
     if not isinstance(config, dict) or config.get("_class_name", "ControlNetModel") != "ControlNetModel":
         raise ModelError(f"ControlNet folder {folder.name}: config.json does not describe a ControlNetModel "

@@ -24,6 +24,7 @@ Two modes (:func:`applied_loras`):
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 from pathlib import Path
@@ -120,8 +121,14 @@ def lora_factors(path: str | os.PathLike, components: dict, weight: float = 1.0)
             missing += 1
             continue
         up, down = parts["up"].float(), parts["down"].float()
+        if up.dim() < 2 or down.dim() < 2 or 0 in (*up.shape, *down.shape) or \
+                ("alpha" in parts and parts["alpha"].numel() != 1):
+            raise ModelError(f"LoRA {path.name}: {key[1]} has malformed factors (up {tuple(up.shape)}, "
+                             f"down {tuple(down.shape)})")
         rank = down.shape[0]
         scale = float(parts["alpha"]) / rank if "alpha" in parts else 1.0
+        if not math.isfinite(scale):
+            raise ModelError(f"LoRA {path.name}: {key[1]} has a non-finite alpha")
         param = module.weight
         numel = up.shape[0] * down[0].numel()
         if up.flatten(1).shape[1] != rank or numel != param.numel():

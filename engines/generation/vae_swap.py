@@ -27,6 +27,7 @@ def load_vae(path: str | os.PathLike, like):
             folder = path / "vae" if (path / "vae" / "config.json").exists() else path
             if not (folder / "config.json").exists():
                 raise ModelError(f"VAE folder {path.name} has no config.json")
+            _check_fits(folder / "config.json", like.config, path.name)
             vae = cls.from_pretrained(str(folder), local_files_only=True, low_cpu_mem_usage=False)
         elif path.is_file() and path.suffix.lower() == ".safetensors":
             from safetensors.torch import load_file
@@ -52,6 +53,34 @@ def load_vae(path: str | os.PathLike, like):
     _cache.clear()  # keep one chosen VAE loaded
     _cache[key] = vae
     return vae
+
+
+#: config fields that size the VAE's modules: a swapped-in VAE must have the pipeline VAE's values
+_SHAPE_FIELDS = ("in_channels", "out_channels", "latent_channels", "block_out_channels", "layers_per_block",
+                 "down_block_types", "up_block_types", "norm_num_groups")
+
+
+def _check_fits(config_path: Path, ours, name: str) -> None:
+    """ModelError unless ``config_path`` is a small JSON object whose module-sizing fields equal
+    ``ours`` (checked before any module is built, so a hostile config cannot build a huge model)."""
+    import json
+
+    try:
+        if not config_path.is_file() or config_path.stat().st_size > 4 << 20:
+            raise OSError("not a small regular file")
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        raise ModelError(f"VAE {name}: config.json is missing or unreadable") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"VAE {name}: config.json must hold a JSON object")
+
+    def norm(value):
+        return list(value) if isinstance(value, (list, tuple)) else value
+
+    for key in _SHAPE_FIELDS:
+        if key in config and norm(config[key]) != norm(ours.get(key)):
+            raise ModelError(f"VAE {name} does not fit this model's VAE (its {key} {str(config[key])[:40]} "
+                             f"vs {str(ours.get(key))[:40]})")
 
 
 @contextlib.contextmanager

@@ -77,9 +77,22 @@ class Camera:
 
     @classmethod
     def from_dict(cls, data: dict) -> Camera:
-        """Inverse of :meth:`as_dict`."""
-        return cls(torch.tensor(data["K"], dtype=torch.float64), torch.tensor(data["viewmat"], dtype=torch.float64),
-                   int(data["width"]), int(data["height"]))
+        """Inverse of :meth:`as_dict`; ValueError (one line) when a field is missing or malformed."""
+        if not isinstance(data, dict):
+            raise ValueError("a camera must be an object with K, viewmat, width and height")
+        matrices = []
+        for key, shape in (("K", (3, 3)), ("viewmat", (4, 4))):
+            try:
+                value = np.asarray(data.get(key), dtype=np.float64)
+            except (TypeError, ValueError, OverflowError):
+                value = np.zeros(0)
+            if value.shape != shape or not np.all(np.isfinite(value)):
+                raise ValueError(f"camera {key} must be a {shape[0]}x{shape[1]} matrix of finite numbers")
+            matrices.append(torch.from_numpy(value.copy()))
+        size = [data.get("width"), data.get("height")]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1 << 16 for v in size):
+            raise ValueError("camera width and height must be whole numbers from 1 to 65536")
+        return cls(matrices[0], matrices[1], int(size[0]), int(size[1]))
 
 
 def orbit_camera(azimuth_deg: float, elevation_deg: float, radius: float, target=(0.0, 0.0, 0.0),

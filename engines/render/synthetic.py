@@ -95,6 +95,9 @@ def save_views(folder: str | os.PathLike, images: list[np.ndarray], cameras: lis
     return folder
 
 
+MAX_CAMERAS_BYTES = 64 << 20
+
+
 def load_views(folder: str | os.PathLike) -> tuple[list[np.ndarray], list[Camera]]:
     """Read a folder written by :func:`save_views`. Raises ValueError with a clear message."""
     from engines.imagefile import open_image
@@ -103,15 +106,23 @@ def load_views(folder: str | os.PathLike) -> tuple[list[np.ndarray], list[Camera
     meta = folder / "cameras.json"
     if not meta.is_file():
         raise ValueError(f"{folder} has no cameras.json (a posed-view folder needs one)")
+    if meta.stat().st_size > MAX_CAMERAS_BYTES:
+        raise ValueError(f"{meta.name} is too large for a cameras.json (at most {MAX_CAMERAS_BYTES >> 20} MiB)")
     try:
-        frames = json.loads(meta.read_text())["frames"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ValueError(f"{meta} is not a valid cameras.json: {exc}") from exc
+        frames = json.loads(meta.read_bytes().decode("utf-8"))["frames"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, RecursionError):
+        raise ValueError(f"{meta} is not a valid cameras.json (JSON with a 'frames' list)") from None
+    if not isinstance(frames, list):
+        raise ValueError(f"{meta}: 'frames' must be a list")
     images, cams = [], []
-    for frame in frames:
-        path = folder / frame["file"]
-        images.append(np.asarray(open_image(path).convert("RGB")))
-        cams.append(Camera.from_dict(frame))
+    for i, frame in enumerate(frames):
+        if not isinstance(frame, dict) or not isinstance(frame.get("file"), str) or not frame["file"]:
+            raise ValueError(f"{meta.name}: frame {i} needs a 'file' name")
+        try:
+            cams.append(Camera.from_dict(frame))
+        except ValueError as exc:
+            raise ValueError(f"{meta.name}: frame {i}: {exc}") from None
+        images.append(np.asarray(open_image(folder / frame["file"]).convert("RGB")))
     if not images:
         raise ValueError(f"{meta} lists no frames")
     return images, cams

@@ -121,41 +121,75 @@ class Strokes:
 
     @classmethod
     def from_dict(cls, data: dict) -> Strokes:
-        """Inverse of :meth:`to_dict`; ``class`` may be an index or a class name."""
-        if not isinstance(data, dict) or "classes" not in data or "strokes" not in data:
+        """Inverse of :meth:`to_dict`; ``class`` may be an index or a class name. ValueError
+        (one line) for anything else than that layout."""
+        if not isinstance(data, dict) or not isinstance(data.get("classes"), list) \
+                or not isinstance(data.get("strokes"), list):
             raise ValueError("strokes JSON needs 'classes' and 'strokes' lists")
-        classes = []
-        for item in data["classes"]:
-            if isinstance(item, str):
-                item = {"name": item}
-            classes.append(ClassSpec(str(item["name"]), tuple(item.get("color", (1.0, 1.0, 1.0))),
-                                     float(item.get("opacity", 1.0)), bool(item.get("visible", True))))
+        classes = [_class_spec(item) for item in data["classes"]]
         names = [c.name for c in classes]
         strokes = cls(classes)
         for stroke in data["strokes"]:
+            if not isinstance(stroke, dict):
+                raise ValueError("each stroke must be an object with 'class' and 'voxels'")
             key = stroke.get("class")
             index = names.index(key) if isinstance(key, str) and key in names else key
-            if not isinstance(index, int) or not 0 <= index < len(classes):
-                raise ValueError(f"stroke refers to unknown class {key!r}")
-            voxels = np.asarray(stroke.get("voxels", []), dtype=np.float64)
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(classes):
+                raise ValueError(f"stroke refers to unknown class {str(key)[:40]!r}")
+            try:
+                voxels = np.asarray(stroke.get("voxels", []), dtype=np.float64)
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError("stroke voxels must be a list of [z, y, x] triples") from None
             if voxels.size == 0:
                 continue
-            if voxels.ndim != 2 or voxels.shape[1] != 3 or not np.all(np.isfinite(voxels)):
+            if voxels.ndim != 2 or voxels.shape[1] != 3 or not np.all(np.abs(voxels) < 2**31):
                 raise ValueError("stroke voxels must be a list of [z, y, x] triples")
             strokes.add(index, np.rint(voxels).astype(np.int64))
         return strokes
 
 
+def _class_spec(item) -> ClassSpec:
+    """One class of a strokes file: a name, or ``{"name", "color", "opacity", "visible"}``."""
+    if isinstance(item, str):
+        item = {"name": item}
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        raise ValueError("each class must be a name or an object with a 'name'")
+    color, opacity = item.get("color", (1.0, 1.0, 1.0)), item.get("opacity", 1.0)
+    try:
+        color = tuple(float(c) for c in color)
+        opacity = float(opacity)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"class {item['name'][:40]!r}: color must be 3 numbers and opacity a number") from None
+    if len(color) != 3 or not all(math.isfinite(c) for c in (*color, opacity)):
+        raise ValueError(f"class {item['name'][:40]!r}: color must be 3 finite numbers and opacity a finite number")
+    return ClassSpec(item["name"], color, opacity, bool(item.get("visible", True)))
+
+
+MAX_STROKES_BYTES = 64 << 20
+
+
 def load_strokes(path: str | os.PathLike) -> Strokes:
-    """Read a strokes JSON file (see :meth:`Strokes.to_dict`)."""
+    """Read a strokes JSON file (see :meth:`Strokes.to_dict`); ValueError with one line naming
+    the file when it is missing, not a regular file, too large or not a strokes file."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise ValueError(f"strokes file not found: {path}") from exc
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path.name} is not valid JSON: {exc}") from exc
-    return Strokes.from_dict(data)
+        if not path.exists():
+            raise ValueError(f"strokes file not found: {path}")
+        if not path.is_file():
+            raise ValueError(f"{path.name} is not a regular file")
+        if path.stat().st_size > MAX_STROKES_BYTES:
+            raise ValueError(f"{path.name} is too large for a strokes file (at most {MAX_STROKES_BYTES >> 20} MiB)")
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise ValueError(f"cannot read {path.name}: {exc.strerror or 'read error'}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path.name} is not valid JSON: {str(exc).splitlines()[0][:120]}") from None
+    except RecursionError:
+        raise ValueError(f"{path.name} is not a strokes file (nested too deeply)") from None
+    try:
+        return Strokes.from_dict(data)
+    except ValueError as exc:
+        raise ValueError(f"{path.name}: {exc}") from None
 
 
 @dataclass

@@ -1173,6 +1173,17 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("sslc", _build_sslc, _mutate_sslc, _load_sslc, _sslc_errors, "codec"),
     Target("sstk", _build_sstk, _mutate_sstk, _load_sstk, _sstk_errors, "codec"),
 ]}
+
+
+def _more_targets() -> list[Target]:
+    """Model files, posed views, foreign PNG chunks, sidecars, strokes, TIFF images (other modules)."""
+    from tests.fuzz.file_targets import file_targets
+    from tests.fuzz.model_targets import model_targets
+
+    return model_targets(Target) + file_targets(Target, _mutate_tiff, _image_errors)
+
+
+TARGETS.update((t.name, t) for t in _more_targets())
 #: family -> its targets, in table order
 FAMILIES: dict[str, list[str]] = {}
 for _target in TARGETS.values():

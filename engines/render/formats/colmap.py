@@ -179,11 +179,13 @@ def _points_txt(path: Path):
     rows = _lines(path)
     try:
         xyz = np.array([[float(v) for v in r[1:4]] for r in rows]).reshape(-1, 3)
-        rgb = np.array([[int(v) for v in r[4:7]] for r in rows], np.uint8).reshape(-1, 3)
+        rgb = np.array([[int(v) for v in r[4:7]] for r in rows], np.int64).reshape(-1, 3)
         err = np.array([float(r[7]) for r in rows])
-    except (IndexError, ValueError) as exc:
+        if rgb.size and (rgb.min() < 0 or rgb.max() > 255):
+            raise ValueError("colour out of 0..255")
+    except (IndexError, ValueError, OverflowError) as exc:
         raise ColmapError(f"{path.name}: unreadable point line") from exc
-    return xyz, rgb, err
+    return xyz, rgb.astype(np.uint8), err
 
 
 def find_colmap_model(folder: str | os.PathLike) -> Path | None:
@@ -219,7 +221,9 @@ def read_colmap_model(folder: str | os.PathLike) -> ColmapModel:
     except OSError as exc:
         raise ColmapError(f"{model_dir.name}: cannot read the COLMAP model ({exc.strerror})") from exc
     notes = []
-    for cam_id, (model, _w, _h, params) in cameras.items():
+    for cam_id, (model, width, height, params) in cameras.items():
+        if not (0 < width <= 1 << 16 and 0 < height <= 1 << 16) or not np.all(np.isfinite(params)):
+            raise ColmapError(f"camera {cam_id}: size {width}x{height} or its parameters are not valid")
         if model not in _PINHOLE_PART:
             raise ColmapError(f"camera {cam_id} uses the {model} model; only pinhole-type models are supported")
         extra = params[3:] if model in ("SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL") else params[4:]

@@ -62,6 +62,10 @@ def read_transforms(path: str | os.PathLike) -> tuple[list[dict], list[str]]:
         top = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TransformsError(f"{path.name} is not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise TransformsError(f"{path.name} is not valid transforms.json (nested too deeply)") from None
+    except OSError as exc:
+        raise TransformsError(f"cannot read {path.name}: {exc.strerror or 'read error'}") from None
     if not isinstance(top, dict) or not isinstance(top.get("frames"), list) or not top["frames"]:
         raise TransformsError(f"{path.name} has no frames")
     model = str(top.get("camera_model", "OPENCV")).upper()
