@@ -237,18 +237,6 @@ def _mutate_foreign_png(rng, folder: Path, path: Path) -> str:
     return what
 
 
-def _load_provenance(path: Path):
-    from studio.export import read_provenance
-
-    return read_provenance(path)
-
-
-def _provenance_errors():
-    from studio.export import ExportError
-
-    return (ExportError,)
-
-
 # -- provenance sidecar of an exported file --------------------------------------------------------------------------
 def _build_sidecar(folder: Path) -> Path:
     from studio.export import make_provenance, save_with_sidecar
@@ -315,6 +303,8 @@ def _load_image(path: Path):
 def file_targets(target_class, mutate_tiff, image_errors) -> list:
     """The targets of this module (``target_class`` is :class:`tests.fuzz.targets.Target`; the TIFF
     mutation and the image loader's errors come from there)."""
+    from tests.fuzz.targets import _load_provenance, _provenance_errors
+
     return [
         target_class("views-cameras-json", _build_cameras_json, _mutate_json_views, _load_views, _value_errors, "views"),
         target_class("views-transforms", _build_transforms, _mutate_json_views, _load_views, _value_errors, "views"),
