@@ -6,7 +6,9 @@ the real :class:`~studio.main_window.MainWindow` (all four panels) goes through 
   start-up     first paint → device detected and engines warmed up (fresh process: torch not loaded)
   open .ply    a generated 500k-splat 3DGS scene (SH degree 3) in Render, until its first exact sort
   orbit        ten camera steps around that scene (re-sort + SH colours per view)
-  open NIfTI   a 256³ int16 CT (.nii.gz) in Volume (phantom on first show, then the file)
+  open NIfTI   a 256³ int16 CT (.nii.gz) in Volume (phantom on first show, then the file), until
+               the 3D view shows the full-quality frame
+  orbit volume ten camera steps around that volume (coarse frames, then refinement bands)
   open PNG     a 16 Mpx photo in Codec (decode, display, the automatic re-encode job)
   render fit   Start fit (Fit tab) on a 64² target, 40 steps
   ray-cast     File > Export of the Volume panel's PNG (reference ray caster)
@@ -208,9 +210,11 @@ def startup_child(mode: str) -> None:
     from qtpy.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    from studio.gc_guard import install as collect_on_gui_thread
     from studio.main_window import MainWindow
     from studio.settings import StudioSettings
 
+    collect_on_gui_thread(app, freeze_long_lived=True)  # as studio.app.run_gui does
     settings = StudioSettings(os.path.join(tempfile.mkdtemp(), "settings.ini"))
     GLFrames.install()
     probe = StallProbe()
@@ -301,9 +305,21 @@ def run_studio(paths: dict[str, Path], out_dir: Path) -> tuple[dict, object]:
     volume = window.panel("volume")
     probe.start("open NIfTI")
     window.open_path(str(paths["nii"]))
-    pump(lambda: volume.source_path == str(paths["nii"]) and jobs_idle(), 900, settle=1.0)
+    pump(lambda: volume.source_path == str(paths["nii"]) and jobs_idle() and volume.view3d.exact, 900, settle=1.0)
     results["open NIfTI"] = probe.stop()
     print(f"  open NIfTI: {volume.volume.shape}, {results['open NIfTI'][0]:.0f} ms", flush=True)
+
+    if volume.view3d.canvas is not None:
+        volume_camera = volume.view3d.view.camera
+        probe.start("orbit volume")
+        for _ in range(10):
+            volume_camera.azimuth += 6.0
+            pump(lambda: False, 0.15, settle=0)
+        pump(lambda: volume.view3d.exact, 120, settle=0.5)
+        results["orbit volume"] = probe.stop()
+        frames = volume.view3d.canvas.progressive
+        print(f"  orbit volume: a full frame costs ≈ {frames.full_ms or 0:.0f} ms of GL; drawn "
+              f"{frames.last_factor}× coarser, then refined in bands of ≈ {frames.budget_ms:.0f} ms", flush=True)
 
     window.show_panel("codec")
     codec = window.panel("codec")
@@ -389,7 +405,10 @@ def main() -> None:
         return
     from qtpy.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])  # noqa: F841 - keeps Qt alive
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    from studio.gc_guard import install as collect_on_gui_thread
+
+    collect_on_gui_thread(app, freeze_long_lived=True)  # garbage collection as in the application (studio.app.run_gui)
     print("start-up (fresh processes) …", flush=True)
     startup = {mode: startup_phase(mode) for mode in ("studio", "baseline")}
     out_dir = Path(tempfile.mkdtemp(prefix="gui_stall_"))

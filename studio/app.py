@@ -21,7 +21,7 @@ def run_gui(paths: Sequence[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from studio.gc_guard import install as collect_on_gui_thread
 
-    collect_on_gui_thread(app)
+    collect_on_gui_thread(app, freeze_long_lived=True)
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(ORG_NAME)
     app.setWindowIcon(QIcon(str(ICON_DIR / "studio.svg")))

@@ -7,15 +7,27 @@ deleting related objects: PySide then waits for the GIL inside a Qt mutex and th
 deadlock (seen as a frozen window, and as a test run that never ended while a numba kernel
 compiled in a job). :func:`install` turns automatic collection off and collects from a timer on
 the GUI thread instead (the approach calibre uses), so Qt objects are only ever destroyed there.
+
+A full collection examines every tracked object: once torch, diffusers, vispy and the panels are
+loaded that is half a million objects and 0.4-1 s of frozen window (measured in the stall
+benchmark's window). With ``freeze_long_lived`` the long-lived objects are moved out of the
+collector's sight (:func:`gc.freeze`) once the start-up warm-up is done and after any full
+collection that took longer than :data:`SLOW_FULL_COLLECTION_MS`, so later full collections only
+examine what was created since. The price: reference cycles among frozen objects are never freed
+(module-level and cached objects, which live as long as the process anyway).
 """
 
 from __future__ import annotations
 
 import gc
+import time
 
 from qtpy.QtCore import QObject, QTimer
 
-__all__ = ["MainThreadCollector", "install"]
+__all__ = ["MainThreadCollector", "freeze_long_lived", "install"]
+
+#: a full collection slower than this freezes its survivors (with ``freeze_long_lived``)
+SLOW_FULL_COLLECTION_MS = 50.0
 
 _collector = None
 
@@ -24,8 +36,10 @@ class MainThreadCollector(QObject):
     """Polls the collector's counts every ``interval_ms`` on the GUI thread and collects the
     generations whose threshold was passed, as automatic collection would have."""
 
-    def __init__(self, parent=None, interval_ms: int = 500):
+    def __init__(self, parent=None, interval_ms: int = 500, freeze_long_lived: bool = False):
         super().__init__(parent)
+        self.freeze_long_lived = freeze_long_lived
+        self.last_full_ms = 0.0
         self.threshold = gc.get_threshold()
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.check)
@@ -36,15 +50,32 @@ class MainThreadCollector(QObject):
         counts = gc.get_count()
         for generation in (2, 1, 0):
             if counts[generation] > self.threshold[generation]:
+                start = time.perf_counter()
                 gc.collect(generation)
+                if generation == 2:
+                    self.last_full_ms = (time.perf_counter() - start) * 1000.0
+                    if self.freeze_long_lived and self.last_full_ms > SLOW_FULL_COLLECTION_MS:
+                        gc.freeze()  # the survivors are long-lived: not examined again
                 return generation
         return -1
 
 
-def install(app) -> MainThreadCollector:
-    """Disable automatic collection and collect on ``app``'s (the GUI) thread from now on."""
+def install(app, freeze_long_lived: bool = False) -> MainThreadCollector:
+    """Disable automatic collection and collect on ``app``'s (the GUI) thread from now on
+    (``freeze_long_lived``: see the module docstring; the application sets it, tests do not)."""
     global _collector
     if _collector is None:
         gc.disable()
-        _collector = MainThreadCollector(app)
+        _collector = MainThreadCollector(app, freeze_long_lived=freeze_long_lived)
     return _collector
+
+
+def freeze_long_lived() -> bool:
+    """Move every object tracked now out of the collector's sight (call when start-up is done:
+    what the imports and panels built lives as long as the process). Without a collection first:
+    collecting half a million objects is the stall this avoids. Only with an application
+    collector installed with ``freeze_long_lived``; returns whether it froze."""
+    if _collector is None or not _collector.freeze_long_lived:
+        return False
+    gc.freeze()
+    return True

@@ -44,3 +44,45 @@ def test_worker_allocations_do_not_collect_and_the_gui_timer_does(qapp):
     assert collector.check() >= 0  # a generation holding the young cycle was collected
     assert _Holder.collected_on == [threading.current_thread().name]
     assert threading.current_thread() is threading.main_thread()
+
+
+def test_slow_full_collections_freeze_the_long_lived_objects(qapp, monkeypatch):
+    """After a full collection slower than the limit, its survivors are frozen (not examined by later
+    full collections), while new garbage cycles are still freed; without the option nothing is frozen."""
+    import studio.gc_guard as guard
+
+    gc.unfreeze()
+    try:
+        monkeypatch.setattr(guard, "SLOW_FULL_COLLECTION_MS", -1.0)  # every full collection counts as slow
+        plain = MainThreadCollector(interval_ms=10_000)
+        plain.threshold = (10**9, 10**9, -1)  # the next check collects generation 2
+        assert plain.check() == 2 and gc.get_freeze_count() == 0
+
+        survivors = [[i] for i in range(1000)]  # long-lived objects
+        freezing = MainThreadCollector(interval_ms=10_000, freeze_long_lived=True)
+        freezing.threshold = (10**9, 10**9, -1)
+        assert freezing.check() == 2
+        frozen = gc.get_freeze_count()
+        assert frozen >= len(survivors)  # the survivors were moved out of the collector's sight
+        examined = {id(o) for o in gc.get_objects(generation=2)}
+        assert not any(id(s) in examined for s in survivors)
+
+        _Holder.collected_on.clear()
+        _Holder()  # a cycle created after the freeze is still collected
+        assert freezing.check() == 2
+        assert _Holder.collected_on == [threading.current_thread().name]
+    finally:
+        gc.unfreeze()
+
+
+def test_freeze_after_warm_up_only_for_the_application_collector(qapp, monkeypatch):
+    import studio.gc_guard as guard
+
+    gc.unfreeze()
+    try:
+        monkeypatch.setattr(guard, "_collector", MainThreadCollector(interval_ms=10_000))
+        assert guard.freeze_long_lived() is False and gc.get_freeze_count() == 0  # tests' collector: no freeze
+        monkeypatch.setattr(guard, "_collector", MainThreadCollector(interval_ms=10_000, freeze_long_lived=True))
+        assert guard.freeze_long_lived() is True and gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()

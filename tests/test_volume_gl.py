@@ -377,3 +377,146 @@ def test_prepared_glyphs_equal_the_glyphs_vispy_renders():
         assert np.allclose(a["texcoords"], b["texcoords"])
         (offset_a, data_a), (offset_b, data_b) = uploads(ours)[-1], uploads(theirs)[-1]
         assert offset_a == offset_b and np.array_equal(data_a, data_b)
+
+
+# -- progressive frames (coarse, then refined in bands) ---------------------------------------------
+def _screen(view) -> np.ndarray:
+    """What the widget's framebuffer holds now (RGB, top row first)."""
+    from vispy.gloo import gl
+
+    view.canvas.native.makeCurrent()
+    width, height = (int(v) for v in view.canvas.physical_size)
+    pixels = np.frombuffer(gl.glReadPixels(0, 0, width, height, gl.GL_RGBA, gl.GL_UNSIGNED_BYTE), np.uint8)
+    return pixels.reshape(height, width, 4)[::-1, :, :3].astype(np.int16)
+
+
+def _pump_until(app, condition, turns=2000):
+    for _ in range(turns):
+        if condition():
+            return True
+        app.processEvents()
+        time.sleep(0.001)
+    return condition()
+
+
+def _bone_phantom(view, side=64):
+    from engines.volume.phantom import make_phantom
+    from engines.volume.tf import preset
+
+    volume, _ = make_phantom(side, noise_hu=0.0)
+    view.set_volume(volume.data, volume.spacing, volume.value_range())
+    view.set_tf(preset("CT-Bone"))
+    view.set_method("dvr")
+    view.set_step(0.5)
+    view.finish_upload()
+    return volume
+
+
+def test_progressive_view_ends_on_the_full_quality_frame(gl_view, monkeypatch):
+    """A change draws a coarse frame first (sparser samples: visibly different), then full-quality
+    bands; once ``exact`` the screen equals the full-quality render at the same camera."""
+    app, view = gl_view
+    _bone_phantom(view)
+    frames = view.canvas.progressive
+    monkeypatch.setattr(frames, "budget_ms", 1e-3)  # every frame counts as slow: coarse + thin bands
+    monkeypatch.setattr(frames, "idle_ms", 0)
+    for item in view.markers:  # the volume only (the widget and an offscreen buffer rasterise wide lines apart)
+        item.visible = False
+    view.reset_camera(40.0, 25.0)
+    frames.forget_cost()
+    drawn, bands = frames.frames_drawn, frames.bands_drawn
+    assert _pump_until(app, lambda: frames.frames_drawn > drawn)
+    assert frames.last_factor > 1 and frames.bands_drawn == bands and not view.exact
+    coarse = _screen(view)
+    assert _pump_until(app, lambda: view.exact)
+    final = _screen(view)
+    assert frames.bands_drawn - bands >= 8  # 256 rows in bands of a few rows
+    reference = view.render_image()[..., :3].astype(np.int16)
+    for item in view.markers:
+        item.visible = True
+    assert final.shape == reference.shape
+    assert np.abs(final - reference).max() <= 1
+    assert np.abs(coarse - reference).mean() > 0.5  # the first frame really was the coarse one
+    assert reference.mean() > 20  # the bone shows
+
+
+def test_progressive_view_draws_once_when_frames_are_cheap(gl_view, monkeypatch):
+    """With a budget no frame exceeds (a GPU), a change is one full-quality frame, no bands."""
+    app, view = gl_view
+    _bone_phantom(view)
+    frames = view.canvas.progressive
+    monkeypatch.setattr(frames, "budget_ms", 1e9)
+    monkeypatch.setattr(frames, "software", False)
+    for item in view.markers:  # the volume only (the widget and an offscreen buffer rasterise wide lines apart)
+        item.visible = False
+    frames.forget_cost()
+    view.reset_camera(10.0, 15.0)
+    bands = frames.bands_drawn
+    assert _pump_until(app, lambda: view.exact)
+    assert frames.last_factor == 1 and frames.bands_drawn == bands
+    screen = _screen(view)
+    reference = view.render_image()[..., :3].astype(np.int16)
+    for item in view.markers:
+        item.visible = True
+    assert np.abs(screen - reference).max() <= 1 and reference.mean() > 20
+
+
+def test_tf_edits_and_new_volumes_relink_no_shader_program(gl_view, monkeypatch):
+    """A TF edit writes the colormap texture in place and a new volume reuses the transform: no
+    program re-link (hundreds of ms on software GL); the in-place LUT draws what a new colormap draws."""
+    from vispy import gloo
+    from vispy.color import Colormap
+
+    from engines.volume.tf import preset
+
+    app, view = gl_view
+    volume = _bone_phantom(view)
+    view.set_crop(((2, 60), (0, 63), (5, 50)))  # six clipping planes (a new count re-links: before counting)
+    _settle(app)
+    links = []
+    original = gloo.Program.set_shaders
+    monkeypatch.setattr(gloo.Program, "set_shaders", lambda self, *a, **k: (links.append(1), original(self, *a, **k))[1])
+    view.set_tf(preset("CT-AAA"))
+    _settle(app)
+    view.set_volume(volume.data[:, :, ::-1].copy(), (2.0, 1.0, 0.5), volume.value_range())
+    view.finish_upload()
+    view.set_crop(((3, 61), (1, 62), (4, 51)))
+    _settle(app)
+    in_place = view.render_image().astype(np.int16)
+    assert links == []
+    view.visual.cmap = Colormap(view.colormap_lut())  # vispy's own path: a new colormap function
+    view._apply_lighting()
+    rebuilt = view.render_image().astype(np.int16)
+    assert len(links) >= 1  # the counter sees re-links
+    view.visual.clipping_planes = view.visual.clipping_planes  # vispy's setter: a new clipping function
+    assert np.abs(view.render_image().astype(np.int16) - rebuilt).max() <= 1  # the in-place planes were right
+    view.set_crop(None)
+    assert np.abs(in_place - rebuilt).max() <= 1 and in_place[..., :3].mean() > 5
+
+
+def test_frames_pause_while_a_volume_goes_up(gl_view, monkeypatch):
+    """During a slab-wise upload the last frame stays on screen (nothing drawn); afterwards a new frame."""
+    from engines.volume.phantom import make_phantom
+    from panels.volume import view3d as view3d_module
+
+    app, view = gl_view
+    _bone_phantom(view)
+    _settle(app)
+    frames = view.canvas.progressive
+    monkeypatch.setattr(view3d_module, "SLAB_BYTES", 4 * 48 * 48 * 4)
+    volume, _ = make_phantom(48, noise_hu=0.0)
+    view.set_volume(volume.data, volume.spacing, volume.value_range())
+    assert view.upload_pending and frames.paused
+    draws = []  # (kind, whether the upload was still going on)
+    for kind in ("_draw_frame", "_draw_band"):
+        original = getattr(frames, kind)
+        monkeypatch.setattr(frames, kind, lambda *a, _o=original, _k=kind: (draws.append((_k, view.upload_pending)), _o(*a))[1])
+    turns = 0
+    while view.upload_pending:
+        view.canvas.update()  # asks for frames all along
+        app.processEvents()
+        turns += 1
+    assert turns >= 6 and not frames.paused
+    assert _pump_until(app, lambda: view.exact)
+    assert draws and draws[0][0] == "_draw_frame"  # drawn again once the volume is in ...
+    assert not any(pending for _kind, pending in draws)  # ... and never while it went up

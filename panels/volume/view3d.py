@@ -110,8 +110,11 @@ class VolumeView(QWidget):
             import vispy
             from vispy import scene
 
+            from panels.volume.progressive_gl import progressive_canvas
+
             vispy.use(app="pyside6")
-            canvas = scene.SceneCanvas(keys=None, show=False, bgcolor="#111111")
+            canvas = progressive_canvas(keys=None, show=False, bgcolor="#111111")
+            canvas.progressive.set_factor = self._coarse_factor
             view = canvas.central_widget.add_view()
             view.camera = scene.cameras.TurntableCamera(fov=0.0, azimuth=30.0, elevation=20.0)
             self.layout_.addWidget(canvas.native)
@@ -185,6 +188,30 @@ class VolumeView(QWidget):
                 self.canvas.update()
 
     @property
+    def exact(self) -> bool:
+        """Whether the screen shows the full-quality frame of the current scene (True without GL:
+        the fallback images are reference renders)."""
+        return self.canvas is None or (self.canvas.progressive.exact and self._upload is None)
+
+    def _coarse_factor(self, factor: int) -> int:
+        """Sample the scalar volume ``factor`` times more sparsely for the next draw (1: the
+        user's step); returns the factor applied (the shaded method corrects opacity for the
+        actual step; a pre-classified RGBA volume has its correction baked in: not coarsened)."""
+        visual = self.visual
+        if visual is None or self._rgba is not None or not hasattr(visual, "set_lighting"):
+            return 1
+        visual.shared_program["u_relative_step_size"] = self._step * factor
+        return factor
+
+    def _resume_frames(self) -> None:
+        if self.canvas is not None:
+            self.canvas.progressive.paused = False
+
+    def _frame_cost_changed(self) -> None:
+        if self.canvas is not None:
+            self.canvas.progressive.forget_cost()
+
+    @property
     def has_gl(self) -> bool:
         """Whether the vispy canvas exists."""
         return self.canvas is not None
@@ -246,11 +273,14 @@ class VolumeView(QWidget):
 
     def set_method(self, method: str, iso_threshold: float | None = None) -> None:
         """dvr, mip, minip, avg or iso (threshold in data units)."""
+        if method != self._method:
+            self._frame_cost_changed()
         self._method = method
         if iso_threshold is not None:
             self._iso = float(iso_threshold)
         if self.visual is not None and self._rgba is None:
-            self.visual.method = VISPY_METHODS[method]
+            if self.visual.method != VISPY_METHODS[method]:  # the setter rebuilds the shader program
+                self.visual.method = VISPY_METHODS[method]
             if method == "iso":
                 lo, hi = self._clim
                 self.visual.threshold = float(np.clip((self._iso - lo) / max(hi - lo, 1e-6), 0, 1))
@@ -258,6 +288,8 @@ class VolumeView(QWidget):
 
     def set_step(self, step: float) -> None:
         """Sampling step in voxels (vispy relative_step_size); re-bakes the opacity correction."""
+        if float(step) != self._step:
+            self._frame_cost_changed()
         self._step = float(step)
         if self.visual is not None:
             if self._rgba is not None:
@@ -272,7 +304,18 @@ class VolumeView(QWidget):
         self._crop = crop
         if self.visual is None:
             return
-        self.visual.clipping_planes = None if crop is None else crop_planes(crop, self._spacing)
+        planes = np.empty((0, 2, 3)) if crop is None else np.asarray(crop_planes(crop, self._spacing), dtype=float)
+        current = getattr(self.visual, "clipping_planes", None)
+        clip = getattr(self.visual, "_clip_func", None)
+        if current is not None and clip is not None and len(current) == len(planes):
+            # same number of planes: new uniform values only (the setter rebuilds the shader program)
+            self.visual._clipping_planes = planes
+            for index, (position, normal) in enumerate(planes):
+                clip[f"clipping_plane_pos{index}"] = tuple(position)
+                clip[f"clipping_plane_norm{index}"] = tuple(normal)
+            self.visual.update()
+            return
+        self.visual.clipping_planes = None if crop is None else planes
 
     def reset_camera(self, azimuth: float = 30.0, elevation: float = 20.0) -> None:
         """Fit the volume and restore the default angles."""
@@ -340,9 +383,11 @@ class VolumeView(QWidget):
 
         if self._data is None:
             return
+        self._frame_cost_changed()
         if self._rgba is None and self._reuse_scalar_visual():
             return
         self._upload = None  # a slab upload into the old visual is void
+        self._resume_frames()
         if self.visual is not None:
             self.visual.parent = None
             self.visual = None
@@ -386,10 +431,14 @@ class VolumeView(QWidget):
             self._start_slab_upload(texture)
         else:
             self._upload = None
+            self._resume_frames()
             visual.set_data(texture, clim=(0.0, 1.0))
             visual.visible = True
         sz, sy, sx = self._spacing
-        visual.transform = STTransform(scale=(sx, sy, sz))
+        if isinstance(visual.transform, STTransform):
+            visual.transform.scale = (sx, sy, sz)  # a new transform object would rebuild the shader program
+        else:
+            visual.transform = STTransform(scale=(sx, sy, sz))
         self._build_markers()
         self.set_method(self._method)
         self.set_crop(self._crop)
@@ -419,6 +468,7 @@ class VolumeView(QWidget):
             visual._need_vertex_update = True
         depth = max(1, SLAB_BYTES // max(texture[0].nbytes, 1))
         self._upload = {"data": texture, "z": 0, "depth": depth, "allocated": False}
+        self.canvas.progressive.paused = True  # the last frame stays until the new volume is in
         self._upload_generation += 1
         generation = self._upload_generation
         QTimer.singleShot(0, lambda: self._upload_turn(generation))
@@ -447,6 +497,8 @@ class VolumeView(QWidget):
         if z1 >= data.shape[0]:
             self._upload = None
             visual.visible = True
+            self._resume_frames()
+            self._frame_cost_changed()
             self.canvas.update()
 
     def _flush_gl(self) -> None:
@@ -479,11 +531,33 @@ class VolumeView(QWidget):
     def _apply_cmap(self) -> None:
         if self.visual is None or self._rgba is not None or self._data is None:
             return
-        from vispy.color import Colormap
+        lut = self.colormap_lut()
+        if not self._update_lut_in_place(lut):
+            from vispy.color import Colormap
 
-        self.visual.cmap = Colormap(self.colormap_lut())
+            self.visual.cmap = Colormap(lut)
         self._apply_lighting()
         self.canvas.update()
+
+    def _update_lut_in_place(self, lut: np.ndarray) -> bool:
+        """Write ``lut`` into the visual's colormap texture when it already has one of that size:
+        a new vispy Colormap changes the shader's colormap function, and every such change
+        re-links the program (hundreds of ms on software GL for each TF edit)."""
+        from vispy.color import Colormap
+
+        visual = self.visual
+        current = getattr(visual, "cmap", None)
+        data = getattr(current, "texture_map_data", None)
+        try:
+            texture = visual.shared_program["texture2D_LUT"]
+        except (KeyError, AttributeError):
+            return False
+        if not isinstance(current, Colormap) or data is None or data.shape != (len(lut), 1, 4) or texture is None:
+            return False
+        data[:, 0, :] = np.clip(lut, 0.0, 1.0)
+        texture.set_data(data)
+        visual.update()
+        return True
 
     def set_gradient_range(self, gmax: float) -> None:
         """Largest |∇v| (data units / mm), when the panel has it from its gradient job."""

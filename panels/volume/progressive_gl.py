@@ -1,0 +1,254 @@
+"""Progressive frames for a vispy canvas whose full frame is slow (software OpenGL, big volumes).
+
+On a machine without a GPU (Mesa llvmpipe) one ray-cast frame of a 256³ volume takes ~200 ms,
+drawn on the GUI thread: every camera step or TF edit froze the window for that long. Here a
+frame after a change is drawn *coarse* (the volume sampled ``factor`` times more sparsely, about
+``factor`` times cheaper; the shaded method corrects opacity for its actual step), and once the
+scene has been still for :data:`IDLE_MS` it is *refined* at full quality in horizontal bands, one
+band per event-loop turn (OpenGL scissor test), so that no turn takes much more than
+:data:`BUDGET_MS`. The bands write into the widget's preserved framebuffer; when the last band is
+drawn the screen holds exactly the full-quality frame (``exact``).
+
+The cost of a full frame is learnt from every frame drawn (coarse frames and bands), so a GPU,
+whose full frames cost a few ms, draws them at once, and a slow one adapts the factor and the
+number of bands. Renders for exports (``canvas.render``) never go through this: full quality.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from qtpy.QtCore import QTimer
+
+#: GUI-thread time one frame or band should take (ms)
+BUDGET_MS = 40.0
+#: quiet time after the last change before the bands start (ms): orbiting stays coarse and fluid
+IDLE_MS = 120
+#: coarsest sampling (times the user's step)
+MAX_FACTOR = 8
+#: the first coarse factor on software OpenGL, before any frame was timed (the cheapest preview;
+#: the bands that follow refine it)
+SOFTWARE_START_FACTOR = MAX_FACTOR
+#: thinnest refinement band (rows): every band costs a fixed overhead too
+MIN_BAND_ROWS = 4
+#: OpenGL renderers that run on the CPU
+SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swiftshader", "software rasterizer", "swrast", "gdi generic",
+                      "microsoft basic render")
+
+
+def is_software_renderer(renderer: str) -> bool:
+    """Whether a GL_RENDERER string names a CPU implementation of OpenGL."""
+    name = renderer.lower()
+    return any(word in name for word in SOFTWARE_RENDERERS)
+
+
+def next_band(rows_left: int, ms_per_row: float, budget_ms: float, last_rows: int | None = None,
+              min_rows: int = MIN_BAND_ROWS) -> int:
+    """Rows of the next band: as many as ``budget_ms`` allows at ``ms_per_row`` (what the last band
+    cost per row: the cost varies smoothly down the image), at most twice the last band (empty sky
+    above a volume costs nothing, the volume below it does), at least ``min_rows``, at most what is left."""
+    rows = int(budget_ms / ms_per_row) if ms_per_row > 0 else rows_left
+    if last_rows is not None:
+        rows = min(rows, 2 * last_rows)
+    return max(1, min(rows_left, max(min_rows, rows)))
+
+
+class ProgressiveFrames:
+    """Decides, for each draw of ``canvas``, between a full frame, a coarse frame and a refinement
+    band, and times them (see the module docstring).
+
+    ``set_factor(f)`` makes the scene ``f`` times coarser (``1``: full quality) and returns the
+    factor it really applied (``1`` when the scene cannot be coarsened).
+    """
+
+    def __init__(self, canvas, set_factor: Callable[[int], int] | None = None,
+                 budget_ms: float = BUDGET_MS, idle_ms: int = IDLE_MS) -> None:
+        self.canvas = canvas
+        self.set_factor = set_factor or (lambda factor: 1)
+        self.budget_ms = float(budget_ms)
+        self.idle_ms = int(idle_ms)
+        self.full_ms: float | None = None  # learnt cost of one full-quality frame
+        self.software: bool | None = None  # known at the first draw (needs a current context)
+        self.exact = False  # the screen holds the full-quality frame of the current scene
+        self.drawing = False  # inside one of our draws (updates made by it are not changes)
+        self.paused = False  # the scene is being replaced: keep the last frame on screen, draw nothing
+        self.last_factor = 1
+        self.frames_drawn = 0
+        self.bands_drawn = 0
+        self._rows_left = 0  # rows still to refine, counted from the top of the image
+        self._ms_per_row = 0.0  # what the last band (or frame) cost per row at full quality
+        self._last_rows: int | None = None  # rows of the last band of this refinement
+        self._band_due = False
+        self._generation = 0
+        self._target: tuple | None = None  # framebuffer and size the screen content belongs to
+        self._idle = QTimer()
+        self._idle.setSingleShot(True)
+        self._idle.timeout.connect(self._request_band)
+
+    # -- what the canvas tells us ------------------------------------------------------
+    def changed(self) -> None:
+        """The scene changed: the next draw is a new frame; pending bands are void."""
+        if self.drawing:
+            return
+        self._generation += 1
+        self._rows_left = 0
+        self._band_due = False
+        self.exact = False
+        self._idle.stop()
+
+    def forget_cost(self) -> None:
+        """The cost of a frame changed (new volume, step, method, size): learn it again."""
+        self.full_ms = None
+        self.changed()
+
+    def draw(self, draw_scene: Callable[[], None]) -> None:
+        """Draw now: the next refinement band, a new (coarse or full) frame, or nothing when the
+        preserved framebuffer already shows the exact current frame (a repaint Qt asked for)."""
+        if self.paused and self.frames_drawn:
+            return
+        target = self._current_target()
+        if self._band_due and self._rows_left > 0 and target == self._target:
+            self._draw_band(draw_scene)
+            return
+        if self.exact and target == self._target and self.frames_drawn:
+            return  # nothing changed since the exact frame: the widget kept it
+        self._draw_frame(draw_scene, target)
+
+    # -- frames and bands ------------------------------------------------------------------
+    def factor_for_frame(self) -> int:
+        """The coarse factor the next frame is drawn with."""
+        if self.full_ms is None:
+            return SOFTWARE_START_FACTOR if self.software else 1
+        return max(1, min(MAX_FACTOR, math.ceil(self.full_ms / self.budget_ms)))
+
+    def _draw_frame(self, draw_scene: Callable[[], None], target) -> None:
+        self._generation += 1
+        self._idle.stop()
+        if self.software is None:
+            self.software = is_software_renderer(_renderer_name())
+        factor = self.factor_for_frame()
+        applied, ms = self._timed(draw_scene, factor, None)
+        self.frames_drawn += 1
+        self.last_factor = applied
+        self._target = target
+        self._learn(ms * applied)
+        self._band_due = False
+        if applied <= 1 and factor <= 1:
+            self._rows_left, self.exact = 0, True
+            return
+        height = max(1, int(self.canvas.physical_size[1]))
+        self._rows_left = height
+        self._ms_per_row = (self.full_ms or ms) / height
+        self._last_rows = None
+        self.exact = False
+        self._idle.start(self.idle_ms)
+
+    def _draw_band(self, draw_scene: Callable[[], None]) -> None:
+        width, height = (int(v) for v in self.canvas.physical_size)
+        rows = next_band(self._rows_left, self._ms_per_row, self.budget_ms, self._last_rows)
+        top = self._rows_left  # GL rows count from the bottom: this band ends where the last began
+        _applied, ms = self._timed(draw_scene, 1, (0, top - rows, width, rows))
+        self.bands_drawn += 1
+        self._band_due = False
+        self._rows_left -= rows
+        self._ms_per_row, self._last_rows = ms / rows, rows
+        self._learn(ms * height / rows)
+        if self._rows_left > 0:
+            generation = self._generation
+            QTimer.singleShot(0, lambda: self._request_band(generation))
+        else:
+            self.exact = True
+
+    def _request_band(self, generation: int | None = None) -> None:
+        if generation is not None and generation != self._generation:
+            return
+        if self._rows_left <= 0:
+            return
+        self._band_due = True
+        self.canvas.request_draw()
+
+    def _timed(self, draw_scene, factor: int, scissor) -> tuple[int, float]:
+        """Draw (coarser by ``factor``, inside ``scissor`` (x, y, w, h) when given) and wait for the
+        GL to finish; returns the factor applied and the milliseconds it took."""
+        from vispy import gloo
+
+        context = self.canvas.context
+        self.drawing = True
+        start = time.perf_counter()
+        try:
+            applied = self.set_factor(factor) if factor != 1 else 1
+            if scissor is not None:
+                context.set_state(scissor_test=True)
+                context.set_scissor(*scissor)
+            draw_scene()
+            if scissor is not None:
+                context.set_state(scissor_test=False)
+            context.flush_commands()
+            gloo.gl.glFinish()
+        finally:
+            if factor != 1:
+                self.set_factor(1)
+            self.drawing = False
+        return applied, (time.perf_counter() - start) * 1000.0
+
+    def _learn(self, full_ms: float) -> None:
+        self.full_ms = full_ms if self.full_ms is None else 0.5 * (self.full_ms + full_ms)
+
+    def _current_target(self) -> tuple:
+        native = self.canvas.native
+        fbo = native.defaultFramebufferObject() if hasattr(native, "defaultFramebufferObject") else 0
+        return (fbo, tuple(int(v) for v in self.canvas.physical_size))
+
+
+def _renderer_name() -> str:
+    try:
+        from vispy.gloo import gl
+
+        return str(gl.glGetParameter(gl.GL_RENDERER))
+    except Exception:  # noqa: BLE001 - no context: assume hardware
+        return ""
+
+
+def progressive_canvas(**kwargs):
+    """A vispy ``SceneCanvas`` whose on-screen frames go through :class:`ProgressiveFrames`
+    (``canvas.progressive``; set its ``set_factor``). vispy is imported here, not at module load."""
+    from vispy import scene
+
+    class ProgressiveSceneCanvas(scene.SceneCanvas):
+        """SceneCanvas with coarse frames and band refinement on screen (see the module)."""
+
+        def update(self, node=None) -> None:
+            progressive = getattr(self, "progressive", None)
+            if progressive is not None and not self._drawing:
+                progressive.changed()
+            super().update(node)
+
+        def request_draw(self) -> None:
+            """Ask for a draw that is not a change of the scene (the next band)."""
+            super().update()
+
+        def on_resize(self, event) -> None:
+            progressive = getattr(self, "progressive", None)
+            if progressive is not None:
+                progressive.forget_cost()
+            super().on_resize(event)
+
+        def on_draw(self, event) -> None:
+            if self._scene is None:
+                return
+            self._update_pending = False
+            self.progressive.draw(self._draw_scene)
+
+    canvas = ProgressiveSceneCanvas(**kwargs)
+    canvas.unfreeze()  # vispy canvases refuse new attributes once built
+    canvas.progressive = ProgressiveFrames(canvas)
+    canvas.freeze()
+    try:
+        from qtpy.QtOpenGLWidgets import QOpenGLWidget
+
+        canvas.native.setUpdateBehavior(QOpenGLWidget.UpdateBehavior.PartialUpdate)  # bands need the last frame kept
+    except (ImportError, AttributeError):
+        pass
+    return canvas
