@@ -27,7 +27,7 @@ BUDGET_MS = 40.0
 #: quiet time after the last change before the bands start (ms): orbiting stays coarse and fluid
 IDLE_MS = 120
 #: coarsest sampling (times the user's step)
-MAX_FACTOR = 8
+MAX_FACTOR = 16
 #: the first coarse factor on software OpenGL, before any frame was timed (the cheapest preview;
 #: the bands that follow refine it)
 SOFTWARE_START_FACTOR = MAX_FACTOR
