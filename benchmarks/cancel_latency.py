@@ -10,7 +10,12 @@ For the volume ray caster the same render is also cancelled with the previous sl
 effect of the ray chunks shows side by side; likewise the 200k-splat still with one rasterizer
 call (as before) and rendered in steps (projection chunks, composited bands).
 
-    .venv/bin/python benchmarks/cancel_latency.py [--warm 1.5] [--volume 192] [--image 512]
+The other long jobs of every panel (benchmarks/cancel_jobs.py: diffusers pipeline, Generate → 3D,
+sphere fit, RayGauss, paint features / classify, learned-codec and tokenizer training, compare,
+RD on the batch executor ...) follow; the table is grouped by panel. ``--only TEXT`` keeps the
+jobs whose name contains TEXT.
+
+    .venv/bin/python benchmarks/cancel_latency.py [--warm 1.5] [--volume 192] [--image 512] [--only codec]
 """
 
 from __future__ import annotations
@@ -73,8 +78,14 @@ def _one_call_still(scene, camera):
     return image.clamp(0, 1).numpy()
 
 
-def jobs(args):
-    """(name, factory(cancel_token), ready) for every panel's long job, built like the panels build them."""
+def jobs(args, panel: str):
+    """(name, factory(cancel_token), ready) for the first long jobs of ``panel``, built like the panels build them."""
+    for entry in _first_jobs(args):
+        if entry[0].startswith(panel + ":"):
+            yield entry
+
+
+def _first_jobs(args):
     from engines.codec.blockcodec import BlockCodecParams
     from engines.codec.images import sample_image
     from engines.codec.rd import rd_sweep_job
@@ -120,6 +131,24 @@ def jobs(args):
            lambda tok: rd_sweep_job([("astronaut", sample_image("astronaut"))], ["block", "jpeg", "webp"]), None)
 
 
+def _grouped(args):
+    """The jobs of :func:`jobs` and :mod:`benchmarks.cancel_jobs` as ``(name, factory, ready, warm)``
+    (``warm`` None = ``--warm``; short jobs bring a shorter one), grouped by panel with a header
+    line per panel; ``args.only`` filters by name."""
+    from benchmarks.cancel_jobs import all_jobs
+
+    panel = None
+    for panel_name in ("generate", "render", "volume", "codec"):
+        for entry in [*jobs(args, panel_name), *all_jobs(args, panel_name)]:
+            name, factory, ready, short = (*entry, None) if len(entry) == 3 else entry
+            if args.only and args.only not in name:
+                continue
+            if panel != panel_name:
+                panel = panel_name
+                print(f"-- {panel_name}", flush=True)
+            yield name, factory, ready, short
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warm", type=float, default=1.0, help="seconds a job runs before it is cancelled")
@@ -127,16 +156,17 @@ def main() -> None:
     parser.add_argument("--volume", type=int, default=192, help="phantom size (voxels per side)")
     parser.add_argument("--image", type=int, default=512, help="ray-cast image size")
     parser.add_argument("--splats", type=int, default=200_000, help="splats in the still-render scene")
+    parser.add_argument("--only", default="", help="only the jobs whose name contains this text (e.g. 'volume:')")
     args = parser.parse_args()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     app = QCoreApplication.instance() or QCoreApplication(sys.argv)
     queue = JobQueue(max_running=1)
     print(f"{'cold':>8} {'warm max':>9} {'warm med':>9}   job (cancel after {args.warm:.1f}-{args.warm * 2:.1f} s of running)")
     worst = []
-    for name, factory, ready in jobs(args):
+    for name, factory, ready, short in _grouped(args):
         rows = []
         for trial in range(max(1, args.repeat)):
-            warm = args.warm * (1.0 + trial / max(1, args.repeat - 1))
+            warm = (short if short is not None else args.warm) * (1.0 + trial / max(1, args.repeat - 1))
             rows.append(measure(queue, name, factory, warm, ready))
         times = [r["latency"] for r in rows if r["latency"] is not None]
         notes = sorted({r["note"].strip() for r in rows if r["note"].strip()})

@@ -12,6 +12,7 @@ after a cancel.
 from __future__ import annotations
 
 import hashlib
+import threading
 import json
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from engines.batch.executors import Executor
 from engines.batch.spec import Batch, safe_name
-from engines.jobs import CancelToken, JobCancelled, Log, Preview, Progress, Stopwatch
+from engines.jobs import CancelToken, JobCancelled, Log, Preview, Progress, Stopwatch, wait_in_thread
 
 __all__ = ["MANIFEST", "BatchReport", "batch_job", "prepare_folder"]
 
@@ -80,6 +81,30 @@ def _eta(watch: Stopwatch, done: int, total: int) -> str:
     return "" if left is None else f", ETA {left:.0f} s"
 
 
+def _start(executor: Executor, event: Progress):
+    """Job step: start ``executor`` on a helper thread (a Ray start-up takes seconds), so a cancel
+    stops the job at once; an executor started after the job was cancelled is closed again."""
+    lock, state = threading.Lock(), {"started": False, "abandoned": False}
+
+    def start() -> None:
+        executor.start()
+        with lock:
+            state["started"] = True
+            close = state["abandoned"]
+        if close:
+            executor.close()
+
+    try:
+        yield from wait_in_thread(start, event=event)
+    except GeneratorExit:
+        with lock:
+            state["abandoned"] = True
+            close = state["started"]
+        if close:
+            executor.close()
+        raise
+
+
 def batch_job(batch: Batch, executor: Executor, folder, *, force: bool = False,
               cancel: CancelToken | None = None, blobs: dict | None = None):
     """Job: run ``batch`` on ``executor``, writing outputs and ``batch.json`` into ``folder``.
@@ -93,9 +118,10 @@ def batch_job(batch: Batch, executor: Executor, folder, *, force: bool = False,
         blobs = batch.load_inputs()
     entries = {t.id: _entry(t) for t in batch.tasks}
     total, done, failed = len(batch.tasks), 0, 0
-    yield Progress(0, total, f"starting the {executor.name} executor")
+    starting = Progress(0, total, f"starting the {executor.name} executor")
+    yield starting
     watch = Stopwatch()
-    executor.start()
+    yield from _start(executor, starting)
     try:
         prepare_folder(folder, force)
     except (ValueError, OSError):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.jobs import Log, Preview, Progress
+from engines.jobs import Log, Preview, Progress, wait_in_thread
 
 __all__ = [
     "LearnedCodecError",
@@ -251,22 +251,10 @@ def train_job(images, kind: str = "hyperprior", N: int = 48, M: int = 64, lam: f
             for group in opt.param_groups:
                 group["lr"] /= 5.0
         x = torch.from_numpy(_crops(images, patch, batch, rng))
-        if model.kind == "dct":
-            loss, bpp, mse = _dct_loss(model, x, lam)
-        else:
-            out = model(x)
-            npx = x.shape[0] * x.shape[2] * x.shape[3]
-            bpp = sum(torch.log2(lk).sum() for lk in out["likelihoods"]) / (-npx)
-            mse = torch.mean((out["x_hat"] - x) ** 2)
-            loss = lam * 255.0**2 * mse + bpp
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
-        opt.step()
-        aux = model.aux_loss()
-        aux_opt.zero_grad()
-        aux.backward()
-        aux_opt.step()
+        # one step (forward, backward, both optimisers) cannot be interrupted and takes about a second on
+        # the default crops: it runs on a helper thread so a cancel stops the job at once
+        loss, bpp, mse, aux = yield from wait_in_thread(_train_step, model, x, lam, opt, aux_opt, main_params,
+                                                        event=Progress(step - 1, steps, f"step {step}/{steps}"))
         psnr = float(10 * math.log10(1.0 / max(mse.item(), 1e-12)))
         history.append({"step": step, "loss": loss.item(), "bpp": bpp.item(), "psnr": psnr})
         yield Progress(step, steps, f"step {step}/{steps}: {bpp.item():.3f} bpp, {psnr:.2f} dB")
@@ -283,6 +271,29 @@ def train_job(images, kind: str = "hyperprior", N: int = 48, M: int = 64, lam: f
               "decay_last": decay_last,
               "train_seconds": round(time.perf_counter() - start, 1), "history_tail": history[-5:]}
     return model, config
+
+
+def _train_step(model, x, lam: float, opt, aux_opt, main_params) -> tuple:
+    """One training step on the crops ``x``; returns ``(loss, bpp, mse, aux loss)`` tensors."""
+    import torch
+
+    if model.kind == "dct":
+        loss, bpp, mse = _dct_loss(model, x, lam)
+    else:
+        out = model(x)
+        npx = x.shape[0] * x.shape[2] * x.shape[3]
+        bpp = sum(torch.log2(lk).sum() for lk in out["likelihoods"]) / (-npx)
+        mse = torch.mean((out["x_hat"] - x) ** 2)
+        loss = lam * 255.0**2 * mse + bpp
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+    opt.step()
+    aux = model.aux_loss()
+    aux_opt.zero_grad()
+    aux.backward()
+    aux_opt.step()
+    return loss, bpp, mse, aux
 
 
 def _param_groups(model, lr: float) -> list[dict]:

@@ -48,9 +48,12 @@ def compare_job(image: np.ndarray, codec: str, quality: float, options: dict | N
     from engines.codec.metrics import psnr_channels, ssim
     from engines.codec.realcodecs import run_codec
 
-    yield Progress(0, 2, f"{codec} q{quality:g}")
-    res = run_codec(image, codec, quality, **(options or {}))
-    yield Progress(1, 2, "metrics")
+    # one codec call and the SSIM of a large image cannot be interrupted: helper thread (a cancel stops at once)
+    start = Progress(0, 2, f"{codec} q{quality:g}")
+    yield start
+    res = yield from wait_in_thread(run_codec, image, codec, quality, event=start, **(options or {}))
+    metrics = Progress(1, 2, "metrics")
+    yield metrics
     out = {
         "codec": codec,
         "quality": quality,
@@ -58,7 +61,7 @@ def compare_job(image: np.ndarray, codec: str, quality: float, options: dict | N
         "bytes": len(res.data),
         "bpp": res.bpp,
         "psnr": psnr_channels(image, res.decoded),
-        "ssim": ssim(image, res.decoded) if min(image.shape[:2]) >= 11 else None,
+        "ssim": (yield from wait_in_thread(ssim, image, res.decoded, event=metrics)) if min(image.shape[:2]) >= 11 else None,
         "data": res.data,
     }
     yield Progress(2, 2, "done")

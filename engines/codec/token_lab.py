@@ -40,7 +40,7 @@ from torch.nn import functional as F
 
 from engines.codec.metrics import ssim
 from engines.codec.tokens import fsq_indices_to_codes, fsq_quantize
-from engines.jobs import Log, Preview, Progress
+from engines.jobs import Log, Preview, Progress, wait_in_thread
 
 __all__ = ["QUANTIZERS", "Tokenizer", "bsq_quantize", "code_statistics", "decode_indices", "ibq_entropy_loss", "ibq_quantize", "model_fingerprint",
            "reconstruct", "restart_dead_codes", "rotation_trick", "tokens_bits", "train_tokenizer_job"]
@@ -273,6 +273,16 @@ def evaluate(model: Tokenizer, images) -> dict:
     return stats
 
 
+def _train_step(model, opt, x) -> torch.Tensor:
+    """One optimiser step on the crops ``x``; returns the token indices of the batch."""
+    rec, idx, qloss = model(x)
+    loss = F.mse_loss(rec, x) + qloss
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return idx
+
+
 def train_tokenizer_job(images, quantizer: str = "fsq", bits: int = 10, steps: int = 300, patch: int = 64, batch: int = 8,
                         lr: float = 2e-3, seed: int = 0, eval_images=None, eval_every: int = 100, restart_every: int = 20):
     """Job: train a :class:`Tokenizer`; Log lines with the code statistics every ``eval_every``
@@ -295,11 +305,9 @@ def train_tokenizer_job(images, quantizer: str = "fsq", bits: int = 10, steps: i
     usage = torch.zeros(model.codes, dtype=torch.long)
     for step in range(1, steps + 1):
         x = _crops(images, patch, batch, rng)
-        rec, idx, qloss = model(x)
-        loss = F.mse_loss(rec, x) + qloss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        # one step cannot be interrupted: a helper thread runs it so a cancel stops the job at once
+        idx = yield from wait_in_thread(_train_step, model, opt, x,
+                                        event=Progress(step - 1, steps, f"{quantizer}: step {step}/{steps}"))
         if model.codebook is not None and restart_every:
             usage += torch.bincount(idx.ravel(), minlength=model.codes)
             if step % restart_every == 0:

@@ -288,8 +288,8 @@ def distill_job(settings: DistillSettings, reference=None, model_folders=(), dev
             noise = torch.randn(z.shape, generator=gen)
             lam = 1.0 if s.method == "vsd" else s.esd_lambda
             g = vsd.gradient(z, cond, t, noise, s.guidance, lam, angles, s.weighting)
-        if s.method in ("sdi", "vsd", "esd"):  # the heavier estimators: one more cancellation point per step
-            yield Progress(step - 0.5, s.steps, f"step {step}/{s.steps}")
+        # one more cancellation point per step, between the prior's gradient and the render backward
+        yield Progress(step - 0.5, s.steps, f"step {step}/{s.steps}")
         if ref is not None and s.fourier:
             loss = _fourier_loss(z, g)
         else:

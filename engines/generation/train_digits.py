@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from engines.generation.digits_data import digits_32
-from engines.jobs import Log, Progress, Stopwatch
+from engines.jobs import Log, Progress, Stopwatch, wait_in_thread
 
 __all__ = ["DIGITS_META", "build_digits_unet", "save_digits_model", "train_digits_job"]
 
@@ -110,6 +110,17 @@ def _sample_sigmas(n: int, generator: torch.Generator) -> torch.Tensor:
     return torch.where(pick, uniform, logit).clamp(1e-4, 1.0)
 
 
+def _train_step(unet, optimizer, x_t, sigma, labels, target):
+    """One optimiser step of the flow objective; returns the loss."""
+    pred = unet(x_t, sigma * 1000.0, class_labels=labels).sample
+    loss = F.mse_loss(pred, target)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+    optimizer.step()
+    return loss
+
+
 def train_digits_job(
     out_dir: str | os.PathLike,
     steps: int = 1300,
@@ -172,12 +183,9 @@ def train_digits_job(
         x_t = s * noise + (1 - s) * x
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
-        pred = unet(x_t, sigma * 1000.0, class_labels=y).sample
-        loss = F.mse_loss(pred, noise - x)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        optimizer.step()
+        # one step of a 64-image batch cannot be interrupted: a helper thread runs it, so a cancel stops at once
+        loss = yield from wait_in_thread(_train_step, unet, optimizer, x_t, sigma, y, noise - x,
+                                         event=Progress(done, steps, f"step {done + 1}/{steps}"))
         decay = min(ema_decay, (1 + step) / (10 + step))
         with torch.no_grad():
             for pe, p in zip(ema.parameters(), unet.parameters()):

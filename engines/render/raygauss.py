@@ -22,7 +22,7 @@ import math
 import numpy as np
 import torch
 
-from engines.jobs import Progress
+from engines.jobs import Progress, wait_in_thread
 from engines.render.camera import Camera
 from engines.render.project import quat_to_rotmat
 from engines.render.sh import sh_to_color
@@ -234,6 +234,12 @@ def raygauss_render(scene, camera: Camera, *, slabs: int = 64, background=None, 
     return image, alpha, {"slabs": int(slabs), "densities": dens}
 
 
+def _cast_tile(*args, **kwargs):
+    """:func:`raygauss` without gradients (a helper thread does not inherit ``no_grad``)."""
+    with torch.no_grad():
+        return raygauss(*args, **kwargs)
+
+
 def raygauss_still_job(scene, camera: Camera, background=(0.0, 0.0, 0.0), sh_degree: int | None = None,
                        slabs: int = 64, tile: int = 32, dtype=np.float32):
     """Job: a RayGauss still, tile by tile; returns ``(image (H,W,3), alpha mean, visible count)`` like
@@ -241,7 +247,7 @@ def raygauss_still_job(scene, camera: Camera, background=(0.0, 0.0, 0.0), sh_deg
 
     Each ``tile``² block of pixels casts its rays only through the Gaussians whose projected 3.5σ
     footprint reaches it, with the slabs of the whole scene, so the tiles join without seams.
-    Yields a Progress per band of tile rows (a cancellation point); no gradients.
+    Yields a Progress per tile (a cancellation point); no gradients.
     """
     from engines.render.project import project_gaussians
 
@@ -260,10 +266,12 @@ def raygauss_still_job(scene, camera: Camera, background=(0.0, 0.0, 0.0), sh_deg
         cols = sh_to_color(scene.sh[ids], scene.means[ids], centre, deg)
         reach = (proj.radii.to(torch.float32) * (_CUTOFF / 3.0) + 2.0)
         mx, my = proj.means2d[:, 0], proj.means2d[:, 1]
-        rows = -(-H // tile)
+        rows, cols_n = -(-H // tile), -(-W // tile)
         for ty, y0 in enumerate(range(0, H, tile)):
-            yield Progress(ty, rows, f"ray casting {W}x{H} ({len(ids)} Gaussians), tile row {ty + 1}/{rows}")
-            for x0 in range(0, W, tile):
+            for tx, x0 in enumerate(range(0, W, tile)):  # a cancellation point per tile
+                event = Progress(ty * cols_n + tx, rows * cols_n,
+                                 f"ray casting {W}x{H} ({len(ids)} Gaussians), tile row {ty + 1}/{rows}")
+                yield event
                 h, w = min(tile, H - y0), min(tile, W - x0)
                 near_tile = (mx + reach > x0) & (mx - reach < x0 + w) & (my + reach > y0) & (my - reach < y0 + h)
                 sub = torch.nonzero(near_tile).squeeze(1)
@@ -271,13 +279,15 @@ def raygauss_still_job(scene, camera: Camera, background=(0.0, 0.0, 0.0), sh_deg
                 K[0, 2] -= x0
                 K[1, 2] -= y0
                 g = ids[sub]
-                out, alpha = raygauss(scene.means[g], scene.quats[g], scales[g], dens[g], cols[sub], cam.viewmat, K,
-                                      w, h, slabs=slabs, background=bg, span=span)
+                # a tile behind many Gaussians takes a second or more: on a helper thread, so a cancel stops at once
+                out, alpha = yield from wait_in_thread(_cast_tile, scene.means[g], scene.quats[g], scales[g], dens[g],
+                                                       cols[sub], cam.viewmat, K, w, h, slabs=slabs, background=bg,
+                                                       span=span, event=event)
                 block = out.clamp(0, 1).numpy()
                 if dtype == np.uint8:
                     block = np.rint(block.astype(np.float64) * 255.0).astype(np.uint8)
                 image[y0:y0 + h, x0:x0 + w] = block
                 coverage += float(alpha.double().sum())
                 seen[g] = True
-    yield Progress(rows, rows, "done")
+    yield Progress(rows * cols_n, rows * cols_n, "done")
     return image, coverage / (W * H), int(seen.sum())

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.jobs import Log, Progress
+from engines.jobs import Log, Progress, wait_in_thread
 
 __all__ = [
     "METHODS",
@@ -515,9 +515,12 @@ def classify_job(
     if method == "forest":
         from sklearn.ensemble import RandomForestClassifier
 
-        yield Progress(0, 3, "training random forest")
+        step = Progress(0, 3, "training random forest")
+        yield step
         forest = RandomForestClassifier(n_estimators=n_trees, random_state=seed, n_jobs=1, class_weight="balanced")
-        forest.fit(np.concatenate([samples[i] for i in annotated]), np.concatenate([np.full(len(samples[i]), i) for i in annotated]))
+        # the long calls (fit, scoring, upsampling) run on a helper thread: a cancel stops the job at once
+        yield from wait_in_thread(forest.fit, np.concatenate([samples[i] for i in annotated]),
+                                  np.concatenate([np.full(len(samples[i]), i) for i in annotated]), event=step)
 
     def score(rows: np.ndarray, inv: np.ndarray, only=None) -> np.ndarray:
         """(C, n) class scores of feature rows (n, F) (similarity: the classes in ``only``)."""
@@ -539,12 +542,14 @@ def classify_job(
         coarse_to_fine = math.prod(grid) > 500_000
     if margin is None:
         margin = 0.35 if method == "forest" else 0.15
-    yield Progress(1, 3, f"{method}: scoring")
+    step = Progress(1, 3, f"{method}: scoring")
+    yield step
     changed = [i for i in annotated if i not in reuse]
     if coarse_to_fine:
         sub = np.ascontiguousarray(feats[::2, ::2, ::2])
-        sub_scores = score(sub.reshape(-1, sub.shape[-1]), inverse_norms(features.norms[::2, ::2, ::2].reshape(-1)),
-                           only=changed).reshape((n_classes,) + sub.shape[:3])
+        sub_scores = (yield from wait_in_thread(score, sub.reshape(-1, sub.shape[-1]),
+                                                inverse_norms(features.norms[::2, ::2, ::2].reshape(-1)), only=changed,
+                                                event=step)).reshape((n_classes,) + sub.shape[:3])
         for i in reuse:  # unchanged strokes: the cached coarse scores
             sub_scores[i] = cache["coarse"][i]
         coarse = torch.from_numpy(sub_scores)
@@ -557,7 +562,8 @@ def classify_job(
         small = _upsample2(coarse, grid).numpy()
         redo[::2, ::2, ::2] = False  # exact already
         idx = np.flatnonzero(redo)
-        yield Progress(2, 3, f"refining {100.0 * len(idx) / redo.size:.0f} % of the voxels")
+        step = Progress(2, 3, f"refining {100.0 * len(idx) / redo.size:.0f} % of the voxels")
+        yield step
         if method == "similarity":
             # exact scores per class, kept in a cache: unchanged classes only score voxels not refined before
             exact = {i: cache["exact"][i] if i in reuse else np.full(redo.size, np.nan, np.float32) for i in annotated}
@@ -565,16 +571,19 @@ def classify_job(
             for i in annotated:
                 need = idx[np.isnan(exact[i][idx])]
                 if len(need):
-                    exact[i][need] = score(flat_feats[need], inverse_norms(flat_norms[need]), only=[i])[i]
+                    exact[i][need] = (yield from wait_in_thread(score, flat_feats[need], inverse_norms(flat_norms[need]),
+                                                                only=[i], event=step))[i]
                 small[i].reshape(-1)[idx] = exact[i][idx]
             cache = {"key": key, "signature": signature, "coarse": sub_scores, "exact": exact}
         else:
             rows = feats.reshape(-1, feats.shape[-1])[idx]
-            small.reshape(n_classes, -1)[:, idx] = score(rows, inverse_norms(features.norms.reshape(-1)[idx]))
+            small.reshape(n_classes, -1)[:, idx] = yield from wait_in_thread(
+                score, rows, inverse_norms(features.norms.reshape(-1)[idx]), event=step)
         refined = len(idx) / redo.size
     else:
-        small = score(feats.reshape(-1, feats.shape[-1]), inverse_norms(features.norms.reshape(-1)),
-                      only=changed).reshape((n_classes,) + grid)
+        small = (yield from wait_in_thread(score, feats.reshape(-1, feats.shape[-1]),
+                                           inverse_norms(features.norms.reshape(-1)), only=changed,
+                                           event=step)).reshape((n_classes,) + grid)
         for i in reuse:
             small[i] = cache["full"][i]
         if method == "similarity":
@@ -586,10 +595,12 @@ def classify_job(
 
         for i in annotated:
             ndimage.gaussian_filter(small[i], float(smooth), mode="nearest", truncate=3.0, output=small[i])
-    yield Progress(2, 3, "upsampling")
+    step = Progress(2, 3, "upsampling")
+    yield step
     tensor = torch.from_numpy(small)[None]
     if tuple(small.shape[1:]) != tuple(full):
-        tensor = F.interpolate(tensor, size=tuple(full), mode="trilinear", align_corners=False)
+        tensor = yield from wait_in_thread(F.interpolate, tensor, size=tuple(full), mode="trilinear", align_corners=False,
+                                           event=step)
     probs_t = tensor[0].clamp_(0.0, 1.0)
     best, arg = probs_t.max(dim=0)
     labels = torch.where(best > max(min_score, 0.0), arg + 1, 0).to(torch.uint8).numpy()

@@ -99,12 +99,15 @@ def _import_view_dependencies() -> None:
 
 def _read_job(path: str, downsample: bool):
     """Job (worker thread): read a volume file, DICOM folder or ``phantom:N`` and prepare it for display."""
-    from engines.jobs import Progress
+    from engines.jobs import Progress, wait_in_thread
     from engines.volume.model import VolumeReadError
     from engines.volume.readers import is_sample_name, open_volume
 
     sample = is_sample_name(path) and not Path(path).exists()
-    yield Progress(0, 2, "generating the phantom" if sample else f"reading {Path(path).name}")
+    # decoding a file (e.g. a gzip NIfTI) and preparing it are single calls: on a helper thread, so a
+    # cancel stops the job at once (the abandoned read finishes in the background)
+    step = Progress(0, 2, "generating the phantom" if sample else f"reading {Path(path).name}")
+    yield step
     try:
         if sample:
             from engines.volume.phantom import make_phantom
@@ -112,13 +115,14 @@ def _read_job(path: str, downsample: bool):
             size_text = path.lower().replace("sample:", "").replace("phantom", "").strip(":")
             if not size_text.isdigit() and size_text:
                 raise OpenError(f"bad phantom name {path!r}; use e.g. phantom:128")
-            volume, labels = make_phantom(int(size_text or 128))
+            volume, labels = yield from wait_in_thread(make_phantom, int(size_text or 128), event=step)
             volume.metadata["truth_labels"] = labels
         else:
-            volume = open_volume(path, downsample=downsample)
-        yield Progress(1, 2, "histogram and 3D texture")
-        _import_view_dependencies()
-        return volume, prepare_volume(volume)
+            volume = yield from wait_in_thread(open_volume, path, downsample=downsample, event=step)
+        step = Progress(1, 2, "histogram and 3D texture")
+        yield step
+        yield from wait_in_thread(_import_view_dependencies, event=step)
+        return volume, (yield from wait_in_thread(prepare_volume, volume, event=step))
     except VolumeReadError as exc:
         raise OpenError(str(exc)) from exc
 
@@ -148,22 +152,25 @@ def _features_job(data, factor, extractor=None):
 
 def _gradient_job(data, spacing):
     """Job: gradient magnitude and the (value, |∇v|) joint histogram."""
-    from engines.jobs import Progress
+    from engines.jobs import Progress, wait_in_thread
     from engines.volume.tf2d import gradient_magnitude, joint_histogram
 
-    yield Progress(0, 2, "gradient magnitude")
-    gmag = gradient_magnitude(data, spacing)
-    yield Progress(1, 2, "joint histogram")
-    hist = joint_histogram(data[::2, ::2, ::2], gmag[::2, ::2, ::2], bins=(192, 96))
+    step = Progress(0, 2, "gradient magnitude")  # whole-volume numpy calls: on a helper thread (prompt cancel)
+    yield step
+    gmag = yield from wait_in_thread(gradient_magnitude, data, spacing, event=step)
+    step = Progress(1, 2, "joint histogram")
+    yield step
+    hist = yield from wait_in_thread(joint_histogram, data[::2, ::2, ::2], gmag[::2, ::2, ::2], bins=(192, 96), event=step)
     return gmag, hist
 
 
 def _classify_2d_job(data, gmag, tf2d):
-    """Job: RGBA volume of a 2-D TF."""
-    from engines.jobs import Progress
+    """Job: RGBA volume of a 2-D TF (one numpy pass, on a helper thread so a cancel stops it at once)."""
+    from engines.jobs import Progress, wait_in_thread
 
-    yield Progress(0, 1, "classifying with the 2D TF")
-    rgba = tf2d.classify(data, gmag)
+    step = Progress(0, 1, "classifying with the 2D TF")
+    yield step
+    rgba = yield from wait_in_thread(tf2d.classify, data, gmag, event=step)
     yield Progress(1, 1, "2D TF applied")
     return rgba
 
