@@ -116,9 +116,9 @@ def codec_jobs(args, scratch: Path):
                                  patch=128, batch=4, lr=1e-3), _message("step"))
     big = np.tile(sample_image("astronaut"), (2, 2, 1))
     yield (f"codec: learned encode ({big.shape[1]}x{big.shape[0]}, hp-default)",
-           lambda tok: learned_encode_job(big, "hp-default", 50.0), None)
+           lambda tok: learned_encode_job(big, "hp-default", 50.0), None, 0.3)
     yield ("codec: train tokenizer (fsq 10 bits, 300 steps)",
-           lambda tok: tokens_train_job(None, "fsq", 10, 300, 64, 8), _message("step"))
+           lambda tok: tokens_train_job(None, "fsq", 10, 300, 64, 8), _message("fsq: step"))
     for codec in ("block", "jpeg", "webp"):
         opts = {"transform": "dct", "N": 8, "alphabet": 2, "subsampling": "4:2:0"} if codec == "block" else {}
         yield (f"codec: compare {codec} ({big.shape[1]}x{big.shape[0]})",

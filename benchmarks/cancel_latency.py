@@ -124,7 +124,7 @@ def _first_jobs(args):
     yield (f"volume: ray cast ({args.volume}³, {args.image}², shaded), now", lambda tok: render_job(volume, **kwargs), None)
     big = np.tile(sample_image("astronaut"), (2, 2, 1))
     yield (f"codec: encode ({big.shape[1]}x{big.shape[0]})",
-           lambda tok: encode_job(big, BlockCodecParams(quality=50)), None)
+           lambda tok: encode_job(big, BlockCodecParams(quality=50)), None, 0.2)
     yield ("codec: encode (astronaut 512x512: usually done before the cancel)",
            lambda tok: encode_job(sample_image("astronaut"), BlockCodecParams(quality=50)), None)
     yield ("codec: RD sweep (astronaut, 3 codecs x 9 qualities)",

@@ -17,9 +17,10 @@ from pathlib import Path
 PLY_SCENE, SPLAT, SPZ = "ply", "splat", "spz"
 NIFTI, DICOM, NRRD, METAIMAGE, TIFF_STACK, NPY, NPZ = "nifti", "dicom", "nrrd", "metaimage", "tiff-stack", "npy", "npz"
 PNG, JPEG, WEBP, BMP, TIFF_IMAGE, AVIF, JP2 = "png", "jpeg", "webp", "bmp", "tiff-image", "avif", "jp2"
-SSBC, CHECKPOINT = "ssbc", "checkpoint"
+SSBC, CHECKPOINT, SSLC, SSTK = "ssbc", "checkpoint", "sslc", "sstk"
 # folder kinds
 DICOM_FOLDER, MODEL_FOLDER, POSED_VIEWS, EMPTY_FOLDER = "dicom-folder", "diffusers-model", "posed-views", "empty-folder"
+CONTROLNET_FOLDER = "controlnet-folder"
 UNKNOWN, MISSING = "unknown", "missing"
 
 #: a short phrase per kind, for messages ("a DICOM series folder")
@@ -28,7 +29,9 @@ DESCRIPTIONS = {
     NRRD: "an NRRD volume", METAIMAGE: "a MetaImage volume", TIFF_STACK: "a TIFF stack", NPY: "a NumPy array",
     NPZ: "a NumPy archive", PNG: "a PNG image", JPEG: "a JPEG image", WEBP: "a WebP image", BMP: "a bitmap image",
     TIFF_IMAGE: "a TIFF image", AVIF: "an AVIF image", JP2: "a JPEG 2000 image", SSBC: "a block-codec bitstream",
-    CHECKPOINT: "a model checkpoint", DICOM_FOLDER: "a DICOM series folder", MODEL_FOLDER: "a diffusers model folder",
+    CHECKPOINT: "a model checkpoint", SSLC: "a learned-codec bitstream", SSTK: "a token file (.sstk)",
+    DICOM_FOLDER: "a DICOM series folder", MODEL_FOLDER: "a diffusers model folder",
+    CONTROLNET_FOLDER: "a ControlNet folder",
     POSED_VIEWS: "a folder of posed views", EMPTY_FOLDER: "an empty folder", UNKNOWN: "a file of unknown type",
     MISSING: "a missing file",
 }
@@ -113,6 +116,10 @@ def _sniff_file(path: Path) -> str:
         return NRRD
     if head.startswith(b"SSBC"):
         return SSBC
+    if head.startswith(b"SSLC"):
+        return SSLC
+    if head.startswith(b"SSTK"):
+        return SSTK
     if len(head) >= 132 and head[128:132] == b"DICM":
         return DICOM
     if _nifti_header(head):
@@ -135,9 +142,22 @@ def _sniff_file(path: Path) -> str:
     return UNKNOWN
 
 
+def _controlnet_folder(path: Path) -> bool:
+    """A diffusers ControlNet folder: ``config.json`` naming ``ControlNetModel`` next to its weights."""
+    if not any((folder / "diffusion_pytorch_model.safetensors").is_file() for folder in (path, path / "controlnet")):
+        return False
+    for folder in (path, path / "controlnet"):
+        config = folder / "config.json"
+        if config.is_file() and b'"ControlNetModel"' in _head(config, 1024):
+            return True
+    return False
+
+
 def _sniff_folder(path: Path) -> str:
     if (path / "model_index.json").is_file():
         return MODEL_FOLDER
+    if _controlnet_folder(path):
+        return CONTROLNET_FOLDER
     if (path / "cameras.json").is_file() or (path / "transforms.json").is_file():
         return POSED_VIEWS
     if any((base / f"cameras{ext}").is_file() and (base / f"images{ext}").is_file()

@@ -137,3 +137,76 @@ def test_volume_render_png_reopens_its_source_then_restores(window, qtbot, tmp_p
     after = volume.current_parameters()
     assert volume.volume.shape == (3, 4, 5)
     assert (after["mode"], after["step"], after["export_size"]) == ("mip", 2.0, 300)
+
+
+# -- kinds added since: ControlNets, learned-codec bitstreams, exported SPZ / TF files, A1111 PNGs -------------
+def test_controlnet_folder_and_file_dropped_anywhere_become_the_controlnet(window, tmp_path):
+    from tests.test_shell_routing import make_more_samples
+
+    samples = make_more_samples(tmp_path / "s")
+    generate = window.panel("generate")
+    for key, active in (("controlnet folder", "volume"), ("controlnet file", "codec")):
+        window.show_panel(active)
+        assert window.open_path(str(samples[key])) == "generate"
+        assert window.jobs.wait_all(60)
+        assert generate.control.model.path() == str(samples[key])
+        assert generate.current_parameters()["controlnet"] == str(samples[key])
+        assert window.active_name() == "generate"
+
+
+def test_learned_bitstream_dropped_on_render_opens_decoded_in_codec(window, tmp_path):
+    from engines.codec.learned import compress, decompress
+
+    data = compress(_image(4, (32, 48, 3)), "hp-default", 60.0)["data"]
+    path = tmp_path / "coded.sslc"
+    path.write_bytes(data)
+    window.show_panel("render")
+    assert window.open_path(str(path)) == "codec"
+    assert window.jobs.wait_all(60)
+    np.testing.assert_array_equal(window.panel("codec").image, decompress(data))
+
+
+def test_exported_spz_with_sidecar_opens_the_scene_and_restores(window, tmp_path):
+    from engines.render.formats.spz import save_spz
+
+    render = window.panel("render")
+    params = dict(render.current_parameters(), point_size=3.0, seed=12)
+    path = save_with_sidecar(tmp_path / "fitted.spz", lambda t: save_spz(t, _scene()),
+                             make_provenance("render", "engines.render.fit", params))
+    window.show_panel("generate")
+    assert window.open_path(str(path)) == "render"
+    assert logged(window, ("info", "Opened fitted.spz in Render and restored its parameters"))
+    assert render.scene is not None and len(render.scene) == 5 and render.scene_path == str(path)
+    assert (render.current_parameters()["point_size"], render.current_parameters()["seed"]) == (3.0, 12)
+
+
+def test_exported_transfer_function_reopens_in_volume(window, qtbot, tmp_path):
+    from engines.volume.tf import default_tf
+    from engines.volume.tf_exchange import read_tf_file, write_tf_file
+
+    volume = window.panel("volume")
+    window.show_panel("volume")  # its start-up volume first: the TF then applies to it
+    qtbot.waitUntil(lambda: volume.volume is not None, timeout=60000)
+    assert window.jobs.wait_all(60)
+    tf = default_tf(-500.0, 1500.0)
+    path = write_tf_file(tf, tmp_path / "bone.vp", fmt="vp")
+    assert read_tf_file(path).opacity == tf.opacity
+    window.show_panel("codec")
+    assert window.open_path(str(path)) == "volume"
+    assert logged(window, ("info", "Opened bone.vp in Volume and restored its parameters"))
+    assert volume.tf.to_dict() == tf.to_dict()  # the record holds the function itself
+
+
+def test_a1111_png_dropped_on_codec_restores_generate(window, tmp_path):
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a red cat\nNegative prompt: fog\nSteps: 17, Sampler: Euler a, CFG scale: 6, Seed: 5, "
+                                "Size: 32x32")
+    path = tmp_path / "a1111.png"
+    Image.fromarray(_image()).save(path, pnginfo=info)
+    window.show_panel("codec")
+    assert window.open_path(str(path)) == "generate"
+    assert window.jobs.wait_all(60)
+    generate = window.panel("generate")
+    params = generate.current_parameters()  # the prompt boxes are restored; the digits model reports no prompt
+    assert (generate.prompt.toPlainText(), generate.negative.toPlainText()) == ("a red cat", "fog")
+    assert (params["steps"], params["seed"], params["cfg"]) == (17, 5, 6.0)

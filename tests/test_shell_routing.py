@@ -107,6 +107,95 @@ def make_samples(root):
     s["unknown"].write_bytes(b"PK\x03\x04 not a numpy archive")
     s["empty folder"] = root / "empty"
     s["empty folder"].mkdir()
+    s.update(make_more_samples(root))
+    return s
+
+
+def make_more_samples(root):
+    """The kinds added since the first routing matrix: newer scene, volume, image, codec, adapter,
+    transfer-function and posed-view formats, and exported files with provenance."""
+    import nibabel as nib
+    import nrrd
+    from safetensors.numpy import save_file
+
+    from engines.codec.learned import compress
+    from engines.codec.token_file import write_tokens
+    from engines.render.formats.compressed_ply import save_compressed_ply
+    from engines.render.formats.spz import save_spz
+    from engines.volume.tf import default_tf, to_slicer_vp
+    from engines.volume.tf_exchange import to_paraview, write_tf_file
+
+    root.mkdir(parents=True, exist_ok=True)
+    s = {"spz": root / "scene.spz", "ply compressed": root / "scene.compressed.ply"}
+    save_spz(s["spz"], _scene())
+    save_compressed_ply(s["ply compressed"], _scene())
+    s["nifti plain"] = root / "plain.nii"
+    nib.save(nib.Nifti1Image(np.zeros((5, 4, 3), np.int16), np.eye(4)), str(s["nifti plain"]))
+    s["nrrd detached"] = root / "detached.nhdr"
+    nrrd.write(str(s["nrrd detached"]), np.zeros((5, 4, 3), np.int16), detached_header=True)
+    s["npz"] = root / "vol.npz"
+    np.savez(s["npz"], volume=np.zeros((3, 4, 5), np.float32))
+    s["mha"] = root / "local.mha"
+    s["mha"].write_bytes(b"ObjectType = Image\nNDims = 3\nDimSize = 5 4 3\nElementType = MET_SHORT\n"
+                         b"ElementDataFile = LOCAL\n" + np.zeros(60, np.int16).tobytes())
+    s["webp"] = root / "photo.webp"
+    Image.fromarray(_image()).save(s["webp"], quality=90)
+    s["bmp"] = root / "photo.bmp"
+    Image.fromarray(_image()).save(s["bmp"])
+    s["sslc"] = root / "coded.sslc"
+    s["sslc"].write_bytes(compress(_image(4, (32, 32, 3)), "hp-default", 60.0)["data"])
+    s["sstk"] = root / "tokens.sstk"
+    s["sstk"].write_bytes(write_tokens(np.zeros((3, 3), np.int64), 256, 8, "fsq", levels=[8, 8, 4], dim=3,
+                                       downsample=4, image_shape=(12, 12), model_sha256="0" * 64))
+    s["lora"] = root / "style.safetensors"
+    save_file({"lora_unet_a_b.lora_down.weight": np.ones((2, 4), np.float32),
+               "lora_unet_a_b.lora_up.weight": np.ones((4, 2), np.float32)}, str(s["lora"]))
+    s["embedding"] = root / "token.safetensors"
+    save_file({"emb_params": np.ones((1, 8), np.float32)}, str(s["embedding"]))
+    s["controlnet file"] = root / "cn.safetensors"
+    control = {"controlnet_cond_embedding.conv_in.weight": np.ones((4, 3, 3, 3), np.float32),
+               "controlnet_mid_block.weight": np.ones((8, 8, 1, 1), np.float32)}
+    save_file(control, str(s["controlnet file"]))
+    s["controlnet folder"] = root / "cn-folder"
+    s["controlnet folder"].mkdir()
+    (s["controlnet folder"] / "config.json").write_text(json.dumps({"_class_name": "ControlNetModel"}))
+    save_file(control, str(s["controlnet folder"] / "diffusion_pytorch_model.safetensors"))
+    tf = default_tf(-1000.0, 2000.0)
+    s["tf vp"], s["tf paraview json"] = root / "map.vp", root / "map.pv.json"
+    s["tf vp"].write_text(to_slicer_vp(tf))
+    s["tf paraview json"].write_text(json.dumps(to_paraview(tf)))
+    s["tf exported with sidecar"] = write_tf_file(tf, root / "exported.vp", fmt="vp")
+    s["tf 1dt"] = root / "map.1dt"
+    s["tf 1dt"].write_text("3\n0.0 0 0 0 0\n0.5 1 0.5 0.2 0.3\n1.0 1 1 1 0.9\n")
+    s["tf itf"] = root / "map.itf"
+    s["tf itf"].write_text('<?xml version="1.0" ?>\n<InviwoWorkspace version="3"><Points><Point><pos content="0.0" />'
+                           '<rgba x="0" y="0" z="1" w="0" /></Point><Point><pos content="1.0" /><rgba x="1" y="0" z="0" '
+                           'w="0.8" /></Point></Points></InviwoWorkspace>')
+    s["transforms views"] = root / "ns"
+    s["transforms views"].mkdir()
+    (s["transforms views"] / "transforms.json").write_text(json.dumps({"frames": []}))
+    s["colmap views"] = root / "colmap"
+    (s["colmap views"] / "sparse" / "0").mkdir(parents=True)
+    for name in ("cameras.bin", "images.bin"):
+        (s["colmap views"] / "sparse" / "0" / name).write_bytes(bytes(8))
+    s["unknown folder"] = root / "stuff"
+    s["unknown folder"].mkdir()
+    (s["unknown folder"] / "a.txt").write_text("x")
+    s["spz with sidecar"] = save_with_sidecar(root / "fitted.spz", lambda t: save_spz(t, _scene()),
+                                              make_provenance("render", "engines.render.fit", {"steps": 20}))
+    import gzip
+
+    from engines.volume.writers import nifti_bytes
+
+    labels = gzip.compress(nifti_bytes(np.zeros((3, 4, 5), np.uint8)))
+    s["nifti with sidecar"] = save_with_sidecar(root / "labels.nii.gz", lambda t: open(t, "wb").write(labels),
+                                                make_provenance("volume", "engines.volume.classify", {"mode": "dvr"}))
+    s["png from A1111"] = root / "a1111.png"
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a red cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 16x16")
+    Image.fromarray(_image()).save(s["png from A1111"], pnginfo=info)
     return s
 
 
@@ -129,6 +218,17 @@ EXPECTED = {
     "ssbc with sidecar": ("restore", "codec", True), "ply with sidecar": ("restore", "render", True),
     "model folder": ("open", "generate"), "checkpoint": ("open", "generate"), "posed views": ("open", "render"),
     "unknown": ("unsupported",), "empty folder": ("unsupported",),
+    # added since: newer formats, adapters, transfer functions, posed views, exports with provenance
+    "spz": ("open", "render"), "ply compressed": ("open", "render"), "nifti plain": ("open", "volume"),
+    "nrrd detached": ("open", "volume"), "npz": ("open", "volume"), "mha": ("open", "volume"),
+    "webp": ("active-or-ask", ["generate", "codec"]), "bmp": ("active-or-ask", ["render", "codec"]),
+    "sslc": ("open", "codec"), "sstk": ("unsupported",), "lora": ("open", "generate"),
+    "embedding": ("open", "generate"), "controlnet file": ("open", "generate"),
+    "controlnet folder": ("open", "generate"), "tf vp": ("open", "volume"), "tf itf": ("open", "volume"),
+    "tf 1dt": ("open", "volume"), "tf paraview json": ("open", "volume"), "transforms views": ("open", "render"),
+    "colmap views": ("open", "render"), "unknown folder": ("unsupported",),
+    "spz with sidecar": ("restore", "render", True), "nifti with sidecar": ("restore", "volume", True),
+    "png from A1111": ("restore", "generate", True), "tf exported with sidecar": ("restore", "volume", True),
 }
 
 
@@ -158,6 +258,17 @@ def test_sniffed_kinds(samples):
     assert fk.sniff(samples["tiff stack"]) == fk.TIFF_STACK and fk.sniff(samples["tiff image"]) == fk.TIFF_IMAGE
     assert fk.sniff(samples["nifti"]) == fk.NIFTI and fk.sniff(samples["mhd"]) == fk.METAIMAGE
     assert fk.sniff(samples["empty folder"]) == fk.EMPTY_FOLDER and fk.sniff(samples["unknown"]) == fk.UNKNOWN
+    assert fk.sniff(samples["controlnet folder"]) == fk.CONTROLNET_FOLDER and fk.sniff(samples["sslc"]) == fk.SSLC
+    assert fk.sniff(samples["sstk"]) == fk.SSTK and fk.sniff(samples["spz"]) == fk.SPZ
+    assert fk.sniff(samples["colmap views"]) == fk.sniff(samples["transforms views"]) == fk.POSED_VIEWS
+
+
+def test_every_kind_is_in_the_matrix(samples):
+    assert sorted(samples) == sorted(EXPECTED)
+
+
+def test_token_file_message_names_what_it_is(samples):
+    assert route_path(samples["sstk"], REAL).message == "tokens.sstk: no panel opens a token file (.sstk)"
 
 
 def test_routing_builds_no_panel(samples, monkeypatch):

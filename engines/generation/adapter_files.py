@@ -16,14 +16,17 @@ from engines.jobs import Progress
 __all__ = ["adapter_info", "adapter_info_job", "classify_adapter"]
 
 _LORA_MARKS = (".lora_down.", ".lora_up.", ".lora_A.", ".lora_B.", ".lora.down.", ".lora.up.")
+_CONTROLNET_MARKS = ("controlnet_cond_embedding.", "control_model.input_hint_block.", "zero_convs.")
 _EMBEDDING_KEYS = {"emb_params", "clip_l", "clip_g", "string_to_param"}
 
 
 def classify_adapter(header: dict) -> str:
-    """``"lora"``, ``"embedding"`` or ``"checkpoint"`` for a safetensors header (tensor table)."""
+    """``"lora"``, ``"embedding"``, ``"controlnet"`` or ``"checkpoint"`` for a safetensors header (tensor table)."""
     names = [k for k in header if k != "__metadata__"]
     if any(mark in name for name in names for mark in _LORA_MARKS):
         return "lora"
+    if any(name.startswith(_CONTROLNET_MARKS) for name in names):
+        return "controlnet"
     if names and (set(names) <= _EMBEDDING_KEYS or len(names) == 1):
         return "embedding"
     return "checkpoint"

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from engines.jobs import Progress
+from engines.jobs import Progress, wait_in_thread
 from engines.render.camera import Camera
 from engines.render.project import project_gaussians
 from engines.render.rasterize import _MODE_ID, _KernelCall, rasterize_scene
@@ -117,6 +117,24 @@ def rasterize_steps(scene: Gaussians, camera: Camera, aa_mode: str = "classic", 
     return torch.from_numpy(image), torch.from_numpy(1.0 - t_final), ids
 
 
+_WARMED: set = set()
+
+
+def warm_still_kernels(aa_mode: str = "classic") -> None:
+    """Load (numba cache) the kernels :func:`rasterize_steps` calls by rendering a 24-splat scene;
+    once per process and mode. :func:`render_tiled` runs it on a helper thread, so a cancel does
+    not wait for a cold load (about a second)."""
+    if aa_mode in _WARMED:
+        return
+    from engines.render.camera import frame_camera
+    from engines.render.synthetic import sphere_scene
+
+    scene = sphere_scene(24, footprint=0.2)
+    for _ in rasterize_steps(scene, frame_camera(scene.means, 0.0, 0.0, 24, 24), aa_mode):
+        pass
+    _WARMED.add(aa_mode)
+
+
 def render_tiled(scene: Gaussians, camera: Camera, aa_mode: str = "classic", background=(0.0, 0.0, 0.0),
                  sh_degree: int | None = None, dtype=np.float32, tile: int = TILE, device: str = "cpu"):
     """Job: render ``scene`` tile by tile. Returns ``(image (H,W,3), alpha mean, visible count)``.
@@ -132,6 +150,8 @@ def render_tiled(scene: Gaussians, camera: Camera, aa_mode: str = "classic", bac
     coverage = 0.0
     tiles = list(tile_cameras(cam, tile))
     bg = torch.tensor(background, dtype=torch.float32, device=device)
+    if scene.means.device.type == "cpu" and aa_mode not in _WARMED:
+        yield from wait_in_thread(warm_still_kernels, aa_mode, message="loading the rasterizer kernels")
     for i, (x0, y0, sub) in enumerate(tiles):
         text = f"rendering {camera.width}x{camera.height} ({aa_mode}), tile {i + 1}/{len(tiles)}"
         yield Progress(i, len(tiles), text)

@@ -399,7 +399,8 @@ def write_tf_file(tf: TransferFunction1D, path: str | os.PathLike, fmt: str = "a
     else:
         raise TFFileError(f"unknown TF format {fmt!r}; use vp, paraview or spectra")
     if provenance is None:
-        provenance = make_provenance("volume", "engines.volume.tf_exchange", {"tf": tf.name, "format": fmt})
+        # "tf" holds the function itself (as the Volume panel's parameters do), so the file reopens with it
+        provenance = make_provenance("volume", "engines.volume.tf_exchange", {"tf": tf.to_dict(), "format": fmt})
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as handle:

@@ -103,7 +103,8 @@ def _image_job(path: str):
 
 
 def _bitstream_job(path: str):
-    """Job (worker thread): decode a block-codec bitstream to ``(H, W, 3)`` uint8."""
+    """Job (worker thread): decode a block-codec (``.ssbc``) or learned-codec (``.sslc``, with its
+    shipped model) bitstream to ``(H, W, 3)`` uint8."""
     import struct
 
     from engines.codec.blockcodec import decode
@@ -111,12 +112,17 @@ def _bitstream_job(path: str):
 
     yield Progress(0, 1, f"decoding {Path(path).name}")
     try:
-        decoded = decode(Path(path).read_bytes())
+        data = Path(path).read_bytes()
+        if data[:4] == b"SSLC":
+            from engines.codec.learned import decompress
+
+            image = np.asarray(decompress(data, name=Path(path).name))
+        else:
+            image = np.asarray(decode(data).image)
     except OSError as exc:
         raise OpenError(f"cannot read {Path(path).name}: {exc.strerror or exc}") from None
     except (ValueError, struct.error, EOFError) as exc:
         raise OpenError(f"{Path(path).name} is not a readable bitstream: {exc}") from None
-    image = np.asarray(decoded.image)
     if image.ndim == 2:
         image = np.stack([image] * 3, axis=-1)
     return np.ascontiguousarray(image[..., :3])
@@ -167,8 +173,9 @@ class CodecPanel(Panel):
         ".avif": "AVIF image",
         ".jp2": "JPEG 2000 image",
         ".ssbc": "block-codec bitstream (decoded)",
+        ".sslc": "learned-codec bitstream (decoded)",
     }
-    content_kinds = (fk.PNG, fk.JPEG, fk.WEBP, fk.BMP, fk.TIFF_IMAGE, fk.AVIF, fk.JP2, fk.SSBC)
+    content_kinds = (fk.PNG, fk.JPEG, fk.WEBP, fk.BMP, fk.TIFF_IMAGE, fk.AVIF, fk.JP2, fk.SSBC, fk.SSLC)
     parameter_schema = obj({  # noqa: RUF012
         "transform": text(100), "N": number(1, 64, integer=True), "alphabet": one_of(1, 2, 3),
         "quality": number(1, 100), "preset": one_of("jpeg", "flat", "custom"), "subsampling": one_of("4:2:0", "4:4:4"),
@@ -745,7 +752,7 @@ class CodecPanel(Panel):
                                            lambda r: self.set_image(r[0], path, None), title="Loading the sample…")
         if not Path(path).exists():
             raise OpenError(f"file not found: {path}")
-        if Path(path).suffix.lower() == ".ssbc":
+        if Path(path).suffix.lower() in (".ssbc", ".sslc"):
             return self.load_in_background(path, lambda: _bitstream_job(path), lambda im: self._show_bitstream(path, im))
         return self.load_in_background(path, lambda: _image_job(path), lambda r: self._show_opened(path, *r))
 

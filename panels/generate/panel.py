@@ -55,15 +55,20 @@ def _decode_job(path: str):
 
 
 def _model_file_job(path: str):
-    """Job (worker): what a dropped model folder or ``.safetensors`` file is (LoRA, embedding or
-    checkpoint, from its header) and, for a model, its :class:`ModelInfo`."""
+    """Job (worker): what a dropped model or ControlNet folder or ``.safetensors`` file is (LoRA,
+    embedding, ControlNet or checkpoint, from its header) and, for a model, its :class:`ModelInfo`."""
     from engines.generation.adapter_files import adapter_info
     from engines.generation.models import ModelError, inspect_model
     from engines.jobs import Progress
 
+    from engines.filekinds import CONTROLNET_FOLDER, sniff
+
     yield Progress(0, 1, f"reading {Path(path).name}")
     try:
-        info = {"kind": "checkpoint", "path": path} if Path(path).is_dir() else adapter_info(path)
+        if Path(path).is_dir():
+            info = {"kind": "controlnet" if sniff(path) == CONTROLNET_FOLDER else "checkpoint", "path": path}
+        else:
+            info = adapter_info(path)
         if info["kind"] == "checkpoint":
             info["model"] = inspect_model(path)
     except (ModelError, ValueError) as exc:
@@ -82,11 +87,11 @@ class GeneratePanel(Panel):
         ".jpg": "image (img2img input)",
         ".jpeg": "image (img2img input)",
         ".webp": "image (img2img input)",
-        ".safetensors": "single-file model checkpoint",
-        "/": "diffusers model folder",
+        ".safetensors": "single-file model checkpoint, LoRA, embedding or ControlNet",
+        "/": "diffusers model or ControlNet folder",
     }
     export_filters = "PNG image (*.png)"
-    content_kinds = (fk.PNG, fk.JPEG, fk.WEBP, fk.MODEL_FOLDER, fk.CHECKPOINT)
+    content_kinds = (fk.PNG, fk.JPEG, fk.WEBP, fk.MODEL_FOLDER, fk.CONTROLNET_FOLDER, fk.CHECKPOINT)
     parameter_schema = obj({  # noqa: RUF012
         "model": text(4096), "prompt": text(), "negative_prompt": text(),
         "class_label": {"type": ["integer", "null"], "minimum": 0, "maximum": 1_000_000},
@@ -927,7 +932,8 @@ class GeneratePanel(Panel):
         return self.load_in_background(str(p), lambda: _decode_job(str(p)), lambda image: self._use_as_input(image, str(p)))
 
     def _add_model_file(self, info: dict) -> None:
-        """A dropped ``.safetensors`` file read by :func:`_model_file_job`: list it where it belongs."""
+        """A dropped ``.safetensors`` file or folder read by :func:`_model_file_job`: list it where it
+        belongs (a ControlNet becomes the ControlNet of the next run)."""
         if info["kind"] in ("lora", "embedding"):
             if info["kind"] == "lora":
                 self.adapters.add_lora(info["path"], info=info)
@@ -936,6 +942,12 @@ class GeneratePanel(Panel):
             if not self.adapters_box.isExpanded():
                 self.adapters_box.expand(animate=False)
             self.services.notify(f"{'LoRA' if info['kind'] == 'lora' else 'Embedding'} {Path(info['path']).name} added")
+            return
+        if info["kind"] == "controlnet":
+            self.control.model.set_path(info["path"])
+            if not self.control_box.isExpanded():
+                self.control_box.expand(animate=False)
+            self.services.notify(f"ControlNet {Path(info['path']).name} set")
             return
         model = info["model"]
         if model.path not in self.extra_models:
