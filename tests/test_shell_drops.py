@@ -39,16 +39,19 @@ def test_model_folder_dropped_on_volume_goes_to_generate(window, tmp_path):
     assert logged(window, ("info", "Opened digits-flow in Generate"))
 
 
-def test_exported_ply_with_sidecar_opens_the_scene_and_restores(window, tmp_path):
+@pytest.mark.parametrize("name", ["fitted.ply", "fitted.spz"])
+def test_exported_scene_with_sidecar_opens_the_scene_and_restores(window, tmp_path, name):
+    from engines.render.formats.spz import save_spz
     from engines.render.io import save_ply
 
     render = window.panel("render")
     params = dict(render.current_parameters(), point_size=2.5, sh_degree=0, seed=77)
-    path = save_with_sidecar(tmp_path / "fitted.ply", lambda t: save_ply(t, _scene()),
+    save = save_spz if name.endswith(".spz") else save_ply
+    path = save_with_sidecar(tmp_path / name, lambda t: save(t, _scene()),
                              make_provenance("render", "engines.render.fit", params))
     window.show_panel("volume")
     assert window.open_path(str(path)) == "render"
-    assert logged(window, ("info", "Opened fitted.ply in Render and restored its parameters"))
+    assert logged(window, ("info", f"Opened {name} in Render and restored its parameters"))
     assert render.scene is not None and len(render.scene) == 5 and render.scene_path == str(path)
     restored = render.current_parameters()
     assert (restored["point_size"], restored["sh_degree"], restored["seed"]) == (2.5, 0, 77)
@@ -164,20 +167,6 @@ def test_learned_bitstream_dropped_on_render_opens_decoded_in_codec(window, tmp_
     assert window.open_path(str(path)) == "codec"
     assert window.jobs.wait_all(60)
     np.testing.assert_array_equal(window.panel("codec").image, decompress(data))
-
-
-def test_exported_spz_with_sidecar_opens_the_scene_and_restores(window, tmp_path):
-    from engines.render.formats.spz import save_spz
-
-    render = window.panel("render")
-    params = dict(render.current_parameters(), point_size=3.0, seed=12)
-    path = save_with_sidecar(tmp_path / "fitted.spz", lambda t: save_spz(t, _scene()),
-                             make_provenance("render", "engines.render.fit", params))
-    window.show_panel("generate")
-    assert window.open_path(str(path)) == "render"
-    assert logged(window, ("info", "Opened fitted.spz in Render and restored its parameters"))
-    assert render.scene is not None and len(render.scene) == 5 and render.scene_path == str(path)
-    assert (render.current_parameters()["point_size"], render.current_parameters()["seed"]) == (3.0, 12)
 
 
 def test_exported_transfer_function_reopens_in_volume(window, qtbot, tmp_path):
