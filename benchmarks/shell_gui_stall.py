@@ -317,6 +317,7 @@ def run_studio(paths: dict[str, Path], out_dir: Path) -> tuple[dict, object]:
             pump(lambda: False, 0.15, settle=0)
         pump(lambda: volume.view3d.exact, 120, settle=0.5)
         results["orbit volume"] = probe.stop()
+        results["TF drag"] = drag_tf(volume, probe)
         frames = volume.view3d.canvas.progressive
         print(f"  orbit volume: a full frame costs ≈ {frames.full_ms or 0:.0f} ms of GL; drawn "
               f"{frames.last_factor}× coarser, then refined in bands of ≈ {frames.budget_ms:.0f} ms", flush=True)
@@ -359,6 +360,20 @@ def run_studio(paths: dict[str, Path], out_dir: Path) -> tuple[dict, object]:
     return results, window
 
 
+def drag_tf(volume, probe, phase: str = "TF drag") -> tuple:
+    """Drag the level of the Volume panel's TF through ten positions (as the TF editor does), then
+    release; until the 3D view shows the full-quality frame. Returns the probe's figures."""
+    base = volume.tf
+    lo, hi = base.x_range()
+    probe.start(phase)
+    for i in range(10):
+        volume._on_editor_changed(base.windowed((lo + hi) / 2 + 15.0 * i, hi - lo), final=False)
+        pump(lambda: False, 0.1, settle=0)
+    volume._on_editor_changed(base.windowed((lo + hi) / 2 + 150.0, hi - lo), final=True)
+    pump(lambda: volume.view3d.exact, 120, settle=0.5)
+    return probe.stop()
+
+
 def run_baseline(paths: dict[str, Path], window) -> dict:
     """The same reads and preparation called on the GUI thread, as the studio did before."""
     from engines.codec.images import load_image
@@ -380,6 +395,19 @@ def run_baseline(paths: dict[str, Path], window) -> dict:
         if view is not None:
             sorted_splats(means, view, color_fn)
 
+    volume = window.panel("volume")
+    if volume.view3d.canvas is not None:  # the same drag as before: a new vispy colormap (a program
+        from panels.volume.view3d import VolumeView  # re-link) per edit, and every frame drawn in full
+
+        frames = volume.view3d.canvas.progressive
+        in_place, budget = VolumeView._update_lut_in_place, frames.budget_ms
+        VolumeView._update_lut_in_place = lambda self, lut: False
+        frames.budget_ms, frames.full_ms = 1e9, 0.0
+        try:
+            window.show_panel("volume")
+            results["TF drag"] = drag_tf(volume, probe)
+        finally:
+            VolumeView._update_lut_in_place, frames.budget_ms, frames.full_ms = in_place, budget, None
     for phase, work in [
         ("open .ply", open_ply),
         ("orbit", (lambda: sorted_splats(render.canvas.positions, view, color_fn)) if view is not None else None),

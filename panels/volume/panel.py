@@ -77,15 +77,15 @@ class _Command(QUndoCommand):
 
 def prepare_volume(volume) -> dict:
     """Everything :meth:`VolumePanel.set_volume` shows, computed off the GUI thread: the finite value
-    range, the summary, the log histogram's counts and the (0..1) float32 texture for the 3D view."""
+    range, the summary, the log histogram's counts and the 3D view's texture (uint16 over the range)."""
     from panels.volume.tf_editor import histogram_counts
+    from panels.volume.view3d import scalar_texture
 
     lo, hi = volume.value_range()
     summary = volume.summary()
     data = np.ascontiguousarray(volume.data, dtype=np.float32)
-    norm = np.clip((data - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32, copy=False)
     return {"range": (lo, hi), "summary": summary, "histogram": histogram_counts(data, (lo, hi)),
-            "texture": norm}
+            "texture": scalar_texture(data, (lo, hi))}
 
 
 def _import_view_dependencies() -> None:

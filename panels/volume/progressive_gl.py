@@ -103,6 +103,12 @@ class ProgressiveFrames:
         self.full_ms = None
         self.changed()
 
+    def scale_cost(self, ratio: float) -> None:
+        """Frames now cost ``ratio`` times what they did (e.g. the sampling step changed)."""
+        if self.full_ms is not None:
+            self.full_ms *= float(ratio)
+        self.changed()
+
     def draw(self, draw_scene: Callable[[], None]) -> None:
         """Draw now: the next refinement band, a new (coarse or full) frame, or nothing when the
         preserved framebuffer already shows the exact current frame (a repaint Qt asked for)."""
