@@ -18,6 +18,7 @@ PLY_SCENE, SPLAT, SPZ = "ply", "splat", "spz"
 NIFTI, DICOM, NRRD, METAIMAGE, TIFF_STACK, NPY, NPZ = "nifti", "dicom", "nrrd", "metaimage", "tiff-stack", "npy", "npz"
 PNG, JPEG, WEBP, BMP, TIFF_IMAGE, AVIF, JP2 = "png", "jpeg", "webp", "bmp", "tiff-image", "avif", "jp2"
 SSBC, CHECKPOINT, SSLC, SSTK = "ssbc", "checkpoint", "sslc", "sstk"
+CODEC_MODEL, EMBEDDING, TORCHSCRIPT = "codec-model", "embedding", "torchscript"
 # folder kinds
 DICOM_FOLDER, MODEL_FOLDER, POSED_VIEWS, EMPTY_FOLDER = "dicom-folder", "diffusers-model", "posed-views", "empty-folder"
 CONTROLNET_FOLDER = "controlnet-folder"
@@ -30,6 +31,8 @@ DESCRIPTIONS = {
     NPZ: "a NumPy archive", PNG: "a PNG image", JPEG: "a JPEG image", WEBP: "a WebP image", BMP: "a bitmap image",
     TIFF_IMAGE: "a TIFF image", AVIF: "an AVIF image", JP2: "a JPEG 2000 image", SSBC: "a block-codec bitstream",
     CHECKPOINT: "a model checkpoint", SSLC: "a learned-codec bitstream", SSTK: "a token file (.sstk)",
+    CODEC_MODEL: "a learned-codec model", EMBEDDING: "a textual-inversion embedding",
+    TORCHSCRIPT: "a TorchScript network",
     DICOM_FOLDER: "a DICOM series folder", MODEL_FOLDER: "a diffusers model folder",
     CONTROLNET_FOLDER: "a ControlNet folder",
     POSED_VIEWS: "a folder of posed views", EMPTY_FOLDER: "an empty folder", UNKNOWN: "a file of unknown type",
@@ -89,6 +92,35 @@ def _metaimage_header(head: bytes) -> bool:
     return "dimsize" in keys and ("ndims" in keys or "objecttype" in keys)
 
 
+_TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ts")
+_PICKLE_HEAD = 1 << 16
+
+
+def _torch_kind(path: Path) -> str:
+    """What a ``torch.save`` / ``torch.jit.save`` zip holds, from its member names and the first
+    bytes of its pickle (never unpickled): TorchScript (a ``code/`` folder), a learned-codec model
+    (``config`` + ``state``) or an A1111 / SDXL embedding; else UNKNOWN."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()[:4096]
+            if any("/code/" in n for n in names):
+                return TORCHSCRIPT
+            pickle = next((n for n in names if n.endswith("/data.pkl") or n == "data.pkl"), None)
+            if pickle is None:
+                return UNKNOWN
+            with archive.open(pickle) as handle:
+                head = handle.read(_PICKLE_HEAD)
+    except (OSError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError, zlib.error):
+        return UNKNOWN
+    if b"string_to_param" in head or b"emb_params" in head or (b"clip_l" in head and b"clip_g" in head):
+        return EMBEDDING
+    if b"config" in head and b"state" in head and b"kind" in head:
+        return CODEC_MODEL
+    return UNKNOWN
+
+
 def _sniff_file(path: Path) -> str:
     head = _head(path)
     name = path.name.lower()
@@ -112,6 +144,8 @@ def _sniff_file(path: Path) -> str:
         return NPY
     if head.startswith(b"PK\x03\x04") and name.endswith(".npz"):
         return NPZ
+    if head.startswith(b"PK\x03\x04") and name.endswith(_TORCH_SUFFIXES):
+        return _torch_kind(path)
     if head.startswith(b"NRRD000"):
         return NRRD
     if head.startswith(b"SSBC"):

@@ -10,7 +10,7 @@ full set; here each loader gets 50 cases (same seed, so a failure here reproduce
 import pytest
 
 from tests.fuzz.runner import describe_failures, fuzz_loader, fuzz_loaders
-from tests.fuzz.targets import FAMILIES
+from tests.fuzz.targets import FAMILIES, TARGETS
 
 CASES = 50
 
@@ -22,7 +22,8 @@ def test_corrupt_files_end_accepted_or_in_one_clear_error(family, tmp_path):
         assert summary.cases == CASES
         assert summary.ok, f"{loader}: {summary.unexpected} unexpected, {summary.hangs} hangs, " \
                            f"{summary.crashes} crashes\n{describe_failures(summary)}"
-        assert summary.clear > 0, loader  # the corruptions do reach the loader's checks
+        # the corruptions do reach the loader's checks (a target without an error type, e.g. sniffing, never raises)
+        assert summary.clear > 0 or not TARGETS[loader].errors(), loader
         assert summary.max_seconds < 10, loader
 
 

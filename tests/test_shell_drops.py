@@ -199,3 +199,29 @@ def test_a1111_png_dropped_on_codec_restores_generate(window, tmp_path):
     params = generate.current_parameters()  # the prompt boxes are restored; the digits model reports no prompt
     assert (generate.prompt.toPlainText(), generate.negative.toPlainText()) == ("a red cat", "fog")
     assert (params["steps"], params["seed"], params["cfg"]) == (17, 5, 6.0)
+
+
+def test_torch_files_go_where_they_are_used(window, tmp_path):
+    """A learned-codec model → Codec's learned tab, an embedding → Generate's list, a TorchScript
+    network → Volume's feature model, whatever panel is active."""
+    from tests.test_shell_routing import make_more_samples
+
+    samples = make_more_samples(tmp_path / "s")
+    codec, generate, volume = window.panel("codec"), window.panel("generate"), window.panel("volume")
+    window.show_panel("render")
+    assert window.open_path(str(samples["codec model pt"])) == "codec"
+    assert window.jobs.wait_all(60)
+    assert codec.learned_tab.model.currentData() == str(samples["codec model pt"])
+    window.show_panel("volume")
+    assert window.open_path(str(samples["embedding pt"])) == "generate"
+    assert window.jobs.wait_all(60)
+    assert str(samples["embedding pt"]) in generate.current_parameters()["embeddings"]
+    assert window.open_path(str(samples["torchscript"])) == "volume"
+    assert volume.feature_model == str(samples["torchscript"])
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(samples["codec model pt"].read_bytes()[:300])  # unrecognised content: Generate says what is wrong
+    assert window.open_path(str(broken)) == "generate"
+    assert window.jobs.wait_all(60)
+    level, text = last_log(window)
+    assert level == "error" and "broken.pt is not a readable embedding" in text, text
+    assert str(broken) not in generate.current_parameters()["embeddings"]

@@ -190,6 +190,19 @@ def make_more_samples(root):
     labels = gzip.compress(nifti_bytes(np.zeros((3, 4, 5), np.uint8)))
     s["nifti with sidecar"] = save_with_sidecar(root / "labels.nii.gz", lambda t: open(t, "wb").write(labels),
                                                 make_provenance("volume", "engines.volume.classify", {"mode": "dvr"}))
+    import torch
+
+    from engines.codec.learned import save_model
+    from engines.codec.learned_model import build_model
+
+    s["codec model pt"] = save_model(build_model("hyperprior", 8, 8), root / "mine.pt", {"lambda": 0.01})
+    s["embedding pt"] = root / "old.pt"
+    torch.save({"string_to_param": {"*": torch.zeros(1, 8)}, "name": "old"}, s["embedding pt"])
+    s["embedding bin (old pickle)"] = root / "legacy.bin"
+    torch.save({"string_to_param": {"*": torch.zeros(1, 8)}}, s["embedding bin (old pickle)"],
+               _use_new_zipfile_serialization=False)
+    s["torchscript"] = root / "features.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Conv3d(1, 2, 1)), str(s["torchscript"]))
     s["png from A1111"] = root / "a1111.png"
     from PIL import PngImagePlugin
 
@@ -229,6 +242,8 @@ EXPECTED = {
     "colmap views": ("open", "render"), "unknown folder": ("unsupported",),
     "spz with sidecar": ("restore", "render", True), "nifti with sidecar": ("restore", "volume", True),
     "png from A1111": ("restore", "generate", True), "tf exported with sidecar": ("restore", "volume", True),
+    "codec model pt": ("open", "codec"), "embedding pt": ("open", "generate"),
+    "embedding bin (old pickle)": ("open", "generate"), "torchscript": ("open", "volume"),
 }
 
 
@@ -260,6 +275,8 @@ def test_sniffed_kinds(samples):
     assert fk.sniff(samples["empty folder"]) == fk.EMPTY_FOLDER and fk.sniff(samples["unknown"]) == fk.UNKNOWN
     assert fk.sniff(samples["controlnet folder"]) == fk.CONTROLNET_FOLDER and fk.sniff(samples["sslc"]) == fk.SSLC
     assert fk.sniff(samples["sstk"]) == fk.SSTK and fk.sniff(samples["spz"]) == fk.SPZ
+    assert fk.sniff(samples["codec model pt"]) == fk.CODEC_MODEL and fk.sniff(samples["embedding pt"]) == fk.EMBEDDING
+    assert fk.sniff(samples["torchscript"]) == fk.TORCHSCRIPT
     assert fk.sniff(samples["colmap views"]) == fk.sniff(samples["transforms views"]) == fk.POSED_VIEWS
 
 

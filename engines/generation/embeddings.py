@@ -16,7 +16,8 @@ from pathlib import Path
 
 from engines.generation.model_checks import ModelError
 
-__all__ = ["embedding_token", "loaded_embeddings", "parse_embedding_list", "sdxl_embedding_vectors"]
+__all__ = ["check_embedding_file", "embedding_token", "loaded_embeddings", "parse_embedding_list",
+           "sdxl_embedding_vectors"]
 
 MAX_EMBEDDING_BYTES = 64 << 20
 
@@ -38,6 +39,25 @@ def embedding_token(path: str | os.PathLike) -> str | None:
     if len(keys) == 1 and keys[0] not in ("emb_params", "clip_l", "clip_g"):
         return keys[0]
     return None
+
+
+def check_embedding_file(path: str | os.PathLike) -> None:
+    """ModelError unless the ``.pt`` / ``.bin`` file at ``path`` reads (tensors only) as an A1111,
+    SDXL or diffusers embedding; ``.safetensors`` files are classified from their header instead."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size > MAX_EMBEDDING_BYTES:
+        raise ModelError(f"{path.name} is not an embedding file (missing, not a file or too large)")
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - torch raises many types (pickle, zip, EOF) for damaged or foreign files
+        raise ModelError(f"{path.name} is not a readable embedding (damaged, or it holds more than tensors)") from None
+    tensors = isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values())
+    if not isinstance(state, dict) or not ({"string_to_param", "emb_params"} & set(state)
+                                           or {"clip_l", "clip_g"} <= set(state) or (tensors and len(state) == 1)):
+        raise ModelError(f"{path.name} is not a textual-inversion embedding (no string_to_param, emb_params, "
+                         f"clip_l/clip_g or single token vector)")
 
 
 def sdxl_embedding_vectors(path: str | os.PathLike) -> dict | None:

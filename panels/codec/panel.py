@@ -128,6 +128,20 @@ def _bitstream_job(path: str):
     return np.ascontiguousarray(image[..., :3])
 
 
+def _codec_model_job(path: str):
+    """Job (worker thread): load a learned-codec model file (checked: config, every tensor); its config."""
+    from engines.codec.learned import LearnedCodecError, load_model
+    from engines.jobs import Progress, wait_in_thread
+
+    step = Progress(0, 1, f"reading {Path(path).name}")
+    yield step
+    try:
+        _model, config = yield from wait_in_thread(load_model, path, event=step)
+    except LearnedCodecError as exc:
+        raise OpenError(str(exc)) from None
+    return config
+
+
 def _with_bd_ready(job):
     """Run the RD sweep ``job`` (a generator), then import what BD-rate needs (scipy's PCHIP) on the
     same worker: a first import of scipy.interpolate on the GUI thread would freeze it for seconds."""
@@ -175,7 +189,7 @@ class CodecPanel(Panel):
         ".ssbc": "block-codec bitstream (decoded)",
         ".sslc": "learned-codec bitstream (decoded)",
     }
-    content_kinds = (fk.PNG, fk.JPEG, fk.WEBP, fk.BMP, fk.TIFF_IMAGE, fk.AVIF, fk.JP2, fk.SSBC, fk.SSLC)
+    content_kinds = (fk.PNG, fk.JPEG, fk.WEBP, fk.BMP, fk.TIFF_IMAGE, fk.AVIF, fk.JP2, fk.SSBC, fk.SSLC, fk.CODEC_MODEL)
     parameter_schema = obj({  # noqa: RUF012
         "transform": text(100), "N": number(1, 64, integer=True), "alphabet": one_of(1, 2, 3),
         "quality": number(1, 100), "preset": one_of("jpeg", "flat", "custom"), "subsampling": one_of("4:2:0", "4:4:4"),
@@ -752,9 +766,18 @@ class CodecPanel(Panel):
                                            lambda r: self.set_image(r[0], path, None), title="Loading the sample…")
         if not Path(path).exists():
             raise OpenError(f"file not found: {path}")
+        if path.lower().endswith((".pt", ".pth")) and fk.sniff(path) == fk.CODEC_MODEL:  # a learned-codec model:
+            # checked by a job, then listed and selected
+            return self.load_in_background(path, lambda: _codec_model_job(path), lambda cfg: self._use_codec_model(path))
         if Path(path).suffix.lower() in (".ssbc", ".sslc"):
             return self.load_in_background(path, lambda: _bitstream_job(path), lambda im: self._show_bitstream(path, im))
         return self.load_in_background(path, lambda: _image_job(path), lambda r: self._show_opened(path, *r))
+
+    def _use_codec_model(self, path: str) -> None:
+        """A dropped learned-codec model (read by :func:`_codec_model_job`) becomes the learned tab's model."""
+        self.learned_tab.add_model_file(path)
+        self.tabs.setCurrentWidget(self.learned_tab)
+        self.services.notify(f"Learned-codec model {Path(path).name} added")
 
     def _show_opened(self, path: str, image: np.ndarray, info: dict | None) -> None:
         self.set_image(image, Path(path).name, path)

@@ -69,6 +69,10 @@ def _model_file_job(path: str):
             info = {"kind": "controlnet" if sniff(path) == CONTROLNET_FOLDER else "checkpoint", "path": path}
         else:
             info = adapter_info(path)
+        if Path(path).suffix.lower() in (".pt", ".bin"):  # pickled tensors: read (weights only) to check them
+            from engines.generation.embeddings import check_embedding_file
+
+            check_embedding_file(path)
         if info["kind"] == "checkpoint":
             info["model"] = inspect_model(path)
     except (ModelError, ValueError) as exc:
@@ -88,10 +92,12 @@ class GeneratePanel(Panel):
         ".jpeg": "image (img2img input)",
         ".webp": "image (img2img input)",
         ".safetensors": "single-file model checkpoint, LoRA, embedding or ControlNet",
+        ".pt": "textual-inversion embedding",
+        ".bin": "textual-inversion embedding",
         "/": "diffusers model or ControlNet folder",
     }
     export_filters = "PNG image (*.png)"
-    content_kinds = (fk.PNG, fk.JPEG, fk.WEBP, fk.MODEL_FOLDER, fk.CONTROLNET_FOLDER, fk.CHECKPOINT)
+    content_kinds = (fk.PNG, fk.JPEG, fk.WEBP, fk.MODEL_FOLDER, fk.CONTROLNET_FOLDER, fk.CHECKPOINT, fk.EMBEDDING)
     parameter_schema = obj({  # noqa: RUF012
         "model": text(4096), "prompt": text(), "negative_prompt": text(),
         "class_label": {"type": ["integer", "null"], "minimum": 0, "maximum": 1_000_000},
@@ -915,7 +921,8 @@ class GeneratePanel(Panel):
         from studio.export import ExportError, read_provenance
 
         p = Path(path)
-        if p.is_dir() or p.suffix.lower() == ".safetensors":  # model folder, LoRA, embedding, checkpoint: a job reads it
+        if p.is_dir() or p.suffix.lower() in (".safetensors", ".pt", ".bin"):  # model / ControlNet folder, LoRA,
+            # embedding, ControlNet, checkpoint: a job reads it
             return self.load_in_background(str(p), lambda: _model_file_job(str(p)), self._add_model_file)
         if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
             raise OpenError(f"Generate cannot open {p.name}")

@@ -228,7 +228,8 @@ class VolumePanel(Panel):
     }
     export_filters = ("PNG render (*.png);;Transfer function (*.json);;3D Slicer transfer function (*.vp);;"
                       "ParaView colour map (*.pv.json);;Label volume (*.nii.gz *.nii)")
-    content_kinds = (fk.NIFTI, fk.DICOM, fk.DICOM_FOLDER, fk.NRRD, fk.METAIMAGE, fk.TIFF_STACK, fk.NPY, fk.NPZ)
+    content_kinds = (fk.NIFTI, fk.DICOM, fk.DICOM_FOLDER, fk.NRRD, fk.METAIMAGE, fk.TIFF_STACK, fk.NPY, fk.NPZ,
+                     fk.TORCHSCRIPT)
     parameter_schema = PARAMETER_SCHEMA
 
     @staticmethod
@@ -578,6 +579,11 @@ class VolumePanel(Panel):
         path = os.fspath(path)
         if Path(path).suffix.lower() in TF_FILE_SUFFIXES or _is_tf_json(Path(path)):
             self.open_tf_file(path)
+            return None
+        if path.lower().endswith((".pt", ".pth", ".ts")) and fk.sniff(path) == fk.TORCHSCRIPT:  # the paint
+            # classifier's feature network
+            self.set_feature_model(path)
+            self.services.notify(f"Feature model {Path(path).name} set (used when painting classes)")
             return None
         sample = is_sample_name(path) and not Path(path).exists()
         if not sample and not Path(path).exists():

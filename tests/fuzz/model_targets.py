@@ -1,6 +1,7 @@
 """Fuzz targets for the model files a user picks or drops: learned-codec models (``.pt``), ControlNet
 folders and single files, VAE folders and files, textual-inversion embeddings (``.pt`` /
-``.safetensors``) and full LoRA weights (every tensor read, not only the header).
+``.safetensors``), full LoRA weights (every tensor read, not only the header) and the Volume
+panel's TorchScript feature extractor.
 
 The diffusers files fit a tiny random SD pipeline (``engines.generation.tiny``) that each worker
 builds once, as the Generate panel's loaded model would be.
@@ -299,6 +300,59 @@ def _load_lora_weights(path: Path):
     return len(factors)
 
 
+# -- TorchScript feature extractor (Volume > paint > Feature model) -----------------------------------------------
+def _build_feature_model(folder: Path) -> Path:
+    import torch
+
+    torch.manual_seed(0)
+    path = folder / "features.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Conv3d(1, 2, 3, padding=1)), str(path))
+    return path
+
+
+def _mutate_feature_model(rng, folder: Path, path: Path) -> str:
+    if rng.random() < 0.1:
+        return replace_with_special(rng, path)
+    if rng.random() < 0.3:  # a valid TorchScript file with the wrong output
+        import torch
+
+        module = pick(rng, [torch.nn.Conv3d(1, 2, 3, stride=2), torch.nn.Conv2d(1, 2, 3), torch.nn.Identity(),
+                            torch.nn.Conv3d(1, 300, 1), torch.nn.Flatten()])
+        torch.jit.save(torch.jit.script(module), str(path))
+        return f"module {type(module).__name__}"
+    return mutate_bytes(rng, path, header_bias=256)
+
+
+def _load_feature_model(path: Path):
+    import numpy as np
+
+    from engines.volume.classify import _learned_features
+
+    return _learned_features(path, np.linspace(0, 1, 4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)).shape
+
+
+def _value_errors():
+    return (ValueError,)
+
+
+def _check_dropped_embedding(path: Path):
+    from engines.generation.embeddings import check_embedding_file
+
+    check_embedding_file(path)
+    return "embedding"
+
+
+def _sniff_torch_file(path: Path):
+    """What routing sees in a (corrupted) torch file: sniffing never raises, whatever the bytes."""
+    from engines.filekinds import sniff
+
+    return sniff(path)
+
+
+def _no_errors():
+    return ()
+
+
 def model_targets(target_class) -> list:
     """The targets of this module (``target_class`` is :class:`tests.fuzz.targets.Target`)."""
     return [
@@ -316,4 +370,9 @@ def model_targets(target_class) -> list:
                      _load_embedding, _model_errors, "adapters"),
         target_class("lora-weights", _build_lora_weights, _mutate_lora_weights, _load_lora_weights, _model_errors,
                      "adapters"),
+        target_class("feature-model", _build_feature_model, _mutate_feature_model, _load_feature_model, _value_errors,
+                     "codec"),
+        target_class("embedding-drop", _build_embedding_pt, _mutate_embedding_pt, _check_dropped_embedding,
+                     _model_errors, "adapters"),
+        target_class("sniff-torch-file", _build_codec_model, _mutate_codec_model, _sniff_torch_file, _no_errors, "codec"),
     ]
