@@ -15,21 +15,32 @@ collector's sight (:func:`gc.freeze`) once the start-up warm-up is done and afte
 collection that took longer than :data:`SLOW_FULL_COLLECTION_MS`, so later full collections only
 examine what was created since. The price: reference cycles among frozen objects are never freed
 (module-level and cached objects, which live as long as the process anyway).
+
+While the start-up thread imports (:func:`long_lived_imports`) nothing is collected at all: the
+heap grows by half a million objects in a few seconds, and each collection of that growing heap
+(even of generation 0 alone, between two timer ticks) held the GUI thread 0.1-0.3 s. When the
+imports end, what they created is frozen at once (application collector only), before any
+collection can examine it.
 """
 
 from __future__ import annotations
 
 import gc
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from qtpy.QtCore import QObject, QTimer
 
-__all__ = ["MainThreadCollector", "freeze_long_lived", "install"]
+__all__ = ["MainThreadCollector", "freeze_long_lived", "install", "long_lived_imports"]
 
 #: a full collection slower than this freezes its survivors (with ``freeze_long_lived``)
 SLOW_FULL_COLLECTION_MS = 50.0
 
 _collector = None
+_importing = [0]  # start-up import steps running: collections wait for them
+_importing_lock = threading.Lock()
 
 
 class MainThreadCollector(QObject):
@@ -46,7 +57,10 @@ class MainThreadCollector(QObject):
         self.timer.start(interval_ms)
 
     def check(self) -> int:
-        """Collect the oldest generation whose count passed its threshold; returns it, or -1."""
+        """Collect the oldest generation whose count passed its threshold; returns it, or -1 (also
+        while start-up imports run)."""
+        if _importing[0]:
+            return -1
         counts = gc.get_count()
         for generation in (2, 1, 0):
             if counts[generation] > self.threshold[generation]:
@@ -79,3 +93,19 @@ def freeze_long_lived() -> bool:
         return False
     gc.freeze()
     return True
+
+
+@contextmanager
+def long_lived_imports(freeze: bool = True) -> Iterator[None]:
+    """Run heavy imports (any thread) with no collection on the GUI thread meanwhile; when the last
+    such block ends, ``freeze`` moves what they created out of the collector's sight
+    (:func:`freeze_long_lived`: the application collector only) before any collection examines it."""
+    with _importing_lock:
+        _importing[0] += 1
+    try:
+        yield
+    finally:
+        with _importing_lock:
+            _importing[0] -= 1
+            if _importing[0] == 0 and freeze:
+                freeze_long_lived()

@@ -4,7 +4,9 @@ Importing torch takes seconds and loading its native library holds the GIL; comp
 loading numba kernels takes seconds too. :class:`StartupLoader` does both on one background
 thread, in order (device first, then each panel's ``warm_up``), and reports each step with its
 ``finished(kind, result)`` signal on the GUI thread. The window paints at once and shows
-"device: detecting…" until the device is known.
+"device: detecting…" until the device is known. No garbage collection runs while these imports
+do (a full collection over the growing heap froze the GUI thread for 0.1-0.3 s each time), and what
+the first ones created is then frozen out of later collections (:mod:`studio.gc_guard`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections.abc import Callable, Iterable
 from queue import Queue
 
 from qtpy.QtCore import QObject, Signal
+
+from studio.gc_guard import long_lived_imports
 
 #: worker threads the studio's jobs share: compute jobs, a file open, the still render ...
 MIN_WORKER_THREADS = 4
@@ -89,6 +93,7 @@ class StartupLoader(QObject):
         self._thread: threading.Thread | None = None
         self._pending = 0
         self._lock = threading.Lock()
+        self._device_requested = False
 
     @property
     def busy(self) -> bool:
@@ -97,11 +102,14 @@ class StartupLoader(QObject):
             return self._pending > 0
 
     def detect_device(self, device_setting: str | None, threads: int | None) -> None:
-        """Queue device detection (see :func:`detect_device`)."""
-        self._submit("device", lambda: detect_device(device_setting, threads))
+        """Queue device detection (see :func:`detect_device`); the first one imports torch: what it
+        imports is frozen out of later garbage collections (:func:`studio.gc_guard.long_lived_imports`)."""
+        first, self._device_requested = not self._device_requested, True
+        self._submit("device", lambda: detect_device(device_setting, threads), freeze=first)
 
     def start_warm_up(self, panel_classes: Iterable[type]) -> None:
-        """Queue each panel class's ``warm_up()`` (heavy imports, kernel compilation)."""
+        """Queue each panel class's ``warm_up()`` (heavy imports, kernel compilation; what they
+        create is frozen out of later garbage collections)."""
         classes = [cls for cls in panel_classes if callable(getattr(cls, "warm_up", None))]
 
         def warm() -> dict:
@@ -123,19 +131,20 @@ class StartupLoader(QObject):
             time.sleep(0.01)
         return not self.busy
 
-    def _submit(self, kind: str, step: Callable[[], dict]) -> None:
+    def _submit(self, kind: str, step: Callable[[], dict], freeze: bool = True) -> None:
         with self._lock:
             self._pending += 1
-        self._tasks.put((kind, step))
+        self._tasks.put((kind, step, freeze))
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="studio-startup", daemon=True)
             self._thread.start()
 
     def _run(self) -> None:
         while True:
-            kind, step = self._tasks.get()
+            kind, step, freeze = self._tasks.get()
             try:
-                result = step()
+                with long_lived_imports(freeze=freeze):
+                    result = step()
             except Exception as exc:  # noqa: BLE001 - reported, the studio keeps going
                 result = {"warnings": [f"start-up step {kind!r} failed: {exc}"], "label": "cpu"}
             self.finished.emit(kind, result)

@@ -86,3 +86,54 @@ def test_freeze_after_warm_up_only_for_the_application_collector(qapp, monkeypat
         assert guard.freeze_long_lived() is True and gc.get_freeze_count() > 1000
     finally:
         gc.unfreeze()
+
+
+def test_nothing_is_collected_while_start_up_imports_run_then_what_they_made_is_frozen(qapp, monkeypatch):
+    import studio.gc_guard as guard
+
+    app_collector = MainThreadCollector(interval_ms=10_000, freeze_long_lived=True)
+    app_collector.threshold = (0, 0, 0)
+    monkeypatch.setattr(guard, "_collector", app_collector)
+    _Holder.collected_on.clear()
+    gc.unfreeze()
+    try:
+        with guard.long_lived_imports():
+            _Holder()  # cyclic garbage made while the imports run
+            kept = [[i] for i in range(50_000)]  # what an import keeps (module globals, classes ...)
+            assert app_collector.check() == -1  # no collection over the growing heap meanwhile
+            assert _Holder.collected_on == []
+        assert gc.get_freeze_count() >= 50_000  # frozen at once, before any collection examined it
+        assert not any(obj is kept for obj in gc.get_objects())
+        gc.unfreeze()
+        monkeypatch.setattr(guard, "_collector", MainThreadCollector(interval_ms=10_000))
+        with guard.long_lived_imports():  # the tests' collector: deferred, never frozen
+            pass
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()
+
+
+def test_the_start_up_loader_freezes_the_warm_up_and_the_first_device_detection_only(qapp, monkeypatch):
+    import studio.gc_guard as guard
+    import studio.startup
+    from studio.startup import StartupLoader
+
+    class Engine:
+        made: list = []
+
+        @staticmethod
+        def warm_up():
+            Engine.made.append([[i] for i in range(20_000)])
+
+    monkeypatch.setattr(guard, "_collector", MainThreadCollector(interval_ms=10_000, freeze_long_lived=True))
+    monkeypatch.setattr(studio.startup, "detect_device", lambda device, threads: Engine.warm_up() or {"label": "cpu"})
+    loader = StartupLoader()
+    try:
+        for step, frozen in [(lambda: loader.detect_device(None, None), True), (lambda: loader.start_warm_up([Engine]), True),
+                             (lambda: loader.detect_device("cpu", None), False)]:  # again from the preferences: no freeze
+            gc.unfreeze()
+            step()
+            assert loader.wait(30)
+            assert (gc.get_freeze_count() >= 20_000) is frozen
+    finally:
+        gc.unfreeze()

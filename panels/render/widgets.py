@@ -25,7 +25,10 @@ class ImageView(QLabel):
         super().__init__(parent)
         self.setAlignment(Qt.AlignCenter)
         self.setMinimumSize(160, 160)
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        # Ignored: the layout's stretch sizes the view, never its pixmap (scaled to the view, so
+        # each layout pass shrank it by its frame and resized the plot beside it: a fit re-laid
+        # out its whole pyqtgraph plot on the GUI thread at every progress step)
+        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)
         self.setStyleSheet("QLabel { background: #202020; color: #aaaaaa; border: 1px solid #444; }")
         self.placeholder = placeholder
         self.image: np.ndarray | None = None
