@@ -79,7 +79,7 @@ def volume_jobs(args):
         strokes.add(index, voxels[rng.choice(len(voxels), min(400, len(voxels)), replace=False)])
     for method in ("similarity", "forest"):  # features computed inside, as the first classify of a volume does
         yield (f"volume: classify {method} (features + classifier, {args.volume}³)",
-               lambda tok, m=method: _classify_job(data, None, strokes, m, classes, factor), None, 0.5)
+               lambda tok, m=method: _classify_job(data, None, strokes, m, classes, factor), None, 0.3)
     yield (f"volume: gradient + joint histogram ({args.volume}³)",
            lambda tok: _gradient_job(data, volume.spacing), None, 0.05)
     from engines.volume.tf2d import TransferFunction2D, Widget2D

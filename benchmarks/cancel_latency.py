@@ -113,8 +113,8 @@ def _first_jobs(args):
                       torch.randn(n, 3, generator=g) - 4.5, torch.randn(n, generator=g), torch.randn(n, 16, 3, generator=g))
     camera = frame_camera(scene.means.numpy(), 20.0, 10.0, 1280, 720, 45.0)
     yield (f"render: still ({n:,} splats, 1280x720), before: one rasterizer call per tile",
-           lambda tok: _one_call_still(scene, camera), None)
-    yield (f"render: still ({n:,} splats, 1280x720), now", lambda tok: still_job(scene, camera), None)
+           lambda tok: _one_call_still(scene, camera), None, 0.3)
+    yield (f"render: still ({n:,} splats, 1280x720), now", lambda tok: still_job(scene, camera), None, 0.3)
     volume = make_phantom(args.volume)[0]
     tf = preset("CT-Bone")
     kwargs = {"tf": tf, "mode": "dvr", "azimuth": 30.0, "elevation": 20.0, "size": args.image, "step": 0.5,
@@ -122,9 +122,9 @@ def _first_jobs(args):
     yield (f"volume: ray cast ({args.volume}³, {args.image}², shaded), before: no ray chunks",
            lambda tok: render_job(volume, max_chunk_samples=10**12, **kwargs), None)
     yield (f"volume: ray cast ({args.volume}³, {args.image}², shaded), now", lambda tok: render_job(volume, **kwargs), None)
-    big = np.tile(sample_image("astronaut"), (2, 2, 1))
+    big = np.tile(sample_image("astronaut"), (4, 4, 1))
     yield (f"codec: encode ({big.shape[1]}x{big.shape[0]})",
-           lambda tok: encode_job(big, BlockCodecParams(quality=50)), None, 0.2)
+           lambda tok: encode_job(big, BlockCodecParams(quality=50)), None, 0.1)
     yield ("codec: encode (astronaut 512x512: usually done before the cancel)",
            lambda tok: encode_job(sample_image("astronaut"), BlockCodecParams(quality=50)), None)
     yield ("codec: RD sweep (astronaut, 3 codecs x 9 qualities)",

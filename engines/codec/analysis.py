@@ -36,12 +36,17 @@ def energy_compaction(image: np.ndarray, transform, max_blocks: int = 4096, seed
 
 def compaction_job(image: np.ndarray, n: int = 8, alphabet: int = 2, names=None):
     """Job: energy-compaction curves of every transform at ``n``; returns ``{name: curve}``."""
+    from engines.jobs import wait_in_thread
+
     names = list(names or available_transforms(n))
     out = {}
     for i, name in enumerate(names):
-        tr = get_transform(name, n, alphabet)
         label = f"minangle-m{alphabet}" if name == "minangle" else name
-        out[label] = energy_compaction(image, tr)
+        # a transform's first construction (e.g. the min-angle search) and the curve are single calls: on a
+        # helper thread, so a cancel stops the job at once
+        step = Progress(i, len(names), label)
+        tr = yield from wait_in_thread(get_transform, name, n, alphabet, event=step)
+        out[label] = yield from wait_in_thread(energy_compaction, image, tr, event=step)
         yield Progress(i + 1, len(names), label)
     return out
 

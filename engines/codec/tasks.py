@@ -36,8 +36,9 @@ def fom_job(n: int, alphabets=(1, 2, 3), rho: float = 0.95):
     """Figures of merit of every transform at ``n`` plus basis images; returns the rows."""
     from engines.codec.fom import fom_table
 
-    yield Progress(0, 1, f"figures of merit, N = {n}")
-    rows = fom_table(n, tuple(alphabets), rho)
+    start = Progress(0, 1, f"figures of merit, N = {n}")
+    yield start
+    rows = yield from wait_in_thread(fom_table, n, tuple(alphabets), rho, event=start)  # one call: helper thread
     yield Progress(1, 1, "done")
     return rows
 
