@@ -38,13 +38,16 @@ def generate_jobs(args, scratch: Path):
            lambda tok: train_digits_job(scratch / "digits-trained", steps=1000, save_every=10_000), _message("step"))
 
 
-def render_jobs(args):
-    """Render: a sphere fit and a RayGauss still (as the panel's renderer switch runs it)."""
+def render_jobs(args, scratch: Path):
+    """Render: a sphere fit, a RayGauss still (as the panel's renderer switch runs it), opening a
+    large scene and reading a posed-view folder."""
     from engines.codec.images import sample_image
-    from engines.render.camera import frame_camera
+    from engines.render.camera import fibonacci_cameras, frame_camera
     from engines.render.fit import FitSettings, fit_job
+    from engines.render.io import save_ply
     from engines.render.scene import Gaussians
-    from panels.render.panel import _raygauss_still
+    from engines.render.synthetic import save_views
+    from panels.render.panel import _posed_views_job, _raygauss_still, _scene_job
 
     photo = sample_image("astronaut")[::2, ::2].copy()
     yield ("render: fit spheres (3000, 2000 steps)",
@@ -57,6 +60,15 @@ def render_jobs(args):
     camera = frame_camera(scene.means.numpy(), 20.0, 10.0, 640, 360, 45.0)
     yield (f"render: RayGauss still ({n:,} splats, 640x360)",
            lambda tok: _raygauss_still(scene, camera, (0.0, 0.0, 0.0), 3), None)
+    big = args.splats
+    ply = scratch / "big.ply"
+    save_ply(ply, Gaussians(torch.randn(big, 3, generator=g), torch.randn(big, 4, generator=g), torch.randn(big, 3, generator=g),
+                            torch.randn(big, generator=g), torch.randn(big, 16, 3, generator=g)))
+    yield (f"render: open a {big:,}-splat PLY", lambda tok: _scene_job(str(ply)), None, 0.2)
+    rng = np.random.default_rng(0)
+    views = save_views(scratch / "views", [rng.random((480, 640, 3)) for _ in range(24)],
+                       fibonacci_cameras(24, 3.0, width=640, height=480))
+    yield ("render: read posed views (24 PNGs, 640x480)", lambda tok: _posed_views_job(str(views), 1024), None, 0.1)
 
 
 def volume_jobs(args):
@@ -149,7 +161,7 @@ def all_jobs(args, panel: str):
     """``panel``'s jobs (a scratch folder holds the models they build); nothing is built for
     panels not asked for."""
     scratch = Path(tempfile.mkdtemp(prefix="cancel-latency-"))
-    makers = {"generate": lambda: generate_jobs(args, scratch), "render": lambda: render_jobs(args),
+    makers = {"generate": lambda: generate_jobs(args, scratch), "render": lambda: render_jobs(args, scratch),
               "volume": lambda: volume_jobs(args), "codec": lambda: codec_jobs(args, scratch)}
     only = getattr(args, "only", "")
     if only and ":" in only and not only.startswith(panel + ":"):

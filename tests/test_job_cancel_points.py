@@ -181,3 +181,14 @@ def test_energy_compaction_stops_while_a_transform_is_built(monkeypatch):
     monkeypatch.setattr(analysis, "energy_compaction", lambda image, tr: curves.append(tr) or np.zeros(3))
     cancel_while_blocked(analysis.compaction_job(_photos(1, 32)[0], 8, 2, names=["dct", "dst", "haar"]), gate)
     assert len(curves) == 1  # only the first transform's curve: nothing ran after the cancel
+
+
+def test_scene_open_stops_during_the_read_and_never_prepares_the_view(monkeypatch, tmp_path):
+    from engines.render import io
+    from panels.render import panel
+
+    (tmp_path / "scene.ply").write_bytes(b"ply\n")
+    gate = Gate(lambda path: None, free=0)  # the read blocks (its result is never used)
+    monkeypatch.setattr(io, "load_scene", gate)
+    monkeypatch.setattr(panel, "viewer_arrays", lambda *a: pytest.fail("prepared after the cancel"))
+    cancel_while_blocked(panel._scene_job(str(tmp_path / "scene.ply")), gate)

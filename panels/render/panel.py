@@ -237,20 +237,22 @@ def _import_viewer_dependencies() -> None:
 
 
 def _scene_job(path: str):
-    """Job (worker thread): read a .ply / .splat scene and prepare the viewer's arrays."""
-    from engines.jobs import Progress
+    """Job (worker thread): read a .ply / .splat scene and prepare the viewer's arrays. The imports,
+    the read and the preparation are single calls: on a helper thread, so a cancel stops the job at once."""
+    from engines.jobs import Progress, wait_in_thread
     from engines.render.camera import scene_frame
     from engines.render.io import SceneFileError, load_scene
 
-    _import_viewer_dependencies()
-
-    yield Progress(0, 2, f"reading {Path(path).name}")
+    step = Progress(0, 2, f"reading {Path(path).name}")
+    yield step
+    yield from wait_in_thread(_import_viewer_dependencies, event=step)
     try:
-        scene = load_scene(path)
+        scene = yield from wait_in_thread(load_scene, path, event=step)
     except SceneFileError as exc:
         raise OpenError(str(exc)) from exc
-    yield Progress(1, 2, f"preparing {len(scene):,} splats for the view")
-    arrays = viewer_arrays(scene)
+    step = Progress(1, 2, f"preparing {len(scene):,} splats for the view")
+    yield step
+    arrays = yield from wait_in_thread(viewer_arrays, scene, event=step)
     bounds = scene.bounds()
     lo, hi = outward_box(*bounds)  # the crop box the panel resets to: its mask is ready too
     inside = np.all((arrays[0] >= lo) & (arrays[0] <= hi), axis=1)
@@ -280,12 +282,13 @@ def _photo_job(path: str, max_side: int):
 def _posed_views_job(folder: str, max_side: int):
     """Job (io lane): read a posed-view folder (cameras.json, transforms.json or COLMAP) with its
     images downscaled to ``max_side``."""
-    from engines.jobs import Progress
+    from engines.jobs import Progress, wait_in_thread
     from engines.render.formats.posed import load_posed_views
 
-    yield Progress(0, 1, f"reading the posed views in {Path(folder).name}")
-    try:
-        return load_posed_views(folder, max_side)
+    step = Progress(0, 1, f"reading the posed views in {Path(folder).name}")
+    yield step
+    try:  # one call reads every image: on a helper thread, so a cancel stops the job at once
+        return (yield from wait_in_thread(load_posed_views, folder, max_side, event=step))
     except ValueError as exc:
         raise OpenError(str(exc)) from exc
 
