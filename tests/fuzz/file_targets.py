@@ -1,7 +1,7 @@
 """Fuzz targets for the other files a user opens: posed-view folders for ``render fit --views``
 (our ``cameras.json``, ``transforms.json``, COLMAP binary and text models), PNGs with A1111 /
 ComfyUI / InvokeAI text chunks, provenance sidecars (``<file>.json``), volume paint strokes
-(``volume classify --strokes``) and single-page TIFF images (Codec panel).
+(``volume classify --strokes``) and single-page TIFF, WebP and BMP images (Codec panel).
 """
 
 from __future__ import annotations
@@ -294,6 +294,50 @@ def _build_tiff_image(folder: Path) -> Path:
     return path
 
 
+def _build_webp(folder: Path) -> Path:
+    from PIL import Image
+
+    from tests.fuzz.targets import _image_pixels
+
+    path = folder / "photo.webp"
+    Image.fromarray(_image_pixels()).save(path, quality=80)
+    return path
+
+
+def _build_bmp(folder: Path) -> Path:
+    from PIL import Image
+
+    from tests.fuzz.targets import _image_pixels
+
+    path = folder / "photo.bmp"
+    Image.fromarray(_image_pixels()).save(path)
+    return path
+
+
+_BMP_FIELDS = [(2, "<I"), (10, "<I"), (14, "<I"), (18, "<i"), (22, "<i"), (26, "<H"), (28, "<H"), (30, "<I"), (34, "<I")]
+
+
+def _mutate_small_image(rng, folder: Path, path: Path) -> str:
+    """Header fields (BMP: size, offset, width, height, planes, bits, compression) or bytes."""
+    if path.suffix == ".bmp" and rng.random() < 0.5:
+        data = bytearray(path.read_bytes())
+        offset, fmt = pick(rng, _BMP_FIELDS)
+        value = pick(rng, [0, 1, -1, 65535, 2**31 - 1, 100000, 32, 24, 3, 1 << 20])
+        value = value & 0xFFFF if fmt == "<H" else value if fmt == "<i" else value & 0xFFFFFFFF
+        struct.pack_into(fmt, data, offset, value)
+        path.write_bytes(bytes(data))
+        return f"header @{offset} = {value}"
+    if rng.random() < 0.05:
+        return replace_with_special(rng, path)
+    return mutate_bytes(rng, path, header_bias=64)
+
+
+def _load_image_errors():
+    """:func:`engines.codec.images.load_image`'s documented errors: ValueError (ImageFileError and
+    "is a folder") and FileNotFoundError for a missing file."""
+    return (ValueError, FileNotFoundError)
+
+
 def _load_image(path: Path):
     from engines.codec.images import load_image
 
@@ -314,4 +358,6 @@ def file_targets(target_class, mutate_tiff, image_errors) -> list:
         target_class("sidecar", _build_sidecar, _mutate_sidecar, _load_provenance, _provenance_errors, "images"),
         target_class("strokes", _build_strokes, _mutate_strokes, _load_strokes, _value_errors, "volumes"),
         target_class("tiff-image", _build_tiff_image, mutate_tiff, _load_image, image_errors, "images"),
+        target_class("webp", _build_webp, _mutate_small_image, _load_image, _load_image_errors, "images"),
+        target_class("bmp", _build_bmp, _mutate_small_image, _load_image, _load_image_errors, "images"),
     ]
