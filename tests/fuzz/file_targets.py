@@ -163,12 +163,22 @@ def _mutate_colmap(rng, folder: Path, root: Path) -> str:
             value = pick(rng, [0, -1, 2**31 - 1, 99, 3])
         else:
             value = pick(rng, [0, 2**63 - 1, 2**32, 10**9, 100000, 7])
-        struct.pack_into(fmt, data, offset, value)
-        path.write_bytes(bytes(data))
-        return f"{name} @{offset} = {value}"
-    if rng.random() < 0.1:
+        return f"{name} " + _pack_field(path, data, offset, fmt, value)
+    return _special_or_bytes(rng, path, 0.1, 16)
+
+
+def _pack_field(path: Path, data: bytearray, offset: int, fmt: str, value) -> str:
+    """Write ``value`` at ``offset`` of ``data`` into ``path``; returns a description."""
+    struct.pack_into(fmt, data, offset, value)
+    path.write_bytes(bytes(data))
+    return f"@{offset} = {value}"
+
+
+def _special_or_bytes(rng, path: Path, special: float, header_bias: int) -> str:
+    """``path`` replaced by a special file (probability ``special``) or its bytes corrupted."""
+    if rng.random() < special:
         return replace_with_special(rng, path)
-    return mutate_bytes(rng, path, header_bias=16)
+    return mutate_bytes(rng, path, header_bias=header_bias)
 
 
 def _load_views(root: Path):
@@ -294,24 +304,18 @@ def _build_tiff_image(folder: Path) -> Path:
     return path
 
 
-def _build_webp(folder: Path) -> Path:
-    from PIL import Image
+def _image_builder(name: str, **options):
+    """``build(folder)`` saving the fuzz sample pixels as ``name`` (Pillow, with ``options``)."""
+    def build(folder: Path) -> Path:
+        from PIL import Image
 
-    from tests.fuzz.targets import _image_pixels
+        from tests.fuzz.targets import _image_pixels
 
-    path = folder / "photo.webp"
-    Image.fromarray(_image_pixels()).save(path, quality=80)
-    return path
+        path = folder / name
+        Image.fromarray(_image_pixels()).save(path, **options)
+        return path
 
-
-def _build_bmp(folder: Path) -> Path:
-    from PIL import Image
-
-    from tests.fuzz.targets import _image_pixels
-
-    path = folder / "photo.bmp"
-    Image.fromarray(_image_pixels()).save(path)
-    return path
+    return build
 
 
 _BMP_FIELDS = [(2, "<I"), (10, "<I"), (14, "<I"), (18, "<i"), (22, "<i"), (26, "<H"), (28, "<H"), (30, "<I"), (34, "<I")]
@@ -324,12 +328,8 @@ def _mutate_small_image(rng, folder: Path, path: Path) -> str:
         offset, fmt = pick(rng, _BMP_FIELDS)
         value = pick(rng, [0, 1, -1, 65535, 2**31 - 1, 100000, 32, 24, 3, 1 << 20])
         value = value & 0xFFFF if fmt == "<H" else value if fmt == "<i" else value & 0xFFFFFFFF
-        struct.pack_into(fmt, data, offset, value)
-        path.write_bytes(bytes(data))
-        return f"header @{offset} = {value}"
-    if rng.random() < 0.05:
-        return replace_with_special(rng, path)
-    return mutate_bytes(rng, path, header_bias=64)
+        return "header " + _pack_field(path, data, offset, fmt, value)
+    return _special_or_bytes(rng, path, 0.05, 64)
 
 
 def _load_image_errors():
@@ -358,6 +358,6 @@ def file_targets(target_class, mutate_tiff, image_errors) -> list:
         target_class("sidecar", _build_sidecar, _mutate_sidecar, _load_provenance, _provenance_errors, "images"),
         target_class("strokes", _build_strokes, _mutate_strokes, _load_strokes, _value_errors, "volumes"),
         target_class("tiff-image", _build_tiff_image, mutate_tiff, _load_image, image_errors, "images"),
-        target_class("webp", _build_webp, _mutate_small_image, _load_image, _load_image_errors, "images"),
-        target_class("bmp", _build_bmp, _mutate_small_image, _load_image, _load_image_errors, "images"),
+        target_class("webp", _image_builder("photo.webp", quality=80), _mutate_small_image, _load_image, _load_image_errors, "images"),
+        target_class("bmp", _image_builder("photo.bmp"), _mutate_small_image, _load_image, _load_image_errors, "images"),
     ]
