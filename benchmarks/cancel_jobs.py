@@ -64,11 +64,11 @@ def render_jobs(args, scratch: Path):
     ply = scratch / "big.ply"
     save_ply(ply, Gaussians(torch.randn(big, 3, generator=g), torch.randn(big, 4, generator=g), torch.randn(big, 3, generator=g),
                             torch.randn(big, generator=g), torch.randn(big, 16, 3, generator=g)))
-    yield (f"render: open a {big:,}-splat PLY", lambda tok: _scene_job(str(ply)), None, 0.2)
+    yield (f"render: open a {big:,}-splat PLY", lambda tok: _scene_job(str(ply)), None, 0.05)
     rng = np.random.default_rng(0)
-    views = save_views(scratch / "views", [rng.random((480, 640, 3)) for _ in range(24)],
-                       fibonacci_cameras(24, 3.0, width=640, height=480))
-    yield ("render: read posed views (24 PNGs, 640x480)", lambda tok: _posed_views_job(str(views), 1024), None, 0.1)
+    views = save_views(scratch / "views", [rng.random((480, 640, 3)) for _ in range(48)],
+                       fibonacci_cameras(48, 3.0, width=640, height=480))
+    yield ("render: read posed views (48 PNGs, 640x480)", lambda tok: _posed_views_job(str(views), 1024), None, 0.05)
 
 
 def volume_jobs(args):
