@@ -139,3 +139,35 @@ def test_rest_waits_longer_when_camera_updates_come_slowly():
         renderer.request(view.K, view.view, view.width, view.height)
         time.sleep(0.1)
     assert 0.2 < renderer.settle_time <= 0.31
+
+
+def test_a_hidden_view_renders_nothing_and_its_frame_in_flight_is_aborted(qtbot):
+    from qtpy.QtWidgets import QWidget
+
+    from panels.render.cpu_view import PauseWhenHidden
+
+    scene = sphere_scene(60_000, footprint=0.05)  # a full frame takes a good part of a second
+    renderer = ProgressiveRenderer(threads=1)
+    widget = QWidget()
+    qtbot.addWidget(widget)
+    PauseWhenHidden(widget, renderer)
+    try:
+        renderer.SETTLE = 0.0
+        renderer.set_scene(preview_scene(scene))
+        cam = frame_camera(scene.means, 15, 10, 640, 480)
+        renderer.request(cam.K.numpy(), cam.viewmat.numpy(), 640, 480)
+        _wait(renderer, full=True)  # the view renders while shown (never shown yet: not paused either)
+        widget.show()
+        qtbot.waitExposed(widget)
+        cam = frame_camera(scene.means, 60, 10, 640, 480)
+        renderer.request(cam.K.numpy(), cam.viewmat.numpy(), 640, 480)  # a full frame starts at once
+        widget.hide()  # e.g. the Fit tab shown: the frame in flight stops, no new one starts
+        aborted, frames = renderer.aborted, len(renderer.frame_times)
+        time.sleep(0.5)
+        assert renderer.take() is None and renderer.busy
+        assert len(renderer.frame_times) == frames and renderer.aborted <= aborted + 1
+        widget.show()  # shown again: the latest camera's full frame comes
+        full = _wait(renderer, full=True)
+        np.testing.assert_array_equal(full, render_preview(renderer._prep, cam.K, cam.viewmat, 640, 480))
+    finally:
+        renderer.close()

@@ -68,7 +68,7 @@ class CpuCanvas:
     FOV = 45.0
 
     def __init__(self, parent=None) -> None:
-        from panels.render.cpu_view import ProgressiveRenderer
+        from panels.render.cpu_view import PauseWhenHidden, ProgressiveRenderer
 
         self.canvas = self  # the panel reads canvas.canvas.size / update like a vispy SceneCanvas
         self.view = self
@@ -76,6 +76,7 @@ class CpuCanvas:
         self.widget = _FrameLabel(self, parent)
         self.widget.setText("Loading the view…")
         self.progressive = ProgressiveRenderer()
+        PauseWhenHidden(self.widget, self.progressive)
         self.renderer_chosen = None
         self.positions = np.zeros((0, 3), np.float32)
         self.colors = np.zeros((0, 4), np.float32)

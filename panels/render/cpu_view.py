@@ -9,7 +9,9 @@ rasterizer) starts at once: a coarse frame of an older camera still in flight is
 coarse frame of the resting camera is queued before it. When even the smallest scale misses the
 target, coarse frames draw every 2nd, 4th, ... splat (``stride``). A newer camera aborts a full frame
 in flight within 64 splats. The GUI thread only posts cameras (:meth:`request`) and picks finished
-frames up (:meth:`take`, polled by a timer; the poll also aborts a stale coarse frame).
+frames up (:meth:`take`, polled by a timer; the poll also aborts a stale coarse frame). While the
+view is hidden (another tab or panel shown: :class:`PauseWhenHidden`) nothing renders and the frame
+in flight is aborted: a full frame of a large scene took the CPU from a fit started on the Fit tab.
 :data:`FRAME_VERT`/:data:`FRAME_FRAG` draw a frame as a texture over the whole view.
 """
 
@@ -20,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from qtpy.QtCore import QEvent, QObject
 
 SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software", "swiftshader", "gdi generic")
 
@@ -93,6 +96,7 @@ class ProgressiveRenderer:
         self.aborted = 0  # frames given up (newer camera, or a stale coarse frame once at rest)
         self._cond = threading.Condition()
         self._stop = False
+        self._paused = False
         self.frame_times: list[tuple[bool, float, float]] = []  # (full, wall s, CPU s of this thread) per frame
         self._thread = threading.Thread(target=self._run, name="splat-cpu-view", daemon=True)
         self._thread.start()
@@ -160,6 +164,15 @@ class ProgressiveRenderer:
             time.sleep(0.005)
         return not self.busy
 
+    def set_paused(self, paused: bool) -> None:
+        """Render nothing while ``paused`` (the view is hidden; the frame in flight is aborted and
+        rendered again on resume); the latest camera is rendered once resumed."""
+        with self._cond:
+            self._paused = bool(paused)
+            if self._paused and self._job is not None:
+                self._job[2][0] = 1
+            self._cond.notify_all()
+
     def close(self) -> None:
         """Stop the worker thread."""
         with self._cond:
@@ -169,7 +182,7 @@ class ProgressiveRenderer:
     def _next_job(self):
         """(view, full) to render next, or None after waiting (called with the lock held)."""
         wanted = self._wanted
-        if wanted is None or self._prep is None or wanted.same(self._full_for):
+        if self._paused or wanted is None or self._prep is None or wanted.same(self._full_for):
             self._cond.wait(0.5)
             return None
         rest = time.monotonic() - self._changed_at
@@ -247,3 +260,21 @@ class ProgressiveRenderer:
                 self._coarse_for = view
                 if full:
                     self._full_for = view
+
+
+class PauseWhenHidden(QObject):
+    """Pauses a :class:`ProgressiveRenderer` while ``widget`` is hidden and resumes it when shown."""
+
+    def __init__(self, widget, renderer: ProgressiveRenderer) -> None:
+        super().__init__(widget)
+        self.renderer = renderer
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+        """Hide / Show events of the view's widget pause / resume the renderer."""
+        kind = event.type()
+        if kind == QEvent.Hide:
+            self.renderer.set_paused(True)
+        elif kind == QEvent.Show:
+            self.renderer.set_paused(False)
+        return False

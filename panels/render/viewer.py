@@ -425,13 +425,15 @@ class SplatCanvas:
             self.renderer_chosen()
 
     def _set_cpu_mode(self, on: bool) -> None:
-        from panels.render.cpu_view import ProgressiveRenderer
+        from panels.render.cpu_view import PauseWhenHidden, ProgressiveRenderer
 
         if on and self.progressive is None:
             self.progressive = ProgressiveRenderer()
+            self._pause_when_hidden = PauseWhenHidden(self.canvas.native, self.progressive)
             self.view.update = self._camera_moved_cpu  # camera changes post the camera, without a redraw
             self._push_cpu_scene()
         elif not on and self.progressive is not None:
+            self.canvas.native.removeEventFilter(self._pause_when_hidden)
             self.progressive.close()
             self.progressive = None
             self._cpu_timer.stop()
