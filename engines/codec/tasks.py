@@ -55,14 +55,18 @@ def compare_job(image: np.ndarray, codec: str, quality: float, options: dict | N
     res = yield from wait_in_thread(run_codec, image, codec, quality, event=start, **(options or {}))
     metrics = Progress(1, 2, "metrics")
     yield metrics
+    def both(a, b):
+        return psnr_channels(a, b), ssim(a, b) if min(a.shape[:2]) >= 11 else None
+
+    psnr, similarity = yield from wait_in_thread(both, image, res.decoded, event=metrics)
     out = {
         "codec": codec,
         "quality": quality,
         "decoded": res.decoded,
         "bytes": len(res.data),
         "bpp": res.bpp,
-        "psnr": psnr_channels(image, res.decoded),
-        "ssim": (yield from wait_in_thread(ssim, image, res.decoded, event=metrics)) if min(image.shape[:2]) >= 11 else None,
+        "psnr": psnr,
+        "ssim": similarity,
         "data": res.data,
     }
     yield Progress(2, 2, "done")
