@@ -83,10 +83,15 @@ def set_threads(count: int | None) -> int:
     if not count:
         count = os.cpu_count() or 1
     _threads = int(count)
-    torch.set_num_threads(_threads)
     if "numba" not in sys.modules:
         os.environ["NUMBA_NUM_THREADS"] = str(_threads)
-    apply_numba_threads()
+    apply_numba_threads()  # first: numba's OpenMP layer sets the OpenMP thread count torch shares
+    torch.set_num_threads(_threads)
+    return _threads
+
+
+def configured_threads() -> int:
+    """The threads setting last applied with :func:`set_threads` (0: never set, libraries' defaults)."""
     return _threads
 
 

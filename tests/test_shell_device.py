@@ -71,3 +71,21 @@ def test_memory_in_use_is_plausible():
     big = mmap.mmap(-1, 200 * 2**20)  # fresh pages: heap memory freed by earlier tests cannot be reused
     big[::4096] = b"x" * len(big[::4096])  # touch the pages so they are resident
     assert device.memory_in_use_mb() > mb + 150
+
+
+def test_a_kernel_call_in_flight_keeps_a_threads_setting_made_meanwhile():
+    """The rasterizer restores torch's thread count after its kernels (numba's OpenMP start resets it);
+    a threads setting changed while a kernel call runs on another thread must survive that restore."""
+    from engines.render.rasterize import _KernelCall
+
+    before_torch, before_setting = torch.get_num_threads(), device.configured_threads()
+    try:
+        device.set_threads(1)
+        call = _KernelCall()
+        call.__enter__()  # a render on a worker, entered with 1 thread
+        device.set_threads(2)  # the user changes the setting meanwhile
+        call.__exit__(None, None, None)
+        assert torch.get_num_threads() == 2
+    finally:
+        device.set_threads(before_setting or None)
+        torch.set_num_threads(before_torch)

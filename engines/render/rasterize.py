@@ -44,8 +44,12 @@ class _KernelCall:
         apply_numba_threads()  # the studio's threads setting, on this (worker) thread
 
     def __exit__(self, *exc):
-        if torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
+        from engines.device import configured_threads
+
+        # the studio's setting as it is now (it may have changed during the call), else the count before
+        threads = configured_threads() or self.threads
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
         _KERNEL_LOCK.release()
 
 
