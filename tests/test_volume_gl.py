@@ -305,8 +305,9 @@ def test_slab_wise_upload_draws_the_same_image_as_one_upload(gl_view, monkeypatc
     show(4 * 48 * 48 * 4)  # 4 slices a slab: 12 turns
     assert view.upload_pending and not view.visual.visible
     turns = 0
-    while view.upload_pending and turns < 200:
+    while view.upload_pending and turns < 2000:
         app.processEvents()
+        time.sleep(0.001)  # the turns are timers a few ms apart
         turns += 1
     assert not view.upload_pending and view.visual.visible
     assert turns >= 6  # spread over turns, not done in one
@@ -512,9 +513,10 @@ def test_frames_pause_while_a_volume_goes_up(gl_view, monkeypatch):
         original = getattr(frames, kind)
         monkeypatch.setattr(frames, kind, lambda *a, _o=original, _k=kind: (draws.append((_k, view.upload_pending)), _o(*a))[1])
     turns = 0
-    while view.upload_pending:
+    while view.upload_pending and turns < 5000:
         view.canvas.update()  # asks for frames all along
         app.processEvents()
+        time.sleep(0.001)
         turns += 1
     assert turns >= 6 and not frames.paused
     assert _pump_until(app, lambda: view.exact)

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from panels.volume.progressive_gl import MIN_BAND_ROWS, is_software_renderer, next_band
+from panels.opengl_info import is_software_renderer
+from panels.volume.progressive_gl import MIN_BAND_ROWS, next_band
 from panels.volume.view3d import scalar_texture
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from qtpy.QtCore import QEvent, QObject
 
-SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software", "swiftshader", "gdi generic")
+from panels.opengl_info import SOFTWARE_RENDERERS, is_software_renderer  # noqa: F401 - re-exported
 
 FRAME_VERT = """
 attribute vec2 a_pos;
@@ -42,12 +42,6 @@ void main() {
     gl_FragColor = vec4(texture2D(u_frame, v_uv).rgb, 1.0);
 }
 """
-
-
-def is_software_renderer(name: str) -> bool:
-    """True for GL_RENDERER strings of CPU rasterizers (Mesa llvmpipe/softpipe, SwiftShader, GDI)."""
-    name = (name or "").lower()
-    return any(word in name for word in SOFTWARE_RENDERERS)
 
 
 @dataclass(frozen=True)

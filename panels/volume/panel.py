@@ -38,6 +38,7 @@ from qtpy.QtWidgets import (
 from engines import filekinds as fk
 from engines.provenance import array, number, obj, one_of, text
 from panels.base import OpenError, Panel
+from panels.volume.progressive_gl import TURN_MS
 from panels.volume.slices import SliceView, slice_coords, view_to_voxel
 from panels.volume.tf2d_editor import TF2DEditor
 from panels.volume.tf_editor import TFEditor
@@ -614,6 +615,14 @@ class VolumePanel(Panel):
         ``prepared`` (from :func:`prepare_volume`, computed on a worker) saves the GUI thread the
         value range, histogram and texture work; without it they are computed here.
         """
+        # one repaint for the histogram, three slice views and the labels (each plot's scene asks for
+        # its own in a separate event, and with a GL view in the window each costs a whole-window redraw)
+        if self.updatesEnabled():
+            self.setUpdatesEnabled(False)
+            QTimer.singleShot(TURN_MS, lambda: self.setUpdatesEnabled(True))
+        self._show_volume(volume, source, prepared)
+
+    def _show_volume(self, volume, source: str | None, prepared: dict | None) -> None:
         from engines.volume.tf import default_tf, preset
 
         prepared = prepared or prepare_volume(volume)

@@ -22,6 +22,8 @@ from collections.abc import Callable
 
 from qtpy.QtCore import QTimer
 
+from panels.opengl_info import is_software_renderer
+
 #: GUI-thread time one frame or band should take (ms)
 BUDGET_MS = 40.0
 #: quiet time after the last change before the bands start (ms): orbiting stays coarse and fluid
@@ -31,17 +33,11 @@ MAX_FACTOR = 16
 #: the first coarse factor on software OpenGL, before any frame was timed (the cheapest preview;
 #: the bands that follow refine it)
 SOFTWARE_START_FACTOR = MAX_FACTOR
+#: delay between two steps of a chunked GUI-thread task (bands, texture slabs), ms: a zero-delay timer
+#: is dispatched with the posted events, ahead of due timers and input, so a chain of them ran back to back
+TURN_MS = 2
 #: thinnest refinement band (rows): every band costs a fixed overhead too
 MIN_BAND_ROWS = 4
-#: OpenGL renderers that run on the CPU
-SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swiftshader", "software rasterizer", "swrast", "gdi generic",
-                      "microsoft basic render")
-
-
-def is_software_renderer(renderer: str) -> bool:
-    """Whether a GL_RENDERER string names a CPU implementation of OpenGL."""
-    name = renderer.lower()
-    return any(word in name for word in SOFTWARE_RENDERERS)
 
 
 def next_band(rows_left: int, ms_per_row: float, budget_ms: float, last_rows: int | None = None,
@@ -163,7 +159,7 @@ class ProgressiveFrames:
         self._learn(ms * height / rows)
         if self._rows_left > 0:
             generation = self._generation
-            QTimer.singleShot(0, lambda: self._request_band(generation))
+            QTimer.singleShot(TURN_MS, lambda: self._request_band(generation))
         else:
             self.exact = True
 

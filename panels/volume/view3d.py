@@ -26,6 +26,7 @@ from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 from engines.volume.geometry import crop_planes
 from engines.volume.tf import TransferFunction1D, correct_opacity
 from panels.volume.letter_glyphs import LETTER_GLYPHS, letter_fonts
+from panels.volume.progressive_gl import TURN_MS
 
 #: colours of the R, A, S orientation arrows (Slicer's convention: red, green/yellow, blue)
 AXIS_COLORS = {"R": (0.95, 0.3, 0.3, 1.0), "A": (0.9, 0.85, 0.2, 1.0), "S": (0.35, 0.55, 1.0, 1.0)}
@@ -179,7 +180,7 @@ class VolumeView(QWidget):
         pending = LETTER_GLYPHS if pending is None else pending
         if pending:
             self._fonts.get_font("OpenSans", bold=True, italic=False)[pending[0]]  # renders and caches the glyph
-            QTimer.singleShot(0, lambda: self._warm_up_letters(pending[1:]))
+            QTimer.singleShot(TURN_MS, lambda: self._warm_up_letters(pending[1:]))
             return
         self._place_markers(orientation_arrows(np.eye(4), (1, 1, 1), (1.0, 1.0, 1.0)))
         self.markers[1].visible = False  # the arrows' program first, the letters' in the next frame
@@ -483,7 +484,7 @@ class VolumeView(QWidget):
         self.canvas.progressive.paused = True  # the last frame stays until the new volume is in
         self._upload_generation += 1
         generation = self._upload_generation
-        QTimer.singleShot(0, lambda: self._upload_turn(generation))
+        QTimer.singleShot(TURN_MS, lambda: self._upload_turn(generation))
 
     def _upload_turn(self, generation: int) -> None:
         """One event-loop turn of the slab upload: the next slab, then the next turn."""
@@ -491,7 +492,7 @@ class VolumeView(QWidget):
             return
         self._upload_slab()
         if self._upload is not None:
-            QTimer.singleShot(0, lambda: self._upload_turn(generation))
+            QTimer.singleShot(TURN_MS, lambda: self._upload_turn(generation))
 
     def _upload_slab(self) -> None:
         """Send the next z-slab to the GPU now (the first turn only allocates the texture: software GL
