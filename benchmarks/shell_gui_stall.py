@@ -454,12 +454,13 @@ def main() -> None:
     print("  (software OpenGL here; GL frame: the longest); GUI work: most CPU time the GUI thread itself spent")
     print("  between two ticks (its own work, independent of other processes); baseline: the same work called")
     print("  on the GUI thread as the studio did before (stall / GUI work)")
-    print(f"{'phase':<17}{'stall':>7}{'outside GL':>11}{'GL frame':>9}{'GUI work':>9}{'baseline':>15}  goal: GUI work")
+    print(f"{'phase':<17}{'stall':>7}{'outside GL':>11}{'GL frame':>9}{'GUI work':>9}{'baseline':>15}  "
+          f"≤ {GOAL_MS:.0f} ms: stall / GUI work")
     for phase, (value, no_gl, frame, work) in ours.items():
         ref = base.get(phase)
         ref_text = f"{ref[0]:7.0f} / {ref[3]:5.0f}" if ref is not None else f"{'(a job)':>15}"
         print(f"{phase:<17}{value:7.0f}{no_gl:11.0f}{frame:9.0f}{work:9.0f}{ref_text}  "
-              f"{'met' if work <= GOAL_MS else 'NOT met'}")
+              f"{'met' if value <= GOAL_MS else 'NOT met'} / {'met' if work <= GOAL_MS else 'NOT met'}")
     print(f"(start-up: studio ready in {startup['studio']['seconds']:.1f} s, {startup['studio']['device']}; "
           f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: other processes compete "
           f"for the CPUs and a preempted thread holding the GIL delays the GUI thread too)")
