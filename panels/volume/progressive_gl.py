@@ -155,8 +155,10 @@ class ProgressiveFrames:
         self.bands_drawn += 1
         self._band_due = False
         self._rows_left -= rows
-        self._ms_per_row, self._last_rows = ms / rows, rows
         self._learn(ms * height / rows)
+        # the next rows cost at least the frame's average: rows of empty background above the volume
+        # cost nothing and would make the first band through the volume far too tall
+        self._ms_per_row, self._last_rows = max(ms / rows, (self.full_ms or 0.0) / max(height, 1)), rows
         if self._rows_left > 0:
             generation = self._generation
             QTimer.singleShot(TURN_MS, lambda: self._request_band(generation))

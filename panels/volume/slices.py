@@ -127,6 +127,9 @@ class SliceView(pg.GraphicsLayoutWidget):
         if fit or self._shape != (rows, cols) or self._spacing != (sr, sc):
             self._shape, self._spacing = (rows, cols), (sr, sc)
             self.vb.autoRange(padding=0.02)
+            # apply the new range now: left to the next paint, it changes the scene during that paint
+            # and asks for one more repaint of the window per view
+            self.vb.prepareForPaint()
 
     def set_overlay(self, rgba: np.ndarray | None) -> None:
         """Show an (rows, cols, 4) uint8 overlay, or clear it."""
