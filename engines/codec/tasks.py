@@ -43,10 +43,16 @@ def fom_job(n: int, alphabets=(1, 2, 3), rho: float = 0.95):
     return rows
 
 
+def _metrics(a: np.ndarray, b: np.ndarray) -> tuple:
+    """``(PSNR per channel, SSIM or None below 11 px)`` of ``b`` against ``a``."""
+    from engines.codec.metrics import psnr_channels, ssim
+
+    return psnr_channels(a, b), ssim(a, b) if min(a.shape[:2]) >= 11 else None
+
+
 def compare_job(image: np.ndarray, codec: str, quality: float, options: dict | None = None):
     """Encode ``image`` with a real codec (or the block codec); returns a dict with ``decoded``,
     ``bytes``, ``bpp``, ``psnr`` (per channel), ``ssim`` and the codec settings."""
-    from engines.codec.metrics import psnr_channels, ssim
     from engines.codec.realcodecs import run_codec
 
     # one codec call and the SSIM of a large image cannot be interrupted: helper thread (a cancel stops at once)
@@ -55,10 +61,7 @@ def compare_job(image: np.ndarray, codec: str, quality: float, options: dict | N
     res = yield from wait_in_thread(run_codec, image, codec, quality, event=start, **(options or {}))
     metrics = Progress(1, 2, "metrics")
     yield metrics
-    def both(a, b):
-        return psnr_channels(a, b), ssim(a, b) if min(a.shape[:2]) >= 11 else None
-
-    psnr, similarity = yield from wait_in_thread(both, image, res.decoded, event=metrics)
+    psnr, similarity = yield from wait_in_thread(_metrics, image, res.decoded, event=metrics)
     out = {
         "codec": codec,
         "quality": quality,

@@ -551,17 +551,16 @@ def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings
                                                 cam.viewmat, cam.K, cam.width, cam.height, aa_mode=s.aa_mode,
                                                 sh_degree=s.sh_degree, background=bg)
                 meta["means2d"].retain_grad()
-        else:  # spheres (torch only, about a second per step): forward and backward on a helper thread so a
-            # cancel stops the job at once
-            image, loss = yield from wait_in_thread(_spheres_loss, params, cam, target, s, bg, optimizer,
-                                                    event=Progress(step - 1, s.steps, f"step {step}/{s.steps}"))
-        if s.primitive == "gaussians":
             loss = loss_l1_dssim(image, target, s.lambda_dssim)
             if mcmc is not None:
                 loss = loss + s.mcmc_opacity_reg * torch.sigmoid(params["opacity_logits"]).mean() \
                     + s.mcmc_scale_reg * params["log_scales"].exp().mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+        else:  # spheres (torch only, about a second per step): forward and backward on a helper thread so a
+            # cancel stops the job at once
+            image, loss = yield from wait_in_thread(_spheres_loss, params, cam, target, s, bg, optimizer,
+                                                    event=Progress(step - 1, s.steps, f"step {step}/{s.steps}"))
         if density is not None and s.primitive == "spheres":
             density.accumulate_spheres(params["means"], cam)
         elif density is not None and meta["means2d"].grad is not None:

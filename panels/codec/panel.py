@@ -102,23 +102,29 @@ def _image_job(path: str):
     return image, info
 
 
+def _decode_bitstream(path: str) -> np.ndarray:
+    """A block-codec or learned-codec bitstream file decoded (the codec imported on first use)."""
+    data = Path(path).read_bytes()
+    if data[:4] == b"SSLC":
+        from engines.codec.learned import decompress
+
+        return np.asarray(decompress(data, name=Path(path).name))
+    from engines.codec.blockcodec import decode
+
+    return np.asarray(decode(data).image)
+
+
 def _bitstream_job(path: str):
     """Job (worker thread): decode a block-codec (``.ssbc``) or learned-codec (``.sslc``, with its
     shipped model) bitstream to ``(H, W, 3)`` uint8."""
     import struct
 
-    from engines.codec.blockcodec import decode
-    from engines.jobs import Progress
+    from engines.jobs import Progress, wait_in_thread
 
-    yield Progress(0, 1, f"decoding {Path(path).name}")
-    try:
-        data = Path(path).read_bytes()
-        if data[:4] == b"SSLC":
-            from engines.codec.learned import decompress
-
-            image = np.asarray(decompress(data, name=Path(path).name))
-        else:
-            image = np.asarray(decode(data).image)
+    step = Progress(0, 1, f"decoding {Path(path).name}")
+    yield step
+    try:  # the codec's first import and the decode are single calls: on a helper thread (prompt cancel)
+        image = yield from wait_in_thread(_decode_bitstream, path, event=step)
     except OSError as exc:
         raise OpenError(f"cannot read {Path(path).name}: {exc.strerror or exc}") from None
     except (ValueError, struct.error, EOFError) as exc:
