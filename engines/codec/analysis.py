@@ -8,7 +8,7 @@ from engines.codec.blockcodec import EncodeResult, blockify
 from engines.codec.color import rgb_to_ycbcr
 from engines.codec.quant import zigzag_order
 from engines.codec.transforms import available_transforms, get_transform
-from engines.jobs import Progress
+from engines.jobs import Progress, wait_in_thread
 
 __all__ = ["block_details", "channel_view", "compaction_job", "energy_compaction"]
 
@@ -36,17 +36,13 @@ def energy_compaction(image: np.ndarray, transform, max_blocks: int = 4096, seed
 
 def compaction_job(image: np.ndarray, n: int = 8, alphabet: int = 2, names=None):
     """Job: energy-compaction curves of every transform at ``n``; returns ``{name: curve}``."""
-    from engines.jobs import wait_in_thread
-
     names = list(names or available_transforms(n))
     out = {}
     for i, name in enumerate(names):
         label = f"minangle-m{alphabet}" if name == "minangle" else name
-        # a transform's first construction (e.g. the min-angle search) and the curve are single calls: on a
-        # helper thread, so a cancel stops the job at once
-        step = Progress(i, len(names), label)
-        tr = yield from wait_in_thread(get_transform, name, n, alphabet, event=step)
-        out[label] = yield from wait_in_thread(energy_compaction, image, tr, event=step)
+        tr = get_transform(name, n, alphabet)  # milliseconds (cached); the curve is one long call:
+        # on a helper thread, so a cancel stops the job at once
+        out[label] = yield from wait_in_thread(energy_compaction, image, tr, event=Progress(i, len(names), label))
         yield Progress(i + 1, len(names), label)
     return out
 
