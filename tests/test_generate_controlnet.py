@@ -170,6 +170,9 @@ def test_single_file_loads_like_the_folder_and_mismatch_fails_clearly(tiny, tmp_
     with pytest.raises(ModelError, match="do not match the model.*wrong shape.*another base model"):
         load_controlnet(tmp_path / "other.safetensors", pipe.unet)
     (tmp_path / "other" / "config.json").write_text("[1, 2]")
+    with pytest.raises(ModelError, match="config.json must hold a JSON object"):
+        load_controlnet(tmp_path / "other", pipe.unet)
+    (tmp_path / "other" / "config.json").write_text('{"_class_name": "UNet2DConditionModel"}')
     with pytest.raises(ModelError, match="does not describe a ControlNetModel"):
         load_controlnet(tmp_path / "other", pipe.unet)
     with pytest.raises(ModelError, match="not found"):

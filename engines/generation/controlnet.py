@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engines.generation.model_checks import ModelError, check_state_dict, check_weight_file_size
+from engines.generation.model_checks import ModelError, check_state_dict, check_weight_file_size, read_config_json
 
 __all__ = ["ControlSchedule", "attached_controlnet", "check_controlnet_fits", "control_factor", "controlnet_weights_file",
            "load_controlnet", "read_control_image"]
@@ -135,19 +135,12 @@ def _load_single_file(path: Path, unet):
 
 def _load_folder(weights: Path, unet):
     """A ControlNet from a diffusers folder (its config checked against ``unet`` before loading)."""
-    import json
-
     import torch
     from diffusers import ControlNetModel
 
     folder = weights.parent
-    try:
-        if not (folder / "config.json").is_file() or (folder / "config.json").stat().st_size > 4 << 20:
-            raise OSError("not a small regular file")
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:
-        raise ModelError(f"ControlNet folder {folder.name}: config.json is missing or unreadable ({exc})") from None
-    if not isinstance(config, dict) or config.get("_class_name", "ControlNetModel") != "ControlNetModel":
+    config = read_config_json(folder / "config.json")
+    if config.get("_class_name", "ControlNetModel") != "ControlNetModel":
         raise ModelError(f"ControlNet folder {folder.name}: config.json does not describe a ControlNetModel "
                          f"(SD-family UNet ControlNets only)")
     check_controlnet_fits(config, dict(unet.config), folder.name)

@@ -10,14 +10,16 @@ the model's (never silently random weights). Every problem raises :class:`ModelE
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 from contextlib import contextmanager
+from pathlib import Path
 
 from engines.limits import check_decoded_size, format_bytes
 
 __all__ = ["ModelError", "check_meta", "check_state_dict", "check_unet_config", "check_weight_file_size",
-           "sample_size", "unet_parameter_count", "weights_must_match"]
+           "read_config_json", "sample_size", "unet_parameter_count", "weights_must_match"]
 
 MAX_CLASSES = 100_000
 MAX_CHANNELS = 8192
@@ -52,6 +54,29 @@ def _str(value, what: str) -> str:
     if not isinstance(value, str):
         raise _error(f"{what} must be text, got {value!r:.40}")
     return value
+
+
+_MAX_CONFIG_BYTES = 4 << 20
+
+
+def read_config_json(path: Path) -> dict:
+    """A model config file as a dict (ModelError if missing, not a small regular file, not JSON or not an object)."""
+    try:
+        if not path.is_file():
+            raise FileNotFoundError(path)
+        if path.stat().st_size > _MAX_CONFIG_BYTES:
+            raise ModelError(f"{path.parent.name}/{path.name} is too large for a config file")
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{path.parent.name}: missing {path.name}") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else "not JSON"
+        raise ModelError(f"{path.parent.name}/{path.name}: unreadable JSON ({text})") from None
+    if not isinstance(data, dict):
+        kind = "list" if isinstance(data, list) else "string" if isinstance(data, str) else "null" if data is None \
+            else "single value"
+        raise ModelError(f"{path.parent.name}/{path.name} must hold a JSON object, not a {kind}")
+    return data
 
 
 def check_meta(meta: dict, where: str) -> dict:

@@ -32,6 +32,7 @@ from engines.generation.model_checks import (
     check_state_dict,
     check_unet_config,
     check_weight_file_size,
+    read_config_json,
     sample_size,
     unet_parameter_count,
     weights_must_match,
@@ -100,29 +101,6 @@ class ModelInfo:
         return data
 
 
-_MAX_CONFIG_BYTES = 4 << 20
-
-
-def _read_json(path: Path) -> dict:
-    """A model config file as a dict (ModelError if missing, not a small regular file, not JSON or not an object)."""
-    try:
-        if not path.is_file():
-            raise FileNotFoundError(path)
-        if path.stat().st_size > _MAX_CONFIG_BYTES:
-            raise ModelError(f"{path.parent.name}/{path.name} is too large for a config file")
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"{path.parent.name}: missing {path.name}") from None
-    except (OSError, ValueError, RecursionError) as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else "not JSON"
-        raise ModelError(f"{path.parent.name}/{path.name}: unreadable JSON ({text})") from None
-    if not isinstance(data, dict):
-        kind = "list" if isinstance(data, list) else "string" if isinstance(data, str) else "null" if data is None \
-            else "single value"
-        raise ModelError(f"{path.parent.name}/{path.name} must hold a JSON object, not a {kind}")
-    return data
-
-
 def _component(index: dict, key: str) -> list | None:
     """A ``model_index.json`` component entry ``[library, class]`` (None when absent)."""
     entry = index.get(key)
@@ -154,16 +132,16 @@ def _folder_info(folder: Path, shipped: bool = False) -> ModelInfo:
 
 
 def _folder_info_checked(folder: Path, shipped: bool) -> ModelInfo:
-    index = _read_json(folder / "model_index.json")
+    index = read_config_json(folder / "model_index.json")
     sched_path = folder / "scheduler" / "scheduler_config.json"
-    sched = _read_json(sched_path) if sched_path.exists() else {}
+    sched = read_config_json(sched_path) if sched_path.exists() else {}
     prediction, distilled = _scheduler_kind(sched)
     meta_path = folder / "spectra_model.json"
     unet_entry = _component(index, "unet")
     is_pixel_unet = unet_entry is not None and unet_entry[-1] == "UNet2DModel" and "vae" not in index
     if meta_path.exists() or is_pixel_unet:
-        meta = check_meta(_read_json(meta_path), "spectra_model.json") if meta_path.exists() else {}
-        unet_cfg = check_unet_config(_read_json(folder / "unet" / "config.json"), "unet/config.json")
+        meta = check_meta(read_config_json(meta_path), "spectra_model.json") if meta_path.exists() else {}
+        unet_cfg = check_unet_config(read_config_json(folder / "unet" / "config.json"), "unet/config.json")
         size = sample_size(unet_cfg, "unet/config.json")
         prediction = meta.get("prediction_type", prediction)
         n_classes = meta.get("num_classes")
@@ -207,19 +185,19 @@ def _pipeline_default_size(folder: Path, index: dict) -> tuple:
     scale = 8
     vae_cfg = folder / "vae" / "config.json"
     if vae_cfg.exists():
-        blocks = _read_json(vae_cfg).get("block_out_channels", [0, 0, 0, 0])
+        blocks = read_config_json(vae_cfg).get("block_out_channels", [0, 0, 0, 0])
         if not isinstance(blocks, list) or not 1 <= len(blocks) <= 8:
             raise ModelError("vae/config.json: block_out_channels must be a list of 1 to 8 channel counts")
         scale = 2 ** (len(blocks) - 1)
     for comp in ("unet", "transformer"):
         cfg = folder / comp / "config.json"
         if cfg.exists():
-            config = _read_json(cfg)
+            config = read_config_json(cfg)
             if config.get("sample_size"):
                 h, w = sample_size(config, f"{comp}/config.json")
                 return (h * scale, w * scale)
     if vae_cfg.exists():
-        config = _read_json(vae_cfg)
+        config = read_config_json(vae_cfg)
         if config.get("sample_size"):
             return sample_size(config, "vae/config.json")
     return (512, 512)
@@ -319,7 +297,7 @@ def _matches_unet2d(config_path: Path, keys: dict) -> bool:
     if "conv_in.weight" not in keys:
         return False
     try:
-        config = check_unet_config(_read_json(config_path), str(config_path))
+        config = check_unet_config(read_config_json(config_path), str(config_path))
         if config.get("_class_name", "UNet2DModel") != "UNet2DModel":
             return False
         with torch.device("meta"):
@@ -442,7 +420,7 @@ def _load_unet(config_path: Path, weights: Path, name: str):
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    config = check_unet_config(_read_json(config_path), f"{name}: unet/config.json")
+    config = check_unet_config(read_config_json(config_path), f"{name}: unet/config.json")
     unet_parameter_count(config, f"{name}: unet/config.json")  # size check on the meta device
     if not weights.is_file():
         raise ModelError(f"{name}: weights file {weights.name} is missing or not a regular file")
@@ -544,7 +522,7 @@ def _load_uncached(info: ModelInfo, device: str) -> LoadedModel:
             folder = Path(info.path if info.kind == "own" else info.skeleton)
             weights = _unet_weights(folder) if info.kind == "own" else Path(info.path)
             unet = _load_unet(folder / "unet" / "config.json", weights, info.name)
-            sched = _read_json(folder / "scheduler" / "scheduler_config.json")
+            sched = read_config_json(folder / "scheduler" / "scheduler_config.json")
             return LoadedModel(info, device, unet=unet.to(device).eval(), scheduler_config=sched)
         import diffusers
         import torch
@@ -560,11 +538,11 @@ def _load_uncached(info: ModelInfo, device: str) -> LoadedModel:
                 raise ModelError(f"{info.name}: pipeline {info.pipeline_class} cannot load single files")
             extra = {}
             skeleton_meta = Path(info.skeleton) / "skeleton.json"
-            meta = _read_json(skeleton_meta) if skeleton_meta.exists() else {}
+            meta = read_config_json(skeleton_meta) if skeleton_meta.exists() else {}
             if meta.get("tokenizer") == "clip-bpe":  # vocabulary built from the shipped CLIP merges
                 from engines.generation.clip_vocab import clip_tokenizer
 
-                index = _read_json(Path(info.skeleton) / "model_index.json")
+                index = read_config_json(Path(info.skeleton) / "model_index.json")
                 pads = meta.get("pad_tokens", {})
                 for comp in ("tokenizer", "tokenizer_2"):
                     if isinstance(index.get(comp), list) and index[comp][0] is not None:

@@ -8,7 +8,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from engines.generation.model_checks import ModelError
+from engines.generation.model_checks import ModelError, read_config_json
 
 __all__ = ["load_vae", "swapped_vae"]
 
@@ -61,18 +61,10 @@ _SHAPE_FIELDS = ("in_channels", "out_channels", "latent_channels", "block_out_ch
 
 
 def _check_fits(config_path: Path, ours, name: str) -> None:
-    """ModelError unless ``config_path`` is a small JSON object whose module-sizing fields equal
-    ``ours`` (checked before any module is built, so a hostile config cannot build a huge model)."""
-    import json
-
-    try:
-        if not config_path.is_file() or config_path.stat().st_size > 4 << 20:
-            raise OSError("not a small regular file")
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        raise ModelError(f"VAE {name}: config.json is missing or unreadable") from None
-    if not isinstance(config, dict):
-        raise ModelError(f"VAE {name}: config.json must hold a JSON object")
+    """ModelError unless ``config_path`` is a small JSON object (:func:`read_config_json`) whose
+    module-sizing fields equal ``ours`` (checked before any module is built, so a hostile config
+    cannot build a huge model)."""
+    config = read_config_json(config_path)
 
     def norm(value):
         return list(value) if isinstance(value, (list, tuple)) else value

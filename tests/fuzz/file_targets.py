@@ -15,7 +15,7 @@ import numpy as np
 from tests.fuzz.mutations import (
     BAD_JSON_VALUES,
     mutate_bytes,
-    mutate_json,
+    mutate_json_text,
     pick,
     replace_with_special,
     write_json_mutation,
@@ -237,9 +237,7 @@ def _mutate_foreign_png(rng, folder: Path, path: Path) -> str:
         else:
             text, what = "Steps: 3, " * int(rng.integers(1, 50000)), "A1111 repeated keys"
     else:
-        record = _COMFY if tool == "prompt" else _INVOKE
-        new, what = mutate_json(rng, json.loads(json.dumps(record)))
-        text = new if isinstance(new, str) and what.startswith("nested") else json.dumps(new)
+        text, what = mutate_json_text(rng, _COMFY if tool == "prompt" else _INVOKE)
         what = f"{tool}: {what}"
     _foreign_png(path, tool, text)
     if rng.random() < 0.1:
@@ -261,10 +259,7 @@ def _mutate_sidecar(rng, folder: Path, path: Path) -> str:
     side = sidecar_path(path)
     mode = rng.random()
     if mode < 0.7:
-        record = json.loads(side.read_text())
-        new, what = mutate_json(rng, record)
-        side.write_text(new if isinstance(new, str) and what.startswith("nested") else json.dumps(new))
-        return what
+        return write_json_mutation(rng, side)
     if mode < 0.8:
         return replace_with_special(rng, side)
     return mutate_bytes(rng, side)
@@ -344,10 +339,10 @@ def _load_image(path: Path):
     return load_image(path).shape
 
 
-def file_targets(target_class, mutate_tiff, image_errors) -> list:
+def file_targets(target_class) -> list:
     """The targets of this module (``target_class`` is :class:`tests.fuzz.targets.Target`; the TIFF
-    mutation and the image loader's errors come from there)."""
-    from tests.fuzz.targets import _load_provenance, _provenance_errors
+    mutation, the image loader's errors and the provenance loader come from there)."""
+    from tests.fuzz.targets import _image_errors, _load_provenance, _mutate_tiff, _provenance_errors
 
     return [
         target_class("views-cameras-json", _build_cameras_json, _mutate_json_views, _load_views, _value_errors, "views"),
@@ -357,7 +352,7 @@ def file_targets(target_class, mutate_tiff, image_errors) -> list:
                      "images"),
         target_class("sidecar", _build_sidecar, _mutate_sidecar, _load_provenance, _provenance_errors, "images"),
         target_class("strokes", _build_strokes, _mutate_strokes, _load_strokes, _value_errors, "volumes"),
-        target_class("tiff-image", _build_tiff_image, mutate_tiff, _load_image, image_errors, "images"),
+        target_class("tiff-image", _build_tiff_image, _mutate_tiff, _load_image, _image_errors, "images"),
         target_class("webp", _image_builder("photo.webp", quality=80), _mutate_small_image, _load_image, _load_image_errors, "images"),
         target_class("bmp", _image_builder("photo.bmp"), _mutate_small_image, _load_image, _load_image_errors, "images"),
     ]

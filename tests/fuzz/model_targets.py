@@ -9,12 +9,16 @@ builds once, as the Generate panel's loaded model would be.
 
 from __future__ import annotations
 
-import json
-import struct
 import tempfile
 from pathlib import Path
 
-from tests.fuzz.mutations import BAD_JSON_VALUES, mutate_bytes, pick, replace_with_special, write_json_mutation
+from tests.fuzz.mutations import (
+    BAD_JSON_VALUES,
+    mutate_bytes,
+    pick,
+    replace_with_special,
+    write_json_mutation,
+)
 
 _PIPE = {}
 
@@ -143,7 +147,8 @@ def _build_controlnet_file(folder: Path) -> Path:
     return path
 
 
-def _mutate_controlnet_file(rng, folder: Path, path: Path) -> str:
+def _mutate_weights_file(rng, folder: Path, path: Path) -> str:
+    """A single ``.safetensors`` weights file (ControlNet, VAE): replaced by a special file, or its header / bytes corrupted."""
     if rng.random() < 0.05:
         return replace_with_special(rng, path)
     return mutate_safetensors(rng, path)
@@ -277,14 +282,11 @@ def _build_lora_weights(folder: Path) -> Path:
 
 def _mutate_lora_weights(rng, folder: Path, path: Path) -> str:
     if rng.random() < 0.3:  # a well-formed file whose tensors do not fit (rank, shape, dtype, alpha)
-        data = path.read_bytes()
-        n = struct.unpack_from("<Q", data, 0)[0]
-        header = json.loads(data[8 : 8 + n])
-        key = pick(rng, sorted(k for k in header if k != "__metadata__"))
         import torch
         from safetensors.torch import load_file, save_file
 
         state = load_file(str(path))
+        key = pick(rng, sorted(state))
         state[key] = pick(rng, [torch.zeros(0), torch.zeros(3, 3), torch.zeros(2, 8, 3, 3), torch.tensor(0.0),
                                 torch.full(tuple(state[key].shape), float("nan")), torch.zeros(1, 1, dtype=torch.int8)])
         save_file(state, str(path))
@@ -360,10 +362,10 @@ def model_targets(target_class) -> list:
                      "codec"),
         target_class("controlnet-folder", _build_controlnet_folder, _mutate_controlnet_folder, _load_controlnet,
                      _model_errors, "adapters"),
-        target_class("controlnet-file", _build_controlnet_file, _mutate_controlnet_file, _load_controlnet,
+        target_class("controlnet-file", _build_controlnet_file, _mutate_weights_file, _load_controlnet,
                      _model_errors, "adapters"),
         target_class("vae-folder", _build_vae_folder, _mutate_vae_folder, _load_vae, _model_errors, "adapters"),
-        target_class("vae-file", _build_vae_file, _mutate_controlnet_file, _load_vae, _model_errors, "adapters"),
+        target_class("vae-file", _build_vae_file, _mutate_weights_file, _load_vae, _model_errors, "adapters"),
         target_class("embedding-pt", _build_embedding_pt, _mutate_embedding_pt, _load_embedding, _model_errors,
                      "adapters"),
         target_class("embedding-safetensors", _build_embedding_safetensors, _mutate_embedding_safetensors,

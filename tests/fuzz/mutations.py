@@ -155,6 +155,12 @@ def mutate_json(rng, obj):
     return obj, f"{'.'.join(map(str, path))} = {json.dumps(value)[:40]}"
 
 
+def mutate_json_text(rng, obj) -> tuple[str, str]:
+    """:func:`mutate_json` as the text of the changed document: ``(text, description)``."""
+    new, what = mutate_json(rng, obj)
+    return (new if isinstance(new, str) and what.startswith("nested") else json.dumps(new)), what
+
+
 def write_json_mutation(rng, path: Path) -> str:
     """Mutate the JSON file at ``path`` (or its raw text, sometimes)."""
     try:
@@ -163,8 +169,8 @@ def write_json_mutation(rng, path: Path) -> str:
         return mutate_bytes(rng, path)
     if rng.random() < 0.15:
         return mutate_bytes(rng, path)
-    new, what = mutate_json(rng, obj)
-    path.write_text(new if isinstance(new, str) and what.startswith("nested") else json.dumps(new))
+    text, what = mutate_json_text(rng, obj)
+    path.write_text(text)
     return f"{path.name}: {what}"
 
 
