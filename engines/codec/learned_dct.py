@@ -26,9 +26,11 @@ import math
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from engines.codec.color import _FWD as _RGB_TO_YCC  # JFIF RGB -> YCbCr
 from engines.codec.learned_model import EntropyBottleneck, GaussianConditional, GDN
+from engines.codec.quant import JPEG_CHROMA, JPEG_LUMA
+from engines.codec.transforms import dct_matrix
 
 __all__ = ["DCTCodec", "dct_basis", "jpeg_base_steps", "multiplier_for_quality", "MULTIPLIER_RANGE"]
 
@@ -36,14 +38,6 @@ COEFS = 64
 LATENT = 3 * COEFS
 #: training samples the step multiplier log-uniformly in this range (quality 100 .. 0)
 MULTIPLIER_RANGE = (0.25, 8.0)
-
-_JPEG_LUMA = np.array([
-    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64).reshape(8, 8)
-_JPEG_CHROMA = np.full((8, 8), 99.0)
-_JPEG_CHROMA[:4, :4] = [[17, 18, 24, 47], [18, 21, 26, 66], [24, 26, 56, 99], [47, 66, 99, 99]]
-_RGB_TO_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 
 
 def multiplier_for_quality(quality: float) -> float:
@@ -54,15 +48,13 @@ def multiplier_for_quality(quality: float) -> float:
 def dct_basis() -> np.ndarray:
     """``(64, 8, 8)`` orthonormal DCT-II basis, row ``8 u + v``: ``X[u, v] = sum basis[8u+v] * x``
     (the same as ``scipy.fft.dctn(x, norm="ortho")``)."""
-    n = np.arange(8)
-    c = np.sqrt(2.0 / 8) * np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / 16)
-    c[0] /= np.sqrt(2.0)
+    c = dct_matrix(8)
     return np.einsum("ui,vj->uvij", c, c).reshape(COEFS, 8, 8)
 
 
 def jpeg_base_steps() -> np.ndarray:
     """``(192,)`` initial quantisation steps: IJG quality-50 luma table for Y, chroma for Cb and Cr."""
-    return np.concatenate([_JPEG_LUMA.ravel(), _JPEG_CHROMA.ravel(), _JPEG_CHROMA.ravel()])
+    return np.concatenate([JPEG_LUMA.ravel(), JPEG_CHROMA.ravel(), JPEG_CHROMA.ravel()]).astype(np.float64)
 
 
 def _plane(m: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
