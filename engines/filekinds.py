@@ -176,13 +176,17 @@ def _sniff_file(path: Path) -> str:
     return UNKNOWN
 
 
+#: the weight files :func:`engines.generation.controlnet.controlnet_weights_file` reads from a folder
+_CONTROLNET_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors")
+
+
 def _controlnet_folder(path: Path) -> bool:
-    """A diffusers ControlNet folder: ``config.json`` naming ``ControlNetModel`` next to its weights."""
-    if not any((folder / "diffusion_pytorch_model.safetensors").is_file() for folder in (path, path / "controlnet")):
-        return False
+    """A diffusers ControlNet folder (or its ``controlnet/`` subfolder): ``config.json`` naming
+    ``ControlNetModel`` next to its weights."""
     for folder in (path, path / "controlnet"):
         config = folder / "config.json"
-        if config.is_file() and b'"ControlNetModel"' in _head(config, 1024):
+        if config.is_file() and b'"ControlNetModel"' in _head(config, 1024) and \
+                any((folder / name).is_file() for name in _CONTROLNET_WEIGHTS):
             return True
     return False
 

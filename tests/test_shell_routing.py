@@ -267,6 +267,18 @@ def test_every_kind_dropped_on_every_panel(samples, kind, active):
         assert "file files" not in route.message and "folder files" not in route.message
 
 
+def test_controlnet_folder_with_fp16_weights_or_a_controlnet_subfolder(samples, tmp_path):
+    """The weight names and the layout the ControlNet loader reads are sniffed as a ControlNet folder."""
+    import shutil
+
+    sub = tmp_path / "pack" / "controlnet"
+    shutil.copytree(samples["controlnet folder"], sub)
+    (sub / "diffusion_pytorch_model.safetensors").rename(sub / "diffusion_pytorch_model.fp16.safetensors")
+    assert fk.sniff(sub) == fk.sniff(sub.parent) == fk.CONTROLNET_FOLDER
+    (sub / "config.json").write_text('{"_class_name": "UNet2DConditionModel"}')
+    assert fk.sniff(sub) != fk.CONTROLNET_FOLDER
+
+
 def test_sniffed_kinds(samples):
     assert fk.sniff(samples["dicom folder"]) == fk.DICOM_FOLDER
     assert fk.sniff(samples["model folder"]) == fk.MODEL_FOLDER
