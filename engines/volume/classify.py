@@ -522,10 +522,12 @@ def classify_job(
         yield from wait_in_thread(forest.fit, np.concatenate([samples[i] for i in annotated]),
                                   np.concatenate([np.full(len(samples[i]), i) for i in annotated]), event=step)
 
-    def score(rows: np.ndarray, inv: np.ndarray, only=None) -> np.ndarray:
-        """(C, n) class scores of feature rows (n, F) (similarity: the classes in ``only``)."""
+    def score(rows: np.ndarray, norms: np.ndarray, only=None) -> np.ndarray:
+        """(C, n) class scores of feature rows (n, F) with their norms (n,) (similarity: the classes in
+        ``only``; the forest ignores the norms)."""
         out = np.zeros((n_classes, len(rows)), dtype=np.float32)
         if method == "similarity":
+            inv = (1.0 / np.where(norms > 0, norms, 1.0)).astype(np.float32)
             part = np.ascontiguousarray(rows[:, :n_sim])
             for i in (annotated if only is None else only):
                 out[i] = _similarity(part, inv, samples[i][:, :n_sim], threshold, power, aggregate)
@@ -534,9 +536,6 @@ def classify_job(
                 proba = forest.predict_proba(rows[start:start + 50_000])
                 out[forest.classes_.astype(int), start:start + 50_000] = proba.T
         return out
-
-    def inverse_norms(norms: np.ndarray) -> np.ndarray:
-        return (1.0 / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
     if coarse_to_fine is None:
         coarse_to_fine = math.prod(grid) > 500_000
@@ -548,7 +547,7 @@ def classify_job(
     if coarse_to_fine:
         sub = np.ascontiguousarray(feats[::2, ::2, ::2])
         sub_scores = (yield from wait_in_thread(score, sub.reshape(-1, sub.shape[-1]),
-                                                inverse_norms(features.norms[::2, ::2, ::2].reshape(-1)), only=changed,
+                                                features.norms[::2, ::2, ::2].reshape(-1), only=changed,
                                                 event=step)).reshape((n_classes,) + sub.shape[:3])
         for i in reuse:  # unchanged strokes: the cached coarse scores
             sub_scores[i] = cache["coarse"][i]
@@ -571,18 +570,18 @@ def classify_job(
             for i in annotated:
                 need = idx[np.isnan(exact[i][idx])]
                 if len(need):
-                    exact[i][need] = (yield from wait_in_thread(score, flat_feats[need], inverse_norms(flat_norms[need]),
+                    exact[i][need] = (yield from wait_in_thread(score, flat_feats[need], flat_norms[need],
                                                                 only=[i], event=step))[i]
                 small[i].reshape(-1)[idx] = exact[i][idx]
             cache = {"key": key, "signature": signature, "coarse": sub_scores, "exact": exact}
         else:
             rows = feats.reshape(-1, feats.shape[-1])[idx]
             small.reshape(n_classes, -1)[:, idx] = yield from wait_in_thread(
-                score, rows, inverse_norms(features.norms.reshape(-1)[idx]), event=step)
+                score, rows, features.norms.reshape(-1)[idx], event=step)
         refined = len(idx) / redo.size
     else:
         small = (yield from wait_in_thread(score, feats.reshape(-1, feats.shape[-1]),
-                                           inverse_norms(features.norms.reshape(-1)), only=changed,
+                                           features.norms.reshape(-1), only=changed,
                                            event=step)).reshape((n_classes,) + grid)
         for i in reuse:
             small[i] = cache["full"][i]
