@@ -8,6 +8,16 @@ SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "software", "swiftshader
                       "microsoft basic render")
 
 
+def renderer_name() -> str:
+    """GL_RENDERER of the current OpenGL context ("" without one: treated as hardware)."""
+    try:
+        from vispy.gloo import gl
+
+        return str(gl.glGetParameter(gl.GL_RENDERER))
+    except Exception:  # noqa: BLE001 - no context or no PyOpenGL
+        return ""
+
+
 def is_software_renderer(name: str | None) -> bool:
     """True for GL_RENDERER strings of CPU rasterizers (Mesa llvmpipe/softpipe, SwiftShader, GDI)."""
     name = (name or "").lower()

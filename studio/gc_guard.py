@@ -50,7 +50,6 @@ class MainThreadCollector(QObject):
     def __init__(self, parent=None, interval_ms: int = 500, freeze_long_lived: bool = False):
         super().__init__(parent)
         self.freeze_long_lived = freeze_long_lived
-        self.last_full_ms = 0.0
         self.threshold = gc.get_threshold()
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.check)
@@ -67,8 +66,8 @@ class MainThreadCollector(QObject):
                 start = time.perf_counter()
                 gc.collect(generation)
                 if generation == 2:
-                    self.last_full_ms = (time.perf_counter() - start) * 1000.0
-                    if self.freeze_long_lived and self.last_full_ms > SLOW_FULL_COLLECTION_MS:
+                    slow = (time.perf_counter() - start) * 1000.0 > SLOW_FULL_COLLECTION_MS
+                    if self.freeze_long_lived and slow:
                         gc.freeze()  # the survivors are long-lived: not examined again
                 return generation
         return -1

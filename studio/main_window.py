@@ -541,9 +541,6 @@ class MainWindow(QMainWindow):
             self.device_label.setText(f"device: {result.get('label', '?')}")
             self.device_label.setToolTip(f"Engines compute on {result.get('label', '?')}")
         elif kind == "warm-up":
-            from studio.gc_guard import freeze_long_lived
-
-            freeze_long_lived()  # the libraries just imported are long-lived: no full collection scans them
             self.services.log(f"Engines ready ({result.get('seconds', 0.0):.1f} s in the background)")
 
     def preferences_dialog(self) -> None:

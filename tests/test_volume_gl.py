@@ -507,7 +507,7 @@ def test_frames_pause_while_a_volume_goes_up(gl_view, monkeypatch):
     monkeypatch.setattr(view3d_module, "SLAB_BYTES", 4 * 48 * 48 * 4)
     volume, _ = make_phantom(48, noise_hu=0.0)
     view.set_volume(volume.data, volume.spacing, volume.value_range())
-    assert view.upload_pending and frames.paused
+    assert view.upload_pending and frames.hold()
     draws = []  # (kind, whether the upload was still going on)
     for kind in ("_draw_frame", "_draw_band"):
         original = getattr(frames, kind)
@@ -518,7 +518,7 @@ def test_frames_pause_while_a_volume_goes_up(gl_view, monkeypatch):
         app.processEvents()
         time.sleep(0.001)
         turns += 1
-    assert turns >= 6 and not frames.paused
+    assert turns >= 6 and not frames.hold()
     assert _pump_until(app, lambda: view.exact)
     assert draws and draws[0][0] == "_draw_frame"  # drawn again once the volume is in ...
     assert not any(pending for _kind, pending in draws)  # ... and never while it went up

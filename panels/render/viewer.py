@@ -411,14 +411,9 @@ class SplatCanvas:
         """At the first draw (GL context current): read GL_RENDERER and pick the CPU view if it is software."""
         if self.gl_renderer is not None:
             return
-        from panels.render.cpu_view import is_software_renderer
+        from panels.opengl_info import is_software_renderer, renderer_name
 
-        try:
-            from vispy.gloo import gl
-
-            self.gl_renderer = str(gl.glGetParameter(gl.GL_RENDERER))
-        except Exception:  # noqa: BLE001 - unknown driver: treat like a hardware one
-            self.gl_renderer = "unknown"
+        self.gl_renderer = renderer_name() or "unknown"  # unknown driver: treated like a hardware one
         if self.renderer == "cpu" or (self.renderer == "auto" and is_software_renderer(self.gl_renderer)):
             self._set_cpu_mode(True)
         if self.renderer_chosen is not None:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from qtpy.QtCore import QTimer
 
-from panels.opengl_info import is_software_renderer
+from panels.opengl_info import is_software_renderer, renderer_name
 
 #: GUI-thread time one frame or band should take (ms)
 BUDGET_MS = 40.0
@@ -69,7 +69,8 @@ class ProgressiveFrames:
         self.software: bool | None = None  # known at the first draw (needs a current context)
         self.exact = False  # the screen holds the full-quality frame of the current scene
         self.drawing = False  # inside one of our draws (updates made by it are not changes)
-        self.paused = False  # the scene is being replaced: keep the last frame on screen, draw nothing
+        self.hold: Callable[[], bool] = lambda: False  # True while the scene is being replaced: the
+        # last frame stays on screen and nothing is drawn
         self.last_factor = 1
         self.frames_drawn = 0
         self.bands_drawn = 0
@@ -108,7 +109,7 @@ class ProgressiveFrames:
     def draw(self, draw_scene: Callable[[], None]) -> None:
         """Draw now: the next refinement band, a new (coarse or full) frame, or nothing when the
         preserved framebuffer already shows the exact current frame (a repaint Qt asked for)."""
-        if self.paused and self.frames_drawn:
+        if self.frames_drawn and self.hold():
             return
         target = self._current_target()
         if self._band_due and self._rows_left > 0 and target == self._target:
@@ -129,7 +130,7 @@ class ProgressiveFrames:
         self._generation += 1
         self._idle.stop()
         if self.software is None:
-            self.software = is_software_renderer(_renderer_name())
+            self.software = is_software_renderer(renderer_name())
         factor = self.factor_for_frame()
         applied, ms = self._timed(draw_scene, factor, None)
         self.frames_drawn += 1
@@ -204,15 +205,6 @@ class ProgressiveFrames:
         native = self.canvas.native
         fbo = native.defaultFramebufferObject() if hasattr(native, "defaultFramebufferObject") else 0
         return (fbo, tuple(int(v) for v in self.canvas.physical_size))
-
-
-def _renderer_name() -> str:
-    try:
-        from vispy.gloo import gl
-
-        return str(gl.glGetParameter(gl.GL_RENDERER))
-    except Exception:  # noqa: BLE001 - no context: assume hardware
-        return ""
 
 
 def progressive_canvas(**kwargs):

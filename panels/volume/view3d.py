@@ -64,8 +64,9 @@ def scalar_texture(data: np.ndarray, clim) -> np.ndarray:
     scaled = (np.asarray(data, dtype=np.float32) - np.float32(lo)) * np.float32(65535.0 / max(hi - lo, 1e-6))
     return np.clip(scaled + np.float32(0.5), 0.0, 65535.0).astype(np.uint16)
 
+
 #: textures larger than this go up in z-slabs of about this size, one slab per event-loop turn
-#: (software GL copies ~64 MB in close to half a second: a 256³ float32 volume in one call stalls the GUI)
+#: (software GL copies a 256³ volume in one call for a few hundred ms: it would stall the GUI)
 SLAB_BYTES = 4 << 20
 
 VISPY_METHODS = {"dvr": "shaded", "mip": "mip", "minip": "minip", "avg": "average", "iso": "iso",
@@ -129,6 +130,7 @@ class VolumeView(QWidget):
             vispy.use(app="pyside6")
             canvas = progressive_canvas(keys=None, show=False, bgcolor="#111111")
             canvas.progressive.set_factor = self._coarse_factor
+            canvas.progressive.hold = lambda: self._upload is not None  # the last frame stays meanwhile
             view = canvas.central_widget.add_view()
             view.camera = scene.cameras.TurntableCamera(fov=0.0, azimuth=30.0, elevation=20.0)
             self.layout_.addWidget(canvas.native)
@@ -216,10 +218,6 @@ class VolumeView(QWidget):
             return 1
         visual.shared_program["u_relative_step_size"] = self._step * factor
         return factor
-
-    def _resume_frames(self) -> None:
-        if self.canvas is not None:
-            self.canvas.progressive.paused = False
 
     def _frame_cost_changed(self) -> None:
         if self.canvas is not None:
@@ -329,7 +327,7 @@ class VolumeView(QWidget):
                 clip[f"clipping_plane_norm{index}"] = tuple(normal)
             self.visual.update()
             return
-        self.visual.clipping_planes = None if crop is None else planes
+        self.visual.clipping_planes = planes
 
     def reset_camera(self, azimuth: float = 30.0, elevation: float = 20.0) -> None:
         """Fit the volume and restore the default angles."""
@@ -401,7 +399,6 @@ class VolumeView(QWidget):
         if self._rgba is None and self._reuse_scalar_visual():
             return
         self._upload = None  # a slab upload into the old visual is void
-        self._resume_frames()
         if self.visual is not None:
             self.visual.parent = None
             self.visual = None
@@ -444,7 +441,6 @@ class VolumeView(QWidget):
             self._start_slab_upload(texture)
         else:
             self._upload = None
-            self._resume_frames()
             visual.set_data(texture, clim=TEXTURE_CLIM)
             visual.visible = True
         sz, sy, sx = self._spacing
@@ -481,7 +477,6 @@ class VolumeView(QWidget):
             visual._need_vertex_update = True
         depth = max(1, SLAB_BYTES // max(texture[0].nbytes, 1))
         self._upload = {"data": texture, "z": 0, "depth": depth, "allocated": False}
-        self.canvas.progressive.paused = True  # the last frame stays until the new volume is in
         self._upload_generation += 1
         generation = self._upload_generation
         QTimer.singleShot(TURN_MS, lambda: self._upload_turn(generation))
@@ -510,7 +505,6 @@ class VolumeView(QWidget):
         if z1 >= data.shape[0]:
             self._upload = None
             visual.visible = True
-            self._resume_frames()
             self._frame_cost_changed()
             self.canvas.update()
 
