@@ -333,16 +333,16 @@ def _load_image_errors():
     return (ValueError, FileNotFoundError)
 
 
-def _load_image(path: Path):
-    from engines.codec.images import load_image
-
-    return load_image(path).shape
-
-
 def file_targets(target_class) -> list:
     """The targets of this module (``target_class`` is :class:`tests.fuzz.targets.Target`; the TIFF
     mutation, the image loader's errors and the provenance loader come from there)."""
-    from tests.fuzz.targets import _image_errors, _load_provenance, _mutate_tiff, _provenance_errors
+    from tests.fuzz.targets import (
+        _image_errors,
+        _load_image,
+        _load_provenance,
+        _mutate_tiff,
+        _provenance_errors,
+    )
 
     return [
         target_class("views-cameras-json", _build_cameras_json, _mutate_json_views, _load_views, _value_errors, "views"),

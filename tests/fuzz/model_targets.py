@@ -35,12 +35,6 @@ def tiny_pipe():
     return _PIPE["pipe"]
 
 
-def _model_errors():
-    from engines.generation.model_checks import ModelError
-
-    return (ModelError,)
-
-
 def mutate_safetensors(rng, path: Path) -> str:
     """A tensor renamed / reshaped / retyped / moved in the header, or the bytes corrupted."""
     from tests.fuzz.targets import _mutate_safetensors_header
@@ -110,7 +104,7 @@ def _mutate_codec_model(rng, folder: Path, path: Path) -> str:
 def _load_codec_model(path: Path):
     from engines.codec.learned import load_model
 
-    model, config = load_model(str(path))
+    _model, config = load_model(str(path))
     return config["kind"], config["N"], config["M"]
 
 
@@ -356,7 +350,10 @@ def _no_errors():
 
 
 def model_targets(target_class) -> list:
-    """The targets of this module (``target_class`` is :class:`tests.fuzz.targets.Target`)."""
+    """The targets of this module (``target_class`` is :class:`tests.fuzz.targets.Target`; the
+    loaders' ModelError type comes from there)."""
+    from tests.fuzz.targets import _model_errors
+
     return [
         target_class("codec-model", _build_codec_model, _mutate_codec_model, _load_codec_model, _codec_model_errors,
                      "codec"),
