@@ -772,8 +772,8 @@ class CodecPanel(Panel):
                                            lambda r: self.set_image(r[0], path, None), title="Loading the sample…")
         if not Path(path).exists():
             raise OpenError(f"file not found: {path}")
-        if path.lower().endswith((".pt", ".pth")) and fk.sniff(path) == fk.CODEC_MODEL:  # a learned-codec model:
-            # checked by a job, then listed and selected
+        if path.lower().endswith((".pt", ".pth")):  # routed here as a learned-codec model (routing sniffed it):
+            # checked by a job (a foreign file gets its message), then listed and selected
             return self.load_in_background(path, lambda: _codec_model_job(path), lambda cfg: self._use_codec_model(path))
         if Path(path).suffix.lower() in (".ssbc", ".sslc"):
             return self.load_in_background(path, lambda: _bitstream_job(path), lambda im: self._show_bitstream(path, im))
