@@ -15,7 +15,6 @@ count, losses = [(step, loss) since the previous preview], ...})`` and returns a
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np

@@ -57,11 +57,10 @@ def _decode_job(path: str):
 def _model_file_job(path: str):
     """Job (worker): what a dropped model or ControlNet folder or ``.safetensors`` file is (LoRA,
     embedding, ControlNet or checkpoint, from its header) and, for a model, its :class:`ModelInfo`."""
+    from engines.filekinds import CONTROLNET_FOLDER, sniff
     from engines.generation.adapter_files import adapter_info
     from engines.generation.models import ModelError, inspect_model
     from engines.jobs import Progress
-
-    from engines.filekinds import CONTROLNET_FOLDER, sniff
 
     yield Progress(0, 1, f"reading {Path(path).name}")
     try:
