@@ -435,6 +435,7 @@ class MainWindow(QMainWindow):
     def _report_open_failure(self, message: str, details: str = "") -> None:
         self.services.log(f"Cannot open {message}", "error", details)
         self.toast.show_message(f"Cannot open {message}", "error")
+        self.statusBar().showMessage(f"Cannot open {message}", 5000)  # not "Opening …" any more
 
     def _ask_panel(self, candidates: list[str], path: str) -> str | None:
         titles = [self.slot(c).title for c in candidates]

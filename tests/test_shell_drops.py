@@ -225,3 +225,18 @@ def test_torch_files_go_where_they_are_used(window, tmp_path):
     level, text = last_log(window)
     assert level == "error" and "broken.pt is not a readable embedding" in text, text
     assert str(broken) not in generate.current_parameters()["embeddings"]
+
+
+def test_a_background_open_that_fails_says_so_in_the_status_bar(window, qtbot, tmp_path):
+    import nibabel as nib
+
+    good = tmp_path / "ct.nii.gz"
+    noise = np.random.default_rng(0).integers(-1000, 1000, (32, 32, 32)).astype(np.int16)
+    nib.save(nib.Nifti1Image(noise, np.eye(4)), str(good))
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_bytes(good.read_bytes()[:5000])  # a cut gzip stream: the header reads, the data does not
+    assert window.open_path(str(bad)) == "volume"
+    assert window.statusBar().currentMessage().startswith("Opening bad.nii.gz")
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage().startswith("Cannot open"), timeout=30_000)
+    assert window.statusBar().currentMessage().startswith("Cannot open bad.nii.gz: ")
+    assert last_log(window)[0] == "error"
