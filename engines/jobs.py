@@ -144,6 +144,8 @@ def wait_in_thread(fn: Callable[..., Any], *args, message: str = "", poll: float
     For work that cannot be interrupted (a first heavy import, a model load, a numba compile): the
     job keeps reaching yields, so a cancel stops it within ``poll`` seconds. The abandoned call then
     finishes in the background (daemon thread); whatever it caches is there for the next run.
+    The helper thread does not inherit thread-local state such as torch's ``no_grad`` / autocast
+    mode or numba's thread count: ``fn`` must set what it relies on itself.
     Returns ``fn``'s result or raises its exception.
     """
     box: dict[str, Any] = {}
