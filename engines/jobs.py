@@ -137,9 +137,12 @@ def run_job(
 
 
 def wait_in_thread(fn: Callable[..., Any], *args, message: str = "", poll: float = 0.1,
-                   event: Progress | None = None, **kwargs):
+                   event: Progress | None = None, announce: Progress | None = None, **kwargs):
     """Job step: run ``fn(*args, **kwargs)`` on a helper thread, yielding ``event`` (default
     ``Progress(0, 1, message)``) every ``poll`` s until it returns.
+
+    ``announce`` is ``event`` for a new step: it is yielded once before ``fn`` starts (a cancel
+    there never starts it), then every ``poll`` s like ``event``. Give one of the two, not both.
 
     For work that cannot be interrupted (a first heavy import, a model load, a numba compile): the
     job keeps reaching yields, so a cancel stops it within ``poll`` seconds. The abandoned call then
@@ -148,6 +151,11 @@ def wait_in_thread(fn: Callable[..., Any], *args, message: str = "", poll: float
     mode or numba's thread count: ``fn`` must set what it relies on itself.
     Returns ``fn``'s result or raises its exception.
     """
+    if announce is not None:
+        if event is not None:
+            raise TypeError("wait_in_thread takes event or announce, not both")
+        event = announce
+        yield announce
     box: dict[str, Any] = {}
     done = threading.Event()
 

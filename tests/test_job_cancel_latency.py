@@ -124,3 +124,28 @@ def test_codec_encode_cancel_during_one_long_encode(monkeypatch):
         run_job(encode_job(image, blockcodec.BlockCodecParams(quality=50)), on_event=on_event, cancel=token)
     assert asked and time.monotonic() - asked[0] < 1.0
     slow.set()
+
+
+def test_announce_is_yielded_before_the_call_starts_and_while_it_runs():
+    """``announce=``: the step's event comes first (a close there never starts the call), then every poll."""
+    calls = []
+    step = Progress(1, 3, "decoding")
+
+    def work():
+        calls.append(1)
+        time.sleep(0.1)
+        return 7
+
+    def job():
+        return (yield from wait_in_thread(work, announce=step, poll=0.02))
+
+    gen = job()
+    assert next(gen) is step
+    gen.close()  # cancelled at the announcement
+    time.sleep(0.05)
+    assert calls == []
+    events = []
+    assert run_job(job(), on_event=events.append) == 7
+    assert calls == [1] and len(events) >= 2 and all(e is step for e in events)
+    with pytest.raises(TypeError, match="not both"):
+        next(wait_in_thread(len, "x", event=step, announce=step))

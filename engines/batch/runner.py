@@ -81,9 +81,10 @@ def _eta(watch: Stopwatch, done: int, total: int) -> str:
     return "" if left is None else f", ETA {left:.0f} s"
 
 
-def _start(executor: Executor, event: Progress):
-    """Job step: start ``executor`` on a helper thread (a Ray start-up takes seconds), so a cancel
-    stops the job at once; an executor started after the job was cancelled is closed again."""
+def _start(executor: Executor, announce: Progress):
+    """Job step: yield ``announce``, then start ``executor`` on a helper thread (a Ray start-up takes
+    seconds), so a cancel stops the job at once; an executor started after the job was cancelled is
+    closed again."""
     lock, state = threading.Lock(), {"started": False, "abandoned": False}
 
     def start() -> None:
@@ -95,7 +96,7 @@ def _start(executor: Executor, event: Progress):
             executor.close()
 
     try:
-        yield from wait_in_thread(start, event=event)
+        yield from wait_in_thread(start, announce=announce)
     except GeneratorExit:
         with lock:
             state["abandoned"] = True
@@ -118,10 +119,8 @@ def batch_job(batch: Batch, executor: Executor, folder, *, force: bool = False,
         blobs = batch.load_inputs()
     entries = {t.id: _entry(t) for t in batch.tasks}
     total, done, failed = len(batch.tasks), 0, 0
-    starting = Progress(0, total, f"starting the {executor.name} executor")
-    yield starting
     watch = Stopwatch()
-    yield from _start(executor, starting)
+    yield from _start(executor, Progress(0, total, f"starting the {executor.name} executor"))
     try:
         prepare_folder(folder, force)
     except (ValueError, OSError):

@@ -19,12 +19,9 @@ def encode_job(image: np.ndarray, params):
     # the codec's first import and one encode/decode call cannot be interrupted: they run on a helper
     # thread so a cancel stops the job at once (an abandoned call finishes in the background)
     start = Progress(0, 3, "encoding")
-    yield start
-    blockcodec = yield from wait_in_thread(importlib.import_module, "engines.codec.blockcodec", event=start)
+    blockcodec = yield from wait_in_thread(importlib.import_module, "engines.codec.blockcodec", announce=start)
     result = yield from wait_in_thread(blockcodec.encode, image, params, event=start)
-    decoding = Progress(1, 3, "decoding")
-    yield decoding
-    decoded = yield from wait_in_thread(blockcodec.decode, result.bitstream, event=decoding)
+    decoded = yield from wait_in_thread(blockcodec.decode, result.bitstream, announce=Progress(1, 3, "decoding"))
     result.stats["bit_exact"] = bool(np.array_equal(decoded.image, result.reconstruction))
     yield Progress(2, 3, "metrics")
     result.stats["psnr"] = psnr_channels(image, result.reconstruction)
@@ -36,9 +33,8 @@ def fom_job(n: int, alphabets=(1, 2, 3), rho: float = 0.95):
     """Figures of merit of every transform at ``n`` plus basis images; returns the rows."""
     from engines.codec.fom import fom_table
 
-    start = Progress(0, 1, f"figures of merit, N = {n}")
-    yield start
-    rows = yield from wait_in_thread(fom_table, n, tuple(alphabets), rho, event=start)  # one call: helper thread
+    rows = yield from wait_in_thread(fom_table, n, tuple(alphabets), rho,  # one call: helper thread
+                                     announce=Progress(0, 1, f"figures of merit, N = {n}"))
     yield Progress(1, 1, "done")
     return rows
 
@@ -56,12 +52,9 @@ def compare_job(image: np.ndarray, codec: str, quality: float, options: dict | N
     from engines.codec.realcodecs import run_codec
 
     # one codec call and the SSIM of a large image cannot be interrupted: helper thread (a cancel stops at once)
-    start = Progress(0, 2, f"{codec} q{quality:g}")
-    yield start
-    res = yield from wait_in_thread(run_codec, image, codec, quality, event=start, **(options or {}))
-    metrics = Progress(1, 2, "metrics")
-    yield metrics
-    psnr, similarity = yield from wait_in_thread(_metrics, image, res.decoded, event=metrics)
+    res = yield from wait_in_thread(run_codec, image, codec, quality, announce=Progress(0, 2, f"{codec} q{quality:g}"),
+                                    **(options or {}))
+    psnr, similarity = yield from wait_in_thread(_metrics, image, res.decoded, announce=Progress(1, 2, "metrics"))
     out = {
         "codec": codec,
         "quality": quality,

@@ -515,12 +515,11 @@ def classify_job(
     if method == "forest":
         from sklearn.ensemble import RandomForestClassifier
 
-        step = Progress(0, 3, "training random forest")
-        yield step
         forest = RandomForestClassifier(n_estimators=n_trees, random_state=seed, n_jobs=1, class_weight="balanced")
         # the long calls (fit, scoring, upsampling) run on a helper thread: a cancel stops the job at once
         yield from wait_in_thread(forest.fit, np.concatenate([samples[i] for i in annotated]),
-                                  np.concatenate([np.full(len(samples[i]), i) for i in annotated]), event=step)
+                                  np.concatenate([np.full(len(samples[i]), i) for i in annotated]),
+                                  announce=Progress(0, 3, "training random forest"))
 
     def score(rows: np.ndarray, norms: np.ndarray, only=None) -> np.ndarray:
         """(C, n) class scores of feature rows (n, F) with their norms (n,) (similarity: the classes in

@@ -34,15 +34,9 @@ def learned_encode_job(image: np.ndarray, model: str, quality: float):
     from engines.jobs import Progress, wait_in_thread
 
     # each call is one uninterruptible network pass: on a helper thread, so a cancel stops the job at once
-    step = Progress(0, 3, "encoding")
-    yield step
-    res = yield from wait_in_thread(compress, image, model, quality, event=step)
-    step = Progress(1, 3, "decoding")
-    yield step
-    decoded = yield from wait_in_thread(decompress, res["data"], event=step)
-    step = Progress(2, 3, "readouts")
-    yield step
-    out = yield from wait_in_thread(latent_readouts, image, model, quality, event=step)
+    res = yield from wait_in_thread(compress, image, model, quality, announce=Progress(0, 3, "encoding"))
+    decoded = yield from wait_in_thread(decompress, res["data"], announce=Progress(1, 3, "decoding"))
+    out = yield from wait_in_thread(latent_readouts, image, model, quality, announce=Progress(2, 3, "readouts"))
     out.update(data=res["data"], decoded=decoded, exact=bool(np.array_equal(decoded, res["decoded"])),
                psnr=psnr_channels(image, decoded), bpp=8.0 * len(res["data"]) / (image.shape[0] * image.shape[1]),
                model=model, quality=quality, step=res["step"])

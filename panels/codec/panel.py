@@ -121,10 +121,8 @@ def _bitstream_job(path: str):
 
     from engines.jobs import Progress, wait_in_thread
 
-    step = Progress(0, 1, f"decoding {Path(path).name}")
-    yield step
     try:  # the codec's first import and the decode are single calls: on a helper thread (prompt cancel)
-        image = yield from wait_in_thread(_decode_bitstream, path, event=step)
+        image = yield from wait_in_thread(_decode_bitstream, path, announce=Progress(0, 1, f"decoding {Path(path).name}"))
     except OSError as exc:
         raise OpenError(f"cannot read {Path(path).name}: {exc.strerror or exc}") from None
     except (ValueError, struct.error, EOFError) as exc:
@@ -139,10 +137,8 @@ def _codec_model_job(path: str):
     from engines.codec.learned import LearnedCodecError, load_model
     from engines.jobs import Progress, wait_in_thread
 
-    step = Progress(0, 1, f"reading {Path(path).name}")
-    yield step
     try:
-        _model, config = yield from wait_in_thread(load_model, path, event=step)
+        _model, config = yield from wait_in_thread(load_model, path, announce=Progress(0, 1, f"reading {Path(path).name}"))
     except LearnedCodecError as exc:
         raise OpenError(str(exc)) from None
     return config
