@@ -121,3 +121,31 @@ def test_cli_train_encode_decode(capsys, tmp_path):
     with pytest.raises(SystemExit):  # argparse: not a codec
         main(["codec", "encode", str(src), "--codec", "jpeg:x", "--out", str(tmp_path / "x.jpg")])
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["hp-default", "dct-default"])
+def test_panel_encode_runs_the_analysis_once_and_codes_the_same_bytes(img, name, monkeypatch):
+    """The Codec panel's learned encode: one analysis pass serves the bitstream and the readouts,
+    which equal what compress() and latent_readouts() give on their own."""
+    from panels.codec.learned_tab import learned_encode_job
+
+    model, _ = learned.load_model(name)
+    alone = learned.compress(img, name, 60)
+    readouts = learned.latent_readouts(img, name, 60)
+    calls = []
+    if model.kind == "dct":
+        real = model.analysis
+        monkeypatch.setattr(model, "analysis", lambda x: (calls.append(x.shape), real(x))[1])
+        hook = None
+    else:
+        hook = model.g_a.register_forward_hook(lambda module, args, out: calls.append(args[0].shape))
+    try:
+        out = run_job(learned_encode_job(img, name, 60))
+    finally:
+        if hook is not None:
+            hook.remove()
+    assert len(calls) == 1
+    assert out["data"] == alone["data"] and out["exact"]
+    np.testing.assert_array_equal(out["bits_map"], readouts["bits_map"])
+    assert out["y"] == readouts["y"] and out["histograms"] == readouts["histograms"]
+    assert out["bpp_estimate"] == readouts["bpp_estimate"]

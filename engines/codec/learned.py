@@ -437,19 +437,29 @@ def _dct_reconstruct(model, k: np.ndarray, mu_y: np.ndarray, m: float):
         return model.synthesis(u_hat, m)
 
 
-def compress(image: np.ndarray, model_name: str = "dct-default", quality: float = 75.0) -> dict:
-    """Encode ``image`` with a learned model; returns ``{"data", "decoded", "bits_map",
-    "step", "model"}`` (``decoded`` is exactly what :func:`decompress` returns)."""
+def _analyse(model, image: np.ndarray):
+    """The latent ``y`` of ``image`` (the analysis transform, run without gradients)."""
+    import torch
+
+    x = _to_tensor(image, model.multiple)
+    with torch.no_grad():
+        return model.analysis(x) if model.kind == "dct" else model.g_a(x)
+
+
+def compress(image: np.ndarray, model_name: str = "dct-default", quality: float = 75.0,
+             readouts: bool = False) -> dict:
+    """Encode ``image`` with a learned model; returns ``{"data", "decoded", "step", "model"}``
+    (``decoded`` is exactly what :func:`decompress` returns) and, with ``readouts``, the
+    :func:`latent_readouts` of the same latent under ``"readouts"`` (one analysis pass for both)."""
     import constriction
     import torch
 
     model, cfg = load_model(model_name)
     step = coding_step(model, quality)
     h, w = np.asarray(image).shape[:2]
-    x = _to_tensor(image, model.multiple)
+    y = _analyse(model, image)
     enc = constriction.stream.queue.RangeEncoder()
     with torch.no_grad():
-        y = model.analysis(x) if model.kind == "dct" else model.g_a(x)
         if model.kind == "dct":
             z_hat = _code_factorized(enc, model.entropy_z, model.hyper_analysis(y, step), 1.0, True)
             z_words = int(enc.num_words())
@@ -474,7 +484,10 @@ def compress(image: np.ndarray, model_name: str = "dct-default", quality: float 
                          "quality": float(quality), "z_words": z_words, "fingerprint": cfg["fingerprint"]}).encode()
     crc = zlib.crc32(payload, zlib.crc32(header))
     data = MAGIC + struct.pack(_PREFIX, VERSION, len(header), len(payload), crc) + header + payload
-    return {"data": data, "decoded": decoded, "step": step, "model": str(model_name)}
+    out = {"data": data, "decoded": decoded, "step": step, "model": str(model_name)}
+    if readouts:
+        out["readouts"] = _readouts(model, y, step, h * w)
+    return out
 
 
 def decompress(data: bytes, name: str = "the bitstream") -> np.ndarray:
@@ -545,14 +558,19 @@ def latent_readouts(image: np.ndarray, model_name: str = "dct-default", quality:
     position, summed over channels, at the coding step), ``bits_per_channel``, per-channel
     ``histograms`` of the quantised latents (edges and counts of the 8 costliest channels), and
     the Gaussianization view: mean |correlation| between latent channels (joint statistics)
-    next to the mean excess kurtosis of each channel (marginal), for ``y`` and for ``y/sigma``."""
-    import torch
-
+    next to the mean excess kurtosis of each channel (marginal), for ``y`` and for ``y/sigma``.
+    (:func:`compress` with ``readouts=True`` returns the same next to the bitstream.)"""
     model, _ = load_model(model_name)
     step = coding_step(model, quality)
-    x = _to_tensor(image, model.multiple)
+    h, w = np.asarray(image).shape[:2]
+    return _readouts(model, _analyse(model, image), step, h * w)
+
+
+def _readouts(model, y, step: float, pixels: int) -> dict:
+    """:func:`latent_readouts` of the latent ``y`` at coding step ``step`` (``pixels`` in the image)."""
+    import torch
+
     with torch.no_grad():
-        y = model.analysis(x) if model.kind == "dct" else model.g_a(x)
         if model.kind == "dct":  # y is u = m * latent; symbols round(y/m - mu/m)
             med = model.entropy_z.medians()[None, :, None, None]
             z_hat = torch.round(model.hyper_analysis(y, step) - med) + med
@@ -601,5 +619,5 @@ def latent_readouts(image: np.ndarray, model_name: str = "dct-default", quality:
         "histograms": hists,
         "y": stats(y[0].numpy()),
         "y_over_sigma": stats(normalised.numpy()),
-        "bpp_estimate": float(bits.sum() / (np.asarray(image).shape[0] * np.asarray(image).shape[1])),
+        "bpp_estimate": float(bits.sum() / pixels),
     }

@@ -29,18 +29,19 @@ __all__ = ["LearnedTab", "learned_encode_job"]
 
 def learned_encode_job(image: np.ndarray, model: str, quality: float):
     """Job: learned-codec encode, decode check, PSNR and latent readouts (a dict)."""
-    from engines.codec.learned import compress, decompress, latent_readouts
+    from engines.codec.learned import compress, decompress
     from engines.codec.metrics import psnr_channels
     from engines.jobs import Progress, wait_in_thread
 
     # each call is one uninterruptible network pass: on a helper thread, so a cancel stops the job at once
-    res = yield from wait_in_thread(compress, image, model, quality, announce=Progress(0, 3, "encoding"))
-    decoded = yield from wait_in_thread(decompress, res["data"], announce=Progress(1, 3, "decoding"))
-    out = yield from wait_in_thread(latent_readouts, image, model, quality, announce=Progress(2, 3, "readouts"))
+    res = yield from wait_in_thread(compress, image, model, quality, readouts=True,
+                                    announce=Progress(0, 2, "encoding and latent readouts"))
+    decoded = yield from wait_in_thread(decompress, res["data"], announce=Progress(1, 2, "decoding"))
+    out = res["readouts"]
     out.update(data=res["data"], decoded=decoded, exact=bool(np.array_equal(decoded, res["decoded"])),
                psnr=psnr_channels(image, decoded), bpp=8.0 * len(res["data"]) / (image.shape[0] * image.shape[1]),
                model=model, quality=quality, step=res["step"])
-    yield Progress(3, 3, "done")
+    yield Progress(2, 2, "done")
     return out
 
 
