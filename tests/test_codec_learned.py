@@ -149,3 +149,18 @@ def test_panel_encode_runs_the_analysis_once_and_codes_the_same_bytes(img, name,
     np.testing.assert_array_equal(out["bits_map"], readouts["bits_map"])
     assert out["y"] == readouts["y"] and out["histograms"] == readouts["histograms"]
     assert out["bpp_estimate"] == readouts["bpp_estimate"]
+
+
+def test_loaded_models_are_cached_up_to_a_bound(tmp_path):
+    """load_model keeps the last MODEL_CACHE_SIZE files loaded (the same object again), no more."""
+    torch.manual_seed(0)
+    paths = [str(learned.save_model(build_model("factorized", 8, 8), tmp_path / f"m{i}.pt", {}))
+             for i in range(learned.MODEL_CACHE_SIZE + 1)]
+    first = learned.load_model(paths[0])[0]
+    assert learned.load_model(paths[0])[0] is first
+    loaded = [learned.load_model(p)[0] for p in paths[1:]]
+    assert all(learned.load_model(p)[0] is m for p, m in zip(paths[2:], loaded[1:], strict=True))
+    again = learned.load_model(paths[0])[0]  # pushed out by the newer files: read again
+    assert again is not first
+    for name, value in again.state_dict().items():
+        torch.testing.assert_close(value, first.state_dict()[name])

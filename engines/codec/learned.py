@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -96,19 +97,24 @@ def save_model(model, path, config: dict) -> Path:
     return path
 
 
-_CACHE: dict = {}
+MODEL_CACHE_SIZE = 4  # models kept loaded (the most recently used); a rewritten file is loaded again
 
 
 def load_model(name_or_path: str):
-    """``(model in eval mode, config)`` from a shipped name or a ``.pt`` file (cached)."""
+    """``(model in eval mode, config)`` from a shipped name or a ``.pt`` file (the last
+    ``MODEL_CACHE_SIZE`` files used stay loaded; a file rewritten since is read again)."""
+    path = model_path(name_or_path)
+    return _load_checked(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=MODEL_CACHE_SIZE)
+def _load_checked(path_text: str, mtime_ns: int):
+    """:func:`load_model` of the file at ``path_text`` as of ``mtime_ns`` (the cache key)."""
     import torch
 
     from engines.codec.learned_model import build_model
 
-    path = model_path(name_or_path)
-    key = (str(path), path.stat().st_mtime_ns)
-    if key in _CACHE:
-        return _CACHE[key]
+    path = Path(path_text)
     if path.stat().st_size > MAX_MODEL_BYTES:
         raise LearnedCodecError(f"{path.name} is too large for a learned-codec model (at most {MAX_MODEL_BYTES >> 20} MiB)")
     try:
@@ -125,7 +131,6 @@ def load_model(name_or_path: str):
     model.load_state_dict(state)
     model.eval()
     cfg["fingerprint"] = _fingerprint(model)
-    _CACHE[key] = (model, cfg)
     return model, cfg
 
 
