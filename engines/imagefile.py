@@ -29,11 +29,15 @@ _MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 4, "La": 4, "PA": 4, "RGB": 4, "RGB
                "I;16N": 2}
 
 
-def open_image(path: str | os.PathLike | bytes, *, name: str | None = None, error: type[Exception] = ImageFileError):
+def open_image(path: str | os.PathLike | bytes, *, name: str | None = None, error: type[Exception] = ImageFileError,
+               extra_bytes_per_pixel: int = 0):
     """Open and fully decode an image; returns a loaded ``PIL.Image.Image`` (file already closed).
 
     ``path`` may also be the encoded bytes (then ``name`` labels messages). Raises ``error``
     (default :class:`ImageFileError`) for missing, unreadable, truncated or oversized images.
+    ``extra_bytes_per_pixel`` is what the caller allocates from the image afterwards (7 for
+    ``convert("RGB")`` and its array: a 1-byte palette GIF becomes 8 bytes a pixel); it is counted
+    in the same size check, before decoding.
     """
     import io
 
@@ -55,7 +59,7 @@ def open_image(path: str | os.PathLike | bytes, *, name: str | None = None, erro
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the byte check below decides
             with Image.open(source) as image:
                 width, height = image.size
-                per_pixel = _MODE_BYTES.get(image.mode, 4)
+                per_pixel = _MODE_BYTES.get(image.mode, 4) + _decoder_bytes(image) + extra_bytes_per_pixel
                 check_decoded_size(width * height * per_pixel,
                                    f"{label} ({width}×{height} {image.mode} image)", error)
                 _check_plausible(image, _encoded_size(source), label, error)
@@ -68,10 +72,23 @@ def open_image(path: str | os.PathLike | bytes, *, name: str | None = None, erro
         raise error(f"{label} is not a readable image (unknown or damaged format)") from exc
     except error:
         raise
+    except RuntimeError as exc:  # Pillow's AVIF plugin reports every libavif failure as a RuntimeError
+        raise error(f"{label} is a corrupt or truncated image: {_first_line(exc)}") from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error,
             zlib.error, MemoryError, OverflowError, ZeroDivisionError) as exc:
         # Pillow's plugins raise all of these for corrupt or truncated files
         raise error(f"{label} is a corrupt or truncated image: {_first_line(exc)}") from exc
+
+
+def _decoder_bytes(image) -> int:
+    """Bytes per pixel a format's decoding library holds besides Pillow's image: OpenJPEG keeps
+    every component as int32, libavif / dav1d a YUV frame of up to 16-bit samples and its copy.
+    A flat 16 Mpx RGB image is < 1 KB in either format and peaks at ~250-300 MB while decoding."""
+    if image.format == "JPEG2000":
+        return 4 * len(image.getbands())
+    if image.format == "AVIF":
+        return 12
+    return 0
 
 
 # deflate cannot compress better than ~1032:1; a PNG smaller than raw / 1032 is truncated or a bomb

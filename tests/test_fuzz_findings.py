@@ -101,10 +101,10 @@ def test_tiff_claiming_more_pixels_than_its_raw_strip_holds_is_refused_before_de
     ifd = struct.unpack_from("<I", data, 4)[0]
     for k in range(struct.unpack_from("<H", data, ifd)[0]):
         entry = ifd + 2 + 12 * k
-        if struct.unpack_from("<H", data, entry)[0] == 257:  # ImageLength: 16 -> 16 M rows
-            struct.pack_into("<I", data, entry + 8, 1 << 24)
+        if struct.unpack_from("<H", data, entry)[0] == 257:  # ImageLength: 16 -> 4 M rows (fits the size limit)
+            struct.pack_into("<I", data, entry + 8, 1 << 22)
     path.write_bytes(bytes(data))
-    with pytest.raises(ImageFileError, match="photo.tif is truncated or corrupt: a 24×16777216 TIFF needs"):
+    with pytest.raises(ImageFileError, match="photo.tif is truncated or corrupt: a 24×4194304 TIFF needs"):
         load_image(path)
 
 
@@ -121,3 +121,67 @@ def test_lora_with_empty_or_scalar_factors_fails_clearly(tmp_path):
         save_file(tensors, str(tmp_path / f"{name}.safetensors"))
         with pytest.raises(ModelError, match=f"LoRA {name}.safetensors: .*malformed factors"):
             lora_factors(tmp_path / f"{name}.safetensors", {"unet": torch.nn.ModuleDict({"q": layer})})
+
+
+def test_damaged_avif_is_one_clear_image_error_not_a_runtime_error(tmp_path):
+    from PIL import Image
+
+    from engines.codec.images import load_image
+    from engines.imagefile import ImageFileError
+
+    pixels = np.stack(np.mgrid[0:20, 0:24, 0:3], -1).sum(-1).astype(np.uint8) * 9
+    path = tmp_path / "photo.avif"
+    Image.fromarray(pixels).save(path, "AVIF", quality=100, subsampling="4:4:4")
+    assert np.abs(load_image(path).astype(int) - pixels).max() <= 8  # the valid file opens
+    data = bytearray(path.read_bytes())
+    data[data.find(b"pixi") + 9] = 12  # the pixel depth libavif is told: 12 bits instead of 8
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageFileError, match=r"^photo.avif is a corrupt or truncated image: Failed to decode") as info:
+        load_image(path)
+    assert "RuntimeError" not in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("fmt, decoder_bytes", [("JPEG2000", 12), ("AVIF", 12)])
+def test_tiny_flat_jp2_and_avif_count_their_decoders_memory_against_the_limit(tmp_path, fmt, decoder_bytes):
+    from PIL import Image
+
+    from engines.imagefile import ImageFileError, open_image
+    from engines.limits import set_max_decoded_bytes
+
+    path = tmp_path / "flat.img"
+    Image.new("RGB", (1000, 800), (10, 20, 30)).save(path, fmt)
+    assert path.stat().st_size < 3000  # 3.2 MB in Pillow, 9.6 MB more in the decoding library, from < 3 KB
+    pillow = 1000 * 800 * 4
+    try:
+        set_max_decoded_bytes(pillow + 1000 * 800 * decoder_bytes)
+        image = np.asarray(open_image(path).convert("RGB"))
+        assert image.shape == (800, 1000, 3) and np.abs(image.astype(int) - (10, 20, 30)).max() <= 2
+        set_max_decoded_bytes(2 * pillow)  # Pillow's storage alone fits, the decoder's does not
+        with pytest.raises(ImageFileError, match=r"flat.img \(1000×800 RGB image\)"):
+            open_image(path)
+    finally:
+        set_max_decoded_bytes(None)
+
+
+def test_gif_with_a_huge_logical_screen_is_refused_before_decoding_its_rgb_copy(tmp_path):
+    import struct
+    import time
+
+    from PIL import Image
+
+    from engines.codec.images import load_image
+    from engines.imagefile import ImageFileError
+    from engines.limits import max_decoded_bytes
+
+    pixels = np.stack(np.mgrid[0:20, 0:24], -1).sum(-1).astype(np.uint8) * 5
+    path = tmp_path / "photo.gif"
+    Image.fromarray(pixels).save(path)  # grey palette: the first frame decodes exactly
+    np.testing.assert_array_equal(load_image(path), np.stack([pixels] * 3, -1))
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<HH", data, 6, 30000, 16384)  # a 1 KB file whose canvas is 0.5 G palette pixels
+    path.write_bytes(bytes(data))
+    assert 30000 * 16384 < max_decoded_bytes() < 30000 * 16384 * 8  # fits as palette, not as palette + RGB copy
+    start = time.perf_counter()
+    with pytest.raises(ImageFileError, match=r"photo.gif \(30000×16384 P image\) would decode to 3.7 GiB"):
+        load_image(path)
+    assert time.perf_counter() - start < 1.0  # refused from the header, not after filling 0.5 GB

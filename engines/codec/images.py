@@ -16,6 +16,10 @@ SAMPLES = {"astronaut": "astronaut", "chelsea": "chelsea", "coffee": "coffee", "
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".avif", ".jp2")
 
 
+#: bytes per pixel :func:`load_image` allocates after decoding: ``convert("RGB")`` (4) and its array (3)
+_RGB_COPY_BYTES = 7
+
+
 def sample_image(name: str = "astronaut") -> np.ndarray:
     """A bundled sample as ``(H, W, 3)`` uint8."""
     if name not in SAMPLES:
@@ -44,7 +48,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"{p.name} is a folder, not an image")
     from engines.imagefile import open_image
 
-    im = open_image(p)
+    im = open_image(p, extra_bytes_per_pixel=_RGB_COPY_BYTES)
     try:
         if im.mode in ("I;16", "I;16B", "I;16L", "I"):
             arr = np.asarray(im, dtype=np.float64)

@@ -1175,11 +1175,13 @@ TARGETS: dict[str, Target] = {t.name: t for t in [
 
 
 def _more_targets() -> list[Target]:
-    """Model files, posed views, foreign PNG chunks, sidecars, strokes, TIFF images (other modules)."""
+    """Model files, posed views, foreign PNG chunks, sidecars, strokes, TIFF / WebP / BMP / AVIF / JPEG 2000 / GIF
+    images (other modules)."""
     from tests.fuzz.file_targets import file_targets
+    from tests.fuzz.image_targets import image_targets
     from tests.fuzz.model_targets import model_targets
 
-    return model_targets(Target) + file_targets(Target)
+    return model_targets(Target) + file_targets(Target) + image_targets(Target)
 
 
 TARGETS.update((t.name, t) for t in _more_targets())
