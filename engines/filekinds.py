@@ -114,7 +114,9 @@ def _torch_kind(path: Path) -> str:
                 head = handle.read(_PICKLE_HEAD)
     except (OSError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError, zlib.error):
         return UNKNOWN
-    if b"string_to_param" in head or b"emb_params" in head or (b"clip_l" in head and b"clip_g" in head):
+    from engines.generation.embeddings import A1111_KEYS, SDXL_KEYS
+
+    if any(key.encode() in head for key in A1111_KEYS) or all(key.encode() in head for key in SDXL_KEYS):
         return EMBEDDING
     if b"config" in head and b"state" in head and b"kind" in head:
         return CODEC_MODEL

@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from engines.generation.embeddings import EMBEDDING_KEYS, SDXL_KEYS
 from engines.jobs import Progress
 
 __all__ = ["adapter_info", "adapter_info_job", "classify_adapter"]
 
 _LORA_MARKS = (".lora_down.", ".lora_up.", ".lora_A.", ".lora_B.", ".lora.down.", ".lora.up.")
 _CONTROLNET_MARKS = ("controlnet_cond_embedding.", "control_model.input_hint_block.", "zero_convs.")
-_EMBEDDING_KEYS = {"emb_params", "clip_l", "clip_g", "string_to_param"}
 
 
 def classify_adapter(header: dict) -> str:
@@ -27,7 +27,7 @@ def classify_adapter(header: dict) -> str:
         return "lora"
     if any(name.startswith(_CONTROLNET_MARKS) for name in names):
         return "controlnet"
-    if names and (set(names) <= _EMBEDDING_KEYS or len(names) == 1):
+    if names and (set(names) <= EMBEDDING_KEYS or len(names) == 1):
         return "embedding"
     return "checkpoint"
 
@@ -54,8 +54,8 @@ def adapter_info(path: str | os.PathLike) -> dict:
     if info["kind"] == "lora":
         info["trigger_words"] = lora_trigger_words(path)
     elif info["kind"] == "embedding":
-        info["sdxl"] = {"clip_l", "clip_g"} <= set(names)
-        if len(names) == 1 and names[0] not in _EMBEDDING_KEYS:
+        info["sdxl"] = set(SDXL_KEYS) <= set(names)
+        if len(names) == 1 and names[0] not in EMBEDDING_KEYS:
             info["token"] = names[0]  # diffusers learned_embeds: {token: vector}
     return info
 

@@ -16,10 +16,14 @@ from pathlib import Path
 
 from engines.generation.model_checks import ModelError
 
-__all__ = ["check_embedding_file", "embedding_token", "loaded_embeddings", "parse_embedding_list",
-           "sdxl_embedding_vectors"]
+__all__ = ["A1111_KEYS", "EMBEDDING_KEYS", "SDXL_KEYS", "check_embedding_file", "embedding_token",
+           "loaded_embeddings", "parse_embedding_list", "sdxl_embedding_vectors"]
 
 MAX_EMBEDDING_BYTES = 64 << 20
+# the key names of the embedding formats (every module that recognises an embedding file reads them here)
+A1111_KEYS = ("string_to_param", "emb_params")  # A1111 .pt ({token: vectors} under the first), .safetensors
+SDXL_KEYS = ("clip_l", "clip_g")  # A1111 SDXL: the vectors for text_encoder and text_encoder_2
+EMBEDDING_KEYS = frozenset(A1111_KEYS + SDXL_KEYS)
 
 
 def parse_embedding_list(text: str) -> list[str]:
@@ -36,7 +40,7 @@ def embedding_token(path: str | os.PathLike) -> str | None:
 
     with safe_open(str(path), framework="pt") as handle:
         keys = list(handle.keys())  # noqa: SIM118 - safe_open is not a dict
-    if len(keys) == 1 and keys[0] not in ("emb_params", "clip_l", "clip_g"):
+    if len(keys) == 1 and keys[0] not in EMBEDDING_KEYS:
         return keys[0]
     return None
 
@@ -54,10 +58,10 @@ def check_embedding_file(path: str | os.PathLike) -> None:
     except Exception:  # noqa: BLE001 - torch raises many types (pickle, zip, EOF) for damaged or foreign files
         raise ModelError(f"{path.name} is not a readable embedding (damaged, or it holds more than tensors)") from None
     tensors = isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values())
-    if not isinstance(state, dict) or not ({"string_to_param", "emb_params"} & set(state)
-                                           or {"clip_l", "clip_g"} <= set(state) or (tensors and len(state) == 1)):
-        raise ModelError(f"{path.name} is not a textual-inversion embedding (no string_to_param, emb_params, "
-                         f"clip_l/clip_g or single token vector)")
+    if not isinstance(state, dict) or not (set(A1111_KEYS) & set(state)
+                                           or set(SDXL_KEYS) <= set(state) or (tensors and len(state) == 1)):
+        raise ModelError(f"{path.name} is not a textual-inversion embedding (no {', '.join(A1111_KEYS)}, "
+                         f"{'/'.join(SDXL_KEYS)} or single token vector)")
 
 
 def sdxl_embedding_vectors(path: str | os.PathLike) -> dict | None:
@@ -68,16 +72,16 @@ def sdxl_embedding_vectors(path: str | os.PathLike) -> dict | None:
 
         with safe_open(str(path), framework="pt") as handle:
             keys = set(handle.keys())  # noqa: SIM118 - safe_open is not a dict
-            if not {"clip_l", "clip_g"} <= keys:
+            if not set(SDXL_KEYS) <= keys:
                 return None
-            state = {key: handle.get_tensor(key) for key in ("clip_l", "clip_g")}
+            state = {key: handle.get_tensor(key) for key in SDXL_KEYS}
     else:
         import torch
 
         state = torch.load(str(path), map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or not {"clip_l", "clip_g"} <= set(state):
+        if not isinstance(state, dict) or not set(SDXL_KEYS) <= set(state):
             return None
-    return {key: state[key].reshape(-1, state[key].shape[-1]) for key in ("clip_l", "clip_g")}
+    return {key: state[key].reshape(-1, state[key].shape[-1]) for key in SDXL_KEYS}
 
 
 def _load_one(pipe, path: Path) -> str:
@@ -88,10 +92,12 @@ def _load_one(pipe, path: Path) -> str:
         pipe.load_textual_inversion(str(path), token=token)
         return token
     if getattr(pipe, "text_encoder_2", None) is None or getattr(pipe, "tokenizer_2", None) is None:
-        raise ModelError(f"embedding {path.name} is an SDXL embedding (clip_l + clip_g); this model has one text encoder")
-    pipe.load_textual_inversion(_one_or_many(pair["clip_l"]), token=token, text_encoder=pipe.text_encoder,
+        raise ModelError(f"embedding {path.name} is an SDXL embedding ({' + '.join(SDXL_KEYS)}); "
+                         f"this model has one text encoder")
+    first, second = (pair[key] for key in SDXL_KEYS)
+    pipe.load_textual_inversion(_one_or_many(first), token=token, text_encoder=pipe.text_encoder,
                                 tokenizer=pipe.tokenizer)
-    pipe.load_textual_inversion(_one_or_many(pair["clip_g"]), token=token, text_encoder=pipe.text_encoder_2,
+    pipe.load_textual_inversion(_one_or_many(second), token=token, text_encoder=pipe.text_encoder_2,
                                 tokenizer=pipe.tokenizer_2)
     return token
 
