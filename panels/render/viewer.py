@@ -253,7 +253,10 @@ class SplatCanvas:
                 return self._n > 0
 
         Splats = scene.visuals.create_visual_node(SplatVisual)
-        self.canvas = scene.SceneCanvas(keys=None, show=False, bgcolor="black", parent=parent)
+        from panels.offscreen_canvas import OffscreenCanvasView, offscreen_canvas_class
+
+        self.canvas = offscreen_canvas_class(scene.SceneCanvas)(keys=None, show=False, bgcolor="black")
+        self.widget = OffscreenCanvasView(self.canvas, parent, background="#000000")  # what the window shows
         self.view = self.canvas.central_widget.add_view(border_width=0, margin=0)  # the view fills the canvas
         self.view.camera = scene.TurntableCamera(fov=45.0, up="-y", elevation=0.0, azimuth=90.0)  # looks along +z
         self.frame = scene.visuals.create_visual_node(FrameVisual)(parent=self.view.scene)
@@ -310,8 +313,9 @@ class SplatCanvas:
 
     @property
     def native(self):
-        """The Qt widget."""
-        return self.canvas.native
+        """The Qt widget in the window (the canvas's own OpenGL widget is never shown, see
+        :mod:`panels.offscreen_canvas`)."""
+        return self.widget
 
     def set_background(self, rgb) -> None:
         """Background colour (r, g, b) in [0, 1]."""
@@ -424,11 +428,11 @@ class SplatCanvas:
 
         if on and self.progressive is None:
             self.progressive = ProgressiveRenderer()
-            self._pause_when_hidden = PauseWhenHidden(self.canvas.native, self.progressive)
+            self._pause_when_hidden = PauseWhenHidden(self.widget, self.progressive)
             self.view.update = self._camera_moved_cpu  # camera changes post the camera, without a redraw
             self._push_cpu_scene()
         elif not on and self.progressive is not None:
-            self.canvas.native.removeEventFilter(self._pause_when_hidden)
+            self.widget.removeEventFilter(self._pause_when_hidden)
             self.progressive.close()
             self.progressive = None
             self._cpu_timer.stop()
@@ -476,11 +480,11 @@ class SplatCanvas:
         if self._hint is None:
             from qtpy.QtWidgets import QLabel
 
-            self._hint = QLabel(self.canvas.native)
+            self._hint = QLabel(self.widget)
             self._hint.setStyleSheet("color: #ddd; background: rgba(0, 0, 0, 150); padding: 4px 8px; border-radius: 4px;")
         self._hint.setText(text)
         self._hint.adjustSize()
-        native = self.canvas.native
+        native = self.widget
         self._hint.move(max(0, (native.width() - self._hint.width()) // 2), max(0, (native.height() - self._hint.height()) // 2))
         self._hint.show()
         self._hint.raise_()

@@ -212,7 +212,9 @@ def progressive_canvas(**kwargs):
     (``canvas.progressive``; set its ``set_factor``). vispy is imported here, not at module load."""
     from vispy import scene
 
-    class ProgressiveSceneCanvas(scene.SceneCanvas):
+    from panels.offscreen_canvas import offscreen_canvas_class
+
+    class ProgressiveSceneCanvas(offscreen_canvas_class(scene.SceneCanvas)):
         """SceneCanvas with coarse frames and band refinement on screen (see the module)."""
 
         def update(self, node=None) -> None:

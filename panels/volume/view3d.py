@@ -125,6 +125,7 @@ class VolumeView(QWidget):
             import vispy
             from vispy import scene
 
+            from panels.offscreen_canvas import OffscreenCanvasView
             from panels.volume.progressive_gl import progressive_canvas
 
             vispy.use(app="pyside6")
@@ -133,7 +134,8 @@ class VolumeView(QWidget):
             canvas.progressive.hold = lambda: self._upload is not None  # the last frame stays meanwhile
             view = canvas.central_widget.add_view()
             view.camera = scene.cameras.TurntableCamera(fov=0.0, azimuth=30.0, elevation=20.0)
-            self.layout_.addWidget(canvas.native)
+            self.screen = OffscreenCanvasView(canvas, self, background="#111111")
+            self.layout_.addWidget(self.screen)
             self.message.hide()
             self.canvas, self.view = canvas, view
             self._fonts = letter_fonts()
