@@ -3,6 +3,7 @@ with trigger words read by a job, click-to-prompt, embeddings with their token, 
 files, values into GenerationParams, and the export -> drop round trip showing restored values."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,6 +75,26 @@ def test_dropped_safetensors_go_to_the_right_list(panel, files, tmp_path):
     missing = panel.adapters.add_lora(str(tmp_path / "gone.safetensors"))
     assert panel.services.jobs.wait_all(30)
     assert "not found" in missing.info.text() or "cannot read" in missing.info.text()
+
+
+def test_picked_pt_embeddings_are_checked_like_dropped_ones(panel, tmp_path, monkeypatch):
+    """"Add…" under Embeddings: each picked .pt is read (weights only) by the info job; a damaged one
+    or one that holds no embedding says so in its row, a real one shows its token."""
+    from panels.generate import adapters
+
+    good, damaged, other = tmp_path / "old.pt", tmp_path / "broken.pt", tmp_path / "other.pt"
+    torch.save({"string_to_param": {"*": torch.zeros(1, 8)}, "name": "old"}, str(good))
+    damaged.write_bytes(good.read_bytes()[:300])
+    torch.save({"a": 1, "b": [2]}, str(other))
+    picked = [str(good), str(damaged), str(other)]
+    monkeypatch.setattr(adapters.QFileDialog, "getOpenFileNames", lambda *args, **kwargs: (picked, ""))
+    assert panel.adapters.add_embedding_button.isEnabled()
+    panel.adapters.add_embedding_button.click()
+    assert panel.services.jobs.wait_all(30)
+    rows = {Path(r.path).name: r for r in panel.adapters.embedding_rows}
+    assert rows["old.pt"].words == ["old"]
+    assert "broken.pt is not a readable embedding" in rows["broken.pt"].info.text() and not rows["broken.pt"].words
+    assert "other.pt is not a textual-inversion embedding" in rows["other.pt"].info.text()
 
 
 def test_adapter_values_are_exported_and_restored_on_drop(panel, make_panel, files, tmp_path):

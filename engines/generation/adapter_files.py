@@ -1,8 +1,9 @@
-"""What an adapter file is and what it offers, from its header only (no Qt, no torch).
+"""What an adapter file is and what it offers, from its header (no Qt).
 
 The Generate panel drops ``.safetensors`` files of three kinds: LoRAs, textual-inversion
 embeddings and single-file model checkpoints. :func:`adapter_info` tells them apart by their
 tensor names and reads what the panel lists: a LoRA's trigger words, an embedding's token.
+Pickled ``.pt`` / ``.bin`` embeddings have no header: they are read (weights only) to check them.
 :func:`adapter_info_job` does it for several files on a worker thread.
 """
 
@@ -33,11 +34,12 @@ def classify_adapter(header: dict) -> str:
 
 
 def adapter_info(path: str | os.PathLike) -> dict:
-    """``{"path", "kind", "trigger_words", "token", "sdxl"}`` of an adapter file, header only.
+    """``{"path", "kind", "trigger_words", "token", "sdxl"}`` of an adapter file.
 
-    ``.pt`` / ``.bin`` files are embeddings (A1111 uses their file name as the token);
-    ``.safetensors`` files are classified by :func:`classify_adapter`. ValueError when the file
-    is missing or not readable.
+    ``.pt`` / ``.bin`` files are embeddings (A1111 uses their file name as the token), checked by
+    :func:`~engines.generation.embeddings.check_embedding_file`; ``.safetensors`` files are
+    classified from their header by :func:`classify_adapter`. ValueError when the file is missing,
+    not readable or (``.pt`` / ``.bin``) not an embedding.
     """
     from engines.generation.lora import lora_trigger_words
     from engines.generation.safetensors_header import read_safetensors_header
@@ -47,6 +49,10 @@ def adapter_info(path: str | os.PathLike) -> dict:
     if path.suffix.lower() != ".safetensors":
         if not path.is_file():
             raise ValueError(f"{path.name} not found")
+        if path.suffix.lower() in (".pt", ".bin"):  # pickled tensors: read (weights only) to check them
+            from engines.generation.embeddings import check_embedding_file
+
+            check_embedding_file(path)
         return info
     header = read_safetensors_header(path)
     info["kind"] = classify_adapter(header)

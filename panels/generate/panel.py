@@ -67,11 +67,7 @@ def _model_file_job(path: str):
         if Path(path).is_dir():
             info = {"kind": "controlnet" if sniff(path) == CONTROLNET_FOLDER else "checkpoint", "path": path}
         else:
-            info = adapter_info(path)
-        if Path(path).suffix.lower() in (".pt", ".bin"):  # pickled tensors: read (weights only) to check them
-            from engines.generation.embeddings import check_embedding_file
-
-            check_embedding_file(path)
+            info = adapter_info(path)  # a .pt / .bin embedding is read (weights only) to check it
         if info["kind"] == "checkpoint":
             info["model"] = inspect_model(path)
     except (ModelError, ValueError) as exc:
