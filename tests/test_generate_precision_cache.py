@@ -68,6 +68,13 @@ def test_quantized_pipeline_is_a_new_object_and_the_full_one_is_unchanged(tmp_pa
     assert pipe is not full.pipe and pipe.unet is not full.pipe.unet and pipe.vae is full.pipe.vae
     assert pipe.text_encoder is not full.pipe.text_encoder
     assert type(full.pipe.unet.conv_in) is torch.nn.Conv2d and torch.equal(full.pipe.unet.conv_in.weight, weight)
+    unet, text_encoder = full.pipe.unet, full.pipe.text_encoder
+    with applied_precision("int4", pipe=full.pipe):  # for one run: the same quantized parts, swapped in place
+        for name in ("unet", "text_encoder"):
+            ours, cached = getattr(full.pipe, name).state_dict(), getattr(pipe, name).state_dict()
+            assert ours.keys() == cached.keys() and all(torch.equal(ours[k], cached[k]) for k in ours)
+        assert full.pipe.unet is not unet and full.pipe.vae is pipe.vae
+    assert full.pipe.unet is unet and full.pipe.text_encoder is text_encoder  # put back
     base = dict(model=str(tmp_path / "tiny-sd"), prompt="a cat", sampler="ddim", class_label=None)
     clear_cache()
     plain = gen(**base)

@@ -100,6 +100,11 @@ def _checked_quantizer(preset: str, pipe=None, unet=None):
     return _int8 if preset == "int8" else (lambda m: _weight_only(m, preset))
 
 
+def _quantized_parts(pipe, quantize) -> dict:
+    """``{name: quantize(module)}`` of the pipeline's denoiser and text encoders (those it has)."""
+    return {name: quantize(module) for name in _QUANTIZED if (module := getattr(pipe, name, None)) is not None}
+
+
 def quantized_model_parts(preset: str, pipe=None, unet=None):
     """``(pipe, unet)`` with the denoiser and text encoders quantized by ``preset`` (int8 / fp8 /
     int4) exactly as :func:`applied_precision` quantizes them for a run, as NEW objects (a shallow
@@ -113,10 +118,8 @@ def quantized_model_parts(preset: str, pipe=None, unet=None):
     import copy
 
     new = copy.copy(pipe)  # the pipeline object only: its components are shared until replaced below
-    for name in _QUANTIZED:
-        module = getattr(pipe, name, None)
-        if module is not None:
-            setattr(new, name, quantize(module))
+    for name, module in _quantized_parts(pipe, quantize).items():
+        setattr(new, name, module)
     return new, unet
 
 
@@ -144,11 +147,9 @@ def applied_precision(preset: str, pipe=None, unet=None):
         elif preset == "cpu-offload":
             pipe.enable_model_cpu_offload(device=device)
         else:
-            for name in _QUANTIZED:
-                module = getattr(pipe, name, None)
-                if module is not None:
-                    originals[name] = module
-                    setattr(pipe, name, quantize(module))
+            for name, module in _quantized_parts(pipe, quantize).items():
+                originals[name] = getattr(pipe, name)
+                setattr(pipe, name, module)
         yield {}
     finally:
         for name, module in originals.items():
