@@ -12,8 +12,8 @@ from panels.render.cpu_view import ProgressiveRenderer, is_software_renderer
 
 
 def _wait(renderer, full: bool, timeout=90.0):  # the first call may compile the kernels
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
+    end = time.perf_counter() + timeout
+    while time.perf_counter() < end:
         got = renderer.take()
         if got is not None and got[1] == full:
             return got[0]
@@ -21,24 +21,43 @@ def _wait(renderer, full: bool, timeout=90.0):  # the first call may compile the
     raise AssertionError("no frame")
 
 
-def test_coarse_while_moving_then_full_frame():
+class _FrozenClock:
+    """The ``time`` module as panels.render.cpu_view sees it, with ``monotonic`` moved by the test
+    only: whether the camera moves or rests does not depend on how fast a loaded machine runs."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+def test_coarse_while_moving_then_full_frame(monkeypatch):
+    from panels.render import cpu_view
+
+    clock = _FrozenClock()
+    monkeypatch.setattr(cpu_view, "time", clock)
     scene = sphere_scene(300, footprint=0.2)
     prep = preview_scene(scene)
     renderer = ProgressiveRenderer(threads=1)
     try:
-        renderer.SETTLE = 0.3
         renderer.set_scene(prep, (0.1, 0.1, 0.1))
         cams = [frame_camera(scene.means, az, 10, 120, 90) for az in (0, 20, 40)]
-        for cam in cams:  # moving: coarse frames at a reduced size
+        for cam in cams:  # moving (the clock stands still): coarse frames at a reduced size, never a full one
             renderer.request(cam.K.numpy(), cam.viewmat.numpy(), 120, 90)
             coarse = _wait(renderer, full=False)
             assert coarse.shape[0] < 90 and coarse.shape[1] < 120
         assert renderer.busy
+        clock.now += renderer.settle_time + 1.0  # the camera has rested long enough
         full = _wait(renderer, full=True)  # at rest: the full frame of the last camera
         assert not renderer.busy
         cam = cams[-1]
         np.testing.assert_array_equal(full, render_preview(prep, cam.K, cam.viewmat, 120, 90, (0.1, 0.1, 0.1)))
         assert len(renderer.frame_times) >= 4
+        assert [f for f, _, _ in renderer.frame_times[:3]] == [False] * 3  # no full frame before the rest
     finally:
         renderer.close()
 
