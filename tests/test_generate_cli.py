@@ -130,3 +130,17 @@ def test_hires_mode_tiles_and_precision_options_reach_the_provenance(tmp_path, c
     assert np.asarray(Image.open(tmp_path / "gen-9.png")).shape == (48, 48, 3)
     code, _, err = cli(capsys, "image", "--steps", "2", "--tile-size", "12", "--out", str(tmp_path / "x"))
     assert code == 2 and err.strip().splitlines()[-1].startswith("error: tile size must be")
+
+
+def test_option_defaults_are_the_engine_defaults():
+    """``generate image`` / ``edit`` with no options run GenerationParams() (edit: strength 0.75)."""
+    from dataclasses import replace
+
+    from engines.generation.api import GenerationParams
+    from studio.cli import build_parser
+    from studio.cli.generate import generation_settings
+
+    for verb, expected in (("image", GenerationParams()), ("edit", replace(GenerationParams(), strength=0.75))):
+        args = build_parser().parse_args(["generate", verb])
+        got = GenerationParams(model=args.model, seed=args.seed, batch=args.batch, **generation_settings(args))
+        assert got == expected, verb

@@ -4,6 +4,8 @@ Modules:
 
 - :mod:`~engines.generation.api` — ``generate_job(params, init=, mask=, reference=)``, the one
   entry point (txt2img, img2img, inpainting, ILVR), :class:`GenerationParams`, provenance.
+- :mod:`~engines.generation.params` — :class:`GenerationParams` itself (light: the CLI reads its
+  option defaults from it).
 - :mod:`~engines.generation.models` — model scan and the single loading path (shipped model,
   diffusers folders, single-file ``.safetensors`` with config skeletons), :class:`ModelError`.
 - :mod:`~engines.generation.samplers` — sampler registry (UI name -> diffusers scheduler),

@@ -12,8 +12,12 @@ import argparse
 import os
 from pathlib import Path
 
+from engines.generation.params import HIRES_MODES, GenerationParams
 from studio.cli.batch import add_executor_options, int_list
 from studio.cli.common import CliError, add_force, add_verb, run_with_progress
+
+#: the engine's defaults, which the options' defaults are (edit's --strength aside: 0.75 there)
+_DEFAULT = GenerationParams()
 
 
 def _add_model_dir(parser: argparse.ArgumentParser) -> None:
@@ -29,48 +33,49 @@ def _model_dirs(args) -> list:
 
 
 def _add_generation_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="digits-flow", help="model name (see 'generate models') or path")
-    parser.add_argument("--prompt", default="", help="text prompt (text-conditioned models)")
-    parser.add_argument("--negative-prompt", default="", help="negative prompt")
-    parser.add_argument("--class", dest="class_label", type=int, default=None, help="class label (class-conditional models)")
-    parser.add_argument("--sampler", default="", help="sampler name (default: the model's); see 'generate models'")
+    parser.add_argument("--model", default=_DEFAULT.model, help="model name (see 'generate models') or path")
+    parser.add_argument("--prompt", default=_DEFAULT.prompt, help="text prompt (text-conditioned models)")
+    parser.add_argument("--negative-prompt", default=_DEFAULT.negative_prompt, help="negative prompt")
+    parser.add_argument("--class", dest="class_label", type=int, default=_DEFAULT.class_label,
+                        help="class label (class-conditional models)")
+    parser.add_argument("--sampler", default=_DEFAULT.sampler, help="sampler name (default: the model's); see 'generate models'")
     parser.add_argument("--lora", action="append", default=[], metavar="FILE[=WEIGHT]",
                         help="LoRA .safetensors (kohya/A1111 or diffusers/PEFT) applied for this run; repeatable")
-    parser.add_argument("--lora-mode", default="fused", choices=["fused", "unfused"],
+    parser.add_argument("--lora-mode", default=_DEFAULT.lora_mode, choices=["fused", "unfused"],
                         help="fused: merged into the weights for the run; unfused: added as layer hooks, weights untouched")
     parser.add_argument("--embedding", action="append", default=[], metavar="FILE",
                         help="textual-inversion embedding (A1111 .pt/.safetensors: prompt uses its file name; "
                              "diffusers learned_embeds); repeatable")
-    parser.add_argument("--vae", default="", metavar="PATH", help="use this VAE (folder or .safetensors) instead of the model's")
-    parser.add_argument("--precision", default="",
+    parser.add_argument("--vae", default=_DEFAULT.vae, metavar="PATH", help="use this VAE (folder or .safetensors) instead of the model's")
+    parser.add_argument("--precision", default=_DEFAULT.precision,
                         choices=["", "default", "low-memory", "int8", "fp8", "int4", "cpu-offload"],
                         help="low-memory: attention slicing + VAE tiling; int8: dynamic int8 denoiser/text encoder "
                              "(CPU); fp8 / int4: weight-only quantized denoiser/text encoder; cpu-offload: model "
                              "offload (CUDA GPU only)")
-    parser.add_argument("--hires-scale", type=float, default=1.0, help="hires fix: upscale by this factor (1..4) ...")
-    parser.add_argument("--hires-strength", type=float, default=0.5, help="... and refine with img2img at this strength")
-    parser.add_argument("--hires-mode", default="pixel", choices=["pixel", "latent", "latent-nearest"],
+    parser.add_argument("--hires-scale", type=float, default=_DEFAULT.hires_scale, help="hires fix: upscale by this factor (1..4) ...")
+    parser.add_argument("--hires-strength", type=float, default=_DEFAULT.hires_strength, help="... and refine with img2img at this strength")
+    parser.add_argument("--hires-mode", default=_DEFAULT.hires_mode, choices=HIRES_MODES,
                         help="hires fix upscales the image (pixel, bicubic) or the final latents (bicubic / nearest)")
-    parser.add_argument("--tile-size", type=int, default=0,
+    parser.add_argument("--tile-size", type=int, default=_DEFAULT.tile_size,
                         help="tiled denoising and VAE: tile size in latent pixels (multiple of 8; 0 = off)")
-    parser.add_argument("--tile-overlap", type=int, default=16, help="pixels shared by neighbouring tiles")
-    parser.add_argument("--controlnet", default="", metavar="PATH",
+    parser.add_argument("--tile-overlap", type=int, default=_DEFAULT.tile_overlap, help="pixels shared by neighbouring tiles")
+    parser.add_argument("--controlnet", default=_DEFAULT.controlnet, metavar="PATH",
                         help="ControlNet (diffusers folder or .safetensors) for SD-family models")
-    parser.add_argument("--control-image", default="", metavar="IMG", help="the ControlNet's control image")
-    parser.add_argument("--control-preprocessor", default="none", choices=["none", "canny", "scribble", "depth", "tile"],
+    parser.add_argument("--control-image", default=_DEFAULT.control_image, metavar="IMG", help="the ControlNet's control image")
+    parser.add_argument("--control-preprocessor", default=_DEFAULT.control_preprocessor, choices=["none", "canny", "scribble", "depth", "tile"],
                         help="turn the control image into edges / strokes / normalised depth / a blurred tile first")
-    parser.add_argument("--control-options", default="", metavar="K=V;...",
+    parser.add_argument("--control-options", default=_DEFAULT.control_options, metavar="K=V;...",
                         help="pre-processor options: canny low/high/sigma, scribble threshold/invert, depth invert, "
                              "tile factor/blur (e.g. 'low=50;high=150')")
-    parser.add_argument("--control-scale", type=float, default=1.0, help="ControlNet residual scale (0..5)")
-    parser.add_argument("--control-start", type=float, default=0.0, help="ControlNet acts from this step fraction ...")
-    parser.add_argument("--control-end", type=float, default=1.0, help="... to this one (0 <= start < end <= 1)")
-    parser.add_argument("--steps", type=int_list, default=[0], help="sampling steps (0 = model default); a list such as 4,10,25 sweeps")
-    parser.add_argument("--cfg", type=float, default=-1.0, help="classifier-free guidance scale (-1 = model default)")
-    parser.add_argument("--seed", type=int, default=-1, help="seed (-1 = random; image i of a batch uses seed+i)")
-    parser.add_argument("--batch", type=int, default=1, help="number of images")
-    parser.add_argument("--width", type=int, default=0, help="width in pixels (0 = model default)")
-    parser.add_argument("--height", type=int, default=0, help="height in pixels (0 = model default)")
+    parser.add_argument("--control-scale", type=float, default=_DEFAULT.control_scale, help="ControlNet residual scale (0..5)")
+    parser.add_argument("--control-start", type=float, default=_DEFAULT.control_start, help="ControlNet acts from this step fraction ...")
+    parser.add_argument("--control-end", type=float, default=_DEFAULT.control_end, help="... to this one (0 <= start < end <= 1)")
+    parser.add_argument("--steps", type=int_list, default=[_DEFAULT.steps], help="sampling steps (0 = model default); a list such as 4,10,25 sweeps")
+    parser.add_argument("--cfg", type=float, default=_DEFAULT.cfg, help="classifier-free guidance scale (-1 = model default)")
+    parser.add_argument("--seed", type=int, default=_DEFAULT.seed, help="seed (-1 = random; image i of a batch uses seed+i)")
+    parser.add_argument("--batch", type=int, default=_DEFAULT.batch, help="number of images")
+    parser.add_argument("--width", type=int, default=_DEFAULT.width, help="width in pixels (0 = model default)")
+    parser.add_argument("--height", type=int, default=_DEFAULT.height, help="height in pixels (0 = model default)")
     parser.add_argument("--out", default=".", help="output folder")
     parser.add_argument("--name", default="gen", help="file name prefix: <name>-<seed>.png")
     _add_model_dir(parser)
@@ -89,7 +94,7 @@ def register(subparsers) -> None:
     p.add_argument("--init", required=False, default=None, help="input image (img2img / inpainting)")
     p.add_argument("--mask", default=None, help="mask image: white = regenerate, black = keep")
     p.add_argument("--reference", default=None, help="ILVR reference image")
-    p.add_argument("--ilvr-n", type=int, default=0, help="ILVR low-pass factor N (>= 2; larger keeps less of the reference)")
+    p.add_argument("--ilvr-n", type=int, default=_DEFAULT.ilvr_n, help="ILVR low-pass factor N (>= 2; larger keeps less of the reference)")
     p.add_argument("--strength", type=float, default=0.75, help="SDEdit strength: 0 keeps the input, 1 ignores it")
     _register_3d(subparsers)
     p = add_verb(subparsers, "models", _models, "list the models found (shipped and in --model-dir folders)")
@@ -141,12 +146,10 @@ def generation_settings(args) -> dict:
     return dict(
         prompt=args.prompt, negative_prompt=args.negative_prompt, class_label=args.class_label,
         sampler=args.sampler, steps=args.steps[0], cfg=args.cfg, width=args.width, height=args.height,
-        strength=getattr(args, "strength", 1.0), ilvr_n=getattr(args, "ilvr_n", 0),
-        loras=";".join(getattr(args, "lora", None) or []), lora_mode=getattr(args, "lora_mode", "fused") or "fused",
-        embeddings=";".join(getattr(args, "embedding", None) or []), vae=getattr(args, "vae", "") or "",
-        precision=getattr(args, "precision", "") or "", hires_scale=getattr(args, "hires_scale", 1.0),
-        hires_strength=getattr(args, "hires_strength", 0.5), hires_mode=getattr(args, "hires_mode", "pixel"),
-        tile_size=getattr(args, "tile_size", 0), tile_overlap=getattr(args, "tile_overlap", 16),
+        strength=getattr(args, "strength", _DEFAULT.strength), ilvr_n=getattr(args, "ilvr_n", _DEFAULT.ilvr_n),
+        loras=";".join(args.lora), lora_mode=args.lora_mode, embeddings=";".join(args.embedding), vae=args.vae,
+        precision=args.precision, hires_scale=args.hires_scale, hires_strength=args.hires_strength,
+        hires_mode=args.hires_mode, tile_size=args.tile_size, tile_overlap=args.tile_overlap,
         controlnet=args.controlnet, control_image=args.control_image, control_preprocessor=args.control_preprocessor,
         control_scale=args.control_scale, control_start=args.control_start, control_end=args.control_end,
         control_options=args.control_options,
