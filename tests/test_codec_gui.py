@@ -34,7 +34,7 @@ def _wait(qtbot, cond, timeout=60000):
 
 def test_panel_contract(panel):
     assert panel.name == "codec" and panel.title == "Codec" and panel.icon == "codec.svg"
-    for s in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".avif", ".jp2"):
+    for s in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".avif", ".jp2", ".sstk"):
         assert s in panel.file_types
     assert panel.can_open("x.JPG") and not panel.can_open("x.ply")
     assert not panel.can_export()
@@ -365,6 +365,29 @@ def test_tokens_tab_trains_live_and_exports(panel, qtbot, tmp_path):
     np.testing.assert_array_equal(back["indices"], r["indices"])
     assert back["codes"] == 256 and back["quantizer"] == "vq-rotation"
     assert read_provenance(out)["engine"] == "codec.tokens.train"
+
+
+def test_token_file_opens_decoded_with_the_tokenizer_trained_in_the_tab(panel, make_panel, qtbot, tmp_path):
+    from engines.codec.token_lab import decode_indices
+
+    panel.receive("image", _small())  # 128x160
+    tab = panel.tokens_tab
+    tab.start("fsq", 8, 2, patch=32, batch=2)
+    qtbot.waitUntil(lambda: tab.result is not None, timeout=60000)
+    r = tab.result
+    out = tab.export(str(tmp_path / "t.sstk"))
+    assert panel.accepts(str(out), "sstk")
+    panel.receive("image", np.zeros((16, 16, 3), np.uint8))
+    open_and_wait(panel, out)  # encode -> .sstk -> open: the tokens decoded by the tokenizer that made them
+    np.testing.assert_array_equal(panel.image, r["reconstruction"])
+    np.testing.assert_array_equal(panel.image, decode_indices(r["model"], r["indices"]))
+    assert panel.image_name == "t.sstk" and "t.sstk" in panel.file_info.text()
+    fresh = make_panel(CodecPanel)  # no tokenizer trained there: a message naming what is missing, image unchanged
+    before = fresh.image
+    with pytest.raises(OpenError, match=r"t.sstk needs the tokenizer that made it \(fsq, 240 codes, weights sha256 "
+                                        r"[0-9a-f]{12}…\), which is not available. No tokenizer ships with the studio"):
+        open_and_wait(fresh, out)
+    assert fresh.image is before
 
 
 def test_tokens_tab_pause_and_cancel(panel, qtbot):

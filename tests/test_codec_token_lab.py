@@ -256,3 +256,46 @@ def test_ibq_tokens_are_the_argmax_of_the_code_logits(logits):
     assert torch.equal(near.quantize(z)[1], torch.cdist(z, model.codebook.detach()).argmin(-1))
     with pytest.raises(ValueError):
         Tokenizer("ibq", 6, ibq_logits="softmax")
+
+
+def test_token_file_opens_decoded_with_the_tokenizer_that_made_it(tmp_path):
+    import os
+
+    from engines.codec.images import sample_image
+    from engines.codec.token_file import TokenizerMissing, open_token_file, write_model_tokens, write_tokens
+    from engines.codec.token_lab import Tokenizer, decode_indices, reconstruct
+    from engines.limits import set_max_decoded_bytes
+
+    torch.manual_seed(0)
+    made_it, other = Tokenizer("fsq", 8, width=8), Tokenizer("fsq", 8, width=8)  # same design, other weights
+    image = sample_image("rocket")[:60, :44]
+    rec, idx, _ = reconstruct(made_it, image)
+    path = tmp_path / "rocket.sstk"
+    path.write_bytes(write_model_tokens(made_it, idx, rec.shape))
+    opened = open_token_file(path, [other, made_it])
+    assert opened["tokenizer"] is made_it
+    np.testing.assert_array_equal(opened["info"]["indices"], idx)
+    np.testing.assert_array_equal(opened["image"], rec)  # the pixels the tokenizer made when it coded the image
+    assert idx.shape == (15, 11) and opened["image"].shape == (60, 44, 3)
+    path.write_bytes(write_model_tokens(made_it, idx, (58, 43)))  # the image size the file records is restored
+    np.testing.assert_array_equal(open_token_file(path, [made_it])["image"], decode_indices(made_it, idx)[:58, :43])
+    with pytest.raises(TokenizerMissing, match=r"^rocket.sstk needs the tokenizer that made it \(fsq, 240 codes, "
+                                               r"weights sha256 [0-9a-f]{12}…\), which is not available$"):
+        open_token_file(path, [other])
+    nohash = tmp_path / "nohash.sstk"
+    nohash.write_bytes(write_tokens(idx, made_it.codes, 8, "fsq", levels=made_it.levels))
+    with pytest.raises(TokenizerMissing, match="nohash.sstk records no tokenizer"):
+        open_token_file(nohash, [made_it])
+    try:  # the decoder's memory is bounded before it runs
+        set_max_decoded_bytes(idx.size * 100)
+        with pytest.raises(ValueError, match=r"rocket.sstk \(15×11 tokens\) would decode to"):
+            open_token_file(path, [made_it])
+    finally:
+        set_max_decoded_bytes(None)
+    os.mkfifo(tmp_path / "pipe.sstk")  # never read (it would block)
+    for name, message in (("pipe.sstk", "not a regular file"), ("gone.sstk", "file not found")):
+        with pytest.raises(ValueError, match=f"{name}: {message}"):
+            open_token_file(tmp_path / name, [made_it])
+    (tmp_path / "cut.sstk").write_bytes(path.read_bytes()[:-2])
+    with pytest.raises(ValueError, match="cut.sstk: token file truncated"):
+        open_token_file(tmp_path / "cut.sstk", [made_it])

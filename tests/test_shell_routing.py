@@ -235,7 +235,7 @@ EXPECTED = {
     "spz": ("open", "render"), "ply compressed": ("open", "render"), "nifti plain": ("open", "volume"),
     "nrrd detached": ("open", "volume"), "npz": ("open", "volume"), "mha": ("open", "volume"),
     "webp": ("active-or-ask", ["generate", "codec"]), "bmp": ("active-or-ask", ["render", "codec"]),
-    "sslc": ("open", "codec"), "sstk": ("unsupported",), "lora": ("open", "generate"),
+    "sslc": ("open", "codec"), "sstk": ("open", "codec"), "lora": ("open", "generate"),
     "embedding": ("open", "generate"), "controlnet file": ("open", "generate"),
     "controlnet folder": ("open", "generate"), "tf vp": ("open", "volume"), "tf itf": ("open", "volume"),
     "tf 1dt": ("open", "volume"), "tf paraview json": ("open", "volume"), "transforms views": ("open", "render"),
@@ -296,8 +296,10 @@ def test_every_kind_is_in_the_matrix(samples):
     assert sorted(samples) == sorted(EXPECTED)
 
 
-def test_token_file_message_names_what_it_is(samples):
-    assert route_path(samples["sstk"], REAL).message == "tokens.sstk: no panel opens a token file (.sstk)"
+def test_token_file_goes_to_codec_whatever_panel_is_active(samples):
+    for active in ("generate", "render", "volume", "codec"):
+        route = route_path(samples["sstk"], REAL, active)
+        assert (route.action, route.panel) == ("open", "codec")
 
 
 def test_routing_builds_no_panel(samples, monkeypatch):

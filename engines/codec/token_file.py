@@ -26,7 +26,8 @@ import numpy as np
 
 from engines.codec.entropy import Histogram, decode_streams, encode_streams
 
-__all__ = ["MAX_TOKENS", "decode_tokens", "read_tokens", "write_model_tokens", "write_tokens"]
+__all__ = ["MAX_TOKENS", "TokenizerMissing", "decode_tokens", "open_token_file", "read_tokens", "write_model_tokens",
+           "write_tokens"]
 
 MAGIC, VERSION = b"SSTK", 2
 MAX_TOKENS = 1 << 24
@@ -34,6 +35,12 @@ MAX_CODES = 1 << 24
 _MAX_HEADER = 1 << 16
 _HEAD_V1 = "<HHIB"
 _LENGTHS = "<III"
+#: the largest file a valid header can describe: header, histogram table and 64 bits per token
+_MAX_FILE = 17 + _MAX_HEADER + 8 * (MAX_TOKENS + 2 * MAX_CODES)
+
+
+class TokenizerMissing(ValueError):
+    """A valid token file whose tokenizer (by its recorded weights hash) is not among those given."""
 
 
 def write_tokens(indices: np.ndarray, codes: int, bits: int, quantizer: str, *, levels=None, dim: int | None = None,
@@ -126,6 +133,40 @@ def decode_tokens(model, info: dict) -> np.ndarray:
     if info.get("image_shape"):
         image = image[: info["image_shape"][0], : info["image_shape"][1]]
     return image
+
+
+def open_token_file(path, tokenizers=()) -> dict:
+    """Read the token file at ``path`` and decode it with the one of ``tokenizers`` whose weights
+    hash (:func:`~engines.codec.token_lab.model_fingerprint`) the file records.
+
+    Returns ``{"info": read_tokens(...), "image": (H, W, 3) uint8, "tokenizer": model}``. Raises
+    ValueError naming the file when it is not a readable token file, and :class:`TokenizerMissing`
+    (naming the quantizer, codebook size and hash it needs) when no given tokenizer made it."""
+    from pathlib import Path
+
+    from engines.codec.token_lab import model_fingerprint
+    from engines.limits import check_decoded_size
+
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{p.name}: {'file not found' if not p.exists() else 'not a regular file'}")
+    size = p.stat().st_size
+    if size > _MAX_FILE:
+        raise ValueError(f"{p.name} is not a token file ({size:,} bytes, more than any token file holds)")
+    try:
+        info = read_tokens(p.read_bytes())
+    except ValueError as exc:
+        raise ValueError(f"{p.name}: {exc}") from None
+    if not info["self_describing"] or info["model_sha256"] is None:
+        raise TokenizerMissing(f"{p.name} records no tokenizer (no weights hash) to decode it with")
+    for model in tokenizers:
+        if model_fingerprint(model)["model"] == info["model_sha256"]:
+            # the decoder's activations: ~10 float32 maps of its width per token, then 16 RGB pixels
+            check_decoded_size(info["rows"] * info["cols"] * (40 * model.dec[0].out_channels + 80),
+                               f"{p.name} ({info['rows']}×{info['cols']} tokens)")
+            return {"info": info, "image": decode_tokens(model, info), "tokenizer": model}
+    raise TokenizerMissing(f"{p.name} needs the tokenizer that made it ({info['quantizer']}, {info['codes']:,} codes, "
+                           f"weights sha256 {info['model_sha256'][:12]}…), which is not available")
 
 
 def _check_header(h) -> None:

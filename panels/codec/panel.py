@@ -132,6 +132,23 @@ def _bitstream_job(path: str):
     return np.ascontiguousarray(image[..., :3])
 
 
+def _token_file_job(path: str, tokenizers: list):
+    """Job (worker thread): read a token file (``.sstk``) and decode it with the one of
+    ``tokenizers`` (trained in this session) that made it; the :func:`open_token_file` result."""
+    from engines.codec.token_file import TokenizerMissing, open_token_file
+    from engines.jobs import Progress, wait_in_thread
+
+    try:
+        return (yield from wait_in_thread(open_token_file, path, tokenizers, announce=Progress(0, 1, f"decoding {Path(path).name}")))
+    except TokenizerMissing as exc:
+        raise OpenError(f"{exc}. No tokenizer ships with the studio: one trained in the Tokens tab decodes the "
+                        "tokens it exported while it is open") from None
+    except OSError as exc:
+        raise OpenError(f"cannot read {Path(path).name}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise OpenError(str(exc)) from None
+
+
 def _codec_model_job(path: str):
     """Job (worker thread): load a learned-codec model file (checked: config, every tensor); its config."""
     from engines.codec.learned import LearnedCodecError, load_model
@@ -190,8 +207,10 @@ class CodecPanel(Panel):
         ".jp2": "JPEG 2000 image",
         ".ssbc": "block-codec bitstream (decoded)",
         ".sslc": "learned-codec bitstream (decoded)",
+        ".sstk": "token file (decoded with the tokenizer that made it)",
     }
-    content_kinds = (fk.PNG, fk.JPEG, fk.WEBP, fk.BMP, fk.TIFF_IMAGE, fk.AVIF, fk.JP2, fk.SSBC, fk.SSLC, fk.CODEC_MODEL)
+    content_kinds = (fk.PNG, fk.JPEG, fk.WEBP, fk.BMP, fk.TIFF_IMAGE, fk.AVIF, fk.JP2, fk.SSBC, fk.SSLC, fk.SSTK,
+                     fk.CODEC_MODEL)
     parameter_schema = obj({  # noqa: RUF012
         "transform": text(100), "N": number(1, 64, integer=True), "alphabet": one_of(1, 2, 3),
         "quality": number(1, 100), "preset": one_of("jpeg", "flat", "custom"), "subsampling": one_of("4:2:0", "4:4:4"),
@@ -773,6 +792,9 @@ class CodecPanel(Panel):
             return self.load_in_background(path, lambda: _codec_model_job(path), lambda cfg: self._use_codec_model(path))
         if Path(path).suffix.lower() in (".ssbc", ".sslc"):
             return self.load_in_background(path, lambda: _bitstream_job(path), lambda im: self._show_bitstream(path, im))
+        if Path(path).suffix.lower() == ".sstk":
+            tokenizers = self.tokens_tab.trained_tokenizers()
+            return self.load_in_background(path, lambda: _token_file_job(path, tokenizers), lambda r: self._show_tokens(path, r))
         return self.load_in_background(path, lambda: _image_job(path), lambda r: self._show_opened(path, *r))
 
     def _use_codec_model(self, path: str) -> None:
@@ -794,6 +816,14 @@ class CodecPanel(Panel):
         self.set_image(image, Path(path).name, path)
         self._remember(path)
         self._show_file_info(path)
+
+    def _show_tokens(self, path: str, opened: dict) -> None:
+        """Show a token file decoded by :func:`_token_file_job`."""
+        self.set_image(opened["image"], Path(path).name, path)
+        self._show_file_info(path)
+        info = opened["info"]
+        self.services.notify(f"{Path(path).name}: {info['rows']}×{info['cols']} {info['quantizer']} tokens decoded with "
+                             "the tokenizer trained in the Tokens tab")
 
     def receive(self, kind: str, payload: Any) -> None:
         if kind != "image":

@@ -60,10 +60,13 @@ class TokensTab(QWidget):
     """See module docstring. ``submit(key, name, factory, on_result, on_event=None, on_done=None)``
     runs a job and returns its handle; ``image()`` returns the panel's current image (or None)."""
 
+    KEEP_TOKENIZERS = 4  # trained tokenizers kept to decode the token files exported from them
+
     def __init__(self, submit, image, notify, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._submit, self._image, self._notify = submit, image, notify
         self.result: dict | None = None
+        self._trained: list = []  # tokenizers trained in this session, newest first
         self.history: list[dict] = []
         self.handle = None
         outer = QVBoxLayout(self)
@@ -196,8 +199,14 @@ class TokensTab(QWidget):
         self.cancel_btn.setEnabled(False)
         self.pause_btn.setText("Pause")
 
+    def trained_tokenizers(self) -> list:
+        """The tokenizers trained in this session, newest first (the last few; they decode the
+        ``.sstk`` files exported from them)."""
+        return list(self._trained)
+
     def _on_result(self, r: dict) -> None:
         self.result = r
+        self._trained = [r["model"], *self._trained[: self.KEEP_TOKENIZERS - 1]]
         # the job queue throttles live events (the last one is always kept), so the plots may have
         # missed an evaluation: the result's history is the complete one
         self.history = list(r["history"])
