@@ -140,8 +140,9 @@ class OffscreenCanvasView(QWidget):
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
-        self._resize_gl(*self._gl_size_tuple())
-        self.request_frame()
+        if self.gl_widget.size() != self._gl_size():  # Qt also sends one when a view hidden meanwhile is shown
+            self._resize_gl(*self._gl_size_tuple())
+            self.request_frame()
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)

@@ -157,3 +157,19 @@ def test_studio_window_stays_raster_with_both_3d_views(window, qtbot):
     assert len(gl_widgets) >= 2
     assert all(w.window() is w and not w.isVisible() for w in gl_widgets)
     assert window.windowHandle().surfaceType() == QSurface.SurfaceType.RasterSurface
+
+
+def test_showing_again_at_the_same_size_draws_nothing(scene_view):
+    """A view hidden and shown again (a panel switch) keeps its frame: no resize reaches vispy (it
+    would void the cost the Volume view learnt and start a coarse frame and its bands again)."""
+    app, _window, shown, canvas, _ = scene_view
+    resized = []
+    canvas.events.resize.connect(lambda event: resized.append(event.size))
+    count = shown.frames
+    from qtpy.QtGui import QResizeEvent
+
+    shown.hide()
+    shown.show()
+    app.sendEvent(shown, QResizeEvent(shown.size(), shown.size()))  # what Qt sends a widget resized while hidden
+    _pump(app, lambda: False, seconds=0.2)
+    assert shown.frames == count and resized == []
