@@ -103,6 +103,34 @@ def test_tf_edit_updates_slices_and_undo(panel):
     assert panel.current_parameters()["mode"] == "mip"
 
 
+def test_preset_box_names_the_transfer_function_in_use(panel, tmp_path):
+    from engines.volume.model import Volume
+    from engines.volume.tf import default_tf, preset
+
+    box = panel.preset_combo
+    presets = box.count()
+    _load_phantom(panel)  # CT: the CT-Bone preset, as the box says
+    assert panel.tf == preset("CT-Bone") and box.currentText() == "CT-Bone" and box.count() == presets
+    ramp = np.linspace(0, 1000, 8 * 9 * 10, dtype=np.float32).reshape(8, 9, 10)
+    panel.receive("volume", Volume(ramp))  # no modality: a grey ramp over its values, and the box says so
+    assert panel.tf == default_tf(0.0, 1000.0)
+    assert box.currentText() == "Grey ramp" and box.count() == presets + 1 and box.currentIndex() == presets
+    box.activated.emit(box.currentIndex())  # choosing the entry that names it changes nothing
+    assert panel.tf == default_tf(0.0, 1000.0)
+    box.setCurrentIndex(box.findText("CT-Muscle"))
+    box.activated.emit(box.currentIndex())  # a user's choice of a preset applies it; the extra entry goes
+    assert panel.tf == preset("CT-Muscle") and box.currentText() == "CT-Muscle" and box.count() == presets
+    panel.shift_slider.setValue(50)  # an edited preset is no longer that preset
+    assert panel.tf != preset("CT-Muscle") and box.currentText() == "CT-Muscle (edited)"
+    panel.undo_stack.undo()
+    assert panel.tf == preset("CT-Muscle") and box.currentText() == "CT-Muscle" and box.count() == presets
+    (tmp_path / "mine.json").write_text(json.dumps(preset("CT-Lung").copy(name="my map").to_dict()))
+    panel.open_tf_file(str(tmp_path / "mine.json"))
+    assert panel.tf.name == "my map" and box.currentText() == "my map"
+    panel.apply_preset("CT-Lung")
+    assert box.currentText() == "CT-Lung" and box.count() == presets
+
+
 def test_crosshair_links_views(panel):
     _load_phantom(panel)
     panel._on_pointer(0, 10, 20, drag=False, finish=True)  # click on the axial view at row y=10, col x=20

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +204,18 @@ def _stretched(tf, value_range):
     return tf.copy(color=move(tf.color), opacity=move(tf.opacity))
 
 
+#: item data of the Preset box's extra entry (a transfer function that is no bundled preset)
+_OTHER_TF = -1
+
+
+@lru_cache(maxsize=None)
+def _preset_tf(name: str):
+    """A bundled preset (parsed once) to compare the transfer function in use with."""
+    from engines.volume.tf import preset
+
+    return preset(name)
+
+
 def _tf_icon(name: str) -> QIcon:
     """A preset's thumbnail (colour by opacity with the opacity curve) as a menu icon."""
     from engines.volume.tf import preset
@@ -340,9 +353,11 @@ class VolumePanel(Panel):
         self.preset_combo = QComboBox()
         self.preset_combo.setIconSize(QSize(72, 18))
         for name in preset_names():
-            self.preset_combo.addItem(_tf_icon(name), name)
+            self.preset_combo.addItem(_tf_icon(name), name, name)
         self.preset_combo.setCurrentText("CT-Bone")
-        self.preset_combo.activated.connect(lambda _=None: self.apply_preset(self.preset_combo.currentText()))
+        self.preset_combo.setToolTip("The bundled preset in use; an entry in italics names a transfer function that "
+                                     "is not one (a grey ramp, a file's, an edited preset)")
+        self.preset_combo.activated.connect(self._on_preset_chosen)
         self.mode_combo = QComboBox()
         for label, key in MODES:
             self.mode_combo.addItem(label, key)
@@ -547,6 +562,35 @@ class VolumePanel(Panel):
         self.mode_combo.blockSignals(True)
         self.mode_combo.setCurrentIndex(max(index, 0))
         self.mode_combo.blockSignals(False)
+        self._sync_preset_box()
+
+    def _sync_preset_box(self) -> None:
+        """Show the truth in the Preset box: the preset in use, else one extra entry (last, in
+        italics) naming the transfer function, e.g. "Grey ramp", "CT-Bone (edited)" or a file's map."""
+        box, tf = self.preset_combo, self.tf
+        applied = tf.name if box.findData(tf.name) >= 0 and tf == _preset_tf(tf.name) else None
+        other = box.findData(_OTHER_TF)  # the extra entry (presets carry their name as data)
+        box.blockSignals(True)
+        if applied is not None:
+            if other >= 0:
+                box.removeItem(other)
+            box.setCurrentIndex(box.findData(applied))
+        else:
+            label = f"{tf.name} (edited)" if box.findData(tf.name) >= 0 else (tf.name or "Custom")
+            if other < 0:
+                box.addItem(label, _OTHER_TF)
+                other = box.count() - 1
+                font = box.font()
+                font.setItalic(True)
+                box.setItemData(other, font, Qt.ItemDataRole.FontRole)
+            box.setItemText(other, label)
+            box.setCurrentIndex(other)
+        box.blockSignals(False)
+
+    def _on_preset_chosen(self, index: int) -> None:
+        name = self.preset_combo.itemData(index)
+        if isinstance(name, str):  # the extra entry names what is in use already: nothing to apply
+            self.apply_preset(name)
 
     # ------------------------------------------------------------------ lifecycle
     def on_shown(self) -> None:
