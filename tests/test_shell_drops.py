@@ -217,7 +217,9 @@ def test_torch_files_go_where_they_are_used(window, tmp_path):
     assert window.jobs.wait_all(60)
     assert str(samples["embedding pt"]) in generate.current_parameters()["embeddings"]
     assert window.open_path(str(samples["torchscript"])) == "volume"
+    assert window.jobs.wait_all(60)  # checked by a job (its zip is read off the GUI thread)
     assert volume.feature_model == str(samples["torchscript"])
+    assert last_log(window)[1] == "Opened features.pt in Volume"
     broken = tmp_path / "broken.pt"
     broken.write_bytes(samples["codec model pt"].read_bytes()[:300])  # unrecognised content: Generate says what is wrong
     assert window.open_path(str(broken)) == "generate"

@@ -310,6 +310,32 @@ def test_feature_model_joins_the_paint_features(panel, tmp_path):
     assert "Features failed" in panel.features_label.text() and "\n" not in panel.features_label.text()
 
 
+def test_dropped_torchscript_is_checked_off_the_gui_thread_and_keeps_the_volume_open_going(panel, tmp_path, monkeypatch):
+    import threading
+
+    import torch
+
+    from engines import filekinds
+
+    net = torch.nn.Sequential(torch.nn.Conv3d(1, 2, 1))
+    torch.jit.save(torch.jit.trace(net, torch.rand(1, 1, 4, 4, 4)), str(tmp_path / "net.pt"))
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "plain.pt")  # a zip too, but no TorchScript
+    sniffed_on = []
+    real_sniff = filekinds.sniff
+    monkeypatch.setattr(filekinds, "sniff", lambda path: sniffed_on.append(threading.current_thread()) or real_sniff(path))
+    panel.load_phantom(24)
+    handle = panel.open_file(str(tmp_path / "net.pt"))  # a volume read is in flight: it is not cancelled
+    assert handle is not None and panel.feature_model is None
+    assert panel.services.jobs.wait_all(60)
+    assert panel.feature_model == str(tmp_path / "net.pt") and "net.pt" in panel.feature_model_button.text()
+    assert panel.volume is not None and panel.volume.shape == (24, 24, 24)
+    assert sniffed_on and threading.main_thread() not in sniffed_on
+    for name, message in (("plain.pt", "plain.pt is not a TorchScript network"), ("gone.pt", "feature model not found")):
+        with pytest.raises(OpenError, match=message):
+            open_and_wait(panel, tmp_path / name)
+    assert panel.feature_model == str(tmp_path / "net.pt")
+
+
 def test_classifier_defaults_to_the_forest_and_the_menu_says_so(panel):
     # the forest meets the update-time and stability aims on both volumes of benchmarks/volume_classify.py
     assert panel.method == "forest" and panel.method_combo.currentData() == "forest"

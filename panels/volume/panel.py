@@ -99,6 +99,18 @@ def _import_view_dependencies() -> None:
         pass
 
 
+def _feature_model_job(path: str):
+    """Job (worker thread): check that ``path`` holds a TorchScript network (its zip's member names)."""
+    from engines.jobs import Progress
+
+    yield Progress(0, 1, f"reading {Path(path).name}")
+    if not Path(path).is_file():
+        raise OpenError(f"feature model not found: {path}")
+    if fk.sniff(path) != fk.TORCHSCRIPT:
+        raise OpenError(f"{Path(path).name} is not a TorchScript network (the Volume panel opens one as the feature "
+                        "model of its paint classifier)")
+
+
 def _read_job(path: str, downsample: bool):
     """Job (worker thread): read a volume file, DICOM folder or ``phantom:N`` and prepare it for display."""
     from engines.jobs import Progress, wait_in_thread
@@ -625,11 +637,8 @@ class VolumePanel(Panel):
         if Path(path).suffix.lower() in TF_FILE_SUFFIXES or _is_tf_json(Path(path)):
             self.open_tf_file(path)
             return None
-        if path.lower().endswith((".pt", ".pth", ".ts")) and fk.sniff(path) == fk.TORCHSCRIPT:  # the paint
-            # classifier's feature network
-            self.set_feature_model(path)
-            self.services.notify(f"Feature model {Path(path).name} set (used when painting classes)")
-            return None
+        if path.lower().endswith((".pt", ".pth", ".ts")):  # the paint classifier's feature network
+            return self._open_feature_model(path)
         sample = is_sample_name(path) and not Path(path).exists()
         if not sample and not Path(path).exists():
             raise OpenError(f"file not found: {path}")
@@ -640,6 +649,23 @@ class VolumePanel(Panel):
         return self.load_in_background(
             path, lambda: _read_job(path, downsample), lambda r: self.set_volume(r[0], source, r[1]),
             title=f"Generating the {path.split(':')[-1] or 128}³ phantom…" if sample else None)
+
+    def _open_feature_model(self, path: str):
+        """Check on a worker that ``path`` is a TorchScript network (its zip is read there, not on
+        the GUI thread), then use it as the feature model; returns the job handle. A volume being
+        opened meanwhile goes on (this is no new volume)."""
+        def opened(_result) -> None:
+            try:
+                self.set_feature_model(path)
+            except OpenError as exc:
+                self.file_open_failed.emit(path, str(exc))
+                return
+            self.services.notify(f"Feature model {Path(path).name} set (used when painting classes)")
+            self.file_opened.emit(path)
+
+        return self.services.jobs.submit(f"check {Path(path).name}", self.name, lambda: _feature_model_job(path),
+                                         device="io", on_result=opened,
+                                         on_error=lambda record: self.file_open_failed.emit(path, record.error))
 
     def receive(self, kind: str, payload: Any) -> None:
         """Accept ``("volume", (Z, Y, X) array)`` from another panel."""
