@@ -61,6 +61,7 @@ class OffscreenCanvasView(QWidget):
         self.frames = 0
         self.last_frame_ms = 0.0
         self._due = False  # a frame was asked for and not drawn yet
+        self._gl_size_sent = None  # the size the GL widget and vispy were last told (a resize event)
         # the GL widget: a window of its own that is never shown, deleted with this view. It must have
         # no parent at all: Qt marks every ancestor of an OpenGL widget (up to the first window, but a
         # child window's parent too) to composite through OpenGL, which is what this module avoids.
@@ -92,7 +93,7 @@ class OffscreenCanvasView(QWidget):
 
     def _draw(self) -> None:
         self._due = False
-        if self.gl_widget.size() != self._gl_size():
+        if self._gl_size_sent != self._gl_size_tuple() or self.gl_widget.size() != self._gl_size():
             self._resize_gl(*self._gl_size_tuple())
         start = time.perf_counter()
         image = self.gl_widget.grabFramebuffer()  # runs paintGL (vispy's draw), then reads the pixels
@@ -117,6 +118,7 @@ class OffscreenCanvasView(QWidget):
         widget = self.gl_widget
         old = widget.size()
         widget.resize(width, height)
+        self._gl_size_sent = (width, height)
         widget.setUpdatesEnabled(False)
         try:
             QApplication.sendEvent(widget, QResizeEvent(widget.size(), old))
@@ -140,7 +142,7 @@ class OffscreenCanvasView(QWidget):
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
-        if self.gl_widget.size() != self._gl_size():  # Qt also sends one when a view hidden meanwhile is shown
+        if self._gl_size_sent != self._gl_size_tuple():  # Qt also sends one when a view hidden meanwhile is shown
             self._resize_gl(*self._gl_size_tuple())
             self.request_frame()
 

@@ -173,3 +173,19 @@ def test_showing_again_at_the_same_size_draws_nothing(scene_view):
     app.sendEvent(shown, QResizeEvent(shown.size(), shown.size()))  # what Qt sends a widget resized while hidden
     _pump(app, lambda: False, seconds=0.2)
     assert shown.frames == count and resized == []
+
+
+def test_canvas_size_set_by_code_follows_the_view(scene_view):
+    """``canvas.size = ...`` resizes the hidden GL widget without a resize event. When the view then
+    takes that very size, vispy must still be told (framebuffer and viewport agree with what is shown)."""
+    app, window, shown, canvas, view3d = scene_view
+    width, height = shown.width() + 30, shown.height()
+    canvas.size = (width, height)  # the GL widget now has the size the view is about to get
+    window.resize(window.width() + 30, window.height())
+    assert _pump(app, lambda: shown.width() == width and shown.image.width() == width)
+    view3d.camera.azimuth = 75.0
+    count = shown.frames
+    assert _pump(app, lambda: shown.frames > count)
+    assert tuple(canvas.physical_size) == (width, height)  # device pixel ratio 1 under Xvfb
+    reference = canvas.render(alpha=False)[..., :3].astype(np.int16)
+    assert np.abs(_shown(shown) - reference).max() <= 1
