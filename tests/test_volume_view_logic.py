@@ -3,7 +3,7 @@
 import numpy as np
 
 from panels.opengl_info import is_software_renderer
-from panels.volume.progressive_gl import MIN_BAND_ROWS, next_band
+from panels.volume.progressive_gl import BAND_GROWTH, MIN_BAND_ROWS, next_band
 from panels.volume.view3d import scalar_texture
 
 
@@ -12,7 +12,7 @@ def test_band_rows_follow_the_measured_cost_per_row():
     assert next_band(50, 0.5, 40.0) == 50  # never more than what is left
     assert next_band(300, 100.0, 40.0) == MIN_BAND_ROWS  # a very slow row: the thinnest band
     assert next_band(300, 0.0, 40.0) == 300  # free rows (empty sky): the rest at once ...
-    assert next_band(300, 0.0, 40.0, last_rows=20) == 40  # ... unless the last band was thin: twice it
+    assert next_band(300, 0.0, 40.0, last_rows=20) == int(20 * BAND_GROWTH)  # ... unless the last band was thin
 
 
 def test_software_renderers_are_recognised():

@@ -24,8 +24,9 @@ from qtpy.QtCore import QTimer
 
 from panels.opengl_info import is_software_renderer, renderer_name
 
-#: GUI-thread time one frame or band should take (ms)
-BUDGET_MS = 40.0
+#: GUI-thread time one frame or band should take (ms). Other work (a job on both cores, another
+#: process) can make a draw take twice its estimate: 25 keeps that under 100 ms
+BUDGET_MS = 25.0
 #: quiet time after the last change before the bands start (ms): orbiting stays coarse and fluid
 IDLE_MS = 120
 #: coarsest sampling (times the user's step)
@@ -38,16 +39,19 @@ SOFTWARE_START_FACTOR = MAX_FACTOR
 TURN_MS = 2
 #: thinnest refinement band (rows): every band costs a fixed overhead too
 MIN_BAND_ROWS = 4
+#: a band has at most this many times the rows of the one before (rows further down may cost more)
+BAND_GROWTH = 1.5
 
 
 def next_band(rows_left: int, ms_per_row: float, budget_ms: float, last_rows: int | None = None,
               min_rows: int = MIN_BAND_ROWS) -> int:
     """Rows of the next band: as many as ``budget_ms`` allows at ``ms_per_row`` (what the last band
-    cost per row: the cost varies smoothly down the image), at most twice the last band (empty sky
-    above a volume costs nothing, the volume below it does), at least ``min_rows``, at most what is left."""
+    cost per row: the cost varies smoothly down the image), at most :data:`BAND_GROWTH` times the last
+    band (empty sky above a volume costs nothing, the volume below it does), at least ``min_rows``, at
+    most what is left."""
     rows = int(budget_ms / ms_per_row) if ms_per_row > 0 else rows_left
     if last_rows is not None:
-        rows = min(rows, 2 * last_rows)
+        rows = min(rows, int(BAND_GROWTH * last_rows))
     return max(1, min(rows_left, max(min_rows, rows)))
 
 
