@@ -12,6 +12,7 @@ import os
 import struct
 import warnings
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from engines.limits import check_decoded_size, max_decoded_bytes
@@ -30,14 +31,14 @@ _MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 4, "La": 4, "PA": 4, "RGB": 4, "RGB
 
 
 def open_image(path: str | os.PathLike | bytes, *, name: str | None = None, error: type[Exception] = ImageFileError,
-               extra_bytes_per_pixel: int = 0):
+               extra_bytes_per_pixel: int | Callable[[str], int] = 0):
     """Open and fully decode an image; returns a loaded ``PIL.Image.Image`` (file already closed).
 
     ``path`` may also be the encoded bytes (then ``name`` labels messages). Raises ``error``
     (default :class:`ImageFileError`) for missing, unreadable, truncated or oversized images.
     ``extra_bytes_per_pixel`` is what the caller allocates from the image afterwards (7 for
-    ``convert("RGB")`` and its array: a 1-byte palette GIF becomes 8 bytes a pixel); it is counted
-    in the same size check, before decoding.
+    ``convert("RGB")`` and its array: a 1-byte palette GIF becomes 8 bytes a pixel), or a function
+    of the image's Pillow mode returning it; it is counted in the same size check, before decoding.
     """
     import io
 
@@ -59,7 +60,8 @@ def open_image(path: str | os.PathLike | bytes, *, name: str | None = None, erro
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the byte check below decides
             with Image.open(source) as image:
                 width, height = image.size
-                per_pixel = _MODE_BYTES.get(image.mode, 4) + _decoder_bytes(image) + extra_bytes_per_pixel
+                extra = extra_bytes_per_pixel(image.mode) if callable(extra_bytes_per_pixel) else extra_bytes_per_pixel
+                per_pixel = _MODE_BYTES.get(image.mode, 4) + _decoder_bytes(image) + extra
                 check_decoded_size(width * height * per_pixel,
                                    f"{label} ({width}×{height} {image.mode} image)", error)
                 _check_plausible(image, _encoded_size(source), label, error)

@@ -185,3 +185,26 @@ def test_gif_with_a_huge_logical_screen_is_refused_before_decoding_its_rgb_copy(
     with pytest.raises(ImageFileError, match=r"photo.gif \(30000×16384 P image\) would decode to 3.7 GiB"):
         load_image(path)
     assert time.perf_counter() - start < 1.0  # refused from the header, not after filling 0.5 GB
+
+
+def test_16_bit_grey_is_scaled_as_before_and_its_float_copy_counts_against_the_limit(tmp_path):
+    from PIL import Image
+
+    from engines.codec.images import load_image
+    from engines.imagefile import ImageFileError
+    from engines.limits import set_max_decoded_bytes
+
+    values = np.random.default_rng(0).integers(0, 60000, (30, 40), dtype=np.uint16)
+    values[0, 0] = 60000
+    path = tmp_path / "depth.png"
+    Image.fromarray(values).save(path)  # Pillow holds it as I;16: 2 bytes a pixel
+    expected = np.clip(values.astype(np.float64) / 60000 * 255.0, 0, 255).astype(np.uint8)
+    pixels = 30 * 40
+    try:
+        set_max_decoded_bytes(pixels * (2 + 12))
+        np.testing.assert_array_equal(load_image(path), np.stack([expected] * 3, -1))
+        set_max_decoded_bytes(pixels * (2 + 12) - 1)  # what an 8-bit RGB copy would need fits, the float copy does not
+        with pytest.raises(ImageFileError, match=r"depth.png \(40×30 I;16 image\) would decode to"):
+            load_image(path)
+    finally:
+        set_max_decoded_bytes(None)

@@ -16,8 +16,14 @@ SAMPLES = {"astronaut": "astronaut", "chelsea": "chelsea", "coffee": "coffee", "
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".avif", ".jp2")
 
 
-#: bytes per pixel :func:`load_image` allocates after decoding: ``convert("RGB")`` (4) and its array (3)
-_RGB_COPY_BYTES = 7
+#: Pillow modes :func:`load_image` scales to 8 bits (16- and 32-bit grey)
+_WIDE_GREY = ("I;16", "I;16B", "I;16L", "I")
+
+
+def _conversion_bytes(mode: str) -> int:
+    """Bytes per pixel :func:`load_image` allocates after decoding an image of Pillow ``mode``: a
+    wide grey's copy (<= 4) and float64 values (8), else ``convert("RGB")`` (4) and its array (3)."""
+    return 12 if mode in _WIDE_GREY else 7
 
 
 def sample_image(name: str = "astronaut") -> np.ndarray:
@@ -48,12 +54,15 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"{p.name} is a folder, not an image")
     from engines.imagefile import open_image
 
-    im = open_image(p, extra_bytes_per_pixel=_RGB_COPY_BYTES)
+    im = open_image(p, extra_bytes_per_pixel=_conversion_bytes)
     try:
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            arr = np.asarray(im, dtype=np.float64)
-            arr = np.clip(arr / max(arr.max(), 1) * 255.0, 0, 255).astype(np.uint8)
-            arr = np.stack([arr] * 3, axis=-1)
+        if im.mode in _WIDE_GREY:  # scaled in place: one float64 copy at a time
+            grey = np.asarray(im, dtype=np.float64)
+            grey /= max(grey.max(), 1)
+            grey *= 255.0
+            arr = np.clip(grey, 0, 255, out=grey).astype(np.uint8)
+            del grey
+            arr = np.repeat(arr[..., None], 3, axis=-1)
         else:
             arr = np.asarray(im.convert("RGB"))
     except (OSError, ValueError) as exc:
