@@ -16,7 +16,7 @@ from pathlib import Path
 # file kinds
 PLY_SCENE, SPLAT, SPZ = "ply", "splat", "spz"
 NIFTI, DICOM, NRRD, METAIMAGE, TIFF_STACK, NPY, NPZ = "nifti", "dicom", "nrrd", "metaimage", "tiff-stack", "npy", "npz"
-PNG, JPEG, WEBP, BMP, TIFF_IMAGE, AVIF, JP2 = "png", "jpeg", "webp", "bmp", "tiff-image", "avif", "jp2"
+PNG, JPEG, WEBP, BMP, TIFF_IMAGE, AVIF, JP2, GIF = "png", "jpeg", "webp", "bmp", "tiff-image", "avif", "jp2", "gif"
 SSBC, CHECKPOINT, SSLC, SSTK = "ssbc", "checkpoint", "sslc", "sstk"
 CODEC_MODEL, EMBEDDING, TORCHSCRIPT = "codec-model", "embedding", "torchscript"
 # folder kinds
@@ -29,7 +29,7 @@ DESCRIPTIONS = {
     PLY_SCENE: "a PLY scene", SPLAT: "a .splat scene", SPZ: "an SPZ scene", NIFTI: "a NIfTI volume", DICOM: "a DICOM file",
     NRRD: "an NRRD volume", METAIMAGE: "a MetaImage volume", TIFF_STACK: "a TIFF stack", NPY: "a NumPy array",
     NPZ: "a NumPy archive", PNG: "a PNG image", JPEG: "a JPEG image", WEBP: "a WebP image", BMP: "a bitmap image",
-    TIFF_IMAGE: "a TIFF image", AVIF: "an AVIF image", JP2: "a JPEG 2000 image", SSBC: "a block-codec bitstream",
+    TIFF_IMAGE: "a TIFF image", AVIF: "an AVIF image", JP2: "a JPEG 2000 image", GIF: "a GIF image", SSBC: "a block-codec bitstream",
     CHECKPOINT: "a model checkpoint", SSLC: "a learned-codec bitstream", SSTK: "a token file (.sstk)",
     CODEC_MODEL: "a learned-codec model", EMBEDDING: "a textual-inversion embedding",
     TORCHSCRIPT: "a TorchScript network",
@@ -138,6 +138,8 @@ def _sniff_file(path: Path) -> str:
         return AVIF
     if head.startswith((b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51")):
         return JP2
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return GIF
     if head.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):
         return _tiff_kind(path)
     if head.startswith((b"ply\n", b"ply\r\n")):

@@ -34,7 +34,7 @@ def _wait(qtbot, cond, timeout=60000):
 
 def test_panel_contract(panel):
     assert panel.name == "codec" and panel.title == "Codec" and panel.icon == "codec.svg"
-    for s in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".avif", ".jp2", ".sstk"):
+    for s in (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".avif", ".jp2", ".gif", ".sstk"):
         assert s in panel.file_types
     assert panel.can_open("x.JPG") and not panel.can_open("x.ply")
     assert not panel.can_export()
@@ -73,6 +73,16 @@ def test_open_file_encode_click_block(panel, qtbot, tmp_path):
     panel.channel.setCurrentText("Cb")
     panel._on_canvas_click(37.0, 21.0)
     assert panel.selected == (1, 1, 2)
+
+
+def test_open_gif_shows_its_first_frame(panel, tmp_path):
+    y, x = np.mgrid[0:24, 0:32]
+    grey = (x * 7 + y * 3).astype(np.uint8)  # < 256 levels: the palette holds every one, the frame is exact
+    path = tmp_path / "anim.gif"
+    Image.fromarray(grey).save(path, save_all=True, append_images=[Image.fromarray(255 - grey)], duration=80)
+    open_and_wait(panel, path)
+    np.testing.assert_array_equal(panel.image, np.stack([grey] * 3, -1))
+    assert panel.image_name == "anim.gif"
 
 
 def test_open_bad_file_leaves_panel_unchanged(panel, tmp_path):

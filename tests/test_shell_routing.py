@@ -142,6 +142,8 @@ def make_more_samples(root):
     Image.fromarray(_image()).save(s["webp"], quality=90)
     s["bmp"] = root / "photo.bmp"
     Image.fromarray(_image()).save(s["bmp"])
+    s["gif"] = root / "anim.gif"
+    Image.fromarray(_image()).save(s["gif"])
     s["sslc"] = root / "coded.sslc"
     s["sslc"].write_bytes(compress(_image(4, (32, 32, 3)), "hp-default", 60.0)["data"])
     s["sstk"] = root / "tokens.sstk"
@@ -234,7 +236,7 @@ EXPECTED = {
     # added since: newer formats, adapters, transfer functions, posed views, exports with provenance
     "spz": ("open", "render"), "ply compressed": ("open", "render"), "nifti plain": ("open", "volume"),
     "nrrd detached": ("open", "volume"), "npz": ("open", "volume"), "mha": ("open", "volume"),
-    "webp": ("active-or-ask", ["generate", "codec"]), "bmp": ("active-or-ask", ["render", "codec"]),
+    "webp": ("active-or-ask", ["generate", "codec"]), "bmp": ("active-or-ask", ["render", "codec"]), "gif": ("open", "codec"),
     "sslc": ("open", "codec"), "sstk": ("open", "codec"), "lora": ("open", "generate"),
     "embedding": ("open", "generate"), "controlnet file": ("open", "generate"),
     "controlnet folder": ("open", "generate"), "tf vp": ("open", "volume"), "tf itf": ("open", "volume"),
@@ -286,7 +288,7 @@ def test_sniffed_kinds(samples):
     assert fk.sniff(samples["nifti"]) == fk.NIFTI and fk.sniff(samples["mhd"]) == fk.METAIMAGE
     assert fk.sniff(samples["empty folder"]) == fk.EMPTY_FOLDER and fk.sniff(samples["unknown"]) == fk.UNKNOWN
     assert fk.sniff(samples["controlnet folder"]) == fk.CONTROLNET_FOLDER and fk.sniff(samples["sslc"]) == fk.SSLC
-    assert fk.sniff(samples["sstk"]) == fk.SSTK and fk.sniff(samples["spz"]) == fk.SPZ
+    assert fk.sniff(samples["sstk"]) == fk.SSTK and fk.sniff(samples["spz"]) == fk.SPZ and fk.sniff(samples["gif"]) == fk.GIF
     assert fk.sniff(samples["codec model pt"]) == fk.CODEC_MODEL and fk.sniff(samples["embedding pt"]) == fk.EMBEDDING
     assert fk.sniff(samples["torchscript"]) == fk.TORCHSCRIPT
     assert fk.sniff(samples["colmap views"]) == fk.sniff(samples["transforms views"]) == fk.POSED_VIEWS

@@ -13,7 +13,7 @@ __all__ = ["IMAGE_SUFFIXES", "SAMPLES", "load_image", "sample_image"]
 #: sample name -> skimage.data function name (public-domain / CC0 images shipped with scikit-image)
 SAMPLES = {"astronaut": "astronaut", "chelsea": "chelsea", "coffee": "coffee", "rocket": "rocket"}
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".avif", ".jp2")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".avif", ".jp2", ".gif")
 
 
 #: Pillow modes :func:`load_image` scales to 8 bits (16- and 32-bit grey)

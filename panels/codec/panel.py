@@ -205,11 +205,12 @@ class CodecPanel(Panel):
         ".tiff": "TIFF image",
         ".avif": "AVIF image",
         ".jp2": "JPEG 2000 image",
+        ".gif": "GIF image (first frame)",
         ".ssbc": "block-codec bitstream (decoded)",
         ".sslc": "learned-codec bitstream (decoded)",
         ".sstk": "token file (decoded with the tokenizer that made it)",
     }
-    content_kinds = (fk.PNG, fk.JPEG, fk.WEBP, fk.BMP, fk.TIFF_IMAGE, fk.AVIF, fk.JP2, fk.SSBC, fk.SSLC, fk.SSTK,
+    content_kinds = (fk.PNG, fk.JPEG, fk.WEBP, fk.BMP, fk.TIFF_IMAGE, fk.AVIF, fk.JP2, fk.GIF, fk.SSBC, fk.SSLC, fk.SSTK,
                      fk.CODEC_MODEL)
     parameter_schema = obj({  # noqa: RUF012
         "transform": text(100), "N": number(1, 64, integer=True), "alphabet": one_of(1, 2, 3),
