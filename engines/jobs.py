@@ -30,6 +30,8 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from engines.thread_priority import current_thread_lowered, lower_current_thread
+
 __all__ = [
     "CancelToken",
     "JobCancelled",
@@ -158,8 +160,11 @@ def wait_in_thread(fn: Callable[..., Any], *args, message: str = "", poll: float
         yield announce
     box: dict[str, Any] = {}
     done = threading.Event()
+    background = current_thread_lowered()
 
     def work() -> None:
+        if background:  # Linux threads inherit the priority; Windows threads do not
+            lower_current_thread()
         try:
             box["value"] = fn(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - handed to the job's thread below

@@ -27,6 +27,7 @@ from qtpy.QtCore import QObject, Signal
 from superqt.utils import GeneratorWorker
 
 from engines.jobs import CancelToken, Log, Preview, Progress
+from engines.thread_priority import lower_current_thread
 from studio.errors import describe_error
 
 QUEUED, RUNNING, PAUSED, CANCELLING = "queued", "running", "paused", "cancelling"
@@ -87,6 +88,7 @@ class EngineWorker(GeneratorWorker):
     """
 
     def work(self):
+        lower_current_thread()  # jobs give way to the GUI thread (engines.thread_priority)
         try:
             result = super().work()
         finally:

@@ -22,6 +22,7 @@ from queue import Queue
 
 from qtpy.QtCore import QObject, Signal
 
+from engines.thread_priority import lower_current_thread
 from studio.gc_guard import long_lived_imports
 
 #: worker threads the studio's jobs share: compute jobs, a file open, the still render ...
@@ -140,6 +141,7 @@ class StartupLoader(QObject):
             self._thread.start()
 
     def _run(self) -> None:
+        lower_current_thread()  # start-up work gives way to the first paints and the user's input
         while True:
             kind, step, freeze = self._tasks.get()
             try:
