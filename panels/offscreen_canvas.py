@@ -28,11 +28,23 @@ class FrameOnRequest:
     offscreen_view = None  # the OffscreenCanvasView showing this canvas (set by the view)
 
     def update(self, node=None) -> None:
-        """vispy's update, then a frame request to the view that shows the canvas."""
-        super().update(node)
+        """vispy's update, then a frame request to the view that shows the canvas (nothing once the
+        view, and the GL widget deleted with it, are gone: a timer may still fire)."""
         view = self.offscreen_view
+        if view is not None and not _alive(view):
+            return
+        super().update(node)
         if view is not None:
             view.request_frame()
+
+
+def _alive(widget) -> bool:
+    """False once the Qt object behind ``widget`` was deleted."""
+    try:
+        import shiboken6
+    except ImportError:  # another binding: assume alive
+        return True
+    return shiboken6.isValid(widget)
 
 
 _CLASSES: dict[type, type] = {}

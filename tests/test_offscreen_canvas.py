@@ -189,3 +189,27 @@ def test_canvas_size_set_by_code_follows_the_view(scene_view):
     assert tuple(canvas.physical_size) == (width, height)  # device pixel ratio 1 under Xvfb
     reference = canvas.render(alpha=False)[..., :3].astype(np.int16)
     assert np.abs(_shown(shown) - reference).max() <= 1
+
+
+def test_updates_after_the_view_is_deleted_are_ignored(qapp):
+    """A timer of the Volume view's progressive frames can fire after the panel (and the view and
+    GL widget with it) was deleted: the update it asks for must not reach the deleted widgets."""
+    _needs_display()
+    import vispy
+
+    vispy.use(app="pyside6")
+    from vispy import scene
+
+    from panels.offscreen_canvas import OffscreenCanvasView, offscreen_canvas_class
+
+    canvas = offscreen_canvas_class(scene.SceneCanvas)(keys=None, show=False)
+    shown = OffscreenCanvasView(canvas)
+    shown.show()
+    assert _pump(qapp, lambda: shown.frames > 0)
+    import shiboken6
+    from qtpy.QtCore import QEvent
+
+    shiboken6.delete(shown)  # the view goes (as with its panel); the GL widget follows as a deferred delete
+    qapp.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
+    assert not shiboken6.isValid(canvas.native)
+    canvas.update()  # what a late timer does; raised "Internal C++ object already deleted" before
