@@ -132,6 +132,12 @@ def _check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
             stack.extend((child, depth + 1) for child in children)
 
 
+def warm_validator() -> None:
+    """Import jsonschema (with attrs, referencing and format checkers: about 0.1 s) and validate once,
+    so the first restore of parameters does not pay for it (a start-up step in the studio)."""
+    _first_error({}, {"type": "object"})
+
+
 def _first_error(instance: Any, schema: dict) -> str | None:
     """The first JSON-schema violation of ``instance`` as ``where: what``, or None."""
     from jsonschema import Draft202012Validator

@@ -115,6 +115,9 @@ class StartupLoader(QObject):
 
         def warm() -> dict:
             start, warnings = time.perf_counter(), []
+            from engines.provenance import warm_validator
+
+            warm_validator()  # every panel validates parameters and provenance with it
             for cls in classes:
                 try:
                     cls.warm_up()

@@ -3,6 +3,7 @@ A/B compare with real codecs, and RD curves with BD-rate. Every computation runs
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -223,9 +224,16 @@ class CodecPanel(Panel):
 
     @staticmethod
     def warm_up() -> None:
-        """Import the codec engine's libraries (scipy, scikit-image samples) off the GUI thread."""
-        import engines.codec.images
-        import engines.codec.transforms
+        """Import the codec engine's libraries (scipy, scikit-image samples) and the modules the panel's
+        tabs and first encode use, off the GUI thread."""
+        for module in ("engines.codec.images", "engines.codec.transforms", "engines.codec.realcodecs",
+                       "engines.codec.rd", "engines.codec.learned", "engines.codec.blockcodec", "engines.codec.tasks",
+                       "engines.codec.analysis", "panels.codec.learned_tab", "panels.codec.tokens_tab",
+                       "panels.codec.jpeg_view", "imagecodecs", "PIL._webp", "PIL._avif"):
+            try:
+                importlib.import_module(module)
+            except ImportError:  # optional codecs (imagecodecs, Pillow's WebP / AVIF plug-ins)
+                pass
 
     def __init__(self, services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)

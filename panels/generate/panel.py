@@ -114,6 +114,8 @@ class GeneratePanel(Panel):
         import diffusers  # noqa: F401
         import torch  # noqa: F401
 
+        import engines.generation.interop  # noqa: F401 - read when a PNG with generation text is opened
+
     def __init__(self, services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)
         self.models: list = []

@@ -370,6 +370,8 @@ class RenderPanel(Panel):
         with torch.no_grad():
             render_preview(preview_scene(scene), camera.K.numpy(), camera.viewmat.numpy(), 24, 24, threads=1)
         _import_viewer_dependencies()
+        import engines.render.fit
+        import engines.render.pulsar  # noqa: F401 - both imported by the first fit otherwise (GUI thread)
 
     # -- layout -------------------------------------------------------------------------
     def _build(self) -> None:

@@ -264,7 +264,8 @@ class VolumePanel(Panel):
         PyOpenGL (its 3-D textures) and render the letters' glyphs, off the GUI thread."""
         import vispy.scene
 
-        for module in ("freetype", "OpenGL.GL"):  # first imported by vispy's Text / 3-D texture: 0.1-0.3 s each
+        for module in ("freetype", "OpenGL.GL", "OpenGL.arrays.numpymodule"):  # first imported by vispy's Text /
+            # 3-D texture: 0.1-0.3 s each
             try:
                 importlib.import_module(module)
             except ImportError:
@@ -277,6 +278,11 @@ class VolumePanel(Panel):
             pass
 
         import engines.volume.readers
+        # what the first open, export or classification would import on the GUI thread
+        import engines.volume.classify
+        import engines.volume.raycast
+        import engines.volume.tf_exchange
+        import panels.volume.shaded_volume  # noqa: F401
 
     def __init__(self, services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)
