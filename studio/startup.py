@@ -118,6 +118,7 @@ class StartupLoader(QObject):
             from engines.provenance import warm_validator
 
             warm_validator()  # every panel validates parameters and provenance with it
+            import panels.loading  # noqa: F401 - the loading card of a panel's first open
             for cls in classes:
                 try:
                     cls.warm_up()

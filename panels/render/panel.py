@@ -233,7 +233,10 @@ def _import_viewer_dependencies() -> None:
     import scipy.linalg  # noqa: F401
 
     import engines.render.preview  # noqa: F401
-    import panels.render.cpu_view  # noqa: F401
+    import panels.offscreen_canvas
+    import panels.render.cpu_view
+    import panels.render.viewer  # noqa: F401
+    import vispy.app.backends._pyside6  # noqa: F401 - the Qt backend vispy.use(app="pyside6") loads
 
 
 def _scene_job(path: str):

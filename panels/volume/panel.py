@@ -264,7 +264,7 @@ class VolumePanel(Panel):
         PyOpenGL (its 3-D textures) and render the letters' glyphs, off the GUI thread."""
         import vispy.scene
 
-        for module in ("freetype", "OpenGL.GL", "OpenGL.arrays.numpymodule"):  # first imported by vispy's Text /
+        for module in ("freetype", "OpenGL.GL", "OpenGL.arrays.numpymodule", "OpenGL.arrays.nones", "qtpy.QtOpenGLWidgets"):  # first imported by vispy's Text /
             # 3-D texture: 0.1-0.3 s each
             try:
                 importlib.import_module(module)
