@@ -56,10 +56,11 @@ def test_compare_view_composite_shown_exactly(qtbot):
     a = rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)
     b = rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)
     view.set_pair(a, b, "A", "B")
-    shown = _shown_pixels(view.item_a)
+    # split: A and B each shown exactly as they are, B clipped to the columns right of the divider
+    assert np.array_equal(_shown_pixels(view.item_a), a) and np.array_equal(_shown_pixels(view.item_split_b), b)
     x = round(view.divider.value())
     assert 0 < x < 40
-    assert np.array_equal(shown[:, :x], a[:, :x]) and np.array_equal(shown[:, x:], b[:, x:])
+    assert view.split_clip.isVisible() and view.split_clip.rect().getRect() == (x, 0, 40 - x, 24)
 
 
 def test_encode_result_stats_are_computed_on_the_worker(make_panel, monkeypatch):

@@ -438,6 +438,8 @@ class CodecPanel(Panel):
         outer.addLayout(files)
         self.compare = CompareView()
         self.compare.files_dropped.connect(self._on_compare_drop)
+        # large difference images are computed by a job, not on the GUI thread
+        self.compare.run_job = lambda name, factory, done: self._submit("compare-difference", name, factory, done)
         outer.addWidget(self.compare, 1)
         self.cmp_files: dict[str, dict | None] = {"A": None, "B": None}
         self._opened_paths: list[str] = []

@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from qtpy.QtCore import QRectF, Qt, Signal
-from qtpy.QtGui import QBrush, QColor
+from qtpy.QtGui import QBrush, QColor, QPen
 from qtpy.QtWidgets import (
     QComboBox,
+    QGraphicsItem,
+    QGraphicsRectItem,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -19,7 +21,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-__all__ = ["CompareView", "ImageCanvas", "QuantEditor", "heat_lut", "make_view", "show_image"]
+__all__ = ["CompareView", "ImageCanvas", "QuantEditor", "difference_image", "difference_job", "heat_lut", "make_view",
+           "show_image"]
 
 
 def heat_lut(name: str = "viridis") -> np.ndarray:
@@ -40,6 +43,48 @@ def show_image(item: pg.ImageItem, image: np.ndarray) -> None:
                       levels=None)
     else:
         item.setImage(image, autoLevels=False, levels=(0, 255))
+
+
+def difference_image(a: np.ndarray, b: np.ndarray, signed: bool, gain: int, rows: int = 256) -> np.ndarray:
+    """The compare view's difference picture of two same-shape uint8 images: ``|B − A|·gain`` or
+    ``128 + (B − A)·gain``, clipped to uint8. Worked in bands of ``rows`` rows, so the int16
+    temporaries stay small whatever the image size."""
+    job = difference_job(a, b, signed, gain, rows)
+    while True:
+        try:
+            next(job)
+        except StopIteration as stop:
+            return stop.value
+
+
+def _difference_band(a: np.ndarray, b: np.ndarray, signed: bool, gain: int) -> np.ndarray:
+    gain = int(np.clip(int(gain), 0, 255))  # from 255 on every non-zero difference saturates
+    d = b.astype(np.int16) - a.astype(np.int16)
+    if not signed:
+        np.abs(d, out=d)
+    limit = 255 // max(gain, 1) + 1  # beyond it the result saturates anyway; |d·gain| ≤ 255 + gain fits int16
+    np.clip(d, -limit, limit, out=d)
+    d *= np.int16(gain)
+    if signed:
+        d += 128
+    return np.clip(d, 0, 255).astype(np.uint8)
+
+
+def difference_job(a: np.ndarray, b: np.ndarray, signed: bool, gain: int, rows: int = 256):
+    """Job (worker thread): :func:`difference_image` band by band, with progress and a cancel
+    point between bands; returns the uint8 image."""
+    from engines.jobs import Progress
+
+    h, rows = a.shape[0], max(int(rows), 1)
+    out = np.empty(a.shape, np.uint8)
+    for y in range(0, h, rows):
+        yield Progress(y, h, "difference image")
+        out[y : y + rows] = _difference_band(a[y : y + rows], b[y : y + rows], signed, gain)
+    return out
+
+
+#: job states in which a difference job will still deliver its result
+_JOB_LIVE = ("queued", "running", "paused")
 
 
 def make_view(layout: pg.GraphicsLayout, title: str = "", row=None, col=None) -> tuple[pg.ViewBox, pg.ImageItem]:
@@ -274,12 +319,19 @@ class CompareView(QWidget):
     """A/B comparison: split with a draggable divider, side by side (equal widths) with linked
     zoom/pan, the absolute or the signed difference image with a gain. A hover read-out shows
     both pixel values; zoomed in far enough, every pixel's values are drawn on it. Dropping one
-    file emits ``files_dropped([path])`` (for B), two files ``[path A, path B]``."""
+    file emits ``files_dropped([path])`` (for B), two files ``[path A, path B]``.
+
+    No per-pixel work on the GUI thread: the split view stacks B's image on A's, clipped to the
+    right of the divider (dragging moves a clip rectangle), and a difference image is cached per
+    (A, B, mode, gain) and computed by ``run_job(name, factory, on_result)`` (set by the panel:
+    the studio's job queue) once the images are larger than :attr:`DIFF_ON_GUI_MAX_PIXELS`."""
 
     MODES = ("Split", "Side by side", "Difference", "Signed difference")
     files_dropped = Signal(list)
     #: screen pixels per image pixel from which values are drawn on the pixels
     VALUE_ZOOM = 34.0
+    #: larger difference images are computed by a job (when ``run_job`` is set)
+    DIFF_ON_GUI_MAX_PIXELS = 1 << 20
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -312,6 +364,15 @@ class CompareView(QWidget):
         self.view_a.sigResized.connect(lambda *_: self._sync(self.view_a, self.view_b))
         self.canvas.ci.layout.setColumnStretchFactor(0, 1)
         self.canvas.ci.layout.setColumnStretchFactor(1, 1)
+        # split mode: B stacked on A, clipped to the part right of the divider
+        self.split_clip = QGraphicsRectItem()
+        self.split_clip.setPen(QPen(Qt.PenStyle.NoPen))
+        self.split_clip.setFlag(QGraphicsItem.GraphicsItemFlag.ItemClipsChildrenToShape, True)
+        self.split_clip.setZValue(1)
+        self.split_clip.setVisible(False)
+        self.view_a.addItem(self.split_clip)
+        self.item_split_b = pg.ImageItem(axisOrder="row-major")
+        self.item_split_b.setParentItem(self.split_clip)
         self.divider = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen((255, 220, 0), width=2))
         self.divider.setZValue(10)
         self.view_a.addItem(self.divider)
@@ -339,9 +400,13 @@ class CompareView(QWidget):
         self.a: np.ndarray | None = None
         self.b: np.ndarray | None = None
         self._needs_fit = False
+        #: ``run_job(name, factory, on_result)`` runs a job off the GUI thread (None: compute here)
+        self.run_job = None
+        self._diff: tuple | None = None  # (a, b, mode, gain, image): the last difference image
+        self._diff_pending: tuple | None = None  # (a, b, mode, gain, handle) of the running job
         self.mode.currentIndexChanged.connect(self._on_mode)
         self.gain.valueChanged.connect(self._on_gain)
-        self.divider.sigPositionChanged.connect(lambda _: self.refresh() if self.mode.currentIndex() == 0 else None)
+        self.divider.sigPositionChanged.connect(self._on_divider)
         self.canvas.scene().sigMouseMoved.connect(self._on_move)
         self.refresh()
 
@@ -369,6 +434,8 @@ class CompareView(QWidget):
         """Set the two images (same shape, uint8 RGB)."""
         first = self.a is None or a is None or self.a.shape != a.shape
         self.a, self.b = a, b
+        if self._diff is not None and (self._diff[0] is not a or self._diff[1] is not b):
+            self._diff = None  # a difference of the old pair: drop it (and its references)
         self._text_a = label_a
         self.label_a.setText(label_a)
         self.label_b.setText(label_b)
@@ -442,33 +509,40 @@ class CompareView(QWidget):
             return None
         return self.b.astype(np.int16) - self.a.astype(np.int16)
 
-    def _values_shown(self, view: int) -> np.ndarray | None:
-        """The numbers behind what ``view`` (0 = left, 1 = right) shows: pixel values, or the
-        (absolute / signed) difference ``B − A``."""
+    def _values_shown(self, view: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray | None:
+        """The numbers behind what ``view`` (0 = left, 1 = right) shows in rows ``y0:y1``, columns
+        ``x0:x1``: pixel values, or the (absolute / signed) difference ``B − A``."""
+        a, b = self.a, self.b
+        if a is None or (view == 1 and b is None):
+            return None
         if view == 1:
-            return self.b
+            return b[y0:y1, x0:x1]
         mode = self.mode.currentIndex()
-        if mode == 2 and self.b is not None:
-            return np.abs(self.signed_difference())
-        if mode == 3 and self.b is not None:
-            return self.signed_difference()
-        return self.composite()
+        crop_a = a[y0:y1, x0:x1]
+        if b is None or mode == 1:
+            return crop_a
+        crop_b = b[y0:y1, x0:x1]
+        if mode == 2:
+            return np.abs(crop_b.astype(np.int16) - crop_a)
+        if mode == 3:
+            return crop_b.astype(np.int16) - crop_a
+        split = self._split_x() - x0  # columns from here on show B
+        return np.concatenate([crop_a[:, : max(split, 0)], crop_b[:, max(split, 0) :]], axis=1)
 
-    def _draw_values(self, shown_a: np.ndarray | None = None) -> None:
-        """Zoomed in to at least :attr:`VALUE_ZOOM` screen px per pixel: draw each visible pixel's values
-        (``shown_a``: the left view's values when the caller has them already)."""
+    def _draw_values(self) -> None:
+        """Zoomed in to at least :attr:`VALUE_ZOOM` screen px per pixel: draw each visible pixel's values."""
         for index, vb in enumerate((self.view_a, self.view_b)):
             pool = self._value_items[index]
             shown = 0
             r = vb.viewRect()
             zoomed = vb.isVisible() and vb.width() > 1 and r.width() > 0 and vb.width() / r.width() >= self.VALUE_ZOOM
-            values = None  # (a full composite: only when needed)
-            if zoomed:
-                values = shown_a if index == 0 and shown_a is not None else self._values_shown(index)
-            if values is not None:
-                h, w = values.shape[:2]
+            values = None
+            if zoomed and self.a is not None:
+                h, w = self.a.shape[:2]
                 x0, x1 = max(int(np.floor(r.left())), 0), min(int(np.ceil(r.right())), w)
                 y0, y1 = max(int(np.floor(r.top())), 0), min(int(np.ceil(r.bottom())), h)
+                values = self._values_shown(index, y0, y1, x0, x1) if x1 > x0 and y1 > y0 else None
+            if values is not None:
                 for y in range(y0, y1):
                     for x in range(x0, x1):
                         if shown >= 600:
@@ -479,7 +553,7 @@ class CompareView(QWidget):
                             vb.addItem(item)
                             pool.append(item)
                         item = pool[shown]
-                        v = values[y, x]
+                        v = values[y - y0, x - x0]
                         bright = float(np.mean(v)) > 127 if values.dtype == np.uint8 else False
                         item.setColor((0, 0, 0) if bright else (255, 255, 255))
                         item.setText("\n".join(str(int(c)) for c in np.atleast_1d(v)))
@@ -489,8 +563,13 @@ class CompareView(QWidget):
             for item in pool[shown:]:
                 item.setVisible(False)
 
+    def _split_x(self) -> int:
+        """The first image column right of the divider (split mode shows B from there on)."""
+        return int(np.clip(round(self.divider.value()), 0, self.a.shape[1])) if self.a is not None else 0
+
     def composite(self) -> np.ndarray | None:
-        """What the left view shows now (split composite, A, or the difference image)."""
+        """What the left view shows now (split composite, A, or the difference image), as one array.
+        The view itself never builds the split composite; this is for tests and exports."""
         a, b = self.a, self.b
         if a is None:
             return None
@@ -498,18 +577,93 @@ class CompareView(QWidget):
             return a
         mode = self.mode.currentIndex()
         if mode == 0:
-            x = int(np.clip(round(self.divider.value()), 0, a.shape[1]))
+            x = self._split_x()
             out = a.copy()
             out[:, x:] = b[:, x:]
             return out
-        if mode == 2:
-            diff = np.abs(self.signed_difference()) * int(self.gain.value())
-            return np.clip(diff, 0, 255).astype(np.uint8)
-        if mode == 3:  # mid grey = equal, brighter = B larger
-            return np.clip(128 + self.signed_difference() * int(self.gain.value()), 0, 255).astype(np.uint8)
+        if mode in (2, 3):  # mode 3: mid grey = equal, brighter = B larger
+            cached = self._cached_difference()
+            if cached is None:
+                cached = self._store_difference(difference_image(a, b, mode == 3, self.gain.value()))
+            return cached
         return a
 
+    def _diff_key(self) -> tuple:
+        return self.a, self.b, self.mode.currentIndex(), int(self.gain.value())
+
+    @staticmethod
+    def _same_key(k1: tuple, k2: tuple) -> bool:
+        return k1[0] is k2[0] and k1[1] is k2[1] and k1[2:4] == k2[2:4]
+
+    def _cached_difference(self) -> np.ndarray | None:
+        """The difference image for the current (A, B, mode, gain) if it was computed already."""
+        if self._diff is not None and self._same_key(self._diff, self._diff_key()):
+            return self._diff[4]
+        return None
+
+    def _store_difference(self, image: np.ndarray) -> np.ndarray:
+        self._diff = (*self._diff_key(), image)
+        return image
+
+    def _difference_for_display(self) -> np.ndarray | None:
+        """The difference image to show now: cached, computed here when small, else None while a job
+        (started here unless one runs for the same key) computes it and refreshes the view when done."""
+        cached = self._cached_difference()
+        if cached is not None:
+            return cached
+        a, b = self.a, self.b
+        key = self._diff_key()
+        if self.run_job is None or a.shape[0] * a.shape[1] <= self.DIFF_ON_GUI_MAX_PIXELS:
+            return self._store_difference(difference_image(a, b, key[2] == 3, key[3]))
+        pending = self._diff_pending
+        if pending is not None and self._same_key(pending, key) and getattr(pending[4], "state", "") in _JOB_LIVE:
+            return None
+        signed, gain = key[2] == 3, key[3]
+
+        def done(image, _key=key) -> None:
+            if self._diff_pending is not None and self._same_key(self._diff_pending, _key):
+                self._diff_pending = None
+            if _key[0] is not self.a or _key[1] is not self.b:
+                return  # other images by now: keep no reference to the old pair
+            self._diff = (*_key, image)
+            if self._same_key(_key, self._diff_key()):
+                self.refresh()
+
+        name = "compare: signed difference image" if signed else "compare: difference image"
+        handle = self.run_job(name, lambda: difference_job(a, b, signed, gain), done)
+        self._diff_pending = (*key, handle)
+        return None
+
+    def _show(self, item: pg.ImageItem, image: np.ndarray) -> None:
+        """:func:`show_image` unless ``item`` shows this very array already (a refresh that changes
+        nothing does no work)."""
+        if getattr(item, "_shown_source", None) is not image or item.image is None:
+            show_image(item, image)
+            item._shown_source = image
+
+    def _clear(self, *items: pg.ImageItem) -> None:
+        for item in items:
+            item.clear()
+            item._shown_source = None
+
+    def _on_divider(self, _line=None) -> None:
+        """The divider moved: only the clip rectangle of B follows it (no pixel work)."""
+        if self.mode.currentIndex() != 0 or self.a is None:
+            return
+        x = self._split_x()
+        if self.divider.value() != x:  # the line sits on the pixel boundary where B starts
+            self.divider.setValue(x)  # (emits again: placed then)
+            return
+        self._place_split_clip()
+        self._draw_values()
+
+    def _place_split_clip(self) -> None:
+        h, w = self.a.shape[:2]
+        x = self._split_x()
+        self.split_clip.setRect(QRectF(x, 0, w - x, h))
+
     def refresh(self) -> None:
+        """Show the current images in the current mode."""
         mode = self.mode.currentIndex()
         side = mode == 1
         self.view_b.setVisible(side)
@@ -523,26 +677,40 @@ class CompareView(QWidget):
         for item in (self.view_b, self.label_b):  # a long B label must not keep its column open
             item.setMaximumWidth(1e6 if side else 0)
             item.setMinimumWidth(0)
-        self.divider.setVisible(mode == 0 and self.b is not None)
-        img = self.composite()
-        if img is None:
-            self.item_a.clear()
-            self.item_b.clear()
+        a, b = self.a, self.b
+        split = mode == 0 and b is not None
+        self.divider.setVisible(split)
+        self.split_clip.setVisible(split)
+        if a is None:
+            self._clear(self.item_a, self.item_b, self.item_split_b)
             self.label_a.setText("No image yet: load one (Image tab or dock), then press 'Encode B', or drop two files here")
             self._draw_values()
             return
-        show_image(self.item_a, img)
-        if side and self.b is not None:
-            show_image(self.item_b, self.b)
+        pending = ""
+        if mode in (2, 3) and b is not None:
+            diff = self._difference_for_display()
+            if diff is not None:
+                self._show(self.item_a, diff)
+            else:
+                pending = "  (computing…)"  # the job refreshes the view when it is done
+        else:
+            self._show(self.item_a, a)
+        if split:
+            self._show(self.item_split_b, b)
+            self._place_split_clip()
+        else:
+            self._clear(self.item_split_b)  # no reference to an old B kept alive
+        if side and b is not None:
+            self._show(self.item_b, b)
         if mode == 0:
-            self.label_a.setText("Split: A | B (drag the divider)" if self.b is not None else getattr(self, "_text_a", "A"))
+            self.label_a.setText("Split: A | B (drag the divider)" if b is not None else getattr(self, "_text_a", "A"))
         elif mode == 1:
             self.label_a.setText(getattr(self, "_text_a", "A"))
         elif mode == 2:
-            self.label_a.setText(f"|A − B| × {self.gain.value()}")
+            self.label_a.setText(f"|A − B| × {self.gain.value()}{pending}")
         elif mode == 3:
-            self.label_a.setText(f"128 + (B − A) × {self.gain.value()}  (grey = equal, bright = B larger)")
-        self._draw_values(img if mode in (0, 1) else None)
+            self.label_a.setText(f"128 + (B − A) × {self.gain.value()}  (grey = equal, bright = B larger){pending}")
+        self._draw_values()
 
     def _on_move(self, scene_pos) -> None:
         if self.a is None:

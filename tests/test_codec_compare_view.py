@@ -1,0 +1,209 @@
+"""The Codec compare view puts no per-pixel work on the GUI thread: the split view stacks B on A
+behind a clip rectangle that follows the divider (what reaches the screen equals the split
+composite), and difference images are cached and, when large, computed by a job."""
+
+from __future__ import annotations
+
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+ZOOM = 10  # screen pixels per image pixel (below CompareView.VALUE_ZOOM: no value labels drawn)
+
+
+def _pair(h=24, w=40, seed=5):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8), rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _split_reference(a, b, divider):
+    """The split picture made independently: columns from round(divider) on come from B."""
+    x = int(np.clip(round(divider), 0, a.shape[1]))
+    return np.concatenate([a[:, :x], b[:, x:]], axis=1)
+
+
+def _on_screen(view) -> np.ndarray:
+    """The image pixels as rendered by the GraphicsView: the screen colour at each pixel's centre."""
+    from qtpy.QtCore import QPointF
+    from qtpy.QtGui import QImage
+
+    grab = view.canvas.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    ratio = grab.devicePixelRatio()
+    width, height = grab.width(), grab.height()
+    ptr = grab.constBits()
+    screen = np.frombuffer(ptr, np.uint8, grab.bytesPerLine() * height).reshape(height, grab.bytesPerLine())
+    screen = screen[:, : width * 3].reshape(height, width, 3)
+    h, w = view.a.shape[:2]
+    out = np.zeros((h, w, 3), np.uint8)
+    for y in range(h):
+        for x in range(w):
+            scene = view.view_a.mapViewToScene(QPointF(x + 0.5, y + 0.5))
+            p = view.canvas.mapFromScene(scene)
+            out[y, x] = screen[int(p.y() * ratio), int(p.x() * ratio)]
+    return out
+
+
+def _shows_array(item, array) -> bool:
+    """``item`` shows ``array`` itself (pyqtgraph keeps a view of it), not a copy."""
+    return item.image is not None and item.image.base is array and item.image.shape == array.shape
+
+
+@pytest.fixture()
+def shown_view(qtbot):
+    from panels.codec.widgets import CompareView
+
+    view = CompareView()
+    qtbot.addWidget(view)
+    view.resize(900, 600)
+    view.show()
+    qtbot.waitExposed(view)
+    return view
+
+
+def _zoom_in(view, qtbot, h, w):
+    qtbot.wait(50)
+    vb = view.view_a
+    vw, vh = vb.width(), vb.height()
+    cx, cy = w / 2, h / 2
+    half_w, half_h = vw / ZOOM / 2, vh / ZOOM / 2
+    vb.setRange(xRange=(cx - half_w, cx + half_w), yRange=(cy - half_h, cy + half_h), padding=0)
+    qtbot.wait(50)
+    r = vb.viewRect()
+    assert vw / r.width() == pytest.approx(ZOOM, rel=0.05)  # one image pixel spans ~ZOOM screen pixels
+    assert r.left() < 0 and r.right() > w and r.top() < 0 and r.bottom() > h  # the whole image is on screen
+
+
+def test_split_view_on_screen_equals_composite_before_and_after_moving_the_divider(shown_view, qtbot):
+    view = shown_view
+    a, b = _pair()
+    view.set_pair(a, b, "A", "B")
+    _zoom_in(view, qtbot, *a.shape[:2])
+    for divider in (view.divider.value(), 7.4, 31.6, 0.0, 40.0):
+        view.divider.setValue(divider)
+        qtbot.wait(20)
+        want = _split_reference(a, b, divider)
+        np.testing.assert_array_equal(view.composite(), want)
+        shown = _on_screen(view)
+        assert np.abs(shown.astype(int) - want).max() <= 1, f"divider {divider}"
+
+
+def test_split_refresh_and_divider_moves_copy_no_image(shown_view, qtbot):
+    """The ImageItems show ``a`` and ``b`` themselves, and refreshing or dragging allocates far less
+    than one image (the old composite copied A and B's right part on every move)."""
+    view = shown_view
+    a, b = _pair(1000, 1200, seed=6)  # 3.6 MB each
+    view.set_pair(a, b, "A", "B")
+    assert _shows_array(view.item_a, a) and _shows_array(view.item_split_b, b)
+    view.refresh()  # warm-up (first paint, value-label pools)
+    qtbot.wait(20)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        view.refresh()
+        for x in np.linspace(10, 1190, 40):
+            view.divider.setValue(float(x))
+        view.set_pair(a, b, "A", "B")
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert peak < a.nbytes / 10, f"{peak} bytes allocated"
+    assert _shows_array(view.item_a, a) and _shows_array(view.item_split_b, b)
+    assert view.split_clip.rect().left() == round(view.divider.value())
+
+
+def test_difference_image_matches_numpy_for_all_gains():
+    from panels.codec.widgets import difference_image
+
+    a, b = _pair(70, 33, seed=7)
+    d = b.astype(int) - a.astype(int)
+    for gain in (0, 1, 3, 32, 200, 255, 1000):
+        g = min(gain, 255)
+        np.testing.assert_array_equal(difference_image(a, b, False, gain, rows=16), np.clip(np.abs(d) * g, 0, 255))
+        np.testing.assert_array_equal(difference_image(a, b, True, gain, rows=16), np.clip(128 + d * g, 0, 255))
+
+
+def test_difference_is_cached_per_pair_mode_and_gain(qtbot, monkeypatch):
+    from panels.codec import widgets
+
+    calls = []
+    original = widgets.difference_job
+
+    def counting(*args, **kwargs):
+        calls.append(args[2:4])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(widgets, "difference_job", counting)
+    view = widgets.CompareView()
+    qtbot.addWidget(view)
+    a, b = _pair()
+    view.set_pair(a, b, "A", "B")
+    view.mode.setCurrentText("Difference")
+    view.gain.setValue(5)
+    n = len(calls)
+    shown = view.item_a.image
+    view.refresh()
+    view.refresh()
+    assert len(calls) == n and view.item_a.image is shown  # nothing changed: no pixel work
+    np.testing.assert_array_equal(view.composite(), np.clip(np.abs(b.astype(int) - a) * 5, 0, 255))
+    assert len(calls) == n
+    view.gain.setValue(6)
+    assert len(calls) == n + 1 and calls[-1] == (False, 6)
+    view.mode.setCurrentText("Signed difference")
+    assert calls[-1] == (True, 6)
+    np.testing.assert_array_equal(view.item_a.image, np.clip(128 + (b.astype(int) - a) * 6, 0, 255))
+    view.set_pair(a.copy(), b, "A", "B")  # a new A: computed again
+    assert calls[-1] == (True, 6) and len(calls) == n + 3
+
+
+def test_large_difference_is_computed_by_the_panel_job_not_on_the_gui_thread(make_panel, qtbot, monkeypatch):
+    from panels.codec import CodecPanel, widgets
+
+    threads = []
+    original = widgets._difference_band
+
+    def recording(*args):
+        threads.append(threading.get_ident())
+        return original(*args)
+
+    monkeypatch.setattr(widgets, "_difference_band", recording)
+    panel = make_panel(CodecPanel)
+    panel.p_auto.setChecked(False)
+    view = panel.compare
+    view.DIFF_ON_GUI_MAX_PIXELS = 100  # the 24x40 pair counts as large here
+    a, b = _pair()
+    view.set_pair(a, b, "A", "B")
+    view.gain.setValue(3)
+    view.mode.setCurrentText("Difference")
+    assert "computing" in view.label_a.text  # shown while the job runs
+    want = np.clip(np.abs(b.astype(int) - a) * 3, 0, 255).astype(np.uint8)
+    qtbot.waitUntil(lambda: view.item_a.image is not None and view.item_a.image.shape == a.shape
+                    and np.array_equal(view.item_a.image, want), timeout=30000)
+    assert "computing" not in view.label_a.text and "× 3" in view.label_a.text
+    assert threads and threading.main_thread().ident not in threads
+    n = len(threads)
+    view.refresh()  # cached: no new job, no pixel work
+    assert len(threads) == n and np.array_equal(view.item_a.image, want)
+
+
+def test_split_values_drawn_when_zoomed_follow_the_divider(shown_view, qtbot):
+    view = shown_view
+    a, b = _pair()
+    view.set_pair(a, b, "A", "B")
+    view.divider.setValue(12)
+    qtbot.wait(50)
+    view.view_a.setRange(xRange=(10, 14), yRange=(5, 9), padding=0)
+    qtbot.wait(50)
+
+    def texts():
+        return {(it.pos().x(), it.pos().y()): it.textItem.toPlainText() for it in view._value_items[0] if it.isVisible()}
+
+    shown = texts()
+    assert shown[(11.5, 6.5)] == "\n".join(str(v) for v in a[6, 11])  # left of the divider: A
+    assert shown[(12.5, 6.5)] == "\n".join(str(v) for v in b[6, 12])  # from the divider on: B
+    view.divider.setValue(13)
+    assert texts()[(12.5, 6.5)] == "\n".join(str(v) for v in a[6, 12])
