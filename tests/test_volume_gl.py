@@ -522,3 +522,29 @@ def test_frames_pause_while_a_volume_goes_up(gl_view, monkeypatch):
     assert _pump_until(app, lambda: view.exact)
     assert draws and draws[0][0] == "_draw_frame"  # drawn again once the volume is in ...
     assert not any(pending for _kind, pending in draws)  # ... and never while it went up
+
+
+@pytest.mark.parametrize("azimuth,elevation", [(30.0, 20.0), (-60.0, 10.0), (150.0, -30.0), (0.0, 89.0)])
+def test_camera_fit_keeps_the_orientation_arrows_and_letters_in_view(gl_view, azimuth, elevation):
+    """The R/A/S arrows start at a corner of the box and point out of it: after Reset camera their
+    tips and letters are inside the view for any angle (the R arrow was cut at the bottom edge),
+    on an anisotropic grid with rotated axes."""
+    from engines.volume.phantom import make_phantom
+    from panels.volume.view3d import orientation_arrows
+
+    app, view = gl_view
+    volume, _ = make_phantom(48, noise_hu=0.0)
+    data, spacing = volume.data[:30], (2.5, 0.9, 0.7)
+    angle = np.radians(25.0)
+    rotation = np.array([[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag([-spacing[0], spacing[1], -spacing[2]])  # flipped and rotated axes
+    view.set_volume(data, spacing, volume.value_range(), affine=affine)
+    view.reset_camera(azimuth, elevation)
+    _settle(app)
+    transform = view.view.scene.node_transform(view.canvas.scene)
+    width, height = view.canvas.size
+    for _letter, start, end in orientation_arrows(affine, data.shape, spacing):
+        for point in (end, end + 0.08 * (end - start)):  # the arrow's tip and its letter's anchor
+            x, y = transform.map(np.append(point, 1.0))[:2] / transform.map(np.append(point, 1.0))[3]
+            assert 0 <= x <= width and 0 <= y <= height, (azimuth, elevation, _letter, x, y, width, height)

@@ -48,6 +48,9 @@ def orientation_arrows(affine, shape, spacing) -> list[tuple[str, np.ndarray, np
     return arrows
 
 
+#: the camera fit leaves this much room around an arrow's letter (its glyph extends past its anchor)
+LETTER_MARGIN = 1.12
+
 #: entries of the TF colormap sent to vispy (its LUT texture holds 1024; narrow boxes such as CT-Lung need them)
 LUT_SIZE = 1024
 
@@ -332,7 +335,7 @@ class VolumeView(QWidget):
         self.visual.clipping_planes = planes
 
     def reset_camera(self, azimuth: float = 30.0, elevation: float = 20.0) -> None:
-        """Fit the volume and restore the default angles."""
+        """Fit the volume (and its orientation arrows with their letters) and restore the default angles."""
         if self.view is None:
             return
         cam = self.view.camera
@@ -341,8 +344,13 @@ class VolumeView(QWidget):
         if self._data is not None:
             Z, Y, X = self._data.shape
             sz, sy, sx = self._spacing
-            cam.center = ((X - 1) * sx / 2, (Y - 1) * sy / 2, (Z - 1) * sz / 2)
+            center = np.array([(X - 1) * sx / 2, (Y - 1) * sy / 2, (Z - 1) * sz / 2])
+            cam.center = tuple(center)
             radius = float(np.linalg.norm([(X - 1) * sx, (Y - 1) * sy, (Z - 1) * sz])) / 2
+            if self._affine is not None:  # the arrows leave the box from a corner: their tips and letters too
+                for _letter, start, end in orientation_arrows(self._affine, self._data.shape, self._spacing):
+                    tip = end + 0.08 * (end - start)  # where _place_markers puts the letter
+                    radius = max(radius, LETTER_MARGIN * float(np.linalg.norm(tip - center)))
             cam.scale_factor = 2.0 * radius
         self.canvas.update()
 
