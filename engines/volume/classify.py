@@ -551,14 +551,19 @@ def classify_job(
         for i in reuse:  # unchanged strokes: the cached coarse scores
             sub_scores[i] = cache["coarse"][i]
         coarse = torch.from_numpy(sub_scores)
-        # uncertain coarse voxels (label edge or small margin) → the fine voxels they cover (±1)
-        redo = _uncertain(coarse[annotated], margin)
-        redo = redo.repeat(2, 0).repeat(2, 1).repeat(2, 2)[:grid[0], :grid[1], :grid[2]]
-        from scipy import ndimage
 
-        redo = ndimage.maximum_filter(redo, size=3)
-        small = _upsample2(coarse, grid).numpy()
-        redo[::2, ::2, ::2] = False  # exact already
+        def fine_voxels_to_redo():
+            """Uncertain coarse voxels (label edge or small margin) → the fine voxels they cover (±1),
+            and the coarse scores upsampled to the full grid (a helper thread: ~0.1-0.3 s at 192³)."""
+            from scipy import ndimage
+
+            redo = _uncertain(coarse[annotated], margin)
+            redo = redo.repeat(2, 0).repeat(2, 1).repeat(2, 2)[:grid[0], :grid[1], :grid[2]]
+            redo = ndimage.maximum_filter(redo, size=3)
+            redo[::2, ::2, ::2] = False  # exact already
+            return redo, _upsample2(coarse, grid).numpy()
+
+        redo, small = yield from wait_in_thread(fine_voxels_to_redo, event=step)
         idx = np.flatnonzero(redo)
         step = Progress(2, 3, f"refining {100.0 * len(idx) / redo.size:.0f} % of the voxels")
         yield step
@@ -588,11 +593,13 @@ def classify_job(
             cache = {"key": key, "signature": signature, "full": small.copy()}
         refined = 1.0
     if smooth > 0:
-        yield Progress(2, 3, "smoothing the class scores")
-        from scipy import ndimage
+        def smooth_scores() -> None:
+            from scipy import ndimage
 
-        for i in annotated:
-            ndimage.gaussian_filter(small[i], float(smooth), mode="nearest", truncate=3.0, output=small[i])
+            for i in annotated:
+                ndimage.gaussian_filter(small[i], float(smooth), mode="nearest", truncate=3.0, output=small[i])
+
+        yield from wait_in_thread(smooth_scores, announce=Progress(2, 3, "smoothing the class scores"))
     step = Progress(2, 3, "upsampling")
     yield step
     tensor = torch.from_numpy(small)[None]
