@@ -129,6 +129,31 @@ def test_fit_tiny_export_and_open_in_viewer(panel, qtbot, tmp_path):
         panel.receive("mesh", None)
 
 
+def test_fit_plot_redraws_are_coalesced_and_end_with_every_step(panel, qtbot, monkeypatch):
+    """The PSNR / loss plot (a ~25 ms repaint with its grid) is redrawn at most once per
+    PLOT_INTERVAL_MS during a fit, not once per step, and shows every step once the fit ends."""
+    import time
+
+    from panels.render import panel as panel_module
+
+    yy, xx = np.mgrid[0:16, 0:16]
+    panel.receive("image", np.stack([xx * 16, yy * 16, np.full_like(xx, 128)], -1).astype(np.uint8))
+    panel.restore_parameters({"count": 30, "steps": 240})
+    draws = []
+    original = panel.psnr_curve.setData
+    monkeypatch.setattr(panel.psnr_curve, "setData", lambda *a, **k: (draws.append(time.monotonic()), original(*a, **k)))
+    started = time.monotonic()
+    panel.start_fit()
+    qtbot.waitUntil(lambda: panel.fit_result is not None, timeout=120000)
+    seconds = time.monotonic() - started
+    steps = [h["step"] for h in panel._history]
+    assert len(steps) >= 10  # the fit reported its steps (a preview every few steps)
+    assert len(draws) <= 3 + seconds * 1000 / panel_module.PLOT_INTERVAL_MS  # start, end, and one per interval
+    assert len(draws) < len(steps)
+    x, _y = panel.psnr_curve.getData()
+    assert list(x) == steps
+
+
 def test_fit_cancel(panel, qtbot):
     panel.receive("image", np.zeros((16, 16, 3), np.uint8))
     panel.restore_parameters({"count": 20, "steps": 100000})
