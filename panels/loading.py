@@ -42,7 +42,7 @@ class LoadingOverlay(QFrame):
         """Show the card with ``title`` and a busy bar."""
         self.title.setText(title)
         self.message.setText("starting…")
-        self.bar.reset()
+        set_progress_later(self.bar, 0)  # reset() repaints at once, and the panel under the translucent card with it
         self._place()
         self.show()
         self.raise_()

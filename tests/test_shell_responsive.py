@@ -232,3 +232,39 @@ def test_status_memory_reading_survives_a_half_imported_torch(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))  # no .cuda yet
     assert memory_in_use_mb() > 0
+
+
+def test_loading_card_starts_without_a_synchronous_repaint(qtbot):
+    """Starting the card while it is on screen (a second open) must not repaint at once: the card is
+    translucent, so a synchronous repaint of its bar repaints the panel under it (pyqtgraph views:
+    tens of ms) inside the call."""
+    from qtpy.QtCore import QEvent, QObject
+    from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+    from panels.loading import LoadingOverlay
+
+    panel = QWidget()
+    QVBoxLayout(panel).addWidget(QLabel("the workspace under the card"))
+    panel.resize(500, 300)
+    qtbot.addWidget(panel)
+    panel.show()
+    card = LoadingOverlay(panel)
+    card.start("Opening a.nii.gz")
+    card.set_progress(0.6, "reading")
+    qtbot.waitUntil(lambda: card.bar.value() == 60)
+    qtbot.wait(50)
+
+    class PaintCounter(QObject):
+        count = 0
+
+        def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
+            if event.type() == QEvent.Type.Paint:
+                PaintCounter.count += 1
+            return False
+
+    counter = PaintCounter()
+    for widget in (card.bar, panel):
+        widget.installEventFilter(counter)
+    card.start("Opening b.nii.gz")  # the second open, card still shown
+    assert PaintCounter.count == 0  # nothing painted inside the call ...
+    qtbot.waitUntil(lambda: PaintCounter.count > 0 and card.bar.value() == 0)  # ... the update comes later
