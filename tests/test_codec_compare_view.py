@@ -207,3 +207,36 @@ def test_split_values_drawn_when_zoomed_follow_the_divider(shown_view, qtbot):
     assert shown[(12.5, 6.5)] == "\n".join(str(v) for v in b[6, 12])  # from the divider on: B
     view.divider.setValue(13)
     assert texts()[(12.5, 6.5)] == "\n".join(str(v) for v in a[6, 12])
+
+
+def test_compare_psnr_of_a_large_pair_is_measured_by_a_job_once(make_panel, qtbot, monkeypatch):
+    """Two files in Compare: the PSNR line of a large pair comes from a job (the tab says it is
+    measuring meanwhile), equals psnr_channels, and later refreshes of the same pair reuse it."""
+    from engines.codec.metrics import psnr_channels
+    from panels.codec import CodecPanel
+    from panels.codec import panel as panel_module
+
+    threads = []
+    original = psnr_channels
+
+    def recording(a, b):
+        threads.append(threading.get_ident())
+        return original(a, b)
+
+    monkeypatch.setattr("engines.codec.metrics.psnr_channels", recording)
+    panel = make_panel(CodecPanel)
+    panel.p_auto.setChecked(False)
+    panel.compare.DIFF_ON_GUI_MAX_PIXELS = 100  # the 24x40 pair counts as large here
+    a, b = _pair()
+    panel.cmp_files["A"] = {"path": "a.png", "name": "a.png", "image": a, "bytes": 500}
+    panel.cmp_files["B"] = {"path": "b.png", "name": "b.png", "image": b, "bytes": 400}
+    panel.cmp_a.addItem("File: a.png")  # as a file opened for A does
+    panel.cmp_a.setCurrentIndex(2)  # (refreshes)
+    assert "measuring" in panel.compare.stats.text()
+    want = panel_module._psnr_text(original(a, b))
+    qtbot.waitUntil(lambda: want in panel.compare.stats.text(), timeout=30000)
+    assert threads and threading.main_thread().ident not in threads
+    n = len(threads)
+    panel._refresh_compare()
+    panel._refresh_compare()
+    assert len(threads) == n and want in panel.compare.stats.text()

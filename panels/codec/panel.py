@@ -179,6 +179,13 @@ def _with_display_stats(job):
     return result
 
 
+def _psnr_text(ps: dict | None) -> str:
+    """"PSNR RGB … · Y … · Cb … · Cr …", or that it is being measured (``ps`` None)."""
+    if ps is None:
+        return "PSNR: measuring…"
+    return f"PSNR RGB {ps['rgb']:.2f} dB · Y {ps['Y']:.2f} · Cb {ps['Cb']:.2f} · Cr {ps['Cr']:.2f}"
+
+
 def _size_delta(bytes_a: int | None, bytes_b: int | None, shape) -> str:
     """``size B − A: +1,234 bytes (+12.3 %), +0.045 bpp`` (empty without both sizes)."""
     if not bytes_a or bytes_b is None:
@@ -253,6 +260,7 @@ class CodecPanel(Panel):
         self.selected: tuple[int, int, int] | None = None
         self.custom = [None, None]  # user-edited 8x8 luma / chroma tables
         self._handles: dict[str, Any] = {}
+        self._psnr_pair: tuple | None = None  # (a, b, PSNR dict or None while a job measures it)
         self._pending_encode = False
         self._build()
         self._encode_timer = QTimer(self)
@@ -1328,11 +1336,9 @@ class CodecPanel(Panel):
             r = self.compare_result
             b = r["decoded"]
             label_b = f"B: {r['codec']} q{r['quality']:g} ({r['bpp']:.3f} bpp)"
-            from engines.codec.metrics import psnr_channels
-
-            ps = psnr_channels(a, b) if use_block else r["psnr"]
+            ps = self._pair_psnr(a, b) if use_block else r["psnr"]
             lines.append(
-                f"<b>{label_b}</b> vs {label_a}: {r['bytes']} bytes · PSNR RGB {ps['rgb']:.2f} dB · Y {ps['Y']:.2f} · Cb {ps['Cb']:.2f} · Cr {ps['Cr']:.2f}"
+                f"<b>{label_b}</b> vs {label_a}: {r['bytes']} bytes · {_psnr_text(ps)}"
                 + (f" · SSIM {r['ssim']:.4f}" if r.get("ssim") is not None and not use_block else "")
             )
         elif self.result is not None:
@@ -1353,10 +1359,36 @@ class CodecPanel(Panel):
             return os.path.getsize(self.image_path)
         return None
 
-    def _refresh_compare_files(self, fa: dict | None, fb: dict | None) -> None:
-        """Compare with at least one side from a file (``fa`` None: A is the original image)."""
+    def _pair_psnr(self, a: np.ndarray, b: np.ndarray) -> dict | None:
+        """PSNR of the pair the Compare tab shows, kept for that pair (refreshes repeat it). A pair
+        over the compare view's GUI-thread limit (1 Mpx) is measured by a job: None until it is done,
+        then the tab refreshes."""
         from engines.codec.metrics import psnr_channels
 
+        known = self._psnr_pair
+        if known is not None and known[0] is a and known[1] is b:
+            return known[2]
+        if a.shape[0] * a.shape[1] <= self.compare.DIFF_ON_GUI_MAX_PIXELS:
+            self._psnr_pair = (a, b, psnr_channels(a, b))
+            return self._psnr_pair[2]
+        self._psnr_pair = (a, b, None)
+
+        def job():
+            from engines.jobs import Progress
+
+            yield Progress(0, 1, "measuring PSNR")
+            return psnr_channels(a, b)
+
+        def done(value) -> None:
+            if self._psnr_pair is not None and self._psnr_pair[0] is a and self._psnr_pair[1] is b:
+                self._psnr_pair = (a, b, value)
+                self._refresh_compare()
+
+        self._submit("compare-psnr", "compare: PSNR", job, done)
+        return None
+
+    def _refresh_compare_files(self, fa: dict | None, fb: dict | None) -> None:
+        """Compare with at least one side from a file (``fa`` None: A is the original image)."""
         if fa is not None:
             a, name_a, bytes_a = fa["image"], fa["name"], fa["bytes"]
         else:
@@ -1375,9 +1407,8 @@ class CodecPanel(Panel):
             )
             return
         self.compare.set_pair(a, b, label_a, label_b)
-        ps = psnr_channels(a, b)
         lines = [
-            f"<b>{label_b}</b> vs {label_a}: PSNR RGB {ps['rgb']:.2f} dB · Y {ps['Y']:.2f} · Cb {ps['Cb']:.2f} · Cr {ps['Cr']:.2f}",
+            f"<b>{label_b}</b> vs {label_a}: {_psnr_text(self._pair_psnr(a, b))}",
             _size_delta(bytes_a, fb["bytes"], a.shape),
         ]
         self.compare.stats.setText("<br>".join(x for x in lines if x))
