@@ -8,13 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from panels.codec.widgets import make_view
 
 __all__ = ["TokensTab", "tokens_train_job"]
 
+#: the training curves redraw at most this often while a tokenizer trains (ms)
+PLOT_INTERVAL_MS = 250
 QUANTIZER_LABELS = {"vq": "VQ (straight-through)", "vq-rotation": "VQ + rotation trick", "fsq": "FSQ", "bsq": "BSQ", "ibq": "IBQ (index backprop)"}
 EVAL_SIDE = 256  # live evaluation on a centre crop of at most this size
 SERIES = (("utilisation", "codebook utilisation", "% of codes used"), ("perplexity", "perplexity", "exp H"),
@@ -65,6 +67,9 @@ class TokensTab(QWidget):
     def __init__(self, submit, image, notify, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._submit, self._image, self._notify = submit, image, notify
+        self._plot_timer = QTimer(self)  # the four curves (a ~30 ms repaint) redraw at most every PLOT_INTERVAL_MS
+        self._plot_timer.setSingleShot(True)
+        self._plot_timer.timeout.connect(self._plot_history)
         self.result: dict | None = None
         self._trained: list = []  # tokenizers trained in this session, newest first
         self.history: list[dict] = []
@@ -186,9 +191,11 @@ class TokensTab(QWidget):
                 self.status.setText(f"step {event.step}/{event.total}")
         elif isinstance(event, Preview) and "utilisation" in event.data:
             self.history.append(event.data)
-            self._plot_history()
+            if not self._plot_timer.isActive():
+                self._plot_timer.start(PLOT_INTERVAL_MS)
 
     def _plot_history(self) -> None:
+        self._plot_timer.stop()
         steps = [h["step"] for h in self.history]
         for key, curve in self.curves.items():
             curve.setData(steps, [h[key] * (100.0 if key == "utilisation" else 1.0) for h in self.history])
