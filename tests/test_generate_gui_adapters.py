@@ -95,6 +95,9 @@ def test_picked_pt_embeddings_are_checked_like_dropped_ones(panel, tmp_path, mon
     assert rows["old.pt"].words == ["old"]
     assert "broken.pt is not a readable embedding" in rows["broken.pt"].info.text() and not rows["broken.pt"].words
     assert "other.pt is not a textual-inversion embedding" in rows["other.pt"].info.text()
+    assert rows["old.pt"].enable.isChecked()
+    assert not rows["broken.pt"].enable.isChecked() and not rows["broken.pt"].enable.isEnabled()
+    assert panel.adapters.values()["embeddings"] == str(good)  # the bad ones are not passed to a run
 
 
 def test_adapter_values_are_exported_and_restored_on_drop(panel, make_panel, files, tmp_path):

@@ -154,8 +154,12 @@ class AdapterRow(QWidget):
         self.info.show()
 
     def set_error(self, message: str) -> None:
-        """Show why the file cannot be used (it stays listed so the user sees it)."""
+        """Show why the file cannot be used; it stays listed so the user sees it, switched off so that
+        a run does not fail on it."""
         self.words = []
+        self.enable.setChecked(False)
+        self.enable.setEnabled(False)
+        self.enable.setToolTip(f"Not used: {message}")
         self.info.setText(f'<span style="color: #e57373;">{html.escape(message)}</span>')
         self.info.show()
 
