@@ -30,6 +30,11 @@ _MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 4, "La": 4, "PA": 4, "RGB": 4, "RGB
                "I;16N": 2}
 
 
+#: bytes per pixel a caller allocates to get an RGB array from a decoded image: ``convert("RGB")``
+#: (Pillow stores RGB in 4) and its numpy array (3); pass it as ``extra_bytes_per_pixel``
+RGB_COPY_BYTES = 7
+
+
 def open_image(path: str | os.PathLike | bytes, *, name: str | None = None, error: type[Exception] = ImageFileError,
                extra_bytes_per_pixel: int | Callable[[str], int] = 0):
     """Open and fully decode an image; returns a loaded ``PIL.Image.Image`` (file already closed).

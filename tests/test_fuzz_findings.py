@@ -208,3 +208,61 @@ def test_16_bit_grey_is_scaled_as_before_and_its_float_copy_counts_against_the_l
             load_image(path)
     finally:
         set_max_decoded_bytes(None)
+
+
+def _huge_screen_gif(path) -> None:
+    """A 1 KB GIF whose logical screen is 30000 x 16384 palette pixels (fits the limit as palette
+    bytes, not with the RGB copy the callers make)."""
+    import struct
+
+    from PIL import Image
+
+    Image.fromarray(np.zeros((20, 24), np.uint8)).save(path)
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<HH", data, 6, 30000, 16384)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("reader", ["render target", "render posed image", "generate input", "generate control",
+                                    "render cli", "generate cli"])
+def test_every_image_reader_counts_its_rgb_copy(tmp_path, reader):
+    """The callers that turn an opened image into RGB (Render's fit target and posed views, Generate's
+    input and control images, the CLIs) refuse the huge-screen GIF from its header, with a clear
+    message: the RGB copy counts against the decoded-size limit as it does in Codec."""
+    import time
+
+    path = tmp_path / "photo.gif"
+    _huge_screen_gif(path)
+    start = time.perf_counter()
+    if reader == "render cli":  # the CLI prints the message and exits 2, writing nothing
+        from studio.cli import main
+
+        out = tmp_path / "fit.ply"
+        assert main(["render", "fit", str(path), "--count", "10", "--steps", "1", "--out", str(out)]) == 2
+        assert not out.exists() and time.perf_counter() - start < 1.0
+        return
+    with pytest.raises(Exception, match=r"would decode to 3.7 GiB") as info:
+        from engines.jobs import run_job
+
+        if reader == "render target":
+            from panels.render.panel import _photo_job
+
+            run_job(_photo_job(str(path), 512))
+        elif reader == "render posed image":
+            from engines.render.formats.posed import _open_rgb
+
+            _open_rgb(path, None)
+        elif reader == "generate input":
+            from panels.generate.widgets import read_image_file
+
+            read_image_file(str(path))
+        elif reader == "generate control":
+            from panels.generate.control import _thumbnail_job
+
+            run_job(_thumbnail_job(str(path)))
+        else:
+            from studio.cli.generate import _read_image
+
+            _read_image(str(path), "input")
+    assert type(info.value).__name__ != "MemoryError"
+    assert time.perf_counter() - start < 1.0

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engines.imagefile import RGB_COPY_BYTES
+
 __all__ = ["IMAGE_SUFFIXES", "SAMPLES", "load_image", "sample_image"]
 
 #: sample name -> skimage.data function name (public-domain / CC0 images shipped with scikit-image)
@@ -23,7 +25,7 @@ _WIDE_GREY = ("I;16", "I;16B", "I;16L", "I")
 def _conversion_bytes(mode: str) -> int:
     """Bytes per pixel :func:`load_image` allocates after decoding an image of Pillow ``mode``: a
     wide grey's copy (<= 4) and float64 values (8), else ``convert("RGB")`` (4) and its array (3)."""
-    return 12 if mode in _WIDE_GREY else 7
+    return 12 if mode in _WIDE_GREY else RGB_COPY_BYTES
 
 
 def sample_image(name: str = "astronaut") -> np.ndarray:

@@ -100,7 +100,7 @@ MAX_CAMERAS_BYTES = 64 << 20
 
 def load_views(folder: str | os.PathLike) -> tuple[list[np.ndarray], list[Camera]]:
     """Read a folder written by :func:`save_views`. Raises ValueError with a clear message."""
-    from engines.imagefile import open_image
+    from engines.imagefile import RGB_COPY_BYTES, open_image
 
     folder = Path(folder)
     meta = folder / "cameras.json"
@@ -122,7 +122,7 @@ def load_views(folder: str | os.PathLike) -> tuple[list[np.ndarray], list[Camera
             cams.append(Camera.from_dict(frame))
         except ValueError as exc:
             raise ValueError(f"{meta.name}: frame {i}: {exc}") from None
-        images.append(np.asarray(open_image(folder / frame["file"]).convert("RGB")))
+        images.append(np.asarray(open_image(folder / frame["file"], extra_bytes_per_pixel=RGB_COPY_BYTES).convert("RGB")))
     if not images:
         raise ValueError(f"{meta} lists no frames")
     return images, cams

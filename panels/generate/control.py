@@ -265,9 +265,9 @@ def _thumbnail_job(path: str):
     yield Progress(0, 1, f"reading {Path(path).name}")
     from PIL import Image
 
-    from engines.imagefile import open_image
+    from engines.imagefile import RGB_COPY_BYTES, open_image
 
-    image = open_image(path).convert("RGB")
+    image = open_image(path, extra_bytes_per_pixel=RGB_COPY_BYTES).convert("RGB")
     image.thumbnail((256, 256), Image.BICUBIC)
     return np.asarray(image)
 

@@ -41,9 +41,9 @@ def qimage_to_array(image: QImage) -> np.ndarray:
 
 def read_image_file(path: str) -> np.ndarray:
     """Read an image file as ``(H, W, 3)`` uint8; ValueError with a clear message if unreadable."""
-    from engines.imagefile import open_image
+    from engines.imagefile import RGB_COPY_BYTES, open_image
 
-    return np.asarray(open_image(path).convert("RGB"))
+    return np.asarray(open_image(path, extra_bytes_per_pixel=RGB_COPY_BYTES).convert("RGB"))
 
 
 class ImageView(QLabel):

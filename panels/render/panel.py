@@ -233,12 +233,12 @@ def _import_viewer_dependencies() -> None:
     """Import what the splat viewer needs when it first shows a scene (its CPU view, scipy's RQ),
     on the calling worker thread: a first import on the GUI thread would freeze it."""
     import scipy.linalg  # noqa: F401
+    import vispy.app.backends._pyside6  # noqa: F401 - the Qt backend vispy.use(app="pyside6") loads
 
     import engines.render.preview  # noqa: F401
     import panels.offscreen_canvas
     import panels.render.cpu_view
     import panels.render.viewer  # noqa: F401
-    import vispy.app.backends._pyside6  # noqa: F401 - the Qt backend vispy.use(app="pyside6") loads
 
 
 def _scene_job(path: str):
@@ -273,11 +273,11 @@ def _photo_job(path: str, max_side: int):
     """Job (worker thread): decode a photo and downscale it so its longer side is at most ``max_side``."""
     from PIL import Image
 
-    from engines.imagefile import open_image
+    from engines.imagefile import RGB_COPY_BYTES, open_image
     from engines.jobs import Progress
 
     yield Progress(0, 1, f"decoding {Path(path).name}")
-    im = open_image(path, error=OpenError).convert("RGB")
+    im = open_image(path, error=OpenError, extra_bytes_per_pixel=RGB_COPY_BYTES).convert("RGB")
     if max(im.size) > max_side:
         scale = max_side / max(im.size)
         im = im.resize((max(1, round(im.size[0] * scale)), max(1, round(im.size[1] * scale))), Image.LANCZOS)
@@ -1122,10 +1122,10 @@ class RenderPanel(Panel):
     def _ask_target(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Target photo", "", "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff)")
         if path:
-            from engines.imagefile import ImageFileError, open_image
+            from engines.imagefile import RGB_COPY_BYTES, ImageFileError, open_image
 
             try:
-                self.set_fit_target(np.asarray(open_image(path).convert("RGB")), path)
+                self.set_fit_target(np.asarray(open_image(path, extra_bytes_per_pixel=RGB_COPY_BYTES).convert("RGB")), path)
             except ImageFileError as exc:
                 self.services.notify(str(exc), "error")
 

@@ -113,14 +113,14 @@ def register(subparsers) -> None:
 def _read_image(path: str, role: str):
     import numpy as np
 
-    from engines.imagefile import ImageFileError, open_image
+    from engines.imagefile import RGB_COPY_BYTES, ImageFileError, open_image
 
     if not path:
         return None
     if not Path(path).is_file():
         raise CliError(f"{role} image not found: {path}")
     try:
-        image = open_image(path)
+        image = open_image(path, extra_bytes_per_pixel=RGB_COPY_BYTES)
     except ImageFileError as exc:
         raise CliError(f"{role} image: {exc}") from None
     return np.asarray(image.convert("L" if role == "mask" else "RGB"))
@@ -321,12 +321,12 @@ def _distill_3d(args) -> dict:
     if args.image:
         import numpy as np
 
-        from engines.imagefile import ImageFileError, open_image
+        from engines.imagefile import RGB_COPY_BYTES, ImageFileError, open_image
 
         if not Path(args.image).is_file():
             raise CliError(f"reference image not found: {args.image}")
         try:
-            image = open_image(args.image)
+            image = open_image(args.image, extra_bytes_per_pixel=RGB_COPY_BYTES)
             reference = np.asarray(image.convert("RGBA" if "A" in image.getbands() else "RGB"))
         except (ImageFileError, OSError, ValueError) as exc:
             raise CliError(f"reference image: {exc}") from None

@@ -125,12 +125,12 @@ def cmd_fit(args: argparse.Namespace) -> dict:
     else:
         from PIL import Image
 
-        from engines.imagefile import open_image
+        from engines.imagefile import RGB_COPY_BYTES, open_image
 
         path = Path(args.target)
         if not path.is_file():
             raise CliError(f"{path} does not exist")
-        im = open_image(path, error=CliError).convert("RGB")
+        im = open_image(path, error=CliError, extra_bytes_per_pixel=RGB_COPY_BYTES).convert("RGB")
         images = [np.asarray(im)]
         if args.max_size and max(images[0].shape[:2]) > args.max_size:
             scale = args.max_size / max(images[0].shape[:2])

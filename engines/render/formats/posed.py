@@ -71,9 +71,9 @@ def points_to_gaussians(xyz, rgb_uint8, opacity: float = 0.1) -> Gaussians:
 def _open_rgb(path: Path, max_side: int | None):
     from PIL import Image
 
-    from engines.imagefile import open_image
+    from engines.imagefile import RGB_COPY_BYTES, open_image
 
-    im = open_image(path).convert("RGB")
+    im = open_image(path, extra_bytes_per_pixel=RGB_COPY_BYTES).convert("RGB")
     full = im.size
     if max_side and max(im.size) > max_side:
         scale = max_side / max(im.size)
