@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from engines.generation.params import CONTROL_PREPROCESSORS
+
 __all__ = ["PREPROCESSORS", "canny", "depth", "none", "parse_options", "prepare_control_image", "preprocess",
            "scribble", "tile", "to_float"]
 
-PREPROCESSORS = ("none", "canny", "scribble", "depth", "tile")
+PREPROCESSORS = CONTROL_PREPROCESSORS
 
 
 def to_float(image: np.ndarray) -> np.ndarray:

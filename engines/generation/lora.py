@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engines.generation.model_checks import ModelError
+from engines.generation.params import LORA_MODES
 
 if TYPE_CHECKING:  # torch is imported where it is used: the GUI parses LoRA lists without it
     import torch
@@ -40,7 +41,6 @@ __all__ = ["LORA_MODES", "applied_loras", "lora_deltas", "lora_factors", "lora_t
 _KOHYA_PREFIX = {"lora_unet_": "unet", "lora_transformer_": "transformer", "lora_te_": "text_encoder",
                  "lora_te1_": "text_encoder", "lora_te2_": "text_encoder_2"}
 MAX_LORA_BYTES = 4 << 30
-LORA_MODES = ("fused", "unfused")
 MAX_TRIGGER_WORDS = 40
 
 

@@ -25,10 +25,12 @@ import warnings
 
 import torch
 
+from engines.generation.params import PRECISION_PRESETS
+
 __all__ = ["PRESETS", "QUANTIZED_PRESETS", "applied_precision", "module_bytes", "preset_unavailable",
            "quantized_model_parts"]
 
-PRESETS = ("default", "low-memory", "int8", "fp8", "int4", "cpu-offload")
+PRESETS = PRECISION_PRESETS
 #: presets that replace weights by quantized copies (the model cache can hold these instead)
 QUANTIZED_PRESETS = ("int8", "fp8", "int4")
 _QUANTIZED = ("unet", "transformer", "text_encoder", "text_encoder_2")

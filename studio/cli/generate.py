@@ -12,7 +12,13 @@ import argparse
 import os
 from pathlib import Path
 
-from engines.generation.params import HIRES_MODES, GenerationParams
+from engines.generation.params import (
+    CONTROL_PREPROCESSORS,
+    HIRES_MODES,
+    LORA_MODES,
+    PRECISION_PRESETS,
+    GenerationParams,
+)
 from studio.cli.batch import add_executor_options, int_list
 from studio.cli.common import CliError, add_force, add_verb, run_with_progress
 
@@ -41,14 +47,14 @@ def _add_generation_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sampler", default=_DEFAULT.sampler, help="sampler name (default: the model's); see 'generate models'")
     parser.add_argument("--lora", action="append", default=[], metavar="FILE[=WEIGHT]",
                         help="LoRA .safetensors (kohya/A1111 or diffusers/PEFT) applied for this run; repeatable")
-    parser.add_argument("--lora-mode", default=_DEFAULT.lora_mode, choices=["fused", "unfused"],
+    parser.add_argument("--lora-mode", default=_DEFAULT.lora_mode, choices=LORA_MODES,
                         help="fused: merged into the weights for the run; unfused: added as layer hooks, weights untouched")
     parser.add_argument("--embedding", action="append", default=[], metavar="FILE",
                         help="textual-inversion embedding (A1111 .pt/.safetensors: prompt uses its file name; "
                              "diffusers learned_embeds); repeatable")
     parser.add_argument("--vae", default=_DEFAULT.vae, metavar="PATH", help="use this VAE (folder or .safetensors) instead of the model's")
     parser.add_argument("--precision", default=_DEFAULT.precision,
-                        choices=["", "default", "low-memory", "int8", "fp8", "int4", "cpu-offload"],
+                        choices=["", *PRECISION_PRESETS],
                         help="low-memory: attention slicing + VAE tiling; int8: dynamic int8 denoiser/text encoder "
                              "(CPU); fp8 / int4: weight-only quantized denoiser/text encoder; cpu-offload: model "
                              "offload (CUDA GPU only)")
@@ -62,7 +68,7 @@ def _add_generation_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--controlnet", default=_DEFAULT.controlnet, metavar="PATH",
                         help="ControlNet (diffusers folder or .safetensors) for SD-family models")
     parser.add_argument("--control-image", default=_DEFAULT.control_image, metavar="IMG", help="the ControlNet's control image")
-    parser.add_argument("--control-preprocessor", default=_DEFAULT.control_preprocessor, choices=["none", "canny", "scribble", "depth", "tile"],
+    parser.add_argument("--control-preprocessor", default=_DEFAULT.control_preprocessor, choices=CONTROL_PREPROCESSORS,
                         help="turn the control image into edges / strokes / normalised depth / a blurred tile first")
     parser.add_argument("--control-options", default=_DEFAULT.control_options, metavar="K=V;...",
                         help="pre-processor options: canny low/high/sigma, scribble threshold/invert, depth invert, "
