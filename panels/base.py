@@ -52,6 +52,10 @@ class Panel(QWidget):
     export_filters = "PNG image (*.png)"
     content_kinds: tuple[str, ...] = ()
     parameter_schema: dict = {"type": "object"}  # noqa: RUF012 - a class-level contract, never mutated
+    #: modules that define Qt classes and that the panel's first use imports: imported on the GUI thread
+    #: after the start-up warm-up (``warm_up()`` runs on a worker thread, where building Qt types races
+    #: the GUI thread), one per event-loop turn
+    gui_modules: tuple[str, ...] = ()
 
     def __init__(self, services: StudioServices, parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from qtpy.QtCore import QEvent, QPointF, Qt, QTimer
+from qtpy.QtCore import QEvent, QPoint, QPointF, Qt, QTimer
 from qtpy.QtGui import QColor, QImage, QPainter, QResizeEvent
 from qtpy.QtWidgets import QApplication, QWidget
 
@@ -73,7 +73,7 @@ class OffscreenCanvasView(QWidget):
         self.frames = 0
         self.last_frame_ms = 0.0
         self._due = False  # a frame was asked for and not drawn yet
-        self._gl_size_sent = None  # the size the GL widget and vispy were last told (a resize event)
+        self._gl_size_sent = None  # (width, height, pixel ratio) the GL widget and vispy were last told
         # the GL widget: a window of its own that is never shown, deleted with this view. It must have
         # no parent at all: Qt marks every ancestor of an OpenGL widget (up to the first window, but a
         # child window's parent too) to composite through OpenGL, which is what this module avoids.
@@ -103,9 +103,16 @@ class OffscreenCanvasView(QWidget):
         self._draw()
         return self.image
 
+    def _follow_view(self) -> None:
+        """Put the hidden GL window where this view is on the screen (vispy maps global positions into
+        it). Not its screen: a screen change makes the OpenGL widget drop its context and framebuffer."""
+        place = self.mapToGlobal(QPoint(0, 0))
+        if self.gl_widget.pos() != place:
+            self.gl_widget.move(place)
+
     def _draw(self) -> None:
         self._due = False
-        if self._gl_size_sent != self._gl_size_tuple() or self.gl_widget.size() != self._gl_size():
+        if self._gl_size_sent != self._gl_target() or self.gl_widget.size() != self._gl_size():
             self._resize_gl(*self._gl_size_tuple())
         start = time.perf_counter()
         image = self.gl_widget.grabFramebuffer()  # runs paintGL (vispy's draw), then reads the pixels
@@ -119,6 +126,10 @@ class OffscreenCanvasView(QWidget):
     def _gl_size(self):
         return self.size().expandedTo(self.minimumSize())
 
+    def _gl_target(self) -> tuple[int, int, float]:
+        """The size and pixel ratio the GL widget should have (the view's; its screen's ratio)."""
+        return (*self._gl_size_tuple(), self.gl_widget.devicePixelRatioF())
+
     def _gl_size_tuple(self) -> tuple[int, int]:
         size = self._gl_size()
         return size.width(), size.height()
@@ -130,7 +141,7 @@ class OffscreenCanvasView(QWidget):
         widget = self.gl_widget
         old = widget.size()
         widget.resize(width, height)
-        self._gl_size_sent = (width, height)
+        self._gl_size_sent = (width, height, widget.devicePixelRatioF())
         widget.setUpdatesEnabled(False)
         try:
             QApplication.sendEvent(widget, QResizeEvent(widget.size(), old))
@@ -154,7 +165,7 @@ class OffscreenCanvasView(QWidget):
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
-        if self._gl_size_sent != self._gl_size_tuple():  # Qt also sends one when a view hidden meanwhile is shown
+        if self._gl_size_sent != self._gl_target():  # Qt also sends one when a view hidden meanwhile is shown
             self._resize_gl(*self._gl_size_tuple())
             self.request_frame()
 
@@ -164,7 +175,9 @@ class OffscreenCanvasView(QWidget):
             self.request_frame()
 
     def event(self, event) -> bool:
-        if event.type() == QEvent.Type.NativeGesture:  # pinch / rotate on touchpads
+        if event.type() == QEvent.Type.NativeGesture:  # pinch / rotate on touchpads: vispy maps the event's
+            # global position into the GL widget, so that hidden window is put where this view is first
+            self._follow_view()
             return self.gl_widget.event(event)
         return super().event(event)
 

@@ -12,6 +12,7 @@ the first ones created is then frozen out of later collections (:mod:`studio.gc_
 from __future__ import annotations
 
 import ctypes
+import importlib
 import os
 import sys
 import threading
@@ -20,10 +21,16 @@ import traceback
 from collections.abc import Callable, Iterable
 from queue import Queue
 
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QObject, QTimer, Signal
 
 from engines.thread_priority import lower_current_thread
 from studio.gc_guard import long_lived_imports
+
+#: modules that define Qt classes (Shiboken builds their types as they are imported: that must not race the
+#: GUI thread, so they are imported on it, after the warm-up, one per event-loop turn; see Panel.gui_modules)
+SHELL_GUI_MODULES = ("panels.loading",)
+#: delay between two of those imports (ms): input and paints get the turns in between
+GUI_IMPORT_TURN_MS = 15
 
 #: worker threads the studio's jobs share: compute jobs, a file open, the still render ...
 MIN_WORKER_THREADS = 4
@@ -87,9 +94,15 @@ class StartupLoader(QObject):
     """
 
     finished = Signal(str, object)
+    _gui_imports_due = Signal()  # emitted by the start-up thread, handled on the GUI thread
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self._gui_modules: list[str] = []  # Qt modules still to import on the GUI thread, in order
+        self._gui_timer = QTimer(self)
+        self._gui_timer.setSingleShot(True)
+        self._gui_timer.timeout.connect(self._import_next_gui_module)
+        self._gui_imports_due.connect(lambda: self._gui_timer.start(GUI_IMPORT_TURN_MS))
         self._tasks: Queue = Queue()
         self._thread: threading.Thread | None = None
         self._pending = 0
@@ -100,7 +113,7 @@ class StartupLoader(QObject):
     def busy(self) -> bool:
         """Whether a step is queued or running."""
         with self._lock:
-            return self._pending > 0
+            return self._pending > 0 or bool(self._gui_modules)
 
     def detect_device(self, device_setting: str | None, threads: int | None) -> None:
         """Queue device detection (see :func:`detect_device`); the first one imports torch: what it
@@ -110,29 +123,56 @@ class StartupLoader(QObject):
 
     def start_warm_up(self, panel_classes: Iterable[type]) -> None:
         """Queue each panel class's ``warm_up()`` (heavy imports, kernel compilation; what they
-        create is frozen out of later garbage collections)."""
+        create is frozen out of later garbage collections), then import the panels' ``gui_modules``
+        on the GUI thread, one per event-loop turn."""
+        panel_classes = list(panel_classes)
         classes = [cls for cls in panel_classes if callable(getattr(cls, "warm_up", None))]
+        gui_modules = [name for cls in panel_classes for name in getattr(cls, "gui_modules", ())]
 
         def warm() -> dict:
             start, warnings = time.perf_counter(), []
             from engines.provenance import warm_validator
 
             warm_validator()  # every panel validates parameters and provenance with it
-            import panels.loading  # noqa: F401 - the loading card of a panel's first open
             for cls in classes:
                 try:
                     cls.warm_up()
                 except Exception as exc:  # noqa: BLE001 - a failed warm-up only costs time later
                     warnings.append(f"{getattr(cls, 'title', cls.__name__)} warm-up failed: {exc}")
                     traceback.print_exc()
+            with self._lock:  # still busy until these are in too
+                self._gui_modules.extend(name for name in [*SHELL_GUI_MODULES, *gui_modules]
+                                         if name not in self._gui_modules)
+            self._gui_imports_due.emit()
             return {"seconds": time.perf_counter() - start, "warnings": warnings}
 
         self._submit("warm-up", warm)
 
+    def _import_next_gui_module(self) -> None:
+        """Import the next of the panels' Qt modules here, on the GUI thread (see ``gui_modules``)."""
+        with self._lock:
+            name = self._gui_modules[0] if self._gui_modules else None
+        if name is None:
+            return
+        try:
+            with long_lived_imports():
+                importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - it is imported again (and fails visibly) where it is used
+            self.finished.emit("gui-import", {"warnings": [f"start-up import of {name} failed: {exc}"]})
+        with self._lock:
+            self._gui_modules.pop(0)
+            more = bool(self._gui_modules)
+        if more:
+            self._gui_timer.start(GUI_IMPORT_TURN_MS)
+
     def wait(self, timeout: float = 60.0) -> bool:
-        """Block until every queued step ran (tests, benchmarks); False on timeout."""
+        """Block until every queued step ran (tests, benchmarks); False on timeout. Processes events
+        meanwhile: the last steps (Qt modules) run on the GUI thread."""
+        from qtpy.QtCore import QCoreApplication
+
         deadline = time.monotonic() + timeout
         while self.busy and time.monotonic() < deadline:
+            QCoreApplication.processEvents()
             time.sleep(0.01)
         return not self.busy
 

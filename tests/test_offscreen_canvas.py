@@ -92,7 +92,8 @@ def test_shown_frame_is_the_canvas_frame_for_the_current_camera(scene_view):
     assert _pump(app, lambda: shown.frames > count)
     after = _shown(shown)
     reference = canvas.render(alpha=False)[..., :3].astype(np.int16)
-    assert reference.shape == after.shape == (shown.height(), shown.width(), 3)
+    ratio = shown.devicePixelRatioF()  # 1 under Xvfb; QT_SCALE_FACTOR=2 runs the HiDPI path
+    assert reference.shape == after.shape == (round(shown.height() * ratio), round(shown.width() * ratio), 3)
     assert np.abs(after - reference).max() <= 1
     assert np.abs(before - reference).mean() > 1.0  # the old frame really differed
 
@@ -101,9 +102,10 @@ def test_resize_gives_the_canvas_the_new_size(scene_view):
     app, window, shown, canvas, _ = scene_view
     count = shown.frames
     window.resize(520, 300)
-    assert _pump(app, lambda: shown.frames > count and shown.image.width() == shown.width())
+    assert _pump(app, lambda: shown.frames > count and shown.image.deviceIndependentSize().width() == shown.width())
+    ratio = shown.devicePixelRatioF()
     assert tuple(canvas.size) == (shown.width(), shown.height())
-    assert _shown(shown).shape[:2] == (shown.height(), shown.width())
+    assert _shown(shown).shape[:2] == (round(shown.height() * ratio), round(shown.width() * ratio))
     reference = canvas.render(alpha=False)[..., :3].astype(np.int16)
     assert np.abs(_shown(shown) - reference).max() <= 1
 
@@ -182,11 +184,12 @@ def test_canvas_size_set_by_code_follows_the_view(scene_view):
     width, height = shown.width() + 30, shown.height()
     canvas.size = (width, height)  # the GL widget now has the size the view is about to get
     window.resize(window.width() + 30, window.height())
-    assert _pump(app, lambda: shown.width() == width and shown.image.width() == width)
+    assert _pump(app, lambda: shown.width() == width and shown.image.deviceIndependentSize().width() == width)
     view3d.camera.azimuth = 75.0
     count = shown.frames
     assert _pump(app, lambda: shown.frames > count)
-    assert tuple(canvas.physical_size) == (width, height)  # device pixel ratio 1 under Xvfb
+    ratio = shown.devicePixelRatioF()
+    assert tuple(canvas.physical_size) == (round(width * ratio), round(height * ratio))
     reference = canvas.render(alpha=False)[..., :3].astype(np.int16)
     assert np.abs(_shown(shown) - reference).max() <= 1
 
@@ -213,3 +216,22 @@ def test_updates_after_the_view_is_deleted_are_ignored(qapp):
     qapp.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
     assert not shiboken6.isValid(canvas.native)
     canvas.update()  # what a late timer does; raised "Internal C++ object already deleted" before
+
+
+def test_pinch_zoom_away_from_the_screen_corner_reaches_the_camera(scene_view):
+    """A touchpad pinch carries a global position, which vispy maps into the (hidden) GL window: the
+    view puts that window where it is, so a pinch zooms wherever the studio window is."""
+    from qtpy.QtCore import QPointF, Qt
+    from qtpy.QtGui import QNativeGestureEvent, QPointingDevice
+
+    app, window, shown, _canvas, view3d = scene_view
+    window.move(700, 500)
+    _pump(app, lambda: False, seconds=0.2)
+    local = QPointF(shown.width() / 2, shown.height() / 2)
+    before = view3d.camera.scale_factor
+    for kind, value in ((Qt.NativeGestureType.BeginNativeGesture, 0.0), (Qt.NativeGestureType.ZoomNativeGesture, 0.3),
+                        (Qt.NativeGestureType.EndNativeGesture, 0.0)):
+        event = QNativeGestureEvent(kind, QPointingDevice.primaryPointingDevice(), 2, local, local,
+                                    QPointF(shown.mapToGlobal(local.toPoint())), value, QPointF(0, 0))
+        app.sendEvent(shown, event)
+    assert view3d.camera.scale_factor != pytest.approx(before)

@@ -40,7 +40,9 @@ def warm_window(qtbot, tmp_path):
     win.jobs.wait_all(30)
 
 
-def test_first_actions_import_nothing_on_the_gui_thread(warm_window, qtbot, tmp_path):
+def test_first_actions_import_nothing_on_the_gui_thread(warm_window, qtbot, tmp_path, monkeypatch):
+    import importlib
+
     import nibabel as nib
     from PIL import Image
 
@@ -52,6 +54,13 @@ def test_first_actions_import_nothing_on_the_gui_thread(warm_window, qtbot, tmp_
     photo = tmp_path / "photo.png"
     Image.fromarray((np.random.default_rng(0).random((96, 128, 3)) * 255).astype(np.uint8)).save(photo)
     sys.addaudithook(_audit)  # process-wide and permanent: it records only while _ACTIVE
+    import_module = importlib.import_module  # raises no "import" audit event: recorded here
+
+    def recorded_import_module(name, package=None):
+        _audit("import", (name,))
+        return import_module(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", recorded_import_module)
     _ACTIVE[0] = True
     try:
         win.show_panel("volume")

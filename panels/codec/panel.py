@@ -220,6 +220,7 @@ class CodecPanel(Panel):
     }
     content_kinds = (fk.PNG, fk.JPEG, fk.WEBP, fk.BMP, fk.TIFF_IMAGE, fk.AVIF, fk.JP2, fk.GIF, fk.SSBC, fk.SSLC, fk.SSTK,
                      fk.CODEC_MODEL)
+    gui_modules = ("panels.codec.learned_tab", "panels.codec.tokens_tab", "panels.codec.jpeg_view")
     parameter_schema = obj({  # noqa: RUF012
         "transform": text(100), "N": number(1, 64, integer=True), "alphabet": one_of(1, 2, 3),
         "quality": number(1, 100), "preset": one_of("jpeg", "flat", "custom"), "subsampling": one_of("4:2:0", "4:4:4"),
@@ -235,8 +236,7 @@ class CodecPanel(Panel):
         tabs and first encode use, off the GUI thread."""
         for module in ("engines.codec.images", "engines.codec.transforms", "engines.codec.realcodecs",
                        "engines.codec.rd", "engines.codec.learned", "engines.codec.blockcodec", "engines.codec.tasks",
-                       "engines.codec.analysis", "panels.codec.learned_tab", "panels.codec.tokens_tab",
-                       "panels.codec.jpeg_view", "imagecodecs", "PIL._webp", "PIL._avif"):
+                       "engines.codec.analysis", "imagecodecs", "PIL._webp", "PIL._avif"):
             try:
                 importlib.import_module(module)
             except ImportError:  # optional codecs (imagecodecs, Pillow's WebP / AVIF plug-ins)
@@ -447,7 +447,8 @@ class CodecPanel(Panel):
         self.compare = CompareView()
         self.compare.files_dropped.connect(self._on_compare_drop)
         # large difference images are computed by a job, not on the GUI thread
-        self.compare.run_job = lambda name, factory, done: self._submit("compare-difference", name, factory, done)
+        # short display jobs share the "io" lane with file opening: not queued behind a fit or a sweep
+        self.compare.run_job = lambda name, factory, done: self._submit("compare-difference", name, factory, done, device="io")
         outer.addWidget(self.compare, 1)
         self.cmp_files: dict[str, dict | None] = {"A": None, "B": None}
         self._opened_paths: list[str] = []
@@ -943,7 +944,7 @@ class CodecPanel(Panel):
             self.select_block(0, int(by), int(bx))
 
     # ================================================================== jobs
-    def _submit(self, key: str, name: str, factory, on_result, on_event=None, on_done=None):
+    def _submit(self, key: str, name: str, factory, on_result, on_event=None, on_done=None, device: str = "cpu"):
         old = self._handles.get(key)
         if old is not None and old.state in ("queued", "running", "paused"):
             old.cancel()
@@ -963,7 +964,7 @@ class CodecPanel(Panel):
                 on_done()
 
         handle = self.services.jobs.submit(
-            name, self.name, factory, device="cpu", on_event=on_event, on_result=finished, on_error=failed, on_cancel=cancelled
+            name, self.name, factory, device=device, on_event=on_event, on_result=finished, on_error=failed, on_cancel=cancelled
         )
         self._handles[key] = handle
         return handle
@@ -1384,7 +1385,7 @@ class CodecPanel(Panel):
                 self._psnr_pair = (a, b, value)
                 self._refresh_compare()
 
-        self._submit("compare-psnr", "compare: PSNR", job, done)
+        self._submit("compare-psnr", "compare: PSNR", job, done, device="io")
         return None
 
     def _refresh_compare_files(self, fa: dict | None, fb: dict | None) -> None:

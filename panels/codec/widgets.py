@@ -49,12 +49,9 @@ def difference_image(a: np.ndarray, b: np.ndarray, signed: bool, gain: int, rows
     """The compare view's difference picture of two same-shape uint8 images: ``|B − A|·gain`` or
     ``128 + (B − A)·gain``, clipped to uint8. Worked in bands of ``rows`` rows, so the int16
     temporaries stay small whatever the image size."""
-    job = difference_job(a, b, signed, gain, rows)
-    while True:
-        try:
-            next(job)
-        except StopIteration as stop:
-            return stop.value
+    from engines.jobs import run_job
+
+    return run_job(difference_job(a, b, signed, gain, rows))
 
 
 def _difference_band(a: np.ndarray, b: np.ndarray, signed: bool, gain: int) -> np.ndarray:

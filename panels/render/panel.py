@@ -233,12 +233,8 @@ def _import_viewer_dependencies() -> None:
     """Import what the splat viewer needs when it first shows a scene (its CPU view, scipy's RQ),
     on the calling worker thread: a first import on the GUI thread would freeze it."""
     import scipy.linalg  # noqa: F401
-    import vispy.app.backends._pyside6  # noqa: F401 - the Qt backend vispy.use(app="pyside6") loads
 
     import engines.render.preview  # noqa: F401
-    import panels.offscreen_canvas
-    import panels.render.cpu_view
-    import panels.render.viewer  # noqa: F401
 
 
 def _scene_job(path: str):
@@ -317,6 +313,8 @@ class RenderPanel(Panel):
     export_filters = ("3DGS scene (*.ply);;SuperSplat compressed scene (*.compressed.ply);;splat scene (*.splat);;"
                       "SPZ scene (*.spz);;PNG image (*.png)")
     content_kinds = (fk.PLY_SCENE, fk.SPLAT, fk.SPZ, fk.PNG, fk.JPEG, fk.BMP, fk.POSED_VIEWS)
+    gui_modules = ("qtpy.QtOpenGLWidgets", "vispy.app.backends._pyside6", "panels.offscreen_canvas",
+                   "panels.render.cpu_view", "panels.render.viewer")
     parameter_schema = obj({
         "background": array(number(0, 1), 3, 3), "point_size": number(0.1, 5.0), "sh_degree": number(0, 3, True),
         "aa": {"type": "string"}, "still_scale": number(0.1, 2.0), "primitive": one_of("gaussians", "spheres"),

@@ -256,6 +256,7 @@ class VolumePanel(Panel):
                       "ParaView colour map (*.pv.json);;Label volume (*.nii.gz *.nii)")
     content_kinds = (fk.NIFTI, fk.DICOM, fk.DICOM_FOLDER, fk.NRRD, fk.METAIMAGE, fk.TIFF_STACK, fk.NPY, fk.NPZ,
                      fk.TORCHSCRIPT)
+    gui_modules = ("qtpy.QtOpenGLWidgets", "vispy.app.backends._pyside6", "panels.offscreen_canvas")
     parameter_schema = PARAMETER_SCHEMA
 
     @staticmethod
@@ -264,7 +265,7 @@ class VolumePanel(Panel):
         PyOpenGL (its 3-D textures) and render the letters' glyphs, off the GUI thread."""
         import vispy.scene
 
-        for module in ("freetype", "OpenGL.GL", "OpenGL.arrays.numpymodule", "OpenGL.arrays.nones", "qtpy.QtOpenGLWidgets"):  # first imported by vispy's Text /
+        for module in ("freetype", "OpenGL.GL", "OpenGL.arrays.numpymodule", "OpenGL.arrays.nones"):  # first imported by vispy's Text /
             # 3-D texture: 0.1-0.3 s each
             try:
                 importlib.import_module(module)
@@ -277,12 +278,12 @@ class VolumePanel(Panel):
         except Exception:  # noqa: BLE001, S110 - no usable font here: the view renders its glyphs itself
             pass
 
-        import engines.volume.readers
-        # what the first open, export or classification would import on the GUI thread
+        # the readers, and what the first open, export or classification would import on the GUI thread
         import engines.volume.classify
         import engines.volume.raycast
-        import engines.volume.tf_exchange
-        import panels.volume.shaded_volume  # noqa: F401
+        import engines.volume.readers
+        import engines.volume.tf_exchange  # noqa: F401
+        import panels.volume.shaded_volume  # noqa: F401 - vispy visuals, no Qt class
 
     def __init__(self, services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)
