@@ -10,6 +10,7 @@ Modules:
   ``blockcodec``  ``encode(image, BlockCodecParams)`` / ``decode(bytes)``
   ``realcodecs``  ``run_codec(image, "jpeg"|"webp"|"avif"|"jpeg2000"|"jpegxl"|"block"|"vq", q)``, ``inspect_jpeg``
   ``metrics``     PSNR (RGB, Y/Cb/Cr), SSIM, MS-SSIM
+  ``difference``  ``signed_difference(a, b)``: B − A without wrap-around (the compare view's one subtraction)
   ``rd``          ``rd_sweep_job`` (cancellable), ``bd_rate``, ``bd_psnr``
   ``analysis``    energy compaction, block details for the panel
   ``images``      image loading and bundled samples

@@ -21,6 +21,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from engines.codec.difference import signed_difference
+
 __all__ = ["CompareView", "ImageCanvas", "QuantEditor", "difference_image", "difference_job", "heat_lut", "make_view",
            "show_image"]
 
@@ -47,8 +49,8 @@ def show_image(item: pg.ImageItem, image: np.ndarray) -> None:
 
 def difference_image(a: np.ndarray, b: np.ndarray, signed: bool, gain: int, rows: int = 256) -> np.ndarray:
     """The compare view's difference picture of two same-shape uint8 images: ``|B − A|·gain`` or
-    ``128 + (B − A)·gain``, clipped to uint8. Worked in bands of ``rows`` rows, so the int16
-    temporaries stay small whatever the image size."""
+    ``128 + (B − A)·gain``, clipped to uint8 (B − A from :func:`signed_difference`). Worked in bands
+    of ``rows`` rows, so the signed temporaries stay small whatever the image size."""
     from engines.jobs import run_job
 
     return run_job(difference_job(a, b, signed, gain, rows))
@@ -56,12 +58,12 @@ def difference_image(a: np.ndarray, b: np.ndarray, signed: bool, gain: int, rows
 
 def _difference_band(a: np.ndarray, b: np.ndarray, signed: bool, gain: int) -> np.ndarray:
     gain = int(np.clip(int(gain), 0, 255))  # from 255 on every non-zero difference saturates
-    d = b.astype(np.int16) - a.astype(np.int16)
+    d = signed_difference(a, b)
     if not signed:
         np.abs(d, out=d)
-    limit = 255 // max(gain, 1) + 1  # beyond it the result saturates anyway; |d·gain| ≤ 255 + gain fits int16
+    limit = 255 // max(gain, 1) + 1  # beyond it the result saturates anyway; |d·gain| ≤ 255 + gain fits d's dtype
     np.clip(d, -limit, limit, out=d)
-    d *= np.int16(gain)
+    d *= gain
     if signed:
         d += 128
     return np.clip(d, 0, 255).astype(np.uint8)
@@ -501,10 +503,10 @@ class CompareView(QWidget):
             grid.setColumnMaximumWidth(0, 1e6)
 
     def signed_difference(self) -> np.ndarray | None:
-        """``B − A`` as int16 ``(H, W, 3)`` (None without both images)."""
+        """``B − A`` as a signed ``(H, W, 3)`` array (int16 for uint8 images; None without both images)."""
         if self.a is None or self.b is None:
             return None
-        return self.b.astype(np.int16) - self.a.astype(np.int16)
+        return signed_difference(self.a, self.b)
 
     def _values_shown(self, view: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray | None:
         """The numbers behind what ``view`` (0 = left, 1 = right) shows in rows ``y0:y1``, columns
@@ -520,9 +522,9 @@ class CompareView(QWidget):
             return crop_a
         crop_b = b[y0:y1, x0:x1]
         if mode == 2:
-            return np.abs(crop_b.astype(np.int16) - crop_a)
+            return np.abs(signed_difference(crop_a, crop_b))
         if mode == 3:
-            return crop_b.astype(np.int16) - crop_a
+            return signed_difference(crop_a, crop_b)
         split = self._split_x() - x0  # columns from here on show B
         return np.concatenate([crop_a[:, : max(split, 0)], crop_b[:, max(split, 0) :]], axis=1)
 
@@ -728,7 +730,7 @@ class CompareView(QWidget):
         text = f"x {x}, y {y}   A = {va}"
         if b is not None:
             vb = tuple(int(v) for v in b[y, x])
-            text += f"   B = {vb}   B − A = {tuple(q - p for p, q in zip(va, vb))}"
+            text += f"   B = {vb}   B − A = {tuple(int(v) for v in signed_difference(a[y, x], b[y, x]))}"
         self.readout.setText(text)
         return text
 
