@@ -48,3 +48,52 @@ def test_bad_input_is_one_line_exit_2_and_no_file(tmp_path, capsys, args, text):
     assert code == 2
     assert err.startswith("error: ") and text in err and len(err.strip().splitlines()) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["bad.png"]
+
+
+def test_option_defaults_are_the_engine_defaults(tmp_path):
+    """``generate 3d`` with no options describes DistillSettings() field for field (the job's class)."""
+    from dataclasses import fields
+
+    from engines.distill3d import job
+    from studio.cli import build_parser
+    from studio.cli.generate import _distill_settings
+
+    assert job.DistillSettings is __import__("engines.distill3d", fromlist=["x"]).DistillSettings
+    args = build_parser().parse_args(["generate", "3d", "--out", str(tmp_path / "x.ply")])
+    got, engine = _distill_settings(args), job.DistillSettings()
+    differ = [f.name for f in fields(engine) if getattr(got, f.name) != getattr(engine, f.name)]
+    assert differ == []
+    assert not list(tmp_path.iterdir())
+
+
+def test_3d_help_does_not_import_torch():
+    """Building ``generate 3d --help`` (and importing the settings) imports no torch, diffusers or Qt."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = (f"import sys, contextlib, io; sys.path.insert(0, {str(root)!r}); from studio.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "    try: main(['generate', '3d', '--help'])\n"
+            "    except SystemExit as exc: assert exc.code == 0\n"
+            "import engines.distill3d.settings\n"
+            "assert '--method' in out.getvalue() and 'sds | sjc' in out.getvalue()\n"
+            "print(sorted(m for m in ('torch', 'diffusers', 'numpy', 'PySide6') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--guidance", "nan"], "guidance must be a finite number"),
+    (["--azimuth", "0,inf"], "azimuth must be a finite number"),
+    (["--primitive", "cubes"], "primitive must be"),
+    (["--background", "blue"], "background must be fixed, random or learned"),
+    (["--sh-degree", "3"], "sh_degree must be 0 or 1"),
+])
+def test_bad_settings_are_refused_before_any_work(tmp_path, capsys, args, text):
+    out = tmp_path / "obj.ply"
+    code, _, err = cli(capsys, "--class", "3", *args, "--out", str(out))
+    assert code == 2 and err.startswith("error: ") and text in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())

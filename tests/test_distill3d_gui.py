@@ -53,3 +53,12 @@ def test_3d_mode_cancel_and_reference_drop(page, tmp_path, qtbot):
     page.load_reference(str(ref))
     qtbot.waitUntil(lambda: page.ref_slot.image() is not None, timeout=20000)
     assert page.ref_slot.path == str(ref) and "Image → 3D" in page.status.text()
+
+
+def test_3d_mode_controls_start_at_the_engine_defaults(page):
+    from dataclasses import replace
+
+    from engines.distill3d.job import DistillSettings
+
+    got = page.settings()
+    assert got == replace(DistillSettings(), model=got.model, class_label=7, preview_every=10)

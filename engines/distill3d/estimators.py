@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import torch
 
+from engines.distill3d.settings import WEIGHTINGS
+
 __all__ = ["WEIGHTINGS", "ddim_invert", "reparameterised_loss", "sdi_gradient", "sds_gradient", "sds_weight",
            "sjc_gradient"]
-
-WEIGHTINGS = ("dreamfusion", "uniform", "fantasia3d")
 
 
 def _col(v: torch.Tensor) -> torch.Tensor:

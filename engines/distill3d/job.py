@@ -15,90 +15,20 @@ count, losses = [(step, loss) since the previous preview], ...})`` and returns a
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
 from engines.distill3d.cameras import OrbitSampler, fixed_view
-from engines.distill3d.estimators import (WEIGHTINGS, reparameterised_loss, sdi_gradient, sds_gradient,
-                                          sjc_gradient)
+from engines.distill3d.estimators import reparameterised_loss, sdi_gradient, sds_gradient, sjc_gradient
 from engines.distill3d.scene3d import init_ellipsoid, params_to_scene, render_params
+from engines.distill3d.settings import METHODS, DistillSettings, validate
 from engines.jobs import Log, Preview, Progress, Stopwatch
 
 __all__ = ["METHODS", "DistillResult", "DistillSettings", "distill_job", "provenance_parameters", "t_bounds"]
 
-METHODS = ("sds", "sjc", "vsd", "esd", "sdi")
 PREVIEW_AZIMUTHS = (0.0, 90.0, 180.0, 270.0)
-
-
-@dataclass
-class DistillSettings:
-    """Every knob of a distillation run (all JSON-able; stored in the provenance)."""
-
-    model: str = "digits-flow"
-    class_label: int | None = None
-    prompt: str = ""
-    negative_prompt: str = ""
-    method: str = "sds"
-    steps: int = 1000
-    guidance: float = 10.0  # diffusers CFG convention: ε_u + guidance·(ε_c − ε_u)
-    weighting: str = "dreamfusion"
-    t_min: float = 0.02
-    t_max: float = 0.98
-    t_max_end: float = 0.5  # annealed linearly from t_max to this over the run (= t_max: no anneal)
-    sjc_samples: int = 2  # PAAS noise draws per view
-    # SJC's lowest t: its uniform weighting lets the small-noise steps (where a render is furthest out of
-    # the denoiser's distribution) dominate; 0.02 failed class 3 (0.50 front-arc), 0.1 reaches 1.00
-    sjc_t_min: float = 0.1
-    sdi_inversion_steps: int = 3
-    esd_lambda: float = 0.5  # ESD: weight of the camera-conditioned score (1 = VSD)
-    vsd_lr: float = 1e-3
-    particles: int = 1
-    primitive: str = "gaussians"
-    count: int = 1000
-    sh_degree: int = 0
-    init_radii: tuple = (0.55, 0.75, 0.25)
-    init_opacity: float = 0.1
-    azimuth: tuple = (-60.0, 60.0)
-    elevation: tuple = (-5.0, 25.0)
-    radius: float = 2.5
-    fov: float = 40.0
-    jitter: float = 0.05
-    views_per_step: int = 2  # 2 stratified views: half the cost of 4, same front-arc accuracy (benchmark)
-    render_size: int = 0  # 0 = the prior's native size
-    background: str = "fixed"  # fixed | random | learned
-    background_color: tuple = (0.0, 0.0, 0.0)
-    lr_means: float = 2e-3
-    lr_means_final: float = 2e-4
-    lr_scales: float = 1e-2
-    lr_quats: float = 5e-3
-    lr_opacity: float = 5e-2
-    lr_sh: float = 2e-2
-    lr_colors: float = 5e-2
-    lambda_opacity: float = 1e-3
-    lambda_scale: float = 1e-1
-    max_scale: float = 0.12
-    densify: bool = True
-    densify_from: float = 0.1
-    densify_until: float = 0.6
-    densify_every: int = 100
-    grad_threshold: float = 2e-3
-    prune_opacity: float = 0.01
-    max_count: int = 2000  # densify cap: the rasterizer's cost grows with the count
-    lambda_rgb: float = 1000.0  # image -> 3D: reference view losses
-    lambda_mask: float = 100.0
-    fourier: bool = False  # image -> 3D: score distillation on the Fourier amplitude of novel views
-    seed: int = 0
-    preview_every: int = 25
-    preview_size: int = 64
-
-    @classmethod
-    def from_dict(cls, data: dict) -> DistillSettings:
-        """Inverse of ``asdict`` (unknown keys ignored, lists turned back into tuples)."""
-        names = {f.name for f in fields(cls)}
-        clean = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
-        return cls(**clean)
 
 
 @dataclass
@@ -135,32 +65,6 @@ def t_bounds(s: DistillSettings, step: int) -> tuple[float, float]:
     frac = (step - 1) / max(1, s.steps - 1)
     hi = s.t_max + (s.t_max_end - s.t_max) * frac
     return (min(s.sjc_t_min, hi) if s.method == "sjc" else s.t_min), hi
-
-
-def validate(s: DistillSettings) -> None:
-    """Raise ValueError with one clear sentence for bad settings."""
-    if s.method not in METHODS:
-        raise ValueError(f"unknown method {s.method!r}; use one of {', '.join(METHODS)}")
-    if s.steps < 1:
-        raise ValueError("steps must be at least 1")
-    if s.count < 1:
-        raise ValueError("count must be at least 1")
-    if s.primitive not in ("gaussians", "spheres"):
-        raise ValueError("primitive must be 'gaussians' or 'spheres'")
-    if s.sh_degree not in (0, 1):
-        raise ValueError("sh_degree must be 0 or 1")
-    if s.background not in ("fixed", "random", "learned"):
-        raise ValueError("background must be fixed, random or learned")
-    if s.weighting not in WEIGHTINGS:
-        raise ValueError(f"unknown weighting {s.weighting!r}; use one of {', '.join(WEIGHTINGS)}")
-    if not 0.0 < s.t_min < s.t_max < 1.0 or not s.t_min < s.t_max_end < 1.0:
-        raise ValueError("need 0 < t_min < t_max < 1 and t_min < t_max_end < 1")
-    if s.method == "sjc" and not 0.0 < s.sjc_t_min < min(s.t_max, s.t_max_end):
-        raise ValueError("need 0 < sjc_t_min < t_max and sjc_t_min < t_max_end")
-    if s.views_per_step < 1 or s.sjc_samples < 1 or s.particles < 1:
-        raise ValueError("views_per_step, sjc_samples and particles must be at least 1")
-    if not math.isfinite(s.guidance):
-        raise ValueError("guidance must be a finite number")
 
 
 def _optimizer(params: dict, s: DistillSettings) -> torch.optim.Adam:

@@ -114,6 +114,7 @@ class GeneratePanel(Panel):
         import diffusers  # noqa: F401
         import torch  # noqa: F401
 
+        import engines.distill3d.job  # noqa: F401 - the 3D mode's Run imports it
         import engines.generation.interop  # noqa: F401 - read when a PNG with generation text is opened
 
     def __init__(self, services, parent: QWidget | None = None) -> None:

@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from engines.distill3d.settings import DistillSettings
 from panels.generate.widgets import ImageSlot, ImageView, read_image_file
 
 __all__ = ["ThreeDMode", "install_3d_mode"]
@@ -38,6 +39,8 @@ __all__ = ["ThreeDMode", "install_3d_mode"]
 METHOD_LABELS = {"sds": "SDS (DreamFusion)", "sjc": "SJC (perturb-and-average)", "vsd": "VSD (camera-conditioned copy)",
                  "esd": "ESD (entropic, λ on camera)", "sdi": "SDI (DDIM-inverted noise)"}
 VIEW_NAMES = ("front", "side", "back", "other side")
+#: the controls start at the engine's defaults
+DEFAULTS = DistillSettings()
 
 
 class ThreeDMode(QWidget):
@@ -75,26 +78,29 @@ class ThreeDMode(QWidget):
         self.method_combo = QComboBox()
         for key, label in METHOD_LABELS.items():
             self.method_combo.addItem(label, key)
+        self.method_combo.setCurrentIndex(self.method_combo.findData(DEFAULTS.method))
         form.addRow("Method", self.method_combo)
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(1, 20000)
-        self.steps_spin.setValue(1000)
+        self.steps_spin.setValue(DEFAULTS.steps)
         form.addRow("Steps", self.steps_spin)
         self.guidance_spin = QDoubleSpinBox()
         self.guidance_spin.setRange(0.0, 200.0)
-        self.guidance_spin.setValue(10.0)
+        self.guidance_spin.setValue(DEFAULTS.guidance)
         self.guidance_spin.setToolTip("Classifier-free guidance, diffusers convention: ε_u + s·(ε_c − ε_u)")
         form.addRow("Guidance", self.guidance_spin)
         self.primitive_combo = QComboBox()
         self.primitive_combo.addItem("Gaussians", "gaussians")
         self.primitive_combo.addItem("Spheres (Pulsar)", "spheres")
+        self.primitive_combo.setCurrentIndex(self.primitive_combo.findData(DEFAULTS.primitive))
         form.addRow("Primitive", self.primitive_combo)
         self.count_spin = QSpinBox()
         self.count_spin.setRange(10, 100000)
-        self.count_spin.setValue(1000)
+        self.count_spin.setValue(DEFAULTS.count)
         form.addRow("Count", self.count_spin)
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 2)
+        self.seed_spin.setValue(DEFAULTS.seed)
         form.addRow("Seed", self.seed_spin)
         row = QHBoxLayout()
         self.run_button = QPushButton("Run")
@@ -182,8 +188,6 @@ class ThreeDMode(QWidget):
     # ------------------------------------------------------------------ parameters
     def settings(self):
         """A :class:`DistillSettings` from the controls."""
-        from engines.distill3d import DistillSettings
-
         info = self._info()
         return DistillSettings(
             model=info.path if info else "digits-flow", class_label=self.class_combo.currentData(),

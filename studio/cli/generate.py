@@ -12,6 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
+from engines.distill3d.settings import BACKGROUNDS, METHODS, PRIMITIVES, DistillSettings, validate
 from engines.generation.params import (
     CONTROL_PREPROCESSORS,
     HIRES_MODES,
@@ -24,6 +25,8 @@ from studio.cli.common import CliError, add_force, add_verb, run_with_progress
 
 #: the engine's defaults, which the options' defaults are (edit's --strength aside: 0.75 there)
 _DEFAULT = GenerationParams()
+#: ``generate 3d``'s options default to these
+_DEFAULT_3D = DistillSettings()
 
 
 def _add_model_dir(parser: argparse.ArgumentParser) -> None:
@@ -261,25 +264,31 @@ def _train_digits(args) -> dict:
     return result
 
 
+def _pair_text(pair: tuple) -> str:
+    return ",".join(f"{v:g}" for v in pair)
+
+
 def _register_3d(subparsers) -> None:
+    d = _DEFAULT_3D
     p = add_verb(subparsers, "3d", _distill_3d, "text/class/image to 3D Gaussians or spheres by score distillation")
-    p.add_argument("--model", default="digits-flow", help="model name (see 'generate models') or path")
-    p.add_argument("--class", dest="class_label", type=int, default=None, help="class label (class-conditional models)")
-    p.add_argument("--prompt", default="", help="text prompt (text-conditioned models; view suffixes are added)")
-    p.add_argument("--negative-prompt", default="", help="negative prompt (text models)")
+    p.add_argument("--model", default=d.model, help="model name (see 'generate models') or path")
+    p.add_argument("--class", dest="class_label", type=int, default=d.class_label,
+                   help="class label (class-conditional models)")
+    p.add_argument("--prompt", default=d.prompt, help="text prompt (text-conditioned models; view suffixes are added)")
+    p.add_argument("--negative-prompt", default=d.negative_prompt, help="negative prompt (text models)")
     p.add_argument("--image", default=None, help="reference image for image to 3D (alpha or automatic mask)")
-    p.add_argument("--method", default="sds", help="sds | sjc | vsd | esd | sdi")
-    p.add_argument("--steps", type=int, default=1000, help="optimisation steps")
-    p.add_argument("--guidance", type=float, default=10.0, help="CFG scale, diffusers convention u + s(c - u)")
-    p.add_argument("--primitive", default="gaussians", help="gaussians | spheres")
-    p.add_argument("--count", type=int, default=1000, help="initial number of primitives")
-    p.add_argument("--sh-degree", type=int, default=0, help="SH degree of the Gaussians' colour (0 or 1)")
-    p.add_argument("--views", type=int, default=2, help="random orbit views per step")
-    p.add_argument("--azimuth", default="-60,60", help="training azimuth range in degrees (A,B)")
-    p.add_argument("--elevation", default="-5,25", help="training elevation range in degrees (A,B)")
-    p.add_argument("--background", default="fixed", help="fixed | random | learned")
+    p.add_argument("--method", default=d.method, help=" | ".join(METHODS))
+    p.add_argument("--steps", type=int, default=d.steps, help="optimisation steps")
+    p.add_argument("--guidance", type=float, default=d.guidance, help="CFG scale, diffusers convention u + s(c - u)")
+    p.add_argument("--primitive", default=d.primitive, help=" | ".join(PRIMITIVES))
+    p.add_argument("--count", type=int, default=d.count, help="initial number of primitives")
+    p.add_argument("--sh-degree", type=int, default=d.sh_degree, help="SH degree of the Gaussians' colour (0 or 1)")
+    p.add_argument("--views", type=int, default=d.views_per_step, help="random orbit views per step")
+    p.add_argument("--azimuth", default=_pair_text(d.azimuth), help="training azimuth range in degrees (A,B)")
+    p.add_argument("--elevation", default=_pair_text(d.elevation), help="training elevation range in degrees (A,B)")
+    p.add_argument("--background", default=d.background, help=" | ".join(BACKGROUNDS))
     p.add_argument("--fourier", action="store_true", help="image to 3D: score distillation on the Fourier amplitude")
-    p.add_argument("--seed", type=int, default=0, help="seed (same seed, same .ply)")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed (same seed, same .ply)")
     p.add_argument("--out", required=True, help="output .ply (3DGS layout) with a .json provenance sidecar")
     p.add_argument("--turntable", default=None, help="also write a 36-frame turntable (.webp or .gif)")
     p.add_argument("--classes", type=int_list, default=None, help="batch: class labels such as 0-9 (one .ply each)")
@@ -290,35 +299,36 @@ def _register_3d(subparsers) -> None:
     add_force(p)
 
 
-def _distill_settings(args):
-    """The DistillSettings the ``generate 3d`` options describe."""
-    from engines.distill3d import DistillSettings
+def _distill_settings(args) -> DistillSettings:
+    """The DistillSettings the ``generate 3d`` options describe (checked: CliError on a bad value)."""
     from studio.cli.common import parse_pair
 
-    return DistillSettings(
+    settings = DistillSettings(
         model=args.model, class_label=args.class_label, prompt=args.prompt, negative_prompt=args.negative_prompt,
         method=args.method, steps=args.steps, guidance=args.guidance, primitive=args.primitive, count=args.count,
         sh_degree=args.sh_degree, views_per_step=args.views, azimuth=parse_pair(args.azimuth, float, "--azimuth"),
         elevation=parse_pair(args.elevation, float, "--elevation"), background=args.background,
         fourier=args.fourier, seed=args.seed)
+    try:
+        validate(settings)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return settings
 
 
 def _distill_3d(args) -> dict:
-    from engines.distill3d import METHODS, distill_job
+    from engines.distill3d import distill_job
     from engines.generation.models import ModelError
     from studio.export import ExportError
     from studio.export_3d import check_outputs, save_distill_outputs
 
-    if args.method not in METHODS:
-        raise CliError(f"unknown method {args.method!r}; use one of {', '.join(METHODS)}")
-    if args.steps < 1 or args.count < 1:
-        raise CliError("--steps and --count must be at least 1")
+    settings = _distill_settings(args)
     if args.class_label is not None and args.prompt:
         raise CliError("give either --class or --prompt, not both")
     if args.classes or args.prompts or args.seeds or args.executor is not None:
         from studio.cli.batch import distill_batch_verb
 
-        return distill_batch_verb(args, _distill_settings(args), _model_dirs(args))
+        return distill_batch_verb(args, settings, _model_dirs(args))
     try:
         check_outputs(args.out, args.turntable, args.force)
     except ExportError as exc:
@@ -336,7 +346,6 @@ def _distill_3d(args) -> dict:
             reference = np.asarray(image.convert("RGBA" if "A" in image.getbands() else "RGB"))
         except (ImageFileError, OSError, ValueError) as exc:
             raise CliError(f"reference image: {exc}") from None
-    settings = _distill_settings(args)
     try:
         result = run_with_progress(distill_job(settings, reference, model_folders=_model_dirs(args)), quiet=args.json)
         written = save_distill_outputs(result, args.out, args.turntable, force=args.force, reference=args.image)
