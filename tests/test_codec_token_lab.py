@@ -302,24 +302,23 @@ def test_token_file_opens_decoded_with_the_tokenizer_that_made_it(tmp_path):
 
 
 def test_training_curves_redraw_coalesced_with_every_point(qtbot):
-    """Live evaluations arriving faster than PLOT_INTERVAL_MS are drawn together: no repaint of the
-    four plots per event, and the drawn curves hold every point once the interval has passed."""
+    """Live evaluations arriving faster than REDRAW_INTERVAL_MS are drawn together: no repaint of the
+    plots per event, and the drawn curves hold every point once the interval has passed."""
     from engines.jobs import Preview
+    from panels import live_plot
     from panels.codec import tokens_tab
 
     tab = tokens_tab.TokensTab(lambda *a, **k: None, lambda: None, lambda *a, **k: None)
     qtbot.addWidget(tab)
     draws = []
     original = tab._plot_history
-    tab._plot_timer.timeout.disconnect()
-    tab._plot_history = lambda: (draws.append(1), original())
-    tab._plot_timer.timeout.connect(tab._plot_history)
+    tab._plot_throttle._fn = lambda: (draws.append(1), original())
     keys = [key for key, _title, _unit in tokens_tab.SERIES]
     for step in range(1, 21):
         tab._on_event(Preview(image=None, data={"step": step, **{key: 0.5 for key in keys}}))
     assert draws == []  # nothing drawn inside the events
     qtbot.waitUntil(lambda: len(draws) == 1, timeout=5000)
-    qtbot.wait(tokens_tab.PLOT_INTERVAL_MS + 50)
+    qtbot.wait(live_plot.REDRAW_INTERVAL_MS + 50)
     assert len(draws) == 1
     x, _y = tab.curves["psnr"].getData()
     assert list(x) == list(range(1, 21))

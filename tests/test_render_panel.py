@@ -130,11 +130,12 @@ def test_fit_tiny_export_and_open_in_viewer(panel, qtbot, tmp_path):
 
 
 def test_fit_plot_redraws_are_coalesced_and_end_with_every_step(panel, qtbot, monkeypatch):
-    """The PSNR / loss plot (a ~25 ms repaint with its grid) is redrawn at most once per
-    PLOT_INTERVAL_MS during a fit, not once per step, and shows every step once the fit ends."""
+    """The PSNR / loss plot is redrawn at most once per REDRAW_INTERVAL_MS during a fit, not once per
+    step, shows every step once the fit ends, and its ranges (which repaint the cached axes when they
+    move) moved only a few times yet hold every point."""
     import time
 
-    from panels.render import panel as panel_module
+    from panels import live_plot
 
     yy, xx = np.mgrid[0:16, 0:16]
     panel.receive("image", np.stack([xx * 16, yy * 16, np.full_like(xx, 128)], -1).astype(np.uint8))
@@ -148,9 +149,17 @@ def test_fit_plot_redraws_are_coalesced_and_end_with_every_step(panel, qtbot, mo
     seconds = time.monotonic() - started
     steps = [h["step"] for h in panel._history]
     assert len(steps) >= 10  # the fit reported its steps (a preview every few steps)
-    assert len(draws) <= 3 + seconds * 1000 / panel_module.PLOT_INTERVAL_MS  # start, end, and one per interval
+    assert len(draws) <= 3 + seconds * 1000 / live_plot.REDRAW_INTERVAL_MS  # start, end, and one per interval
     x, _y = panel.psnr_curve.getData()
     assert list(x) == steps
+    (x0, x1), (y0, y1) = panel.plot.getViewBox().viewRange()
+    assert (x0, x1) == (0, 240)  # the fit's steps, known at the start
+    psnr = [h["psnr"] for h in panel._history]
+    assert y0 <= min(psnr) and max(psnr) <= y1 and (max(psnr) - min(psnr)) >= 0.3 * (y1 - y0)
+    (_lx0, _lx1), (l0, l1) = panel.loss_box.viewRange()
+    loss = [h["loss"] for h in panel._history]
+    assert l0 <= min(loss) and max(loss) <= l1
+    assert panel.psnr_view.y.changes + panel.loss_view.y.changes < len(draws)  # not a new range per redraw
 
 
 def test_fit_cancel(panel, qtbot):

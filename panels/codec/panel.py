@@ -39,6 +39,7 @@ from engines import filekinds as fk
 from engines.provenance import array, number, obj, one_of, text
 from panels.base import OpenError, Panel
 from panels.codec.widgets import CompareView, ImageCanvas, QuantEditor, heat_lut, make_view
+from panels.live_plot import Throttle
 from studio.widgets.progress import set_progress_later
 
 TRANSFORMS = ["dct", "wht", "sdct", "rdct", "bas2008", "jam-rdct", "minangle"]
@@ -267,10 +268,7 @@ class CodecPanel(Panel):
         self._encode_timer.setSingleShot(True)
         self._encode_timer.setInterval(250)
         self._encode_timer.timeout.connect(self.encode)
-        self._rd_plot_timer = QTimer(self)  # redraws the RD plot at most every 200 ms while a sweep runs
-        self._rd_plot_timer.setSingleShot(True)
-        self._rd_plot_timer.setInterval(200)
-        self._rd_plot_timer.timeout.connect(self._plot_rd)
+        self._rd_plot_throttle = Throttle(self._plot_rd, 200, parent=self)  # the RD plot during a sweep
 
     # ================================================================== layout
     def _build(self) -> None:
@@ -1512,14 +1510,12 @@ class CodecPanel(Panel):
             set_progress_later(self.rd_progress, int(100 * event.fraction))
         elif isinstance(event, Preview) and "row" in event.data:
             self.rd_rows.append(event.data["row"])
-            if not self._rd_plot_timer.isActive():  # coalesce the rows of a burst into one redraw
-                self._rd_plot_timer.start()
+            self._rd_plot_throttle.request()  # the rows of a burst: one redraw
 
     def _on_rd_done(self, rows: list[dict]) -> None:
-        self._rd_plot_timer.stop()
         self.rd_rows = rows
         self.rd_progress.setValue(100)
-        self._plot_rd()
+        self._rd_plot_throttle.flush()
         labels = list(self.rd_curves)
         self.rd_anchor.blockSignals(True)
         self.rd_anchor.clear()

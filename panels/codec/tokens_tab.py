@@ -8,15 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from panels.codec.widgets import make_view
+from panels.live_plot import LiveView, StableRange, Throttle, cache_axes
 
 __all__ = ["TokensTab", "tokens_train_job"]
 
-#: the training curves redraw at most this often while a tokenizer trains (ms)
-PLOT_INTERVAL_MS = 250
 QUANTIZER_LABELS = {"vq": "VQ (straight-through)", "vq-rotation": "VQ + rotation trick", "fsq": "FSQ", "bsq": "BSQ", "ibq": "IBQ (index backprop)"}
 EVAL_SIDE = 256  # live evaluation on a centre crop of at most this size
 SERIES = (("utilisation", "codebook utilisation", "% of codes used"), ("perplexity", "perplexity", "exp H"),
@@ -67,9 +66,7 @@ class TokensTab(QWidget):
     def __init__(self, submit, image, notify, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._submit, self._image, self._notify = submit, image, notify
-        self._plot_timer = QTimer(self)  # the four curves (a ~30 ms repaint) redraw at most every PLOT_INTERVAL_MS
-        self._plot_timer.setSingleShot(True)
-        self._plot_timer.timeout.connect(self._plot_history)
+        self._plot_throttle = Throttle(self._plot_history, parent=self)  # live curves: see panels/live_plot.py
         self.result: dict | None = None
         self._trained: list = []  # tokenizers trained in this session, newest first
         self.history: list[dict] = []
@@ -102,7 +99,7 @@ class TokensTab(QWidget):
         outer.addLayout(bar)
         body = QHBoxLayout()
         self.plots = pg.GraphicsLayoutWidget()
-        self.curves = {}
+        self.curves, self.live_views = {}, {}
         for i, (key, title, unit) in enumerate(SERIES):
             plot = self.plots.addPlot(row=i // 2, col=i % 2, title=title)
             plot.setLabel("bottom", "step")
@@ -110,6 +107,8 @@ class TokensTab(QWidget):
             plot.showGrid(x=True, y=True, alpha=0.25)
             plot.getAxis("left").enableAutoSIPrefix(False)
             self.curves[key] = plot.plot([], [], pen=pg.mkPen((90, 170, 250), width=2), symbol="o", symbolSize=4)
+            cache_axes(plot, ("left", "bottom"))
+            self.live_views[key] = LiveView(plot.getViewBox(), x=StableRange())
         body.addWidget(self.plots, 3)
         self.views = pg.GraphicsLayoutWidget()
         self.views.setBackground("#202020")
@@ -149,8 +148,9 @@ class TokensTab(QWidget):
         self.item_rec.clear()
         self.history = []
         self.result = None
-        for c in self.curves.values():
+        for key, c in self.curves.items():
             c.setData([], [])
+            self.live_views[key].reset(x_fixed=(0, steps))
         self.status.setText("starting…")
         self.train_btn.setEnabled(False)
         self.export_btn.setEnabled(False)
@@ -191,14 +191,14 @@ class TokensTab(QWidget):
                 self.status.setText(f"step {event.step}/{event.total}")
         elif isinstance(event, Preview) and "utilisation" in event.data:
             self.history.append(event.data)
-            if not self._plot_timer.isActive():
-                self._plot_timer.start(PLOT_INTERVAL_MS)
+            self._plot_throttle.request()
 
     def _plot_history(self) -> None:
-        self._plot_timer.stop()
         steps = [h["step"] for h in self.history]
         for key, curve in self.curves.items():
-            curve.setData(steps, [h[key] * (100.0 if key == "utilisation" else 1.0) for h in self.history])
+            values = [h[key] * (100.0 if key == "utilisation" else 1.0) for h in self.history]
+            curve.setData(steps, values)
+            self.live_views[key].show(steps, values)
 
     def _on_done(self) -> None:
         self.train_btn.setEnabled(True)

@@ -38,6 +38,7 @@ from qtpy.QtWidgets import (
 from engines import filekinds as fk
 from engines.provenance import array, number, obj, one_of
 from panels.base import OpenError, Panel
+from panels.live_plot import LiveView, StableRange, Throttle, cache_axes
 from panels.render.widgets import ImageView, to_uint8
 from studio.widgets.progress import set_progress_later
 
@@ -196,8 +197,6 @@ def viewer_arrays(scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.ascontiguousarray(scene.means.numpy(), np.float32), colors, cov
 
 
-#: the fit's PSNR / loss plot redraws at most this often during a fit (ms)
-PLOT_INTERVAL_MS = 250
 RENDERERS = {"splat": "Splatting", "raygauss": "RayGauss (slow, no popping)"}  # key -> label
 
 
@@ -342,9 +341,6 @@ class RenderPanel(Panel):
         self.still_handle = None
         self.background = (0.0, 0.0, 0.0)
         self._history: list[dict] = []
-        self._plot_timer = QTimer(self)  # the PSNR / loss curves redraw at most every PLOT_INTERVAL_MS
-        self._plot_timer.setSingleShot(True)
-        self._plot_timer.timeout.connect(self._draw_history)
         self._build()
         self.parameters_widget()
         self._view_arrays: tuple | None = None  # (scene, viewer arrays) prepared off the GUI thread
@@ -475,6 +471,12 @@ class RenderPanel(Panel):
         legend.addItem(self.loss_curve, "loss (right axis)")
         main_box = self.plot.getViewBox()
         main_box.sigResized.connect(lambda *_: self.loss_box.setGeometry(main_box.sceneBoundingRect()))
+        # cheap repaints during a fit: cached axes, ranges that move only when the curves leave them,
+        # at most one redraw per REDRAW_INTERVAL_MS (see panels/live_plot.py)
+        cache_axes(self.plot.getPlotItem())
+        self.psnr_view = LiveView(main_box, x=StableRange())
+        self.loss_view = LiveView(self.loss_box)
+        self._plot_throttle = Throttle(self._draw_history, parent=self)
         f.addWidget(self.plot, 2)
         status = QHBoxLayout()
         self.fit_progress = QProgressBar()
@@ -1157,7 +1159,9 @@ class RenderPanel(Panel):
         init = self.fit_init
         init = init.with_degree(settings.sh_degree) if init is not None and settings.primitive == "gaussians" else None
         self._history = []
-        self._draw_history()
+        self.psnr_view.reset(x_fixed=(0, settings.steps))
+        self.loss_view.reset()
+        self._plot_throttle.flush()
         self.fit_result = None
         self.fit_status.setText("Starting…")
         self.pause_button.setChecked(False)
@@ -1185,21 +1189,21 @@ class RenderPanel(Panel):
                 self.current_caption.setText("Current render" + (f" (step {step})" if step is not None else ""))
             if "step" in event.data:
                 self._history.append(event.data)
-                if not self._plot_timer.isActive():
-                    self._plot_timer.start(PLOT_INTERVAL_MS)
+                self._plot_throttle.request()
 
     def _draw_history(self) -> None:
-        """The PSNR and loss curves of the fit so far (a repaint of the plot and its grid costs ~25 ms:
-        coalesced instead of one per step)."""
-        self._plot_timer.stop()
+        """The PSNR and loss curves of the fit so far (throttled, on stable ranges)."""
         steps = [h["step"] for h in self._history]
-        self.psnr_curve.setData(steps, [h["psnr"] for h in self._history])
-        self.loss_curve.setData(steps, [h["loss"] for h in self._history])
+        psnr, loss = [h["psnr"] for h in self._history], [h["loss"] for h in self._history]
+        self.psnr_curve.setData(steps, psnr)
+        self.loss_curve.setData(steps, loss)
+        self.psnr_view.show(steps, psnr)
+        self.loss_view.show(steps, loss)
         if steps:
             self.plot.setTitle(None)
 
     def _fit_done(self, result) -> None:
-        self._draw_history()  # the last steps' points
+        self._plot_throttle.flush()  # the last steps' points
         self.fit_handle = None
         self.fit_result = result
         self.fit_progress.setValue(1000)
@@ -1208,7 +1212,7 @@ class RenderPanel(Panel):
         self._update_buttons()
 
     def _fit_failed(self, record) -> None:
-        self._draw_history()
+        self._plot_throttle.flush()
         self.fit_handle = None
         self.fit_status.setText(f"Failed: {record.error}")
         self.services.notify(f"Fit failed: {record.error}", "error")
