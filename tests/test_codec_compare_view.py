@@ -240,3 +240,84 @@ def test_compare_psnr_of_a_large_pair_is_measured_by_a_job_once(make_panel, qtbo
     panel._refresh_compare()
     panel._refresh_compare()
     assert len(threads) == n and want in panel.compare.stats.text()
+
+
+class _HeldJobs:
+    """Stands in for the job queue: keeps every difference job until the test finishes it, so
+    results can arrive late and in any order."""
+
+    def __init__(self) -> None:
+        self.jobs: list = []
+
+    def __call__(self, name, factory, on_result):
+        handle = type("Handle", (), {"state": "running"})()
+        self.jobs.append((factory, on_result, handle))
+        return handle
+
+    def finish(self, index: int) -> None:
+        from engines.jobs import run_job
+
+        factory, on_result, handle = self.jobs[index]
+        value = run_job(factory())
+        handle.state = "done"
+        on_result(value)
+
+
+def _is_computing(view, a) -> bool:
+    """The left view shows this pair's A dimmed under the placeholder (and nothing else)."""
+    return (_shows_array(view.item_a, a) and view.item_a.opacity() < 0.5 and view.computing.isVisible()
+            and "computing difference" in view.computing.textItem.toPlainText() and "computing" in view.label_a.text)
+
+
+def test_left_view_never_shows_an_old_pair_while_a_difference_job_runs(shown_view, qtbot):
+    """Switching to difference mode or to another pair while the difference is computed shows the
+    new pair's A dimmed under "computing difference…"; a late result of an older pair is not shown."""
+    view = shown_view
+    jobs = view.run_job = _HeldJobs()
+    view.DIFF_ON_GUI_MAX_PIXELS = 100  # the 24x40 pairs count as large here
+    pairs = [_pair(seed=s) for s in (21, 22, 23)]
+    (a1, b1), (a2, b2), (a3, b3) = pairs
+    view.set_pair(a1, b1, "A", "B")
+    assert _shows_array(view.item_a, a1) and view.item_a.opacity() == 1 and not view.computing.isVisible()
+    view.mode.setCurrentText("Difference")
+    view.gain.setValue(2)
+    assert _is_computing(view, a1)
+    jobs.finish(len(jobs.jobs) - 1)  # the gain-2 job (an earlier gain's job never finishes)
+    want1 = np.clip(np.abs(b1.astype(int) - a1) * 2, 0, 255)
+    np.testing.assert_array_equal(view.item_a.image, want1)
+    assert view.item_a.opacity() == 1 and not view.computing.isVisible() and "computing" not in view.label_a.text
+    view.set_pair(a2, b2, "A2", "B2")  # another pair: not pair 1's difference
+    assert _is_computing(view, a2)
+    job2 = len(jobs.jobs) - 1
+    view.set_pair(a3, b3, "A3", "B3")  # and another, before pair 2's job is done
+    assert _is_computing(view, a3)
+    jobs.finish(job2)  # pair 2's result arrives late: not shown
+    assert _is_computing(view, a3)
+    jobs.finish(len(jobs.jobs) - 1)
+    np.testing.assert_array_equal(view.item_a.image, np.clip(np.abs(b3.astype(int) - a3) * 2, 0, 255))
+    assert view.item_a.opacity() == 1 and not view.computing.isVisible()
+    view.mode.setCurrentText("Split")  # back to split: A at full opacity
+    assert _shows_array(view.item_a, a3) and view.item_a.opacity() == 1 and not view.computing.isVisible()
+
+
+def test_megapixel_pair_switch_in_the_panel_shows_the_new_a_until_its_difference_arrives(make_panel, qtbot):
+    """Real queue, real ≥ 1 Mpx images: after switching pairs in difference mode the left view shows
+    the new A dimmed (never the old difference), then exactly the new pair's difference."""
+    from panels.codec import CodecPanel
+
+    panel = make_panel(CodecPanel)
+    panel.p_auto.setChecked(False)
+    view = panel.compare
+    (a1, b1), (a2, b2) = _pair(1024, 1100, seed=31), _pair(1024, 1100, seed=32)
+    assert a1.shape[0] * a1.shape[1] > view.DIFF_ON_GUI_MAX_PIXELS
+    view.mode.setCurrentText("Signed difference")
+    view.set_pair(a1, b1, "A", "B")
+    assert _is_computing(view, a1)
+    want1 = np.clip(128 + (b1.astype(int) - a1) * 4, 0, 255)
+    qtbot.waitUntil(lambda: not view.computing.isVisible(), timeout=30000)
+    np.testing.assert_array_equal(view.item_a.image, want1)
+    view.set_pair(a2, b2, "A2", "B2")
+    assert _is_computing(view, a2)
+    qtbot.waitUntil(lambda: not view.computing.isVisible(), timeout=30000)
+    np.testing.assert_array_equal(view.item_a.image, np.clip(128 + (b2.astype(int) - a2) * 4, 0, 255))
+    assert view.item_a.opacity() == 1

@@ -375,6 +375,12 @@ class CompareView(QWidget):
         self.divider = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen((255, 220, 0), width=2))
         self.divider.setZValue(10)
         self.view_a.addItem(self.divider)
+        # while a difference job runs: the pair's A dimmed under this placeholder (never an old picture)
+        self.computing = pg.TextItem("computing difference…  (A shown dimmed)", color=(255, 255, 255),
+                                     anchor=(0.5, 0.5), fill=pg.mkBrush(0, 0, 0, 190))
+        self.computing.setZValue(15)
+        self.computing.setVisible(False)
+        self.view_a.addItem(self.computing)
         layout.addWidget(self.canvas, 1)
         self.setAcceptDrops(True)
         self.canvas.setAcceptDrops(False)  # drops go to this widget, not to the graphics scene
@@ -682,18 +688,15 @@ class CompareView(QWidget):
         self.split_clip.setVisible(split)
         if a is None:
             self._clear(self.item_a, self.item_b, self.item_split_b)
+            self._show_computing(False)
             self.label_a.setText("No image yet: load one (Image tab or dock), then press 'Encode B', or drop two files here")
             self._draw_values()
             return
-        pending = ""
-        if mode in (2, 3) and b is not None:
-            diff = self._difference_for_display()
-            if diff is not None:
-                self._show(self.item_a, diff)
-            else:
-                pending = "  (computing…)"  # the job refreshes the view when it is done
-        else:
-            self._show(self.item_a, a)
+        wants_diff = mode in (2, 3) and b is not None
+        diff = self._difference_for_display() if wants_diff else None
+        pending = "  (computing…)" if wants_diff and diff is None else ""  # the job refreshes the view when done
+        self._show(self.item_a, a if diff is None else diff)
+        self._show_computing(bool(pending))
         if split:
             self._show(self.item_split_b, b)
             self._place_split_clip()
@@ -710,6 +713,18 @@ class CompareView(QWidget):
         elif mode == 3:
             self.label_a.setText(f"128 + (B − A) × {self.gain.value()}  (grey = equal, bright = B larger){pending}")
         self._draw_values()
+
+    #: opacity of A under the "computing difference…" placeholder
+    COMPUTING_OPACITY = 0.3
+
+    def _show_computing(self, on: bool) -> None:
+        """A difference job runs (``on``): A of this pair dimmed under a placeholder, so the left view
+        never shows an older pair's picture as the difference; off: full opacity, no placeholder."""
+        self.item_a.setOpacity(self.COMPUTING_OPACITY if on else 1.0)
+        self.computing.setVisible(on)
+        if on:
+            h, w = self.a.shape[:2]
+            self.computing.setPos(w / 2, h / 2)
 
     def _on_move(self, scene_pos) -> None:
         if self.a is None:
