@@ -45,6 +45,14 @@ def ensure_worker_threads(count: int = MIN_WORKER_THREADS) -> None:
         pool.setMaxThreadCount(count)
 
 
+def is_gui_thread() -> bool:
+    """Whether the calling thread is the Qt application's (GUI) thread; False without an application."""
+    from qtpy.QtCore import QCoreApplication, QThread
+
+    app = QCoreApplication.instance()
+    return app is not None and QThread.currentThread() == app.thread()
+
+
 def preload_torch_libraries() -> None:
     """Map torch's large native libraries with the GIL released (Linux), so that the
     ``import torch`` that follows on a background thread does not freeze the GUI thread
@@ -166,13 +174,16 @@ class StartupLoader(QObject):
             self._gui_timer.start(GUI_IMPORT_TURN_MS)
 
     def wait(self, timeout: float = 60.0) -> bool:
-        """Block until every queued step ran (tests, benchmarks); False on timeout. Processes events
-        meanwhile: the last steps (Qt modules) run on the GUI thread."""
+        """Block until every queued step ran (tests, benchmarks); False on timeout. On the GUI thread
+        it processes events meanwhile (the last steps, the Qt modules, run there); on any other thread
+        it only sleeps (``processEvents`` is for the GUI thread alone)."""
         from qtpy.QtCore import QCoreApplication
 
+        on_gui_thread = is_gui_thread()
         deadline = time.monotonic() + timeout
         while self.busy and time.monotonic() < deadline:
-            QCoreApplication.processEvents()
+            if on_gui_thread:
+                QCoreApplication.processEvents()
             time.sleep(0.01)
         return not self.busy
 
