@@ -44,6 +44,8 @@ class Panel(QWidget):
     file_opened = Signal(str)
     #: a background open failed: the path and one clear message
     file_open_failed = Signal(str, str)
+    #: a background open was cancelled (by the user, or replaced by an open of another file): the path
+    file_open_cancelled = Signal(str)
 
     name = "panel"
     title = "Panel"
@@ -64,6 +66,7 @@ class Panel(QWidget):
         self._params_widget: QWidget | None = None
         self._open_seq = 0
         self._open_handle = None
+        self._open_path = ""  # the path of the newest background open
         self._loading_card = None
         self._after_open = None  # runs after the next background open is shown (see open_exported)
 
@@ -160,6 +163,7 @@ class Panel(QWidget):
         self._open_seq += 1
         self._after_open = None
         seq, name = self._open_seq, Path(path).name or str(path)
+        self._open_path = str(path)
         if self._loading_card is None:
             from panels.loading import LoadingOverlay
 
@@ -199,6 +203,8 @@ class Panel(QWidget):
         def on_cancel() -> None:
             if current():
                 self._end_loading()
+            if current() or self._open_path != str(path):  # the same file opened again still goes on
+                self.file_open_cancelled.emit(str(path))
 
         self._open_handle = self.services.jobs.submit(
             f"open {name}", self.name, job, device="io", on_event=on_event, on_result=on_result,

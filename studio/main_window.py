@@ -349,6 +349,7 @@ class MainWindow(QMainWindow):
                 self.services.log(f"{slot.title}: could not restore last parameters ({describe_error(exc)})", "warning")
         widget.file_opened.connect(self._on_file_opened)
         widget.file_open_failed.connect(self._on_file_open_failed)
+        widget.file_open_cancelled.connect(self._on_file_open_cancelled)
         self.stack.insertWidget(self.stack.indexOf(slot.page), widget)
         params.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)  # until shown
         self.params_stack.insertWidget(self.params_stack.indexOf(slot.params_page), params)
@@ -431,6 +432,11 @@ class MainWindow(QMainWindow):
     def _on_file_open_failed(self, path: str, message: str) -> None:
         self._open_messages.pop(path, None)
         self._report_open_failure(f"{Path(path).name or path}: {message}")
+
+    def _on_file_open_cancelled(self, path: str) -> None:
+        """A panel's background open was cancelled: nothing will be opened, forget its message."""
+        if self._open_messages.pop(path, None) is not None:
+            self.statusBar().showMessage(f"Cancelled opening {Path(path).name or path}", 5000)
 
     def _report_open_failure(self, message: str, details: str = "") -> None:
         self.services.log(f"Cannot open {message}", "error", details)

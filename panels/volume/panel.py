@@ -672,7 +672,8 @@ class VolumePanel(Panel):
 
         return self.services.jobs.submit(f"check {Path(path).name}", self.name, lambda: _feature_model_job(path),
                                          device="io", on_result=opened,
-                                         on_error=lambda record: self.file_open_failed.emit(path, record.error))
+                                         on_error=lambda record: self.file_open_failed.emit(path, record.error),
+                                         on_cancel=lambda: self.file_open_cancelled.emit(path))
 
     def receive(self, kind: str, payload: Any) -> None:
         """Accept ``("volume", (Z, Y, X) array)`` from another panel."""
