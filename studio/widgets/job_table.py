@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qtpy.QtCore import Qt, QTimer
+from qtpy.QtGui import QColor, QPalette
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -28,6 +29,8 @@ from studio.jobs import (
 )
 from studio.widgets.progress import set_progress_later
 
+#: the bar colour of a failed job
+FAILED_COLOUR = "#c0392b"
 COLUMNS = ["Job", "Panel", "Progress", "Elapsed", "Remaining", "Status", ""]
 
 
@@ -61,6 +64,15 @@ def queue_summary(records: list[JobRecord]) -> str:
     if etas:
         text += f" · {format_seconds(max(etas))} left"
     return text
+
+
+def mark_failed(bar: QProgressBar) -> None:
+    """Colour a failed job's bar red through its palette (a style sheet would re-style the whole bar:
+    no frame, the text at the top left of the cell instead of centred like the other rows)."""
+    palette = bar.palette()
+    palette.setColor(QPalette.ColorRole.Highlight, QColor(FAILED_COLOUR))
+    palette.setColor(QPalette.ColorRole.HighlightedText, QColor("white"))
+    bar.setPalette(palette)
 
 
 class JobTable(QTableWidget):
@@ -145,9 +157,9 @@ class JobTable(QTableWidget):
         status = self.item(row, 5)
         status.setText(status_text(record))
         status.setToolTip(record.details or record.error or record.state)
-        if record.state == "failed":
+        if record.state == FAILED:
             status.setForeground(Qt.GlobalColor.red)
-            bar.setStyleSheet("QProgressBar::chunk { background: #c0392b; }")
+            mark_failed(bar)
         controls = self.cellWidget(row, 6)
         final = record.state in FINAL_STATES
         for button in controls.findChildren(QPushButton):
