@@ -41,6 +41,16 @@ GOAL_MS = 100.0
 TICK_MS = 5
 
 
+def cpu_wait_seconds() -> float:
+    """Seconds the calling thread has spent runnable but waiting for a CPU (Linux schedstat's
+    run delay; 0 elsewhere)."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as stat:
+            return int(stat.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 class GLFrames:
     """Times every vispy paintGL (the OpenGL frame drawn on the GUI thread; software GL on a
     machine without a GPU). The probe reports stalls with and without these frames."""
@@ -83,7 +93,9 @@ class GLFrames:
 
 class StallProbe:
     """Lateness of a fast GUI-thread timer, recorded per named phase (ms); ``worst_no_gl`` leaves
-    out the time spent drawing OpenGL frames inside a gap, ``worst_frame`` is the longest frame."""
+    out the time spent drawing OpenGL frames inside a gap, ``worst_frame`` is the longest frame;
+    ``worst_gap`` splits the longest gap into the GUI thread's own CPU time and its wait for a CPU
+    (the rest: waiting for the GIL, a lock or the OpenGL driver's threads)."""
 
     def __init__(self) -> None:
         from qtpy.QtCore import QTimer
@@ -92,7 +104,8 @@ class StallProbe:
         self.worst_no_gl: dict[str, float] = {}
         self.worst_frame: dict[str, float] = {}
         self.worst_work: dict[str, float] = {}  # CPU time the GUI thread itself spent between two ticks
-        self.last_cpu = time.thread_time()
+        self.worst_gap: dict[str, tuple[float, float]] = {}  # the longest gap's (own CPU, CPU wait) ms
+        self.last_cpu, self.last_wait = time.thread_time(), cpu_wait_seconds()
         self.phase = "idle"
         self.last = time.perf_counter()
         self.timer = QTimer()
@@ -121,13 +134,15 @@ class StallProbe:
         threading.Thread(target=watch, daemon=True).start()
 
     def _tick(self) -> None:
-        now, cpu = time.perf_counter(), time.thread_time()
+        now, cpu, wait = time.perf_counter(), time.thread_time(), cpu_wait_seconds()
         late = max(0.0, (now - self.last) * 1000.0 - TICK_MS)
         gl = GLFrames.inside(self.last, now) * 1000.0 if late > 20 else 0.0
-        work = (cpu - self.last_cpu) * 1000.0
-        self.last, self.last_cpu = now, cpu
+        work, waited = (cpu - self.last_cpu) * 1000.0, (wait - self.last_wait) * 1000.0
+        self.last, self.last_cpu, self.last_wait = now, cpu, wait
         phase = self.phase
         self.worst_work[phase] = max(self.worst_work.get(phase, 0.0), work)
+        if late >= self.worst.get(phase, 0.0):
+            self.worst_gap[phase] = (work, waited)
         self.worst[phase] = max(self.worst.get(phase, 0.0), late)
         self.worst_no_gl[phase] = max(self.worst_no_gl.get(phase, 0.0), late - gl)
         self.worst_frame[phase] = max(self.worst_frame.get(phase, 0.0), gl)
@@ -137,14 +152,16 @@ class StallProbe:
         self._tick()
         self.phase = phase
         self.worst[phase] = self.worst_no_gl[phase] = self.worst_frame[phase] = self.worst_work[phase] = 0.0
+        self.worst_gap[phase] = (0.0, 0.0)
 
-    def stop(self) -> tuple[float, float, float, float]:
+    def stop(self) -> tuple[float, float, float, float, float, float]:
         """End the phase; returns its longest stall, the longest stall outside OpenGL frames, the
-        longest OpenGL frame and the most CPU time the GUI thread itself spent between two ticks
-        (its own work, whatever other processes do), in ms."""
+        longest OpenGL frame, the most CPU time the GUI thread itself spent between two ticks (its own
+        work, whatever other processes do), and the longest gap's own CPU time and wait for a CPU, in ms."""
         self._tick()
         phase, self.phase = self.phase, "idle"
-        return self.worst[phase], self.worst_no_gl[phase], self.worst_frame[phase], self.worst_work[phase]
+        return (self.worst[phase], self.worst_no_gl[phase], self.worst_frame[phase], self.worst_work[phase],
+                *self.worst_gap[phase])
 
 
 def pump(condition, timeout: float, settle: float = 0.3) -> bool:
@@ -422,51 +439,101 @@ def run_baseline(paths: dict[str, Path], window) -> dict:
     return results
 
 
-def main() -> None:
-    """Measure every phase (studio and baseline) and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller inputs (100k splats, 128³, 4 Mpx)")
-    parser.add_argument("--startup-child", choices=["studio", "baseline"], help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.startup_child:
-        startup_child(args.startup_child)
-        return
+def studio_run(paths: dict[str, Path], out_dir: Path, with_baseline: bool) -> dict:
+    """One measured run in this process: start-up (a fresh child), the studio's phases and, if
+    asked, the baseline. Returns ``{"ours", "base", "startup"}``."""
     from qtpy.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     from studio.gc_guard import install as collect_on_gui_thread
 
     collect_on_gui_thread(app, freeze_long_lived=True)  # garbage collection as in the application (studio.app.run_gui)
-    print("start-up (fresh processes) …", flush=True)
-    startup = {mode: startup_phase(mode) for mode in ("studio", "baseline")}
+    startup = startup_phase("studio")
+    print("studio window …", flush=True)
+    ours, window = run_studio(paths, out_dir)
+    base = None
+    if with_baseline:
+        print("baseline: the same work on the GUI thread …", flush=True)
+        base = run_baseline(paths, window)
+    window.jobs.cancel_all()
+    window.jobs.wait_all(10)
+    return {"ours": {"start-up": startup["max_ms"], **ours}, "base": base, "startup": startup}
+
+
+def print_table(runs: list[dict], base: dict) -> None:
+    """Per phase: the worst and median stall over the runs, how many runs missed the goal, the
+    worst run's breakdown, and the baseline."""
+    n = len(runs)
+    print(f"\nLongest GUI-thread stall per phase, ms (5 ms probe; {os.cpu_count()} CPUs; goal ≤ {GOAL_MS:.0f} ms; "
+          f"{n} run{'s' if n > 1 else ''})")
+    print("  stall: longest gap between probe ticks (worst run; median over the runs); outside GL: without the")
+    print("  OpenGL frames drawn on the GUI thread (software OpenGL here; GL frame: the longest); GUI work: most CPU")
+    print("  time the GUI thread itself spent between two ticks; longest gap: of which the GUI thread's own CPU time")
+    print("  / its wait for a CPU (the rest: waiting for the GIL, a lock or the GL driver's threads); baseline: the")
+    print("  same work called on the GUI thread as the studio did before (stall / GUI work)")
+    print(f"{'phase':<16}{'stall':>6}{'median':>7}{'> goal':>7}{'outside GL':>11}{'GL frame':>9}{'GUI work':>9}"
+          f"{'longest gap':>13}{'baseline':>15}")
+    for phase in runs[0]:
+        rows = [run[phase] for run in runs if phase in run]
+        worst = max(rows, key=lambda r: r[0])
+        stalls = sorted(r[0] for r in rows)
+        median = stalls[len(stalls) // 2] if len(stalls) % 2 else (stalls[len(stalls) // 2 - 1] + stalls[len(stalls) // 2]) / 2
+        over = sum(1 for r in rows if r[0] > GOAL_MS)
+        ref = base.get(phase)
+        ref_text = f"{ref[0]:7.0f} / {ref[3]:5.0f}" if ref is not None else f"{'(a job)':>15}"
+        gap = f"{worst[4]:5.0f} / {worst[5]:4.0f}" if len(worst) > 5 else f"{'–':>11}"
+        print(f"{phase:<16}{worst[0]:6.0f}{median:7.0f}{f'{over}/{n}':>7}{worst[1]:11.0f}{worst[2]:9.0f}"
+              f"{max(r[3] for r in rows):9.0f}{gap:>13}{ref_text}")
+    met = all(run[phase][0] <= GOAL_MS for run in runs for phase in run)
+    clean = sum(1 for run in runs if all(v[0] <= GOAL_MS for v in run.values()))
+    print(f"goal ≤ {GOAL_MS:.0f} ms in every phase: {'met' if met else 'NOT met'} ({clean} of {n} runs within it everywhere)")
+
+
+def main() -> None:
+    """Measure every phase (studio and baseline) and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller inputs (100k splats, 128³, 4 Mpx)")
+    parser.add_argument("--runs", type=int, default=1, help="measured runs, each in a fresh process (default 1: in this one)")
+    parser.add_argument("--startup-child", choices=["studio", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--run-child", help=argparse.SUPPRESS)  # a JSON file: the inputs and whether to run the baseline
+    args = parser.parse_args()
+    if args.startup_child:
+        startup_child(args.startup_child)
+        return
+    if args.run_child:
+        job = json.loads(Path(args.run_child).read_text())
+        result = studio_run({k: Path(v) for k, v in job["paths"].items()}, Path(job["out"]), job["baseline"])
+        print(json.dumps(result))
+        sys.stdout.flush()
+        os._exit(0)
+    print("start-up baseline (a fresh process) …", flush=True)
+    startup_base = startup_phase("baseline")
     out_dir = Path(tempfile.mkdtemp(prefix="gui_stall_"))
     print(f"generating inputs in {out_dir} …", flush=True)
     paths = make_inputs(out_dir, args.quick)
-    print("studio window …", flush=True)
-    ours, window = run_studio(paths, out_dir)
-    print("baseline: the same work on the GUI thread …", flush=True)
-    base = run_baseline(paths, window)
-    ours = {"start-up": startup["studio"]["max_ms"], **ours}
-    base = {"start-up": startup["baseline"]["max_ms"], **base}
-
-    print(f"\nLongest GUI-thread stall per phase, ms (5 ms probe; {os.cpu_count()} CPUs; goal ≤ {GOAL_MS:.0f} ms)")
-    print("  stall: longest gap between probe ticks; outside GL: without OpenGL frames drawn on the GUI thread")
-    print("  (software OpenGL here; GL frame: the longest); GUI work: most CPU time the GUI thread itself spent")
-    print("  between two ticks (its own work, independent of other processes); baseline: the same work called")
-    print("  on the GUI thread as the studio did before (stall / GUI work)")
-    print(f"{'phase':<17}{'stall':>7}{'outside GL':>11}{'GL frame':>9}{'GUI work':>9}{'baseline':>15}  "
-          f"≤ {GOAL_MS:.0f} ms: stall / GUI work")
-    for phase, (value, no_gl, frame, work) in ours.items():
-        ref = base.get(phase)
-        ref_text = f"{ref[0]:7.0f} / {ref[3]:5.0f}" if ref is not None else f"{'(a job)':>15}"
-        print(f"{phase:<17}{value:7.0f}{no_gl:11.0f}{frame:9.0f}{work:9.0f}{ref_text}  "
-              f"{'met' if value <= GOAL_MS else 'NOT met'} / {'met' if work <= GOAL_MS else 'NOT met'}")
-    print(f"(start-up: studio ready in {startup['studio']['seconds']:.1f} s, {startup['studio']['device']}; "
-          f"load average at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: other processes compete "
-          f"for the CPUs and a preempted thread holding the GIL delays the GUI thread too)")
+    if args.runs <= 1:
+        results = [studio_run(paths, out_dir, with_baseline=True)]
+    else:
+        results = []
+        for i in range(args.runs):
+            job = out_dir / f"run{i}.json"
+            job.write_text(json.dumps({"paths": {k: str(v) for k, v in paths.items()}, "out": str(out_dir / f"run{i}"),
+                                       "baseline": i == 0}))
+            (out_dir / f"run{i}").mkdir()
+            print(f"run {i + 1} of {args.runs} (a fresh process) …", flush=True)
+            out = subprocess.run([sys.executable, __file__, "--run-child", str(job)], capture_output=True, text=True,
+                                 timeout=3600, cwd=str(ROOT), check=False)
+            line = next((x for x in reversed(out.stdout.splitlines()) if x.startswith("{")), None)
+            if line is None:
+                raise RuntimeError(f"run {i + 1} failed:\n{out.stderr[-3000:]}")
+            results.append(json.loads(line))
+    base = {"start-up": startup_base["max_ms"], **results[0]["base"]}
+    print_table([r["ours"] for r in results], base)
+    first = results[0]["startup"]
+    print(f"(start-up: studio ready in {first['seconds']:.1f} s, {first['device']}; load average at the end "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: other processes compete for the CPUs and a preempted "
+          f"thread holding the GIL delays the GUI thread too)")
     sys.stdout.flush()
-    window.jobs.cancel_all()
-    window.jobs.wait_all(10)
     os._exit(0)
 
 
