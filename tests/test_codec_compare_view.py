@@ -174,7 +174,7 @@ def test_large_difference_is_computed_by_the_panel_job_not_on_the_gui_thread(mak
     panel = make_panel(CodecPanel)
     panel.p_auto.setChecked(False)
     view = panel.compare
-    view.DIFF_ON_GUI_MAX_PIXELS = 100  # the 24x40 pair counts as large here
+    monkeypatch.setattr(widgets, "PAIR_ON_GUI_MAX_PIXELS", 100)  # the 24x40 pair counts as large here
     a, b = _pair()
     view.set_pair(a, b, "A", "B")
     view.gain.setValue(3)
@@ -226,7 +226,7 @@ def test_compare_psnr_of_a_large_pair_is_measured_by_a_job_once(make_panel, qtbo
     monkeypatch.setattr("engines.codec.metrics.psnr_channels", recording)
     panel = make_panel(CodecPanel)
     panel.p_auto.setChecked(False)
-    panel.compare.DIFF_ON_GUI_MAX_PIXELS = 100  # the 24x40 pair counts as large here
+    monkeypatch.setattr("panels.codec.widgets.PAIR_ON_GUI_MAX_PIXELS", 100)  # the 24x40 pair counts as large here
     a, b = _pair()
     panel.cmp_files["A"] = {"path": "a.png", "name": "a.png", "image": a, "bytes": 500}
     panel.cmp_files["B"] = {"path": "b.png", "name": "b.png", "image": b, "bytes": 400}
@@ -269,12 +269,12 @@ def _is_computing(view, a) -> bool:
             and "computing difference" in view.computing.textItem.toPlainText() and "computing" in view.label_a.text)
 
 
-def test_left_view_never_shows_an_old_pair_while_a_difference_job_runs(shown_view, qtbot):
+def test_left_view_never_shows_an_old_pair_while_a_difference_job_runs(shown_view, qtbot, monkeypatch):
     """Switching to difference mode or to another pair while the difference is computed shows the
     new pair's A dimmed under "computing difference…"; a late result of an older pair is not shown."""
     view = shown_view
     jobs = view.run_job = _HeldJobs()
-    view.DIFF_ON_GUI_MAX_PIXELS = 100  # the 24x40 pairs count as large here
+    monkeypatch.setattr("panels.codec.widgets.PAIR_ON_GUI_MAX_PIXELS", 100)  # the 24x40 pairs count as large here
     pairs = [_pair(seed=s) for s in (21, 22, 23)]
     (a1, b1), (a2, b2), (a3, b3) = pairs
     view.set_pair(a1, b1, "A", "B")
@@ -303,13 +303,13 @@ def test_left_view_never_shows_an_old_pair_while_a_difference_job_runs(shown_vie
 def test_megapixel_pair_switch_in_the_panel_shows_the_new_a_until_its_difference_arrives(make_panel, qtbot):
     """Real queue, real ≥ 1 Mpx images: after switching pairs in difference mode the left view shows
     the new A dimmed (never the old difference), then exactly the new pair's difference."""
-    from panels.codec import CodecPanel
+    from panels.codec import CodecPanel, widgets
 
     panel = make_panel(CodecPanel)
     panel.p_auto.setChecked(False)
     view = panel.compare
     (a1, b1), (a2, b2) = _pair(1024, 1100, seed=31), _pair(1024, 1100, seed=32)
-    assert a1.shape[0] * a1.shape[1] > view.DIFF_ON_GUI_MAX_PIXELS
+    assert a1.shape[0] * a1.shape[1] > widgets.PAIR_ON_GUI_MAX_PIXELS
     view.mode.setCurrentText("Signed difference")
     view.set_pair(a1, b1, "A", "B")
     assert _is_computing(view, a1)
@@ -321,3 +321,35 @@ def test_megapixel_pair_switch_in_the_panel_shows_the_new_a_until_its_difference
     qtbot.waitUntil(lambda: not view.computing.isVisible(), timeout=30000)
     np.testing.assert_array_equal(view.item_a.image, np.clip(128 + (b2.astype(int) - a2) * 4, 0, 255))
     assert view.item_a.opacity() == 1
+
+
+def test_one_pair_size_limit_bounds_both_the_difference_and_the_psnr(make_panel, qtbot, monkeypatch):
+    """PAIR_ON_GUI_MAX_PIXELS decides for the difference image and the PSNR alike: at the limit both
+    are computed on the spot, one pixel over it both go to jobs."""
+    from engines.codec.metrics import psnr_channels
+    from panels.codec import CodecPanel, widgets
+    from panels.codec import panel as panel_module
+
+    panel = make_panel(CodecPanel)
+    panel.p_auto.setChecked(False)
+    view = panel.compare
+    view.mode.setCurrentText("Difference")
+    for limit, seed in ((24 * 40, 41), (24 * 40 - 1, 42)):
+        monkeypatch.setattr(widgets, "PAIR_ON_GUI_MAX_PIXELS", limit)
+        a, b = _pair(seed=seed)
+        panel.cmp_files["A"] = {"path": "a.png", "name": "a.png", "image": a, "bytes": 500}
+        panel.cmp_files["B"] = {"path": "b.png", "name": "b.png", "image": b, "bytes": 400}
+        if panel.cmp_a.count() < 3:
+            panel.cmp_a.addItem("File: a.png")
+        panel.cmp_a.setCurrentIndex(2)
+        panel._refresh_compare()
+        psnr = panel_module._psnr_text(psnr_channels(a, b))
+        diff = np.clip(np.abs(b.astype(int) - a) * view.gain.value(), 0, 255)
+        if limit == a.shape[0] * a.shape[1]:  # at the limit: both right away
+            assert psnr in view.stats.text() and "computing" not in view.label_a.text
+            np.testing.assert_array_equal(view.item_a.image, diff)
+        else:  # one pixel over: both measured by jobs, then shown
+            assert "measuring" in view.stats.text() and "computing" in view.label_a.text
+            qtbot.waitUntil(lambda want=psnr: want in view.stats.text() and not view.computing.isVisible(),
+                            timeout=30000)
+            np.testing.assert_array_equal(view.item_a.image, diff)

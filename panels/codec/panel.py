@@ -38,7 +38,14 @@ from qtpy.QtWidgets import (
 from engines import filekinds as fk
 from engines.provenance import array, number, obj, one_of, text
 from panels.base import OpenError, Panel
-from panels.codec.widgets import CompareView, ImageCanvas, QuantEditor, heat_lut, make_view
+from panels.codec.widgets import (
+    CompareView,
+    ImageCanvas,
+    QuantEditor,
+    heat_lut,
+    make_view,
+    pair_fits_gui_thread,
+)
 from panels.live_plot import Throttle
 from studio.widgets.progress import set_progress_later
 
@@ -1360,14 +1367,14 @@ class CodecPanel(Panel):
 
     def _pair_psnr(self, a: np.ndarray, b: np.ndarray) -> dict | None:
         """PSNR of the pair the Compare tab shows, kept for that pair (refreshes repeat it). A pair
-        over the compare view's GUI-thread limit (1 Mpx) is measured by a job: None until it is done,
-        then the tab refreshes."""
+        over the GUI-thread limit (``widgets.PAIR_ON_GUI_MAX_PIXELS``, the compare view's too) is measured
+        by a job: None until it is done, then the tab refreshes."""
         from engines.codec.metrics import psnr_channels
 
         known = self._psnr_pair
         if known is not None and known[0] is a and known[1] is b:
             return known[2]
-        if a.shape[0] * a.shape[1] <= self.compare.DIFF_ON_GUI_MAX_PIXELS:
+        if pair_fits_gui_thread(a):
             self._psnr_pair = (a, b, psnr_channels(a, b))
             return self._psnr_pair[2]
         self._psnr_pair = (a, b, None)

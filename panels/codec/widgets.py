@@ -23,8 +23,8 @@ from qtpy.QtWidgets import (
 
 from engines.codec.difference import signed_difference
 
-__all__ = ["CompareView", "ImageCanvas", "QuantEditor", "difference_image", "difference_job", "heat_lut", "make_view",
-           "show_image"]
+__all__ = ["PAIR_ON_GUI_MAX_PIXELS", "CompareView", "ImageCanvas", "QuantEditor", "difference_image", "difference_job",
+           "heat_lut", "make_view", "pair_fits_gui_thread", "show_image"]
 
 
 def heat_lut(name: str = "viridis") -> np.ndarray:
@@ -84,6 +84,16 @@ def difference_job(a: np.ndarray, b: np.ndarray, signed: bool, gain: int, rows: 
 
 #: job states in which a difference job will still deliver its result
 _JOB_LIVE = ("queued", "running", "paused")
+
+#: the largest A/B pair (pixels per image) whose per-pixel work runs on the GUI thread: the compare
+#: view's difference image and the Compare tab's PSNR; larger pairs are computed by a job
+PAIR_ON_GUI_MAX_PIXELS = 1 << 20
+
+
+def pair_fits_gui_thread(image: np.ndarray) -> bool:
+    """Whether per-pixel work on a pair of images like ``image`` may run on the GUI thread
+    (at most :data:`PAIR_ON_GUI_MAX_PIXELS` pixels)."""
+    return image.shape[0] * image.shape[1] <= PAIR_ON_GUI_MAX_PIXELS
 
 
 def make_view(layout: pg.GraphicsLayout, title: str = "", row=None, col=None) -> tuple[pg.ViewBox, pg.ImageItem]:
@@ -323,14 +333,12 @@ class CompareView(QWidget):
     No per-pixel work on the GUI thread: the split view stacks B's image on A's, clipped to the
     right of the divider (dragging moves a clip rectangle), and a difference image is cached per
     (A, B, mode, gain) and computed by ``run_job(name, factory, on_result)`` (set by the panel:
-    the studio's job queue) once the images are larger than :attr:`DIFF_ON_GUI_MAX_PIXELS`."""
+    the studio's job queue) once the images are larger than :data:`PAIR_ON_GUI_MAX_PIXELS`."""
 
     MODES = ("Split", "Side by side", "Difference", "Signed difference")
     files_dropped = Signal(list)
     #: screen pixels per image pixel from which values are drawn on the pixels
     VALUE_ZOOM = 34.0
-    #: larger difference images are computed by a job (when ``run_job`` is set)
-    DIFF_ON_GUI_MAX_PIXELS = 1 << 20
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -618,7 +626,7 @@ class CompareView(QWidget):
             return cached
         a, b = self.a, self.b
         key = self._diff_key()
-        if self.run_job is None or a.shape[0] * a.shape[1] <= self.DIFF_ON_GUI_MAX_PIXELS:
+        if self.run_job is None or pair_fits_gui_thread(a):
             return self._store_difference(difference_image(a, b, key[2] == 3, key[3]))
         pending = self._diff_pending
         if pending is not None and self._same_key(pending, key) and getattr(pending[4], "state", "") in _JOB_LIVE:
