@@ -23,6 +23,10 @@ class OpenError(ValueError):
     """A file cannot be opened by a panel (unsupported, corrupt, wrong shape ...)."""
 
 
+#: the ``gui_modules`` of a panel with an off-screen vispy view (panels/offscreen_canvas.py)
+OFFSCREEN_VIEW_MODULES = ("qtpy.QtOpenGLWidgets", "vispy.app.backends._pyside6", "panels.offscreen_canvas")
+
+
 class Panel(QWidget):
     """Base class of the four panels.
 

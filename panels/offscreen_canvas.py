@@ -88,7 +88,7 @@ class OffscreenCanvasView(QWidget):
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._draw)
         canvas.offscreen_view = self
-        self._resize_gl(self.gl_widget.width(), self.gl_widget.height())  # creates the GL context now
+        self._resize_gl(self.gl_widget.size())  # creates the GL context now
 
     # -- frames ---------------------------------------------------------------------------
     def request_frame(self) -> None:
@@ -112,8 +112,7 @@ class OffscreenCanvasView(QWidget):
 
     def _draw(self) -> None:
         self._due = False
-        if self._gl_size_sent != self._gl_target() or self.gl_widget.size() != self._gl_size():
-            self._resize_gl(*self._gl_size_tuple())
+        self._sync_gl_size()
         start = time.perf_counter()
         image = self.gl_widget.grabFramebuffer()  # runs paintGL (vispy's draw), then reads the pixels
         self.last_frame_ms = (time.perf_counter() - start) * 1000.0
@@ -123,25 +122,24 @@ class OffscreenCanvasView(QWidget):
         self.frames += 1
         self.update()
 
-    def _gl_size(self):
-        return self.size().expandedTo(self.minimumSize())
+    def _sync_gl_size(self) -> bool:
+        """Give the hidden GL widget this view's size (and tell vispy its screen's pixel ratio) unless
+        it has them already, e.g. after code set ``canvas.size``; True when it changed."""
+        size = self.size().expandedTo(self.minimumSize())
+        if self._gl_size_sent == (size.width(), size.height(), self.gl_widget.devicePixelRatioF()) \
+                and self.gl_widget.size() == size:
+            return False
+        self._resize_gl(size)
+        return True
 
-    def _gl_target(self) -> tuple[int, int, float]:
-        """The size and pixel ratio the GL widget should have (the view's; its screen's ratio)."""
-        return (*self._gl_size_tuple(), self.gl_widget.devicePixelRatioF())
-
-    def _gl_size_tuple(self) -> tuple[int, int]:
-        size = self._gl_size()
-        return size.width(), size.height()
-
-    def _resize_gl(self, width: int, height: int) -> None:
-        """Give the hidden GL widget this size. A hidden widget gets no resize event from Qt, and its
+    def _resize_gl(self, size) -> None:
+        """Give the hidden GL widget this ``QSize``. A hidden widget gets no resize event from Qt, and its
         framebuffer and vispy's viewport follow that event: send it, without the paint it triggers
         (the frame is drawn once, by :meth:`_draw`)."""
         widget = self.gl_widget
         old = widget.size()
-        widget.resize(width, height)
-        self._gl_size_sent = (width, height, widget.devicePixelRatioF())
+        widget.resize(size)
+        self._gl_size_sent = (size.width(), size.height(), widget.devicePixelRatioF())
         widget.setUpdatesEnabled(False)
         try:
             QApplication.sendEvent(widget, QResizeEvent(widget.size(), old))
@@ -165,8 +163,7 @@ class OffscreenCanvasView(QWidget):
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
-        if self._gl_size_sent != self._gl_target():  # Qt also sends one when a view hidden meanwhile is shown
-            self._resize_gl(*self._gl_size_tuple())
+        if self._sync_gl_size():  # Qt also sends one when a view hidden meanwhile is shown
             self.request_frame()
 
     def showEvent(self, event) -> None:  # noqa: N802

@@ -37,7 +37,7 @@ from qtpy.QtWidgets import (
 
 from engines import filekinds as fk
 from engines.provenance import array, number, obj, one_of
-from panels.base import OpenError, Panel
+from panels.base import OFFSCREEN_VIEW_MODULES, OpenError, Panel
 from panels.live_plot import LiveView, StableRange, Throttle, cache_axes
 from panels.render.widgets import ImageView, to_uint8
 from studio.widgets.progress import set_progress_later
@@ -312,8 +312,7 @@ class RenderPanel(Panel):
     export_filters = ("3DGS scene (*.ply);;SuperSplat compressed scene (*.compressed.ply);;splat scene (*.splat);;"
                       "SPZ scene (*.spz);;PNG image (*.png)")
     content_kinds = (fk.PLY_SCENE, fk.SPLAT, fk.SPZ, fk.PNG, fk.JPEG, fk.BMP, fk.POSED_VIEWS)
-    gui_modules = ("qtpy.QtOpenGLWidgets", "vispy.app.backends._pyside6", "panels.offscreen_canvas",
-                   "panels.render.cpu_view", "panels.render.viewer")
+    gui_modules = (*OFFSCREEN_VIEW_MODULES, "panels.render.cpu_view", "panels.render.viewer")
     parameter_schema = obj({
         "background": array(number(0, 1), 3, 3), "point_size": number(0.1, 5.0), "sh_degree": number(0, 3, True),
         "aa": {"type": "string"}, "still_scale": number(0.1, 2.0), "primitive": one_of("gaussians", "spheres"),

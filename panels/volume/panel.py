@@ -38,7 +38,7 @@ from qtpy.QtWidgets import (
 
 from engines import filekinds as fk
 from engines.provenance import array, number, obj, one_of, text
-from panels.base import OpenError, Panel
+from panels.base import OFFSCREEN_VIEW_MODULES, OpenError, Panel
 from panels.volume.progressive_gl import TURN_MS
 from panels.volume.slices import SliceView, slice_coords, view_to_voxel
 from panels.volume.tf2d_editor import TF2DEditor
@@ -256,7 +256,7 @@ class VolumePanel(Panel):
                       "ParaView colour map (*.pv.json);;Label volume (*.nii.gz *.nii)")
     content_kinds = (fk.NIFTI, fk.DICOM, fk.DICOM_FOLDER, fk.NRRD, fk.METAIMAGE, fk.TIFF_STACK, fk.NPY, fk.NPZ,
                      fk.TORCHSCRIPT)
-    gui_modules = ("qtpy.QtOpenGLWidgets", "vispy.app.backends._pyside6", "panels.offscreen_canvas")
+    gui_modules = OFFSCREEN_VIEW_MODULES
     parameter_schema = PARAMETER_SCHEMA
 
     @staticmethod
