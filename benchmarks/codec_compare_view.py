@@ -52,6 +52,8 @@ def make_baseline_class():
             elif mode == 3:
                 diff = 128 + self.signed_difference() * int(self.gain.value())
                 show_image(self.item_a, np.clip(diff, 0, 255).astype(np.uint8))
+            if mode in (2, 3):
+                self._show_computing(False)  # shown here: at full opacity, no placeholder
 
         def _difference_for_display(self):
             return None  # shown by refresh above
