@@ -33,7 +33,7 @@ from studio import APP_NAME, __version__
 from studio.errors import describe_error
 from studio.export import PendingExport
 from studio.jobs import FINAL_STATES, JobQueue
-from studio.routing import ASK, ERROR, RESTORE, UNSUPPORTED, route_path
+from studio.routing import ASK, ERROR, RESTORE, UNSUPPORTED, choose_panel, route_path, route_paths_job
 from studio.services import StudioServices
 from studio.settings import StudioSettings
 from studio.startup import StartupLoader, ensure_worker_threads
@@ -45,6 +45,8 @@ from studio.widgets.toast import Toast
 
 ICON_DIR = Path(__file__).resolve().parents[1] / "assets" / "icons"
 CLOSE_WAIT_SECONDS = 2.0
+#: the job-queue lane where dropped and chosen paths are examined (not behind a long file open on ``io``)
+EXAMINE_LANE = "examine"
 
 
 class _PanelSlot:
@@ -87,6 +89,8 @@ class MainWindow(QMainWindow):
 
         self.slots: list[_PanelSlot] = []
         self._open_messages: dict[str, str] = {}  # path -> message once its background open ends
+        self._examinations: list[dict] = []  # drops whose paths are examined on a worker, in drop order
+        self._opening_examined = False
         for name, spec in registry if registry is not None else PANEL_REGISTRY:
             slot = _PanelSlot(name, spec)
             try:
@@ -366,24 +370,62 @@ class MainWindow(QMainWindow):
         layout.addStretch(1)
 
     # -- files ------------------------------------------------------------------------
-    def open_paths(self, paths: list[str]) -> list[str]:
-        """Open each path in the panel that handles it; returns the panels that received one."""
-        opened = []
-        for path in paths:
-            panel = self.open_path(path)
-            if panel:
-                opened.append(panel)
-        return opened
+    def _acceptors(self) -> list:
+        return [(slot.name, slot.cls.accepts) for slot in self.slots if slot.cls is not None]
+
+    def open_paths(self, paths: list[str]):
+        """Open dropped / chosen paths, in order, each in the panel that handles it; returns the job handle.
+
+        Their content is examined (headers sniffed, provenance read) by a job on the
+        :data:`EXAMINE_LANE`, never on the GUI thread: a folder of thousands of DICOM files or a
+        network share takes a while. The status line and a job row show it meanwhile. Each path is
+        then opened as :meth:`open_path` would, in drop order, and after the paths of earlier drops.
+        """
+        paths = [os.fspath(path) for path in paths]
+        if not paths:
+            return None
+        examination = {"paths": paths, "routes": None}  # routes: filled when its job ends
+        self._examinations.append(examination)
+        label = (Path(paths[0]).name or paths[0]) if len(paths) == 1 else f"{len(paths)} files"
+
+        def ended(routes) -> None:
+            examination["routes"] = routes
+            self._open_examined()
+
+        self.statusBar().showMessage(f"Examining {label}…")
+        acceptors = self._acceptors()
+        return self.jobs.submit(
+            f"examine {label}", "studio", lambda: route_paths_job(paths, acceptors), device=EXAMINE_LANE,
+            on_result=ended, on_error=lambda _record: ended([]), on_cancel=lambda: ended([]))
+
+    def _open_examined(self) -> None:
+        """Open the routed paths of the oldest drops whose examination ended (later ones wait for them)."""
+        if self._opening_examined:  # a dialog (which panel?) of an earlier path is open
+            return
+        self._opening_examined = True
+        try:
+            while self._examinations and self._examinations[0]["routes"] is not None:
+                for route in self._examinations.pop(0)["routes"]:
+                    self._open_routed(choose_panel(route, self.active_name()))
+        finally:
+            self._opening_examined = False
+        if not self._examinations and self.statusBar().currentMessage().startswith("Examining "):
+            self.statusBar().clearMessage()
 
     def open_path(self, path: str, ask=None) -> str | None:
         """Route ``path`` by its content and open it; returns the panel name, or None (with a message).
 
+        Sniffs ``path`` here, on the calling thread (scripts, tests); the window's drops, File > Open
+        and recent files go through :meth:`open_paths`, which sniffs on a worker.
         ``ask(candidates, path) -> name | None`` chooses among several panels (default: a dialog).
         An exported file with provenance is opened in the panel that made it and its parameters
         are restored (all or nothing).
         """
-        acceptors = [(slot.name, slot.cls.accepts) for slot in self.slots if slot.cls is not None]
-        decision = route_path(path, acceptors, self.active_name())
+        return self._open_routed(route_path(path, self._acceptors(), self.active_name()), ask)
+
+    def _open_routed(self, decision, ask=None) -> str | None:
+        """Open ``decision.path`` as ``decision`` (a :class:`studio.routing.Route`) says."""
+        path = decision.path
         if decision.action in (ERROR, UNSUPPORTED):
             self._report_open_failure(decision.message)
             return None
@@ -473,7 +515,7 @@ class MainWindow(QMainWindow):
             self.recent_menu.addAction("(none)").setEnabled(False)
         for path in recent:
             action = self.recent_menu.addAction(path)
-            action.triggered.connect(lambda _=False, p=path: self.open_path(p))
+            action.triggered.connect(lambda _=False, p=path: self.open_paths([p]))
 
     def export_dialog(self) -> None:
         """File > Export… for the active panel (asks before overwriting)."""
@@ -527,10 +569,10 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
-        """Open every dropped file in the panel that handles it."""
+        """Open every dropped file in the panel that handles it (examined on a worker, see :meth:`open_paths`)."""
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         event.acceptProposedAction()
-        QTimer.singleShot(0, lambda: self.open_paths(paths))
+        self.open_paths(paths)
 
     # -- settings, theme, status --------------------------------------------------------
     def _apply_compute_settings(self) -> None:

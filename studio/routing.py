@@ -89,7 +89,27 @@ def route_path(
         return Route(UNSUPPORTED, path, message=unsupported_message(name, path, kind), kind=kind)
     if len(candidates) == 1:
         return Route(OPEN, path, panel=candidates[0], candidates=candidates, kind=kind)
-    if active in candidates:
-        return Route(OPEN, path, panel=active, candidates=candidates, kind=kind)
-    return Route(ASK, path, candidates=candidates, kind=kind,
-                 message=f"{name} ({describe(kind)}) can be opened by several panels")
+    return choose_panel(Route(ASK, path, candidates=candidates, kind=kind,
+                              message=f"{name} ({describe(kind)}) can be opened by several panels"), active)
+
+
+def choose_panel(route: Route, active: str | None) -> Route:
+    """Rule 4's last step: an ``ASK`` route whose candidates include the ``active`` panel opens there;
+    any other route is returned as it is. (A drop is sniffed on a worker with no active panel, and
+    this runs on the GUI thread when it is opened, with the panel active then.)"""
+    if route.action != ASK or active not in route.candidates:
+        return route
+    return Route(OPEN, route.path, panel=active, candidates=route.candidates, kind=route.kind)
+
+
+def route_paths_job(paths: Sequence[str], acceptors: Sequence[tuple[str, Acceptor]]):
+    """Job (worker thread): :func:`route_path` for each of ``paths`` in order, with no active panel
+    (the caller applies :func:`choose_panel` when it opens each one); returns the routes.
+    Sniffing a folder of thousands of files or a file on a network share takes a while."""
+    from engines.jobs import Progress
+
+    routes = []
+    for index, path in enumerate(paths):
+        yield Progress(index, len(paths), f"examining {Path(path).name or path}")
+        routes.append(route_path(path, acceptors))
+    return routes
