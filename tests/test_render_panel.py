@@ -313,3 +313,43 @@ def test_opened_photo_becomes_fit_target(panel, tmp_path):
     with pytest.raises(OpenError, match="not a readable image"):
         open_and_wait(panel, broken)
     assert np.array_equal(panel.fit_target[0], pixels)
+
+
+@pytest.mark.gl
+@pytest.mark.parametrize("ratio", [1.0, 2.0])
+def test_mouse_box_and_lasso_select_what_was_dragged_on_hidpi(panel, scene_path, qtbot, monkeypatch, ratio):
+    """A box or lasso dragged with the mouse selects the splats whose centres project inside it, in
+    the view camera's (logical) pixels, on a screen of any pixel ratio: a HiDPI screen (ratio 2,
+    simulated) selected a region twice as large before."""
+    from qtpy.QtCore import QPoint, Qt
+    from qtpy.QtTest import QTest
+
+    open_and_wait(panel, scene_path)
+    panel.resize(900, 600)
+    panel.show()
+    panel.on_shown()
+    if panel.canvas is None or isinstance(panel.canvas, CpuCanvas):
+        pytest.skip("no OpenGL context")
+    qtbot.waitUntil(lambda: panel.canvas.native.isVisible(), timeout=5000)
+    view = panel.canvas.native
+    monkeypatch.setattr(type(view), "devicePixelRatioF", lambda self: ratio)
+    w, h = view.width(), view.height()
+    u, v, front = panel._project_means()
+    panel.box_button.setChecked(True)
+    a, b = QPoint(w // 4, h // 4), QPoint(w // 2, 3 * h // 4)
+    QTest.mousePress(view, Qt.LeftButton, Qt.NoModifier, a)
+    QTest.mouseMove(view, b)
+    QTest.mouseRelease(view, Qt.LeftButton, Qt.NoModifier, b)
+    box = front & (u >= a.x()) & (u <= b.x()) & (v >= a.y()) & (v <= b.y())
+    assert 0 < box.sum() < len(box) and np.array_equal(panel.selection, box)
+    panel.lasso_button.setChecked(True)
+    tri = [QPoint(w // 2, h // 8), QPoint(7 * w // 8, h // 2), QPoint(w // 2, 7 * h // 8)]
+    QTest.mousePress(view, Qt.LeftButton, Qt.NoModifier, tri[0])
+    for p in tri[1:]:
+        QTest.mouseMove(view, p)
+    QTest.mouseRelease(view, Qt.LeftButton, Qt.NoModifier, tri[-1])
+    from skimage.measure import points_in_poly
+
+    lasso = front & points_in_poly(np.stack([np.nan_to_num(u, nan=-1e9), np.nan_to_num(v, nan=-1e9)], 1),
+                                   np.array([(p.x(), p.y()) for p in tri], float))
+    assert 0 < lasso.sum() < len(lasso) and np.array_equal(panel.selection, lasso)

@@ -112,9 +112,8 @@ class _BoxSelectFilter(QObject):
             mods = event.modifiers()
             mode = "add" if mods & Qt.ShiftModifier else "subtract" if mods & (Qt.ControlModifier | Qt.AltModifier) \
                 else "replace"
-            ratio = obj.devicePixelRatioF() if hasattr(obj, "devicePixelRatioF") else 1.0
-            self.panel.select_rect(rect.left() * ratio, rect.top() * ratio, rect.right() * ratio,
-                                   rect.bottom() * ratio, mode)
+            # widget coordinates are logical pixels, like the view camera's (canvas.size): no pixel ratio
+            self.panel.select_rect(rect.left(), rect.top(), rect.right(), rect.bottom(), mode)
             return True
         return False
 
@@ -165,9 +164,8 @@ class _LassoSelectFilter(QObject):
             mods = event.modifiers()
             mode = "add" if mods & Qt.ShiftModifier else "subtract" if mods & (Qt.ControlModifier | Qt.AltModifier) \
                 else "replace"
-            ratio = obj.devicePixelRatioF() if hasattr(obj, "devicePixelRatioF") else 1.0
-            if len(points) >= 3:
-                self.panel.select_polygon([(x * ratio, y * ratio) for x, y in points], mode)
+            if len(points) >= 3:  # logical pixels, like the view camera's
+                self.panel.select_polygon(points, mode)
             return True
         return False
 
