@@ -353,3 +353,43 @@ def test_one_pair_size_limit_bounds_both_the_difference_and_the_psnr(make_panel,
             qtbot.waitUntil(lambda want=psnr: want in view.stats.text() and not view.computing.isVisible(),
                             timeout=30000)
             np.testing.assert_array_equal(view.item_a.image, diff)
+
+
+@pytest.mark.parametrize("how", ["cancelled", "failed"])
+def test_a_stopped_difference_job_is_reported_not_left_computing(make_panel, qtbot, monkeypatch, how):
+    """A difference job cancelled in the queue (or failed) leaves the view saying so over the dimmed A,
+    not "computing…" for ever; changing the gain tries again and shows the difference."""
+    from panels.codec import CodecPanel, widgets
+
+    monkeypatch.setattr(widgets, "PAIR_ON_GUI_MAX_PIXELS", 100)  # the 24x40 pair counts as large here
+    if how == "failed":
+        def broken(*_args, **_kwargs):
+            raise OSError("no memory for the difference")
+            yield  # a generator, as a job is
+
+        monkeypatch.setattr(widgets, "difference_job", broken)
+    panel = make_panel(CodecPanel)
+    panel.p_auto.setChecked(False)
+    view = panel.compare
+    a, b = _pair(seed=51)
+    view.mode.setCurrentText("Difference")
+    panel.cmp_files["A"] = {"path": "a.png", "name": "a.png", "image": a, "bytes": 500}
+    panel.cmp_files["B"] = {"path": "b.png", "name": "b.png", "image": b, "bytes": 400}
+    panel.cmp_a.addItem("File: a.png")  # as a file opened for A does
+    panel.cmp_a.setCurrentIndex(2)  # (refreshes)
+    assert _is_computing(view, a)
+    if how == "cancelled":
+        view._diff_pending[4].cancel()  # as the job table's cancel button does
+    word = "was cancelled" if how == "cancelled" else "failed"
+    qtbot.waitUntil(lambda: f"not computed: the job {word}" in view.label_a.text, timeout=30000)
+    text = view.computing.textItem.toPlainText()
+    assert f"the job {word}" in text and "try again" in text and view.computing.isVisible()
+    assert _shows_array(view.item_a, a) and view.item_a.opacity() < 0.5
+    panel._refresh_compare()  # a refresh by the panel does not start it again behind the user's back
+    assert "not computed" in view.label_a.text and view._diff_pending is None
+    monkeypatch.undo()
+    monkeypatch.setattr(widgets, "PAIR_ON_GUI_MAX_PIXELS", 100)
+    view.gain.setValue(5)  # the user asks again
+    qtbot.waitUntil(lambda: not view.computing.isVisible(), timeout=30000)
+    np.testing.assert_array_equal(view.item_a.image, np.clip(np.abs(b.astype(int) - a) * 5, 0, 255))
+    assert view.item_a.opacity() == 1 and "not computed" not in view.label_a.text

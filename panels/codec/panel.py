@@ -453,7 +453,9 @@ class CodecPanel(Panel):
         self.compare.files_dropped.connect(self._on_compare_drop)
         # large difference images are computed by a job, not on the GUI thread
         # short display jobs share the "io" lane with file opening: not queued behind a fit or a sweep
-        self.compare.run_job = lambda name, factory, done: self._submit("compare-difference", name, factory, done, device="io")
+        self.compare.run_job = lambda name, factory, done: self._submit(
+            "compare-difference", name, factory, done, on_done=self.compare.difference_job_ended, device="io"
+        )
         outer.addWidget(self.compare, 1)
         self.cmp_files: dict[str, dict | None] = {"A": None, "B": None}
         self._opened_paths: list[str] = []

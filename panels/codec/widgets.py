@@ -384,8 +384,8 @@ class CompareView(QWidget):
         self.divider.setZValue(10)
         self.view_a.addItem(self.divider)
         # while a difference job runs: the pair's A dimmed under this placeholder (never an old picture)
-        self.computing = pg.TextItem("computing difference…  (A shown dimmed)", color=(255, 255, 255),
-                                     anchor=(0.5, 0.5), fill=pg.mkBrush(0, 0, 0, 190))
+        self.computing = pg.TextItem(self.COMPUTING_TEXT, color=(255, 255, 255), anchor=(0.5, 0.5),
+                                     fill=pg.mkBrush(0, 0, 0, 190))
         self.computing.setZValue(15)
         self.computing.setVisible(False)
         self.view_a.addItem(self.computing)
@@ -417,6 +417,7 @@ class CompareView(QWidget):
         self.run_job = None
         self._diff: tuple | None = None  # (a, b, mode, gain, image): the last difference image
         self._diff_pending: tuple | None = None  # (a, b, mode, gain, handle) of the running job
+        self._diff_stopped: tuple | None = None  # (a, b, mode, gain, "was cancelled" | "failed"): no result
         self.mode.currentIndexChanged.connect(self._on_mode)
         self.gain.valueChanged.connect(self._on_gain)
         self.divider.sigPositionChanged.connect(self._on_divider)
@@ -449,6 +450,8 @@ class CompareView(QWidget):
         self.a, self.b = a, b
         if self._diff is not None and (self._diff[0] is not a or self._diff[1] is not b):
             self._diff = None  # a difference of the old pair: drop it (and its references)
+        if self._diff_stopped is not None and (self._diff_stopped[0] is not a or self._diff_stopped[1] is not b):
+            self._diff_stopped = None
         self._text_a = label_a
         self.label_a.setText(label_a)
         self.label_b.setText(label_b)
@@ -478,6 +481,7 @@ class CompareView(QWidget):
             QTimer.singleShot(0, self.fit)  # after the layout has given the views their size
 
     def _on_mode(self, _index: int) -> None:
+        self._diff_stopped = None  # the user asks again: a stopped difference job is tried again
         self.refresh()
         if self.a is not None:
             from qtpy.QtCore import QTimer
@@ -486,6 +490,7 @@ class CompareView(QWidget):
 
     def _on_gain(self, value: int) -> None:
         self.gain_label.setText(f"×{value}")
+        self._diff_stopped = None
         if self.mode.currentIndex() >= 2:
             self.refresh()
 
@@ -631,6 +636,8 @@ class CompareView(QWidget):
         pending = self._diff_pending
         if pending is not None and self._same_key(pending, key) and getattr(pending[4], "state", "") in _JOB_LIVE:
             return None
+        if self._diff_stopped is not None and self._same_key(self._diff_stopped, key):
+            return None  # its job was cancelled or failed: not again until the user changes mode or gain
         signed, gain = key[2] == 3, key[3]
 
         def done(image, _key=key) -> None:
@@ -646,6 +653,19 @@ class CompareView(QWidget):
         handle = self.run_job(name, lambda: difference_job(a, b, signed, gain), done)
         self._diff_pending = (*key, handle)
         return None
+
+    def difference_job_ended(self) -> None:
+        """Called when a difference job has ended, however (the panel passes it to its job queue): if the
+        job of the pair shown was cancelled or failed, the view says so instead of "computing…"."""
+        pending = self._diff_pending
+        state = getattr(pending[4], "state", "") if pending is not None else ""
+        if pending is None or state in _JOB_LIVE or state == "done":
+            return  # no job, a newer job runs, or the result has arrived
+        self._diff_pending = None
+        if pending[0] is self.a and pending[1] is self.b:
+            self._diff_stopped = (*pending[:4], "was cancelled" if state == "cancelled" else "failed")
+            if self._same_key(pending, self._diff_key()):
+                self.refresh()
 
     def _show(self, item: pg.ImageItem, image: np.ndarray) -> None:
         """:func:`show_image` unless ``item`` shows this very array already (a refresh that changes
@@ -702,7 +722,16 @@ class CompareView(QWidget):
             return
         wants_diff = mode in (2, 3) and b is not None
         diff = self._difference_for_display() if wants_diff else None
-        pending = "  (computing…)" if wants_diff and diff is None else ""  # the job refreshes the view when done
+        pending = ""
+        if wants_diff and diff is None:
+            stopped = self._diff_stopped
+            if stopped is not None and self._same_key(stopped, self._diff_key()):
+                pending = f"  (not computed: the job {stopped[4]})"
+                self.computing.setText(f"difference not computed: the job {stopped[4]}\n"
+                                       "change the gain or the view to try again  (A is shown dimmed)")
+            else:
+                pending = "  (computing…)"  # the job refreshes the view when it is done
+                self.computing.setText(self.COMPUTING_TEXT)
         self._show(self.item_a, a if diff is None else diff)
         self._show_computing(bool(pending))
         if split:
@@ -724,10 +753,12 @@ class CompareView(QWidget):
 
     #: opacity of A under the "computing difference…" placeholder
     COMPUTING_OPACITY = 0.3
+    COMPUTING_TEXT = "computing difference…  (A shown dimmed)"
 
     def _show_computing(self, on: bool) -> None:
-        """A difference job runs (``on``): A of this pair dimmed under a placeholder, so the left view
-        never shows an older pair's picture as the difference; off: full opacity, no placeholder."""
+        """No difference to show (``on``: its job runs or has stopped): A of this pair dimmed under the
+        placeholder, so the left view never shows an older pair's picture as the difference; off: full
+        opacity, no placeholder."""
         self.item_a.setOpacity(self.COMPUTING_OPACITY if on else 1.0)
         self.computing.setVisible(on)
         if on:
