@@ -94,6 +94,9 @@ class MaskCanvas(QLabel):
         self._image: np.ndarray | None = None
         self._mask: np.ndarray | None = None
         self.brush = 4.0  # radius in image pixels
+        self._image_shared = True  # _image may be the caller's array (copied before a sketch draws into it)
+        # (step, the image subsampled by step for display, the mask's max over each step × step block)
+        self._thumb: tuple[int, np.ndarray, np.ndarray] | None = None
         self.mode = "off"  # "off", "mask" (paint the region to regenerate) or "sketch" (draw into the image)
         self.setFixedSize(180, 180)
         self.setAlignment(Qt.AlignCenter)
@@ -111,6 +114,7 @@ class MaskCanvas(QLabel):
 
     def set_image(self, image: np.ndarray | None) -> None:
         self._image = None if image is None else np.asarray(image, dtype=np.uint8)
+        self._image_shared, self._thumb = True, None
         self._mask = None if image is None else np.zeros(self._image.shape[:2], np.float32)
         self._refresh()
         self.changed.emit()
@@ -120,6 +124,7 @@ class MaskCanvas(QLabel):
             return
         self._mask = np.zeros(self._image.shape[:2], np.float32) if mask is None else np.clip(
             np.asarray(mask, np.float32), 0, 1)
+        self._thumb = None
         self._refresh()
         self.changed.emit()
 
@@ -143,14 +148,34 @@ class MaskCanvas(QLabel):
         if self._mask is None:
             return
         h, w = self._mask.shape
-        yy, xx = np.mgrid[0:h, 0:w]
-        disc = (xx + 0.5 - x) ** 2 + (yy + 0.5 - y) ** 2 <= self.brush ** 2
+        r = self.brush
+        y0, y1 = max(0, int(np.floor(y - r))), min(h, int(np.ceil(y + r)) + 1)  # the disc's bounding box only:
+        x0, x1 = max(0, int(np.floor(x - r))), min(w, int(np.ceil(x + r)) + 1)  # a brush step costs O(brush²)
+        if y0 >= y1 or x0 >= x1:
+            return
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        disc = (xx + 0.5 - x) ** 2 + (yy + 0.5 - y) ** 2 <= r ** 2
         if target == "sketch":
-            self._image = self._image.copy()
-            self._image[disc] = round(255 * value)
+            if self._image_shared:  # the caller's array is never drawn into
+                self._image, self._image_shared = self._image.copy(), False
+            self._image[y0:y1, x0:x1][disc] = round(255 * value)
+            self._thumb = None
         else:
-            self._mask[disc] = value
+            self._mask[y0:y1, x0:x1][disc] = value
+            if self._thumb is not None:  # the shown mask: only the blocks the disc touched
+                step = self._thumb[0]
+                self._shown_mask_blocks(y0 // step, (y1 - 1) // step + 1, x0 // step, (x1 - 1) // step + 1)
         self._refresh()
+
+    def _shown_mask_blocks(self, by0: int, by1: int, bx0: int, bx1: int) -> None:
+        """Recompute the shown mask's blocks [by0:by1, bx0:bx1] (each: the max of its step × step pixels)."""
+        step, _image, shown = self._thumb
+        by1, bx1 = min(by1, shown.shape[0]), min(bx1, shown.shape[1])
+        part = self._mask[by0 * step: by1 * step, bx0 * step: bx1 * step]
+        rows, cols = (by1 - by0) * step, (bx1 - bx0) * step
+        if part.shape != (rows, cols):  # the last blocks overhang the image
+            part = np.pad(part, ((0, rows - part.shape[0]), (0, cols - part.shape[1])))
+        shown[by0:by1, bx0:bx1] = part.reshape(by1 - by0, step, bx1 - bx0, step).max(axis=(1, 3))
         self.changed.emit()
 
     def _event_paint(self, event) -> None:
@@ -172,10 +197,20 @@ class MaskCanvas(QLabel):
             self.setPixmap(QPixmap())
             self.setText(self.hint)
             return
-        shown = self._image.astype(np.float32)
-        if self._mask is not None and self._mask.any():
-            red = np.array([230.0, 40.0, 60.0])
-            alpha = 0.55 * self._mask[:, :, None]
+        # drawn from the image subsampled to about the display's resolution (the pixmap is scaled with
+        # nearest sampling anyway), so a brush step on a large image costs what a small one does
+        h, w = self._image.shape[:2]
+        ratio = self.devicePixelRatioF()
+        step = max(1, int(min(h / (self.height() * ratio), w / (self.width() * ratio))))
+        if self._thumb is None or self._thumb[0] != step:
+            thumb = self._image[::step, ::step].astype(np.float32)
+            self._thumb = (step, thumb, np.zeros(thumb.shape[:2], np.float32))
+            if self._mask is not None:
+                self._shown_mask_blocks(0, thumb.shape[0], 0, thumb.shape[1])
+        _step, shown, mask = self._thumb
+        if mask.any():
+            red = np.array([230.0, 40.0, 60.0], np.float32)
+            alpha = 0.55 * mask[:, :, None]
             shown = shown * (1 - alpha) + red * alpha
         pix = QPixmap.fromImage(to_qimage(shown.astype(np.uint8)))
         self.setPixmap(pix.scaled(self.size(), Qt.KeepAspectRatio, Qt.FastTransformation))
