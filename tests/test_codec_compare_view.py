@@ -117,7 +117,7 @@ def test_split_refresh_and_divider_moves_copy_no_image(shown_view, qtbot):
 
 
 def test_difference_image_matches_numpy_for_all_gains():
-    from panels.codec.widgets import difference_image
+    from engines.codec.difference import difference_image
 
     a, b = _pair(70, 33, seed=7)
     d = b.astype(int) - a.astype(int)
@@ -128,16 +128,17 @@ def test_difference_image_matches_numpy_for_all_gains():
 
 
 def test_difference_is_cached_per_pair_mode_and_gain(qtbot, monkeypatch):
+    from engines.codec import difference
     from panels.codec import widgets
 
     calls = []
-    original = widgets.difference_job
+    original = difference.difference_job
 
     def counting(*args, **kwargs):
         calls.append(args[2:4])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(widgets, "difference_job", counting)
+    monkeypatch.setattr(difference, "difference_job", counting)  # what difference_image runs
     view = widgets.CompareView()
     qtbot.addWidget(view)
     a, b = _pair()
@@ -161,16 +162,17 @@ def test_difference_is_cached_per_pair_mode_and_gain(qtbot, monkeypatch):
 
 
 def test_large_difference_is_computed_by_the_panel_job_not_on_the_gui_thread(make_panel, qtbot, monkeypatch):
+    from engines.codec import difference
     from panels.codec import CodecPanel, widgets
 
     threads = []
-    original = widgets._difference_band
+    original = difference.difference_band
 
     def recording(*args):
         threads.append(threading.get_ident())
         return original(*args)
 
-    monkeypatch.setattr(widgets, "_difference_band", recording)
+    monkeypatch.setattr(difference, "difference_band", recording)
     panel = make_panel(CodecPanel)
     panel.p_auto.setChecked(False)
     view = panel.compare

@@ -21,7 +21,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from engines.codec.difference import signed_difference
+from engines.codec.difference import difference_image, difference_job, signed_difference
 
 __all__ = ["PAIR_ON_GUI_MAX_PIXELS", "CompareView", "ImageCanvas", "QuantEditor", "difference_image", "difference_job",
            "heat_lut", "make_view", "pair_fits_gui_thread", "show_image"]
@@ -45,41 +45,6 @@ def show_image(item: pg.ImageItem, image: np.ndarray) -> None:
                       levels=None)
     else:
         item.setImage(image, autoLevels=False, levels=(0, 255))
-
-
-def difference_image(a: np.ndarray, b: np.ndarray, signed: bool, gain: int, rows: int = 256) -> np.ndarray:
-    """The compare view's difference picture of two same-shape uint8 images: ``|B − A|·gain`` or
-    ``128 + (B − A)·gain``, clipped to uint8 (B − A from :func:`signed_difference`). Worked in bands
-    of ``rows`` rows, so the signed temporaries stay small whatever the image size."""
-    from engines.jobs import run_job
-
-    return run_job(difference_job(a, b, signed, gain, rows))
-
-
-def _difference_band(a: np.ndarray, b: np.ndarray, signed: bool, gain: int) -> np.ndarray:
-    gain = int(np.clip(int(gain), 0, 255))  # from 255 on every non-zero difference saturates
-    d = signed_difference(a, b)
-    if not signed:
-        np.abs(d, out=d)
-    limit = 255 // max(gain, 1) + 1  # beyond it the result saturates anyway; |d·gain| ≤ 255 + gain fits d's dtype
-    np.clip(d, -limit, limit, out=d)
-    d *= gain
-    if signed:
-        d += 128
-    return np.clip(d, 0, 255).astype(np.uint8)
-
-
-def difference_job(a: np.ndarray, b: np.ndarray, signed: bool, gain: int, rows: int = 256):
-    """Job (worker thread): :func:`difference_image` band by band, with progress and a cancel
-    point between bands; returns the uint8 image."""
-    from engines.jobs import Progress
-
-    h, rows = a.shape[0], max(int(rows), 1)
-    out = np.empty(a.shape, np.uint8)
-    for y in range(0, h, rows):
-        yield Progress(y, h, "difference image")
-        out[y : y + rows] = _difference_band(a[y : y + rows], b[y : y + rows], signed, gain)
-    return out
 
 
 #: job states in which a difference job will still deliver its result
