@@ -17,7 +17,6 @@ def _stalling_job(release: threading.Event):
         while not release.is_set() and time.monotonic() < deadline:
             yield Progress(1, 10, "reading")
             time.sleep(0.01)
-        return None
     return job
 
 
