@@ -67,6 +67,18 @@ class _PanelSlot:
 
 
 
+def size_to_current_page(stack: QStackedWidget) -> None:
+    """Let only the shown page of ``stack`` count for its size: a QStackedWidget is as large as the
+    largest of its pages, so a wide panel shown once would keep the window that wide (hidden pages
+    get the Ignored size policy)."""
+    current = stack.currentWidget()
+    for index in range(stack.count()):
+        page = stack.widget(index)
+        policy = QSizePolicy.Policy.Preferred if page is current else QSizePolicy.Policy.Ignored
+        page.setSizePolicy(policy, policy)
+    stack.updateGeometry()
+
+
 class MainWindow(QMainWindow):
     """Spectra Studio's main window. Panels are built lazily, the first time they are shown."""
 
@@ -293,6 +305,7 @@ class MainWindow(QMainWindow):
         slot = self.slots[index]
         widget = self._ensure_built(slot)
         self.stack.setCurrentWidget(slot.page if widget is None else widget)
+        size_to_current_page(self.stack)
         self.params_stack.setCurrentWidget(slot.params_page if widget is None else widget.parameters_widget())
         self.params_dock.setWindowTitle(f"{slot.title} parameters")
         self._fit_params_dock()
@@ -307,12 +320,7 @@ class MainWindow(QMainWindow):
 
     def _fit_params_dock(self) -> None:
         """Make the parameters dock wide enough for the shown panel's controls (no sideways scroll)."""
-        current = self.params_stack.currentWidget()
-        for index in range(self.params_stack.count()):  # hidden pages must not widen the stack
-            page = self.params_stack.widget(index)
-            policy = QSizePolicy.Policy.Preferred if page is current else QSizePolicy.Policy.Ignored
-            page.setSizePolicy(policy, policy)
-        self.params_stack.updateGeometry()
+        size_to_current_page(self.params_stack)
         self._fit_params_width()
 
     def _fit_params_width(self) -> None:
@@ -354,6 +362,7 @@ class MainWindow(QMainWindow):
         widget.file_opened.connect(self._on_file_opened)
         widget.file_open_failed.connect(self._on_file_open_failed)
         widget.file_open_cancelled.connect(self._on_file_open_cancelled)
+        widget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)  # until shown
         self.stack.insertWidget(self.stack.indexOf(slot.page), widget)
         params.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)  # until shown
         self.params_stack.insertWidget(self.params_stack.indexOf(slot.params_page), params)

@@ -34,6 +34,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt import QFlowLayout
 
 from engines import filekinds as fk
 from engines.provenance import array, number, obj, one_of, text
@@ -318,6 +319,7 @@ class CodecPanel(Panel):
             bar.addWidget(w)
         bar.addStretch(1)
         self.summary = QLabel("No image yet — drop one or pick a sample in the dock.")
+        self.summary.setWordWrap(True)  # a long summary wraps rather than widening the window
         bar.addWidget(self.summary)
         outer.addLayout(bar)
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -435,7 +437,7 @@ class CodecPanel(Panel):
             bar.addWidget(w)
         bar.addStretch(1)
         outer.addLayout(bar)
-        files = QHBoxLayout()
+        files = QFlowLayout()  # wraps on a narrow window instead of widening it
         self.cmp_history = QComboBox()
         self.cmp_history.setMinimumWidth(260)
         self.cmp_history.setToolTip("files opened before (this session and the recent-files list)")
@@ -447,7 +449,6 @@ class CodecPanel(Panel):
         hint.setEnabled(False)
         for w in (QLabel("Files:"), self.cmp_history, self.cmp_to_a, self.cmp_to_b, self.cmp_open_a, self.cmp_open_b, hint):
             files.addWidget(w)
-        files.addStretch(1)
         outer.addLayout(files)
         self.compare = CompareView()
         self.compare.files_dropped.connect(self._on_compare_drop)
@@ -487,7 +488,7 @@ class CodecPanel(Panel):
             bar.addWidget(box)
         bar.addStretch(1)
         outer.addLayout(bar)
-        bar2 = QHBoxLayout()
+        bar2 = QFlowLayout()  # wraps on a narrow window instead of widening it
         self.rd_qualities = QLineEdit("10,20,30,40,50,60,70,80,90")
         self.rd_msssim = QCheckBox("MS-SSIM")
         self.rd_anchor = QComboBox()

@@ -34,6 +34,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt import QFlowLayout
 
 from engines import filekinds as fk
 from engines.provenance import array, number, obj, one_of
@@ -381,7 +382,7 @@ class RenderPanel(Panel):
 
         viewer = QWidget()
         v = QVBoxLayout(viewer)
-        bar = QHBoxLayout()
+        bar = QFlowLayout()  # rows of buttons wrap on a narrow window instead of widening it
         self.frame_button = QPushButton("Frame all")
         self.frame_button.setToolTip("Drag: orbit · Shift+drag: pan · wheel: zoom · W/A/S/D/Q/E: fly")
         self.box_button = QPushButton("Box select")
@@ -401,7 +402,6 @@ class RenderPanel(Panel):
         for b in (self.frame_button, self.box_button, self.lasso_button, self.select_all_button, self.invert_button, self.clear_button,
                   self.delete_button, self.crop_button):
             bar.addWidget(b)
-        bar.addStretch(1)
         bar.addWidget(self.still_button)
         v.addLayout(bar)
         split = QSplitter(Qt.Horizontal)
@@ -418,13 +418,14 @@ class RenderPanel(Panel):
         split.setSizes([700, 300])
         v.addWidget(split, 1)
         self.stats_label = QLabel()
+        self.stats_label.setWordWrap(True)  # a long scene summary must not set the window's width
         self.stats_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         v.addWidget(self.stats_label)
         self.tabs.addTab(viewer, "Viewer")
 
         fit = QWidget()
         f = QVBoxLayout(fit)
-        row = QHBoxLayout()
+        row = QFlowLayout()
         self.load_target_button = QPushButton("Load photo…")
         self.load_views_button = QPushButton("Load posed views…")
         self.start_button = QPushButton("Start fit")
@@ -436,7 +437,6 @@ class RenderPanel(Panel):
         for b in (self.load_target_button, self.load_views_button, self.start_button, self.pause_button,
                   self.cancel_button, self.export_fit_button, self.open_fit_button):
             row.addWidget(b)
-        row.addStretch(1)
         f.addLayout(row)
         images = QHBoxLayout()
         self.target_view = ImageView("No target.\nLoad a photo, load posed views,\nor send an image from another panel.")

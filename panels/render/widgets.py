@@ -32,6 +32,7 @@ class ImageView(QLabel):
         self.setStyleSheet("QLabel { background: #202020; color: #aaaaaa; border: 1px solid #444; }")
         self.placeholder = placeholder
         self.image: np.ndarray | None = None
+        self.setWordWrap(True)  # the placeholder wraps in a narrow view
         self.setText(placeholder)
 
     def set_image(self, image) -> None:

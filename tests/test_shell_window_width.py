@@ -1,0 +1,71 @@
+"""Switching panels never widens the window: rows of controls wrap, long summaries wrap, and a panel
+shown before does not hold the workspace at its width."""
+
+from qtpy.QtCore import QPoint, QRect
+from qtpy.QtWidgets import QLabel, QPushButton
+
+PANELS = ("generate", "render", "volume", "codec")
+
+
+def _settle(window, qtbot) -> None:
+    assert window.jobs.wait_all(60)  # the samples are open: their summaries are in the labels
+    qtbot.wait(100)
+
+
+def test_switching_panels_keeps_a_1400_px_window_1400_px_wide(window, qtbot):
+    window.resize(1400, 900)
+    for name in (*PANELS, "render", "generate"):
+        window.show_panel(name)
+        _settle(window, qtbot)
+        assert window.width() == 1400, f"showing {name} widened the window to {window.width()} px"
+    assert window.minimumSizeHint().width() <= 1400
+
+
+def _clipped(panel) -> list[str]:
+    """The shown buttons and labels of ``panel`` that do not get the room they need."""
+    bounds = QRect(QPoint(0, 0), panel.size())
+    bad = []
+    for widget in [*panel.findChildren(QPushButton), *panel.findChildren(QLabel)]:
+        if not widget.isVisibleTo(panel) or widget.width() == 0 or not widget.isVisible():
+            continue
+        rect = QRect(widget.mapTo(panel, QPoint(0, 0)), widget.size())
+        if isinstance(widget, QPushButton):
+            small = widget.width() < widget.minimumSizeHint().width()
+        else:
+            small = widget.wordWrap() and widget.height() < widget.heightForWidth(widget.width())
+        if small or not bounds.contains(rect):
+            bad.append(f"{type(widget).__name__} {widget.text()[:40]!r} {rect}")
+    return bad
+
+
+def test_render_panel_fits_a_1100_px_window_without_clipping(window, qtbot):
+    window.show_panel("render")
+    _settle(window, qtbot)
+    render = window.panel("render")
+    assert "Gaussians" in render.stats_label.text()  # the long scene summary is shown
+    for width in (1400, 1100):
+        window.resize(width, 900)
+        for tab in range(render.tabs.count()):
+            render.tabs.setCurrentIndex(tab)
+            qtbot.wait(100)
+            assert window.width() == width
+            assert _clipped(render) == [], (width, render.tabs.tabText(tab))
+
+
+def test_a_stack_sized_to_its_current_page_forgets_a_wide_hidden_page(qtbot):
+    from qtpy.QtWidgets import QStackedWidget
+
+    from studio.main_window import size_to_current_page
+
+    stack, narrow, wide = QStackedWidget(), QLabel("narrow"), QLabel("a long row of controls " * 20)
+    qtbot.addWidget(stack)
+    stack.addWidget(narrow)
+    stack.addWidget(wide)
+    wide_min = wide.minimumSizeHint().width()
+    assert wide_min > 5 * narrow.minimumSizeHint().width()
+    assert stack.minimumSizeHint().width() >= wide_min  # a plain stack: the widest page counts
+    size_to_current_page(stack)
+    assert stack.minimumSizeHint().width() < wide_min / 2
+    stack.setCurrentWidget(wide)
+    size_to_current_page(stack)
+    assert stack.minimumSizeHint().width() >= wide_min
