@@ -69,3 +69,29 @@ def test_a_stack_sized_to_its_current_page_forgets_a_wide_hidden_page(qtbot):
     stack.setCurrentWidget(wide)
     size_to_current_page(stack)
     assert stack.minimumSizeHint().width() >= wide_min
+
+
+def test_flow_row_wraps_and_keeps_labels_with_their_controls(qtbot):
+    from qtpy.QtWidgets import QComboBox, QWidget
+
+    from panels.flow_row import flow_row
+
+    host = QWidget()
+    qtbot.addWidget(host)
+    buttons = [QPushButton(f"button number {i}") for i in range(6)]
+    combo = QComboBox()
+    combo.addItem("PSNR RGB")
+    host.setLayout(flow_row(*buttons, ("Metric:", combo)))
+    row_width = sum(b.sizeHint().width() for b in buttons)
+    host.resize(row_width // 2, 200)  # half the width the row needs on one line
+    host.show()
+    qtbot.wait(50)
+    assert host.minimumSizeHint().width() < row_width // 2
+    lines = sorted({b.y() for b in buttons})
+    assert len(lines) >= 2  # wrapped
+    rects = [QRect(b.mapTo(host, QPoint(0, 0)), b.size()) for b in [*buttons, combo]]
+    assert all(QRect(QPoint(0, 0), host.size()).contains(r) for r in rects)
+    assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])
+    label = combo.parentWidget().findChild(QLabel)
+    assert label.text() == "Metric:" and label.parentWidget() is combo.parentWidget()
+    assert abs(label.geometry().center().y() - combo.geometry().center().y()) <= 1  # centred on its control

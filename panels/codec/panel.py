@@ -34,7 +34,6 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt import QFlowLayout
 
 from engines import filekinds as fk
 from engines.provenance import array, number, obj, one_of, text
@@ -47,6 +46,7 @@ from panels.codec.widgets import (
     make_view,
     pair_fits_gui_thread,
 )
+from panels.flow_row import flow_row
 from panels.live_plot import Throttle
 from studio.widgets.progress import set_progress_later
 
@@ -437,7 +437,6 @@ class CodecPanel(Panel):
             bar.addWidget(w)
         bar.addStretch(1)
         outer.addLayout(bar)
-        files = QFlowLayout()  # wraps on a narrow window instead of widening it
         self.cmp_history = QComboBox()
         self.cmp_history.setMinimumWidth(260)
         self.cmp_history.setToolTip("files opened before (this session and the recent-files list)")
@@ -447,9 +446,8 @@ class CodecPanel(Panel):
         self.cmp_open_b = QPushButton("Open B…")
         hint = QLabel("or drop one file (B) or two files (A, B) on the view")
         hint.setEnabled(False)
-        for w in (QLabel("Files:"), self.cmp_history, self.cmp_to_a, self.cmp_to_b, self.cmp_open_a, self.cmp_open_b, hint):
-            files.addWidget(w)
-        outer.addLayout(files)
+        outer.addLayout(flow_row(("Files:", self.cmp_history), self.cmp_to_a, self.cmp_to_b, self.cmp_open_a,
+                                 self.cmp_open_b, hint))
         self.compare = CompareView()
         self.compare.files_dropped.connect(self._on_compare_drop)
         # large difference images are computed by a job, not on the GUI thread
@@ -488,8 +486,8 @@ class CodecPanel(Panel):
             bar.addWidget(box)
         bar.addStretch(1)
         outer.addLayout(bar)
-        bar2 = QFlowLayout()  # wraps on a narrow window instead of widening it
         self.rd_qualities = QLineEdit("10,20,30,40,50,60,70,80,90")
+        self.rd_qualities.setMinimumWidth(self.rd_qualities.fontMetrics().horizontalAdvance(self.rd_qualities.text()) + 16)
         self.rd_msssim = QCheckBox("MS-SSIM")
         self.rd_anchor = QComboBox()
         self.rd_run = QPushButton("Run sweep")
@@ -508,9 +506,9 @@ class CodecPanel(Panel):
         self.rd_metric.setToolTip("quality axis of the plot and of BD (SSIM and MS-SSIM in dB: −10·log10(1 − value))")
         self.rd_logx = QCheckBox("log bpp")
         self.rd_logx.setToolTip("logarithmic rate axis (BD works in log rate)")
-        for w in (QLabel("Qualities:"), self.rd_qualities, self.rd_msssim, QLabel("Metric:"), self.rd_metric, self.rd_logx, QLabel("Anchor:"), self.rd_anchor, self.rd_run, self.rd_cancel, self.rd_progress, self.rd_export_csv, self.rd_export_png):
-            bar2.addWidget(w)
-        outer.addLayout(bar2)
+        outer.addLayout(flow_row(("Qualities:", self.rd_qualities), self.rd_msssim, ("Metric:", self.rd_metric),
+                                 self.rd_logx, ("Anchor:", self.rd_anchor), self.rd_run, self.rd_cancel,
+                                 self.rd_progress, self.rd_export_csv, self.rd_export_png))
         split = QSplitter(Qt.Orientation.Vertical)
         self.rd_plot = pg.PlotWidget(title="Rate–distortion (RGB PSNR, mean over the image)")
         self.rd_plot.setLabel("bottom", "rate (bpp)")

@@ -34,11 +34,11 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt import QFlowLayout
 
 from engines import filekinds as fk
 from engines.provenance import array, number, obj, one_of
 from panels.base import OFFSCREEN_VIEW_MODULES, OpenError, Panel
+from panels.flow_row import flow_row
 from panels.live_plot import LiveView, StableRange, Throttle, cache_axes
 from panels.render.widgets import ImageView, to_uint8
 from studio.widgets.progress import set_progress_later
@@ -382,7 +382,6 @@ class RenderPanel(Panel):
 
         viewer = QWidget()
         v = QVBoxLayout(viewer)
-        bar = QFlowLayout()  # rows of buttons wrap on a narrow window instead of widening it
         self.frame_button = QPushButton("Frame all")
         self.frame_button.setToolTip("Drag: orbit · Shift+drag: pan · wheel: zoom · W/A/S/D/Q/E: fly")
         self.box_button = QPushButton("Box select")
@@ -399,11 +398,9 @@ class RenderPanel(Panel):
         self.still_button = QPushButton("Render still")
         self.still_button.setToolTip("Render the current view with the engine's exact rasterizer and the "
                                      "\"Still anti-aliasing\" mode (shown on the right)")
-        for b in (self.frame_button, self.box_button, self.lasso_button, self.select_all_button, self.invert_button, self.clear_button,
-                  self.delete_button, self.crop_button):
-            bar.addWidget(b)
-        bar.addWidget(self.still_button)
-        v.addLayout(bar)
+        v.addLayout(flow_row(self.frame_button, self.box_button, self.lasso_button, self.select_all_button,
+                             self.invert_button, self.clear_button, self.delete_button, self.crop_button,
+                             self.still_button))  # wraps on a narrow window instead of widening it
         split = QSplitter(Qt.Horizontal)
         self.view_host = QWidget()
         self.view_layout = QVBoxLayout(self.view_host)
@@ -425,7 +422,6 @@ class RenderPanel(Panel):
 
         fit = QWidget()
         f = QVBoxLayout(fit)
-        row = QFlowLayout()
         self.load_target_button = QPushButton("Load photo…")
         self.load_views_button = QPushButton("Load posed views…")
         self.start_button = QPushButton("Start fit")
@@ -434,10 +430,8 @@ class RenderPanel(Panel):
         self.cancel_button = QPushButton("Cancel")
         self.export_fit_button = QPushButton("Export .ply…")
         self.open_fit_button = QPushButton("Open in viewer")
-        for b in (self.load_target_button, self.load_views_button, self.start_button, self.pause_button,
-                  self.cancel_button, self.export_fit_button, self.open_fit_button):
-            row.addWidget(b)
-        f.addLayout(row)
+        f.addLayout(flow_row(self.load_target_button, self.load_views_button, self.start_button, self.pause_button,
+                             self.cancel_button, self.export_fit_button, self.open_fit_button))
         images = QHBoxLayout()
         self.target_view = ImageView("No target.\nLoad a photo, load posed views,\nor send an image from another panel.")
         self.current_view = ImageView("The current render appears here\nwhile fitting.")
