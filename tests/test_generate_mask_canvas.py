@@ -4,6 +4,7 @@ thumbnail marks every painted block even on an image much larger than the widget
 
 import numpy as np
 import pytest
+from qtpy.QtCore import QSize
 
 from panels.generate.widgets import MaskCanvas
 
@@ -48,5 +49,6 @@ def test_thumbnail_shows_each_painted_block_on_a_large_image(qtbot):
     assert np.array_equal(shown_mask > 0, blocks) and blocks.sum() >= 2
     canvas.invert_mask()  # a whole-mask change rebuilds the thumbnail
     assert np.array_equal(canvas._thumb[2] > 0, np.ones_like(blocks))
-    image = canvas.pixmap().toImage()
-    assert not image.isNull() and image.width() <= 180 and image.height() <= 180
+    image = canvas.shown_image()  # the screen's resolution, not the image's
+    ratio = canvas.devicePixelRatioF()
+    assert not image.isNull() and image.size() == QSize(round(180 * ratio), round(180 * ratio))

@@ -3,6 +3,8 @@ editor and the A/B compare view. Display only: nothing here computes more than a
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from qtpy.QtCore import QRectF, Qt, Signal
@@ -735,8 +737,8 @@ class CompareView(QWidget):
             return
         for vb in (self.view_a, self.view_b):
             if vb.isVisible() and vb.sceneBoundingRect().contains(scene_pos):
-                p = vb.mapSceneToView(scene_pos)
-                self.show_pixel(int(p.x()), int(p.y()))
+                p = vb.mapSceneToView(scene_pos)  # pixel (x, y) covers [x, x + 1) × [y, y + 1)
+                self.show_pixel(math.floor(p.x()), math.floor(p.y()))
                 return
 
     def show_pixel(self, x: int, y: int) -> str:

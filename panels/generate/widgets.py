@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from qtpy.QtCore import QSize, Qt, Signal
-from qtpy.QtGui import QIcon, QImage, QPixmap
+from qtpy.QtCore import QPointF, QSize, Qt, Signal
+from qtpy.QtGui import QIcon, QImage, QPainter, QPixmap
 from qtpy.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -97,6 +99,8 @@ class MaskCanvas(QLabel):
         self._image_shared = True  # _image may be the caller's array (copied before a sketch draws into it)
         # (step, the image subsampled by step for display, the mask's max over each step × step block)
         self._thumb: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._shown: QImage | None = None  # what paintEvent draws at _shown_at (see _compose)
+        self._shown_at = QPointF()
         self.mode = "off"  # "off", "mask" (paint the region to regenerate) or "sketch" (draw into the image)
         self.setFixedSize(180, 180)
         self.setAlignment(Qt.AlignCenter)
@@ -133,11 +137,37 @@ class MaskCanvas(QLabel):
             self.set_mask(1.0 - self._mask)
 
     def _geometry(self):
+        """``(scale, ox, oy)``: image pixel ``(x, y)`` is drawn over the logical rectangle from
+        ``(ox + x·scale, oy + y·scale)``, ``scale`` wide and high (the image fitted and centred)."""
         h, w = self._image.shape[:2]
         scale = min(self.width() / w, self.height() / h)
         ox = (self.width() - w * scale) / 2
         oy = (self.height() - h * scale) / 2
         return scale, ox, oy
+
+    def image_position(self, pos: QPointF) -> tuple[float, float]:
+        """Image coordinates ``(x, y)`` under a pointer at logical widget position ``pos``: taken at the
+        centre of the device pixel under it, with the same mapping the picture is drawn with
+        (:func:`device_samples`), so the pixel painted is the one shown there at any pixel ratio."""
+        scale, ox, oy = self._geometry()
+        ratio = self.devicePixelRatioF()
+        px = (math.floor(pos.x() * ratio) + 0.5) / ratio
+        py = (math.floor(pos.y() * ratio) + 0.5) / ratio
+        return (px - ox) / scale, (py - oy) / scale
+
+    def shown_image(self) -> QImage | None:
+        """The picture drawn: one pixel per device pixel of the fitted image (mask blended in)."""
+        return self._shown
+
+    def paintEvent(self, event) -> None:  # Qt override
+        super().paintEvent(event)  # frame and background (and the hint when there is no image)
+        if self._image is None:
+            return
+        if self._shown is None or self._shown.devicePixelRatio() != self.devicePixelRatioF():
+            self._compose()  # first paint, or the window moved to a screen of another pixel ratio
+        painter = QPainter(self)
+        painter.drawImage(self._shown_at, self._shown)  # unscaled: device pixel for device pixel
+        painter.end()
 
     def paint_at(self, x: float, y: float, value: float = 1.0, target: str = "mask") -> None:
         """Paint a disc of radius :attr:`brush` at image coordinates ``(x, y)``.
@@ -181,10 +211,9 @@ class MaskCanvas(QLabel):
     def _event_paint(self, event) -> None:
         if self.mode not in ("mask", "sketch") or self._image is None:
             return
-        scale, ox, oy = self._geometry()
-        pos = event.position() if hasattr(event, "position") else event.pos()
+        pos = event.position() if hasattr(event, "position") else QPointF(event.pos())
         value = 0.0 if event.buttons() & Qt.RightButton else 1.0
-        self.paint_at((pos.x() - ox) / scale, (pos.y() - oy) / scale, value, self.mode)
+        self.paint_at(*self.image_position(pos), value, self.mode)
 
     def mousePressEvent(self, event) -> None:
         self._event_paint(event)
@@ -194,11 +223,18 @@ class MaskCanvas(QLabel):
 
     def _refresh(self) -> None:
         if self._image is None:
-            self.setPixmap(QPixmap())
+            self._shown = None
             self.setText(self.hint)
             return
-        # drawn from the image subsampled to about the display's resolution (the pixmap is scaled with
-        # nearest sampling anyway), so a brush step on a large image costs what a small one does
+        if self.text():
+            self.setText("")
+        self._compose()
+        self.update()
+
+    def _compose(self) -> None:
+        """The picture to draw, one pixel per device pixel: sampled from the image subsampled to about
+        the display's resolution (so a brush step on a large image costs what a small one does), the
+        mask blended in."""
         h, w = self._image.shape[:2]
         ratio = self.devicePixelRatioF()
         step = max(1, int(min(h / (self.height() * ratio), w / (self.width() * ratio))))
@@ -207,13 +243,33 @@ class MaskCanvas(QLabel):
             self._thumb = (step, thumb, np.zeros(thumb.shape[:2], np.float32))
             if self._mask is not None:
                 self._shown_mask_blocks(0, thumb.shape[0], 0, thumb.shape[1])
-        _step, shown, mask = self._thumb
+        _step, thumb, mask = self._thumb
+        scale, ox, oy = self._geometry()
+        y0, rows = device_samples(round(self.height() * ratio), oy, scale, ratio, h)
+        x0, cols = device_samples(round(self.width() * ratio), ox, scale, ratio, w)
+        rows, cols = rows // step, cols // step
+        shown = thumb[rows][:, cols]
+        mask = mask[rows][:, cols]
         if mask.any():
             red = np.array([230.0, 40.0, 60.0], np.float32)
             alpha = 0.55 * mask[:, :, None]
             shown = shown * (1 - alpha) + red * alpha
-        pix = QPixmap.fromImage(to_qimage(shown.astype(np.uint8)))
-        self.setPixmap(pix.scaled(self.size(), Qt.KeepAspectRatio, Qt.FastTransformation))
+        self._shown = to_qimage(shown.astype(np.uint8))
+        self._shown.setDevicePixelRatio(ratio)
+        self._shown_at = QPointF(x0 / ratio, y0 / ratio)
+
+
+def device_samples(count: int, offset: float, scale: float, ratio: float, size: int) -> tuple[int, np.ndarray]:
+    """Nearest sampling of an image axis of ``size`` pixels drawn from logical position ``offset`` at
+    ``scale`` logical pixels per image pixel, over ``count`` device pixels (``ratio`` per logical one):
+    ``(first, index)``, the first device pixel that shows the image and the image pixel each device
+    pixel from there on shows (the one under its centre)."""
+    centres = (np.arange(count) + 0.5) / ratio
+    index = np.floor((centres - offset) / scale).astype(np.int64)
+    inside = np.nonzero((index >= 0) & (index < size))[0]
+    if len(inside) == 0:
+        return 0, np.zeros(0, np.int64)
+    return int(inside[0]), index[inside[0] : inside[-1] + 1]
 
 
 class ImageSlot(QWidget):

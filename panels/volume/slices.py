@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -19,11 +20,13 @@ def slice_coords(axis: int, cursor) -> tuple:
 
 
 def view_to_voxel(axis: int, cursor, row: float, col: float) -> tuple[int, int, int]:
-    """Voxel (z, y, x) under image position (row, col) of the slice view ``axis``."""
+    """Voxel (z, y, x) under image position (row, col) of the slice view ``axis``: the image item's
+    coordinates, where pixel ``j`` covers ``[j, j + 1)`` (rounding picked the next voxel on the lower
+    or right half of a voxel)."""
     voxel = [int(c) for c in cursor]
     free = [a for a in range(3) if a != axis]  # (row axis, col axis)
-    voxel[free[0]] = round(row)
-    voxel[free[1]] = round(col)
+    voxel[free[0]] = math.floor(row)
+    voxel[free[1]] = math.floor(col)
     return tuple(voxel)
 
 

@@ -1,0 +1,241 @@
+"""Every place a pointer position becomes a data coordinate, at device pixel ratio 1 and 2: real mouse
+events at the place where a marker is DRAWN (found in screenshots) must reach that marker's data (the
+voxel, the TF value, the image pixel). Ratio-2 cases run in one subprocess with ``QT_SCALE_FACTOR=2``
+(``test_pointer_cases_pass_at_pixel_ratio_2``); run the file with ``QT_SCALE_FACTOR=2`` to see them one by one."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qtpy.QtWidgets import QApplication
+
+from tests.pointer_helpers import click, drag, footprint, hover
+
+RATIOS = [pytest.param(1, id="ratio1"), pytest.param(2, id="ratio2")]
+#: fractions of a marker's on-screen box the pointer visits: both halves of a pixel
+INSIDE = [(0.2, 0.2), (0.8, 0.8), (0.2, 0.8), (0.8, 0.2)]
+
+
+@pytest.fixture
+def ratio(request, qapp):
+    """The device pixel ratio the case asks for; skipped unless the application runs at it."""
+    have = qapp.devicePixelRatio()
+    if have != request.param:
+        pytest.skip(f"runs at pixel ratio {request.param} (this process: {have})")
+    return request.param
+
+
+def test_pointer_cases_pass_at_pixel_ratio_2(qapp):
+    """The ratio-2 cases of this file, run in a process whose screens have pixel ratio 2."""
+    if qapp.devicePixelRatio() == 2:
+        pytest.skip("this process runs them itself")
+    env = dict(os.environ, QT_SCALE_FACTOR="2")
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-m", "pytest", str(Path(__file__)), "-q", "-p", "no:cacheprovider",
+                          "-k", "ratio2", "-W", "ignore"], cwd=root, env=env, capture_output=True, text=True,
+                         timeout=300)
+    tail = run.stdout[-3000:] + run.stderr[-1000:]
+    assert run.returncode == 0, tail
+    summary = run.stdout.strip().splitlines()[-1]  # every case ran at ratio 2: none skipped
+    assert re.search(r"\b([1-9]\d+) passed", summary) and "skipped" not in summary, tail
+
+
+# ---------------------------------------------------------------------------------------------- Volume
+@pytest.fixture
+def volume_panel(make_panel, qtbot):
+    from engines.volume.model import Volume
+    from panels.volume import VolumePanel
+
+    panel = make_panel(VolumePanel)
+    panel.resize(1100, 800)
+    panel.show()
+    data = np.zeros((14, 18, 22), np.float32)
+    data[0, 0, 0] = 100.0  # the value range is [0, 100] whatever the marker does
+    panel.set_volume(Volume(data, spacing=(1.5, 1.0, 0.8)), None)
+    qtbot.waitUntil(lambda: panel.updatesEnabled(), timeout=5000)
+    return panel
+
+
+def _marker_footprint(panel, axis, voxel):
+    """Where the slice view of ``axis`` draws ``voxel`` (the cursor moved off it first)."""
+    view = panel.slice_views[axis]
+    cursor = [(v + 5) % n for v, n in zip(voxel, panel.volume.shape)]
+    cursor[axis] = voxel[axis]
+    panel.set_cursor(*cursor)
+
+    def brighten():
+        panel.volume.data[voxel] = 100.0
+        panel.update_slices()
+
+    box = footprint(view, brighten)
+    return view, box, cursor
+
+
+@pytest.mark.parametrize("ratio", RATIOS, indirect=True)
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_slice_click_moves_the_cursor_to_the_voxel_drawn_under_the_pointer(volume_panel, ratio, axis):
+    panel = volume_panel
+    voxel = (9, 6, 13)
+    view, box, cursor = _marker_footprint(panel, axis, voxel)
+    assert min(box.size()) > 4  # a voxel is several screen pixels: both of its halves are tried
+    for fx, fy in INSIDE:
+        panel.set_cursor(*cursor)
+        click(view.viewport(), box.point(fx, fy))
+        assert tuple(panel.cursor) == voxel, (fx, fy)
+
+
+@pytest.mark.parametrize("ratio", RATIOS, indirect=True)
+@pytest.mark.parametrize("axis", [0, 2])
+def test_paint_brush_paints_the_voxel_drawn_under_the_pointer(volume_panel, ratio, axis):
+    panel = volume_panel
+    voxel = (8, 11, 7)
+    view, box, _cursor = _marker_footprint(panel, axis, voxel)
+    panel.paint_check.setChecked(True)
+    panel.brush_spin.setValue(0)
+    for fx, fy in INSIDE:
+        click(view.viewport(), box.point(fx, fy))
+    painted = {tuple(v) for voxels in panel.strokes.voxels.values() for v in voxels}
+    assert painted == {voxel}
+    panel.brush_spin.setValue(2)  # a disc of radius 2 in the slice plane around the voxel
+    click(view.viewport(), box.point(0.8, 0.8))
+    free = [a for a in range(3) if a != axis]
+    disc = set()
+    for du in range(-2, 3):
+        for dv in range(-2, 3):
+            if du * du + dv * dv <= 4:
+                v = list(voxel)
+                v[free[0]] += du
+                v[free[1]] += dv
+                disc.add(tuple(v))
+    painted = {tuple(v) for voxels in panel.strokes.voxels.values() for v in voxels}
+    assert painted == disc
+
+
+# ---------------------------------------------------------------------------------------------- TF editor
+@pytest.mark.parametrize("ratio", RATIOS, indirect=True)
+def test_tf_point_drag_lands_on_the_value_and_opacity_under_the_pointer(qtbot, ratio):
+    import pyqtgraph as pg
+
+    from engines.volume.tf import TransferFunction1D
+    from panels.volume.tf_editor import TFEditor
+
+    editor = TFEditor()
+    qtbot.addWidget(editor)
+    editor.resize(600, 300)
+    editor.show()
+    editor.set_tf(TransferFunction1D(opacity=[(0.0, 0.0), (300.0, 0.2), (1000.0, 1.0)]))
+    editor.set_histogram_counts(np.ones(16), np.linspace(0.0, 1000.0, 17))
+    plot = editor.plot
+
+    def marker_at(x, y):
+        """Where a dot at data (x, y) is drawn (a reference item, removed afterwards)."""
+        dot = pg.ScatterPlotItem([x], [y], size=5, pen=None, brush=(0, 255, 0))
+        box = footprint(plot, lambda: plot.addItem(dot))
+        plot.removeItem(dot)
+        return box
+
+    start = marker_at(300.0, 0.2)
+    target = marker_at(640.0, 0.7)
+    changes = []
+    editor.tf_changed.connect(lambda tf, final: changes.append(final))
+    drag(plot.viewport(), start.point(), target.point())
+    assert changes and changes[-1] is True  # the release ended the drag
+    vb = plot.getPlotItem().vb
+    (x0, x1), (y0, y1) = vb.viewRange()
+    per_px = ((x1 - x0) / vb.width(), (y1 - y0) / vb.height())  # data units per logical pixel
+    x, alpha = editor.tf().opacity[1]
+    assert abs(x - 640.0) <= 1.5 * per_px[0] and abs(alpha - 0.7) <= 1.5 * per_px[1], (x, alpha, per_px)
+
+
+# ---------------------------------------------------------------------------------------------- Codec
+def _compare_view(qtbot, mode: str):
+    from panels.codec.widgets import CompareView
+
+    view = CompareView()
+    qtbot.addWidget(view)
+    view.resize(900, 500)
+    view.show()
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 200, (30, 44, 3), dtype=np.uint8)
+    b = rng.integers(0, 200, (30, 44, 3), dtype=np.uint8)
+    view.mode.setCurrentText(mode)
+    view.set_pair(a, b, "A", "B")
+    h, w = a.shape[:2]
+
+    def fitted():  # the layout settles over a few event-loop turns: fit until the image stays fitted
+        view.fit()
+        for _ in range(3):
+            QApplication.processEvents()
+        (x0, x1), _ = view.view_a.viewRange()
+        return view.view_a.width() > 100 and x0 <= 0 and w <= x1 < 3 * w
+
+    qtbot.waitUntil(fitted)
+    return view, a, b
+
+
+@pytest.mark.parametrize("ratio", RATIOS, indirect=True)
+def test_codec_hover_reads_out_the_pixel_drawn_under_the_pointer(qtbot, ratio):
+    view, a, b = _compare_view(qtbot, "Side by side")
+    y, x = 17, 9
+    marked = a.copy()
+    marked[y, x] = (255, 255, 255)
+    box = footprint(view.canvas, lambda: view.set_pair(marked, b, "A", "B"))
+    assert min(box.size()) > 4
+    for fx, fy in INSIDE:
+        view.readout.setText("")
+        hover(view.canvas.viewport(), box.point(fx, fy))
+        qtbot.waitUntil(lambda: view.readout.text() != "", timeout=2000)
+        text = view.readout.text()
+        assert text.startswith(f"x {x}, y {y}   A = (255, 255, 255)   B = {tuple(int(v) for v in b[y, x])}"), (fx, fy, text)
+
+
+@pytest.mark.parametrize("ratio", RATIOS, indirect=True)
+def test_codec_divider_drag_splits_at_the_image_column_under_the_pointer(qtbot, ratio):
+    view, a, b = _compare_view(qtbot, "Split")
+    line = footprint(view.canvas, lambda: view.divider.setVisible(False))
+    view.divider.setVisible(True)
+    marked = a.copy()
+    column = 12
+    marked[5, column] = (255, 255, 255)
+    box = footprint(view.canvas, lambda: view.set_pair(marked, b, "A", "B"))
+    for fx, want in ((0.25, column), (0.75, column + 1)):  # the divider goes to the nearest pixel boundary
+        drag(view.canvas.viewport(), line.point(), box.point(fx, 0.5))
+        assert view._split_x() == want, fx
+        composite = view.composite()
+        np.testing.assert_array_equal(composite[:, :want], marked[:, :want])
+        np.testing.assert_array_equal(composite[:, want:], b[:, want:])
+        line = footprint(view.canvas, lambda: view.divider.setVisible(False))
+        view.divider.setVisible(True)
+
+
+# ---------------------------------------------------------------------------------------------- Generate
+@pytest.mark.parametrize("ratio", RATIOS, indirect=True)
+@pytest.mark.parametrize("shape", [(30, 40), (47, 29)])
+def test_mask_brush_paints_the_image_pixel_drawn_under_the_pointer(qtbot, monkeypatch, ratio, shape):
+    from panels.generate.widgets import MaskCanvas
+
+    canvas = MaskCanvas()
+    qtbot.addWidget(canvas)
+    canvas.show()
+    image = np.full(shape + (3,), 90, np.uint8)
+    canvas.set_image(image)
+    y, x = shape[0] - 8, 5
+    marked = image.copy()
+    marked[y, x] = 255
+    box = footprint(canvas, lambda: canvas.set_image(marked))
+    canvas.mode, canvas.brush = "mask", 1.0
+    at = []
+    paint_at = canvas.paint_at
+    monkeypatch.setattr(canvas, "paint_at", lambda x, y, *args: (at.append((x, y)), paint_at(x, y, *args)))
+    for fx, fy in INSIDE:
+        canvas.set_mask(None)
+        click(canvas, box.point(fx, fy))
+        assert (math.floor(at[-1][0]), math.floor(at[-1][1])) == (x, y), (fx, fy, at[-1])
+        assert canvas.mask()[y, x] == 1.0
