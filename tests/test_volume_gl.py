@@ -548,3 +548,29 @@ def test_camera_fit_keeps_the_orientation_arrows_and_letters_in_view(gl_view, az
         for point in (end, end + 0.08 * (end - start)):  # the arrow's tip and its letter's anchor
             x, y = transform.map(np.append(point, 1.0))[:2] / transform.map(np.append(point, 1.0))[3]
             assert 0 <= x <= width and 0 <= y <= height, (azimuth, elevation, _letter, x, y, width, height)
+
+
+def test_orientation_letters_upload_their_filter_kernel_once(gl_view, monkeypatch):
+    """vispy's Text assigns its font's filter kernel (16×1024 RGBA) to a sampler at every draw; as an
+    array it was uploaded again in every frame (on software OpenGL each upload also waits for the
+    frames in flight). The letters' font keeps it as a texture: frames upload no kernel, and draw
+    the same letters."""
+    from vispy.gloo import gl
+
+    app, view = gl_view
+    _bone_phantom(view)
+    view.finish_upload()
+    assert view.markers[1].visible
+    _settle(app)
+    first = view.render_image(markers=True)
+    uploads = []
+    original = gl.glTexSubImage2D
+    monkeypatch.setattr(gl, "glTexSubImage2D", lambda *a: (uploads.append(np.shape(a[-1])), original(*a))[1])
+    camera = view.view.camera
+    for step in range(4):
+        camera.azimuth += 5.0
+        view.render_image(markers=True)
+    camera.azimuth -= 20.0
+    again = view.render_image(markers=True)
+    assert [shape for shape in uploads if shape == (16, 1024, 4)] == []
+    assert np.abs(again.astype(np.int16) - first).max() <= 1

@@ -52,6 +52,16 @@ def _prepared_font_class():
     class PreparedFont(TextureFont):
         """A TextureFont whose glyphs come from :func:`prepare` when they are there."""
 
+        def __init__(self, font, renderer):
+            super().__init__(font, renderer)
+            from vispy.gloo import Texture2D
+
+            # vispy's Text assigns the font's spatial-filter kernel to its u_kernel sampler at every
+            # draw: an array is uploaded again each frame (16×1024 RGBA floats; on software OpenGL the
+            # upload also waits for the frames in flight), a texture is only bound
+            if isinstance(self._kernel, np.ndarray):
+                self._kernel = Texture2D(self._kernel)
+
         def _load_char(self, char):
             font = self._font
             entry = _prepared.get((font["face"], bool(font["bold"]), bool(font["italic"]), char))
