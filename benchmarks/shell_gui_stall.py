@@ -4,7 +4,8 @@ A 5 ms QTimer on the GUI thread records how late each tick fires (lateness = gap
 the real :class:`~studio.main_window.MainWindow` (all four panels) goes through what a user does:
 
   start-up     first paint → device detected and engines warmed up (fresh process: torch not loaded)
-  open .ply    a generated 500k-splat 3DGS scene (SH degree 3) in Render, until its first exact sort
+  open .ply    a generated 500k-splat 3DGS scene (SH degree 3) dropped on the window (examined by a job,
+               then opened in Render), until its first exact sort
   orbit        ten camera steps around that scene (re-sort + SH colours per view)
   open NIfTI   a 256³ int16 CT (.nii.gz) in Volume (phantom on first show, then the file), until
                the 3D view shows the full-quality frame
@@ -304,7 +305,7 @@ def run_studio(paths: dict[str, Path], out_dir: Path) -> tuple[dict, object]:
         return canvas.exact
 
     probe.start("open .ply")
-    window.open_path(str(paths["ply"]))
+    window.open_paths([str(paths["ply"])])  # as a drop or File > Open does: examined by a job
     pump(lambda: render.scene_path == str(paths["ply"]) and jobs_idle() and canvas_exact(), 900, settle=1.0)
     results["open .ply"] = probe.stop()
     print(f"  open .ply: {len(render.scene):,} splats, {results['open .ply'][0]:.0f} ms", flush=True)
@@ -321,7 +322,7 @@ def run_studio(paths: dict[str, Path], out_dir: Path) -> tuple[dict, object]:
     window.show_panel("volume")
     volume = window.panel("volume")
     probe.start("open NIfTI")
-    window.open_path(str(paths["nii"]))
+    window.open_paths([str(paths["nii"])])  # as a drop or File > Open does: examined by a job
     pump(lambda: volume.source_path == str(paths["nii"]) and jobs_idle() and volume.view3d.exact, 900, settle=1.0)
     results["open NIfTI"] = probe.stop()
     print(f"  open NIfTI: {volume.volume.shape}, {results['open NIfTI'][0]:.0f} ms", flush=True)
@@ -344,7 +345,7 @@ def run_studio(paths: dict[str, Path], out_dir: Path) -> tuple[dict, object]:
     pump(lambda: codec.image is not None and jobs_idle(), 300)
     codec.p_auto.setChecked(False)  # no automatic 16 Mpx re-encode: the open is measured
     probe.start("open PNG")
-    window.open_path(str(paths["png"]))
+    window.open_paths([str(paths["png"])])  # as a drop or File > Open does: examined by a job
     pump(lambda: codec.image_path == str(paths["png"]) and jobs_idle(), 900, settle=1.0)
     results["open PNG"] = probe.stop()
     print(f"  open PNG: {codec.image.shape}, {results['open PNG'][0]:.0f} ms", flush=True)
