@@ -35,6 +35,8 @@ DONE, CANCELLED, FAILED = "done", "cancelled", "failed"
 FINAL_STATES = (DONE, CANCELLED, FAILED)
 ACTIVE_STATES = (RUNNING, PAUSED, CANCELLING)
 _EVENT_INTERVAL = 1.0 / 30.0
+#: the lane where paths are examined (sniffed, checked): not behind a long file open on ``io``
+EXAMINE_LANE = "examine"
 _now = time.monotonic  # the queue's clock (tests may replace it)
 
 

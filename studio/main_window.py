@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
 from studio import APP_NAME, __version__
 from studio.errors import describe_error
 from studio.export import PendingExport
-from studio.jobs import FINAL_STATES, JobQueue
+from studio.jobs import EXAMINE_LANE, FINAL_STATES, JobQueue
 from studio.routing import ASK, ERROR, RESTORE, UNSUPPORTED, choose_panel, route_path, route_paths_job
 from studio.services import StudioServices
 from studio.settings import StudioSettings
@@ -45,8 +45,6 @@ from studio.widgets.toast import Toast
 
 ICON_DIR = Path(__file__).resolve().parents[1] / "assets" / "icons"
 CLOSE_WAIT_SECONDS = 2.0
-#: the job-queue lane where dropped and chosen paths are examined (not behind a long file open on ``io``)
-EXAMINE_LANE = "examine"
 
 
 class _PanelSlot:

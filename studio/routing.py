@@ -113,3 +113,19 @@ def route_paths_job(paths: Sequence[str], acceptors: Sequence[tuple[str, Accepto
         yield Progress(index, len(paths), f"examining {Path(path).name or path}")
         routes.append(route_path(path, acceptors))
     return routes
+
+
+def openable_paths_job(paths: Sequence[str], acceptor: Acceptor, suffixes: Sequence[str] = ()):
+    """Job (worker thread): the files among ``paths`` (in order, without repeats) that exist and that
+    ``acceptor`` takes by their sniffed content, or whose name ends in one of ``suffixes``.
+    Each check stats the file and reads its first bytes: slow on a network share."""
+    from engines.jobs import Progress
+
+    kept = []
+    for index, path in enumerate(paths):
+        yield Progress(index, len(paths), f"checking {Path(path).name or path}")
+        if path in kept or not os.path.isfile(path):
+            continue
+        if path.lower().endswith(tuple(suffixes)) or _accepts(acceptor, path, sniff(path)):
+            kept.append(path)
+    return kept

@@ -125,14 +125,15 @@ class StudioSettings:
         self._qs.setValue("view/state", state)
 
     # -- files -----------------------------------------------------------------------
-    def recent_files(self) -> list[str]:
-        """Recently opened paths, newest first (missing ones dropped)."""
+    def recent_files(self, existing: bool = True) -> list[str]:
+        """Recently opened paths, newest first (missing ones dropped unless ``existing`` is False:
+        checking stats every path, slow on a network share, so the GUI thread passes False)."""
         raw = self._get("files/recent", "[]")
         try:
             paths = json.loads(raw) if isinstance(raw, str) else list(raw)
         except (TypeError, json.JSONDecodeError):
             paths = []
-        return [p for p in paths if isinstance(p, str) and os.path.exists(p)]
+        return [p for p in paths if isinstance(p, str) and (not existing or os.path.exists(p))]
 
     def add_recent_file(self, path: str) -> None:
         """Put ``path`` first in the recent-files list."""

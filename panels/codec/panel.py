@@ -48,6 +48,7 @@ from panels.codec.widgets import (
 )
 from panels.flow_row import flow_row
 from panels.live_plot import Throttle
+from studio.jobs import EXAMINE_LANE
 from studio.widgets.progress import set_progress_later
 
 TRANSFORMS = ["dct", "wht", "sdct", "rdct", "bas2008", "jam-rdct", "minangle"]
@@ -140,6 +141,15 @@ def _bitstream_job(path: str):
     if image.ndim == 2:
         image = np.stack([image] * 3, axis=-1)
     return np.ascontiguousarray(image[..., :3])
+
+
+def _compare_file_job(path: str, decode_job):
+    """Job (worker thread): ``(decode_job(path)'s result, the file's size in bytes)``; a missing file
+    is an OpenError (checked here: a stat on a network share can be slow)."""
+    if not os.path.isfile(path):
+        raise OpenError(f"file not found: {path}")
+    size = os.path.getsize(path)
+    return (yield from decode_job(path)), size
 
 
 def _token_file_job(path: str, tokenizers: list):
@@ -458,11 +468,12 @@ class CodecPanel(Panel):
         outer.addWidget(self.compare, 1)
         self.cmp_files: dict[str, dict | None] = {"A": None, "B": None}
         self._opened_paths: list[str] = []
+        self._history_listed: list[str] | None = None  # the candidates of the last listing job
         self.cmp_to_a.clicked.connect(lambda: self._compare_from_history("A"))
         self.cmp_to_b.clicked.connect(lambda: self._compare_from_history("B"))
         self.cmp_open_a.clicked.connect(lambda: self._compare_dialog("A"))
         self.cmp_open_b.clicked.connect(lambda: self._compare_dialog("B"))
-        self._fill_history()
+        self._show_history([])
         self.cmp_quality.valueChanged.connect(lambda v: self.cmp_quality_label.setText(f"q {v}"))
         self.cmp_run.clicked.connect(self.run_compare)
         self.cmp_a.currentIndexChanged.connect(lambda _: self._refresh_compare())
@@ -1227,22 +1238,32 @@ class CodecPanel(Panel):
 
     # ================================================================== compare
     # -- compare two files ------------------------------------------------------------------
-    def _history_paths(self) -> list[str]:
+    def _history_candidates(self) -> list[str]:
+        """This session's compared files (newest first), then the recent-files list: not checked here."""
         recent = []
         settings = getattr(self.services, "settings", None)
         if settings is not None and hasattr(settings, "recent_files"):
-            recent = settings.recent_files()
-        out = []
-        for p in [*reversed(self._opened_paths), *recent]:
-            if p not in out and (self.can_open(p) or p.lower().endswith(".ssbc")) and os.path.isfile(p):
-                out.append(p)
-        return out
+            recent = settings.recent_files(existing=False)
+        return [*reversed(self._opened_paths), *recent]
 
     def _fill_history(self) -> None:
+        """Refresh the Compare tab's list of files: which of them still exist and are images or
+        bitstreams is checked by a job (stat and sniff each file: slow on a network share)."""
+        from studio.routing import openable_paths_job
+
+        candidates = self._history_candidates()
+        if candidates == self._history_listed:
+            return
+        self._history_listed = candidates
+        accepts = type(self).accepts
+        self._submit("compare-history", "list files to compare", lambda: openable_paths_job(candidates, accepts, (".ssbc",)),
+                     self._show_history, device=EXAMINE_LANE)
+
+    def _show_history(self, paths: list[str]) -> None:
         current = self.cmp_history.currentData()
         self.cmp_history.blockSignals(True)
         self.cmp_history.clear()
-        for p in self._history_paths():
+        for p in paths:
             self.cmp_history.addItem(Path(p).name, p)
             self.cmp_history.setItemData(self.cmp_history.count() - 1, p, Qt.ItemDataRole.ToolTipRole)
         if self.cmp_history.count() == 0:
@@ -1280,14 +1301,11 @@ class CodecPanel(Panel):
         """Decode ``path`` (an image or an ``.ssbc`` bitstream) on a worker and show it as compare
         side ``"A"`` or ``"B"``; returns the job handle."""
         path = os.fspath(path)
-        if not os.path.isfile(path):
-            self.services.notify(f"file not found: {path}", "error")
-            return None
         ssbc = path.lower().endswith(".ssbc")
-        size = os.path.getsize(path)
 
         def done(result, _side=side, _path=path):
-            image = result if ssbc else result[0]
+            decoded, size = result
+            image = decoded if ssbc else decoded[0]
             self.cmp_files[_side] = {"path": _path, "name": Path(_path).name, "image": image, "bytes": size}
             if _side == "A":
                 if self.cmp_a.count() < 3:
@@ -1297,7 +1315,7 @@ class CodecPanel(Panel):
             self._remember(_path)
             self._refresh_compare()
 
-        job = (lambda: _bitstream_job(path)) if ssbc else (lambda: _image_job(path))
+        job = lambda: _compare_file_job(path, _bitstream_job if ssbc else _image_job)  # noqa: E731
         return self._submit(f"compare-{side}", f"compare {side}: {Path(path).name}", job, done)
 
     def run_compare(self) -> None:

@@ -1,0 +1,98 @@
+"""Files are checked and read on workers, not on the GUI thread: with the read made half a second
+slow (a cold network share), a 5 ms timer on the GUI thread never waits more than 100 ms, and the
+result is what the read gives."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+from qtpy.QtCore import QElapsedTimer, QTimer
+
+import engines.filekinds
+import studio.routing
+
+SLOW_S = 0.5
+MAX_GAP_MS = 100
+
+
+class GapProbe:
+    """Ticks of a 5 ms timer on the GUI thread; ``longest()`` is the longest wait between two."""
+
+    def __init__(self) -> None:
+        self.clock, self.ticks = QElapsedTimer(), []
+        self.clock.start()
+        self.timer = QTimer()
+        self.timer.timeout.connect(lambda: self.ticks.append(self.clock.elapsed()))
+
+    def start(self, qtbot) -> None:
+        self.timer.start(5)
+        qtbot.wait(30)
+        self.started = self.clock.elapsed()
+
+    def longest(self) -> float:
+        self.timer.stop()
+        return float(np.diff([self.started, *[t for t in self.ticks if t >= self.started]]).max())
+
+
+@pytest.fixture
+def slow_sniff(monkeypatch):
+    """Sniffing a file whose name starts with "slow" takes half a second (both places it is imported)."""
+    real = engines.filekinds.sniff
+
+    def sniff(path):
+        if str(path).rsplit("/", 1)[-1].startswith("slow"):
+            time.sleep(SLOW_S)
+        return real(path)
+
+    monkeypatch.setattr(engines.filekinds, "sniff", sniff)
+    monkeypatch.setattr(studio.routing, "sniff", sniff)
+
+
+def test_codec_compare_list_checks_recent_files_on_a_worker(qtbot, tmp_path, slow_sniff):
+    from panels.codec import CodecPanel
+    from studio.services import StudioServices
+    from studio.settings import StudioSettings
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    paths = {name: tmp_path / name for name in ("a.png", "gone.png", "notes.txt", "slow.png", "x.ssbc")}
+    for name in ("a.png", "gone.png", "slow.png"):
+        Image.fromarray(image).save(paths[name])
+    paths["notes.txt"].write_text("not an image")
+    paths["x.ssbc"].write_bytes(b"SSBC broken")  # listed by its suffix (decoding it says what is wrong)
+    settings = StudioSettings(str(tmp_path / "settings.ini"))
+    for name in reversed(list(paths)):
+        settings.add_recent_file(str(paths[name]))
+    paths["gone.png"].unlink()
+    services = StudioServices(settings=settings)
+    panel = CodecPanel(services)
+    qtbot.addWidget(panel)
+    probe = GapProbe()
+    probe.start(qtbot)
+    panel.tabs.setCurrentIndex(3)  # the Compare tab lists the files to compare
+    listed = lambda: [panel.cmp_history.itemData(i) for i in range(panel.cmp_history.count())]  # noqa: E731
+    want = [str(paths[name]) for name in ("a.png", "slow.png", "x.ssbc")]
+    qtbot.waitUntil(lambda: listed() == want, timeout=5000)
+    assert probe.clock.elapsed() - probe.started >= SLOW_S * 1000  # the slow check did run ...
+    qtbot.wait(30)
+    assert probe.longest() < MAX_GAP_MS  # ... but not on the GUI thread
+    assert [panel.cmp_history.itemText(i) for i in range(3)] == ["a.png", "slow.png", "x.ssbc"]
+    assert [r.name for r in services.jobs.records()] == ["list files to compare"]
+    panel.tabs.setCurrentIndex(0)
+    panel.tabs.setCurrentIndex(3)  # nothing new to list: no second job
+    assert len(services.jobs.records()) == 1
+    services.jobs.cancel_all()
+    services.jobs.wait_all(10)
+
+
+def test_codec_compare_file_missing_is_reported_by_its_job(make_panel, qtbot, tmp_path):
+    from panels.codec import CodecPanel
+
+    panel = make_panel(CodecPanel)
+    messages = []
+    panel.services.notify = lambda text, level="info": messages.append((level, text))
+    handle = panel.load_compare_file("B", str(tmp_path / "gone.png"))
+    assert panel.services.jobs.wait_all(10)
+    assert handle.state == "failed" and panel.cmp_files["B"] is None
+    assert messages == [("error", f"compare B: gone.png failed: file not found: {tmp_path / 'gone.png'}")]
