@@ -19,6 +19,7 @@ NIFTI, DICOM, NRRD, METAIMAGE, TIFF_STACK, NPY, NPZ = "nifti", "dicom", "nrrd", 
 PNG, JPEG, WEBP, BMP, TIFF_IMAGE, AVIF, JP2, GIF = "png", "jpeg", "webp", "bmp", "tiff-image", "avif", "jp2", "gif"
 SSBC, CHECKPOINT, SSLC, SSTK = "ssbc", "checkpoint", "sslc", "sstk"
 CODEC_MODEL, EMBEDDING, TORCHSCRIPT = "codec-model", "embedding", "torchscript"
+TRANSFER_FUNCTION = "transfer-function"  # a .json colour map (ParaView's or ours)
 # folder kinds
 DICOM_FOLDER, MODEL_FOLDER, POSED_VIEWS, EMPTY_FOLDER = "dicom-folder", "diffusers-model", "posed-views", "empty-folder"
 CONTROLNET_FOLDER = "controlnet-folder"
@@ -32,7 +33,7 @@ DESCRIPTIONS = {
     TIFF_IMAGE: "a TIFF image", AVIF: "an AVIF image", JP2: "a JPEG 2000 image", GIF: "a GIF image", SSBC: "a block-codec bitstream",
     CHECKPOINT: "a model checkpoint", SSLC: "a learned-codec bitstream", SSTK: "a token file (.sstk)",
     CODEC_MODEL: "a learned-codec model", EMBEDDING: "a textual-inversion embedding",
-    TORCHSCRIPT: "a TorchScript network",
+    TORCHSCRIPT: "a TorchScript network", TRANSFER_FUNCTION: "a transfer function",
     DICOM_FOLDER: "a DICOM series folder", MODEL_FOLDER: "a diffusers model folder",
     CONTROLNET_FOLDER: "a ControlNet folder",
     POSED_VIEWS: "a folder of posed views", EMPTY_FOLDER: "an empty folder", UNKNOWN: "a file of unknown type",
@@ -90,6 +91,16 @@ def _metaimage_header(head: bytes) -> bool:
     text = head[:1024].decode("latin-1", "replace")
     keys = {line.split("=", 1)[0].strip().lower() for line in text.splitlines() if "=" in line}
     return "dimsize" in keys and ("ndims" in keys or "objecttype" in keys)
+
+
+#: how much of a .json file is searched for a transfer function's keys, and its largest size
+_TF_JSON_HEAD, _TF_JSON_MAX_BYTES = 1 << 16, 1 << 20
+_TF_JSON_MARKERS = (b"RGBPoints", b"spectra-studio-tf1d")
+
+
+def _tf_json(path: Path) -> bool:
+    """A small .json file holding a transfer function: a ParaView colour map list or ours."""
+    return path.stat().st_size <= _TF_JSON_MAX_BYTES and any(m in _head(path, _TF_JSON_HEAD) for m in _TF_JSON_MARKERS)
 
 
 _TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ts")
@@ -174,6 +185,8 @@ def _sniff_file(path: Path) -> str:
         return CHECKPOINT
     if name.endswith((".mhd", ".mha")) and _metaimage_header(head):
         return METAIMAGE
+    if name.endswith(".json") and _tf_json(path):
+        return TRANSFER_FUNCTION
     if name.endswith(".splat"):
         size = path.stat().st_size
         return SPLAT if size and size % 32 == 0 else UNKNOWN

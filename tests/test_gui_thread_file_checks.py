@@ -96,3 +96,30 @@ def test_codec_compare_file_missing_is_reported_by_its_job(make_panel, qtbot, tm
     assert panel.services.jobs.wait_all(10)
     assert handle.state == "failed" and panel.cmp_files["B"] is None
     assert messages == [("error", f"compare B: gone.png failed: file not found: {tmp_path / 'gone.png'}")]
+
+
+def test_volume_reads_a_transfer_function_file_on_a_worker(make_panel, qtbot, tmp_path, monkeypatch):
+    import engines.volume.tf as tf_module
+    from engines.volume.tf import preset
+    from engines.volume.tf_exchange import read_tf_file
+    from panels.volume import VolumePanel
+
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(preset("CT-Lung").copy(name="my map").to_dict()))
+    real = tf_module.load_tf
+
+    def slow_load(*args, **kwargs):
+        time.sleep(SLOW_S)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tf_module, "load_tf", slow_load)
+    panel = make_panel(VolumePanel)
+    probe = GapProbe()
+    probe.start(qtbot)
+    with qtbot.waitSignal(panel.file_opened, timeout=5000):
+        assert panel.open_file(str(path)) is not None  # a job handle: the file is read by a worker
+    assert probe.clock.elapsed() - probe.started >= SLOW_S * 1000
+    qtbot.wait(30)
+    assert probe.longest() < MAX_GAP_MS
+    assert panel.tf.to_dict() == read_tf_file(path).to_dict() and panel.tf.name == "my map"
+    assert [r.name for r in panel.services.jobs.records()] == ["read mine.json"]

@@ -166,6 +166,9 @@ def make_more_samples(root):
     s["tf vp"], s["tf paraview json"] = root / "map.vp", root / "map.pv.json"
     s["tf vp"].write_text(to_slicer_vp(tf))
     s["tf paraview json"].write_text(json.dumps(to_paraview(tf)))
+    s["tf json"], s["json not a tf"] = root / "mine.json", root / "notes.json"
+    s["tf json"].write_text(tf.to_json())
+    s["json not a tf"].write_text(json.dumps({"RGB": [0, 1]}))
     s["tf exported with sidecar"] = write_tf_file(tf, root / "exported.vp", fmt="vp")
     s["tf 1dt"] = root / "map.1dt"
     s["tf 1dt"].write_text("3\n0.0 0 0 0 0\n0.5 1 0.5 0.2 0.3\n1.0 1 1 1 0.9\n")
@@ -240,7 +243,8 @@ EXPECTED = {
     "sslc": ("open", "codec"), "sstk": ("open", "codec"), "lora": ("open", "generate"),
     "embedding": ("open", "generate"), "controlnet file": ("open", "generate"),
     "controlnet folder": ("open", "generate"), "tf vp": ("open", "volume"), "tf itf": ("open", "volume"),
-    "tf 1dt": ("open", "volume"), "tf paraview json": ("open", "volume"), "transforms views": ("open", "render"),
+    "tf 1dt": ("open", "volume"), "tf paraview json": ("open", "volume"), "tf json": ("open", "volume"),
+    "json not a tf": ("unsupported",), "transforms views": ("open", "render"),
     "colmap views": ("open", "render"), "unknown folder": ("unsupported",),
     "spz with sidecar": ("restore", "render", True), "nifti with sidecar": ("restore", "volume", True),
     "png from A1111": ("restore", "generate", True), "tf exported with sidecar": ("restore", "volume", True),
@@ -291,6 +295,8 @@ def test_sniffed_kinds(samples):
     assert fk.sniff(samples["sstk"]) == fk.SSTK and fk.sniff(samples["spz"]) == fk.SPZ and fk.sniff(samples["gif"]) == fk.GIF
     assert fk.sniff(samples["codec model pt"]) == fk.CODEC_MODEL and fk.sniff(samples["embedding pt"]) == fk.EMBEDDING
     assert fk.sniff(samples["torchscript"]) == fk.TORCHSCRIPT
+    assert fk.sniff(samples["tf json"]) == fk.sniff(samples["tf paraview json"]) == fk.TRANSFER_FUNCTION
+    assert fk.sniff(samples["json not a tf"]) == fk.UNKNOWN
     assert fk.sniff(samples["colmap views"]) == fk.sniff(samples["transforms views"]) == fk.POSED_VIEWS
 
 

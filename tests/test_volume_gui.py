@@ -103,7 +103,7 @@ def test_tf_edit_updates_slices_and_undo(panel):
     assert panel.current_parameters()["mode"] == "mip"
 
 
-def test_preset_box_names_the_transfer_function_in_use(panel, tmp_path):
+def test_preset_box_names_the_transfer_function_in_use(panel, qtbot, tmp_path):
     from engines.volume.model import Volume
     from engines.volume.tf import default_tf, preset
 
@@ -125,7 +125,8 @@ def test_preset_box_names_the_transfer_function_in_use(panel, tmp_path):
     panel.undo_stack.undo()
     assert panel.tf == preset("CT-Muscle") and box.currentText() == "CT-Muscle" and box.count() == presets
     (tmp_path / "mine.json").write_text(json.dumps(preset("CT-Lung").copy(name="my map").to_dict()))
-    panel.open_tf_file(str(tmp_path / "mine.json"))
+    with qtbot.waitSignal(panel.file_opened, timeout=10000):
+        panel.open_tf_file(str(tmp_path / "mine.json"))
     assert panel.tf.name == "my map" and box.currentText() == "my map"
     panel.apply_preset("CT-Lung")
     assert box.currentText() == "CT-Lung" and box.count() == presets

@@ -194,9 +194,8 @@ def test_cli_tf_convert_list_and_errors(tmp_path, capsys):
     assert "bad.itf" in capsys.readouterr().err and not (tmp_path / "r.png").exists()
 
 
-def test_panel_opens_tf_files_and_refuses_bad_ones(make_panel, tmp_path, monkeypatch):
+def test_panel_opens_tf_files_and_refuses_bad_ones(make_panel, qtbot, tmp_path, monkeypatch):
     pytest.importorskip("pytestqt")
-    from panels.base import OpenError
     from panels.volume import VolumePanel
     from engines.volume.phantom import make_phantom
 
@@ -211,19 +210,25 @@ def test_panel_opens_tf_files_and_refuses_bad_ones(make_panel, tmp_path, monkeyp
     for path in (tmp_path / "m.vp", multi):  # a drop routes here without building the panel
         assert panel.can_open(path) and VolumePanel.accepts(path, sniff(path))
     assert not panel.can_open(tmp_path / "other.json")
-    panel.open_file(str(tmp_path / "m.vp"))
+    with qtbot.waitSignal(panel.file_opened, timeout=10000):  # read by a job, never on the GUI thread
+        assert panel.open_file(str(tmp_path / "m.vp")) is not None
     assert panel.tf.name == "m" and panel.view3d._tf is panel.tf
     # several maps: the chooser decides; its answer is applied
     monkeypatch.setattr(panel, "_choose_map", lambda names, file_name: names[1])
-    panel.open_file(str(multi))
+    with qtbot.waitSignal(panel.file_opened, timeout=10000):
+        panel.open_file(str(multi))
     assert panel.tf.name == "Cool to Warm"
     lo, hi = panel.volume.value_range()  # a 0…1 map is stretched onto the phantom's HU range
     assert panel.tf.x_range() == pytest.approx((lo, hi))
     before = panel.tf
     (tmp_path / "bad.itf").write_text("<Points><Point>")
-    with pytest.raises(OpenError) as info:
+    with qtbot.waitSignal(panel.file_open_failed, timeout=10000) as failed:
         panel.open_file(str(tmp_path / "bad.itf"))
-    assert "\n" not in str(info.value) and "bad.itf" in str(info.value)
+    message = failed.args[1]
+    assert "\n" not in message and "bad.itf" in message and "Error" not in message
+    with qtbot.waitSignal(panel.file_open_failed, timeout=10000) as failed:  # a .json that holds no TF
+        panel.open_file(str(tmp_path / "other.json"))
+    assert "other.json" in failed.args[1] and "\n" not in failed.args[1]
     assert panel.tf is before
     # export in the other tools' formats
     panel.export(str(tmp_path / "out.vp"))

@@ -192,16 +192,27 @@ def _classify_2d_job(data, gmag, tf2d):
 TF_FILE_SUFFIXES = (".vp", ".itf", ".1dt")
 
 
-def _is_tf_json(path) -> bool:
-    """A small .json file holding a transfer function (ParaView map list or ours)."""
-    path = Path(path)
-    if path.suffix.lower() != ".json" or not path.is_file() or path.stat().st_size > 2**20:
-        return False
+def _is_tf_file_name(path) -> bool:
+    """A name a transfer-function file has (its content is checked when it is read, on a worker)."""
+    return Path(path).suffix.lower() in (*TF_FILE_SUFFIXES, ".json")
+
+
+def _tf_file_job(path: str, map_name: str | None, value_range):
+    """Job (worker thread): read a transfer-function file; returns the TF or, for a ParaView file
+    holding several colour maps when ``map_name`` is None, their names (the panel asks which)."""
+    from engines.jobs import Progress
+    from engines.volume.tf import load_tf
+    from engines.volume.tf_exchange import tf_file_map_names
+
+    yield Progress(0, 1, f"reading {Path(path).name}")
+    if map_name is None:
+        names = tf_file_map_names(path)
+        if len(names) > 1:
+            return names
     try:
-        head = path.read_text(errors="replace")[:65536]
-    except OSError:
-        return False
-    return "RGBPoints" in head or "spectra-studio-tf1d" in head
+        return load_tf(path, map_name=map_name, value_range=value_range)
+    except (ValueError, OSError) as exc:
+        raise OpenError(str(exc).splitlines()[0]) from exc
 
 
 def _stretched(tf, value_range):
@@ -254,8 +265,9 @@ class VolumePanel(Panel):
     }
     export_filters = ("PNG render (*.png);;Transfer function (*.json);;3D Slicer transfer function (*.vp);;"
                       "ParaView colour map (*.pv.json);;Label volume (*.nii.gz *.nii)")
+    # TF files: by suffix (.vp, .itf, .1dt, .pv.json) or, for other .json files, by content
     content_kinds = (fk.NIFTI, fk.DICOM, fk.DICOM_FOLDER, fk.NRRD, fk.METAIMAGE, fk.TIFF_STACK, fk.NPY, fk.NPZ,
-                     fk.TORCHSCRIPT)
+                     fk.TORCHSCRIPT, fk.TRANSFER_FUNCTION)
     gui_modules = OFFSCREEN_VIEW_MODULES
     parameter_schema = PARAMETER_SCHEMA
 
@@ -624,12 +636,6 @@ class VolumePanel(Panel):
         self.status.setText(f"Generating the {size}³ phantom…")
         return self.open_file(f"phantom:{size}")
 
-    @classmethod
-    def accepts(cls, path, kind: str) -> bool:
-        """Volumes by content, TF files by suffix (.vp, .itf, .1dt, .pv.json) or, for other .json
-        files, by holding a ParaView colour map or our TF."""
-        return super().accepts(path, kind) or (kind == fk.UNKNOWN and _is_tf_json(path))
-
     def can_open(self, path) -> bool:
         from engines.volume.readers import is_sample_name
 
@@ -641,9 +647,8 @@ class VolumePanel(Panel):
         from engines.volume.readers import is_sample_name
 
         path = os.fspath(path)
-        if Path(path).suffix.lower() in TF_FILE_SUFFIXES or _is_tf_json(Path(path)):
-            self.open_tf_file(path)
-            return None
+        if _is_tf_file_name(path):
+            return self.open_tf_file(path)
         if path.lower().endswith((".pt", ".pth", ".ts")):  # the paint classifier's feature network
             return self._open_feature_model(path)
         sample = is_sample_name(path) and not Path(path).exists()
@@ -770,24 +775,36 @@ class VolumePanel(Panel):
 
         self._set_tf(preset(name), base=True, text=f"preset {name}")
 
-    def open_tf_file(self, path: str, map_name: str | None = None) -> None:
-        """Apply a transfer-function file (.vp, ParaView .json, .itf, .1dt, ours). A ParaView file
+    def open_tf_file(self, path: str, map_name: str | None = None):
+        """Read a transfer-function file (.vp, ParaView .json, .itf, .1dt, ours) on a worker and apply it;
+        returns the job handle (then :attr:`file_opened` or :attr:`file_open_failed`). A ParaView file
         with several maps asks which one; maps outside the volume's values, or spanning under a
-        tenth of them (normalised 0…1 maps), are stretched onto them (as ParaView rescales presets). Bad files raise OpenError and change nothing."""
-        from engines.volume.tf import load_tf
-        from engines.volume.tf_exchange import tf_file_map_names
-
+        tenth of them (normalised 0…1 maps), are stretched onto them (as ParaView rescales presets).
+        Bad files change nothing."""
+        path = os.fspath(path)
         value_range = self._clim if self.volume is not None else None
-        if map_name is None:
-            names = tf_file_map_names(path)
-            if len(names) > 1:
-                map_name = self._choose_map(names, Path(path).name)
-                if map_name is None:
-                    return  # cancelled
-        try:
-            tf = load_tf(path, map_name=map_name, value_range=value_range)
-        except (ValueError, OSError) as exc:
-            raise OpenError(str(exc).splitlines()[0]) from exc
+
+        def read(result) -> None:
+            if isinstance(result, list):  # several colour maps: the user picks one, a second job reads it
+                chosen = self._choose_map(result, Path(path).name)
+                if chosen is None:
+                    self.file_open_cancelled.emit(path)
+                else:
+                    self.open_tf_file(path, chosen)
+                return
+            self._apply_tf_file(result, path, value_range)
+            after, self._after_open = self._after_open, None  # parameters restored with an exported TF
+            if after is not None:
+                after()
+            self.file_opened.emit(path)
+
+        return self.services.jobs.submit(
+            f"read {Path(path).name}", self.name, lambda: _tf_file_job(path, map_name, value_range), device="io",
+            on_result=read, on_error=lambda record: self.file_open_failed.emit(path, record.error),
+            on_cancel=lambda: self.file_open_cancelled.emit(path))
+
+    def _apply_tf_file(self, tf, path: str, value_range) -> None:
+        """Use ``tf`` read from ``path`` (stretched onto ``value_range`` when it misses or under-spans it)."""
         note = ""
         if value_range is not None:
             lo, hi = tf.x_range()
