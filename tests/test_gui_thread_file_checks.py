@@ -71,7 +71,7 @@ def test_codec_compare_list_checks_recent_files_on_a_worker(qtbot, tmp_path, slo
     probe = GapProbe()
     probe.start(qtbot)
     panel.tabs.setCurrentIndex(3)  # the Compare tab lists the files to compare
-    listed = lambda: [panel.cmp_history.itemData(i) for i in range(panel.cmp_history.count())]  # noqa: E731
+    listed = lambda: [panel.cmp_history.itemData(i) for i in range(panel.cmp_history.count())]
     want = [str(paths[name]) for name in ("a.png", "slow.png", "x.ssbc")]
     qtbot.waitUntil(lambda: listed() == want, timeout=5000)
     assert probe.clock.elapsed() - probe.started >= SLOW_S * 1000  # the slow check did run ...

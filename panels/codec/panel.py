@@ -1315,8 +1315,8 @@ class CodecPanel(Panel):
             self._remember(_path)
             self._refresh_compare()
 
-        job = lambda: _compare_file_job(path, _bitstream_job if ssbc else _image_job)  # noqa: E731
-        return self._submit(f"compare-{side}", f"compare {side}: {Path(path).name}", job, done)
+        decode = _bitstream_job if ssbc else _image_job
+        return self._submit(f"compare-{side}", f"compare {side}: {Path(path).name}", lambda: _compare_file_job(path, decode), done)
 
     def run_compare(self) -> None:
         """Encode the image with the chosen real codec for side B (as a job)."""
