@@ -6,14 +6,12 @@ import json
 import time
 
 import numpy as np
-import pytest
 from PIL import Image
 from qtpy.QtCore import QElapsedTimer, QTimer
 
-import engines.filekinds
-import studio.routing
+from tests.test_shell_drop_examine import SLOW_SNIFF_S as SLOW_S
+from tests.test_shell_drop_examine import slow_sniff  # noqa: F401 - the fixture: sniffing "slow…" takes 0.5 s
 
-SLOW_S = 0.5
 MAX_GAP_MS = 100
 
 
@@ -36,21 +34,7 @@ class GapProbe:
         return float(np.diff([self.started, *[t for t in self.ticks if t >= self.started]]).max())
 
 
-@pytest.fixture
-def slow_sniff(monkeypatch):
-    """Sniffing a file whose name starts with "slow" takes half a second (both places it is imported)."""
-    real = engines.filekinds.sniff
-
-    def sniff(path):
-        if str(path).rsplit("/", 1)[-1].startswith("slow"):
-            time.sleep(SLOW_S)
-        return real(path)
-
-    monkeypatch.setattr(engines.filekinds, "sniff", sniff)
-    monkeypatch.setattr(studio.routing, "sniff", sniff)
-
-
-def test_codec_compare_list_checks_recent_files_on_a_worker(qtbot, tmp_path, slow_sniff):
+def test_codec_compare_list_checks_recent_files_on_a_worker(qtbot, tmp_path, slow_sniff):  # noqa: F811
     from panels.codec import CodecPanel
     from studio.services import StudioServices
     from studio.settings import StudioSettings
