@@ -90,6 +90,22 @@ def prepare_volume(volume) -> dict:
             "texture": scalar_texture(data, (lo, hi))}
 
 
+#: integer volumes with at most this many values in their range draw slices through a colour table
+SLICE_TABLE_MAX = 1 << 17
+
+
+def slice_colours(tf, clim: tuple[float, float], values) -> np.ndarray:
+    """The slice views' colour of each value: the TF colour blended over the grey of ``clim`` by twice
+    the TF opacity, uint8 ``values.shape + (3,)``."""
+    data = np.asarray(values).astype(np.float32)
+    lo, hi = clim
+    grey = np.clip((data - lo) / max(hi - lo, 1e-6), 0, 1)[..., None]
+    rgba = tf.evaluate(data)
+    a = np.clip(rgba[..., 3:4] * 2.0, 0, 1)
+    rgb = grey * (1 - a) + rgba[..., :3] * a
+    return (rgb * 255).astype(np.uint8)
+
+
 def _import_view_dependencies() -> None:
     """Import what the 3D view needs to upload a volume (PyOpenGL, for vispy's 3-D textures) on the
     calling worker: a first import on the GUI thread would stall it."""
@@ -336,6 +352,7 @@ class VolumePanel(Panel):
         self._classify_handle = None
         self._shown = False
         self._clim = (0.0, 1.0)
+        self._slice_table_cache: tuple | None = None  # (key, (first, colours)) of _slice_table
         self._tf_before_drag = None
 
         self.file_open_failed.connect(lambda _path, message: self.status.setText(f"Error: {message}"))
@@ -918,14 +935,31 @@ class VolumePanel(Panel):
 
     # ------------------------------------------------------------------ slices
     def slice_rgb(self, axis: int) -> np.ndarray:
-        """The slice of ``axis`` through the cursor, TF colours blended over grey, uint8 (rows, cols, 3)."""
-        data = self.volume.data[slice_coords(axis, self.cursor)].astype(np.float32)
-        lo, hi = self._clim
-        grey = np.clip((data - lo) / max(hi - lo, 1e-6), 0, 1)[..., None]
-        rgba = self.tf.evaluate(data)
-        a = np.clip(rgba[..., 3:4] * 2.0, 0, 1)
-        rgb = grey * (1 - a) + rgba[..., :3] * a
-        return (rgb * 255).astype(np.uint8)
+        """The slice of ``axis`` through the cursor, TF colours blended over grey, uint8 (rows, cols, 3)
+        (:func:`slice_colours`; integer volumes through a per-value table built once per TF)."""
+        index = slice_coords(axis, self.cursor)
+        table = self._slice_table()
+        if table is None:
+            return slice_colours(self.tf, self._clim, self.volume.data[index])
+        first, colours = table
+        return np.take(colours, np.subtract(self.volume.data[index], first, dtype=np.int64), axis=0, mode="clip")
+
+    def _slice_table(self) -> tuple[int, np.ndarray] | None:
+        """``(first, colours)``: :func:`slice_colours` of every integer value ``first …`` of the volume's
+        range, for integer volumes (up to 32 bits) whose range has at most :data:`SLICE_TABLE_MAX`
+        values (a TF drag redraws three slices per mouse move: a lookup, not a TF evaluation per
+        voxel); else None."""
+        if self.volume.data.dtype.kind not in "biu" or self.volume.data.dtype.itemsize > 4:
+            return None
+        lo, hi = (int(np.floor(v)) for v in self._clim)
+        key = (tuple(map(tuple, self.tf.color)), tuple(map(tuple, self.tf.opacity)), self._clim)
+        if self._slice_table_cache is not None and self._slice_table_cache[0] == key:
+            return self._slice_table_cache[1]
+        if hi - lo + 1 > SLICE_TABLE_MAX:
+            return None
+        table = (lo, slice_colours(self.tf, self._clim, np.arange(lo, hi + 1)))
+        self._slice_table_cache = (key, table)
+        return table
 
     def _overlay(self, axis: int) -> np.ndarray | None:
         index = slice_coords(axis, self.cursor)

@@ -121,7 +121,7 @@ class SliceView(pg.GraphicsLayoutWidget):
 
     def set_image(self, rgb: np.ndarray, spacing_rc: tuple, fit: bool = False) -> None:
         """Show an (rows, cols, 3) uint8 image; the view is in mm using (row, col) spacing."""
-        self.image.setImage(rgb, levels=(0, 255), autoLevels=False)
+        self.image.setImage(rgb, levels=None, autoLevels=False)  # uint8 as it is (levels rescale every pixel)
         rows, cols = rgb.shape[:2]
         sr, sc = (float(v) for v in spacing_rc)
         rect = pg.QtCore.QRectF(-0.5 * sc, -0.5 * sr, cols * sc, rows * sr)
@@ -139,7 +139,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         if rgba is None:
             self.overlay.clear()
         else:
-            self.overlay.setImage(rgba, levels=(0, 255), autoLevels=False)
+            self.overlay.setImage(rgba, levels=None, autoLevels=False)
 
     def set_crosshair(self, row: float, col: float) -> None:
         """Move the crosshair to image position (row, col)."""
