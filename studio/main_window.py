@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from engines.filekinds import MISSING
 from studio import APP_NAME, __version__
 from studio.errors import describe_error
 from studio.export import PendingExport
@@ -434,6 +435,8 @@ class MainWindow(QMainWindow):
         """Open ``decision.path`` as ``decision`` (a :class:`studio.routing.Route`) says."""
         path = decision.path
         if decision.action in (ERROR, UNSUPPORTED):
+            if decision.kind == MISSING:
+                self.settings.forget_recent_file(path)
             self._report_open_failure(decision.message)
             return None
         name = decision.panel
@@ -516,8 +519,10 @@ class MainWindow(QMainWindow):
         self.open_paths(paths)
 
     def _fill_recent_menu(self) -> None:
+        """File > Recent: the paths as remembered (not checked here, a stat each on the GUI thread;
+        the examination of a chosen path says when it is gone, and it leaves the list)."""
         self.recent_menu.clear()
-        recent = self.settings.recent_files()
+        recent = self.settings.recent_files(existing=False)
         if not recent:
             self.recent_menu.addAction("(none)").setEnabled(False)
         for path in recent:

@@ -136,10 +136,16 @@ class StudioSettings:
         return [p for p in paths if isinstance(p, str) and (not existing or os.path.exists(p))]
 
     def add_recent_file(self, path: str) -> None:
-        """Put ``path`` first in the recent-files list."""
+        """Put ``path`` first in the recent-files list (the others are not checked: no stat on the GUI thread)."""
         path = os.path.abspath(path)
-        paths = [p for p in self.recent_files() if p != path]
+        paths = [p for p in self.recent_files(existing=False) if p != path]
         self._qs.setValue("files/recent", json.dumps([path, *paths][:MAX_RECENT]))
+
+    def forget_recent_file(self, path: str) -> None:
+        """Take ``path`` off the recent-files list (it is gone)."""
+        paths = self.recent_files(existing=False)
+        if path in paths:
+            self._qs.setValue("files/recent", json.dumps([p for p in paths if p != path]))
 
     # -- panels ----------------------------------------------------------------------
     def panel_parameters(self, panel: str) -> dict:

@@ -107,3 +107,42 @@ def test_volume_reads_a_transfer_function_file_on_a_worker(make_panel, qtbot, tm
     assert probe.longest() < MAX_GAP_MS
     assert panel.tf.to_dict() == read_tf_file(path).to_dict() and panel.tf.name == "my map"
     assert [r.name for r in panel.services.jobs.records()] == ["read mine.json"]
+
+
+def test_recent_files_menu_stats_nothing_on_the_gui_thread(qtbot, tmp_path, monkeypatch):
+    import os
+
+    from studio.main_window import MainWindow
+    from studio.settings import StudioSettings
+    from tests.fake_panels import FAKE_REGISTRY
+
+    here, gone = tmp_path / "here.other", tmp_path / "slow-gone.other"
+    for path in (gone, here):
+        path.write_text("good")
+    settings = StudioSettings(str(tmp_path / "settings.ini"))
+    for path in (gone, here):
+        settings.add_recent_file(str(path))
+    gone.unlink()
+    window = MainWindow(settings, registry=FAKE_REGISTRY, warm_up=False)
+    qtbot.addWidget(window)
+    real_exists = os.path.exists
+
+    def slow_exists(path):  # a path on a share that does not answer
+        if "slow" in os.fspath(path):
+            time.sleep(SLOW_S)
+        return real_exists(path)
+
+    monkeypatch.setattr(os.path, "exists", slow_exists)
+    clock = QElapsedTimer()
+    clock.start()
+    window.recent_menu.aboutToShow.emit()  # File > Recent opened
+    settings.add_recent_file(str(here))  # as after each open
+    assert clock.elapsed() < MAX_GAP_MS
+    monkeypatch.undo()
+    actions = window.recent_menu.actions()
+    assert [a.text() for a in actions] == [str(here), str(gone)]
+    actions[1].trigger()  # the examination finds it gone: a message, and it leaves the list
+    qtbot.waitUntil(lambda: settings.recent_files(existing=False) == [str(here)], timeout=5000)
+    assert window.statusBar().currentMessage() == "Cannot open slow-gone.other: no such file or folder"
+    window.jobs.cancel_all()
+    window.jobs.wait_all(10)
