@@ -121,8 +121,6 @@ def test_paint_brush_paints_the_voxel_drawn_under_the_pointer(volume_panel, rati
 # ---------------------------------------------------------------------------------------------- TF editor
 @pytest.mark.parametrize("ratio", RATIOS, indirect=True)
 def test_tf_point_drag_lands_on_the_value_and_opacity_under_the_pointer(qtbot, ratio):
-    import pyqtgraph as pg
-
     from engines.volume.tf import TransferFunction1D
     from panels.volume.tf_editor import TFEditor
 
@@ -133,25 +131,55 @@ def test_tf_point_drag_lands_on_the_value_and_opacity_under_the_pointer(qtbot, r
     editor.set_tf(TransferFunction1D(opacity=[(0.0, 0.0), (300.0, 0.2), (1000.0, 1.0)]))
     editor.set_histogram_counts(np.ones(16), np.linspace(0.0, 1000.0, 17))
     plot = editor.plot
-
-    def marker_at(x, y):
-        """Where a dot at data (x, y) is drawn (a reference item, removed afterwards)."""
-        dot = pg.ScatterPlotItem([x], [y], size=5, pen=None, brush=(0, 255, 0))
-        box = footprint(plot, lambda: plot.addItem(dot))
-        plot.removeItem(dot)
-        return box
-
-    start = marker_at(300.0, 0.2)
-    target = marker_at(640.0, 0.7)
+    start = _dot_footprint(plot, 300.0, 0.2)
+    target = _dot_footprint(plot, 640.0, 0.7)
     changes = []
     editor.tf_changed.connect(lambda tf, final: changes.append(final))
     drag(plot.viewport(), start.point(), target.point())
     assert changes and changes[-1] is True  # the release ended the drag
-    vb = plot.getPlotItem().vb
-    (x0, x1), (y0, y1) = vb.viewRange()
-    per_px = ((x1 - x0) / vb.width(), (y1 - y0) / vb.height())  # data units per logical pixel
+    per_px = _data_per_pixel(plot)
     x, alpha = editor.tf().opacity[1]
     assert abs(x - 640.0) <= 1.5 * per_px[0] and abs(alpha - 0.7) <= 1.5 * per_px[1], (x, alpha, per_px)
+
+
+def _dot_footprint(plot, x, y):
+    """Where a dot at data (x, y) of ``plot`` is drawn (a reference item, removed afterwards)."""
+    import pyqtgraph as pg
+
+    dot = pg.ScatterPlotItem([x], [y], size=5, pen=None, brush=(0, 255, 0))
+    box = footprint(plot, lambda: plot.addItem(dot))
+    plot.removeItem(dot)
+    return box
+
+
+def _data_per_pixel(plot):
+    """Data units per logical pixel along x and y of ``plot``'s view."""
+    vb = plot.getPlotItem().vb
+    (x0, x1), (y0, y1) = vb.viewRange()
+    return (x1 - x0) / vb.width(), (y1 - y0) / vb.height()
+
+
+@pytest.mark.parametrize("ratio", RATIOS, indirect=True)
+@pytest.mark.parametrize("kind", ["rect", "gauss"])
+def test_tf2d_widget_drag_moves_it_to_where_it_was_dropped(qtbot, ratio, kind):
+    from panels.volume.tf2d_editor import TF2DEditor
+
+    editor = TF2DEditor()
+    qtbot.addWidget(editor)
+    editor.resize(600, 400)
+    editor.show()
+    counts = np.random.default_rng(4).random((64, 32))
+    editor.set_histogram(counts, np.linspace(-100.0, 900.0, 65), np.linspace(0.0, 50.0, 33))
+    editor.add_widget(kind, center=(200.0, 20.0), size=(60.0, 4.0))
+    changes = []
+    editor.changed.connect(lambda tf2d: changes.append(tf2d.widgets[0].center))
+    start = _dot_footprint(editor.plot, 200.0, 20.0)
+    target = _dot_footprint(editor.plot, 520.0, 31.0)
+    drag(editor.plot.viewport(), start.point(), target.point())
+    assert changes, "the drag did not reach the widget"
+    (v, g), per_px = editor.tf2d.widgets[0].center, _data_per_pixel(editor.plot)
+    assert abs(v - 520.0) <= 2 * per_px[0] and abs(g - 31.0) <= 2 * per_px[1], (v, g, per_px)
+    assert editor.tf2d.widgets[0].size == pytest.approx((60.0, 4.0))  # moved, not resized
 
 
 # ---------------------------------------------------------------------------------------------- Codec
@@ -213,6 +241,34 @@ def test_codec_divider_drag_splits_at_the_image_column_under_the_pointer(qtbot, 
         np.testing.assert_array_equal(composite[:, want:], b[:, want:])
         line = footprint(view.canvas, lambda: view.divider.setVisible(False))
         view.divider.setVisible(True)
+
+
+@pytest.mark.parametrize("ratio", RATIOS, indirect=True)
+def test_codec_canvas_click_and_hover_report_the_pixel_drawn_under_the_pointer(qtbot, ratio):
+    """The Codec canvas's clicked / hovered positions (block picking floors them by the block size)."""
+    from panels.codec.widgets import ImageCanvas
+
+    canvas = ImageCanvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(700, 500)
+    canvas.show()
+    image = np.random.default_rng(5).integers(0, 200, (36, 52, 3), dtype=np.uint8)
+    canvas.set_image(image)
+    qtbot.waitUntil(lambda: canvas.view.viewRange()[0][1] >= 52 and canvas.view.viewRange()[0][1] < 100)
+    y, x = 29, 41
+    marked = image.copy()
+    marked[y, x] = 255
+    box = footprint(canvas, lambda: canvas.set_image(marked))
+    clicks, hovers = [], []
+    canvas.clicked.connect(lambda px, py: clicks.append((px, py)))
+    canvas.hovered.connect(lambda px, py: hovers.append((px, py)))
+    for fx, fy in INSIDE:
+        hover(canvas.viewport(), box.point(fx, fy))
+        qtbot.waitUntil(lambda: len(hovers) > 0, timeout=2000)
+        click(canvas.viewport(), box.point(fx, fy))
+        assert (math.floor(clicks[-1][0]), math.floor(clicks[-1][1])) == (x, y), (fx, fy, clicks[-1])
+        assert (math.floor(hovers[-1][0]), math.floor(hovers[-1][1])) == (x, y), (fx, fy, hovers[-1])
+        hovers.clear()
 
 
 # ---------------------------------------------------------------------------------------------- Generate
