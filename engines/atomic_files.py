@@ -44,8 +44,24 @@ def _check_target(target: Path, force: bool) -> Path:
         raise FileExistsErrorNoForce(f"{target} exists (use --force to overwrite)")
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
-        raise ExportError(f"folder {folder} does not exist")
+        raise ExportError(f"{folder} is a file, not a folder" if folder.exists() else f"folder {folder} does not exist")
     return folder
+
+
+def check_target(path: str | os.PathLike, suffixes: tuple[str, ...] = (), *, force: bool = False,
+                 sidecar: bool = False) -> Path:
+    """Check before any work that ``path`` can be written: its name ends in one of ``suffixes`` (when
+    given), its folder exists, and neither it nor (``sidecar=True``) its ``.json`` sidecar exists
+    unless ``force``. Raises :class:`ExportError` with one sentence; returns the path."""
+    target = Path(path)
+    if suffixes and not target.name.lower().endswith(tuple(s.lower() for s in suffixes)):
+        raise ExportError(f"{target.name}: the file name must end in {' or '.join(suffixes)}")
+    if target.is_dir():
+        raise ExportError(f"{target} is a folder; give a file name")
+    _check_target(target, force)
+    if sidecar:
+        _check_target(sidecar_path(target), force)
+    return target
 
 
 def _new_temp(target: Path, folder: Path) -> str:

@@ -34,7 +34,7 @@ def test_3d_writes_ply_turntable_and_sidecars(tmp_path, capsys):
     (["--class", "7", "--method", "dreamy"], "unknown method"),
     (["--class", "10"], "out of range"),
     (["--prompt", "a cat"], "not text-conditioned"),
-    (["--class", "3", "--steps", "0"], "at least 1"),
+    (["--class", "3", "--steps", "0"], "steps must be a whole number from 1 to 100,000"),
     (["--class", "3", "--image", "missing.png"], "not found"),
     (["--class", "3", "--image", "NOTIMAGE"], "not a readable image"),
     (["--class", "3", "--turntable", "x.mp4"], ".webp or .gif"),

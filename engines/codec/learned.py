@@ -231,6 +231,8 @@ def train_job(images, kind: str = "hyperprior", N: int = 48, M: int = 64, lam: f
         raise ValueError(f"no training image is at least {patch}x{patch} pixels")
     if steps < 1 or batch < 1 or not (0 < lam < 10) or not (0 <= decay_last < 1):
         raise ValueError("steps and batch must be >= 1, lambda in (0, 10) and the decay fraction in [0, 1)")
+    if not (0 < lr < 1):  # NaN fails too
+        raise ValueError(f"the learning rate must be a number between 0 and 1 (got {lr})")
     if threads:
         torch.set_num_threads(int(threads))
     torch.manual_seed(seed)
@@ -242,7 +244,7 @@ def train_job(images, kind: str = "hyperprior", N: int = 48, M: int = 64, lam: f
         kind, N, M = model.kind, model.N, model.M
     else:
         model = build_model(kind, N, M)
-    if patch % model.multiple:
+    if patch < model.multiple or patch % model.multiple:
         raise ValueError(f"the training crop must be a multiple of {model.multiple} px for a {kind} model (got {patch})")
     main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
     aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]

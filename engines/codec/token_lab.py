@@ -290,6 +290,9 @@ def train_tokenizer_job(images, quantizer: str = "fsq", bits: int = 10, steps: i
     ``(model, {"history": [...], "final": evaluate(...)})``. For the learned codebooks
     (VQ, VQ rotation, IBQ) codes unused over the last ``restart_every`` steps are restarted on encoder
     outputs (0 = never), up to 80 % of the run."""
+    if steps < 1 or batch < 1 or patch < 8:
+        raise ValueError(f"steps and batch must be at least 1 and the crop at least 8 pixels "
+                         f"(got {steps}, {batch}, {patch})")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     images = [np.ascontiguousarray(im[..., :3]) for im in images if min(im.shape[:2]) >= patch]

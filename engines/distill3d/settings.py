@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-__all__ = ["BACKGROUNDS", "METHODS", "PRIMITIVES", "WEIGHTINGS", "DistillSettings", "validate"]
+__all__ = ["BACKGROUNDS", "LIMITS", "METHODS", "PRIMITIVES", "WEIGHTINGS", "DistillSettings", "validate"]
 
 #: score-distillation estimators (:mod:`engines.distill3d.estimators`, :mod:`engines.distill3d.vsd`)
 METHODS = ("sds", "sjc", "vsd", "esd", "sdi")
@@ -19,6 +19,10 @@ WEIGHTINGS = ("dreamfusion", "uniform", "fantasia3d")
 PRIMITIVES = ("gaussians", "spheres")
 #: the renders' background: one colour, a random colour per view, or a learned colour
 BACKGROUNDS = ("fixed", "random", "learned")
+#: bounds of the counts that set a run's memory and time: field -> (lowest, highest)
+LIMITS = {"steps": (1, 100_000), "count": (1, 100_000), "max_count": (1, 100_000), "views_per_step": (1, 16),
+          "sjc_samples": (1, 16), "particles": (1, 16), "sdi_inversion_steps": (1, 100), "render_size": (0, 512),
+          "preview_size": (8, 512), "preview_every": (1, 100_000), "densify_every": (1, 100_000)}
 
 
 @dataclass
@@ -94,10 +98,10 @@ def validate(s: DistillSettings) -> None:
     """Raise ValueError with one clear sentence for bad settings."""
     if s.method not in METHODS:
         raise ValueError(f"unknown method {s.method!r}; use one of {', '.join(METHODS)}")
-    if s.steps < 1:
-        raise ValueError("steps must be at least 1")
-    if s.count < 1:
-        raise ValueError("count must be at least 1")
+    for name, (lo, hi) in LIMITS.items():
+        value = getattr(s, name)
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            raise ValueError(f"{name} must be a whole number from {lo} to {hi:,} (got {value!r})")
     if s.primitive not in PRIMITIVES:
         raise ValueError(f"primitive must be {' or '.join(repr(p) for p in PRIMITIVES)}")
     if s.sh_degree not in (0, 1):
@@ -110,8 +114,6 @@ def validate(s: DistillSettings) -> None:
         raise ValueError("need 0 < t_min < t_max < 1 and t_min < t_max_end < 1")
     if s.method == "sjc" and not 0.0 < s.sjc_t_min < min(s.t_max, s.t_max_end):
         raise ValueError("need 0 < sjc_t_min < t_max and sjc_t_min < t_max_end")
-    if s.views_per_step < 1 or s.sjc_samples < 1 or s.particles < 1:
-        raise ValueError("views_per_step, sjc_samples and particles must be at least 1")
     for f in fields(s):
         value = getattr(s, f.name)
         if any(isinstance(v, float) and not math.isfinite(v) for v in (value if isinstance(value, tuple) else (value,))):

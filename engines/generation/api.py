@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engines.generation.models import ModelInfo, load_model, resolve_model
-from engines.generation.params import HIRES_MODES, GenerationParams
+from engines.generation.params import HIRES_MODES, MAX_SEED, GenerationParams
 from engines.jobs import CancelToken, Log, Progress, wait_in_thread
 
 __all__ = [
@@ -65,6 +65,8 @@ def resolve_params(params: GenerationParams, info: ModelInfo) -> GenerationParam
         raise ValueError(f"cfg must be a finite number in 0..100 (got {p.cfg})")
     if not 1 <= p.batch <= 64:
         raise ValueError(f"batch must be 1..64 (got {p.batch})")
+    if p.seed + p.batch - 1 > MAX_SEED:
+        raise ValueError(f"seed must be -1 (random) or 0..{MAX_SEED - p.batch + 1} (got {p.seed})")
     if not (0.0 <= p.strength <= 1.0) or not math.isfinite(p.strength):
         raise ValueError(f"strength must be in 0..1 (got {p.strength})")
     if not (0.0 <= p.mask_blur <= 256.0) or not math.isfinite(p.mask_blur):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-__all__ = ["CONTROL_PREPROCESSORS", "HIRES_MODES", "LORA_MODES", "PRECISION_PRESETS", "GenerationParams"]
+__all__ = ["CONTROL_PREPROCESSORS", "HIRES_MODES", "LORA_MODES", "MAX_SEED", "PRECISION_PRESETS", "GenerationParams"]
 
 #: how a LoRA is applied: merged into the weights for the run, or as forward hooks
 LORA_MODES = ("fused", "unfused")
@@ -15,6 +15,9 @@ LORA_MODES = ("fused", "unfused")
 PRECISION_PRESETS = ("default", "low-memory", "int8", "fp8", "int4", "cpu-offload")
 #: ControlNet pre-processors that need no weights (:mod:`engines.generation.control_preprocess`)
 CONTROL_PREPROCESSORS = ("none", "canny", "scribble", "depth", "tile")
+
+#: the largest seed (torch generators take 64-bit seeds; the samplers add small offsets to a seed)
+MAX_SEED = 2**64 - 2**20 - 1
 
 # hires fix: "pixel" upscales the decoded image (bicubic) and re-encodes it; "latent" (bicubic)
 # and "latent-nearest" (nearest-exact) upscale the final latents, as A1111's "Latent" upscalers

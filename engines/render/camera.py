@@ -140,7 +140,16 @@ def scene_frame(means, robust: bool = True) -> tuple[np.ndarray, float]:
 
 def frame_camera(means, azimuth_deg: float = 0.0, elevation_deg: float = 0.0, width: int = 256, height: int = 256,
                  fov_x_deg: float = 50.0, up=(0.0, -1.0, 0.0), distance_factor: float = 1.1) -> Camera:
-    """An orbit camera that frames the points ``means (N,3)``: the bounding sphere fills the view."""
+    """An orbit camera that frames the points ``means (N,3)``: the bounding sphere fills the view.
+
+    Raises ValueError for a field of view outside (0°, 180°), a distance factor that is not a positive
+    number or an angle that is not finite."""
+    if not 0.0 < fov_x_deg < 180.0:  # NaN fails too
+        raise ValueError(f"the field of view must be between 0 and 180 degrees (got {fov_x_deg})")
+    if not (distance_factor > 0.0 and math.isfinite(distance_factor)):
+        raise ValueError(f"the camera distance must be a positive number (got {distance_factor})")
+    if not (math.isfinite(azimuth_deg) and math.isfinite(elevation_deg)):
+        raise ValueError(f"the orbit angles must be finite numbers (got {azimuth_deg}, {elevation_deg})")
     centre, radius = scene_frame(means)
     fov = math.radians(min(fov_x_deg, fov_x_deg * height / width if width > height else fov_x_deg))
     distance = distance_factor * radius / math.sin(fov / 2)

@@ -26,8 +26,11 @@ from engines.render.rasterize import rasterize, warm_kernels
 from engines.render.scene import Gaussians, Spheres, rgb_to_sh
 from engines.render.sh import sh_to_color
 
-__all__ = ["DensityControl", "FitResult", "FitSettings", "MCMCControl", "apply_filter_3d", "filter_3d", "fit_job", "loss_l1_dssim", "photo_camera",
+__all__ = ["MAX_PRIMITIVES", "DensityControl", "FitResult", "FitSettings", "MCMCControl", "apply_filter_3d", "filter_3d", "fit_job", "loss_l1_dssim", "photo_camera",
            "psnr", "relocation_update"]
+
+#: the most primitives a fit starts with or grows to (the Render panel's "Max count" range)
+MAX_PRIMITIVES = 2_000_000
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -461,6 +464,8 @@ def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings
         raise ValueError("strategy must be 'default' or 'mcmc'")
     if s.steps < 1 or s.count < 1:
         raise ValueError("steps and count must be at least 1")
+    if max(s.count, s.max_count) > MAX_PRIMITIVES:
+        raise ValueError(f"count and max count must be at most {MAX_PRIMITIVES:,} (got {s.count:,} and {s.max_count:,})")
     images = _prepare_targets(targets)
     if not images:
         raise ValueError("no target images")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from engines.jobs import Progress
 from engines.volume.model import Volume
 
-__all__ = ["MODES", "RenderResult", "camera_basis", "render", "render_job"]
+__all__ = ["MIN_STEP", "MODES", "RenderResult", "camera_basis", "check_view", "render", "render_job"]
 
 MODES = ("dvr", "mip", "minip", "avg")
 
@@ -128,6 +129,21 @@ def render(volume, **kwargs) -> RenderResult:
             return stop.value
 
 
+#: the smallest sample distance in voxels (20 samples per voxel; below, a render takes hours for nothing)
+MIN_STEP = 0.05
+
+
+def check_view(azimuth: float, elevation: float, step: float = 1.0, zoom: float = 1.0) -> None:
+    """Raise ValueError (one sentence) unless the angles are finite, ``step`` is at least
+    :data:`MIN_STEP` voxels and ``zoom`` is a positive number."""
+    if not (math.isfinite(azimuth) and math.isfinite(elevation)):
+        raise ValueError(f"the view angles must be finite numbers (got {azimuth}, {elevation})")
+    if not (MIN_STEP <= step and math.isfinite(step)):
+        raise ValueError(f"step must be a number of voxels from {MIN_STEP} up (got {step})")
+    if not (zoom > 0 and math.isfinite(zoom)):
+        raise ValueError(f"zoom must be a positive number (got {zoom})")
+
+
 def render_job(
     volume,
     *,
@@ -168,8 +184,7 @@ def render_job(
         spacing = tuple(spacing or (1.0, 1.0, 1.0))
     if data.ndim != 3:
         raise ValueError(f"render needs a 3-D (Z, Y, X) volume, got shape {data.shape}")
-    if not (step > 0 and math.isfinite(step)):
-        raise ValueError("step must be a positive number of voxels")
+    check_view(azimuth, elevation, step, zoom)
     if mode == "dvr" and tf is None and rgba is None:
         raise ValueError("dvr needs a transfer function (tf) or an RGBA volume")
     if device is None:
@@ -227,7 +242,9 @@ def render_job(
     grad_needed = mode == "dvr" and ((shading if shading is not None else bool(tf and tf.shading.get("shade"))) or
                                      (tf is not None and not use_rgba and tf.uses_gradient_opacity()))
     do_shade = mode == "dvr" and (shading if shading is not None else bool(tf and tf.shading.get("shade")))
-    vol = torch.as_tensor(np.ascontiguousarray(data), dtype=torch.float32, device=dev)
+    with warnings.catch_warnings():  # a read-only (memory-mapped) volume: the tensor is only read
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        vol = torch.as_tensor(np.ascontiguousarray(data), dtype=torch.float32, device=dev)
     channels = []
     if use_rgba:
         rgba_arr = np.asarray(rgba)

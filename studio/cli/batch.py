@@ -201,13 +201,15 @@ def fit_batch_verb(args: argparse.Namespace, targets: list[str]) -> dict:
     """``render fit`` over several photos: one ``.ply`` (+ sidecar) per photo."""
     from engines.batch.sweeps import fit_batch
     from engines.codec.images import IMAGE_SUFFIXES
+    from engines.render.fit import MAX_PRIMITIVES
 
     if args.views:
         raise CliError("batches fit photos (2D mode); run --views fits one at a time")
     targets = expand_files(targets, IMAGE_SUFFIXES)
     settings = {"primitive": args.primitive, "count": args.count, "steps": args.steps, "aa_mode": args.aa,
                 "seed": args.seed, "densify": not args.no_densify, "sh_degree": args.sh_degree,
-                "max_count": max(args.count, args.max_count or 10 * args.count), "strategy": args.strategy,
+                "max_count": max(args.count, args.max_count or min(10 * args.count, MAX_PRIMITIVES)),
+                "strategy": args.strategy,
                 "mip_filter3d": args.mip_3d}
     folder = _batch_folder(args.out, args.force)
     report = run_batch(fit_batch(targets, settings, args.max_size), args, folder)

@@ -187,7 +187,8 @@ def _check_targets(paths, force: bool) -> None:
         if target.exists() and not force:
             raise CliError(f"{target} exists (use --force to overwrite)")
         if not target.resolve().parent.is_dir():
-            raise CliError(f"folder {target.parent} does not exist")
+            raise CliError(f"{target.parent} is a file, not a folder" if target.resolve().parent.exists()
+                           else f"folder {target.parent} does not exist")
 
 
 def _warn_suffix(out: Path, codec: str) -> None:
@@ -369,6 +370,8 @@ def _decode(args: argparse.Namespace) -> dict:
     path = Path(args.bitstream)
     if not path.is_file():
         raise CliError(f"file not found: {path}" if not path.exists() else f"{path} is a folder")
+    if Path(args.out).suffix.lower() != ".png":
+        raise CliError(f"--out must end in .png (got {Path(args.out).name})")
     _check_targets([args.out], args.force)
     data = path.read_bytes()
     if data[:4] == b"SSLC":

@@ -165,14 +165,20 @@ def generation_settings(args) -> dict:
     )
 
 
+def _check_out_folder(out: Path) -> None:
+    """Refuse an ``--out`` folder that cannot be made: it, or the nearest part of it that exists, is a file."""
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise CliError(f"--out must be a folder, but {existing} is a file")
+
+
 def _run(args, init=None, mask=None, reference=None, inputs=None) -> dict:
     from engines.generation.api import GenerationParams, generate_job, provenance_for
     from engines.generation.models import ModelError
     from studio.export import ExportError, save_png
 
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise CliError(f"--out must be a folder, but {out} is a file")
+    _check_out_folder(out)
     params = GenerationParams(model=args.model, seed=args.seed, batch=args.batch, **generation_settings(args))
     if params.seed >= 0 and not args.force:
         for i in range(max(1, params.batch)):

@@ -30,8 +30,9 @@ def _check_out(path: str, suffixes: tuple[str, ...], force: bool) -> None:
         raise CliError(f"--out must end with {' or '.join(suffixes)} (got {out.name})")
     if out.exists() and not force:
         raise CliError(f"{out} exists (use --force to overwrite)")
-    if not out.parent.exists():
-        raise CliError(f"folder {out.parent} does not exist")
+    if not out.parent.is_dir():
+        raise CliError(f"{out.parent} is a file, not a folder" if out.parent.exists()
+                       else f"folder {out.parent} does not exist")
 
 
 def _parse_colour(text: str) -> tuple[float, float, float]:
@@ -97,8 +98,12 @@ def cmd_image(args: argparse.Namespace) -> dict:
 
 def cmd_fit(args: argparse.Namespace) -> dict:
     """Fit Gaussians or spheres to a photo (2D mode) or to posed views; write a 3DGS .ply."""
+    from engines.render.fit import MAX_PRIMITIVES
+
     if args.count < 1 or args.steps < 1:
         raise CliError("--count and --steps must be at least 1")
+    if max(args.count, args.max_count or 0) > MAX_PRIMITIVES:
+        raise CliError(f"--count and --max-count must be at most {MAX_PRIMITIVES:,}")
     if not args.target and not args.views:
         raise CliError("give a TARGET image or --views FOLDER")
     if args.more_targets or args.executor is not None or (args.target and Path(args.target).is_dir()):
@@ -140,7 +145,8 @@ def cmd_fit(args: argparse.Namespace) -> dict:
         inputs.append(args.target)
     settings = FitSettings(primitive=args.primitive, count=args.count, steps=args.steps, aa_mode=args.aa,
                            seed=args.seed, densify=not args.no_densify, sh_degree=args.sh_degree,
-                           max_count=max(args.count, args.max_count or 10 * args.count), strategy=args.strategy,
+                           max_count=max(args.count, args.max_count or min(10 * args.count, MAX_PRIMITIVES)),
+                           strategy=args.strategy,
                            renderer=args.renderer,
                            mip_filter3d=args.mip_3d)
     try:

@@ -16,6 +16,8 @@ def _load(args: argparse.Namespace):
     from engines.volume.model import VolumeReadError
     from engines.volume.readers import open_volume
 
+    if args.max_voxels < 1:
+        raise CliError("--max-voxels must be at least 1")
     try:
         return open_volume(args.file, max_voxels=args.max_voxels, downsample=args.downsample)
     except VolumeReadError as exc:
@@ -52,14 +54,17 @@ def _tf_for(args, volume):
 
 
 def _render(args: argparse.Namespace) -> dict:
-    from engines.volume.raycast import render_job
-    from studio.export import ExportError, make_provenance, save_png
+    from engines.volume.raycast import check_view, render_job
+    from studio.export import ExportError, check_target, make_provenance, save_png
 
     azimuth, elevation = parse_pair(args.view, float, "--view")
     if args.size < 8 or args.size > 4096:
         raise CliError("--size must be between 8 and 4096")
-    if args.step <= 0:
-        raise CliError("--step must be positive")
+    try:
+        check_view(azimuth, elevation, args.step, args.zoom)
+        check_target(args.out, (".png",), force=args.force)
+    except ValueError as exc:  # ExportError is one
+        raise CliError(str(exc)) from None
     volume = _load(args)
     tf = _tf_for(args, volume)
     shading = None if args.shading == "auto" else args.shading == "on"
@@ -127,10 +132,16 @@ def _classify(args: argparse.Namespace) -> dict:
 def _phantom(args: argparse.Namespace) -> dict:
     from engines.volume.phantom import LABELS, make_phantom
     from engines.volume.writers import save_nifti
-    from studio.export import ExportError, make_provenance
+    from studio.export import ExportError, check_target, make_provenance
 
     if not 16 <= args.size <= 512:
         raise CliError("--size must be between 16 and 512")
+    try:  # both outputs, before either is written
+        for path in (args.out, args.labels):
+            if path:
+                check_target(path, (".nii", ".nii.gz"), force=args.force, sidecar=True)
+    except ExportError as exc:
+        raise CliError(str(exc)) from None
     volume, labels = make_phantom(args.size, seed=args.seed)
     params = {"size": args.size, "seed": args.seed}
     written = []

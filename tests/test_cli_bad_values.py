@@ -1,0 +1,146 @@
+"""Out-of-range, non-finite and clashing values on every panel's CLI: one ``error:`` line, exit 2,
+nothing written (and nothing overwritten), and the refusal comes before the long work."""
+
+from __future__ import annotations
+
+import struct
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from studio.cli import main
+
+
+def _splat(path):
+    """A 3-Gaussian .splat scene written from the format's description (32-byte records)."""
+    rows = [struct.pack("<3f3f4B4B", x, 0.0, 1.0, 0.1, 0.1, 0.1, 200, 100, 50, 255, 255, 128, 128, 128)
+            for x in (-0.2, 0.0, 0.2)]
+    path.write_bytes(b"".join(rows))
+    return path
+
+
+def _png(path, size):
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((size, size, 3)) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def _refused(capsys, tmp_path, argv, text):
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], err
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before  # nothing new, nothing changed
+
+
+@pytest.mark.parametrize("extra, text", [
+    (["--fov", "0"], "field of view must be between 0 and 180"),
+    (["--fov", "180"], "field of view must be between 0 and 180"),
+    (["--fov", "nan"], "field of view"),
+    (["--distance", "-1"], "camera distance must be a positive number"),
+    (["--distance", "nan"], "camera distance"),
+    (["--orbit", "nan,0"], "orbit angles must be finite"),
+])
+def test_render_image_refuses_bad_cameras(tmp_path, capsys, extra, text):
+    scene = _splat(tmp_path / "s.splat")
+    _refused(capsys, tmp_path, ["render", "image", str(scene), "--out", str(tmp_path / "o.png"), *extra], text)
+
+
+def test_render_fit_refuses_a_count_beyond_the_cap(tmp_path, capsys):
+    photo = _png(tmp_path / "p.png", 16)
+    _refused(capsys, tmp_path, ["render", "fit", str(photo), "--count", "3000000", "--steps", "1",
+                                "--out", str(tmp_path / "o.ply")], "at most 2,000,000")
+
+
+def test_fit_job_refuses_a_count_beyond_the_cap():
+    from engines.render.fit import MAX_PRIMITIVES, FitSettings, fit_job
+
+    job = fit_job([np.zeros((8, 8, 3), np.uint8)], None, FitSettings(count=10, max_count=MAX_PRIMITIVES + 1))
+    with pytest.raises(ValueError, match="at most 2,000,000"):
+        next(job)
+
+
+@pytest.mark.parametrize("extra, text", [
+    (["--zoom", "0"], "zoom must be a positive number"),
+    (["--zoom", "nan"], "zoom must be a positive number"),
+    (["--step", "1e-9"], "step must be a number of voxels from 0.05"),
+    (["--view", "nan,nan"], "view angles must be finite"),
+])
+def test_volume_render_refuses_bad_views(tmp_path, capsys, extra, text):
+    _refused(capsys, tmp_path, ["volume", "render", "phantom:16", "--size", "16", "--out", str(tmp_path / "o.png"),
+                                *extra], text)
+
+
+def test_volume_render_checks_the_output_first(tmp_path, capsys):
+    _refused(capsys, tmp_path, ["volume", "render", "phantom:16", "--out", str(tmp_path / "o.txt")],
+             "must end in .png")
+    existing = tmp_path / "x.png"
+    existing.write_bytes(b"keep")
+    _refused(capsys, tmp_path, ["volume", "render", "phantom:16", "--out", str(existing)], "exists")
+    _refused(capsys, tmp_path, ["volume", "render", "phantom:16", "--out", str(existing / "o.png")],
+             "is a file, not a folder")
+
+
+def test_volume_phantom_checks_both_outputs_before_writing_either(tmp_path, capsys):
+    labels = tmp_path / "labels.nii.gz"
+    labels.write_bytes(b"keep")
+    _refused(capsys, tmp_path, ["volume", "phantom", "--size", "16", "--out", str(tmp_path / "ct.nii.gz"),
+                                "--labels", str(labels)], "exists")
+    (tmp_path / "ct.nii.gz.json").write_text("{}")  # a sidecar left from before counts too
+    _refused(capsys, tmp_path, ["volume", "phantom", "--size", "16", "--out", str(tmp_path / "ct.nii.gz")],
+             "ct.nii.gz.json exists")
+
+
+def test_volume_max_voxels_must_be_positive(tmp_path, capsys):
+    _refused(capsys, tmp_path, ["volume", "info", "phantom:16", "--max-voxels", "0"], "--max-voxels must be at least 1")
+
+
+def test_read_only_volume_renders_without_a_warning():
+    from engines.volume.raycast import render
+
+    data = np.linspace(0, 1, 8 * 8 * 8, dtype=np.float32).reshape(8, 8, 8)
+    data.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = render(data, mode="mip", size=8, device="cpu")
+    assert result.image.shape[:2] == (8, 8) and result.image.max() > 0
+
+
+def test_codec_decode_writes_png_only(tmp_path, capsys):
+    stream = tmp_path / "a.ssbc"
+    assert main(["codec", "encode", str(_png(tmp_path / "p.png", 16)), "--out", str(stream)]) == 0
+    capsys.readouterr()
+    _refused(capsys, tmp_path, ["codec", "decode", str(stream), "--out", str(tmp_path / "o.txt")], "must end in .png")
+
+
+def test_codec_tokens_and_train_refuse_bad_settings(tmp_path, capsys):
+    small, big = _png(tmp_path / "s.png", 64), _png(tmp_path / "b.png", 128)
+    _refused(capsys, tmp_path, ["codec", "tokens", str(small), "--eval", str(small), "--steps", "0"],
+             "steps and batch must be at least 1")
+    out = str(tmp_path / "m.pt")
+    _refused(capsys, tmp_path, ["codec", "train", str(big), "--out", out, "--steps", "1", "--patch", "0"],
+             "training crop must be a multiple of")
+    _refused(capsys, tmp_path, ["codec", "train", str(big), "--out", out, "--steps", "1", "--lr", "nan"],
+             "learning rate must be a number between 0 and 1")
+
+
+def test_generate_refuses_an_out_inside_a_file_and_a_seed_past_64_bits(tmp_path, capsys):
+    photo = _png(tmp_path / "p.png", 8)
+    _refused(capsys, tmp_path, ["generate", "image", "--steps", "1", "--out", str(photo / "x")],
+             "--out must be a folder, but")
+    _refused(capsys, tmp_path, ["generate", "image", "--steps", "1", "--seed", str(2**64), "--out", str(tmp_path / "g")],
+             "seed must be -1 (random) or 0..")
+
+
+@pytest.mark.parametrize("extra, text", [
+    (["--count", "1000000000"], "count must be a whole number from 1 to 100,000"),
+    (["--views", "100000"], "views_per_step must be a whole number from 1 to 16"),
+])
+def test_generate_3d_refuses_sizes_that_exhaust_memory(tmp_path, capsys, extra, text):
+    _refused(capsys, tmp_path, ["generate", "3d", "--class", "3", "--steps", "1", *extra,
+                                "--out", str(tmp_path / "o.ply")], text)
