@@ -146,3 +146,36 @@ def test_recent_files_menu_stats_nothing_on_the_gui_thread(qtbot, tmp_path, monk
     assert window.statusBar().currentMessage() == "Cannot open slow-gone.other: no such file or folder"
     window.jobs.cancel_all()
     window.jobs.wait_all(10)
+
+
+def test_codec_reads_an_opened_files_size_in_its_job(make_panel, qtbot, tmp_path, monkeypatch):
+    import os
+
+    from panels.codec import CodecPanel
+
+    first, path = tmp_path / "first.png", tmp_path / "slow.png"
+    for name in (first, path):
+        Image.fromarray(np.arange(48 * 32 * 3, dtype=np.uint8).reshape(32, 48, 3)).save(name)
+    real_getsize = os.path.getsize
+
+    def slow_getsize(name):
+        if "slow" in os.fspath(name):
+            time.sleep(SLOW_S)
+        return real_getsize(name)
+
+    monkeypatch.setattr(os.path, "getsize", slow_getsize)
+    panel = make_panel(CodecPanel)
+    panel.tabs.setCurrentIndex(3)  # the Compare tab shows the original's size
+    with qtbot.waitSignal(panel.file_opened, timeout=20000):  # the first open imports the codec's modules
+        panel.open_file(str(first))
+    assert panel.services.jobs.wait_all(30)
+    probe = GapProbe()
+    probe.start(qtbot)
+    with qtbot.waitSignal(panel.file_opened, timeout=10000):
+        panel.open_file(str(path))
+    qtbot.waitUntil(lambda: panel.services.jobs.running_count() == 0, timeout=10000)
+    qtbot.wait(30)
+    assert probe.longest() < MAX_GAP_MS
+    size = real_getsize(path)
+    assert panel._original_bytes() == size
+    assert f"slow.png</b>: {size:,} bytes, {8 * size / (48 * 32):.3f} bpp" in panel.file_info.text()

@@ -143,13 +143,11 @@ def _bitstream_job(path: str):
     return np.ascontiguousarray(image[..., :3])
 
 
-def _compare_file_job(path: str, decode_job):
-    """Job (worker thread): ``(decode_job(path)'s result, the file's size in bytes)``; a missing file
-    is an OpenError (checked here: a stat on a network share can be slow)."""
-    if not os.path.isfile(path):
-        raise OpenError(f"file not found: {path}")
-    size = os.path.getsize(path)
-    return (yield from decode_job(path)), size
+def _sized_job(path: str, decode_job):
+    """Job (worker thread): ``(decode_job(path)'s result, the file's size in bytes)``: the size is
+    read here, not on the GUI thread (a stat on a network share can be slow)."""
+    result = yield from decode_job(path)
+    return result, os.path.getsize(path)
 
 
 def _token_file_job(path: str, tokenizers: list):
@@ -266,6 +264,7 @@ class CodecPanel(Panel):
         self.image: np.ndarray | None = None
         self.image_name = ""
         self.image_path: str | None = None
+        self.image_bytes: int | None = None  # the size of that file, read by the job that opened it
         self.result = None  # EncodeResult
         self.compare_result: dict | None = None
         self.rd_rows: list[dict] = []
@@ -828,11 +827,14 @@ class CodecPanel(Panel):
             # checked by a job (a foreign file gets its message), then listed and selected
             return self.load_in_background(path, lambda: _codec_model_job(path), lambda cfg: self._use_codec_model(path))
         if Path(path).suffix.lower() in (".ssbc", ".sslc"):
-            return self.load_in_background(path, lambda: _bitstream_job(path), lambda im: self._show_bitstream(path, im))
+            return self.load_in_background(path, lambda: _sized_job(path, _bitstream_job),
+                                           lambda r: self._show_bitstream(path, *r))
         if Path(path).suffix.lower() == ".sstk":
             tokenizers = self.tokens_tab.trained_tokenizers()
-            return self.load_in_background(path, lambda: _token_file_job(path, tokenizers), lambda r: self._show_tokens(path, r))
-        return self.load_in_background(path, lambda: _image_job(path), lambda r: self._show_opened(path, *r))
+            return self.load_in_background(path, lambda: _sized_job(path, lambda p: _token_file_job(p, tokenizers)),
+                                           lambda r: self._show_tokens(path, *r))
+        return self.load_in_background(path, lambda: _sized_job(path, _image_job),
+                                       lambda r: self._show_opened(path, *r[0], r[1]))
 
     def _use_codec_model(self, path: str) -> None:
         """A dropped learned-codec model (read by :func:`_codec_model_job`) becomes the learned tab's model."""
@@ -840,23 +842,23 @@ class CodecPanel(Panel):
         self.tabs.setCurrentWidget(self.learned_tab)
         self.services.notify(f"Learned-codec model {Path(path).name} added")
 
-    def _show_opened(self, path: str, image: np.ndarray, info: dict | None) -> None:
-        self.set_image(image, Path(path).name, path)
+    def _show_opened(self, path: str, image: np.ndarray, info: dict | None, size: int) -> None:
+        self.set_image(image, Path(path).name, path, size)
         self._remember(path)
         self.jpeg_info = info
         self._show_file_info(path)
         if info is not None:
             self._load_jpeg_internals(path)
 
-    def _show_bitstream(self, path: str, image: np.ndarray) -> None:
-        """Show a block-codec bitstream decoded by :func:`_bitstream_job`."""
-        self.set_image(image, Path(path).name, path)
+    def _show_bitstream(self, path: str, image: np.ndarray, size: int) -> None:
+        """Show a block-codec bitstream decoded by :func:`_bitstream_job` (``size`` bytes)."""
+        self.set_image(image, Path(path).name, path, size)
         self._remember(path)
         self._show_file_info(path)
 
-    def _show_tokens(self, path: str, opened: dict) -> None:
-        """Show a token file decoded by :func:`_token_file_job`."""
-        self.set_image(opened["image"], Path(path).name, path)
+    def _show_tokens(self, path: str, opened: dict, size: int) -> None:
+        """Show a token file decoded by :func:`_token_file_job` (``size`` bytes)."""
+        self.set_image(opened["image"], Path(path).name, path, size)
         self._show_file_info(path)
         info = opened["info"]
         self.services.notify(f"{Path(path).name}: {info['rows']}×{info['cols']} {info['quantizer']} tokens decoded with "
@@ -878,11 +880,13 @@ class CodecPanel(Panel):
             arr = np.clip(np.rint(f * 255.0 if f.max() <= 1.0 else f), 0, 255).astype(np.uint8)
         self.set_image(np.ascontiguousarray(arr), "received image", None)
 
-    def set_image(self, image: np.ndarray, name: str, path: str | None) -> None:
+    def set_image(self, image: np.ndarray, name: str, path: str | None, size: int | None = None) -> None:
+        """Show ``image`` (read from ``path``, a file of ``size`` bytes, or made here: None) and encode it."""
         self._ensure_params()
         self.image = image
         self.image_name = name
         self.image_path = path
+        self.image_bytes = size if path else None
         self.jpeg_info = None
         self.file_blocks = None
         self._enable_file_source(False)
@@ -903,7 +907,7 @@ class CodecPanel(Panel):
     def _show_file_info(self, path: str) -> None:
         from panels.codec.jpeg_view import jpeg_info_html
 
-        size = os.path.getsize(path)
+        size = self.image_bytes
         h, w = self.image.shape[:2]
         text = f"<b>{Path(path).name}</b>: {size:,} bytes, {8 * size / (h * w):.3f} bpp"
         if self.jpeg_info:
@@ -1316,7 +1320,7 @@ class CodecPanel(Panel):
             self._refresh_compare()
 
         decode = _bitstream_job if ssbc else _image_job
-        return self._submit(f"compare-{side}", f"compare {side}: {Path(path).name}", lambda: _compare_file_job(path, decode), done)
+        return self._submit(f"compare-{side}", f"compare {side}: {Path(path).name}", lambda: _sized_job(path, decode), done)
 
     def run_compare(self) -> None:
         """Encode the image with the chosen real codec for side B (as a job)."""
@@ -1379,10 +1383,9 @@ class CodecPanel(Panel):
         self.compare.stats.setText("<br>".join(x for x in lines if x) or "Press 'Encode B' to compare with a real codec.")
 
     def _original_bytes(self) -> int | None:
-        """Size of the file the shown image came from (None for samples and received images)."""
-        if self.image_path and os.path.isfile(self.image_path):
-            return os.path.getsize(self.image_path)
-        return None
+        """Size of the file the shown image came from, read when it was opened (None for samples and
+        received images)."""
+        return self.image_bytes
 
     def _pair_psnr(self, a: np.ndarray, b: np.ndarray) -> dict | None:
         """PSNR of the pair the Compare tab shows, kept for that pair (refreshes repeat it). A pair
