@@ -295,3 +295,25 @@ def test_mask_brush_paints_the_image_pixel_drawn_under_the_pointer(qtbot, monkey
         click(canvas, box.point(fx, fy))
         assert (math.floor(at[-1][0]), math.floor(at[-1][1])) == (x, y), (fx, fy, at[-1])
         assert canvas.mask()[y, x] == 1.0
+
+
+@pytest.mark.parametrize("ratio", RATIOS, indirect=True)
+def test_generate_pictures_have_one_pixel_per_device_pixel(qtbot, ratio):
+    """The result view and the history thumbnails are drawn at the screen's resolution (a pixmap of
+    logical size is enlarged again on a HiDPI screen: blurry)."""
+    from qtpy.QtCore import QSize
+
+    from panels.generate.widgets import HistoryStrip, ImageView
+
+    image = np.random.default_rng(6).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    view = ImageView()
+    qtbot.addWidget(view)
+    view.resize(408, 308)
+    view.set_image(image)
+    pix = view.pixmap()
+    assert pix.devicePixelRatio() == ratio and pix.size() == QSize(400, 300) * ratio
+    strip = HistoryStrip()
+    qtbot.addWidget(strip)
+    icon = strip.add(image, "#1", "", 0).icon()
+    best = icon.pixmap(strip.iconSize(), ratio)
+    assert best.size() == QSize(72, 54) * ratio

@@ -32,6 +32,18 @@ def to_qimage(image: np.ndarray) -> QImage:
     return QImage(array.data, w, h, 3 * w, QImage.Format_RGB888).copy()
 
 
+def device_pixmap(image: np.ndarray, size: QSize, ratio: float) -> QPixmap:
+    """``image`` fitted into ``size`` logical pixels at ``ratio`` device pixels per logical one (sharp on
+    a HiDPI screen, where a pixmap of logical size is enlarged again): pixelated when enlarged more
+    than twice, smooth otherwise."""
+    pix = QPixmap.fromImage(to_qimage(image))
+    target = size * ratio
+    mode = Qt.FastTransformation if pix.width() < target.width() / 2 else Qt.SmoothTransformation
+    pix = pix.scaled(target, Qt.KeepAspectRatio, mode)
+    pix.setDevicePixelRatio(ratio)
+    return pix
+
+
 def qimage_to_array(image: QImage) -> np.ndarray:
     """A QImage -> ``(H, W, 3)`` uint8."""
     image = image.convertToFormat(QImage.Format_RGB888)
@@ -79,10 +91,7 @@ class ImageView(QLabel):
             self.setPixmap(QPixmap())
             self.setText(self._hint)
             return
-        pix = QPixmap.fromImage(to_qimage(self._image))
-        target = self.size() - QSize(8, 8)
-        mode = Qt.FastTransformation if pix.width() < target.width() / 2 else Qt.SmoothTransformation
-        self.setPixmap(pix.scaled(target, Qt.KeepAspectRatio, mode))
+        self.setPixmap(device_pixmap(self._image, self.size() - QSize(8, 8), self.devicePixelRatioF()))
 
 
 class MaskCanvas(QLabel):
@@ -392,8 +401,7 @@ class HistoryStrip(QListWidget):
 
     def add(self, image: np.ndarray, label: str, tooltip: str, index: int) -> QListWidgetItem:
         """Append a thumbnail of ``image``; returns the item."""
-        pix = QPixmap.fromImage(to_qimage(image)).scaled(72, 72, Qt.KeepAspectRatio,
-                                                          Qt.FastTransformation if image.shape[0] < 72 else Qt.SmoothTransformation)
+        pix = device_pixmap(image, self.iconSize(), self.devicePixelRatioF())
         icon = QIcon(pix)
         icon.addPixmap(pix, QIcon.Selected)  # the selection shows as the label highlight, not a tinted image
         item = QListWidgetItem(icon, label)
