@@ -242,7 +242,7 @@ def test_paint_mode_caches_features_and_updates_reuse_them(panel):
     for cls, label in ((0, 3), (1, 2), (2, 1)):
         for voxels in simulate_strokes(truth, {cls: label}, slices=(16, 24, 32), per_slice=2, radius=0, seed=cls).values():
             panel.class_list.setCurrentRow(cls)
-            panel._pending_stroke.extend(voxels.tolist())
+            panel._pending_stroke.append(np.asarray(voxels, np.int64).reshape(-1, 3))
             panel._commit_stroke()
     panel.method_combo.setCurrentIndex(panel.method_combo.findData("similarity-max"))
     panel.update_classification()

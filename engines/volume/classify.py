@@ -91,6 +91,26 @@ class ClassSpec:
     visible: bool = True
 
 
+def disc_voxels(centre, axis: int, radius: int, shape) -> np.ndarray:
+    """The voxels (n, 3) int64 (z, y, x) of a disc of ``radius`` voxels around ``centre`` in the slice
+    plane of ``axis`` (the paint brush), those inside a volume of ``shape``."""
+    free = [a for a in range(3) if a != axis]
+    du, dv = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    disc = (du**2 + dv**2) <= radius * radius
+    pts = np.repeat(np.asarray(centre, dtype=np.int64)[None], disc.sum(), axis=0)
+    pts[:, free[0]] += du[disc]
+    pts[:, free[1]] += dv[disc]
+    return pts[np.all((pts >= 0) & (pts < np.array(shape)), axis=1)]
+
+
+def unique_voxels(voxels, shape) -> np.ndarray:
+    """The rows of ``voxels`` (n, 3) (z, y, x), inside a volume of ``shape``, each once, sorted as
+    ``np.unique(voxels, axis=0)`` sorts them, through linear indices (a 1-D sort: ~10× faster)."""
+    voxels = np.asarray(voxels, dtype=np.int64).reshape(-1, 3)
+    linear = np.unique(np.ravel_multi_index(voxels.T, tuple(shape)))
+    return np.stack(np.unravel_index(linear, tuple(shape)), 1).astype(np.int64)
+
+
 @dataclass
 class Strokes:
     """Classes and the voxels painted for each (``voxels[i]`` is an (n, 3) int array for class i)."""

@@ -347,7 +347,8 @@ class VolumePanel(Panel):
         self.gmag = None
         self.rgba2d = None
         self._tf2d_handle = None
-        self._pending_stroke: list = []
+        self._pending_stroke: list = []  # (k, 3) int64 arrays: the voxels of each step of the stroke being painted
+        self._stroke_overlay: tuple | None = None  # (key, rgba): the slice overlay drawn into while painting
         self._render_handle = None
         self._classify_handle = None
         self._shown = False
@@ -988,7 +989,7 @@ class VolumePanel(Panel):
                         out[mask, 3] = 90 if spec.opacity > 0 else 30  # transparent classes (background): faint
                         drawn = True
         free = [a for a in range(3) if a != axis]
-        for i, voxels in list(self.strokes.voxels.items()) + [(self._current_class(), np.asarray(self._pending_stroke).reshape(-1, 3))]:
+        for i, voxels in list(self.strokes.voxels.items()) + [(self._current_class(), self._pending_voxels())]:
             if len(voxels) == 0 or i >= len(self.classes):
                 continue
             on = voxels[voxels[:, axis] == self.cursor[axis]]
@@ -1000,6 +1001,7 @@ class VolumePanel(Panel):
 
     def update_slices(self, fit: bool = False) -> None:
         """Redraw the three slice views and crosshairs."""
+        self._stroke_overlay = None  # overlays rebuilt from the strokes
         if self.volume is None:
             return
         sz, sy, sx = self.volume.spacing
@@ -1034,25 +1036,49 @@ class VolumePanel(Panel):
         """Paint a disc of radius ``brush`` in the slice plane of ``axis`` around ``voxel``."""
         if class_index is not None:
             self.class_list.setCurrentRow(class_index)
-        r = self.brush
-        free = [a for a in range(3) if a != axis]
-        du, dv = np.mgrid[-r:r + 1, -r:r + 1]
-        disc = (du**2 + dv**2) <= r * r
-        pts = np.repeat(np.asarray(voxel)[None], disc.sum(), axis=0)
-        pts[:, free[0]] += du[disc]
-        pts[:, free[1]] += dv[disc]
-        inside = np.all((pts >= 0) & (pts < np.array(self.volume.shape)), axis=1)
-        self._pending_stroke.extend(pts[inside].tolist())
+        from engines.volume.classify import disc_voxels
+
+        pts = disc_voxels(voxel, axis, self.brush, self.volume.shape)
+        self._pending_stroke.append(pts)
         if finish:
             self._commit_stroke()
         else:
-            self.slice_views[axis].set_overlay(self._overlay(axis))
+            self._draw_pending(axis, pts)
+
+    def _pending_voxels(self) -> np.ndarray:
+        """The voxels of the stroke being painted, (n, 3) int64 (repeats included)."""
+        if not self._pending_stroke:
+            return np.zeros((0, 3), np.int64)
+        return np.concatenate(self._pending_stroke)
+
+    def _draw_pending(self, axis: int, pts: np.ndarray) -> None:
+        """Show a drag step's new voxels ``pts`` (all on the shown slice of ``axis``) over the slice's
+        overlay: the overlay is built once per stroke and then only the new voxels are drawn into it,
+        so a step costs what its disc does, not what the whole stroke does."""
+        cls = self._current_class()
+        key = (axis, self.cursor[axis], cls, id(self.volume))
+        if self._stroke_overlay is None or self._stroke_overlay[0] != key:
+            base = self._overlay(axis)  # (with the stroke so far)
+            if base is None:
+                base = np.zeros(self.volume.data[slice_coords(axis, self.cursor)].shape + (4,), np.uint8)
+            self._stroke_overlay = (key, base)
+        else:
+            base = self._stroke_overlay[1]
+            free = [a for a in range(3) if a != axis]
+            on = pts[pts[:, axis] == self.cursor[axis]]
+            if cls < len(self.classes):
+                base[on[:, free[0]], on[:, free[1]], :3] = (np.asarray(self.classes[cls].color) * 255).astype(np.uint8)
+                base[on[:, free[0]], on[:, free[1]], 3] = 255
+        self.slice_views[axis].set_overlay(base)
 
     def _commit_stroke(self) -> None:
+        self._stroke_overlay = None
         if not self._pending_stroke:
             return
         cls = self._current_class()
-        voxels = np.unique(np.asarray(self._pending_stroke, dtype=np.int64), axis=0)
+        from engines.volume.classify import unique_voxels
+
+        voxels = unique_voxels(self._pending_voxels(), self.volume.shape)
         self._pending_stroke = []
         before = {k: v.copy() for k, v in self.strokes.voxels.items()}
         self.strokes.add(cls, voxels)
