@@ -118,6 +118,28 @@ def test_paint_brush_paints_the_voxel_drawn_under_the_pointer(volume_panel, rati
     assert painted == disc
 
 
+@pytest.mark.parametrize("ratio", RATIOS, indirect=True)
+def test_paint_drag_paints_a_continuous_stroke_from_press_to_release(volume_panel, ratio):
+    """A drag paints the voxel under the press, the one under the release and every voxel between
+    (a pointer moved fast skipped voxels, and the stroke began where the drag was noticed)."""
+    panel = volume_panel
+    a, b = (8, 2, 3), (8, 15, 19)
+    view, box_a, _ = _marker_footprint(panel, 0, a)
+    _view, box_b, _ = _marker_footprint(panel, 0, b)
+    panel.paint_check.setChecked(True)
+    panel.brush_spin.setValue(0)
+    drag(view.viewport(), box_a.point(), box_b.point(), steps=3)
+    painted = {tuple(v) for voxels in panel.strokes.voxels.values() for v in voxels}
+    assert a in painted and b in painted
+    yx = np.array([(y, x) for _z, y, x in painted], float)
+    d = np.array(b[1:], float) - np.array(a[1:])
+    off_line = np.abs(np.cross(d, yx - np.array(a[1:]))) / np.linalg.norm(d)
+    assert off_line.max() <= 1.0  # along the segment
+    rows = {int(y) for y, _x in yx}
+    cols = {int(x) for _y, x in yx}
+    assert rows == set(range(a[1], b[1] + 1)) and cols == set(range(a[2], b[2] + 1))  # no gap
+
+
 # ---------------------------------------------------------------------------------------------- TF editor
 @pytest.mark.parametrize("ratio", RATIOS, indirect=True)
 def test_tf_point_drag_lands_on_the_value_and_opacity_under_the_pointer(qtbot, ratio):

@@ -4,6 +4,7 @@ after TF edits and at the range's ends); a brush drag's overlay drawn step by st
 built from scratch; a stroke's repeats are removed as ``np.unique(axis=0)`` does."""
 
 import numpy as np
+import pytest
 
 from engines.volume.classify import unique_voxels
 from engines.volume.model import Volume
@@ -79,3 +80,27 @@ def test_unique_voxels_equals_numpy_unique_rows():
     got = unique_voxels(voxels, shape)
     assert got.dtype == np.int64 and np.array_equal(got, np.unique(voxels, axis=0))
     assert unique_voxels(np.zeros((0, 3), int), shape).shape == (0, 3)
+
+
+@pytest.mark.parametrize("brush", [1, 6, 20])
+def test_a_fast_drag_step_paints_the_whole_band_it_swept(make_panel, qtbot, brush):
+    """One drag step that crossed many voxels paints (nearly) every disc along its way: at least the
+    discs of radius brush − 1 around each crossed voxel, nothing outside the discs of radius brush."""
+    from engines.volume.classify import disc_voxels
+    from panels.volume import VolumePanel
+    from panels.volume.slices import segment_points
+
+    panel = make_panel(VolumePanel)
+    panel.set_volume(Volume(np.zeros((5, 90, 120), np.int16)), None)
+    panel.paint_check.setChecked(True)
+    panel.brush = brush
+    panel.set_cursor(2, 0, 0)
+    rows, cols = segment_points(20.3, 10.6, 70.2, 105.9, first=True)
+    panel._on_pointer(0, rows, cols, drag=True, finish=True)
+    painted = {tuple(v) for v in panel.strokes.voxels[0]}
+    crossed = {(2, int(r), int(c)) for r, c in zip(rows, cols)}
+
+    def discs(radius):
+        return {tuple(v) for c in crossed for v in disc_voxels(c, 0, radius, panel.volume.shape)}
+
+    assert discs(max(brush - 1, 0)) <= painted <= discs(brush)

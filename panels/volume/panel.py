@@ -1019,26 +1019,32 @@ class VolumePanel(Panel):
         self.cursor = [int(np.clip(v, 0, n - 1)) for v, n in zip((z, y, x), shape)]
         self.update_slices()
 
-    def _on_pointer(self, axis: int, row: float, col: float, drag: bool, finish: bool) -> None:
+    def _on_pointer(self, axis: int, row, col, drag: bool, finish: bool) -> None:
+        """A click (a point) or a drag step (``row``, ``col`` arrays: the points it crossed, in order)."""
         if self.volume is None:
             return
-        voxel = view_to_voxel(axis, self.cursor, row, col)
+        voxels = [view_to_voxel(axis, self.cursor, r, c) for r, c in zip(np.atleast_1d(row), np.atleast_1d(col))]
         if not self.paint_check.isChecked():
-            self.set_cursor(*voxel)
+            self.set_cursor(*voxels[-1])
             return
-        self.paint_at(axis, voxel, finish=finish)
+        voxels = list(dict.fromkeys(voxels))  # each voxel crossed once (a step crosses a voxel at a few points)
+        every = max(1, self.brush // 3)  # discs that far apart still cover the swept band (to < 1 voxel)
+        voxels = voxels[::every] + ([voxels[-1]] if (len(voxels) - 1) % every else [])
+        self.paint_at(axis, voxels[0] if len(voxels) == 1 else np.asarray(voxels), finish=finish)
 
     # ------------------------------------------------------------------ painting
     def _current_class(self) -> int:
         return max(self.class_list.currentRow(), 0)
 
     def paint_at(self, axis: int, voxel, finish: bool = True, class_index: int | None = None) -> None:
-        """Paint a disc of radius ``brush`` in the slice plane of ``axis`` around ``voxel``."""
+        """Paint a disc of radius ``brush`` in the slice plane of ``axis`` around ``voxel`` (z, y, x), or
+        around each of several voxels (an (n, 3) array: the voxels a drag step crossed)."""
         if class_index is not None:
             self.class_list.setCurrentRow(class_index)
         from engines.volume.classify import disc_voxels
 
-        pts = disc_voxels(voxel, axis, self.brush, self.volume.shape)
+        centres = np.asarray(voxel, dtype=np.int64).reshape(-1, 3)
+        pts = np.concatenate([disc_voxels(c, axis, self.brush, self.volume.shape) for c in centres])
         self._pending_stroke.append(pts)
         if finish:
             self._commit_stroke()

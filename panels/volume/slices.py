@@ -30,12 +30,22 @@ def view_to_voxel(axis: int, cursor, row: float, col: float) -> tuple[int, int, 
     return tuple(voxel)
 
 
+def segment_points(r0: float, c0: float, r1: float, c1: float, first: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Points (rows, cols) along the segment from (r0, c0) to (r1, c1) in image coordinates, at most
+    half a voxel apart, so the voxels under them are every voxel the segment crosses; ``first``: with
+    the start point (else it belongs to the previous segment)."""
+    n = max(1, int(np.ceil(2.0 * max(abs(r1 - r0), abs(c1 - c0)))))
+    t = np.linspace(0.0, 1.0, n + 1)[0 if first else 1:]
+    return r0 + (r1 - r0) * t, c0 + (c1 - c0) * t
+
+
 class _SliceImage(pg.ImageItem):
     """An ImageItem that reports clicks and drags (in image coordinates) to its view."""
 
     def __init__(self, owner: SliceView) -> None:
         super().__init__(axisOrder="row-major")
         self.owner = owner
+        self._last = None  # the drag's previous position
 
     def mouseClickEvent(self, ev):
         if ev.button() != Qt.MouseButton.LeftButton:
@@ -51,7 +61,13 @@ class _SliceImage(pg.ImageItem):
             return
         ev.accept()
         pos = ev.pos()
-        self.owner.pointer(pos.y(), pos.x(), drag=True, finish=ev.isFinish())
+        if ev.isStart():  # the stroke starts where the button went down, not where the drag was noticed
+            self._last = ev.buttonDownPos()
+            rows, cols = segment_points(self._last.y(), self._last.x(), pos.y(), pos.x(), first=True)
+        else:  # every voxel the pointer crossed since the last event, however fast it moved
+            rows, cols = segment_points(self._last.y(), self._last.x(), pos.y(), pos.x(), first=False)
+        self._last = pos
+        self.owner.pointer(rows, cols, drag=True, finish=ev.isFinish())
 
 
 class SliceView(pg.GraphicsLayoutWidget):
@@ -115,8 +131,9 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.hint.setText(text)
         self._place_hint()
 
-    def pointer(self, row: float, col: float, drag: bool, finish: bool) -> None:
-        """Forward an image-coordinate event to the panel."""
+    def pointer(self, row, col, drag: bool, finish: bool) -> None:
+        """Forward an image-coordinate event to the panel (``row``, ``col``: a point, or arrays of the
+        points a drag step crossed)."""
         self._on_pointer(self.axis, row, col, drag, finish)
 
     def set_image(self, rgb: np.ndarray, spacing_rc: tuple, fit: bool = False) -> None:
