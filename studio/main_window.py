@@ -662,9 +662,13 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         """Save layout and panel parameters, cancel every job and wait at most
         :data:`CLOSE_WAIT_SECONDS` for them, then close (the process exit ends any straggler)."""
+        from studio.gc_guard import collections_paused
+
         self.save_state()
         self.jobs.cancel_all()
-        if not self.jobs.wait_all(timeout=CLOSE_WAIT_SECONDS):
+        with collections_paused():  # a collection would hold the GUI thread past the deadline
+            stopped = self.jobs.wait_all(timeout=CLOSE_WAIT_SECONDS)
+        if not stopped:
             left = [r.name for r in self.jobs.records() if r.state not in FINAL_STATES]
             print(f"closing with {len(left)} job(s) still stopping: {', '.join(left)}", file=sys.stderr)
         super().closeEvent(event)
