@@ -73,3 +73,41 @@ def test_failed_bar_is_red_and_framed_like_the_others(qtbot):
     # past the red part it is drawn like an empty bar: same frame and groove
     right = slice(failed.shape[1] // 2, None)
     assert np.abs(cancelled[:, right].astype(int) - failed[:, right]).mean() < 4
+
+
+def test_long_progress_text_stays_on_one_line_with_the_whole_text_in_its_tooltip(qtbot):
+    queue = JobQueue(max_running=1)
+    table = JobTable(queue)
+    qtbot.addWidget(table)
+    table.resize(1100, 200)
+    table.show()
+    message = "preparing 5,000 splats for the view"
+
+    def reports(fraction, text):
+        def job():
+            yield Progress(fraction, 1, text)
+            return 1
+        return job
+
+    queue.submit("open scene.ply", "render", reports(1, message))
+    queue.submit("short", "render", reports(1, "reading"))
+    assert queue.wait_all(10)
+    qtbot.wait(50)
+    long_bar, short_bar = table.cellWidget(0, 2), table.cellWidget(1, 2)
+    full = f"100%  {message}"
+    assert long_bar.format() == full and long_bar.toolTip() == full
+    shown = long_bar.text()
+    assert shown.endswith("…") and full.startswith(shown[:-1]) and len(shown) > 12
+    assert long_bar.fontMetrics().horizontalAdvance(shown) <= long_bar.contentsRect().width()
+    assert short_bar.text() == "100%  reading"  # a text that fits is shown whole
+    # drawn: the text is one line high, centred in the row like a short one
+    line = long_bar.fontMetrics().height()
+    for bar in (long_bar, short_bar):
+        QApplication.processEvents()
+        with_text = _pixels(bar)
+        bar.setTextVisible(False)
+        without = _pixels(bar)
+        bar.setTextVisible(True)
+        ys, _ = np.nonzero(np.abs(with_text.astype(int) - without).sum(axis=2) > 60)
+        assert ys.max() - ys.min() < line, (ys.min(), ys.max(), line)
+        assert abs((ys.min() + ys.max()) / 2 - (bar.height() - 1) / 2) <= 2

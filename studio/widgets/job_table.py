@@ -27,7 +27,7 @@ from studio.jobs import (
     JobQueue,
     JobRecord,
 )
-from studio.widgets.progress import set_progress_later
+from studio.widgets.progress import ElidedProgressBar, set_progress_later
 
 #: the bar colour of a failed job
 FAILED_COLOUR = "#c0392b"
@@ -106,7 +106,7 @@ class JobTable(QTableWidget):
         self._rows[record.id] = row
         for column in (0, 1, 3, 4, 5):
             self.setItem(row, column, QTableWidgetItem(""))
-        bar = QProgressBar()
+        bar = ElidedProgressBar()
         bar.setRange(0, 1000)
         bar.setTextVisible(True)
         self.setCellWidget(row, 2, bar)
