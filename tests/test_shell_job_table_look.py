@@ -17,8 +17,9 @@ def _pixels(widget) -> np.ndarray:
     return data.reshape(height, image.bytesPerLine())[:, : width * 3].reshape(height, width, 3).copy()
 
 
-def _text_box(bar) -> tuple[float, float, np.ndarray]:
-    """The centre (x, y) of the bar's text, from the pixels that change when its text is hidden."""
+def _text_pixels(bar) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows and columns of the bar's text pixels (those that change when its text is hidden), and
+    the bar drawn without its text."""
     QApplication.processEvents()
     with_text = _pixels(bar)
     bar.setTextVisible(False)
@@ -26,15 +27,26 @@ def _text_box(bar) -> tuple[float, float, np.ndarray]:
     bar.setTextVisible(True)
     ys, xs = np.nonzero(np.abs(with_text.astype(int) - without).sum(axis=2) > 60)
     assert len(ys) > 20, "no text drawn"
+    return ys, xs, without
+
+
+def _text_box(bar) -> tuple[float, float, np.ndarray]:
+    """The centre (x, y) of the bar's text, and the bar drawn without it."""
+    ys, xs, without = _text_pixels(bar)
     return (xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2, without
 
 
-def _finished_table(qtbot):
+def _table(qtbot) -> tuple[JobQueue, JobTable]:
     queue = JobQueue(max_running=1)
     table = JobTable(queue)
     qtbot.addWidget(table)
     table.resize(1100, 200)
     table.show()
+    return queue, table
+
+
+def _finished_table(qtbot):
+    queue, table = _table(qtbot)
 
     def works():
         yield Progress(1, 4, "reading")
@@ -76,11 +88,7 @@ def test_failed_bar_is_red_and_framed_like_the_others(qtbot):
 
 
 def test_long_progress_text_stays_on_one_line_with_the_whole_text_in_its_tooltip(qtbot):
-    queue = JobQueue(max_running=1)
-    table = JobTable(queue)
-    qtbot.addWidget(table)
-    table.resize(1100, 200)
-    table.show()
+    queue, table = _table(qtbot)
     message = "preparing 5,000 splats for the view"
 
     def reports(fraction, text):
@@ -103,11 +111,6 @@ def test_long_progress_text_stays_on_one_line_with_the_whole_text_in_its_tooltip
     # drawn: the text is one line high, centred in the row like a short one
     line = long_bar.fontMetrics().height()
     for bar in (long_bar, short_bar):
-        QApplication.processEvents()
-        with_text = _pixels(bar)
-        bar.setTextVisible(False)
-        without = _pixels(bar)
-        bar.setTextVisible(True)
-        ys, _ = np.nonzero(np.abs(with_text.astype(int) - without).sum(axis=2) > 60)
+        ys, _, _ = _text_pixels(bar)
         assert ys.max() - ys.min() < line, (ys.min(), ys.max(), line)
         assert abs((ys.min() + ys.max()) / 2 - (bar.height() - 1) / 2) <= 2

@@ -32,7 +32,7 @@ class ElidedProgressBar(QProgressBar):
         room = self.contentsRect().width() - 2 * self.PADDING
         return self.fontMetrics().elidedText(full, Qt.TextElideMode.ElideRight, max(room, 0))
 
-    def setFormat(self, text: str) -> None:  # noqa: N802 - Qt's name
+    def setFormat(self, text: str) -> None:
         """Set the text format; the tooltip shows it whole."""
         super().setFormat(text)
         self.setToolTip(text)
