@@ -395,3 +395,42 @@ def test_a_stopped_difference_job_is_reported_not_left_computing(make_panel, qtb
     qtbot.waitUntil(lambda: not view.computing.isVisible(), timeout=30000)
     np.testing.assert_array_equal(view.item_a.image, np.clip(np.abs(b.astype(int) - a) * 5, 0, 255))
     assert view.item_a.opacity() == 1 and "not computed" not in view.label_a.text
+
+
+def test_side_by_side_views_stay_fitted_and_linked_when_the_mode_comes_before_the_pair(qtbot):
+    """Side by side chosen before the images arrive: after the layout settles both views show the whole
+    image (B's unfitted range, changed by its own resize, used to replace A's fit: a 4×2-pixel corner);
+    a zoom in B is followed by A; after a resize both still show the same."""
+    from panels.codec.widgets import CompareView
+
+    view = CompareView()
+    qtbot.addWidget(view)
+    view.resize(900, 500)
+    view.show()
+    view.mode.setCurrentText("Side by side")
+    a, b = _pair(30, 44)
+    view.set_pair(a, b, "A", "B")
+    qtbot.wait(300)
+
+    def shown(vb):
+        (x0, x1), (y0, y1) = vb.viewRange()
+        return x0, x1, y0, y1
+
+    for vb in (view.view_a, view.view_b):
+        x0, x1, y0, y1 = shown(vb)
+        assert x0 <= 0 and y0 <= 0 and x1 >= 44 and y1 >= 30 and (x1 - x0 < 3 * 44 or y1 - y0 < 3 * 30)
+
+    def units_per_pixel(vb):
+        x0, x1, _y0, _y1 = shown(vb)
+        return (x1 - x0) / vb.width()
+
+    view.view_b.scaleBy((0.5, 0.5))  # zoom in on B
+    assert units_per_pixel(view.view_a) == pytest.approx(units_per_pixel(view.view_b), rel=1e-6)
+    zoom = units_per_pixel(view.view_b)
+    centre = view.view_b.viewRect().center()
+    assert view.view_a.viewRect().center() == centre
+    view.resize(1100, 600)  # (the views keep what they show; both the same)
+    qtbot.wait(300)
+    assert units_per_pixel(view.view_a) == pytest.approx(units_per_pixel(view.view_b), rel=1e-6)
+    for vb in (view.view_a, view.view_b):
+        assert abs(vb.viewRect().center().x() - centre.x()) < 1e-6 and units_per_pixel(vb) < 2 * zoom

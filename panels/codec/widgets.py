@@ -332,10 +332,13 @@ class CompareView(QWidget):
         self.view_a, self.item_a = make_view(self.canvas.ci, row=1, col=0)
         self.view_b, self.item_b = make_view(self.canvas.ci, row=1, col=1)
         self._syncing = False
-        self.view_a.sigRangeChanged.connect(lambda *_: self._sync(self.view_a, self.view_b))
-        self.view_b.sigRangeChanged.connect(lambda *_: self._sync(self.view_b, self.view_a))
-        self.view_b.sigResized.connect(lambda *_: self._sync(self.view_a, self.view_b))
-        self.view_a.sigResized.connect(lambda *_: self._sync(self.view_a, self.view_b))
+        #: the view whose centre and zoom the other follows: the one last panned or zoomed (A after a fit)
+        self._leader = self.view_a
+        self._synced_sizes: dict = {}  # view -> (width, height) when its range was last synced
+        self.view_a.sigRangeChanged.connect(lambda *_: self._on_range(self.view_a))
+        self.view_b.sigRangeChanged.connect(lambda *_: self._on_range(self.view_b))
+        self.view_b.sigResized.connect(lambda *_: self._follow_leader())
+        self.view_a.sigResized.connect(lambda *_: self._follow_leader())
         self.canvas.ci.layout.setColumnStretchFactor(0, 1)
         self.canvas.ci.layout.setColumnStretchFactor(1, 1)
         # split mode: B stacked on A, clipped to the part right of the divider
@@ -391,11 +394,30 @@ class CompareView(QWidget):
         self.canvas.scene().sigMouseMoved.connect(self._on_move)
         self.refresh()
 
+    def _on_range(self, view: pg.ViewBox) -> None:
+        """``view``'s range changed: a pan or zoom makes it the leader the other view follows; a change
+        that came with a resize of ``view`` (its aspect lock) does not (the leader's zoom is kept: a view
+        laid out after a fit used to hand its unfitted range to the other)."""
+        if self._syncing:
+            return
+        size = (view.width(), view.height())
+        resized = self._synced_sizes.get(view) != size
+        self._synced_sizes[view] = size
+        if not resized:
+            self._leader = view
+        self._follow_leader()
+
+    def _follow_leader(self) -> None:
+        """The other view takes the leader's centre and zoom."""
+        other = self.view_b if self._leader is self.view_a else self.view_a
+        self._sync(self._leader, other)
+
     def _sync(self, src: pg.ViewBox, dst: pg.ViewBox) -> None:
         """Linked zoom and pan: ``dst`` gets ``src``'s centre and zoom (screen pixels per image pixel)."""
         if self._syncing:
             return
         sw, sh, dw, dh = src.width(), src.height(), dst.width(), dst.height()
+        self._synced_sizes[src], self._synced_sizes[dst] = (sw, sh), (dw, dh)
         if min(sw, sh, dw, dh) <= 1:
             return
         r = src.viewRect()
@@ -437,6 +459,7 @@ class CompareView(QWidget):
             return
         self._needs_fit = False
         h, w = self.a.shape[:2]
+        self._leader = self.view_a
         self.view_a.setRange(xRange=(0, w), yRange=(0, h), padding=0.02)
         self._sync(self.view_a, self.view_b)
 
