@@ -55,6 +55,23 @@ def click(widget, point: QPoint, button=Qt.MouseButton.LeftButton) -> None:
     QApplication.processEvents()
 
 
+def double_click(widget, point: QPoint) -> None:
+    """A left double click at ``point`` as Qt delivers a mouse's: press, release, double-click press,
+    release (QTest.mouseDClick does not give pyqtgraph's scene a double click the first time)."""
+    from qtpy.QtCore import QEvent, QPointF
+    from qtpy.QtGui import QMouseEvent
+
+    local = QPointF(point)
+    screen = QPointF(widget.mapToGlobal(point))
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    hover(widget, point)
+    for kind, buttons in ((QEvent.Type.MouseButtonPress, left), (QEvent.Type.MouseButtonRelease, none),
+                          (QEvent.Type.MouseButtonDblClick, left), (QEvent.Type.MouseButtonRelease, none)):
+        event = QMouseEvent(kind, local, screen, left, buttons, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(widget, event)
+    QApplication.processEvents()
+
+
 def drag(widget, start: QPoint, end: QPoint, steps: int = 6) -> None:
     """Press at ``start``, move in ``steps`` steps to ``end`` with the button held, release there."""
     QTest.mousePress(widget, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)

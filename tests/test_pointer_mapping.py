@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from qtpy.QtWidgets import QApplication
 
-from tests.pointer_helpers import click, drag, footprint, hover
+from tests.pointer_helpers import click, double_click, drag, footprint, hover
 
 RATIOS = [pytest.param(1, id="ratio1"), pytest.param(2, id="ratio2")]
 #: fractions of a marker's on-screen box the pointer visits: both halves of a pixel
@@ -202,6 +202,35 @@ def test_tf2d_widget_drag_moves_it_to_where_it_was_dropped(qtbot, ratio, kind):
     (v, g), per_px = editor.tf2d.widgets[0].center, _data_per_pixel(editor.plot)
     assert abs(v - 520.0) <= 2 * per_px[0] and abs(g - 31.0) <= 2 * per_px[1], (v, g, per_px)
     assert editor.tf2d.widgets[0].size == pytest.approx((60.0, 4.0))  # moved, not resized
+
+
+@pytest.mark.parametrize("ratio", RATIOS, indirect=True)
+def test_tf_double_click_adds_and_right_click_deletes_the_point_under_the_pointer(qtbot, ratio):
+    from qtpy.QtCore import Qt
+
+    from engines.volume.tf import TransferFunction1D
+    from panels.volume.tf_editor import COLOR_STRIP_Y, TFEditor
+
+    editor = TFEditor()
+    qtbot.addWidget(editor)
+    editor.resize(600, 300)
+    editor.show()
+    editor.set_tf(TransferFunction1D(opacity=[(0.0, 0.0), (300.0, 0.2), (700.0, 0.6), (1000.0, 1.0)],
+                                     color=[(0.0, 0.0, 0.0, 0.0), (1000.0, 1.0, 1.0, 1.0)]))
+    editor.set_histogram_counts(np.ones(16), np.linspace(0.0, 1000.0, 17))
+    plot = editor.plot
+    per_px = _data_per_pixel(plot)
+    spot = _dot_footprint(plot, 450.0, 0.35)
+    double_click(plot.viewport(), spot.point())
+    added = [p for p in editor.tf().opacity if p not in [(0.0, 0.0), (300.0, 0.2), (700.0, 0.6), (1000.0, 1.0)]]
+    assert len(added) == 1 and abs(added[0][0] - 450.0) <= 1.5 * per_px[0] and abs(added[0][1] - 0.35) <= 1.5 * per_px[1]
+    strip = _dot_footprint(plot, 820.0, COLOR_STRIP_Y)
+    double_click(plot.viewport(), strip.point())
+    xs = [p[0] for p in editor.tf().color]
+    assert len(xs) == 3 and abs(sorted(xs)[1] - 820.0) <= 1.5 * per_px[0]
+    point = _dot_footprint(plot, 700.0, 0.6)
+    click(plot.viewport(), point.point(), Qt.MouseButton.RightButton)
+    assert (700.0, 0.6) not in editor.tf().opacity and len(editor.tf().opacity) == 4  # that one, only
 
 
 # ---------------------------------------------------------------------------------------------- Codec
