@@ -56,7 +56,7 @@ def _decode_record(text: str | bytes, where: str) -> dict:
 
 def _png_record(path: Path) -> dict | None:
     """The record in a PNG's ``spectra-studio`` chunk (read without decoding the pixels)."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
@@ -67,6 +67,8 @@ def _png_record(path: Path) -> dict | None:
                 return _foreign_record(image.info)
     except ExportError:
         raise
+    except UnidentifiedImageError:  # Pillow's message names the full path: say it as the loaders do
+        raise ExportError(f"{path.name} is not a readable image (unknown or damaged format)") from None
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types (incl. bomb errors) on bad files
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise ExportError(f"{path.name} is not a readable image: {message}") from None

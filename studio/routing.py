@@ -78,8 +78,8 @@ def route_path(
     if os.path.isfile(path):
         try:
             provenance = read_provenance(path)
-        except ExportError as exc:
-            return Route(ERROR, path, message=str(exc), kind=kind)
+        except ExportError as exc:  # "Cannot open <name>: <reason>", as a panel's failure reads
+            return Route(ERROR, path, message=f"{name}: {exc}", kind=kind)
         panel = provenance.get("panel") if provenance else None
         if panel in names:
             return Route(RESTORE, path, panel=panel, provenance=provenance, kind=kind,

@@ -403,3 +403,12 @@ def test_broken_acceptor_is_skipped(files):
 
     route = route_path(files["doc"], [("bad", explode), ("other", by_suffix(".docx"))])
     assert route.panel == "other"
+
+
+def test_unreadable_png_message_reads_as_a_sentence(tmp_path):
+    """'Cannot open <message>' in the window: the name, a colon, the reason; no Pillow text or full path."""
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    route = route_path(str(empty), TOY, active="generate")
+    assert route.action == ERROR
+    assert route.message == "empty.png: empty.png is not a readable image (unknown or damaged format)"

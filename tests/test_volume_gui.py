@@ -342,3 +342,16 @@ def test_classifier_defaults_to_the_forest_and_the_menu_says_so(panel):
     assert panel.method == "forest" and panel.method_combo.currentData() == "forest"
     panel.method_combo.setCurrentIndex(panel.method_combo.findData("similarity-max"))
     assert panel.method == "similarity-max"
+
+
+def test_png_export_to_an_unwritable_place_fails_at_once_without_a_job(panel, tmp_path):
+    _load_phantom(panel, 16)
+    assert panel.services.jobs.wait_all(60)
+    jobs = len(panel.services.jobs.records())
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(OpenError, match="afile is a file, not a folder"):
+        panel.export(str(afile / "render.png"))
+    with pytest.raises(OpenError, match="folder .*nodir does not exist"):
+        panel.export(str(tmp_path / "nodir" / "render.png"))
+    assert len(panel.services.jobs.records()) == jobs and sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

@@ -1511,8 +1511,12 @@ class VolumePanel(Panel):
                 raise OpenError(str(exc)) from exc
         if not lower.endswith(".png"):
             raise OpenError("export as .png (render), .json / .vp / .pv.json (transfer function) or .nii.gz (labels)")
-        if Path(path).exists() and not force:
-            raise OpenError(f"{path} exists (use force to overwrite)")
+        from studio.export import check_target
+
+        try:  # before the render job starts: a job that can only fail is not started
+            check_target(path, force=force)
+        except ExportError as exc:
+            raise OpenError(str(exc)) from exc
         from engines.volume.raycast import render_job
         from studio.export import PendingExport, save_png
 
