@@ -124,7 +124,7 @@ def test_export_and_drop_to_restore(panel, make_panel, tmp_path):
     with pytest.raises(OpenError):
         panel.export(str(path))  # exists, no force
     fresh = make_panel(GeneratePanel)
-    fresh.open_file(str(path))
+    open_and_wait(fresh, str(path))  # read by a job: nothing restored before it is
     params = fresh.current_parameters()
     assert params["seed"] == 77 and params["sampler"] == "ddim" and params["cfg"] == 2.0
     assert params["class_label"] == 9 and params["seed_locked"] and params["steps"] == 3

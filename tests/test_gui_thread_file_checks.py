@@ -179,3 +179,36 @@ def test_codec_reads_an_opened_files_size_in_its_job(make_panel, qtbot, tmp_path
     size = real_getsize(path)
     assert panel._original_bytes() == size
     assert f"slow.png</b>: {size:,} bytes, {8 * size / (48 * 32):.3f} bpp" in panel.file_info.text()
+
+
+def test_generate_reads_an_exported_png_and_its_inputs_on_a_worker(make_panel, qtbot, tmp_path, monkeypatch):
+    import studio.export
+    from engines.generation.input_images import INPUTS_PNG_CHUNK, encode_inputs
+    from panels.generate import GeneratePanel
+    from studio.export import make_provenance, read_provenance, save_png
+
+    rng = np.random.default_rng(5)
+    image = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
+    init = (rng.random((16, 16, 3)) * 255).astype(np.uint8)
+    path = save_png(tmp_path / "result.png", image, make_provenance("generate", "generation", {"seed": 77, "steps": 3}),
+                    attachments={INPUTS_PNG_CHUNK: encode_inputs({"init": init})})
+    record = read_provenance(path)
+    real_chunk = studio.export.read_png_chunk
+
+    def slow_chunk(*args, **kwargs):  # the PNG is on a share that answers slowly
+        time.sleep(SLOW_S)
+        return real_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(studio.export, "read_png_chunk", slow_chunk)
+    panel = make_panel(GeneratePanel)
+    probe = GapProbe()
+    probe.start(qtbot)
+    with qtbot.waitSignal(panel.file_opened, timeout=10000):
+        assert panel.open_exported(str(path), record) is not None  # a job reads the pixels and the inputs
+    assert probe.clock.elapsed() - probe.started >= SLOW_S * 1000
+    qtbot.wait(30)
+    assert probe.longest() < MAX_GAP_MS
+    params = panel.current_parameters()
+    assert params["seed"] == 77 and params["steps"] == 3 and params["seed_locked"]
+    assert np.array_equal(panel.init_slot.image(), init)
+    assert np.array_equal(panel.view.image(), image)

@@ -54,6 +54,37 @@ def _decode_job(path: str):
         raise OpenError(str(exc)) from None
 
 
+def _stored_inputs(path: str) -> tuple[dict, str | None]:
+    """The input images (init, mask, reference, control) stored in an exported PNG, and a warning
+    when they cannot be read (a damaged chunk is reported, not fatal)."""
+    from engines.generation.input_images import INPUTS_PNG_CHUNK, decode_inputs
+    from studio.export import ExportError, read_png_chunk
+
+    try:
+        data = read_png_chunk(path, INPUTS_PNG_CHUNK)
+        return (decode_inputs(data) if data is not None else {}), None
+    except (ExportError, ValueError) as exc:
+        return {}, f"Input images not restored: {exc}"
+
+
+def _png_job(path: str, record: dict | None = None, with_image: bool = True):
+    """Job (worker thread): what opening a PNG in Generate reads: ``(pixels or None, record, inputs,
+    warning)``; the Generate record is read here unless given (None: the PNG has none) and the
+    input images stored with it are decoded (see :func:`_stored_inputs`)."""
+    from studio.export import ExportError, read_provenance
+
+    if record is None:
+        try:
+            record = read_provenance(path)
+        except ExportError as exc:
+            raise OpenError(str(exc)) from None
+        if not record or record.get("panel") != "generate":
+            record = None
+    image = (yield from _decode_job(path)) if with_image else None
+    inputs, warning = _stored_inputs(path) if record else ({}, None)
+    return image, record, inputs, warning
+
+
 def _model_file_job(path: str):
     """Job (worker): what a dropped model or ControlNet folder or ``.safetensors`` file is (LoRA,
     embedding, ControlNet or checkpoint, from its header) and, for a model, its :class:`ModelInfo`."""
@@ -610,30 +641,34 @@ class GeneratePanel(Panel):
         source = f" from {provenance['imported_from']} metadata" if provenance.get("imported_from") else ""
         self.services.notify(f"Restored parameters{source} (seed {params.seed}, {params.sampler}, {params.steps} steps)")
 
-    def open_exported(self, path: str, provenance: dict, open_file: bool = True) -> None:
-        """A PNG this panel generated: restore its parameters and show it."""
+    def open_exported(self, path: str, provenance: dict, open_file: bool = True):
+        """A PNG this panel generated: its parameters are checked here; a job reads its pixels (with
+        ``open_file``) and stored input images, then they are restored and shown. Returns the job handle."""
         self.check_parameters(provenance.get("parameters") or {})
-        image = None
-        if open_file:
-            try:
-                image = read_image_file(str(path))
-            except ValueError as exc:
-                raise OpenError(str(exc)) from None
-        self.restore_from_provenance(provenance)
-        self.restore_inputs(path)
+        path = str(path)
+        return self.load_in_background(path, lambda: _png_job(path, provenance, open_file),
+                                       lambda result: self._show_png(result, path))
+
+    def _show_png(self, result: tuple, path: str) -> None:
+        """Show what :func:`_png_job` read: a Generate PNG restores its parameters and inputs and is
+        shown as a result; another PNG becomes the input image."""
+        image, record, inputs, warning = result
+        if record is None:
+            self._use_as_input(image, path)
+            return
+        self.restore_from_provenance(record)
+        self._restore_input_arrays(inputs, warning)
         if image is not None:
             self.view.set_image(image)
 
     def restore_inputs(self, path: str) -> None:
-        """Put the input image, mask and reference stored in an exported PNG back into the edit slots."""
-        from engines.generation.input_images import INPUTS_PNG_CHUNK, decode_inputs
-        from studio.export import ExportError, read_png_chunk
+        """Put the input image, mask and reference stored in an exported PNG back into the edit slots
+        (read on the calling thread; the panel's own opens read them in a job)."""
+        self._restore_input_arrays(*_stored_inputs(path))
 
-        try:
-            data = read_png_chunk(path, INPUTS_PNG_CHUNK)
-            arrays = decode_inputs(data) if data is not None else {}
-        except (ExportError, ValueError) as exc:
-            self.services.notify(f"Input images not restored: {exc}", "warning")
+    def _restore_input_arrays(self, arrays: dict, warning: str | None = None) -> None:
+        if warning:
+            self.services.notify(warning, "warning")
             return
         if "init" in arrays:
             self.init_slot.set_image(arrays["init"])
@@ -915,25 +950,18 @@ class GeneratePanel(Panel):
                 self.services.notify(str(exc), "error")
 
     # ------------------------------------------------------------------ files
-    def open_file(self, path: str) -> None:
-        from studio.export import ExportError, read_provenance
-
+    def open_file(self, path: str):
+        """Open a model folder or file (listed where it is used) or a PNG/JPEG/WebP image (a Generate
+        PNG restores its parameters and is shown; any other image becomes the input); a job reads
+        it. Returns the job handle."""
         p = Path(path)
         if p.is_dir() or p.suffix.lower() in (".safetensors", ".pt", ".bin"):  # model / ControlNet folder, LoRA,
             # embedding, ControlNet, checkpoint: a job reads it
             return self.load_in_background(str(p), lambda: _model_file_job(str(p)), self._add_model_file)
         if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
             raise OpenError(f"Generate cannot open {p.name}")
-        record = None
-        if p.suffix.lower() == ".png":
-            try:
-                record = read_provenance(p)
-            except ExportError as exc:
-                raise OpenError(str(exc)) from None
-        if record and record.get("panel") == "generate":
-            self.restore_from_provenance(record)
-            self.restore_inputs(str(p))
-            return self.load_in_background(str(p), lambda: _decode_job(str(p)), self.view.set_image)
+        if p.suffix.lower() == ".png":  # its record (if any) is read by the job
+            return self.load_in_background(str(p), lambda: _png_job(str(p)), lambda result: self._show_png(result, str(p)))
         return self.load_in_background(str(p), lambda: _decode_job(str(p)), lambda image: self._use_as_input(image, str(p)))
 
     def _add_model_file(self, info: dict) -> None:
