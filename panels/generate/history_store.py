@@ -16,6 +16,21 @@ __all__ = ["DEFAULT_MAX_BYTES", "HistoryStore"]
 
 DEFAULT_MAX_BYTES = 256 << 20
 MAX_ENTRIES_LOADED = 500
+#: side of the thumbnails the load job makes (the history strip's 72 px icons at pixel ratio 2)
+THUMBNAIL_SIDE = 144
+
+
+def fit_thumbnail(image: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
+    """``image`` (H, W, 3) uint8 shrunk to fit ``side`` × ``side`` (aspect kept; never enlarged), for a
+    history icon: made by the load job, so the GUI thread scales a small picture, not every result."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    if max(h, w) <= side:
+        return image
+    picture = Image.fromarray(np.ascontiguousarray(image))
+    picture.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(picture)
 
 
 class HistoryStore:
@@ -92,7 +107,8 @@ class HistoryStore:
                 path.unlink(missing_ok=True)
 
     def load_job(self):
-        """Job: read the stored results (oldest first); returns a list of history entries."""
+        """Job: read the stored results (oldest first); returns a list of history entries, each with a
+        ``thumbnail`` for the strip (:func:`fit_thumbnail`)."""
         from engines.generation.input_images import INPUTS_PNG_CHUNK, decode_inputs
         from engines.jobs import Progress
         from studio.export import ExportError, read_png_chunk, read_provenance
@@ -115,5 +131,6 @@ class HistoryStore:
                 continue  # a damaged file is skipped, not fatal
             params = dict(record.get("parameters") or {})
             mode = (record.get("generation") or {}).get("mode", "txt2img")
-            entries.append({"image": pixels, "params": params, "provenance": record, "mode": mode, "inputs": inputs})
+            entries.append({"image": pixels, "params": params, "provenance": record, "mode": mode, "inputs": inputs,
+                            "thumbnail": fit_thumbnail(pixels)})
         return entries

@@ -844,7 +844,7 @@ class GeneratePanel(Panel):
         p = entry["params"]
         what = p["prompt"][:40] if p.get("prompt") else f"class {p.get('class_label')}"
         tip = f"{what}\n{p.get('sampler')} · {p.get('steps')} steps · CFG {p.get('cfg')} · seed {p.get('seed')} · {entry['mode']}"
-        self.strip.add(entry["image"], f"#{index + 1}", tip, index)
+        self.strip.add(entry["image"], f"#{index + 1}", tip, index, thumbnail=entry.pop("thumbnail", None))
         self.clear_history_button.setEnabled(True)
         return index
 

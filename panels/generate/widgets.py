@@ -399,9 +399,11 @@ class HistoryStrip(QListWidget):
             painter.drawText(self.viewport().rect(), Qt.AlignCenter, self.empty_text)
             painter.end()
 
-    def add(self, image: np.ndarray, label: str, tooltip: str, index: int) -> QListWidgetItem:
-        """Append a thumbnail of ``image``; returns the item."""
-        pix = device_pixmap(image, self.iconSize(), self.devicePixelRatioF())
+    def add(self, image: np.ndarray, label: str, tooltip: str, index: int,
+            thumbnail: np.ndarray | None = None) -> QListWidgetItem:
+        """Append a thumbnail of ``image`` (drawn from ``thumbnail``, a smaller copy made by a job,
+        when given); returns the item."""
+        pix = device_pixmap(image if thumbnail is None else thumbnail, self.iconSize(), self.devicePixelRatioF())
         icon = QIcon(pix)
         icon.addPixmap(pix, QIcon.Selected)  # the selection shows as the label highlight, not a tinted image
         item = QListWidgetItem(icon, label)
