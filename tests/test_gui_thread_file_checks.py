@@ -212,3 +212,31 @@ def test_generate_reads_an_exported_png_and_its_inputs_on_a_worker(make_panel, q
     assert params["seed"] == 77 and params["steps"] == 3 and params["seed_locked"]
     assert np.array_equal(panel.init_slot.image(), init)
     assert np.array_equal(panel.view.image(), image)
+
+
+def test_render_decodes_a_chosen_target_photo_on_a_worker(make_panel, qtbot, tmp_path, monkeypatch):
+    import engines.imagefile
+    import panels.render.panel as render_module
+    from panels.render import RenderPanel
+
+    path = tmp_path / "target.png"
+    photo = (np.random.default_rng(2).random((40, 60, 3)) * 255).astype(np.uint8)
+    Image.fromarray(photo).save(path)
+    real_open = engines.imagefile.open_image
+
+    def slow_open(*args, **kwargs):  # a large photo takes a while to decode
+        time.sleep(SLOW_S)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(engines.imagefile, "open_image", slow_open)
+    monkeypatch.setattr(render_module.QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(path), ""))
+    panel = make_panel(RenderPanel)
+    probe = GapProbe()
+    probe.start(qtbot)
+    panel.load_target_button.click()  # "Load target photo…", the file chosen in the dialog
+    qtbot.waitUntil(lambda: panel.fit_source == [str(path)], timeout=10000)
+    assert probe.clock.elapsed() - probe.started >= SLOW_S * 1000
+    qtbot.wait(30)
+    assert probe.longest() < MAX_GAP_MS
+    assert len(panel.fit_target) == 1 and np.array_equal(panel.fit_target[0], photo)
+    assert panel.fit_source == [str(path)]

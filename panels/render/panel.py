@@ -744,14 +744,19 @@ class RenderPanel(Panel):
         if os.path.isdir(path):
             return self.set_fit_views(path)
         if path.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")):
-            side = self.max_side.value()
-
-            def show_photo(image) -> None:
-                self.set_fit_target(image, path)
-                self.tabs.setCurrentIndex(1)
-
-            return self.load_in_background(path, lambda: _photo_job(path, side), show_photo)
+            return self.open_target_photo(path)
         return self.load_in_background(path, lambda: _scene_job(path), lambda r: self._show_loaded(path, *r))
+
+    def open_target_photo(self, path: str):
+        """Decode a photo on a worker (scaled to the fit's longest side) and make it the fit target;
+        returns the job handle."""
+        side = self.max_side.value()
+
+        def show_photo(image) -> None:
+            self.set_fit_target(image, path)
+            self.tabs.setCurrentIndex(1)
+
+        return self.load_in_background(path, lambda: _photo_job(path, side), show_photo)
 
     def _scene_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """The current scene's bounds, computed once per scene (a job computes them for opened files)."""
@@ -1112,13 +1117,8 @@ class RenderPanel(Panel):
 
     def _ask_target(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Target photo", "", "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff)")
-        if path:
-            from engines.imagefile import RGB_COPY_BYTES, ImageFileError, open_image
-
-            try:
-                self.set_fit_target(np.asarray(open_image(path, extra_bytes_per_pixel=RGB_COPY_BYTES).convert("RGB")), path)
-            except ImageFileError as exc:
-                self.services.notify(str(exc), "error")
+        if path:  # decoded by a job (a 16 Mpx photo takes seconds); a bad file fails its open with a message
+            self.open_target_photo(path)
 
     def _ask_views(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Posed views folder (cameras.json, transforms.json or COLMAP)")
