@@ -114,15 +114,21 @@ def _run_engine(job: Iterator[Any]):
 WAITING_FOR_THREAD = "waiting for a worker thread"
 
 
+def percent(fraction: float) -> int:
+    """The whole percent a progress bar of range 0..1000 shows for ``fraction`` (Qt's ``%p``: rounded
+    down), so the job table, the ended jobs' texts and the panels' own bars give one figure."""
+    return int(fraction * 1000) * 100 // 1000
+
+
 def final_message(record: JobRecord) -> str:
     """The progress text an ended job keeps: no stale "waiting …" or step text from before a cancel
     or failure; a finished job keeps its last progress message."""
     if record.state == CANCELLED:
         if record.started is None:
             return "cancelled before it started"
-        return f"cancelled at {record.fraction * 100:.0f}%" if record.fraction > 0 else "cancelled"
+        return f"cancelled at {percent(record.fraction)}%" if record.fraction > 0 else "cancelled"
     if record.state == FAILED:
-        return f"failed at {record.fraction * 100:.0f}%" if record.started is not None and record.fraction > 0 \
+        return f"failed at {percent(record.fraction)}%" if record.started is not None and record.fraction > 0 \
             else "failed"
     return "" if record.message == WAITING_FOR_THREAD else record.message
 

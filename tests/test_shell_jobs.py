@@ -293,3 +293,18 @@ def test_ended_rows_keep_no_stale_progress_text(qtbot):
         assert queue.wait_all(30) and done.state == DONE and bar(3).format() == "100%  step 2"
     finally:
         pool.setMaxThreadCount(saved)
+
+
+def test_table_percent_is_the_figure_a_panels_progress_bar_shows(qtbot):
+    """One job, one figure: the job table's text and "cancelled at N%" round down as Qt's %p does on
+    a 0..1000 bar (a panel's own bar at 2.6 % shows 2 %, so the table must not say 3 %)."""
+    from qtpy.QtWidgets import QProgressBar
+
+    from studio.jobs import percent
+
+    bar = QProgressBar()
+    qtbot.addWidget(bar)
+    bar.setRange(0, 1000)
+    for fraction in (0.0, 0.026, 0.29, 0.335, 0.5, 0.999, 1.0):
+        bar.setValue(int(fraction * 1000))
+        assert bar.text() == f"{percent(fraction)}%", fraction

@@ -26,6 +26,7 @@ from studio.jobs import (
     RUNNING,
     JobQueue,
     JobRecord,
+    percent,
 )
 from studio.widgets.progress import ElidedProgressBar, set_progress_later
 
@@ -146,11 +147,11 @@ class JobTable(QTableWidget):
         if record.state == QUEUED:
             text = record.message or "waiting for a free slot"
         elif record.state == CANCELLING:
-            text = f"{record.fraction * 100:.0f}%  cancelling…"
+            text = f"{percent(record.fraction)}%  cancelling…"
         elif record.state in (CANCELLED, FAILED):
             text = record.message  # "cancelled at 35%", "cancelled before it started", "failed"
         else:
-            text = f"{record.fraction * 100:.0f}%  {record.message}".strip()
+            text = f"{percent(record.fraction)}%  {record.message}".strip()
         set_progress_later(bar, int(record.fraction * 1000), text)
         self.item(row, 3).setText(format_seconds(record.elapsed() if record.started else None))
         self.item(row, 4).setText(format_seconds(record.remaining()))
