@@ -146,3 +146,17 @@ def test_device_that_is_missing_is_refused(fake_cli, capsys):
         pytest.skip("this machine has CUDA")
     assert cli.main(["demo", "add", "1", "2", "--device", "cuda"]) == 2
     assert "not available" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["codec", "encode", "x.png", "--out", "o.ssbc", "--codec", "zzz"], "argument --codec: invalid choice: 'zzz'"),
+    (["render", "image", "x.ply"], "the following arguments are required: --out"),
+    (["volume", "render", "phantom:16", "--size", "ten", "--out", "o.png"], "argument --size: invalid int value"),
+])
+def test_usage_errors_are_one_line_naming_the_help(capsys, argv, text):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {text}")
+    assert err.rstrip().endswith(f"(see 'main.py {argv[0]} {argv[1]} --help')")

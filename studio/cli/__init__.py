@@ -25,9 +25,18 @@ PANEL_COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a usage error on one line, as every other error of the CLI: ``error: ...``
+    naming the ``--help`` to read (exit status 2); its sub-parsers are of this class too."""
+
+    def error(self, message: str):
+        """Print ``error: <message> (see '<prog> --help')`` on stderr and exit with status 2."""
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser: one sub-command per panel, verbs below each."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="main.py",
         description="Spectra Studio. Without arguments the GUI opens; with a panel and a verb an engine runs headless.",
     )
