@@ -274,6 +274,7 @@ def test_history_survives_a_restart_with_size_limit_and_clear(qtbot, tmp_path):
     second.clear_history()
     assert second.history == [] and second.strip.count() == 0 and not second.can_export()
     assert not second.clear_history_button.isEnabled()
+    assert second.services.jobs.wait_all(30)  # the files are deleted by a job
     assert list(second.history_store.folder.glob("*.png")) == []
     assert build().history == []
 

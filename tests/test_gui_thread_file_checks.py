@@ -240,3 +240,40 @@ def test_render_decodes_a_chosen_target_photo_on_a_worker(make_panel, qtbot, tmp
     assert probe.longest() < MAX_GAP_MS
     assert len(panel.fit_target) == 1 and np.array_equal(panel.fit_target[0], photo)
     assert panel.fit_source == [str(path)]
+
+
+def test_generate_clears_its_stored_history_in_a_job_keeping_later_results(qtbot, tmp_path, monkeypatch):
+    from panels.generate import GeneratePanel
+    from studio.export import make_provenance
+    from studio.services import StudioServices
+    from studio.settings import StudioSettings
+
+    services = StudioServices(settings=StudioSettings(str(tmp_path / "studio.ini")))
+    panel = GeneratePanel(services)
+    qtbot.addWidget(panel)
+    assert services.jobs.wait_all(60)  # the history load job
+    store = panel.history_store
+
+    def entry(seed):
+        image = np.full((8, 8, 3), seed, np.uint8)
+        return {"image": image, "provenance": make_provenance("generate", "generation", {"seed": seed})}
+
+    store.add(entry(1))
+    store.flush()
+    real_flush = store.flush
+
+    def slow_flush(*args):  # a pending write of a large result, or a slow disk
+        time.sleep(SLOW_S)
+        real_flush(*args)
+
+    monkeypatch.setattr(store, "flush", slow_flush)
+    probe = GapProbe()
+    probe.start(qtbot)
+    panel.clear_history()
+    store.add(entry(2))  # a result that arrives after the click is kept
+    assert services.jobs.wait_all(10)
+    assert probe.clock.elapsed() - probe.started >= SLOW_S * 1000
+    assert probe.longest() < MAX_GAP_MS
+    kept = sorted(store.folder.glob("*.png"))
+    assert len(kept) == 1 and np.asarray(Image.open(kept[0]))[0, 0, 0] == 2
+    assert [r.name for r in services.jobs.records()][-1] == "clear Generate history"

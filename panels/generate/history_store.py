@@ -52,9 +52,15 @@ class HistoryStore:
             return None
         return cls(Path(name).parent / "generate-history")
 
+    @staticmethod
+    def stamp() -> str:
+        """Now, as the start of a result's file name (``<date>-<time>-<ns>``): names sort by time."""
+        now = time.time_ns()
+        return f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(now // 10**9))}-{now % 10**9:09d}"
+
     def add(self, entry: dict) -> None:
         """Write ``entry`` (image, provenance, inputs) on a helper thread, then prune."""
-        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**9:09d}-{next(self._count):04d}.png"
+        name = f"{self.stamp()}-{next(self._count):04d}.png"
         thread = threading.Thread(target=self._write, args=(self.folder / name, entry), daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
@@ -99,12 +105,20 @@ class HistoryStore:
         """Bytes the stored history takes."""
         return sum(p.stat().st_size for p in self._files())
 
-    def clear(self) -> None:
-        """Delete every stored result."""
+    def clear(self, before: str | None = None) -> None:
+        """Delete every stored result (only those stored before the :meth:`stamp` ``before``, if given)."""
         self.flush()
         with self._lock:
             for path in self._files():
-                path.unlink(missing_ok=True)
+                if before is None or path.name < before:
+                    path.unlink(missing_ok=True)
+
+    def clear_job(self, before: str | None = None):
+        """Job: :meth:`clear` (it waits for pending writes and deletes up to hundreds of files)."""
+        from engines.jobs import Progress
+
+        yield Progress(0, 1, "deleting the stored results")
+        self.clear(before)
 
     def load_job(self):
         """Job: read the stored results (oldest first); returns a list of history entries, each with a

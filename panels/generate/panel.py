@@ -859,9 +859,10 @@ class GeneratePanel(Panel):
             self.strip.setCurrentRow(selected + len(entries))
 
     def clear_history(self) -> None:
-        """Forget every result, also the copies on disk."""
+        """Forget every result, also the copies on disk (deleted by a job: those stored until now)."""
         if self.history_store is not None:
-            self.history_store.clear()
+            store, before = self.history_store, self.history_store.stamp()
+            self.services.jobs.submit("clear Generate history", self.name, lambda: store.clear_job(before), device="io")
         self.history = []
         self.strip.clear()
         self._select_history(-1)
