@@ -144,3 +144,18 @@ def test_generate_refuses_an_out_inside_a_file_and_a_seed_past_64_bits(tmp_path,
 def test_generate_3d_refuses_sizes_that_exhaust_memory(tmp_path, capsys, extra, text):
     _refused(capsys, tmp_path, ["generate", "3d", "--class", "3", "--steps", "1", *extra,
                                 "--out", str(tmp_path / "o.ply")], text)
+
+
+def test_wrong_kind_messages_name_the_file_once_and_no_decoder_internals(tmp_path, capsys):
+    png = _png(tmp_path / "p.png", 8)
+    empty = tmp_path / "tf.json"
+    empty.write_text("")
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    _refused(capsys, tmp_path, ["volume", "classify", "phantom:16", "--strokes", str(png),
+                                "--out", str(tmp_path / "l.nii.gz")], "p.png is not a strokes file (JSON text expected)")
+    _refused(capsys, tmp_path, ["volume", "tf", str(empty), "--out", str(tmp_path / "o.json")],
+             "error: tf.json is not valid JSON (Expecting value, line 1)")
+    _refused(capsys, tmp_path, ["volume", "info", str(png)], "or a DICOM folder)")
+    _refused(capsys, tmp_path, ["render", "image", str(folder), "--out", str(tmp_path / "o.png")],
+             "scenes is a folder, not a scene file")

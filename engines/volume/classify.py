@@ -202,8 +202,10 @@ def load_strokes(path: str | os.PathLike) -> Strokes:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except OSError as exc:
         raise ValueError(f"cannot read {path.name}: {exc.strerror or 'read error'}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path.name} is not valid JSON: {str(exc).splitlines()[0][:120]}") from None
+    except UnicodeDecodeError:  # a binary file: the decoder's byte offsets mean nothing to the user
+        raise ValueError(f"{path.name} is not a strokes file (JSON text expected)") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path.name} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
     except RecursionError:
         raise ValueError(f"{path.name} is not a strokes file (nested too deeply)") from None
     try:

@@ -882,7 +882,8 @@ def read_volume(
         )
     if _is_dicom(path):
         return read_dicom(path, max_voxels, downsample)
-    raise VolumeReadError(f"{path.name}: unsupported volume format (supported: {', '.join(SUFFIXES)})")
+    raise VolumeReadError(f"{path.name}: unsupported volume format (supported: {', '.join(READERS)} "
+                          "or a DICOM folder)")
 
 
 def is_sample_name(spec: str) -> bool:

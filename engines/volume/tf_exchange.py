@@ -363,7 +363,8 @@ def read_tf_file(path: str | os.PathLike, map_name: str | None = None, value_ran
             return TransferFunction1D.from_dict(data)
         return from_paraview(data, map_name)
     except TFFileError as exc:
-        raise TFFileError(f"{path.name}: {exc}") from exc
+        text = str(exc)
+        raise TFFileError(text if text.startswith(path.name) else f"{path.name}: {text}") from exc
     except ValueError as exc:
         raise TFFileError(f"{path.name}: {str(exc).splitlines()[0]}") from exc
 

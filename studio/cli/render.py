@@ -18,6 +18,8 @@ PANEL = "render"
 def _load_scene(path: str):
     from engines.render.io import SceneFileError, load_scene
 
+    if Path(path).is_dir():
+        raise CliError(f"{path} is a folder, not a scene file")
     try:
         return load_scene(path)
     except SceneFileError as exc:
