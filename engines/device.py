@@ -13,6 +13,8 @@ import sys
 _override: str | None = os.environ.get("SPECTRA_DEVICE") or None
 _threads: int = 0  # 0 = not set by the user: libraries keep their defaults
 _VALID = ("auto", "cpu", "cuda", "mps")
+#: the most CPU threads a user may ask for (100,000 made the OpenMP start-up crash the process)
+MAX_THREADS = 1024
 
 
 def available_devices() -> list[str]:
@@ -76,10 +78,13 @@ def set_threads(count: int | None) -> int:
     Returns the value set. numba's setting is per thread and capped by the pool size it started
     with: engines that run numba kernels on a worker thread call :func:`apply_numba_threads`
     there. If numba is not imported yet, ``NUMBA_NUM_THREADS`` is set so its pool starts at this size.
+    Raises ValueError for a count outside 0..:data:`MAX_THREADS`.
     """
+    global _threads
+    if count is not None and not 0 <= count <= MAX_THREADS:
+        raise ValueError(f"threads must be from 1 to {MAX_THREADS} (0: one per core), got {count}")
     import torch
 
-    global _threads
     if not count:
         count = os.cpu_count() or 1
     _threads = int(count)

@@ -90,7 +90,10 @@ def detect_device(device_setting: str | None, threads: int | None) -> dict:
         warnings.append(f"Device setting ignored: {exc}")
         device.set_device_override(None)
     if threads:
-        device.set_threads(threads)
+        try:
+            device.set_threads(threads)
+        except ValueError as exc:  # e.g. a hand-edited settings file
+            warnings.append(f"Threads setting ignored: {exc}")
     return {"label": device.device_label(), "warnings": warnings}
 
 

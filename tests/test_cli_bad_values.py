@@ -159,3 +159,17 @@ def test_wrong_kind_messages_name_the_file_once_and_no_decoder_internals(tmp_pat
     _refused(capsys, tmp_path, ["volume", "info", str(png)], "or a DICOM folder)")
     _refused(capsys, tmp_path, ["render", "image", str(folder), "--out", str(tmp_path / "o.png")],
              "scenes is a folder, not a scene file")
+
+
+def test_a_huge_thread_count_is_refused_not_a_crash(tmp_path, capsys):
+    from engines import device
+    from studio.startup import detect_device
+
+    _refused(capsys, tmp_path, ["codec", "fom", "--N", "4", "--threads", "100000"], "--threads must be from 1 to 1024")
+    before = device.configured_threads()
+    with pytest.raises(ValueError, match="threads must be from 1 to 1024"):
+        device.set_threads(100_000)
+    assert device.configured_threads() == before
+    report = detect_device(None, 100_000)  # a hand-edited settings file: a warning, the window starts
+    assert any("Threads setting ignored" in w for w in report["warnings"])
+    assert device.configured_threads() == before

@@ -129,7 +129,7 @@ def test_plain_output(fake_cli, capsys):
         (["demo", "open", "/no/such/file.png"], 2, "error: file not found: /no/such/file.png"),
         (["demo", "internal"], 1, "error: internal error"),
         (["demo", "add", "1", "2", "--device", "tpu"], 2, "error: unknown device 'tpu'"),
-        (["demo", "add", "1", "2", "--threads", "0"], 2, "error: --threads must be at least 1"),
+        (["demo", "add", "1", "2", "--threads", "0"], 2, "error: --threads must be from 1 to 1024"),
     ],
 )
 def test_errors_are_one_line_and_non_zero(fake_cli, capsys, argv, code, text):

@@ -65,8 +65,8 @@ def _configure_device(args: argparse.Namespace) -> None:
         except ValueError as exc:
             raise CliError(str(exc)) from exc
     if getattr(args, "threads", None) is not None:
-        if args.threads < 1:
-            raise CliError("--threads must be at least 1")
+        if not 1 <= args.threads <= device.MAX_THREADS:
+            raise CliError(f"--threads must be from 1 to {device.MAX_THREADS}")
         device.set_threads(args.threads)
 
 
