@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
 from collections.abc import Iterable
@@ -121,10 +122,13 @@ def build_record(
 
 
 def _check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
-    """Raise if ``value`` nests lists / dicts deeper than ``limit`` (iteratively: no recursion)."""
+    """Raise if ``value`` nests lists / dicts deeper than ``limit`` (iteratively: no recursion), or holds
+    a non-finite number (JSON's NaN / Infinity extension: a range check in a schema lets NaN through)."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ProvenanceError(f"holds a non-finite number ({item})")
         if isinstance(item, (dict, list)):
             if depth > limit:
                 raise ProvenanceError(f"nested more than {limit} levels deep")

@@ -385,6 +385,8 @@ def test_studio_png_restores_its_panel(files):
     (json.dumps({"panel": "codec", "parameters": [1]}), "parameters"),
     (json.dumps({"panel": 7, "parameters": {}}), "panel"),
     ("{not json", "not valid JSON"),
+    ('{"panel": "codec", "parameters": {"quality": NaN}}', "non-finite number"),
+    ('{"panel": "codec", "parameters": {"view": [0, -Infinity]}}', "non-finite number"),
 ])
 def test_malformed_chunk_is_an_error_not_a_silent_skip(tmp_path, chunk, reason):
     from PIL import PngImagePlugin
@@ -412,3 +414,13 @@ def test_unreadable_png_message_reads_as_a_sentence(tmp_path):
     route = route_path(str(empty), TOY, active="generate")
     assert route.action == ERROR
     assert route.message == "empty.png: empty.png is not a readable image (unknown or damaged format)"
+
+
+def test_nan_passes_a_range_schema_so_parameters_refuse_it():
+    """jsonschema's minimum/maximum let NaN through (every comparison is false): checked separately."""
+    from engines.provenance import ProvenanceError, number, validate_parameters
+
+    schema = {"type": "object", "properties": {"step": number(0.1, 8.0)}}
+    assert validate_parameters({"step": 1.0}, schema, "volume") == {"step": 1.0}
+    with pytest.raises(ProvenanceError, match="non-finite number"):
+        validate_parameters({"step": float("nan")}, schema, "volume")
