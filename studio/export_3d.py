@@ -47,12 +47,13 @@ def save_distill_outputs(result, ply: str | os.PathLike, turntable: str | os.Pat
     prov = make_provenance("generate", "engines.distill3d", params, seed=result.settings.seed, device="cpu",
                            inputs=inputs)
     scene = result.gaussians()
-    save_with_sidecar(ply, lambda tmp: save_ply(tmp, scene), prov, force=True)
-    written = {"ply": os.fspath(ply)}
-    if turntable:
+    if turntable:  # rendered before anything is written: a failing render leaves no .ply behind
         s = result.settings
         radius = 1.4 * s.radius  # a little wider than the training views, so nothing is cut at the frame edge
         images = turntable_frames(result.scene, frames, 15.0, radius, s.fov, frame_size, result.background)
+    save_with_sidecar(ply, lambda tmp: save_ply(tmp, scene), prov, force=True)
+    written = {"ply": os.fspath(ply)}
+    if turntable:
         fmt = TURNTABLE_SUFFIXES[Path(turntable).suffix.lower()]
         tprov = dict(prov, parameters=dict(params, turntable={"frames": frames, "size": frame_size,
                                                                 "elevation": 15.0, "radius": radius,

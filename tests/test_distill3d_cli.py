@@ -97,3 +97,16 @@ def test_bad_settings_are_refused_before_any_work(tmp_path, capsys, args, text):
     code, _, err = cli(capsys, "--class", "3", *args, "--out", str(out))
     assert code == 2 and err.startswith("error: ") and text in err and len(err.strip().splitlines()) == 1
     assert not list(tmp_path.iterdir())
+
+
+def test_a_failing_turntable_render_leaves_no_ply(tmp_path, capsys, monkeypatch):
+    import engines.distill3d.turntable as turntable
+
+    def broken(*args, **kwargs):
+        raise ValueError("the turntable render failed")
+
+    monkeypatch.setattr(turntable, "turntable_frames", broken)
+    code, _, err = cli(capsys, "--class", "1", "--steps", "1", "--count", "20", "--out", str(tmp_path / "o.ply"),
+                       "--turntable", str(tmp_path / "o.gif"))
+    assert code == 2 and "turntable render failed" in err
+    assert not list(tmp_path.iterdir())
