@@ -173,3 +173,15 @@ def test_a_huge_thread_count_is_refused_not_a_crash(tmp_path, capsys):
     report = detect_device(None, 100_000)  # a hand-edited settings file: a warning, the window starts
     assert any("Threads setting ignored" in w for w in report["warnings"])
     assert device.configured_threads() == before
+
+
+def test_codec_encode_refuses_another_formats_extension(tmp_path, capsys):
+    """A JPEG stream named x.png is refused (the studio would not open it as a PNG); an unknown
+    extension is only a warning."""
+    photo = _png(tmp_path / "p.png", 16)
+    _refused(capsys, tmp_path, ["codec", "encode", str(photo), "--codec", "jpeg", "--out", str(tmp_path / "x.png")],
+             "x.png: a jpeg stream saved as .png would not open as one; use .jpg")
+    _refused(capsys, tmp_path, ["codec", "encode", str(photo), "--out", str(tmp_path / "x.webp")],
+             "a block stream saved as .webp")
+    assert main(["codec", "encode", str(photo), "--out", str(tmp_path / "x.bin")]) == 0
+    assert "warning: x.bin: a block stream is normally saved as .ssbc" in capsys.readouterr().err

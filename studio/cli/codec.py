@@ -192,15 +192,21 @@ def _check_targets(paths, force: bool) -> None:
 
 
 def _warn_suffix(out: Path, codec: str) -> None:
-    """Warn (stderr) when ``out``'s extension does not match what ``codec`` writes."""
+    """Warn (stderr) when ``out``'s extension does not match what ``codec`` writes; refuse (CliError)
+    the extension of another image or stream format: the file would not open as what its name says."""
     import sys
 
+    from engines.codec.images import IMAGE_SUFFIXES
     from engines.codec.realcodecs import CODECS
 
     usual = {"block": ".ssbc"}.get(codec) or CODECS[codec][1]
     alike = {".jpg": (".jpg", ".jpeg", ".jfif"), ".jp2": (".jp2", ".j2k", ".jpf")}.get(usual, (usual,))
-    if out.suffix.lower() not in alike:
-        print(f"warning: {out.name}: a {codec} stream is normally saved as {usual} (writing it anyway)", file=sys.stderr)
+    suffix = out.suffix.lower()
+    if suffix in alike:
+        return
+    if suffix in {*IMAGE_SUFFIXES, ".jxl", *(spec[1] for spec in CODECS.values())}:
+        raise CliError(f"{out.name}: a {codec} stream saved as {suffix} would not open as one; use {usual}")
+    print(f"warning: {out.name}: a {codec} stream is normally saved as {usual} (writing it anyway)", file=sys.stderr)
 
 
 def _inputs(paths):
