@@ -52,3 +52,22 @@ def test_thumbnail_shows_each_painted_block_on_a_large_image(qtbot):
     image = canvas.shown_image()  # the screen's resolution, not the image's
     ratio = canvas.devicePixelRatioF()
     assert not image.isNull() and image.size() == QSize(round(180 * ratio), round(180 * ratio))
+
+
+def test_changed_is_emitted_once_per_edit_and_never_by_a_repaint(qtbot):
+    canvas = MaskCanvas()
+    qtbot.addWidget(canvas)
+    emitted = []
+    canvas.changed.connect(lambda: emitted.append(1))
+    canvas.set_image(np.zeros((600, 800, 3), np.uint8))
+    assert len(emitted) == 1
+    canvas.paint_at(100.0, 100.0)  # mask
+    canvas.paint_at(200.0, 100.0, 1.0, "sketch")  # the sketch rebuilds the shown thumbnail
+    assert len(emitted) == 3
+    canvas.paint_at(-50.0, -50.0)  # wholly outside the image: nothing changes
+    assert len(emitted) == 3
+    canvas.set_mask(None)
+    canvas._thumb = None  # a repaint that has to rebuild the shown picture edits nothing
+    canvas.show()
+    canvas.grab()
+    assert len(emitted) == 4

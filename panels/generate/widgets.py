@@ -205,6 +205,7 @@ class MaskCanvas(QLabel):
                 step = self._thumb[0]
                 self._shown_mask_blocks(y0 // step, (y1 - 1) // step + 1, x0 // step, (x1 - 1) // step + 1)
         self._refresh()
+        self.changed.emit()
 
     def _shown_mask_blocks(self, by0: int, by1: int, bx0: int, bx1: int) -> None:
         """Recompute the shown mask's blocks [by0:by1, bx0:bx1] (each: the max of its step × step pixels)."""
@@ -215,7 +216,6 @@ class MaskCanvas(QLabel):
         if part.shape != (rows, cols):  # the last blocks overhang the image
             part = np.pad(part, ((0, rows - part.shape[0]), (0, cols - part.shape[1])))
         shown[by0:by1, bx0:bx1] = part.reshape(by1 - by0, step, bx1 - bx0, step).max(axis=(1, 3))
-        self.changed.emit()
 
     def _event_paint(self, event) -> None:
         if self.mode not in ("mask", "sketch") or self._image is None:
