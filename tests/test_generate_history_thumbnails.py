@@ -51,3 +51,34 @@ def test_loaded_history_entries_carry_thumbnails_that_the_strip_shows(tmp_path, 
     assert shown[:2] == [(86, THUMBNAIL_SIDE, 3), (40, 30, 3)]  # the thumbnails, not the 500 px results
     assert all("thumbnail" not in e for e in panel.history)  # entries as a new result's
     assert np.array_equal(panel.history[0]["image"], images[0])
+
+
+def test_a_clear_while_the_stored_history_loads_is_not_undone_by_the_load(tmp_path, qtbot, monkeypatch):
+    import threading
+
+    from panels.generate import GeneratePanel
+    from studio.services import StudioServices
+    from studio.settings import StudioSettings
+
+    store = HistoryStore(tmp_path / "generate-history")  # where the panel's settings file puts it
+    store.add(_entry(np.full((16, 16, 3), 7, np.uint8), 7))
+    store.flush()
+    read, release = threading.Event(), threading.Event()
+    real_load = HistoryStore.load_job
+
+    def slow_load(self):  # the stored results are read, then the job is slow to end (a large history)
+        entries = yield from real_load(self)
+        read.set()
+        release.wait(10)
+        return entries
+
+    monkeypatch.setattr(HistoryStore, "load_job", slow_load)
+    services = StudioServices(settings=StudioSettings(str(tmp_path / "studio.ini")))
+    panel = GeneratePanel(services)
+    qtbot.addWidget(panel)
+    assert read.wait(30)
+    panel.clear_history()
+    release.set()
+    assert services.jobs.wait_all(30)
+    assert panel.history == [] and panel.strip.count() == 0 and not panel.clear_history_button.isEnabled()
+    assert list(store.folder.glob("*.png")) == []

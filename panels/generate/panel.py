@@ -217,9 +217,11 @@ class GeneratePanel(Panel):
         self.export_button.clicked.connect(self._export_dialog)
         self.codec_button.clicked.connect(lambda: self.send_selected("codec"))
         self.render_button.clicked.connect(lambda: self.send_selected("render"))
-        if self.history_store is not None:  # results of earlier sessions, read by a job
-            self.services.jobs.submit("Load Generate history", self.name, self.history_store.load_job,
-                                      on_result=self._add_loaded_history)
+        self._history_load = None  # the job reading the results of earlier sessions (cancelled by a clear)
+        if self.history_store is not None:
+            self._history_load = self.services.jobs.submit("Load Generate history", self.name,
+                                                           self.history_store.load_job,
+                                                           on_result=self._add_loaded_history)
 
     def build_parameters(self) -> QWidget:
         # a plain page like the other panels': the parameters dock scrolls it and is sized to its
@@ -860,6 +862,8 @@ class GeneratePanel(Panel):
 
     def clear_history(self) -> None:
         """Forget every result, also the copies on disk (deleted by a job: those stored until now)."""
+        if self._history_load is not None:  # results still being read must not come back after the clear
+            self._history_load.cancel()
         if self.history_store is not None:
             store, before = self.history_store, self.history_store.stamp()
             self.services.jobs.submit("clear Generate history", self.name, lambda: store.clear_job(before), device="io")
