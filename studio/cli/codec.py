@@ -176,19 +176,18 @@ def _print_metrics(result: dict) -> None:
 def _check_targets(paths, force: bool) -> None:
     """Fail before any work when an output cannot be written (exists without --force, or its
     folder is missing), so a run never leaves some outputs written and others not."""
+    from studio.export import ExportError, check_target
+
     seen = set()
     for p in filter(None, paths):
         target = Path(p)
         if target.resolve() in seen:
             raise CliError(f"{target} is given for two outputs")
         seen.add(target.resolve())
-        if target.is_dir():
-            raise CliError(f"{target} is a folder")
-        if target.exists() and not force:
-            raise CliError(f"{target} exists (use --force to overwrite)")
-        if not target.resolve().parent.is_dir():
-            raise CliError(f"{target.parent} is a file, not a folder" if target.resolve().parent.exists()
-                           else f"folder {target.parent} does not exist")
+        try:
+            check_target(target, force=force)
+        except ExportError as exc:
+            raise CliError(str(exc)) from None
 
 
 def _warn_suffix(out: Path, codec: str) -> None:

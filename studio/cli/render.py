@@ -27,14 +27,16 @@ def _load_scene(path: str):
 
 
 def _check_out(path: str, suffixes: tuple[str, ...], force: bool) -> None:
+    """Refuse an ``--out`` with another suffix, or one that cannot be written (studio.export.check_target)."""
+    from studio.export import ExportError, check_target
+
     out = Path(path)
     if out.suffix.lower() not in suffixes:
         raise CliError(f"--out must end with {' or '.join(suffixes)} (got {out.name})")
-    if out.exists() and not force:
-        raise CliError(f"{out} exists (use --force to overwrite)")
-    if not out.parent.is_dir():
-        raise CliError(f"{out.parent} is a file, not a folder" if out.parent.exists()
-                       else f"folder {out.parent} does not exist")
+    try:
+        check_target(out, force=force)
+    except ExportError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _parse_colour(text: str) -> tuple[float, float, float]:
