@@ -434,3 +434,29 @@ def test_side_by_side_views_stay_fitted_and_linked_when_the_mode_comes_before_th
     assert units_per_pixel(view.view_a) == pytest.approx(units_per_pixel(view.view_b), rel=1e-6)
     for vb in (view.view_a, view.view_b):
         assert abs(vb.viewRect().center().x() - centre.x()) < 1e-6 and units_per_pixel(vb) < 2 * zoom
+
+
+def test_the_read_out_shows_the_pixel_under_the_pointer_after_quick_moves(qtbot):
+    """Two moves 1 ms apart: the read-out names the pixel under the second (pyqtgraph's signal drops
+    moves closer than 10 ms, which left the first one's pixel shown while the pointer rested)."""
+    from qtpy.QtCore import QPoint
+    from qtpy.QtTest import QTest
+
+    from panels.codec.widgets import CompareView
+
+    view = CompareView()
+    qtbot.addWidget(view)
+    view.resize(900, 500)
+    view.show()
+    view.mode.setCurrentText("Side by side")
+    a, b = _pair(30, 44)
+    view.set_pair(a, b, "A", "B")
+    qtbot.wait(300)
+    viewport = view.canvas.viewport()
+    for first, last in ((QPoint(200, 150), QPoint(260, 170)), (QPoint(150, 120), QPoint(330, 200))):
+        QTest.mouseMove(viewport, first)
+        QTest.mouseMove(viewport, last)
+        p = view.view_a.mapSceneToView(view.canvas.mapToScene(last))
+        x, y = int(np.floor(p.x())), int(np.floor(p.y()))
+        assert 0 <= x < 44 and 0 <= y < 30
+        assert view.readout.text().startswith(f"x {x}, y {y}   A = {tuple(int(v) for v in a[y, x])}")

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from qtpy.QtCore import QRectF, Qt, Signal
+from qtpy.QtCore import QEvent, QObject, QRectF, Qt, Signal
 from qtpy.QtGui import QBrush, QColor, QPen
 from qtpy.QtWidgets import (
     QComboBox,
@@ -25,8 +25,8 @@ from qtpy.QtWidgets import (
 
 from engines.codec.difference import difference_image, difference_job, signed_difference
 
-__all__ = ["PAIR_ON_GUI_MAX_PIXELS", "CompareView", "ImageCanvas", "QuantEditor", "difference_image", "difference_job",
-           "heat_lut", "make_view", "pair_fits_gui_thread", "show_image"]
+__all__ = ["PAIR_ON_GUI_MAX_PIXELS", "CompareView", "ImageCanvas", "PointerMoves", "QuantEditor", "difference_image",
+           "difference_job", "heat_lut", "make_view", "pair_fits_gui_thread", "show_image"]
 
 
 def heat_lut(name: str = "viridis") -> np.ndarray:
@@ -74,6 +74,23 @@ def make_view(layout: pg.GraphicsLayout, title: str = "", row=None, col=None) ->
     return vb, item
 
 
+class PointerMoves(QObject):
+    """Calls ``callback(scene_pos)`` for every pointer move over a pyqtgraph view, at the scene
+    position Qt gives its items. pyqtgraph's ``sigMouseMoved`` drops moves closer than 1/100 s to the
+    previous one, so a read-out could keep the pixel of a move before the one the pointer rests at."""
+
+    def __init__(self, view: pg.GraphicsView, callback) -> None:
+        super().__init__(view)
+        self.view, self.callback = view, callback
+        view.viewport().installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.MouseMove:
+            pos = event.position().toPoint() if hasattr(event, "position") else event.pos()
+            self.callback(self.view.mapToScene(pos))
+        return False
+
+
 class ImageCanvas(pg.GraphicsLayoutWidget):
     """Shows an image with an optional block grid and per-block heat map; emits ``clicked(x, y)``
     and ``hovered(x, y)`` in image pixel coordinates."""
@@ -102,7 +119,7 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
         self.view.addItem(self.placeholder)
         self._centre_placeholder()
         self.scene().sigMouseClicked.connect(self._on_click)
-        self.scene().sigMouseMoved.connect(self._on_move)
+        self._moves = PointerMoves(self, self._on_move)
         self._shape = None
         self._needs_fit = False
 
@@ -391,7 +408,7 @@ class CompareView(QWidget):
         self.mode.currentIndexChanged.connect(self._on_mode)
         self.gain.valueChanged.connect(self._on_gain)
         self.divider.sigPositionChanged.connect(self._on_divider)
-        self.canvas.scene().sigMouseMoved.connect(self._on_move)
+        self._moves = PointerMoves(self.canvas, self._on_move)
         self.refresh()
 
     def _on_range(self, view: pg.ViewBox) -> None:
