@@ -397,10 +397,8 @@ def test_a_stopped_difference_job_is_reported_not_left_computing(make_panel, qtb
     assert view.item_a.opacity() == 1 and "not computed" not in view.label_a.text
 
 
-def test_side_by_side_views_stay_fitted_and_linked_when_the_mode_comes_before_the_pair(qtbot):
-    """Side by side chosen before the images arrive: after the layout settles both views show the whole
-    image (B's unfitted range, changed by its own resize, used to replace A's fit: a 4×2-pixel corner);
-    a zoom in B is followed by A; after a resize both still show the same."""
+def _side_by_side_shown(qtbot):
+    """A shown compare view, Side by side chosen before a 44×30 pair arrives; (view, a, b)."""
     from panels.codec.widgets import CompareView
 
     view = CompareView()
@@ -411,6 +409,14 @@ def test_side_by_side_views_stay_fitted_and_linked_when_the_mode_comes_before_th
     a, b = _pair(30, 44)
     view.set_pair(a, b, "A", "B")
     qtbot.wait(300)
+    return view, a, b
+
+
+def test_side_by_side_views_stay_fitted_and_linked_when_the_mode_comes_before_the_pair(qtbot):
+    """Side by side chosen before the images arrive: after the layout settles both views show the whole
+    image (B's unfitted range, changed by its own resize, used to replace A's fit: a 4×2-pixel corner);
+    a zoom in B is followed by A; after a resize both still show the same."""
+    view, _a, _b = _side_by_side_shown(qtbot)
 
     def shown(vb):
         (x0, x1), (y0, y1) = vb.viewRange()
@@ -442,16 +448,7 @@ def test_the_read_out_shows_the_pixel_under_the_pointer_after_quick_moves(qtbot)
     from qtpy.QtCore import QPoint
     from qtpy.QtTest import QTest
 
-    from panels.codec.widgets import CompareView
-
-    view = CompareView()
-    qtbot.addWidget(view)
-    view.resize(900, 500)
-    view.show()
-    view.mode.setCurrentText("Side by side")
-    a, b = _pair(30, 44)
-    view.set_pair(a, b, "A", "B")
-    qtbot.wait(300)
+    view, a, _b = _side_by_side_shown(qtbot)
     viewport = view.canvas.viewport()
     for first, last in ((QPoint(200, 150), QPoint(260, 170)), (QPoint(150, 120), QPoint(330, 200))):
         QTest.mouseMove(viewport, first)

@@ -84,7 +84,7 @@ class PointerMoves(QObject):
         self.view, self.callback = view, callback
         view.viewport().installEventFilter(self)
 
-    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+    def eventFilter(self, watched, event) -> bool:  # Qt's name
         if event.type() == QEvent.Type.MouseMove:
             pos = event.position().toPoint() if hasattr(event, "position") else event.pos()
             self.callback(self.view.mapToScene(pos))
