@@ -185,3 +185,24 @@ def test_codec_encode_refuses_another_formats_extension(tmp_path, capsys):
              "a block stream saved as .webp")
     assert main(["codec", "encode", str(photo), "--out", str(tmp_path / "x.bin")]) == 0
     assert "warning: x.bin: a block stream is normally saved as .ssbc" in capsys.readouterr().err
+
+
+def test_more_out_of_range_settings_are_refused(tmp_path, capsys):
+    import json
+
+    strokes = tmp_path / "s.json"
+    strokes.write_text(json.dumps({"classes": ["a", "b"], "strokes": [{"class": 0, "voxels": [[1, 1, 1]]},
+                                                                      {"class": 1, "voxels": [[9, 9, 9]]}]}))
+    photo = _png(tmp_path / "p.png", 16)
+    fake_model = tmp_path / "model.pt"  # an image under a model's name
+    fake_model.write_bytes(photo.read_bytes())
+    classify = ["volume", "classify", "phantom:16", "--strokes", str(strokes), "--out", str(tmp_path / "l.nii.gz")]
+    for extra, text in ((["--feature-factor", "-1"], "feature factor must be 0 (automatic) or a stride from 1 to 5"),
+                        (["--feature-factor", "100000"], "feature factor must be 0"),
+                        (["--feature-model", str(fake_model)], "is not a TorchScript feature extractor: not a Torch")):
+        _refused(capsys, tmp_path, [*classify, *extra], text)
+    fit = ["render", "fit", str(photo), "--steps", "1", "--count", "10", "--out", str(tmp_path / "o.ply")]
+    _refused(capsys, tmp_path, [*fit, "--max-count", "-5"], "--max-count must be at least 1")
+    _refused(capsys, tmp_path, [*fit, "--seed", str(2**64)], "seed must be a whole number from 0 to 2^63 - 1")
+    _refused(capsys, tmp_path, ["generate", "3d", "--class", "3", "--steps", "1", "--seed", "-5",
+                                "--out", str(tmp_path / "o.ply")], "seed must be a whole number from 0")

@@ -22,7 +22,8 @@ BACKGROUNDS = ("fixed", "random", "learned")
 #: bounds of the counts that set a run's memory and time: field -> (lowest, highest)
 LIMITS = {"steps": (1, 100_000), "count": (1, 100_000), "max_count": (1, 100_000), "views_per_step": (1, 16),
           "sjc_samples": (1, 16), "particles": (1, 16), "sdi_inversion_steps": (1, 100), "render_size": (0, 512),
-          "preview_size": (8, 512), "preview_every": (1, 100_000), "densify_every": (1, 100_000)}
+          "preview_size": (8, 512), "preview_every": (1, 100_000), "densify_every": (1, 100_000),
+          "seed": (0, 2**63 - 1)}
 
 
 @dataclass

@@ -464,6 +464,8 @@ def fit_job(targets: Sequence, cameras: Sequence[Camera] | None = None, settings
         raise ValueError("strategy must be 'default' or 'mcmc'")
     if s.steps < 1 or s.count < 1:
         raise ValueError("steps and count must be at least 1")
+    if not 0 <= s.seed < 2**63:
+        raise ValueError(f"the seed must be a whole number from 0 to 2^63 - 1 (got {s.seed})")
     if max(s.count, s.max_count) > MAX_PRIMITIVES:
         raise ValueError(f"count and max count must be at most {MAX_PRIMITIVES:,} (got {s.count:,} and {s.max_count:,})")
     images = _prepare_targets(targets)

@@ -297,6 +297,9 @@ def features_job(data: np.ndarray, *, factor: int | None = None, sigmas: Sequenc
         raise ValueError(f"features need a 3-D volume, got shape {data.shape}")
     if not np.isfinite(data).all():
         raise ValueError("the volume contains NaN or infinite values")
+    if factor is not None and not 0 <= factor <= max(1, min(data.shape) // 3):
+        raise ValueError(f"the feature factor must be 0 (automatic) or a stride from 1 to "
+                         f"{max(1, min(data.shape) // 3)} for a {'x'.join(map(str, data.shape))} volume (got {factor})")
     factor = factor or feature_factor(data.shape, target_voxels)
     small = np.ascontiguousarray(data[::factor, ::factor, ::factor])
     lo, hi = np.percentile(small, [0.1, 99.9])
@@ -379,7 +382,10 @@ def _learned_features(path: str | os.PathLike, norm: np.ndarray) -> np.ndarray:
         model = torch.jit.load(str(path), map_location="cpu").eval()
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for files that are not TorchScript
         text = str(exc).strip().splitlines()
-        raise ValueError(f"{path.name} is not a TorchScript feature extractor: {text[0] if text else type(exc).__name__}") from exc
+        reason = text[0] if text else type(exc).__name__
+        if "PytorchStreamReader" in reason:  # torch's zip reader internals: not the user's business
+            reason = "not a TorchScript (zip) archive"
+        raise ValueError(f"{path.name} is not a TorchScript feature extractor: {reason}") from exc
     with torch.no_grad():
         try:
             maps = model(torch.from_numpy(np.ascontiguousarray(norm))[None, None])

@@ -106,6 +106,8 @@ def cmd_fit(args: argparse.Namespace) -> dict:
 
     if args.count < 1 or args.steps < 1:
         raise CliError("--count and --steps must be at least 1")
+    if args.max_count is not None and args.max_count < 1:
+        raise CliError("--max-count must be at least 1")
     if max(args.count, args.max_count or 0) > MAX_PRIMITIVES:
         raise CliError(f"--count and --max-count must be at most {MAX_PRIMITIVES:,}")
     if not args.target and not args.views:

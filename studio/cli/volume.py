@@ -110,7 +110,7 @@ def _classify(args: argparse.Namespace) -> dict:
     except ValueError as exc:
         raise CliError(str(exc)) from exc
     try:
-        features = run_with_progress(features_job(volume.data, factor=args.feature_factor or None,
+        features = run_with_progress(features_job(volume.data, factor=args.feature_factor,
                                                   extractor=args.feature_model))
         result = run_with_progress(classify_job(features, strokes, method=args.method, aggregate=args.aggregate))
     except ValueError as exc:
