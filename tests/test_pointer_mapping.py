@@ -349,6 +349,31 @@ def test_mask_brush_paints_the_image_pixel_drawn_under_the_pointer(qtbot, monkey
 
 
 @pytest.mark.parametrize("ratio", RATIOS, indirect=True)
+def test_mask_brush_on_a_large_image_paints_the_block_drawn_under_the_pointer(qtbot, monkeypatch, ratio):
+    """A 1500×1100 image in the 180 px canvas (one screen pixel shows several image pixels): a click
+    on a 40-pixel white square, as drawn, paints inside that square."""
+    from panels.generate.widgets import MaskCanvas
+
+    canvas = MaskCanvas()
+    qtbot.addWidget(canvas)
+    canvas.show()
+    image = np.full((1100, 1500, 3), 90, np.uint8)
+    canvas.set_image(image)
+    marked = image.copy()
+    marked[700:740, 300:340] = 255
+    box = footprint(canvas, lambda: canvas.set_image(marked))
+    canvas.mode, canvas.brush = "mask", 2.0
+    at = []
+    paint_at = canvas.paint_at
+    monkeypatch.setattr(canvas, "paint_at", lambda x, y, *args: (at.append((x, y)), paint_at(x, y, *args)))
+    for fx, fy in INSIDE:
+        click(canvas, box.point(fx, fy))
+        assert 300 <= at[-1][0] < 340 and 700 <= at[-1][1] < 740, (fx, fy, at[-1])
+    painted = np.argwhere(canvas.mask() > 0)
+    assert painted.min(0).tolist() >= [698, 298] and painted.max(0).tolist() <= [741, 341]
+
+
+@pytest.mark.parametrize("ratio", RATIOS, indirect=True)
 def test_generate_pictures_have_one_pixel_per_device_pixel(qtbot, ratio):
     """The result view and the history thumbnails are drawn at the screen's resolution (a pixmap of
     logical size is enlarged again on a HiDPI screen: blurry)."""
