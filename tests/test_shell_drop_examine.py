@@ -72,7 +72,7 @@ def test_a_slow_sniff_does_not_stall_the_gui(window, qtbot, tmp_path, slow_sniff
     qtbot.wait(50)
     timer.stop()
     gaps = np.diff([started, *[t for t in ticks if t >= started]])
-    assert gaps.max() < 100, f"the event loop stalled {gaps.max()} ms"  # ... but not on the GUI thread
+    assert gaps.max() < SLOW_SNIFF_S * 1000 / 2, f"the event loop stalled {gaps.max()} ms"  # ... not on the GUI thread
     assert window.active_name() == "beta"
     assert window.jobs.records()[0].state == "done"
     assert not window.statusBar().currentMessage().startswith("Examining")
