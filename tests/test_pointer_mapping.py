@@ -323,6 +323,14 @@ def test_codec_canvas_click_and_hover_report_the_pixel_drawn_under_the_pointer(q
 
 
 # ---------------------------------------------------------------------------------------------- Generate
+def _recorded_paint_positions(canvas, monkeypatch) -> list:
+    """The image positions ``canvas.paint_at`` is called with from now on (it still paints)."""
+    at = []
+    paint_at = canvas.paint_at
+    monkeypatch.setattr(canvas, "paint_at", lambda x, y, *args: (at.append((x, y)), paint_at(x, y, *args)))
+    return at
+
+
 @pytest.mark.parametrize("ratio", RATIOS, indirect=True)
 @pytest.mark.parametrize("shape", [(30, 40), (47, 29)])
 def test_mask_brush_paints_the_image_pixel_drawn_under_the_pointer(qtbot, monkeypatch, ratio, shape):
@@ -338,9 +346,7 @@ def test_mask_brush_paints_the_image_pixel_drawn_under_the_pointer(qtbot, monkey
     marked[y, x] = 255
     box = footprint(canvas, lambda: canvas.set_image(marked))
     canvas.mode, canvas.brush = "mask", 1.0
-    at = []
-    paint_at = canvas.paint_at
-    monkeypatch.setattr(canvas, "paint_at", lambda x, y, *args: (at.append((x, y)), paint_at(x, y, *args)))
+    at = _recorded_paint_positions(canvas, monkeypatch)
     for fx, fy in INSIDE:
         canvas.set_mask(None)
         click(canvas, box.point(fx, fy))
@@ -363,9 +369,7 @@ def test_mask_brush_on_a_large_image_paints_the_block_drawn_under_the_pointer(qt
     marked[700:740, 300:340] = 255
     box = footprint(canvas, lambda: canvas.set_image(marked))
     canvas.mode, canvas.brush = "mask", 2.0
-    at = []
-    paint_at = canvas.paint_at
-    monkeypatch.setattr(canvas, "paint_at", lambda x, y, *args: (at.append((x, y)), paint_at(x, y, *args)))
+    at = _recorded_paint_positions(canvas, monkeypatch)
     for fx, fy in INSIDE:
         click(canvas, box.point(fx, fy))
         assert 300 <= at[-1][0] < 340 and 700 <= at[-1][1] < 740, (fx, fy, at[-1])
