@@ -483,7 +483,9 @@ class MainWindow(QMainWindow):
 
     def _on_file_open_failed(self, path: str, message: str) -> None:
         self._open_messages.pop(path, None)
-        self._report_open_failure(f"{Path(path).name or path}: {message}")
+        name = Path(path).name or path
+        # "Cannot open x.vp: <reason>": a reason that starts "x.vp: ..." already names the file
+        self._report_open_failure(message if message.startswith(f"{name}: ") else f"{name}: {message}")
 
     def _on_file_open_cancelled(self, path: str) -> None:
         """A panel's background open was cancelled: nothing will be opened, forget its message."""

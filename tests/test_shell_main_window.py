@@ -190,3 +190,13 @@ def test_clear_finished_keeps_running_jobs(window, qtbot):
     running.cancel()
     assert window.jobs.wait_all(10)
     assert window.job_table.item(0, 5).text() == "cancelled"
+
+
+@pytest.mark.parametrize("reason, shown", [
+    ("x.vp: a Slicer .vp file has 9 lines", "Cannot open x.vp: a Slicer .vp file has 9 lines"),
+    ("header too short", "Cannot open x.vp: header too short"),
+])
+def test_open_failure_names_the_file_once(window, reason, shown):
+    window.panel("alpha").file_open_failed.emit("/somewhere/x.vp", reason)
+    assert window.statusBar().currentMessage() == shown
+    assert window.log_view.messages()[-1] == ("error", shown)
