@@ -287,3 +287,18 @@ def test_settings_without_controls_are_carried_over_from_restored_parameters(pan
     assert (got.loras, got.vae, got.precision, got.hires_scale, got.mask_blur) == (
         "/x/a.safetensors=0.5", "/x/vae", "int8", 2.0, 0.0)
     assert panel.current_parameters()["loras"] == "/x/a.safetensors=0.5"
+
+
+def test_an_image_under_another_name_opens_by_its_content(panel, tmp_path):
+    """The window routes a drop by content: a PNG named .nii.gz comes here and must open as the image
+    it is; a file that is no image fails with the image reader's message, not 'cannot open'."""
+    from PIL import Image
+
+    odd = tmp_path / "scan.nii.gz"
+    Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(odd, format="PNG")
+    open_and_wait(panel, odd)
+    assert panel.init_slot.image().shape == (20, 30, 3) and panel.init_slot.path == str(odd)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(OpenError, match="notes.txt is not a readable image"):
+        open_and_wait(panel, text)

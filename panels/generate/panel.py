@@ -963,8 +963,10 @@ class GeneratePanel(Panel):
         if p.is_dir() or p.suffix.lower() in (".safetensors", ".pt", ".bin"):  # model / ControlNet folder, LoRA,
             # embedding, ControlNet, checkpoint: a job reads it
             return self.load_in_background(str(p), lambda: _model_file_job(str(p)), self._add_model_file)
-        if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp") and not p.is_file():
             raise OpenError(f"Generate cannot open {p.name}")
+        # any other file name: the routing sent it here by its content (an image named .nii.gz, say);
+        # the decode job reads it by content and says so if it is not an image
         if p.suffix.lower() == ".png":  # its record (if any) is read by the job
             return self.load_in_background(str(p), lambda: _png_job(str(p)), lambda result: self._show_png(result, str(p)))
         return self.load_in_background(str(p), lambda: _decode_job(str(p)), lambda image: self._use_as_input(image, str(p)))
