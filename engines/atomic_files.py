@@ -39,7 +39,10 @@ class PendingExport(str):
 
 
 def _check_target(target: Path, force: bool) -> Path:
-    """The folder ``target`` goes into; refuses an existing target without ``force``."""
+    """The folder ``target`` goes into; refuses an existing target without ``force``, and a folder in
+    its place even with ``force`` (the rename would fail after the data file replaced the old one)."""
+    if target.is_dir():
+        raise ExportError(f"{target} is a folder; give a file name")
     if target.exists() and not force:
         raise FileExistsErrorNoForce(f"{target} exists (use --force to overwrite)")
     folder = target.parent if str(target.parent) else Path(".")
@@ -56,8 +59,6 @@ def check_target(path: str | os.PathLike, suffixes: tuple[str, ...] = (), *, for
     target = Path(path)
     if suffixes and not target.name.lower().endswith(tuple(s.lower() for s in suffixes)):
         raise ExportError(f"{target.name}: the file name must end in {' or '.join(suffixes)}")
-    if target.is_dir():
-        raise ExportError(f"{target} is a folder; give a file name")
     _check_target(target, force)
     if sidecar:
         _check_target(sidecar_path(target), force)

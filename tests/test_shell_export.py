@@ -231,3 +231,16 @@ def test_foreign_sidecar_is_not_provenance(tmp_path, foreign):
     data.write_bytes(b"x")
     sidecar_path(data).write_text(json.dumps(foreign))  # e.g. the npy reader's metadata
     assert read_provenance(data) is None
+
+
+def test_a_folder_where_the_sidecar_goes_is_refused_before_the_old_file_is_replaced(tmp_path, provenance):
+    """With force, a folder named like the sidecar made the sidecar's rename fail after the new data
+    file had replaced the old one, and the data file was then removed: the old file was lost."""
+    old = tmp_path / "scene.ply"
+    old.write_bytes(b"old scene")
+    (tmp_path / "scene.ply.json").mkdir()
+    with pytest.raises(ExportError, match="scene.ply.json is a folder"):
+        save_with_sidecar(old, lambda tmp: open(tmp, "wb").write(b"new"), provenance[0], force=True)
+    assert old.read_bytes() == b"old scene"
+    with pytest.raises(ExportError, match="is a folder"):
+        save_png(tmp_path / "scene.ply.json", np.zeros((2, 2, 3), np.uint8), provenance[0], force=True)
