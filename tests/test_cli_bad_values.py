@@ -206,3 +206,9 @@ def test_more_out_of_range_settings_are_refused(tmp_path, capsys):
     _refused(capsys, tmp_path, [*fit, "--seed", str(2**64)], "seed must be a whole number from 0 to 2^63 - 1")
     _refused(capsys, tmp_path, ["generate", "3d", "--class", "3", "--steps", "1", "--seed", "-5",
                                 "--out", str(tmp_path / "o.ply")], "seed must be a whole number from 0")
+
+
+def test_codec_train_refuses_a_batch_that_cannot_fit_in_memory(tmp_path, capsys):
+    big = _png(tmp_path / "b.png", 128)
+    _refused(capsys, tmp_path, ["codec", "train", str(big), "--out", str(tmp_path / "m.pt"), "--steps", "1",
+                                "--patch", "64", "--batch", "10000000"], "use a smaller --batch or --patch")

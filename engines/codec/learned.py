@@ -210,6 +210,10 @@ def _crops(images: list[np.ndarray], patch: int, batch: int, rng: np.random.Gene
     return out
 
 
+#: a rough bound on the training memory per crop pixel (activations and their gradients, 64 floats)
+TRAIN_BYTES_PER_PIXEL = 256
+
+
 def train_job(images, kind: str = "hyperprior", N: int = 48, M: int = 64, lam: float = 0.013, steps: int = 1000,
               patch: int = 128, batch: int = 8, lr: float = 5e-4, seed: int = 0, threads: int | None = None,
               init: str | None = None, decay_last: float = 0.0, snapshot_every: int = 0):
@@ -233,6 +237,13 @@ def train_job(images, kind: str = "hyperprior", N: int = 48, M: int = 64, lam: f
         raise ValueError("steps and batch must be >= 1, lambda in (0, 10) and the decay fraction in [0, 1)")
     if not (0 < lr < 1):  # NaN fails too
         raise ValueError(f"the learning rate must be a number between 0 and 1 (got {lr})")
+    from engines.limits import format_bytes, max_decoded_bytes
+
+    need = batch * patch * patch * TRAIN_BYTES_PER_PIXEL
+    if need > max_decoded_bytes():  # refused here, not an out-of-memory failure a while into the run
+        raise ValueError(f"a batch of {batch} crops of {patch}x{patch} pixels needs about {format_bytes(need)} "
+                         f"for training, more than the limit of {format_bytes(max_decoded_bytes())}; "
+                         "use a smaller --batch or --patch")
     if threads:
         torch.set_num_threads(int(threads))
     torch.manual_seed(seed)
