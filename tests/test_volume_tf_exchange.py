@@ -237,3 +237,29 @@ def test_panel_opens_tf_files_and_refuses_bad_ones(make_panel, qtbot, tmp_path, 
     for name in ("out.vp", "out.pv.json"):
         np.testing.assert_allclose(read_tf_file(tmp_path / name).evaluate(xs), before.evaluate(xs), atol=1e-5)
     panel.services.jobs.wait_all(30)
+
+
+def test_normalised_tf_file_is_placed_on_the_volume_shown_when_it_arrives(make_panel, qtbot, tmp_path):
+    """A .1dt / .itf map (positions 0…1 over the volume's values) read while one volume was shown and
+    applied after another one opened (e.g. a volume and its TF dropped together) spans the volume
+    shown then, exactly as if read for it."""
+    pytest.importorskip("pytestqt")
+    from engines.volume.phantom import make_phantom
+    from panels.volume import VolumePanel
+
+    panel = make_panel(VolumePanel)
+    first = make_phantom(16)[0]
+    panel.set_volume(first, "phantom:16")
+    path = tmp_path / "ramp.1dt"
+    path.write_text("4\n0 0 0 0\n0.2 0.3 0.4 0.1\n0.5 0.6 0.7 0.5\n1 1 1 1\n")
+    second = make_phantom(16)[0]
+    second.data = (second.data.astype(np.float32) * 0.01 + 7.0).astype(np.float32)  # another value range
+    panel.open_tf_file(str(path))  # read for the first volume's range…
+    panel.set_volume(second, "second")  # …applied once the second one shows
+    with qtbot.waitSignal(panel.file_opened, timeout=10000):
+        pass
+    lo, hi = panel._clim
+    assert (lo, hi) != pytest.approx(first.value_range())
+    want = read_tf_file(path, value_range=(lo, hi))
+    xs = np.linspace(lo, hi, 41)
+    np.testing.assert_allclose(panel.tf.evaluate(xs), want.evaluate(xs), atol=1e-6)

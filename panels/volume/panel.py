@@ -231,9 +231,14 @@ def _tf_file_job(path: str, map_name: str | None, value_range):
         raise OpenError(str(exc).splitlines()[0]) from exc
 
 
-def _stretched(tf, value_range):
-    """``tf`` with its control points mapped linearly from its own range onto ``value_range``."""
-    lo, hi = tf.x_range()
+#: TF formats whose positions are normalised (0…1 spread over the volume's values when read)
+NORMALISED_TF_SUFFIXES = (".itf", ".1dt")
+
+
+def _stretched(tf, value_range, source_range=None):
+    """``tf`` with its control points mapped linearly from ``source_range`` (default: its own range)
+    onto ``value_range``."""
+    lo, hi = source_range if source_range is not None else tf.x_range()
     a, b = value_range
     scale = (b - a) / (hi - lo) if hi > lo else 1.0
 
@@ -810,7 +815,10 @@ class VolumePanel(Panel):
                 else:
                     self.open_tf_file(path, chosen)
                 return
-            self._apply_tf_file(result, path, value_range)
+            now = self._clim if self.volume is not None else None  # a volume may have opened meanwhile
+            if now != value_range and Path(path).suffix.lower() in NORMALISED_TF_SUFFIXES:
+                result = _stretched(result, now or (0.0, 1.0), value_range or (0.0, 1.0))  # placed as if read now
+            self._apply_tf_file(result, path, now)
             after, self._after_open = self._after_open, None  # parameters restored with an exported TF
             if after is not None:
                 after()
