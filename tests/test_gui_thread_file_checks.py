@@ -278,3 +278,30 @@ def test_generate_clears_its_stored_history_in_a_job_keeping_later_results(qtbot
     kept = sorted(store.folder.glob("*.png"))
     assert len(kept) == 1 and np.asarray(Image.open(kept[0]))[0, 0, 0] == 2
     assert [r.name for r in services.jobs.records()][-1] == "clear Generate history"
+
+
+def test_codec_compare_list_cancelled_in_the_queue_is_listed_again(qtbot, tmp_path, slow_sniff):  # noqa: F811
+    """A listing job cancelled from the job table does not leave the list empty for good: the next
+    time the Compare tab is shown, the files are checked again."""
+    from panels.codec import CodecPanel
+    from studio.services import StudioServices
+    from studio.settings import StudioSettings
+
+    slow = tmp_path / "slow.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(slow)
+    settings = StudioSettings(str(tmp_path / "settings.ini"))
+    settings.add_recent_file(str(slow))
+    services = StudioServices(settings=settings)
+    panel = CodecPanel(services)
+    qtbot.addWidget(panel)
+    panel.tabs.setCurrentIndex(3)
+    records = lambda: [r for r in services.jobs.records() if r.name == "list files to compare"]
+    qtbot.waitUntil(lambda: len(records()) == 1 and records()[0].state == "running", timeout=5000)
+    panel._handles["compare-history"].cancel()  # what the job table's Cancel does
+    qtbot.waitUntil(lambda: records()[0].state == "cancelled", timeout=5000)
+    panel.tabs.setCurrentIndex(0)
+    panel.tabs.setCurrentIndex(3)
+    qtbot.waitUntil(lambda: panel.cmp_history.itemData(0) == str(slow), timeout=5000)
+    assert len(records()) == 2
+    services.jobs.cancel_all()
+    services.jobs.wait_all(10)

@@ -1260,8 +1260,18 @@ class CodecPanel(Panel):
             return
         self._history_listed = candidates
         accepts = type(self).accepts
+        shown = []
+
+        def show(paths: list[str]) -> None:
+            shown.append(True)
+            self._show_history(paths)
+
+        def ended() -> None:  # cancelled (e.g. from the job table) or failed: list them again next time
+            if not shown and self._history_listed is candidates:
+                self._history_listed = None
+
         self._submit("compare-history", "list files to compare", lambda: openable_paths_job(candidates, accepts, (".ssbc",)),
-                     self._show_history, device=EXAMINE_LANE)
+                     show, on_done=ended, device=EXAMINE_LANE)
 
     def _show_history(self, paths: list[str]) -> None:
         current = self.cmp_history.currentData()
