@@ -151,6 +151,12 @@ class JobRecord:
     ended: float | None = None
     result: Any = None
 
+    @property
+    def title(self) -> str:
+        """The name as the job table and messages show it, in sentence case: ``examine ct.nii.gz`` →
+        ``Examine ct.nii.gz`` (names are given as lower-case verb phrases, some start with a name)."""
+        return self.name[:1].upper() + self.name[1:]
+
     def elapsed(self) -> float:
         """Seconds the job has run (0 while queued)."""
         if self.started is None:

@@ -119,7 +119,7 @@ class MainWindow(QMainWindow):
         self.services.notification.connect(lambda level, text: self.toast.show_message(text, level))
         self.services.send_requested.connect(self._on_send_requested)
         self.jobs.failed.connect(
-            lambda record: self.toast.show_message(f"{record.name} failed: {record.error}", "error")
+            lambda record: self.toast.show_message(f"{record.title} failed: {record.error}", "error")
         )
 
         geometry, state = self.settings.window_layout()
@@ -191,6 +191,7 @@ class MainWindow(QMainWindow):
         self.params_stack.installEventFilter(self)
 
         self.job_table = JobTable(self.jobs)
+        self.job_table.panel_titles = {"studio": "Studio", **{slot.name: slot.title for slot in self.slots}}
         self.log_view = LogView()
         self.bottom_tabs = QTabWidget()
         self.bottom_tabs.addTab(self.job_table, "Jobs")

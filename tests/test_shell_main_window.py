@@ -186,7 +186,7 @@ def test_clear_finished_keeps_running_jobs(window, qtbot):
     running = window.jobs.submit("slow", "alpha", slow)
     qtbot.waitUntil(lambda: running.record.fraction > 0, timeout=5000)
     window.job_table.clear_finished()
-    assert window.job_table.rowCount() == 1 and window.job_table.item(0, 0).text() == "slow"
+    assert window.job_table.rowCount() == 1 and window.job_table.item(0, 0).text() == "Slow"
     running.cancel()
     assert window.jobs.wait_all(10)
     assert window.job_table.item(0, 5).text() == "cancelled"
@@ -200,3 +200,17 @@ def test_open_failure_names_the_file_once(window, reason, shown):
     window.panel("alpha").file_open_failed.emit("/somewhere/x.vp", reason)
     assert window.statusBar().currentMessage() == shown
     assert window.log_view.messages()[-1] == ("error", shown)
+
+
+def test_job_rows_read_in_sentence_case_with_the_panels_title(window, qtbot, tmp_path):
+    """Names are given as lower-case verb phrases ("examine x.png"); the table shows "Examine x.png",
+    and the panel's title rather than its internal name; a name's own capitals are kept."""
+    other = tmp_path / "photo.other"
+    other.write_text("good")
+    window.open_paths([other])
+    window.jobs.submit("JPEG internals photo.jpg", "alpha", lambda: iter([Progress(1, 1)]))
+    assert window.jobs.wait_all(10)
+    rows = [(window.job_table.item(r, 0).text(), window.job_table.item(r, 1).text())
+            for r in range(window.job_table.rowCount())]
+    assert rows == [("Examine photo.other", "Studio"), ("JPEG internals photo.jpg", window.slot("alpha").title)]
+    assert [r.name for r in window.jobs.records()] == ["examine photo.other", "JPEG internals photo.jpg"]

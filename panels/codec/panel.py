@@ -1248,7 +1248,7 @@ class CodecPanel(Panel):
         settings = getattr(self.services, "settings", None)
         if settings is not None and hasattr(settings, "recent_files"):
             recent = settings.recent_files(existing=False)
-        return [*reversed(self._opened_paths), *recent]
+        return list(dict.fromkeys([*reversed(self._opened_paths), *recent]))
 
     def _fill_history(self) -> None:
         """Refresh the Compare tab's list of files: which of them still exist and are images or
@@ -1291,7 +1291,8 @@ class CodecPanel(Panel):
         if path in self._opened_paths:
             self._opened_paths.remove(path)
         self._opened_paths.append(path)
-        self._fill_history()
+        if self.tabs.currentIndex() == 3:  # else listed when the Compare tab is shown
+            self._fill_history()
 
     def _compare_from_history(self, side: str) -> None:
         path = self.cmp_history.currentData()

@@ -83,6 +83,8 @@ class JobTable(QTableWidget):
         super().__init__(0, len(COLUMNS), parent)
         self.queue = queue
         self._rows: dict[int, int] = {}
+        #: what the Panel column shows for a panel's name (its title); other names are shown as they are
+        self.panel_titles: dict[str, str] = {}
         self.setHorizontalHeaderLabels(COLUMNS)
         self.verticalHeader().setVisible(False)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -141,8 +143,8 @@ class JobTable(QTableWidget):
         row = self._rows.get(record.id)
         if row is None:
             return
-        self.item(row, 0).setText(record.name)
-        self.item(row, 1).setText(record.panel)
+        self.item(row, 0).setText(record.title)
+        self.item(row, 1).setText(self.panel_titles.get(record.panel, record.panel))
         bar: QProgressBar = self.cellWidget(row, 2)
         if record.state == QUEUED:
             text = record.message or "waiting for a free slot"
