@@ -212,3 +212,15 @@ def test_codec_train_refuses_a_batch_that_cannot_fit_in_memory(tmp_path, capsys)
     big = _png(tmp_path / "b.png", 128)
     _refused(capsys, tmp_path, ["codec", "train", str(big), "--out", str(tmp_path / "m.pt"), "--steps", "1",
                                 "--patch", "64", "--batch", "10000000"], "use a smaller --batch or --patch")
+
+
+@pytest.mark.parametrize("extra, text", [
+    (["--batch-size", "0"], "batch size from 1 to 4096"),
+    (["--lr", "nan"], "learning rate must be a number between 0 and 1"),
+    (["--max-minutes", "-1"], "max minutes must be a positive number"),
+    (["--init-from", "IMAGE"], "is not a saved digits model folder"),
+])
+def test_train_digits_refuses_bad_settings_before_training(tmp_path, capsys, extra, text):
+    photo = _png(tmp_path / "p.png", 8)
+    extra = [str(photo) if a == "IMAGE" else a for a in extra]
+    _refused(capsys, tmp_path, ["generate", "train-digits", "--out", str(tmp_path / "m"), "--steps", "1", *extra], text)

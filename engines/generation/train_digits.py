@@ -139,7 +139,14 @@ def train_digits_job(
     Yields Progress/Log; returns ``{"out": path, "steps": done, "loss": last_ema_loss,
     "seconds": s}``. Saves a checkpoint every ``save_every`` steps; stops early (and saves)
     after ``max_minutes`` minutes. ``init_from``: a saved digits model folder to continue from.
+    Raises ValueError (one sentence) for settings out of range, before any work.
     """
+    if steps < 1 or not 1 <= batch_size <= 4096:
+        raise ValueError(f"steps must be at least 1 and the batch size from 1 to 4096 (got {steps}, {batch_size})")
+    if not 0 < lr < 1:  # NaN fails too
+        raise ValueError(f"the learning rate must be a number between 0 and 1 (got {lr})")
+    if max_minutes is not None and not max_minutes > 0:
+        raise ValueError(f"max minutes must be a positive number (got {max_minutes})")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     images, labels = digits_32()

@@ -261,6 +261,8 @@ def _train_digits(args) -> dict:
         raise CliError(f"{out} exists (use --force to overwrite)")
     if args.steps < 1:
         raise CliError("--steps must be at least 1")
+    if args.init_from and not (Path(args.init_from) / "unet").is_dir():
+        raise CliError(f"--init-from: {args.init_from} is not a saved digits model folder (no unet/ in it)")
     if args.threads is None:
         torch.set_num_threads(1)
     result = run_with_progress(train_digits_job(out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
