@@ -1280,7 +1280,7 @@ class RenderPanel(Panel):
         inputs = [self.scene_path] if self.scene_path else []
         if suffix == ".png":
             if self.still is None:
-                raise OpenError("Render a still first (the Still button), then export it as PNG")
+                raise OpenError("Render a still first (the Render still button), then export it as PNG")
             params = dict(self.current_parameters(), camera=self.still_camera.as_dict())
             prov = make_provenance(self.name, "engines.render.rasterize", params, device="cpu", inputs=inputs)
             return os.fspath(save_png(path, self.still, prov, force=force))
