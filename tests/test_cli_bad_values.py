@@ -138,8 +138,9 @@ def test_generate_refuses_an_out_inside_a_file_and_a_seed_past_64_bits(tmp_path,
 
 
 @pytest.mark.parametrize("extra, text", [
-    (["--count", "1000000000"], "count must be a whole number from 1 to 100,000"),
-    (["--views", "100000"], "views_per_step must be a whole number from 1 to 16"),
+    (["--count", "1000000000"], "error: --count must be a whole number from 1 to 100,000"),
+    (["--views", "100000"], "error: --views must be a whole number from 1 to 16"),  # the option, not the field
+    (["--sh-degree", "3"], "error: --sh-degree must be 0 or 1"),
 ])
 def test_generate_3d_refuses_sizes_that_exhaust_memory(tmp_path, capsys, extra, text):
     _refused(capsys, tmp_path, ["generate", "3d", "--class", "3", "--steps", "1", *extra,

@@ -320,8 +320,18 @@ def _distill_settings(args) -> DistillSettings:
     try:
         validate(settings)
     except ValueError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(_as_option_message(str(exc), args)) from None
     return settings
+
+
+def _as_option_message(message: str, args) -> str:
+    """``message`` about a DistillSettings field, naming the option that sets it instead
+    ("views_per_step must be …" → "--views must be …"); other messages unchanged."""
+    field = message.split(" ", 1)[0]
+    dest = {"views_per_step": "views"}.get(field, field)
+    if field.isidentifier() and field in DistillSettings.__dataclass_fields__ and hasattr(args, dest):
+        return "--" + dest.replace("_", "-") + message[len(field):]
+    return message
 
 
 def _distill_3d(args) -> dict:
