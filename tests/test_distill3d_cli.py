@@ -90,7 +90,7 @@ def test_3d_help_does_not_import_torch():
     (["--azimuth", "0,inf"], "azimuth must be a finite number"),
     (["--primitive", "cubes"], "primitive must be"),
     (["--background", "blue"], "background must be fixed, random or learned"),
-    (["--sh-degree", "3"], "sh_degree must be 0 or 1"),
+    (["--sh-degree", "3"], "--sh-degree must be 0 or 1"),
 ])
 def test_bad_settings_are_refused_before_any_work(tmp_path, capsys, args, text):
     out = tmp_path / "obj.ply"
