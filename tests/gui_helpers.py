@@ -21,3 +21,18 @@ def wait_loaded(panel, timeout: float = 60.0) -> None:
     """Wait until the panel's background open (e.g. its bundled sample) and its follow-up jobs end."""
     assert panel.services.jobs.wait_all(timeout)
     assert not panel.loading
+
+
+def models_listed(panel, timeout: float = 30.0):
+    """Wait until the Generate panel's model scan (a job on the ``examine`` lane) has listed the
+    models and any restored model is selected; returns the panel."""
+    import time
+
+    from qtpy.QtCore import QCoreApplication
+
+    deadline = time.monotonic() + timeout
+    while panel.scanning_models:
+        assert time.monotonic() < deadline, f"the model scan did not end in {timeout} s"
+        QCoreApplication.processEvents()
+        time.sleep(0.005)
+    return panel

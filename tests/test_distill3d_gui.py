@@ -6,11 +6,12 @@ import pytest
 from PIL import Image
 
 from panels.generate import GeneratePanel
+from tests.gui_helpers import models_listed
 
 
 @pytest.fixture
 def page(make_panel):
-    panel = make_panel(GeneratePanel)
+    panel = models_listed(make_panel(GeneratePanel))
     panel.mode_tabs.setCurrentIndex(panel.mode_tabs.indexOf(panel.threed))
     return panel.threed
 

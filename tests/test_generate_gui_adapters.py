@@ -12,7 +12,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from panels.generate import GeneratePanel
-from tests.gui_helpers import open_and_wait
+from tests.gui_helpers import models_listed, open_and_wait
 
 pytest.importorskip("transformers")
 
@@ -39,8 +39,8 @@ def files(tmp_path_factory):
 @pytest.fixture
 def panel(make_panel, files):
     widget = make_panel(GeneratePanel)
-    widget.add_model_folder(str(files / "models"))
-    widget.model_combo.setCurrentIndex(widget.model_combo.findData(str(files / "models" / "tiny-sd")))
+    models_listed(widget).add_model_folder(str(files / "models"))
+    models_listed(widget).model_combo.setCurrentIndex(widget.model_combo.findData(str(files / "models" / "tiny-sd")))
     assert widget.model_info().name == "tiny-sd"
     return widget
 

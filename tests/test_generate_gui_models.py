@@ -5,6 +5,7 @@ that never widens the panel."""
 import pytest
 
 from panels.generate import GeneratePanel
+from tests.gui_helpers import models_listed
 
 pytest.importorskip("transformers")
 
@@ -16,7 +17,7 @@ def panel(make_panel, tmp_path):
     build_tiny_sd_pipeline(tmp_path / "models" / "tiny-sd")
     widget = make_panel(GeneratePanel)
     widget.add_model_folder(str(tmp_path / "models"))
-    return widget
+    return models_listed(widget)
 
 
 def select(panel, name):
@@ -70,7 +71,8 @@ def test_settings_dock_never_clips_controls_at_its_minimum_size(panel, tmp_path)
     from engines.generation.tiny import build_tiny_flux_pipeline
 
     build_tiny_flux_pipeline(tmp_path / "models" / "tiny-flux")
-    panel.refresh_models()
+    models_listed(panel).refresh_models()
+    models_listed(panel)
     dock = panel.parameters_widget()
     panel.advanced.expand(animate=False)
     panel.edit_box.expand(animate=False)

@@ -382,10 +382,11 @@ def scan_models(folders=()) -> tuple[list[ModelInfo], list[str]]:
     return found, problems
 
 
-def resolve_model(name_or_path: str | None, folders=()) -> ModelInfo:
+def resolve_model(name_or_path: str | None, folders=(), scanned: list[ModelInfo] | None = None) -> ModelInfo:
     """The model called ``name_or_path`` (a path, or a name found by :func:`scan_models`).
 
-    ``None`` or ``""`` means the shipped default model.
+    ``None`` or ``""`` means the shipped default model. ``scanned``: the models a scan of
+    ``folders`` already found (the name is looked up there instead of scanning again).
     """
     name = name_or_path or DEFAULT_MODEL
     candidate = Path(name).expanduser()
@@ -394,7 +395,7 @@ def resolve_model(name_or_path: str | None, folders=()) -> ModelInfo:
         raise ModelError(f"model not found: {candidate}")
     if candidate.exists():
         return inspect_model(candidate, shipped=candidate.resolve().parent == SHIPPED_MODELS_DIR.resolve())
-    models, _problems = scan_models(folders)
+    models = scanned if scanned is not None else scan_models(folders)[0]
     for info in models:
         if info.name == name:
             return info

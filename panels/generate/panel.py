@@ -34,6 +34,7 @@ from engines import filekinds as fk
 from engines.provenance import array, number, obj, text
 from panels.base import OpenError, Panel
 from panels.generate.widgets import HistoryStrip, ImageSlot, ImageView, read_image_file
+from studio.jobs import EXAMINE_LANE
 from studio.widgets.progress import set_progress_later
 
 SAMPLER_LABELS = {
@@ -147,6 +148,7 @@ class GeneratePanel(Panel):
 
         import engines.distill3d.job  # noqa: F401 - the 3D mode's Run imports it
         import engines.generation.interop  # noqa: F401 - read when a PNG with generation text is opened
+        import engines.generation.model_scan  # noqa: F401 - the model scans' job
 
     def __init__(self, services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)
@@ -154,6 +156,12 @@ class GeneratePanel(Panel):
         self.model_problems: list = []
         self.model_folders: list[str] = []
         self.extra_models: list[str] = []
+        self._scan_serial = 0  # the newest model scan; an older one's result is dropped
+        self._scan_handle = None  # the newest scan's job while it runs
+        self._scan_select: str | None = None  # the model path to select when it ends
+        self._restore_model: tuple | None = None  # (name or path, fallback path) the scan resolves
+        self._pending_restore: tuple | None = None  # restored parameters applied again once it is listed
+        self._model_description = ""
         self.history: list[dict] = []
         self.current_index: int | None = None
         self.jobs_active: list = []
@@ -164,7 +172,8 @@ class GeneratePanel(Panel):
         self.history_store = HistoryStore.for_settings(services.settings)  # None: history kept in memory only
         self._build_workspace()
         self.parameters_widget()
-        self.refresh_models()
+        self.refresh_models()  # a job: "Scanning model folders…" until it lists them
+        self._model_changed()
         from panels.generate.threed import install_3d_mode
 
         install_3d_mode(self, self.mode_tabs)
@@ -434,32 +443,82 @@ class GeneratePanel(Panel):
 
     # ------------------------------------------------------------------ models
     def refresh_models(self, select: str | None = None) -> None:
-        """Rescan the shipped folder, the model folders and explicitly opened models."""
-        from engines.generation.models import ModelError, inspect_model, scan_models
+        """Rescan the shipped folder, the model folders and explicitly opened models: a job on the
+        ``examine`` lane reads them; the list shown meanwhile stays usable and is replaced when the
+        newest scan ends (``select``, a path, is then selected; an older scan's result is dropped)."""
+        from engines.generation.model_scan import scan_models_job
 
-        previous = select or self.model_combo.currentData()
-        self.models, self.model_problems = scan_models(self.model_folders)
-        known = {m.path for m in self.models}
-        for path in self.extra_models:
-            if path in known:
-                continue
-            try:
-                self.models.append(inspect_model(path))
-            except ModelError as exc:
-                self.model_problems.append(str(exc))
+        self._scan_serial += 1
+        serial = self._scan_serial
+        if self._scan_handle is not None:
+            self._scan_handle.cancel()  # dropped if still queued; its result is ignored anyway
+        keep = select or self._scan_select or self.model_combo.currentData()
+        self._scan_select = keep
+        folders, extra = list(self.model_folders), list(self.extra_models)
+        wanted, fallback = self._restore_model if self._restore_model else (None, None)
+        self._show_scanning(True)
+        self._scan_handle = self.services.jobs.submit(
+            "scan model folders", self.name, lambda: scan_models_job(folders, extra, wanted, fallback),
+            device=EXAMINE_LANE, on_result=lambda scan: self._models_scanned(serial, scan),
+            on_error=lambda record: self._scan_ended(serial), on_cancel=lambda: self._scan_ended(serial))
+
+    @property
+    def scanning_models(self) -> bool:
+        """True while a model scan runs (the list shown is the previous one)."""
+        return self._scan_handle is not None
+
+    def _scan_ended(self, serial: int) -> None:
+        """A scan failed or was cancelled: if it was the newest, the list stays as it is."""
+        if serial == self._scan_serial:
+            self._scan_handle, self._scan_select, self._restore_model, self._pending_restore = None, None, None, None
+            self._show_scanning(False)
+
+    def _models_scanned(self, serial: int, scan) -> None:
+        """The newest scan's models replace the list (models opened meanwhile stay listed)."""
+        if serial != self._scan_serial:
+            return  # an older scan: a newer one is running and will list the models
+        restore, restore_model = self._pending_restore, self._restore_model
+        select = scan.wanted_path or self._scan_select
+        self._scan_handle, self._scan_select, self._pending_restore, self._restore_model = None, None, None, None
+        listed = {m.path for m in scan.models}
+        kept = [m for m in self.models if m.path in self.extra_models and m.path not in listed]
+        self.models, self.model_problems = [*scan.models, *kept], list(scan.problems)
+        if scan.wanted_added and scan.wanted_path not in self.extra_models:
+            self.extra_models.append(scan.wanted_path)  # a restored model outside the model folders
+        self._fill_model_combo(select)
+        self._show_scanning(False)
+        if self.model_problems:
+            self.services.log("Model scan: " + "; ".join(self.model_problems), "warning")
+        if restore_model and scan.wanted_problem:
+            self.services.notify(f"Model of these parameters is not available: {scan.wanted_problem}", "warning")
+        if restore is not None:
+            self._apply_restored(*restore)  # the model's defaults replaced the restored values
+
+    def _fill_model_combo(self, select: str | None) -> None:
+        """List ``self.models``, selecting ``select`` (a path; else the current or the first model);
+        the model's defaults are applied only if the selected model changed."""
+        before = self.model_combo.currentData()
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
         for info in self.models:
             label = info.name + ("  (shipped)" if info.shipped else "")
             self.model_combo.addItem(label, info.path)
-        index = max(0, self.model_combo.findData(previous)) if previous else 0
-        self.model_combo.setCurrentIndex(index)
+        index = self.model_combo.findData(select) if select else -1
+        self.model_combo.setCurrentIndex(index if index >= 0 else max(0, self.model_combo.findData(before)))
         self.model_combo.blockSignals(False)
-        self._model_changed()
-        if self.model_problems:
-            self.services.log("Model scan: " + "; ".join(self.model_problems), "warning")
+        if self.model_combo.currentData() != before or before is None:
+            self._model_changed()
         if getattr(self, "threed", None) is not None:
             self.threed.refresh_models()
+
+    def _show_scanning(self, scanning: bool) -> None:
+        """The model note: the selected model's description, and that a scan runs (the list shown
+        is usable meanwhile)."""
+        if self.model_info() is None:
+            self.model_note.setText("Scanning model folders…" if scanning
+                                    else "No models found. Add a model folder with “…”.")
+            return
+        self.model_note.setText(self._model_description + ("\nScanning model folders…" if scanning else ""))
 
     def model_info(self):
         """The :class:`ModelInfo` selected in the model menu (None if there are no models)."""
@@ -471,15 +530,16 @@ class GeneratePanel(Panel):
 
     def _model_changed(self) -> None:
         info = self.model_info()
+        self.generate_button.setEnabled(info is not None)
         if info is None:
-            self.model_note.setText("No models found. Add a model folder with “…”.")
-            self.generate_button.setEnabled(False)
+            self._show_scanning(self.scanning_models)
             return
-        self.generate_button.setEnabled(True)
         kind = {"flow": "rectified flow", "epsilon": "ε-prediction", "v_prediction": "v-prediction"}.get(
             info.prediction_type, info.prediction_type)
         source = {"single": "single-file checkpoint", "own-single": "single-file checkpoint"}.get(info.kind, "")
-        self.model_note.setText(" · ".join(x for x in (info.description, f"{info.size[1]}×{info.size[0]} px", kind, source) if x))
+        self._model_description = " · ".join(
+            x for x in (info.description, f"{info.size[1]}×{info.size[0]} px", kind, source) if x)
+        self._show_scanning(self.scanning_models)
         is_class = info.conditioning == "class"
         self.class_label.setVisible(is_class)
         self.class_combo.setVisible(is_class)
@@ -560,9 +620,10 @@ class GeneratePanel(Panel):
         })
         return params
 
-    def restore_parameters(self, parameters: dict) -> None:
+    def restore_parameters(self, parameters: dict, model_fallback: str | None = None) -> None:
+        """Show ``parameters``; their model (a name, or ``model_fallback``, a path, when no model of
+        that name is listed) is resolved by a model scan and selected when it ends."""
         from engines.generation.api import GenerationParams
-        from engines.generation.models import ModelError, resolve_model
 
         parameters = dict(self.check_parameters(parameters or {}))
         # settings without controls here (mask blur, ...) are carried over from restored parameters so
@@ -574,19 +635,21 @@ class GeneratePanel(Panel):
             raise OpenError(str(exc)) from None
         folders = [f for f in parameters.get("model_folders", []) if isinstance(f, str)]
         extra = [f for f in parameters.get("extra_models", []) if isinstance(f, str)]
-        if folders != self.model_folders or extra != self.extra_models:
-            self.model_folders, self.extra_models = folders or self.model_folders, extra or self.extra_models
+        before = (list(self.model_folders), list(self.extra_models))
+        self.model_folders, self.extra_models = folders or self.model_folders, extra or self.extra_models
+        changed = (self.model_folders, self.extra_models) != before
         p = GenerationParams.from_dict(parameters)
-        path = None
-        if p.model:
-            try:
-                info = resolve_model(p.model, self.model_folders)
-                path = info.path
-                if info.path not in [m.path for m in self.models] and info.path not in self.extra_models:
-                    self.extra_models.append(info.path)
-            except ModelError as exc:
-                self.services.notify(f"Model of these parameters is not available: {exc}", "warning")
-        self.refresh_models(select=path)
+        listed = next((m.path for m in self.models if p.model in (m.name, m.path)), None) if p.model else None
+        if listed is not None and not changed and not self.scanning_models:
+            self._fill_model_combo(listed)  # listed already: no scan
+        elif p.model or changed:
+            self._restore_model = (p.model, model_fallback) if p.model else None
+            self._pending_restore = (parameters, p)
+            self.refresh_models()
+        self._apply_restored(parameters, p)
+
+    def _apply_restored(self, parameters: dict, p) -> None:
+        """Set the controls from restored ``parameters`` (``p``: them as GenerationParams)."""
         if p.sampler:
             i = self.sampler_combo.findData(p.sampler)
             if i >= 0:
@@ -631,15 +694,8 @@ class GeneratePanel(Panel):
             raise OpenError(str(exc)) from None
         data = params.to_dict()
         data["seed_locked"] = True  # reproduce exactly this image
-        from engines.generation.models import ModelError, resolve_model
-
-        path = (provenance.get("generation") or {}).get("model_path")
-        try:
-            resolve_model(params.model, self.model_folders)
-        except ModelError:
-            if path and Path(path).exists():
-                data["model"] = path  # the name is unknown here, but the recorded folder exists
-        self.restore_parameters(data)
+        # if the name is unknown here but the recorded folder exists, the scan takes that one
+        self.restore_parameters(data, model_fallback=(provenance.get("generation") or {}).get("model_path"))
         source = f" from {provenance['imported_from']} metadata" if provenance.get("imported_from") else ""
         self.services.notify(f"Restored parameters{source} (seed {params.seed}, {params.sampler}, {params.steps} steps)")
 
@@ -989,10 +1045,14 @@ class GeneratePanel(Panel):
                 self.control_box.expand(animate=False)
             self.services.notify(f"ControlNet {Path(info['path']).name} set")
             return
-        model = info["model"]
+        model = info["model"]  # inspected by the job: listed at once, no scan
         if model.path not in self.extra_models:
             self.extra_models.append(model.path)
-        self.refresh_models(select=model.path)
+        if model.path not in {m.path for m in self.models}:
+            self.models.append(model)
+        if self.scanning_models:
+            self._scan_select = model.path  # the running scan's list keeps it and selects it
+        self._fill_model_combo(model.path)
         self.services.notify(f"Model {model.name} added")
 
     def _use_as_input(self, image, path: str) -> None:
