@@ -43,6 +43,7 @@ def test_model_scans_run_on_a_worker_while_the_panel_is_built_and_a_folder_added
     probe.start(qtbot)
     panel = make_panel(GeneratePanel)
     assert panel.scanning_models and "Scanning model folders" in panel.model_note.text()
+    assert panel.model_combo.placeholderText() == panel.threed.model_combo.placeholderText() == "scanning…"
     assert not panel.generate_button.isEnabled()
     qtbot.waitUntil(lambda: listed(panel) == ["digits-flow  (shipped)"], timeout=10000)
     assert panel.generate_button.isEnabled() and panel.model_info().name == "digits-flow"

@@ -515,6 +515,7 @@ class GeneratePanel(Panel):
         """The model note: the selected model's description, and that a scan runs (the list shown
         is usable meanwhile)."""
         if self.model_info() is None:
+            self.model_combo.setPlaceholderText("scanning…" if scanning else "no models")
             self.model_note.setText("Scanning model folders…" if scanning
                                     else "No models found. Add a model folder with “…”.")
             return

@@ -162,10 +162,14 @@ class ThreeDMode(QWidget):
     # ------------------------------------------------------------------ models
     def refresh_models(self) -> None:
         """Mirror the Generate panel's model list."""
+        before = self.model_combo.currentData()
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
         for info in self.panel.models:
             self.model_combo.addItem(info.name, info.path)
+        self.model_combo.setPlaceholderText("scanning…" if self.panel.scanning_models else "no models")
+        # with a placeholder the box selects nothing by itself: keep the model, else the first
+        self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(before)) if self.model_combo.count() else -1)
         self.model_combo.blockSignals(False)
         self._model_changed()
 
