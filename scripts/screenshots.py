@@ -45,6 +45,7 @@ def main() -> None:
             window.show_panel(name)
             panel = window.panel(name)
             if name == "generate" and hasattr(panel, "generate"):
+                window.jobs.wait_all(timeout=60)  # the model scan lists the models
                 for _ in range(3):  # a few results so the history strip shows something
                     panel.generate()
             end = time.monotonic() + args.settle
