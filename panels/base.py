@@ -23,6 +23,20 @@ class OpenError(ValueError):
     """A file cannot be opened by a panel (unsupported, corrupt, wrong shape ...)."""
 
 
+def import_libraries(names) -> None:
+    """Import the libraries ``names`` (skipping any that is not installed), for a panel's ``warm_up()``:
+    the engines import their libraries inside the functions that use them, so a first open or job
+    would import them on a job thread, and an import that loads a C extension holds the GIL (the
+    GUI thread waits) for as long as it takes."""
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional library
+            pass
+
+
 #: the ``gui_modules`` of a panel with an off-screen vispy view (panels/offscreen_canvas.py)
 OFFSCREEN_VIEW_MODULES = ("qtpy.QtOpenGLWidgets", "vispy.app.backends._pyside6", "panels.offscreen_canvas")
 

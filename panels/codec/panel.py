@@ -37,7 +37,7 @@ from qtpy.QtWidgets import (
 
 from engines import filekinds as fk
 from engines.provenance import array, number, obj, one_of, text
-from panels.base import OpenError, Panel
+from panels.base import OpenError, Panel, import_libraries
 from panels.codec.widgets import (
     CompareView,
     ImageCanvas,
@@ -251,13 +251,13 @@ class CodecPanel(Panel):
     def warm_up() -> None:
         """Import the codec engine's libraries (scipy, scikit-image samples) and the modules the panel's
         tabs and first encode use, off the GUI thread."""
-        for module in ("engines.codec.images", "engines.codec.transforms", "engines.codec.realcodecs",
-                       "engines.codec.rd", "engines.codec.learned", "engines.codec.blockcodec", "engines.codec.tasks",
-                       "engines.codec.analysis", "imagecodecs", "PIL._webp", "PIL._avif"):
-            try:
-                importlib.import_module(module)
-            except ImportError:  # optional codecs (imagecodecs, Pillow's WebP / AVIF plug-ins)
-                pass
+        import_libraries(("engines.codec.images", "engines.codec.transforms", "engines.codec.realcodecs",
+                          "engines.codec.rd", "engines.codec.learned", "engines.codec.blockcodec", "engines.codec.tasks",
+                          "engines.codec.analysis", "imagecodecs", "PIL._webp", "PIL._avif",  # optional codecs
+                          # what the engines import inside their functions: the samples, the entropy coder,
+                          # BD-rate's interpolation, the DCTs, SSIM
+                          "skimage.data", "skimage.data._registry", "skimage.io", "skimage.util", "constriction", "scipy.interpolate",
+                          "scipy.fft", "pytorch_msssim"))
 
     def __init__(self, services, parent: QWidget | None = None) -> None:
         super().__init__(services, parent)

@@ -37,7 +37,7 @@ from qtpy.QtWidgets import (
 
 from engines import filekinds as fk
 from engines.provenance import array, number, obj, one_of
-from panels.base import OFFSCREEN_VIEW_MODULES, OpenError, Panel
+from panels.base import OFFSCREEN_VIEW_MODULES, OpenError, Panel, import_libraries
 from panels.flow_row import flow_row
 from panels.live_plot import LiveView, StableRange, Throttle, cache_axes
 from panels.render.widgets import ImageView, to_uint8
@@ -372,6 +372,7 @@ class RenderPanel(Panel):
         _import_viewer_dependencies()
         import engines.render.fit
         import engines.render.pulsar  # noqa: F401 - both imported by the first fit otherwise (GUI thread)
+        import_libraries(("pytorch_msssim",))  # the fit's SSIM loss, imported inside it
 
     # -- layout -------------------------------------------------------------------------
     def _build(self) -> None:

@@ -38,7 +38,7 @@ from qtpy.QtWidgets import (
 
 from engines import filekinds as fk
 from engines.provenance import array, number, obj, one_of, text
-from panels.base import OFFSCREEN_VIEW_MODULES, OpenError, Panel
+from panels.base import OFFSCREEN_VIEW_MODULES, OpenError, Panel, import_libraries
 from panels.volume.progressive_gl import TURN_MS
 from panels.volume.slices import SliceView, slice_coords, view_to_voxel
 from panels.volume.tf2d_editor import TF2DEditor
@@ -213,6 +213,10 @@ def _is_tf_file_name(path) -> bool:
     return Path(path).suffix.lower() in (*TF_FILE_SUFFIXES, ".json")
 
 
+#: libraries the Volume engines import inside their functions (readers, phantom, features), warmed up at start-up
+VOLUME_LIBRARIES = ("nibabel", "nibabel.loadsave", "indexed_gzip", "nrrd", "pydicom", "tifffile", "scipy.ndimage")
+
+
 def _tf_file_job(path: str, map_name: str | None, value_range):
     """Job (worker thread): read a transfer-function file; returns the TF or, for a ParaView file
     holding several colour maps when ``map_name`` is None, their names (the panel asks which)."""
@@ -311,6 +315,9 @@ class VolumePanel(Panel):
         except Exception:  # noqa: BLE001, S110 - no usable font here: the view renders its glyphs itself
             pass
 
+        # the libraries the readers and the phantom import when first used (on a job thread: nibabel's
+        # 145 modules and scipy.special's extensions held the GIL ~100 ms during the first open)
+        import_libraries(VOLUME_LIBRARIES)
         # the readers, and what the first open, export or classification would import on the GUI thread
         import engines.volume.classify
         import engines.volume.raycast
