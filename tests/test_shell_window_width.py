@@ -95,3 +95,50 @@ def test_flow_row_wraps_and_keeps_labels_with_their_controls(qtbot):
     label = combo.parentWidget().findChild(QLabel)
     assert label.text() == "Metric:" and label.parentWidget() is combo.parentWidget()
     assert abs(label.geometry().center().y() - combo.geometry().center().y()) <= 1  # centred on its control
+
+
+def test_flow_row_lays_out_like_superqt_once_per_change(qtbot):
+    """The cached flow row places its items exactly where superqt's QFlowLayout does at every width,
+    lays them out again only when something in it changed (a window relayout caused elsewhere, e.g.
+    a status text, used to redo it: 3,500 layouts in a 2-second fit), and follows a change in it."""
+    from qtpy.QtWidgets import QVBoxLayout, QWidget
+    from superqt import QFlowLayout
+
+    from panels.flow_row import CachedFlowLayout, flow_row
+
+    def build(layout_class):
+        host = QWidget()
+        qtbot.addWidget(host)
+        outer = QVBoxLayout(host)
+        status = QLabel("step 0")
+        buttons = [QPushButton(f"button {'x' * (i % 3)} {i}") for i in range(8)]
+        row = layout_class()
+        row.setHorizontalSpacing(6)
+        row.setVerticalSpacing(6)
+        for b in buttons:
+            row.addWidget(b)
+        outer.addLayout(row)
+        outer.addWidget(status)
+        host.show()
+        return host, row, buttons, status
+
+    cached, plain = build(CachedFlowLayout), build(QFlowLayout)
+    for width in (180, 320, 560, 1000):
+        for host, *_ in (cached, plain):
+            host.resize(width, 400)
+        qtbot.wait(30)
+        assert [b.geometry() for b in cached[2]] == [b.geometry() for b in plain[2]], width
+    host, row, buttons, status = cached
+    calls = []
+    original = row._doLayout
+    row._doLayout = lambda rect, test_only=False: (calls.append(test_only), original(rect, test_only))[1]
+    for step in range(30):  # relayouts of the window that do not touch the row
+        status.setText(f"step {step + 1} of 30, PSNR {20 + step / 3:.2f} dB" + " …" * (step % 4))
+        qtbot.wait(1)
+    qtbot.wait(30)
+    assert len(calls) <= 2, calls
+    lines = len({b.y() for b in buttons})
+    buttons[0].setText("a much, much longer label than before " * 3)  # the row itself changed
+    qtbot.wait(50)
+    assert len({b.y() for b in buttons}) > lines
+    assert isinstance(flow_row(QPushButton("a")), CachedFlowLayout)
