@@ -138,3 +138,26 @@ def test_block_details_and_compaction(crop):
         assert np.all(np.diff(c) >= -1e-12)
     # the DCT compacts the energy of natural images better than the WHT
     assert curves["dct"][5] > curves["wht"][5]
+
+
+@pytest.mark.parametrize("shape", [(64, 96), (63, 95), (7, 3), (1, 1), (33, 2)])
+def test_bits_map_adds_each_chroma_block_to_the_luma_blocks_it_covers(shape):
+    """bits_map (slicing) equals the reference sum: every 4:2:0 chroma block's bits spread over the 2x2
+    luma blocks it covers, the parts past the luma grid of an odd-sized image on its last row / column."""
+    from types import SimpleNamespace
+
+    from engines.codec.blockcodec import EncodeResult
+
+    rng = np.random.default_rng(3)
+    h, w = shape
+    luma = rng.random((h, w)) * 100
+    chroma = [rng.random(((h + 1) // 2, (w + 1) // 2)) * 40 for _ in range(2)]
+    want = luma.copy()
+    for c in chroma:
+        for (y, x), value in np.ndenumerate(c):
+            for dy in (0, 1):
+                for dx in (0, 1):
+                    want[min(2 * y + dy, h - 1), min(2 * x + dx, w - 1)] += value / 4.0
+    result = object.__new__(EncodeResult)
+    result.planes = [SimpleNamespace(bits=p) for p in (luma, *chroma)]
+    np.testing.assert_allclose(EncodeResult.bits_map(result), want, rtol=1e-12)

@@ -169,9 +169,14 @@ class EncodeResult:
             b = plane.bits
             if b.shape != total.shape:  # 4:2:0: one chroma block covers 2x2 luma blocks
                 up = np.repeat(np.repeat(b, 2, axis=0), 2, axis=1) / 4.0
-                rows = np.minimum(np.arange(up.shape[0]), total.shape[0] - 1)
-                cols = np.minimum(np.arange(up.shape[1]), total.shape[1] - 1)
-                np.add.at(total, (rows[:, None], cols[None, :]), up)
+                h, w = total.shape  # rows / columns past the luma grid go to its last row / column
+                total[: min(h, up.shape[0]), : min(w, up.shape[1])] += up[:h, :w]
+                if up.shape[0] > h:
+                    total[h - 1, : min(w, up.shape[1])] += up[h:, :w].sum(axis=0)
+                if up.shape[1] > w:
+                    total[: min(h, up.shape[0]), w - 1] += up[:h, w:].sum(axis=1)
+                if up.shape[0] > h and up.shape[1] > w:
+                    total[h - 1, w - 1] += up[h:, w:].sum()
             else:
                 total += b
         return total
