@@ -66,3 +66,33 @@ def test_studio_jobs_run_below_the_gui_thread(qtbot):
     assert queue.wait_all(30)
     assert handle.state == DONE and results == [max(gui, 10)]
     assert _nice() == gui
+
+
+def test_the_views_own_worker_threads_run_below_the_gui_thread():
+    """Threads that are no jobs but work in the background also give way to the GUI thread: the Render
+    CPU view's frame thread and its preview pool (they ran at the GUI thread's priority and took the CPU
+    from it while a fit ran) and the GL view's sort pool."""
+    import numpy as np
+
+    from engines.render.camera import frame_camera
+    from engines.render.preview import preview_scene
+    from engines.render.synthetic import sphere_scene
+    from panels.render.cpu_view import ProgressiveRenderer
+
+    if background_nice() <= 0:
+        pytest.skip("SPECTRA_BACKGROUND_NICE=0")
+    gui = _nice()
+    scene = sphere_scene(3000, footprint=0.05)
+    cam = frame_camera(scene.means, 0.0, 0.0, 320, 240)
+    renderer = ProgressiveRenderer(threads=2)
+    try:
+        renderer.set_scene(preview_scene(scene))
+        renderer.request(cam.K.numpy(), cam.viewmat.numpy(), 320, 240)
+        assert renderer.wait_full(60)
+        workers = [t for t in threading.enumerate() if t.name == "splat-cpu-view" or t.name.startswith("preview")]
+        assert any(t.name.startswith("preview") for t in workers)  # two threads: the pool rendered bands
+        for thread in workers:
+            assert os.getpriority(os.PRIO_PROCESS, thread.native_id) >= background_nice(), thread.name
+    finally:
+        renderer.close()
+    assert _nice() == gui  # this thread untouched

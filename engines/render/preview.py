@@ -305,7 +305,9 @@ def render_preview(prep: PreviewScene, K, viewmat, width: int, height: int, back
             _composite(*args, int(edges[first]), int(edges[first + 1]), TILE, abort)
             continue
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(4, thread_name_prefix="preview")
+            from engines.thread_priority import lower_current_thread
+
+            _POOL = ThreadPoolExecutor(4, thread_name_prefix="preview", initializer=lower_current_thread)
         jobs = [_POOL.submit(_composite, *args, int(edges[i]), int(edges[i + 1]), TILE, abort) for i in rounds]
         for job in jobs:
             job.result()

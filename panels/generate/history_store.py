@@ -71,7 +71,10 @@ class HistoryStore:
             thread.join(timeout)
 
     def _write(self, path: Path, entry: dict) -> None:
+        from engines.thread_priority import lower_current_thread
         from studio.export import ExportError, save_png
+
+        lower_current_thread()  # a background write gives way to the GUI thread
 
         attachments = None
         if entry.get("inputs"):

@@ -210,7 +210,9 @@ class ProgressiveRenderer:
 
     def _run(self) -> None:
         from engines.render.preview import Cancelled, render_preview
+        from engines.thread_priority import lower_current_thread
 
+        lower_current_thread()  # frames give way to the GUI thread, like jobs (its preview pool inherits it)
         while True:
             with self._cond:
                 if self._stop:

@@ -583,7 +583,9 @@ class SplatCanvas:
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="splat-sort")
+            from engines.thread_priority import lower_current_thread
+
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="splat-sort", initializer=lower_current_thread)
         future = self._pool.submit(sorted_splats, self.positions, view, self.color_fn)
         self._job = (future, view, self._generation)
         self._poll.start()
