@@ -36,3 +36,18 @@ def models_listed(panel, timeout: float = 30.0):
         QCoreApplication.processEvents()
         time.sleep(0.005)
     return panel
+
+
+def shown_gl_render_panel(panel, path) -> None:
+    """Open ``path`` in a Render panel and show it at 900×600 with its OpenGL view (skips the test where
+    there is no OpenGL context)."""
+    import pytest
+
+    from panels.render.cpu_canvas import CpuCanvas
+
+    open_and_wait(panel, path)
+    panel.resize(900, 600)
+    panel.show()
+    panel.on_shown()
+    if panel.canvas is None or isinstance(panel.canvas, CpuCanvas):
+        pytest.skip("no OpenGL context")

@@ -6,9 +6,8 @@ import pytest
 from engines.render.io import save_ply
 from engines.render.synthetic import sphere_scene
 from panels.render import RenderPanel
-from panels.render.cpu_canvas import CpuCanvas
 from panels.render.viewer import box_edges
-from tests.gui_helpers import open_and_wait, wait_loaded
+from tests.gui_helpers import open_and_wait, shown_gl_render_panel, wait_loaded
 
 
 @pytest.fixture()
@@ -84,12 +83,7 @@ def test_box_edges_are_the_twelve_cube_edges():
 
 @pytest.mark.gl
 def test_crop_box_wireframe_in_gl_view(panel, scene_path, qtbot):
-    open_and_wait(panel, scene_path)
-    panel.resize(900, 600)
-    panel.show()
-    panel.on_shown()
-    if panel.canvas is None or isinstance(panel.canvas, CpuCanvas):
-        pytest.skip("no OpenGL context")
+    shown_gl_render_panel(panel, scene_path)
     qtbot.wait(50)
     lines = panel.canvas.crop_lines
     lo, hi = panel.crop_box()

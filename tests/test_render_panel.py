@@ -9,9 +9,8 @@ from engines.render.io import load_ply, save_ply
 from engines.render.synthetic import sphere_scene
 from panels.base import OpenError
 from panels.render import RenderPanel
-from panels.render.cpu_canvas import CpuCanvas
 from studio.export import FileExistsErrorNoForce, read_provenance
-from tests.gui_helpers import open_and_wait, wait_loaded
+from tests.gui_helpers import open_and_wait, shown_gl_render_panel, wait_loaded
 
 
 @pytest.fixture()
@@ -196,12 +195,7 @@ def test_still_and_exports(panel, scene_path, tmp_path):
 
 @pytest.mark.gl
 def test_gl_viewer(panel, scene_path, qtbot):
-    open_and_wait(panel, scene_path)
-    panel.resize(900, 600)
-    panel.show()
-    panel.on_shown()
-    if panel.canvas is None or isinstance(panel.canvas, CpuCanvas):
-        pytest.skip("no OpenGL context")
+    shown_gl_render_panel(panel, scene_path)
     qtbot.wait(50)
     assert panel.canvas.settle()  # OpenGL splats sorted, or the full CPU frame (software OpenGL) shown
     qtbot.waitUntil(lambda: panel.canvas.gl_renderer is not None)
@@ -324,12 +318,7 @@ def test_mouse_box_and_lasso_select_what_was_dragged_on_hidpi(panel, scene_path,
     from qtpy.QtCore import QPoint, Qt
     from qtpy.QtTest import QTest
 
-    open_and_wait(panel, scene_path)
-    panel.resize(900, 600)
-    panel.show()
-    panel.on_shown()
-    if panel.canvas is None or isinstance(panel.canvas, CpuCanvas):
-        pytest.skip("no OpenGL context")
+    shown_gl_render_panel(panel, scene_path)
     qtbot.waitUntil(lambda: panel.canvas.native.isVisible(), timeout=5000)
     view = panel.canvas.native
     monkeypatch.setattr(type(view), "devicePixelRatioF", lambda self: ratio)
