@@ -71,24 +71,32 @@ def render_jobs(args, scratch: Path):
     yield ("render: read posed views (48 PNGs, 640x480)", lambda tok: _posed_views_job(str(views), 1024), None, 0.05)
 
 
-def volume_jobs(args):
-    """Volume: paint features, classify (similarity and forest), gradient + joint histogram, 2D TF, file read."""
+def classify_inputs(size: int):
+    """(volume, strokes, classes, feature factor): the phantom of ``size``³ with 400 painted voxels
+    of each of its first three labels (seeded), as the classify jobs get them."""
     from engines.volume.classify import ClassSpec, Strokes, feature_factor
     from engines.volume.phantom import make_phantom
-    from engines.volume.tf2d import gradient_magnitude
-    from panels.volume.panel import _classify_2d_job, _classify_job, _features_job, _gradient_job, _read_job
 
-    volume, labels = make_phantom(args.volume)
-    data = volume.data
-    factor = feature_factor(data.shape)
-    yield (f"volume: paint features ({args.volume}³, factor {factor})",
-           lambda tok: _features_job(data, factor), None, 0.02)
+    volume, labels = make_phantom(size)
     classes = [ClassSpec("background"), ClassSpec("bone", (1.0, 0.9, 0.7)), ClassSpec("soft", (0.9, 0.3, 0.3))]
     strokes = Strokes(list(classes))
     rng = np.random.default_rng(0)
     for index, label in enumerate(sorted(np.unique(labels))[:3]):
         voxels = np.argwhere(labels == label)
         strokes.add(index, voxels[rng.choice(len(voxels), min(400, len(voxels)), replace=False)])
+    return volume, strokes, classes, feature_factor(volume.data.shape)
+
+
+def volume_jobs(args):
+    """Volume: paint features, classify (similarity and forest), gradient + joint histogram, 2D TF, file read."""
+    from engines.volume.phantom import make_phantom
+    from engines.volume.tf2d import gradient_magnitude
+    from panels.volume.panel import _classify_2d_job, _classify_job, _features_job, _gradient_job, _read_job
+
+    volume, strokes, classes, factor = classify_inputs(args.volume)
+    data = volume.data
+    yield (f"volume: paint features ({args.volume}³, factor {factor})",
+           lambda tok: _features_job(data, factor), None, 0.02)
     for method in ("similarity", "forest"):  # features computed inside, as the first classify of a volume does
         yield (f"volume: classify {method} (features + classifier, {args.volume}³)",
                lambda tok, m=method: _classify_job(data, None, strokes, m, classes, factor), None, 0.3)

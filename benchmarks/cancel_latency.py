@@ -131,6 +131,52 @@ def _first_jobs(args):
            lambda tok: rd_sweep_job([("astronaut", sample_image("astronaut"))], ["block", "jpeg", "webp"]), None)
 
 
+def _timed_gaps(job) -> tuple[float, float, float]:
+    """Drive ``job`` on this thread: (wall s, CPU s, longest time between two yields s)."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    last, gap = t0, 0.0
+    for _ in job:
+        now = time.perf_counter()
+        gap, last = max(gap, now - last), now
+    now = time.perf_counter()
+    return now - t0, time.process_time() - c0, max(gap, now - last)
+
+
+def classify_slab_cost(args, repeat: int = 5) -> None:
+    """Volume classify with the full-resolution passes (labels, uncertainty, class colours) in one
+    piece (before) and in slabs (now): wall / CPU time of the whole job and its longest stretch
+    without a cancellation point. Before and now alternate (a shared machine's load hits both);
+    medians of ``repeat`` runs after a warm-up run; torch single-threaded for steadier CPU figures."""
+    from benchmarks.cancel_jobs import classify_inputs
+    from engines.volume import classify as engine
+    from engines.volume.classify import compute_features
+    from panels.volume.panel import _classify_job
+
+    volume, strokes, classes, factor = classify_inputs(args.volume)
+    features = compute_features(volume.data, factor=factor)
+    slab, threads = engine.SLAB_VOXELS, torch.get_num_threads()
+    print(f"\nvolume classify ({args.volume}³, features cached, 1 torch thread): the full-resolution passes in one "
+          f"piece (before) vs in slabs of {slab:,} voxels (now); medians of {repeat}")
+    print(f"{'method':>11} {'before: wall':>13} {'CPU':>6} {'gap':>7}   {'now: wall':>10} {'CPU':>6} {'gap':>7}   CPU now/before")
+    torch.set_num_threads(1)
+    try:
+        for method in ("similarity", "forest"):
+            rows = {"before": [], "now": []}
+            for trial in range(repeat + 1):
+                for label, voxels in (("before", 1 << 62), ("now", slab)):
+                    engine.SLAB_VOXELS = voxels
+                    timing = _timed_gaps(_classify_job(volume.data, features, strokes, method, classes, factor))
+                    if trial:  # the first round warms up
+                        rows[label].append(timing)
+                    engine.SLAB_VOXELS = slab
+            (bw, bc, bg), (nw, nc, ng) = (np.median(rows[k], axis=0) for k in ("before", "now"))
+            print(f"{method:>11} {bw:12.2f}s {bc:5.2f}s {bg * 1000:5.0f}ms   {nw:9.2f}s {nc:5.2f}s {ng * 1000:5.0f}ms   "
+                  f"{nc / max(bc, 1e-9):.3f}x", flush=True)
+    finally:
+        engine.SLAB_VOXELS = slab
+        torch.set_num_threads(threads)
+
+
 def _grouped(args):
     """The jobs of :func:`jobs` and :mod:`benchmarks.cancel_jobs` as ``(name, factory, ready, warm)``
     (``warm`` None = ``--warm``; short jobs bring a shorter one), grouped by panel with a header
@@ -183,6 +229,8 @@ def main() -> None:
         print(f"\nafter warm-up: worst {max(worst)[0] * 1000:.0f} ms; {len(worst) - len(slow)}/{len(worst)} jobs stop within 1 s"
               " (the 'before' rows left out)"
               + (f" (over: {'; '.join(slow)})" if slow else ""))
+    if not args.only or args.only in "volume: classify":
+        classify_slab_cost(args)
     del app
 
 

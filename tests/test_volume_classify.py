@@ -261,3 +261,62 @@ def test_cli_classify_with_a_bad_feature_model_is_one_line(tmp_path, capsys):
     assert cli_main(args + ["--feature-model", str(tmp_path / "m.pt")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "m.pt" in err and "\n" not in err and not (tmp_path / "l.nii.gz").exists()
+
+
+def _one_piece_rgba(result, classes):
+    """The class colours as computed before the slabs: one boolean mask per class over the whole volume."""
+    out = np.zeros(result.labels.shape + (4,), dtype=np.float32)
+    for i, spec in enumerate(classes):
+        mask = result.labels == i + 1
+        if spec.visible and spec.opacity > 0 and mask.any():
+            out[mask, :3] = np.asarray(spec.color, dtype=np.float32)
+            out[mask, 3] = spec.opacity * result.probabilities[i][mask] ** 1.0
+    return out
+
+
+@pytest.mark.parametrize("method", ["forest", "similarity"])
+def test_full_resolution_passes_in_slabs_give_the_one_piece_result(method, monkeypatch):
+    """Labels, uncertainty and class colours are computed slab by slab (a cancellation point after
+    each slab); a 64³ phantom with 32³ features in slabs of 5 planes (the last one partial) gives
+    exactly the one-piece result, and the labels / uncertainty of an independent numpy evaluation."""
+    from engines.jobs import CancelToken, JobCancelled
+    from engines.volume import classify as engine
+    from engines.volume.classify import semantic_rgba_job
+
+    volume, labels = make_phantom(64)
+    features = compute_features(volume.data, factor=2)
+    strokes = Strokes([ClassSpec(n, (0.1 * i, 0.5, 1.0 - 0.2 * i), 0.3 + 0.1 * i, visible=i != 2) for i, n in enumerate(NAMES)])
+    for index, voxels in simulate_strokes(labels, {i: i for i in range(4)}, slices=(20, 32, 44), seed=3).items():
+        strokes.add(index, voxels)  # class 4 unpainted: probability 0 everywhere
+    monkeypatch.setattr(engine, "SLAB_VOXELS", 1 << 62)
+    whole = classify(features, strokes, method=method)
+    whole_rgba = semantic_rgba(whole, strokes.classes)
+    monkeypatch.setattr(engine, "SLAB_VOXELS", 64 * 64 * 5)
+    events = []
+    sliced = run_job(classify_job(features, strokes, method=method), events.append)
+    rgba_events = []
+    sliced_rgba = run_job(semantic_rgba_job(sliced, strokes.classes), rgba_events.append)
+    assert sum(isinstance(e, Progress) and e.message == "labels" for e in events) == 13 == len(rgba_events)
+    np.testing.assert_array_equal(sliced.probabilities, whole.probabilities)
+    np.testing.assert_array_equal(sliced.labels, whole.labels)
+    np.testing.assert_array_equal(sliced.uncertainty, whole.uncertainty)
+    np.testing.assert_array_equal(sliced_rgba, whole_rgba)
+    np.testing.assert_array_equal(sliced_rgba, _one_piece_rgba(sliced, strokes.classes))
+    probs = sliced.probabilities
+    assert len(np.unique(sliced.labels)) >= 4 and not sliced_rgba[sliced.labels == 3].any()  # class 2 hidden
+    np.testing.assert_array_equal(sliced.labels, np.where(probs.max(0) > 0, probs.argmax(0) + 1, 0))
+    scores = probs[:4].astype(np.float64)
+    total = scores.sum(0)
+    q = np.sort(scores / np.maximum(total, 1e-6), axis=0)
+    np.testing.assert_allclose(sliced.uncertainty, np.where(total > 1e-6, 1.0 - (q[-1] - q[-2]), 1.0), atol=2e-6)
+    token = CancelToken()  # a cancel during the labels stops the job at the next slab
+    seen = []
+
+    def cancel_in_labels(event):
+        seen.append(event)
+        if isinstance(event, Progress) and event.message == "labels":
+            token.cancel()
+
+    with pytest.raises(JobCancelled):
+        run_job(classify_job(features, strokes, method=method), cancel_in_labels, cancel=token)
+    assert [getattr(e, "message", "") for e in seen].count("labels") == 1

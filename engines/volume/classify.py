@@ -47,6 +47,7 @@ __all__ = [
     "hessian_eigenvalues",
     "load_strokes",
     "semantic_rgba",
+    "semantic_rgba_job",
 ]
 
 METHODS = ("similarity", "forest")
@@ -541,13 +542,16 @@ def classify_job(
     signature = {i: hash(samples[i].tobytes()) for i in annotated}
     reuse = {i for i in annotated if cache.get("signature", {}).get(i) == signature[i]}
     if method == "forest":
-        from sklearn.ensemble import RandomForestClassifier
+        def train():
+            """The fitted forest (scikit-learn's first import, ~1 s cold, included)."""
+            from sklearn.ensemble import RandomForestClassifier
 
-        forest = RandomForestClassifier(n_estimators=n_trees, random_state=seed, n_jobs=1, class_weight="balanced")
-        # the long calls (fit, scoring, upsampling) run on a helper thread: a cancel stops the job at once
-        yield from wait_in_thread(forest.fit, np.concatenate([samples[i] for i in annotated]),
-                                  np.concatenate([np.full(len(samples[i]), i) for i in annotated]),
-                                  announce=Progress(0, 3, "training random forest"))
+            model = RandomForestClassifier(n_estimators=n_trees, random_state=seed, n_jobs=1, class_weight="balanced")
+            return model.fit(np.concatenate([samples[i] for i in annotated]),
+                             np.concatenate([np.full(len(samples[i]), i) for i in annotated]))
+
+        # the long calls (import + fit, scoring, upsampling) run on a helper thread: a cancel stops the job at once
+        forest = yield from wait_in_thread(train, announce=Progress(0, 3, "training random forest"))
 
     def score(rows: np.ndarray, norms: np.ndarray, only=None) -> np.ndarray:
         """(C, n) class scores of feature rows (n, F) with their norms (n,) (similarity: the classes in
@@ -635,14 +639,43 @@ def classify_job(
         tensor = yield from wait_in_thread(F.interpolate, tensor, size=tuple(full), mode="trilinear", align_corners=False,
                                            event=step)
     probs_t = tensor[0].clamp_(0.0, 1.0)
-    best, arg = probs_t.max(dim=0)
-    labels = torch.where(best > max(min_score, 0.0), arg + 1, 0).to(torch.uint8).numpy()
-    probs = probs_t.numpy()
+    labels, uncertainty = yield from _labels_job(probs_t, annotated, min_score, Progress(2, 3, "labels"))
     yield Log(f"classified {len(annotated)} classes with {method} ({len(reuse)} reused from the last update)")
-    return ClassificationResult(probs, labels, method, {"factor": features.factor, "classes": [c.name for c in strokes.classes],
-                                                        "refined_fraction": refined, "reused_classes": sorted(reuse),
-                                                        "cache": cache or None},
-                                uncertainty=_uncertainty(probs_t, annotated))
+    return ClassificationResult(probs_t.numpy(), labels, method,
+                                {"factor": features.factor, "classes": [c.name for c in strokes.classes],
+                                 "refined_fraction": refined, "reused_classes": sorted(reuse), "cache": cache or None},
+                                uncertainty=uncertainty)
+
+
+SLAB_VOXELS = 1 << 19
+"""Voxels per slab of the full-resolution passes (labels, uncertainty, RGBA): ~20-60 ms each at
+192³, a cancellation point between two slabs (these passes took 0.25-0.6 s each in one piece)."""
+
+
+def _slabs(shape: Sequence[int]) -> Iterator[slice]:
+    """Consecutive z ranges of a (Z, Y, X) grid, each about :data:`SLAB_VOXELS` voxels (≥ 1 plane)."""
+    planes = max(1, SLAB_VOXELS // max(1, int(shape[1]) * int(shape[2])))
+    for z in range(0, int(shape[0]), planes):
+        yield slice(z, min(z + planes, int(shape[0])))
+
+
+def _labels_job(probs, annotated, min_score: float, event: Progress) -> Iterator:
+    """Job step: ``(labels, uncertainty)`` of a (C, Z, Y, X) probability tensor, slab by slab
+    (yielding ``event`` after each): labels 1 + arg-max where the best score > ``min_score``
+    (else 0), uncertainty as :func:`_uncertainty`. Per-voxel operations: the slabs give exactly
+    the whole-volume result."""
+    import torch
+
+    shape = tuple(probs.shape[1:])
+    labels = np.empty(shape, dtype=np.uint8)
+    uncertainty = np.empty(shape, dtype=np.float32)
+    for zs in _slabs(shape):
+        part = probs[:, zs]
+        best, arg = part.max(dim=0)
+        labels[zs] = torch.where(best > max(min_score, 0.0), arg + 1, 0).to(torch.uint8).numpy()
+        uncertainty[zs] = _uncertainty(part, annotated)
+        yield event
+    return labels, uncertainty
 
 
 def _uncertainty(probs, annotated) -> np.ndarray:
@@ -667,15 +700,27 @@ def classify(features: FeatureVolume, strokes: Strokes, **kwargs) -> Classificat
 def semantic_rgba(result: ClassificationResult, classes: Sequence[ClassSpec], *, sharpness: float = 1.0) -> np.ndarray:
     """RGBA volume ``(Z, Y, X, 4)`` float32: each voxel takes its label's class colour, with
     opacity = class opacity × (class probability ** sharpness); hidden classes and unlabelled
-    voxels are transparent."""
+    voxels are transparent. Synchronous :func:`semantic_rgba_job`."""
+    from engines.jobs import run_job
+
+    return run_job(semantic_rgba_job(result, classes, sharpness=sharpness))
+
+
+def semantic_rgba_job(result: ClassificationResult, classes: Sequence[ClassSpec], *,
+                      sharpness: float = 1.0) -> Iterator:
+    """Job generator: :func:`semantic_rgba` slab by slab (a Progress after each slab of
+    :data:`SLAB_VOXELS` voxels, so a cancel stops it between two slabs)."""
     labels = result.labels
     out = np.zeros(labels.shape + (4,), dtype=np.float32)
-    for i, spec in enumerate(classes):
-        if not spec.visible or spec.opacity <= 0:
-            continue
-        mask = labels == i + 1
-        if not mask.any():
-            continue
-        out[mask, :3] = np.asarray(spec.color, dtype=np.float32)
-        out[mask, 3] = spec.opacity * result.probabilities[i][mask] ** sharpness
+    shown = [(i, spec) for i, spec in enumerate(classes) if spec.visible and spec.opacity > 0]
+    slabs = list(_slabs(labels.shape))
+    for done, zs in enumerate(slabs):
+        part, target = labels[zs], out[zs]
+        for i, spec in shown:
+            mask = part == i + 1
+            if not mask.any():
+                continue
+            target[mask, :3] = np.asarray(spec.color, dtype=np.float32)
+            target[mask, 3] = spec.opacity * result.probabilities[i][zs][mask] ** sharpness
+        yield Progress(done + 1, len(slabs), "class colours")
     return out

@@ -161,14 +161,14 @@ def _classify_job(data, features, strokes, method, classes, factor, previous=Non
     """Job: (features if needed) + classification + semantic RGBA. ``method``: similarity,
     similarity-max or forest; ``previous`` the last result (classes whose strokes did not change
     reuse its scores)."""
-    from engines.volume.classify import classify_job, features_job, semantic_rgba
+    from engines.volume.classify import classify_job, features_job, semantic_rgba_job
 
     if features is None:
         features = yield from features_job(data, factor=factor, extractor=extractor)
     aggregate = "max" if method.endswith("-max") else "mean"
     result = yield from classify_job(features, strokes, method=method.replace("-max", ""), aggregate=aggregate,
                                      previous=previous)
-    rgba = semantic_rgba(result, classes)
+    rgba = yield from semantic_rgba_job(result, classes)
     return features, result, rgba
 
 
