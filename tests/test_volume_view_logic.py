@@ -3,7 +3,7 @@
 import numpy as np
 
 from panels.opengl_info import is_software_renderer
-from panels.volume.progressive_gl import BAND_GROWTH, MIN_BAND_ROWS, next_band
+from panels.volume.progressive_gl import BAND_GROWTH, MIN_BAND_ROWS, ProgressiveFrames, next_band
 from panels.volume.view3d import scalar_texture
 
 
@@ -32,3 +32,62 @@ def test_the_16_bit_texture_spans_the_value_range_to_within_half_a_level():
     assert texture[3] in (32767, 32768)
     exact = (values[[2, 6]] + 1000.0) / 2000.0 * 65535.0
     assert np.all(np.abs(texture[[2, 6]] - exact) <= 0.5)
+
+
+class _Canvas:
+    """What ProgressiveFrames reads of a canvas when its drawing is simulated."""
+
+    physical_size = (400, 200)
+    native = None
+
+
+def _simulated_frames(full_ms: float, fixed_share: float, budget_ms: float = 25.0) -> tuple:
+    """ProgressiveFrames whose draws cost what a ray caster costs: a coarse frame pays
+    ``fixed_share`` of a full frame whatever its factor; a band pays its share of the rows."""
+    frames = ProgressiveFrames(_Canvas(), budget_ms=budget_ms)
+    frames.software = True
+    spent = []
+
+    def timed(_draw, factor, scissor):
+        ms = full_ms * scissor[3] / 200 if scissor is not None else full_ms * (fixed_share + (1 - fixed_share) / factor)
+        spent.append(ms)
+        return factor, ms
+
+    frames._timed = timed
+    return frames, spent
+
+
+def test_a_coarse_frame_fits_the_budget_although_coarse_frames_are_not_factor_times_cheaper(qapp):
+    """On llvmpipe a 4x coarser frame costs 40 % of a full one, not 25 %: the factor is chosen from
+    what coarse frames measured, so after the first refinement every new frame fits the budget."""
+    frames, spent = _simulated_frames(full_ms=100.0, fixed_share=0.2)
+    target = (0, (400, 200))
+    for _ in range(4):  # a change, its coarse frame and its bands, four times
+        frames.changed()
+        frames._draw_frame(None, target)
+        assert spent[-1] <= 25.0 + 1e-9, (frames.last_factor, spent[-1])
+        while frames._rows_left > 0:
+            frames._draw_band(None)
+            assert spent[-1] <= 2 * 25.0  # bands follow the measured cost per row
+        assert frames.exact
+    assert frames.full_ms == 100.0 and frames.last_factor == 16
+    assert frames.frame_ms(16) == 25.0  # measured
+    assert frames.frame_ms(4) == 100.0 * (0.2 + 0.8 / 4)  # estimated
+
+
+def test_a_fast_renderer_draws_full_frames_and_a_middling_one_the_smallest_fitting_factor(qapp):
+    frames, spent = _simulated_frames(full_ms=5.0, fixed_share=0.2)
+    frames.software = False
+    frames._draw_frame(None, (0, (400, 200)))
+    assert frames.last_factor == 1 and frames.exact and frames.factor_for_frame() == 1
+    frames, spent = _simulated_frames(full_ms=60.0, fixed_share=0.1)
+    frames.full_ms = 60.0  # learnt from bands; no coarse frame measured yet: the estimate decides
+    assert frames.factor_for_frame() == 4  # 60 * (0.2 + 0.8 / 4) = 24 <= 25; 3 would be 28
+    frames.coarse_ms[3] = 20.0  # measured cheaper than estimated
+    assert frames.factor_for_frame() == 3
+    frames.coarse_ms = {factor: 1000.0 for factor in range(2, 17)}  # nothing fits: the coarsest
+    assert frames.factor_for_frame() == 16
+    frames.scale_cost(0.5)  # e.g. a step twice as long
+    assert frames.full_ms == 30.0 and frames.coarse_ms[16] == 500.0
+    frames.forget_cost()
+    assert frames.full_ms is None and frames.coarse_ms == {} and frames.factor_for_frame() == 16

@@ -9,9 +9,13 @@ band per event-loop turn (OpenGL scissor test), so that no turn takes much more 
 :data:`BUDGET_MS`. The bands write into the widget's preserved framebuffer; when the last band is
 drawn the screen holds exactly the full-quality frame (``exact``).
 
-The cost of a full frame is learnt from every frame drawn (coarse frames and bands), so a GPU,
-whose full frames cost a few ms, draws them at once, and a slow one adapts the factor and the
-number of bands. Renders for exports (``canvas.render``) never go through this: full quality.
+The cost of a full frame is learnt from the full-quality draws (full frames, and the bands of a
+whole refinement together: one band's rows say little, rows of empty sky cost nothing), and the cost of
+a coarse frame from the coarse frames drawn at that factor: a coarse frame is not ``factor`` times
+cheaper (every pixel still sets up its ray and composites; on llvmpipe a 16× coarser frame costs
+about a sixth of a full one, a 4× coarser one 40 %), so the factor is the smallest one whose frame
+fits the budget, measured or estimated with :data:`FIXED_SHARE`. A GPU, whose full frames cost a
+few ms, draws them at once; a slow one adapts the factor and the number of bands. Renders for exports (``canvas.render``) never go through this: full quality.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ SOFTWARE_START_FACTOR = MAX_FACTOR
 #: delay between two steps of a chunked GUI-thread task (bands, texture slabs), ms: a zero-delay timer
 #: is dispatched with the posted events, ahead of due timers and input, so a chain of them ran back to back
 TURN_MS = 2
+#: share of a full frame's cost that a coarse frame still pays whatever its factor (ray set-up and
+#: compositing per pixel); measured on llvmpipe, 256³ CT: 0.1-0.2. Used until a factor is measured
+FIXED_SHARE = 0.2
 #: thinnest refinement band (rows): every band costs a fixed overhead too
 MIN_BAND_ROWS = 4
 #: a band has at most this many times the rows of the one before (rows further down may cost more)
@@ -70,6 +77,7 @@ class ProgressiveFrames:
         self.budget_ms = float(budget_ms)
         self.idle_ms = int(idle_ms)
         self.full_ms: float | None = None  # learnt cost of one full-quality frame
+        self.coarse_ms: dict[int, float] = {}  # learnt cost of one coarse frame, per factor
         self.software: bool | None = None  # known at the first draw (needs a current context)
         self.exact = False  # the screen holds the full-quality frame of the current scene
         self.drawing = False  # inside one of our draws (updates made by it are not changes)
@@ -81,6 +89,7 @@ class ProgressiveFrames:
         self._rows_left = 0  # rows still to refine, counted from the top of the image
         self._ms_per_row = 0.0  # what the last band (or frame) cost per row at full quality
         self._last_rows: int | None = None  # rows of the last band of this refinement
+        self._refine_ms = 0.0  # what the bands of this refinement cost so far
         self._band_due = False
         self._generation = 0
         self._target: tuple | None = None  # framebuffer and size the screen content belongs to
@@ -102,12 +111,14 @@ class ProgressiveFrames:
     def forget_cost(self) -> None:
         """The cost of a frame changed (new volume, step, method, size): learn it again."""
         self.full_ms = None
+        self.coarse_ms = {}
         self.changed()
 
     def scale_cost(self, ratio: float) -> None:
         """Frames now cost ``ratio`` times what they did (e.g. the sampling step changed)."""
         if self.full_ms is not None:
             self.full_ms *= float(ratio)
+        self.coarse_ms = {factor: ms * float(ratio) for factor, ms in self.coarse_ms.items()}
         self.changed()
 
     def draw(self, draw_scene: Callable[[], None]) -> None:
@@ -124,11 +135,25 @@ class ProgressiveFrames:
         self._draw_frame(draw_scene, target)
 
     # -- frames and bands ------------------------------------------------------------------
-    def factor_for_frame(self) -> int:
-        """The coarse factor the next frame is drawn with."""
+    def frame_ms(self, factor: int) -> float | None:
+        """What a frame ``factor`` times coarser costs: measured, else estimated from the full frame's
+        cost (:data:`FIXED_SHARE` of it, plus the rest divided by the factor); None when unknown."""
+        if factor in self.coarse_ms:
+            return self.coarse_ms[factor]
         if self.full_ms is None:
+            return None
+        return self.full_ms * (FIXED_SHARE + (1.0 - FIXED_SHARE) / factor) if factor > 1 else self.full_ms
+
+    def factor_for_frame(self) -> int:
+        """The coarse factor the next frame is drawn with: the smallest whose frame fits the budget
+        (:data:`MAX_FACTOR` when none does)."""
+        if self.full_ms is None and not self.coarse_ms:
             return SOFTWARE_START_FACTOR if self.software else 1
-        return max(1, min(MAX_FACTOR, math.ceil(self.full_ms / self.budget_ms)))
+        for factor in range(1, MAX_FACTOR + 1):
+            ms = self.frame_ms(factor)
+            if ms is not None and ms <= self.budget_ms:
+                return factor
+        return MAX_FACTOR
 
     def _draw_frame(self, draw_scene: Callable[[], None], target) -> None:
         self._generation += 1
@@ -140,15 +165,20 @@ class ProgressiveFrames:
         self.frames_drawn += 1
         self.last_factor = applied
         self._target = target
-        self._learn(ms * applied)
+        if applied > 1:
+            old = self.coarse_ms.get(applied)
+            self.coarse_ms[applied] = ms if old is None else 0.5 * (old + ms)
+        else:
+            self._learn(ms)
         self._band_due = False
         if applied <= 1 and factor <= 1:
             self._rows_left, self.exact = 0, True
             return
         height = max(1, int(self.canvas.physical_size[1]))
         self._rows_left = height
-        self._ms_per_row = (self.full_ms or ms) / height
+        self._ms_per_row = (self.full_ms or ms * applied) / height  # a guess until a band is timed
         self._last_rows = None
+        self._refine_ms = 0.0
         self.exact = False
         self._idle.start(self.idle_ms)
 
@@ -160,7 +190,7 @@ class ProgressiveFrames:
         self.bands_drawn += 1
         self._band_due = False
         self._rows_left -= rows
-        self._learn(ms * height / rows)
+        self._refine_ms += ms
         # the next rows cost at least the frame's average: rows of empty background above the volume
         # cost nothing and would make the first band through the volume far too tall
         self._ms_per_row, self._last_rows = max(ms / rows, (self.full_ms or 0.0) / max(height, 1)), rows
@@ -169,6 +199,7 @@ class ProgressiveFrames:
             QTimer.singleShot(TURN_MS, lambda: self._request_band(generation))
         else:
             self.exact = True
+            self._learn(self._refine_ms)  # all rows drawn at full quality: what one full frame costs
 
     def _request_band(self, generation: int | None = None) -> None:
         if generation is not None and generation != self._generation:
