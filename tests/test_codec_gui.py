@@ -200,9 +200,13 @@ def test_rd_job_bd_table_export_and_cancel(panel, qtbot, tmp_path):
     jpeg = [r for r in panel.rd_rows if r["label"] == "jpeg"]
     assert panel.rd_curves["jpeg"]["psnr"][0] == pytest.approx(-10 * np.log10(1 - min(r["ssim"] for r in jpeg)))
     assert panel.bd_rows[1]["bd_rate_cubic"] != psnr_bd and "SSIM" in panel.bd_note.text()
+    from engines.codec.rd import BD_METRICS
+
+    assert panel.rd_plot.getAxis("left").labelText == BD_METRICS["ssim"]  # the axis names the metric shown
     panel.rd_logx.setChecked(True)
     assert panel.rd_plot.plotItem.ctrl.logXCheck.isChecked()
     panel.rd_metric.setCurrentIndex(0)
+    assert panel.rd_plot.getAxis("left").labelText == BD_METRICS[panel.rd_metric.currentData()]
     csv = panel.export(str(tmp_path / "rd.csv"))
     with open(csv) as handle:
         assert handle.read().count("\n") == 9

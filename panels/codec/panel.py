@@ -1574,7 +1574,9 @@ class CodecPanel(Panel):
         from engines.codec.rd import BD_METRICS, curves_from_rows
 
         metric = self.rd_metric.currentData() or "psnr_rgb"
-        self.rd_plot.setLabel("left", BD_METRICS[metric])
+        axis = self.rd_plot.getAxis("left")
+        if axis.labelText != BD_METRICS[metric]:  # setting a label lays out the axis again (~40 ms)
+            self.rd_plot.setLabel("left", BD_METRICS[metric])
         self.rd_curves = curves_from_rows(self.rd_rows, metric) if self.rd_rows else {}
         plot = self.rd_plot
         if plot._hint_item is not None:
