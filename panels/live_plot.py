@@ -68,12 +68,15 @@ def nice_range(lo: float, hi: float) -> tuple[float, float]:
 
 
 class StableRange:
-    """One axis's range for growing data: kept while the data stays inside it and fills at least
-    ``min_fill`` of it, otherwise moved to :func:`nice_range` of the data widened by ``margin`` of its
-    span on each side. ``fixed`` pins it (e.g. a fit's known number of steps)."""
+    """One axis's range for growing data: kept while the data stays inside it with ``headroom`` of the
+    range's span free at each end (a curve never touches the frame) and fills at least ``min_fill``
+    of it, otherwise moved to :func:`nice_range` of the data widened by ``margin`` of its span on each
+    side (and further when rounding left less than ``headroom``). ``fixed`` pins it (e.g. a fit's
+    known number of steps)."""
 
-    def __init__(self, min_fill: float = 0.4, margin: float = 0.1, fixed: tuple[float, float] | None = None) -> None:
-        self.min_fill, self.margin = float(min_fill), float(margin)
+    def __init__(self, min_fill: float = 0.4, margin: float = 0.1, fixed: tuple[float, float] | None = None,
+                 headroom: float = 0.03) -> None:
+        self.min_fill, self.margin, self.headroom = float(min_fill), float(margin), float(headroom)
         self.fixed = fixed
         self.current: tuple[float, float] | None = fixed
         self.changes = 0  # how often the range moved (each move repaints the axes)
@@ -93,15 +96,24 @@ class StableRange:
             return None
         lo, hi = min(finite), max(finite)
         cur = self.current
-        if cur is not None and cur[0] <= lo and hi <= cur[1] and (hi - lo) >= self.min_fill * (cur[1] - cur[0]):
+        if cur is not None and self._holds(cur, lo, hi) and (hi - lo) >= self.min_fill * (cur[1] - cur[0]):
             return None
         margin = self.margin * (hi - lo)  # room to grow before the next move
         new = nice_range(lo - margin, hi + margin)
+        while not self._holds(new, lo, hi):  # rounding ended right at the data: one more step of room
+            margin += self.headroom * (new[1] - new[0])
+            new = nice_range(lo - margin, hi + margin)
         if new == cur:
             return None
         self.current = new
         self.changes += 1
         return new
+
+
+    def _holds(self, bounds: tuple[float, float], lo: float, hi: float) -> bool:
+        """Whether ``bounds`` hold ``[lo, hi]`` with :attr:`headroom` of their span free at each end."""
+        room = self.headroom * (bounds[1] - bounds[0])
+        return bounds[0] + room <= lo and hi <= bounds[1] - room
 
 
 def cache_axes(plot_item, names: Iterable[str] = ("left", "bottom", "right")) -> None:

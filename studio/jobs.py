@@ -114,6 +114,12 @@ def _run_engine(job: Iterator[Any]):
 WAITING_FOR_THREAD = "waiting for a worker thread"
 
 
+def is_housekeeping(record: JobRecord) -> bool:
+    """Whether ``record`` is a housekeeping job (on the :data:`EXAMINE_LANE`: examining a drop, scanning
+    model folders, listing files): the job table shows it only while it is slow or when it failed."""
+    return record.device == EXAMINE_LANE
+
+
 def percent(fraction: float) -> int:
     """The whole percent a progress bar of range 0..1000 shows for ``fraction`` (Qt's ``%p``: rounded
     down), so the job table, the ended jobs' texts and the panels' own bars give one figure."""
@@ -150,6 +156,8 @@ class JobRecord:
     started: float | None = None
     ended: float | None = None
     result: Any = None
+    #: a failure's message was shown by the submitter's ``on_error`` (the queue then shows none)
+    reported: bool = False
 
     @property
     def title(self) -> str:
@@ -221,7 +229,8 @@ class JobQueue(QObject):
     """Runs engine jobs on worker threads, ``max_running`` at a time per device.
 
     Signals: ``job_added(record)``, ``job_changed(record)`` (progress, state), ``log(level,
-    message, details)``, ``failed(record)`` for a non-modal notification.
+    message, details)``, ``failed(record)`` for a non-modal notification (a failure the submitter's
+    ``on_error`` reported itself is neither logged nor emitted again: see :meth:`failure_reported`).
     """
 
     job_added = Signal(object)
@@ -235,6 +244,7 @@ class JobQueue(QObject):
         self._ids = itertools.count(1)
         self._entries: dict[int, _Entry] = {}
         self._waiting: list[int] = []
+        self._reporting: list[JobRecord] = []  # failed jobs whose on_error runs now (see failure_reported)
 
     # -- public API -------------------------------------------------------------------
     def submit(
@@ -448,10 +458,7 @@ class JobQueue(QObject):
         record.message = final_message(record)
         self.job_changed.emit(record)
         if state == FAILED:
-            self.log.emit("error", f"[{record.name}] failed: {record.error}", record.details)
-            self.failed.emit(record)
-            if entry.on_error is not None:
-                self._safely(entry, entry.on_error, record, report=False)
+            self._report_failure(entry)
         elif state == CANCELLED:
             self.log.emit("info", f"[{record.name}] cancelled", "")
             if entry.on_cancel is not None:
@@ -459,6 +466,31 @@ class JobQueue(QObject):
         else:
             self.log.emit("info", f"[{record.name}] finished in {record.elapsed():.1f} s", "")
         self._start_waiting()
+
+    def _report_failure(self, entry: _Entry) -> None:
+        """One failure, one message: the submitter's ``on_error`` runs first; when it showed a message
+        of its own (it called :meth:`failure_reported`, as ``StudioServices.notify`` does), that one
+        stands, else the queue logs the failure and emits ``failed`` (the window's toast)."""
+        record = entry.record
+        if entry.on_error is not None:
+            self._reporting.append(record)
+            try:
+                self._safely(entry, entry.on_error, record, report=False)
+            finally:
+                self._reporting.remove(record)
+        if not record.reported:
+            self.log.emit("error", f"[{record.name}] failed: {record.error}", record.details)
+            self.failed.emit(record)
+
+    def failure_reported(self) -> str:
+        """Say that the message being shown now reports the failed job whose ``on_error`` is running (its
+        own message replaces the queue's); returns that job's details (the traceback) for the log, or
+        "" when no failure is being handled."""
+        if not self._reporting:
+            return ""
+        record = self._reporting[-1]
+        record.reported = True
+        return record.details
 
     def _safely(self, entry: _Entry, callback: Callable, *args: Any, report: bool = True) -> None:
         """Run a panel callback; a failure in it is logged, never raised into Qt."""

@@ -34,7 +34,16 @@ from studio import APP_NAME, __version__
 from studio.errors import describe_error
 from studio.export import PendingExport
 from studio.jobs import EXAMINE_LANE, FINAL_STATES, JobQueue
-from studio.routing import ASK, ERROR, RESTORE, UNSUPPORTED, choose_panel, route_path, route_paths_job
+from studio.routing import (
+    ASK,
+    ERROR,
+    RESTORE,
+    UNSUPPORTED,
+    choose_panel,
+    failure_message,
+    route_path,
+    route_paths_job,
+)
 from studio.services import StudioServices
 from studio.settings import StudioSettings
 from studio.startup import StartupLoader, ensure_worker_threads
@@ -201,7 +210,7 @@ class MainWindow(QMainWindow):
         self.bottom_dock.setWidget(self.bottom_tabs)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.bottom_dock)
         self.resizeDocks([self.bottom_dock], [200], Qt.Orientation.Vertical)
-        self.jobs.job_added.connect(lambda _r: self.bottom_tabs.setCurrentWidget(self.job_table))
+        self.job_table.row_added.connect(lambda _r: self.bottom_tabs.setCurrentWidget(self.job_table))
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -461,7 +470,7 @@ class MainWindow(QMainWindow):
                 pending = panel.open_file(path)
                 message = f"Opened {file_name} in {title}"
         except Exception as exc:
-            self._report_open_failure(f"{file_name}: {describe_error(exc)}", traceback.format_exc())
+            self._report_open_failure(failure_message(path, describe_error(exc)), traceback.format_exc())
             return None
         self.show_panel(name)
         if pending is None:  # opened synchronously
@@ -484,9 +493,7 @@ class MainWindow(QMainWindow):
 
     def _on_file_open_failed(self, path: str, message: str) -> None:
         self._open_messages.pop(path, None)
-        name = Path(path).name or path
-        # "Cannot open x.vp: <reason>": a reason that starts "x.vp: ..." already names the file
-        self._report_open_failure(message if message.startswith(f"{name}: ") else f"{name}: {message}")
+        self._report_open_failure(failure_message(path, message))  # "Cannot open x.vp: <reason>", x.vp once
 
     def _on_file_open_cancelled(self, path: str) -> None:
         """A panel's background open was cancelled: nothing will be opened, forget its message."""
@@ -494,8 +501,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Cancelled opening {Path(path).name or path}", 5000)
 
     def _report_open_failure(self, message: str, details: str = "") -> None:
-        self.services.log(f"Cannot open {message}", "error", details)
-        self.toast.show_message(f"Cannot open {message}", "error")
+        """One log line and one toast (a failed open job's own message: see ``StudioServices.notify``)."""
+        self.services.notify(f"Cannot open {message}", "error", details)
         self.statusBar().showMessage(f"Cannot open {message}", 5000)  # not "Opening …" any more
 
     def _ask_panel(self, candidates: list[str], path: str) -> str | None:

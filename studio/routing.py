@@ -17,6 +17,7 @@ needs no panel instance.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,22 @@ def unsupported_message(name: str, path: str, kind: str) -> str:
     return f"{name}: no panel opens {describe(kind)}"
 
 
+def failure_message(path: str | os.PathLike, reason: str) -> str:
+    """``"<name>: <reason>"`` for "Cannot open …", naming the file once: the loaders' reasons often name
+    it already (``trunc.ply is truncated: …``, ``x.vp: a Slicer .vp file …``, ``file not found: /d/x.png``,
+    ``cannot read x.png: …``), so the reason's own mentions of it (bare or as a path) become "it" at the
+    start and mid-sentence, and are dropped as a leading label or a trailing ``: <path>``."""
+    path = os.fspath(path)
+    name = Path(path).name or path
+    mention = r"(?<![\w.\-/\\])(?:[^\s:]*[/\\])?" + re.escape(name) + r"(?![\w\-]|\.\w)"
+    text = reason.strip().replace(os.path.abspath(path), name).replace(path, name)
+    text = re.sub(rf"^{mention}:\s*", "", text)
+    text = re.sub(rf":\s*{mention}\.?$", "", text)
+    text = re.sub(rf"^{mention}(?=\s)", "it", text)
+    text = re.sub(mention, "it", text)
+    return f"{name}: {text}" if text else name
+
+
 def route_path(
     path: str | os.PathLike,
     acceptors: Sequence[tuple[str, Acceptor]],
@@ -79,7 +96,7 @@ def route_path(
         try:
             provenance = read_provenance(path)
         except ExportError as exc:  # "Cannot open <name>: <reason>", as a panel's failure reads
-            return Route(ERROR, path, message=f"{name}: {exc}", kind=kind)
+            return Route(ERROR, path, message=failure_message(path, str(exc)), kind=kind)
         panel = provenance.get("panel") if provenance else None
         if panel in names:
             return Route(RESTORE, path, panel=panel, provenance=provenance, kind=kind,

@@ -33,9 +33,13 @@ class StudioServices(QObject):
         """Write a line to the log dock."""
         self.message.emit(level, text, details)
 
-    def notify(self, text: str, level: str = "info") -> None:
-        """Show a non-modal notification (and log it)."""
-        self.message.emit(level, text, "")
+    def notify(self, text: str, level: str = "info", details: str = "") -> None:
+        """Show a non-modal notification (and log it). An error shown from a failed job's ``on_error``
+        is that failure's one message: the queue shows none of its own, and the log line carries the
+        job's traceback."""
+        if level == "error":
+            details = details or self.jobs.failure_reported()
+        self.message.emit(level, text, details)
         self.notification.emit(level, text)
 
     def send_to(self, panel: str, kind: str, payload: Any) -> None:

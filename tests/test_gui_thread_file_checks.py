@@ -117,7 +117,7 @@ def test_codec_compare_file_missing_is_reported_by_its_job(make_panel, qtbot, tm
     handle = panel.load_compare_file("B", str(tmp_path / "gone.png"))
     assert panel.services.jobs.wait_all(10)
     assert handle.state == "failed" and panel.cmp_files["B"] is None
-    assert messages == [("error", f"compare B: gone.png failed: file not found: {tmp_path / 'gone.png'}")]
+    assert messages == [("error", f"Compare B: gone.png failed: file not found: {tmp_path / 'gone.png'}")]
 
 
 def test_volume_reads_a_transfer_function_file_on_a_worker(make_panel, qtbot, tmp_path, monkeypatch, probe):

@@ -34,6 +34,21 @@ def test_stable_range_follows_growing_curves_with_few_moves():
         assert series.max() - series.min() >= 0.4 * (axis.current[1] - axis.current[0])
 
 
+def test_stable_range_keeps_headroom_above_and_below_the_curve():
+    """A fit's PSNR that levels off at 59.8 dB: a range kept from earlier points ended at exactly 60 and
+    the curve touched the plot's top edge; every range shown keeps 3 % of its span free at both ends."""
+    psnr = 20.0 + 39.8 * (1.0 - np.exp(-np.arange(300) / 40.0))  # rises to 59.8
+    psnr[-60:] = 59.8
+    for series, headroom in ((psnr, 0.03), (psnr[::-1].copy(), 0.03), (np.array([0.0, 60.0]), 0.05)):
+        axis = StableRange(headroom=headroom)
+        for n in range(1, len(series) + 1):
+            axis.update(series[:n])
+            lo, hi = axis.current
+            room = headroom * (hi - lo)
+            assert lo + room <= series[:n].min() and series[:n].max() <= hi - room, (n, axis.current)
+    assert StableRange().update([20.0, 60.0]) == (10.0, 70.0)  # data 20..60 ends on a round step: one step more
+
+
 def test_stable_range_ignores_nan_and_keeps_a_fixed_range():
     axis = StableRange()
     assert axis.update([float("nan"), None]) is None and axis.current is None

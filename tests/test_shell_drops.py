@@ -225,7 +225,7 @@ def test_torch_files_go_where_they_are_used(window, tmp_path):
     assert window.open_path(str(broken)) == "generate"
     assert window.jobs.wait_all(60)
     level, text = last_log(window)
-    assert level == "error" and "broken.pt is not a readable embedding" in text, text
+    assert level == "error" and text.startswith("Cannot open broken.pt: it is not a readable embedding"), text
     assert str(broken) not in generate.current_parameters()["embeddings"]
 
 

@@ -369,7 +369,7 @@ def test_unsupported_type(files):
 
 def test_corrupt_png_is_an_error(files):
     route = route_path(files["corrupt"], TOY, active="generate")
-    assert route.action == ERROR and "broken.png is not a readable image" in route.message
+    assert route.action == ERROR and route.message.startswith("broken.png: it is not a readable image")
 
 
 def test_studio_png_restores_its_panel(files):
@@ -413,7 +413,7 @@ def test_unreadable_png_message_reads_as_a_sentence(tmp_path):
     empty.write_bytes(b"")
     route = route_path(str(empty), TOY, active="generate")
     assert route.action == ERROR
-    assert route.message == "empty.png: empty.png is not a readable image (unknown or damaged format)"
+    assert route.message == "empty.png: it is not a readable image (unknown or damaged format)"
 
 
 def test_nan_passes_a_range_schema_so_parameters_refuse_it():

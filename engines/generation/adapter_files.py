@@ -48,7 +48,7 @@ def adapter_info(path: str | os.PathLike) -> dict:
     info = {"path": str(path), "kind": "embedding", "trigger_words": [], "token": path.stem, "sdxl": False}
     if path.suffix.lower() != ".safetensors":
         if not path.is_file():
-            raise ValueError(f"{path.name} not found")
+            raise ValueError(f"{path.name} was not found")
         if path.suffix.lower() in (".pt", ".bin"):  # pickled tensors: read (weights only) to check them
             from engines.generation.embeddings import check_embedding_file
 

@@ -976,7 +976,7 @@ class CodecPanel(Panel):
                 on_done()
 
         def failed(record, _key=key):
-            self.services.notify(f"{name} failed: {record.error}", "error")
+            self.services.notify(f"{record.title} failed: {record.error}", "error")  # the failure's one message
             if on_done:
                 on_done()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtGui import QColor, QPalette
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -19,6 +19,7 @@ from studio.jobs import (
     ACTIVE_STATES,
     CANCELLED,
     CANCELLING,
+    DONE,
     FAILED,
     FINAL_STATES,
     PAUSED,
@@ -26,12 +27,15 @@ from studio.jobs import (
     RUNNING,
     JobQueue,
     JobRecord,
+    is_housekeeping,
     percent,
 )
 from studio.widgets.progress import ElidedProgressBar, set_progress_later
 
 #: the bar colour of a failed job
 FAILED_COLOUR = "#c0392b"
+#: a housekeeping job (examining a drop, scanning model folders) gets a row only if it still runs after this
+HOUSEKEEPING_DELAY_MS = 500
 COLUMNS = ["Job", "Panel", "Progress", "Elapsed", "Remaining", "Status", ""]
 
 
@@ -77,12 +81,21 @@ def mark_failed(bar: QProgressBar) -> None:
 
 
 class JobTable(QTableWidget):
-    """Shows every job of a :class:`JobQueue`, newest at the bottom, with per-job controls."""
+    """Shows the jobs of a :class:`JobQueue`, newest at the bottom, with per-job controls.
+
+    Every user job gets a row as it is submitted. Housekeeping jobs (:func:`studio.jobs.is_housekeeping`)
+    get one only while they still run after :data:`HOUSEKEEPING_DELAY_MS` (someone may wait on them
+    and want to cancel) or when they failed; a housekeeping row leaves when its job ends well.
+    ``row_added(record)`` is emitted for each row added.
+    """
+
+    row_added = Signal(object)
 
     def __init__(self, queue: JobQueue, parent: QWidget | None = None) -> None:
         super().__init__(0, len(COLUMNS), parent)
         self.queue = queue
         self._rows: dict[int, int] = {}
+        self._unshown: dict[int, JobRecord] = {}  # housekeeping jobs that have no row (yet)
         #: what the Panel column shows for a panel's name (its title); other names are shown as they are
         self.panel_titles: dict[str, str] = {}
         self.setHorizontalHeaderLabels(COLUMNS)
@@ -96,14 +109,26 @@ class JobTable(QTableWidget):
         self.setColumnWidth(5, 260)
         self.setColumnWidth(6, 150)
         self.setObjectName("jobTable")
-        queue.job_added.connect(self.add_record)
+        queue.job_added.connect(self._on_job_added)
         queue.job_changed.connect(self.update_record)
         self._clock = QTimer(self)
         self._clock.timeout.connect(self._tick)
         self._clock.start(500)
 
+    def _on_job_added(self, record: JobRecord) -> None:
+        if not is_housekeeping(record):
+            self.add_record(record)
+            return
+        self._unshown[record.id] = record
+        QTimer.singleShot(HOUSEKEEPING_DELAY_MS, self, lambda: self._show_if_running(record))
+
+    def _show_if_running(self, record: JobRecord) -> None:
+        if self._unshown.get(record.id) is record and record.state not in FINAL_STATES:
+            self.add_record(record)
+
     def add_record(self, record: JobRecord) -> None:
-        """Append a row for a new job."""
+        """Append a row for a job."""
+        self._unshown.pop(record.id, None)
         row = self.rowCount()
         self.insertRow(row)
         self._rows[record.id] = row
@@ -127,6 +152,7 @@ class JobTable(QTableWidget):
         self.setCellWidget(row, 6, controls)
         self.update_record(record)
         self.scrollToBottom()
+        self.row_added.emit(record)
 
     def _toggle_pause(self, record: JobRecord) -> None:
         if record.state == PAUSED:
@@ -139,9 +165,18 @@ class JobTable(QTableWidget):
         return self.cellWidget(self._rows[job_id], 6).findChild(QPushButton, f"cancel-{job_id}")
 
     def update_record(self, record: JobRecord) -> None:
-        """Refresh one row from its record."""
+        """Refresh one row from its record (a housekeeping job's row appears when it fails and leaves
+        when it ends well)."""
+        if record.id in self._unshown and record.state in FINAL_STATES:
+            del self._unshown[record.id]
+            if record.state == FAILED:
+                self.add_record(record)
+            return
         row = self._rows.get(record.id)
         if row is None:
+            return
+        if record.state in (DONE, CANCELLED) and is_housekeeping(record):
+            self._remove_row(record.id)
             return
         self.item(row, 0).setText(record.title)
         self.item(row, 1).setText(self.panel_titles.get(record.panel, record.panel))
@@ -174,11 +209,17 @@ class JobTable(QTableWidget):
     def clear_finished(self) -> None:
         """Remove the rows of jobs that have ended (done, cancelled or failed)."""
         for record in self.queue.records():
-            row = self._rows.get(record.id)
-            if row is not None and record.state in FINAL_STATES:
-                self.removeRow(row)
-                del self._rows[record.id]
-                self._rows = {k: (r - 1 if r > row else r) for k, r in self._rows.items()}
+            if record.id in self._rows and record.state in FINAL_STATES:
+                self._remove_row(record.id)
+
+    def _remove_row(self, job_id: int) -> None:
+        row = self._rows.pop(job_id)
+        self.removeRow(row)
+        self._rows = {k: (r - 1 if r > row else r) for k, r in self._rows.items()}
+
+    def shown_jobs(self) -> list[int]:
+        """The ids of the jobs that have a row, top to bottom."""
+        return sorted(self._rows, key=self._rows.get)
 
     def _tick(self) -> None:
         for record in self.queue.records():

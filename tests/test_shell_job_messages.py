@@ -1,0 +1,154 @@
+"""One failure, one message: a failed job whose panel reports it shows one toast and writes one log
+line (the panel's, carrying the traceback); an open that fails names the file once, for every loader,
+through the window's real open path (examine job, then the panel's read job)."""
+
+import gzip
+import re
+
+import numpy as np
+import pytest
+
+from engines.jobs import Progress
+from studio.main_window import MainWindow
+from studio.settings import StudioSettings
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    """The real window (all four panels), no start-up warm-up (the jobs here import what they need)."""
+    win = MainWindow(StudioSettings(str(tmp_path / "settings.ini")), warm_up=False)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.jobs.cancel_all()
+    win.jobs.wait_all(30)
+
+
+class Messages:
+    """Every toast the window shows and every error line its log gets, from now on."""
+
+    def __init__(self, window, monkeypatch) -> None:
+        self.toasts, self.start = [], window.log_view.topLevelItemCount()
+        self.window = window
+        real = window.toast.show_message
+        monkeypatch.setattr(window.toast, "show_message",
+                            lambda text, level="info", *a: (self.toasts.append(text), real(text, level, *a))[1])
+
+    def errors(self) -> list[str]:
+        log = self.window.log_view
+        return [log.topLevelItem(i).text(2) for i in range(self.start, log.topLevelItemCount())
+                if log.topLevelItem(i).text(1) == "error"]
+
+    def details(self) -> list[str]:
+        log = self.window.log_view
+        return [log.topLevelItem(i).child(0).text(2) if log.topLevelItem(i).childCount() else ""
+                for i in range(self.start, log.topLevelItemCount()) if log.topLevelItem(i).text(1) == "error"]
+
+
+def test_a_failed_codec_encode_shows_one_toast_and_one_log_line(window, qtbot, monkeypatch):
+    import engines.codec.tasks
+
+    window.show_panel("codec")
+    panel = window.panel("codec")
+    qtbot.waitUntil(lambda: panel.image is not None and window.jobs.running_count() == 0, timeout=60000)
+    assert window.jobs.wait_all(60)
+
+    def broken_encode(image, params):
+        yield Progress(1, 4, "transform")
+        raise ValueError("the quantisation table is empty")
+
+    monkeypatch.setattr(engines.codec.tasks, "encode_job", broken_encode)
+    messages = Messages(window, monkeypatch)
+    panel.encode()
+    assert window.jobs.wait_all(30)
+    qtbot.wait(50)
+    record = window.jobs.records()[-1]
+    assert record.state == "failed" and record.error == "the quantisation table is empty"
+    shown = f"{record.title} failed: the quantisation table is empty"
+    assert record.title.startswith("Encode ")
+    assert messages.toasts == [shown]  # the panel's message, once (not the queue's as well)
+    assert messages.errors() == [shown]
+    assert "Traceback" in messages.details()[0] and "quantisation table" in messages.details()[0]
+    row = window.job_table.shown_jobs().index(record.id)
+    status = window.job_table.item(row, 5)
+    assert status.text() == "failed: the quantisation table is empty"  # the row still says so
+    assert "Traceback" in status.toolTip()
+
+
+def test_a_failed_job_without_a_panel_message_is_reported_by_the_queue_once(window, qtbot, monkeypatch):
+    def failing():
+        yield Progress(1, 2, "half way")
+        raise ValueError("engine blew up")
+
+    messages, handled = Messages(window, monkeypatch), []
+    window.jobs.submit("sort splats", "render", failing, on_error=handled.append)  # handler shows nothing
+    assert window.jobs.wait_all(10)
+    assert len(handled) == 1
+    assert messages.toasts == ["Sort splats failed: engine blew up"]
+    assert messages.errors() == ["[sort splats] failed: engine blew up"]
+
+
+def _truncated(path, keep=0.5):
+    data = path.read_bytes()
+    out = path.with_name("trunc" + "".join(path.suffixes))
+    out.write_bytes(data[: int(len(data) * keep)])
+    return out
+
+
+def _ply(folder):
+    from tests.fuzz.targets import _build_ply
+
+    return _truncated(_build_ply(folder))
+
+
+def _nifti_gz(folder):
+    import nibabel as nib
+
+    volume = (np.arange(24 * 20 * 16) % 251).reshape(24, 20, 16).astype(np.int16)
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), folder / "ct.nii")
+    raw = (folder / "ct.nii").read_bytes()
+    (folder / "ct.nii.gz").write_bytes(gzip.compress(raw))
+    return _truncated(folder / "ct.nii.gz", keep=0.6)
+
+
+def _png(folder):
+    from tests.fuzz.targets import _build_png
+
+    return _truncated(_build_png(folder))
+
+
+@pytest.mark.parametrize("make, panel", [(_ply, "render"), (_nifti_gz, "volume"), (_png, "codec")])
+def test_a_truncated_file_opened_in_the_window_is_named_once(window, qtbot, tmp_path, monkeypatch, make, panel):
+    path = make(tmp_path)
+    window.show_panel("codec")  # a PNG is opened by several panels: the active one takes it
+    messages = Messages(window, monkeypatch)
+    window.open_paths([str(path)])
+    qtbot.waitUntil(lambda: bool(messages.toasts), timeout=60000)
+    assert window.jobs.wait_all(30)
+    qtbot.wait(50)
+    assert [r.panel for r in window.jobs.records() if r.name == f"open {path.name}"] == [panel]
+    name = path.name
+    assert len(messages.toasts) == 1 and messages.errors() == messages.toasts, (messages.toasts, messages.errors())
+    shown = messages.toasts[0]
+    assert shown.startswith(f"Cannot open {name}: ") and shown.count(name) == 1, shown
+    reason = shown[len(f"Cannot open {name}: "):]
+    assert reason and reason[0].islower() and not reason.endswith(":"), shown  # a clause, not a label
+    assert not re.search(r"\b[A-Z]\w*(Error|Exception)\b", shown), shown  # no raw class name
+    assert window.statusBar().currentMessage() == shown
+
+
+@pytest.mark.parametrize("reason, said", [
+    ("trunc.ply is truncated: its header announces 4160 bytes", "trunc.ply: it is truncated: its header announces 4160 bytes"),
+    ("trunc.ply: a Slicer .vp file has 9 lines", "trunc.ply: a Slicer .vp file has 9 lines"),
+    ("header too short", "trunc.ply: header too short"),
+    ("file not found: /data/a b/trunc.ply", "trunc.ply: file not found"),
+    ("permission denied: /data/a b/trunc.ply.", "trunc.ply: permission denied"),
+    ("cannot read trunc.ply: read error", "trunc.ply: cannot read it: read error"),
+    ("/data/a b/trunc.ply does not exist", "trunc.ply: it does not exist"),
+    ("trunc.ply.json is not valid JSON", "trunc.ply: trunc.ply.json is not valid JSON"),  # another file
+    ("old_trunc.ply is newer", "trunc.ply: old_trunc.ply is newer"),
+])
+def test_failure_message_says_the_file_name_once(reason, said):
+    from studio.routing import failure_message
+
+    assert failure_message("/data/a b/trunc.ply", reason) == said
