@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from qtpy.QtCore import Qt, QTimer
-from qtpy.QtGui import QImage
+from qtpy.QtGui import QBrush, QColor, QImage
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -188,12 +188,71 @@ def _with_bd_ready(job):
     return rows
 
 
-def _with_display_stats(job):
-    """Run the encode ``job``, then compute on the same worker what the panel shows that the result
-    computes on first use (the pooled entropy: ~0.1 s for 16 Mpx on the GUI thread otherwise)."""
+def _with_display_data(job, channel: str, original: np.ndarray | None, blocks=None):
+    """Run the encode ``job``, then prepare on the same worker what the panel shows of its result:
+    the pooled entropy (computed on first use: ~0.1 s for 16 Mpx), and the :class:`ResultView` of
+    ``channel`` (the picture of the decoded image, or of ``original`` when given; the heat map and the
+    costliest block of ``blocks``, or of the result when None). Returns ``(result, view, made_for)``
+    with ``made_for`` = (blocks' source, picture, channel): the panel uses the view while they are
+    still what it shows."""
+    from engines.codec.result_view import result_view
+    from engines.jobs import Progress, wait_in_thread
+
     result = yield from job
     _ = result.entropy_bits
-    return result
+    source = result if blocks is None else blocks
+    picture = result.reconstruction if original is None else original
+    # one call (a luma picture of 16 Mpx: ~0.4 s): on a helper thread, so a cancel stops the job at once
+    view = yield from wait_in_thread(result_view, source, picture, channel, announce=Progress(3, 3, "preparing the view"))
+    return result, view, (source, picture, channel)
+
+
+def _view_job(source, picture: np.ndarray, channel: str):
+    """Job (worker thread): the :class:`ResultView` of ``channel`` when the user picks another
+    channel, picture or block source of a large image (a luma or chroma picture of 16 Mpx: ~0.4 s)."""
+    from engines.codec.result_view import result_view
+    from engines.jobs import Progress, wait_in_thread
+
+    return (yield from wait_in_thread(result_view, source, picture, channel,
+                                      announce=Progress(0, 1, f"preparing the {channel} view")))
+
+
+def _same_view_key(a: tuple | None, b: tuple | None) -> bool:
+    """Whether two (blocks' source, picture, channel) keys name the same objects and channel."""
+    return a is not None and b is not None and a[0] is b[0] and a[1] is b[1] and a[2] == b[2]
+
+
+_MARK_BACKGROUND, _MARK_FOREGROUND = QBrush(QColor(255, 230, 150)), QBrush(QColor(0, 0, 0))
+
+
+def _fill_table(table: QTableWidget, texts: list[list[str]], marked: np.ndarray, columns: list[str], rows: list[str]) -> None:
+    """Show ``texts`` (rows of cell strings) in ``table``, right-aligned, the ``marked`` cells on a light
+    background with dark text (readable in the dark theme too). The table's items are reused and its
+    columns sized to their contents once: a new item per cell with the header sizing to contents at
+    each one cost ~0.2 s on the GUI thread for a 16×16 block."""
+    header = table.horizontalHeader()
+    mode = header.sectionResizeMode(0) if table.columnCount() else QHeaderView.ResizeMode.ResizeToContents
+    table.setUpdatesEnabled(False)
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+    try:
+        table.setRowCount(len(texts))
+        table.setColumnCount(len(columns))
+        table.setHorizontalHeaderLabels(columns)
+        table.setVerticalHeaderLabels(rows)
+        for i, row in enumerate(texts):
+            for j, text in enumerate(row):
+                item = table.item(i, j)
+                if item is None:
+                    item = QTableWidgetItem()
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                    table.setItem(i, j, item)
+                item.setText(text)
+                mark = bool(marked[i, j])
+                item.setBackground(_MARK_BACKGROUND if mark else QBrush())
+                item.setForeground(_MARK_FOREGROUND if mark else QBrush())
+    finally:
+        header.setSectionResizeMode(mode)
+        table.setUpdatesEnabled(True)
 
 
 def _psnr_text(ps: dict | None) -> str:
@@ -276,6 +335,8 @@ class CodecPanel(Panel):
         self.jpeg_info: dict | None = None
         self.file_blocks = None  # JpegInternals of an opened JPEG (our entropy decoder)
         self.selected: tuple[int, int, int] | None = None
+        self._view = None  # the ResultView on the canvas (or being prepared for it) ...
+        self._view_key: tuple | None = None  # ... and the (blocks' source, picture, channel) it shows
         self.custom = [None, None]  # user-edited 8x8 luma / chroma tables
         self._handles: dict[str, Any] = {}
         self._psnr_pair: tuple | None = None  # (a, b, PSNR dict or None while a job measures it)
@@ -894,6 +955,7 @@ class CodecPanel(Panel):
         self.result = None
         self.compare_result = None
         self.selected = None
+        self._view = self._view_key = None
         self.compaction = {}
         self._explorer_key = None
         self.canvas.set_selection(None)
@@ -942,27 +1004,26 @@ class CodecPanel(Panel):
             return self.file_blocks
         return self.result
 
-    @staticmethod
-    def _plane_scale(res, plane: int) -> tuple[int, int]:
-        """Image pixels per plane pixel ``(sy, sx)``."""
-        if hasattr(res, "plane_scale"):
-            return res.plane_scale(plane)
-        return (2, 2) if (plane and res.params.subsampling == "4:2:0") else (1, 1)
-
     def _on_source_changed(self) -> None:
         self.selected = None
         self._refresh_image()
         self._select_costliest()
 
     def _select_costliest(self) -> None:
-        """Select the costliest luma block of the shown source (first view of a source)."""
+        """Select the costliest luma block of the shown source (first view of a source): the one the
+        prepared view found, with its details, when the view is of this source."""
+        from engines.codec.result_view import costliest_block
+
         res = self._block_source()
         if res is None:
             return
-        bits = res.planes[0].bits
-        if bits.size:
-            by, bx = np.unravel_index(int(np.argmax(bits)), bits.shape)
-            self.select_block(0, int(by), int(bx))
+        view = self._view if self._view_key is not None and self._view_key[0] is res else None
+        if view is not None and view.costliest is not None:
+            self.select_block(*view.costliest, details=view.details)
+            return
+        block = costliest_block(res)
+        if block is not None:
+            self.select_block(*block)
 
     # ================================================================== jobs
     def _submit(self, key: str, name: str, factory, on_result, on_event=None, on_done=None, device: str = "cpu"):
@@ -1003,12 +1064,21 @@ class CodecPanel(Panel):
         from engines.codec.tasks import encode_job
 
         self.p_status.setText("encoding…")
-        self._submit("encode", f"encode {params.transform} N={params.N} q={params.quality:g}", lambda: _with_display_stats(encode_job(image, params)), self._on_encoded)
+        # what the result will be shown with, prepared by the job (checked again when it arrives)
+        channel, original = self.channel.currentText(), None if self._shows_decoded() else image
+        blocks = self.file_blocks if self.block_source.currentIndex() == 1 else None
+        self._submit("encode", f"encode {params.transform} N={params.N} q={params.quality:g}",
+                     lambda: _with_display_data(encode_job(image, params), channel, original, blocks), self._on_encoded)
 
-    def _on_encoded(self, result) -> None:
+    def _on_encoded(self, encoded) -> None:
+        """Show an encode result: ``(result, view, made_for)`` from :func:`_with_display_data` (the view
+        is used when it is made for what the panel now shows, else prepared again), or a bare result."""
+        result, view, made_for = encoded if isinstance(encoded, tuple) else (encoded, None, None)
         if self.image is None or result.shape != self.image.shape[:2]:
             return
         self.result = result
+        if view is not None and _same_view_key(made_for, self._wanted_view_key()):
+            self._view, self._view_key = view, made_for
         ps = result.stats.get("psnr", {})
         exact = "bit-exact ✓" if result.stats.get("bit_exact") else "DECODE MISMATCH"
         self.p_status.setText(
@@ -1028,43 +1098,59 @@ class CodecPanel(Panel):
         self._refresh_compare()
 
     # ================================================================== image tab
-    def _display_image(self) -> np.ndarray | None:
-        from engines.codec.analysis import channel_view
+    def _shows_decoded(self) -> bool:
+        return self.show_which.currentText() == "Decoded"
 
+    def _wanted_view_key(self) -> tuple | None:
+        """``(blocks' source or None, picture, channel)`` the canvas should show (None: no image)."""
         if self.image is None:
             return None
-        src = self.image
-        if self.show_which.currentText() == "Decoded" and self.result is not None:
-            src = self.result.reconstruction
-        return channel_view(src, self.channel.currentText())
+        picture = self.result.reconstruction if self._shows_decoded() and self.result is not None else self.image
+        return self._block_source(), picture, self.channel.currentText()
 
     def _refresh_image(self) -> None:
-        self.canvas.set_image(self._display_image())
-        res = self._block_source()
-        if res is None or self.image is None:
+        """Show the picture and heat map of the current channel, picture and block source: the
+        prepared view when it is of them; else a new one, made here for an image of at most
+        ``PAIR_ON_GUI_MAX_PIXELS`` and by a job for a larger one (shown when it is done)."""
+        from engines.codec.result_view import result_view
+
+        key = self._wanted_view_key()
+        if key is None:
+            self.canvas.set_image(None)
+            return
+        if not _same_view_key(key, self._view_key):
+            if not pair_fits_gui_thread(key[1]):
+                self._view, self._view_key = None, key  # asked for: not prepared again until it changes
+
+                def done(view, _key=key) -> None:
+                    if _same_view_key(_key, self._view_key):
+                        self._view = view
+                        self._show_view(view)
+
+                def ended(_key=key) -> None:  # cancelled or failed: asked for again at the next refresh
+                    if self._view is None and _same_view_key(_key, self._view_key):
+                        self._view_key = None
+
+                self._submit("view", f"codec {key[2]} view", lambda: _view_job(*key), done, on_done=ended, device="io")
+                return
+            self._view, self._view_key = result_view(*key), key
+        if self._view is not None:
+            self._show_view(self._view)
+
+    def _show_view(self, view) -> None:
+        """Put a prepared :class:`ResultView` on the canvas: its picture, grid and heat map."""
+        self.canvas.set_image(view.image)
+        if view.bits is None:
             self.canvas.set_overlay(None, 8, (0, 0), False)
             return
-        ch = self.channel.currentText()
-        n = res.params.N
-        block = (n, n)
-        if ch in ("Cb", "Cr"):
-            plane = 1 if ch == "Cb" else 2
-            if plane >= len(res.planes):  # grayscale JPEG: no chroma blocks
-                self.canvas.set_overlay(None, 8, (0, 0), False)
-                return
-            bits = res.planes[plane].bits
-            sy, sx = self._plane_scale(res, plane)
-            block = (n * sy, n * sx)  # a subsampled chroma block covers more image pixels
-        elif ch == "Y":
-            bits = res.planes[0].bits
-        else:
-            bits = res.bits_map()
-        self.canvas.set_overlay(bits, block, self.image.shape[:2], self.overlay.isChecked())
-        peak = float(bits.max()) if bits.size else 0.0
+        self.canvas.set_overlay(view.heat, view.block, self.image.shape[:2], self.overlay.isChecked(), peak=view.peak)
+        ch, peak, block = view.channel, view.peak, view.block
         self.overlay.setText(f"Block grid + bits heat map (0–{peak:.0f} bits/block)")
         self.overlay.setToolTip(f"heat map: bits per {ch if ch != 'RGB' else 'Y+Cb+Cr'} block (0 … {peak:.0f} bits); grid every {block[1]}×{block[0]} px")
 
     def _on_canvas_click(self, x: float, y: float) -> None:
+        from engines.codec.result_view import plane_scale
+
         res = self._block_source()
         if res is None:
             return
@@ -1072,24 +1158,28 @@ class CodecPanel(Panel):
         plane = {"Cb": 1, "Cr": 2}.get(ch, 0)
         if plane >= len(res.planes):
             plane = 0
-        sy, sx = self._plane_scale(res, plane)
+        sy, sx = plane_scale(res, plane)
         n = res.params.N
         self.select_block(plane, int(y // (n * sy)), int(x // (n * sx)))
 
-    def select_block(self, plane: int, by: int, bx: int) -> dict | None:
-        """Show the details of block (by, bx) of ``plane`` (0 Y, 1 Cb, 2 Cr); returns them."""
+    def select_block(self, plane: int, by: int, bx: int, details: dict | None = None) -> dict | None:
+        """Show the details of block (by, bx) of ``plane`` (0 Y, 1 Cb, 2 Cr), or ``details`` of that
+        block already computed (by the encode job); returns them."""
         from engines.codec.analysis import block_details
+        from engines.codec.result_view import plane_scale
 
         res = self._block_source()
         if res is None or plane >= len(res.planes):
             return None
-        try:
-            d = block_details(res, plane, by, bx)
-        except IndexError:
-            return None
+        d = details
+        if d is None or d["plane"] != plane or tuple(d["block"]) != (by, bx):
+            try:
+                d = block_details(res, plane, by, bx)
+            except IndexError:
+                return None
         self.selected = (plane, by, bx)
         n = res.params.N
-        sy, sx = self._plane_scale(res, plane)
+        sy, sx = plane_scale(res, plane)
         self.canvas.set_selection((bx * n * sx, by * n * sy, n * sx, n * sy))
         self.bi_orig.setImage(d["original"], autoLevels=False, levels=(0, 255))
         self.bi_rec.setImage(d["reconstructed"], autoLevels=False, levels=(0, 255))
@@ -1130,21 +1220,11 @@ class CodecPanel(Panel):
         }[self.block_numbers_kind.currentText()]
         values = np.asarray(d[key])[:16, :16]
         integer = key in ("q", "Q", "dequant")
-        t = self.block_numbers
-        t.setRowCount(values.shape[0])
-        t.setColumnCount(values.shape[1])
         pix = key in ("original", "reconstructed")
-        t.setHorizontalHeaderLabels([f"{'x' if pix else 'v'}{j}" for j in range(values.shape[1])])
-        t.setVerticalHeaderLabels([f"{'y' if pix else 'u'}{i}" for i in range(values.shape[0])])
-        for i in range(values.shape[0]):
-            for j in range(values.shape[1]):
-                v = values[i, j]
-                item = QTableWidgetItem(f"{int(v)}" if integer else f"{v:.1f}")
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if key in ("q", "dequant") and v != 0:
-                    item.setBackground(pg.mkColor(255, 230, 150))
-                    item.setForeground(pg.mkColor(0, 0, 0))  # readable in the dark theme too
-                t.setItem(i, j, item)
+        marked = values != 0 if key in ("q", "dequant") else np.zeros(values.shape, bool)
+        texts = [[f"{int(v)}" if integer else f"{v:.1f}" for v in row] for row in values.tolist()]
+        _fill_table(self.block_numbers, texts, marked, [f"{'x' if pix else 'v'}{j}" for j in range(values.shape[1])],
+                    [f"{'y' if pix else 'u'}{i}" for i in range(values.shape[0])])
 
     def _basis_mosaic(self, mask: np.ndarray | None = None) -> np.ndarray:
         """Mosaic of the (up to 8x8) lowest-frequency basis images of the current transform, in 0..1."""

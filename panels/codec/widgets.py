@@ -164,16 +164,19 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
         """Put the view's centre on the hint text (it sits at the origin)."""
         self.view.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
 
-    def set_overlay(self, bits: np.ndarray | None, block, shape: tuple[int, int], show: bool) -> None:
+    def set_overlay(self, bits: np.ndarray | None, block, shape: tuple[int, int], show: bool,
+                    peak: float | None = None) -> None:
         """Block grid every ``block`` px (an int or ``(height, width)``) and a heat map of ``bits``
-        ``(nby, nbx)`` (None hides)."""
+        ``(nby, nbx)`` (None hides) from 0 to ``peak`` (None: the largest of ``bits``). float32
+        ``bits`` with their ``peak`` (prepared by a job) are drawn with no pass over them here."""
         if not show or bits is None:
             self.heat.setVisible(False)
             self.grid.setVisible(False)
             return
         bh, bw = (block, block) if np.isscalar(block) else block
         nby, nbx = bits.shape
-        self.heat.setImage(bits.astype(np.float32), autoLevels=False, levels=(0.0, float(max(bits.max(), 1e-9))))
+        top = float(bits.max()) if peak is None else float(peak)
+        self.heat.setImage(np.asarray(bits, np.float32), autoLevels=False, levels=(0.0, max(top, 1e-9)))
         self.heat.setRect(QRectF(0, 0, nbx * bw, nby * bh))
         self.heat.setVisible(True)
         h, w = shape
