@@ -7,6 +7,9 @@
    in the application); counts the frames that reached the screen -> frames per second while
    orbiting, then stops and measures the time until the full-resolution frame is shown.
 3. Baseline: the exact rasterizer (numba tiles) for one still of the same view.
+4. The full CPU frame at the logical size and at pixel ratio 2 (what a HiDPI screen gets, drawn 1:1).
+   Run with ``QT_SCALE_FACTOR=2`` to measure the view itself at pixel ratio 2 (coarse frames keep the
+   logical size's pixel counts; the full frame is rendered at the device pixels).
 
     xvfb-run -a python benchmarks/render_viewer.py [--count 100000] [--seconds 4]
 """
@@ -101,14 +104,18 @@ def cpu_path(app, scene, seconds: float) -> dict:
     loop.exec()
     poll.stop()
     full_at = min((t for t, full, _ in shown if t > stop and full), default=float("nan"))
+    logical = tuple(canvas.canvas.size[::-1])  # a HiDPI view shows a still frame of this size first
+    still_at = min((t for t, full, shape in shown if t > stop and not full and shape[:2] == logical
+                    and shape[:2] != tuple(canvas.canvas.physical_size[::-1])), default=float("nan"))
     times = [dt for full, dt, _ in canvas.progressive.frame_times if not full]
     cpu_times = [c for full, _, c in canvas.progressive.frame_times if not full]
-    result = {"fps": len(moving) / (stop - t0), "to_full": full_at - stop,
+    result = {"fps": len(moving) / (stop - t0), "to_full": full_at - stop, "to_still": still_at - stop,
               "coarse_shape": moving[-1][2] if moving else None,
               "stride": canvas.progressive.stride, "coarse_ms": 1000 * sum(times) / max(1, len(times)),
               "coarse_cpu_ms": 1000 * sum(cpu_times) / max(1, len(cpu_times)),
               "gui_cpu_ms": 1000 * gui_cpu / max(1, len(moving)),
               "full_ms": 1000 * canvas.progressive.frame_times[-1][1], "aborted": canvas.progressive.aborted,
+              "full_size": "x".join(map(str, next((shape[1::-1] for t, full, shape in reversed(shown) if full), ()))),
               "settle_ms": 1000 * canvas.progressive.settle_time}
     canvas.progressive.close()
     canvas.canvas.close()
@@ -133,13 +140,15 @@ def main() -> None:
     from engines.render.synthetic import sphere_scene
 
     scene = sphere_scene(args.count, footprint=0.5 / np.sqrt(args.count / 1000))
-    print(f"{len(scene)} splats @ 800x600, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    print(f"{len(scene)} splats @ 800x600 (screen pixel ratio {app.devicePixelRatio():g}), {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f}")
     draw, orbit, renderer = gl_path(app, scene, args.frames)
     print(f"OpenGL splats ({renderer}): draw {draw:.2f} fps, orbit step (re-sort + draw) {orbit:.2f} fps")
     cpu = cpu_path(app, scene, args.seconds)
     print(f"progressive CPU view: {cpu['fps']:.1f} frames/s shown while orbiting (coarse {cpu['coarse_shape']}, "
           f"splat stride {cpu['stride']}, {cpu['coarse_ms']:.0f} ms each, {cpu['coarse_cpu_ms']:.0f} ms of CPU), "
-          f"full 800x600 frame {cpu['to_full']:.2f} s after the camera stopped ({cpu['full_ms']:.0f} ms to render, "
+          + (f"still {cpu['to_still']:.2f} s and " if cpu['to_still'] == cpu['to_still'] else "")
+          + f"full {cpu['full_size']} frame {cpu['to_full']:.2f} s after the camera stopped ({cpu['full_ms']:.0f} ms to render, "
           f"rest detected after {cpu['settle_ms']:.0f} ms); {cpu['aborted']} frames aborted; GUI thread "
           f"{cpu['gui_cpu_ms']:.0f} ms of CPU per frame shown")
     cam = frame_camera(scene.means, 30, 10, 800, 600, 45.0)
@@ -148,6 +157,31 @@ def main() -> None:
     run_job(still_job(scene, cam, "classic"))
     exact = time.perf_counter() - t0
     print(f"exact rasterizer still: {1 / exact:.2f} fps | CPU view orbit / OpenGL orbit: {cpu['fps'] / orbit:.1f}x")
+    print("full CPU frame (2 threads, median of 3): " + full_frame_cost(scene, cam))
+
+
+def full_frame_cost(scene, cam) -> str:
+    """The CPU view's full frame of ``cam`` (800x600) at the logical size and at pixel ratio 2."""
+    import numpy as np
+
+    from engines.render.preview import preview_scene, render_preview
+
+    prep = preview_scene(scene)
+    K, view = cam.K.numpy().astype(np.float64), cam.viewmat.numpy().astype(np.float64)
+    ms = {}
+    for ratio in (1, 2):
+        device = K.copy()
+        device[:2] *= ratio
+        args = (prep, device, view, cam.width * ratio, cam.height * ratio)
+        render_preview(*args, threads=2, bands=8)  # warm-up
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            render_preview(*args, threads=2, bands=8)
+            times.append(time.perf_counter() - t0)
+        ms[ratio] = 1000 * float(np.median(times))
+    return (f"{cam.width}x{cam.height} {ms[1]:.0f} ms, {2 * cam.width}x{2 * cam.height} (pixel ratio 2, drawn 1:1) "
+            f"{ms[2]:.0f} ms: {ms[2] / ms[1]:.1f}x")
 
 
 if __name__ == "__main__":

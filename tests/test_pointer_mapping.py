@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from qtpy.QtWidgets import QApplication
 
-from tests.pointer_helpers import click, double_click, drag, footprint, hover
+from tests.pointer_helpers import click, double_click, drag, footprint, hover, screenshot
 
 RATIOS = [pytest.param(1, id="ratio1"), pytest.param(2, id="ratio2")]
 #: fractions of a marker's on-screen box the pointer visits: both halves of a pixel
@@ -397,3 +397,140 @@ def test_generate_pictures_have_one_pixel_per_device_pixel(qtbot, ratio):
     icon = strip.add(image, "#1", "", 0).icon()
     best = icon.pixmap(strip.iconSize(), ratio)
     assert best.size() == QSize(72, 54) * ratio
+
+
+# ---------------------------------------------------------------------------------------------- Render
+#: the Render view's CPU frames need an OpenGL context (xvfb-run): their ratio-2 case runs in a subprocess
+#: of its own (``test_render_cpu_frame_passes_at_pixel_ratio_2``), not among the ratio2 cases above
+GL_RATIOS = [pytest.param(1, id="gl-dpr1"), pytest.param(2, id="gl-dpr2")]
+
+
+def test_render_cpu_frame_passes_at_pixel_ratio_2(qapp):
+    """The Render CPU-frame case at pixel ratio 2, in a process whose screens have pixel ratio 2."""
+    from qtpy.QtGui import QGuiApplication
+
+    if qapp.devicePixelRatio() == 2:
+        pytest.skip("this process runs it itself")
+    if QGuiApplication.platformName() in ("offscreen", "minimal"):
+        pytest.skip("no OpenGL context (run under xvfb-run)")
+    env = dict(os.environ, QT_SCALE_FACTOR="2")
+    run = subprocess.run([sys.executable, "-m", "pytest", str(Path(__file__)), "-q", "-p", "no:cacheprovider",
+                          "-k", "gl-dpr2", "-W", "ignore"], cwd=Path(__file__).resolve().parents[1], env=env,
+                         capture_output=True, text=True, check=False, timeout=300)
+    tail = run.stdout[-3000:] + run.stderr[-1000:]
+    assert run.returncode == 0 and re.search(r"\b1 passed", run.stdout) and "skipped" not in run.stdout, tail
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / max(np.mean((a - b) ** 2), 1e-12)))
+
+
+def _show_splats(canvas, scene, marker: bool) -> None:
+    """``scene`` in ``canvas`` and, when ``marker``, one more small white splat at the world origin
+    side of the sphere facing the camera; waits for the full CPU frame and draws it."""
+    import torch
+
+    from engines.render.project import covariance_3d
+    from engines.render.scene import Gaussians
+
+    extra = Gaussians.from_activated(torch.tensor([[0.05, -0.1, -1.02]]), torch.tensor([[0.012, 0.012, 0.004]]),
+                                     torch.tensor([[1.0, 1.0, 1.0]]), torch.tensor([1.0 if marker else 0.0]))
+    means = torch.cat([scene.means, extra.means])
+    covs = torch.cat([covariance_3d(scene.quats, scene.scales), covariance_3d(extra.quats, extra.scales)])
+    colors = torch.cat([torch.cat([scene.rgb, scene.opacities[:, None]], 1), torch.cat([extra.rgb, extra.opacities[:, None]], 1)])
+    frame = canvas.scene_frame() if len(canvas.positions) else None
+    canvas.set_splats(means.numpy(), colors.numpy(), covs.numpy(), np.zeros(len(means), bool), frame=frame)
+    assert canvas.settle()
+    canvas.widget.draw_now()
+
+
+@pytest.mark.gl
+@pytest.mark.parametrize("ratio", GL_RATIOS, indirect=True)
+def test_render_cpu_frame_is_rendered_and_drawn_in_device_pixels(qapp, ratio):
+    """With a software OpenGL the Render view shows CPU frames: the full frame is rendered at the
+    view's device pixels (logical size × ratio), equals the exact rasterizer at that camera and size,
+    and is on screen 1:1; a splat is picked (logical pixels, the view camera) where it is drawn."""
+    import torch
+    from qtpy.QtGui import QGuiApplication
+
+    from engines.render.camera import Camera
+    from engines.render.still import still_job
+    from engines.render.synthetic import sphere_scene
+
+    if QGuiApplication.platformName() in ("offscreen", "minimal"):
+        pytest.skip("no OpenGL context (run under xvfb-run)")
+    from engines.jobs import run_job
+    from panels.render.viewer import SplatCanvas
+
+    scene = sphere_scene(1500, footprint=0.02, sh_degree=0)  # fine detail: a frame enlarged 2x loses it
+    canvas = SplatCanvas(renderer="cpu")
+    canvas.widget.resize(320, 240)
+    canvas.widget.show()
+    QApplication.processEvents()
+    _show_splats(canvas, scene, marker=False)
+    canvas.frame_all()
+    assert canvas.settle() and canvas.cpu_mode
+    canvas.widget.draw_now()
+    w, h = canvas.canvas.size
+    frame = canvas.last_frame
+    assert (w, h) == (320, 240) and frame.shape == (h * ratio, w * ratio, 3)
+    K, view = canvas.camera_matrices()  # logical pixels: what box / lasso selection project with
+    device = K.copy()
+    device[:2] *= ratio
+    exact = run_job(still_job(scene, Camera(torch.from_numpy(device), torch.from_numpy(view), w * ratio, h * ratio),
+                              "classic", (0.0, 0.0, 0.0), 0))
+    drawn = frame.astype(np.float64) / 255
+    print(f"ratio {ratio}: CPU frame vs exact {_psnr(drawn, exact):.1f} dB")
+    assert _psnr(drawn, exact) >= 30
+    if ratio == 2:  # what the view drew before: the frame of the logical size, enlarged
+        small = run_job(still_job(scene, Camera(torch.from_numpy(K), torch.from_numpy(view), w, h), "classic",
+                                  (0.0, 0.0, 0.0), 0))
+        print(f"logical-size frame enlarged 2x vs exact {_psnr(small.repeat(2, 0).repeat(2, 1), exact):.1f} dB")
+        assert _psnr(small.repeat(2, 0).repeat(2, 1), exact) < _psnr(drawn, exact) - 5
+    shot, shot_ratio = screenshot(canvas.widget)
+    assert shot_ratio == ratio and shot.shape == frame.shape
+    assert np.abs(shot.astype(int) - frame).max() <= 2  # drawn 1:1, not resampled
+    box = footprint(canvas.widget, lambda: _show_splats(canvas, scene, marker=True))
+    K, view = canvas.camera_matrices()
+    t = view[:3, :3] @ np.array([0.05, -0.1, -1.02]) + view[:3, 3]
+    u, v = K[0, 0] * t[0] / t[2] + K[0, 2], K[1, 1] * t[1] / t[2] + K[1, 2]
+    assert box.x0 / ratio <= u <= box.x1 / ratio and box.y0 / ratio <= v <= box.y1 / ratio, (u, v, box.__dict__)
+    assert max(box.size()) < 20
+    canvas.widget.hide()
+    canvas.canvas.close()
+
+
+@pytest.mark.parametrize("ratio", RATIOS, indirect=True)
+def test_render_view_without_opengl_draws_device_pixels(qapp, ratio):
+    """The CPU view without any OpenGL (a plain widget): the full frame is rendered at the device
+    pixels, equals the exact rasterizer there, and its pixmap is drawn 1:1 (pixel ratio set)."""
+    import torch
+
+    from engines.jobs import run_job
+    from engines.render.camera import Camera
+    from engines.render.project import covariance_3d
+    from engines.render.still import still_job
+    from engines.render.synthetic import sphere_scene
+    from panels.render.cpu_canvas import CpuCanvas
+
+    scene = sphere_scene(800, footprint=0.03, sh_degree=0)
+    canvas = CpuCanvas()
+    canvas.widget.resize(240, 180)
+    canvas.widget.show()
+    QApplication.processEvents()
+    colors = torch.cat([scene.rgb, scene.opacities[:, None]], 1).numpy()
+    canvas.set_splats(scene.means.numpy(), colors, covariance_3d(scene.quats, scene.scales).numpy(),
+                      np.zeros(len(scene), bool))
+    canvas.frame_all()
+    assert canvas.settle()
+    w, h = canvas.size
+    assert (w, h) == (240, 180) and canvas.last_frame.shape == (h * ratio, w * ratio, 3)
+    pixmap = canvas.widget.pixmap()
+    assert pixmap.devicePixelRatio() == ratio and (pixmap.width(), pixmap.height()) == (w * ratio, h * ratio)
+    K, view = canvas.camera_matrices()  # logical: what the panel's camera queries use
+    device = K.copy()
+    device[:2] *= ratio
+    exact = run_job(still_job(scene, Camera(torch.from_numpy(device), torch.from_numpy(view), w * ratio, h * ratio),
+                              "classic", (0.0, 0.0, 0.0), 0))
+    assert _psnr(canvas.last_frame, exact) >= 30
+    canvas.progressive.close()

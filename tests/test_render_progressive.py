@@ -62,6 +62,51 @@ def test_coarse_while_moving_then_full_frame(monkeypatch):
         renderer.close()
 
 
+def test_hidpi_view_coarse_at_logical_pixel_counts_then_still_then_device_frame(monkeypatch):
+    """A view on a screen of pixel ratio 2 asks for 240x180 device pixels: coarse frames keep the
+    pixel counts of the 120x90 logical size, at rest a still frame of the logical size comes first,
+    then the full frame in device pixels - each equal to render_preview at its size."""
+    from engines.render import preview
+    from panels.render import cpu_view
+
+    clock = _FrozenClock()
+    monkeypatch.setattr(cpu_view, "time", clock)
+    made = []  # every frame the worker renders: (image, scale)
+    monkeypatch.setattr(preview, "render_preview",
+                        lambda *a, **k: made.append((render_preview(*a, **k), k["scale"])) or made[-1][0])
+    scene = sphere_scene(300, footprint=0.05)
+    prep = preview_scene(scene)
+    renderer = ProgressiveRenderer(threads=1)
+    try:
+        renderer.set_scene(prep, (0.1, 0.1, 0.1))
+        logical = frame_camera(scene.means, 20, 10, 120, 90)
+        device = logical.K.numpy().astype(np.float64).copy()
+        device[:2] *= 2
+        renderer.request(device, logical.viewmat.numpy(), 240, 180, ratio=2.0)
+        scale = renderer.scale
+        coarse = _wait(renderer, full=False)
+        assert coarse.shape[:2] == (round(90 * scale), round(120 * scale))  # as at ratio 1
+        clock.now += renderer.settle_time + 1.0
+        full = _wait(renderer, full=True)
+        (still, still_scale), (last, full_scale) = made[-2:]
+        assert (still_scale, full_scale) == (0.5, 1.0) and last is full
+        np.testing.assert_array_equal(still, render_preview(prep, logical.K, logical.viewmat, 120, 90, (0.1, 0.1, 0.1)))
+        np.testing.assert_array_equal(full, render_preview(prep, device, logical.viewmat, 240, 180, (0.1, 0.1, 0.1)))
+        assert not renderer.busy and [f for f, _, _ in renderer.frame_times[-2:]] == [True, True]
+    finally:
+        renderer.close()
+
+
+def test_device_frame_size_is_capped():
+    from panels.render.cpu_view import MAX_FRAME_PIXELS, device_frame_size
+
+    assert device_frame_size(800, 600, 2.0) == (1600, 1200, 2.0)
+    assert device_frame_size(800, 600, 1.0) == (800, 600, 1.0)
+    w, h, r = device_frame_size(2000, 1200, 2.0)  # 9.6 Mpx at ratio 2: lowered to the cap
+    assert 1.0 < r < 2.0 and w * h <= MAX_FRAME_PIXELS * 1.001 and abs(w / h - 2000 / 1200) < 0.01
+    assert device_frame_size(4000, 3000, 2.0) == (4000, 3000, 1.0)  # never below the logical size
+
+
 def test_software_renderer_names():
     assert is_software_renderer("llvmpipe (LLVM 15.0.6, 256 bits)")
     assert is_software_renderer("Mesa softpipe") and is_software_renderer("Google SwiftShader")
@@ -84,9 +129,9 @@ def test_at_rest_the_full_frame_comes_next_and_stale_coarse_frames_are_aborted()
     renderer._prep, renderer._generation = preview_scene(scene), 1
     with renderer._cond:
         renderer._wanted, renderer._changed_at, renderer._coarse_for = b, time.monotonic() - 1.0, None
-        assert renderer._next_job() == (b, True)  # resting: no coarse frame of b is queued first
+        assert renderer._next_job() == (b, renderer.FULL)  # resting: no coarse frame of b is queued first
         renderer._changed_at = time.monotonic()
-        assert renderer._next_job() == (b, False)  # moving: coarse
+        assert renderer._next_job() == (b, renderer.COARSE)  # moving: coarse
     flag = np.zeros(1, np.int8)
     renderer._job = (a, False, flag)  # a coarse frame of the older camera a in flight
     renderer.take()

@@ -107,8 +107,11 @@ class CpuCanvas:
         """Post the current camera to the CPU renderer; frames arrive on a timer."""
         if len(self.positions) == 0:
             return
-        K, view = self.camera_matrices()
-        self.progressive.request(K, view, *self.size)
+        from panels.render.cpu_view import device_frame_size
+
+        width, height, ratio = device_frame_size(*self.size, self.widget.devicePixelRatioF())
+        K, view = self.camera_matrices(width, height)  # device pixels: drawn 1:1 on a HiDPI screen
+        self.progressive.request(K, view, width, height, ratio)
         if not self._timer.isActive():
             self._timer.start()
 
@@ -120,12 +123,18 @@ class CpuCanvas:
             self._timer.stop()
 
     def show_frame(self, image: np.ndarray) -> None:
-        """Display an (H, W, 3) float frame scaled to the widget."""
+        """Display an (H, W, 3) float frame over the widget: 1:1 in device pixels when it has the
+        widget's device size (the full frame), else scaled to it (coarse frames)."""
         self.last_frame = image
         a = to_uint8(image)
         qimage = QImage(a.data, a.shape[1], a.shape[0], 3 * a.shape[1], QImage.Format_RGB888).copy()
-        self.widget.setPixmap(QPixmap.fromImage(qimage).scaled(self.widget.size(), Qt.IgnoreAspectRatio,
-                                                               Qt.SmoothTransformation))
+        ratio = self.widget.devicePixelRatioF()
+        pixmap = QPixmap.fromImage(qimage)
+        target = self.widget.size() * ratio
+        if pixmap.size() != target:
+            pixmap = pixmap.scaled(target, Qt.IgnoreAspectRatio, Qt.SmoothTransformation)
+        pixmap.setDevicePixelRatio(ratio)
+        self.widget.setPixmap(pixmap)
 
     def settle(self, timeout: float = 30.0) -> bool:
         """Block until the full frame of the current camera is shown (tests)."""

@@ -13,6 +13,13 @@ frames up (:meth:`take`, polled by a timer; the poll also aborts a stale coarse 
 view is hidden (another tab or panel shown: :class:`PauseWhenHidden`) nothing renders and the frame
 in flight is aborted: a full frame of a large scene took the CPU from a fit started on the Fit tab.
 :data:`FRAME_VERT`/:data:`FRAME_FRAG` draw a frame as a texture over the whole view.
+
+On a HiDPI screen the views ask for frames in device pixels (:func:`device_frame_size`: logical size ×
+pixel ratio, at most :data:`MAX_FRAME_PIXELS`), so the full frame is drawn 1:1 (a frame of the logical
+size was enlarged 2× on screen: blurry); coarse frames keep the pixel counts of the logical size (their
+scale is divided by the ratio), so moving costs what it did. At rest a ``still`` frame at the logical
+size (every splat; what the view showed before, ~1/3 of the cost) comes first, then the full frame in
+device pixels (~3× the logical frame's time): the view is as quick to a still frame as before, then sharp.
 """
 
 from __future__ import annotations
@@ -44,6 +51,25 @@ void main() {
 """
 
 
+#: the most pixels a full frame is rendered at (2560 x 1600); a larger HiDPI view gets a lower ratio
+MAX_FRAME_PIXELS = 2560 * 1600
+
+
+def device_frame_size(width: int, height: int, ratio: float) -> tuple[int, int, float]:
+    """``(w, h, r)``: the size in device pixels to render a ``width`` x ``height`` (logical) view at on
+    a screen of pixel ``ratio``, and the ratio used - ``ratio``, lowered so w·h ≤ :data:`MAX_FRAME_PIXELS`
+    (never below 1: a huge view renders at its logical size)."""
+    width, height = max(1, int(width)), max(1, int(height))
+    cap = float(np.sqrt(MAX_FRAME_PIXELS / (width * height)))
+    r = max(1.0, min(float(ratio or 1.0), cap))
+    return max(1, round(width * r)), max(1, round(height * r)), r
+
+
+def display_bytes(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float frame in [0, 1] -> contiguous uint8, rounded (what the screen shows)."""
+    return np.ascontiguousarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8))
+
+
 @dataclass(frozen=True)
 class _View:
     K: np.ndarray
@@ -51,12 +77,13 @@ class _View:
     width: int
     height: int
     generation: int
+    ratio: float = 1.0  # device pixels per logical pixel of width x height
     key: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # compared on every GUI poll and worker turn: a tuple once, not np.allclose each time
         rounded = np.round(np.concatenate([self.K.ravel(), self.view.ravel()]), 9) + 0.0  # -0.0 -> 0.0
-        object.__setattr__(self, "key", (self.generation, self.width, self.height, rounded.tobytes()))
+        object.__setattr__(self, "key", (self.generation, self.width, self.height, self.ratio, rounded.tobytes()))
 
     def same(self, other: _View | None) -> bool:
         """The same camera, image size and scene (matrices equal to 1e-9)."""
@@ -66,13 +93,18 @@ class _View:
 class ProgressiveRenderer:
     """Coarse CPU frames while the camera moves, the full frame once it rests (one worker thread)."""
 
+    COARSE, STILL, FULL = "coarse", "still", "full"  # the kinds of frames, see :meth:`_next_job`
+
     SETTLE = 0.12  # seconds without camera change before the full frame starts
     TARGET = 0.05  # wall seconds per coarse frame the level aims at (leaves the GUI thread its share)
     MIN_SCALE, MAX_SCALE = 0.1, 0.5
     MAX_STRIDE = 32
 
-    def __init__(self, threads: int = 2) -> None:
+    def __init__(self, threads: int = 2, uint8_frames: bool = False) -> None:
+        """``uint8_frames``: :meth:`take` hands out :func:`display_bytes` of each frame, converted on the
+        worker (a 4 Mpx float frame took ~25 ms of the GUI thread to convert); else the float frame."""
         self.threads = threads
+        self.uint8_frames = bool(uint8_frames)
         self.scale = self.MIN_SCALE  # start cheap: the first frames of a move come fast, the level
         self.stride = 4  # climbs (one step per quick frame) to what the CPU keeps up with
         self._prep = None
@@ -84,6 +116,7 @@ class ProgressiveRenderer:
         self._interval = 0.0  # running mean of the time between camera changes during a move
         self._coarse_for: _View | None = None  # last camera a frame (coarse or full) was made for
         self._full_for: _View | None = None
+        self._still_for: _View | None = None  # last camera a still (logical-size) frame was made for
         self._result = None  # (image, view, full) waiting for the GUI
         self._job = None  # (view, full, abort flag) of the frame being rendered
         self._smoothed = None  # running mean of coarse frame wall times
@@ -91,7 +124,8 @@ class ProgressiveRenderer:
         self._cond = threading.Condition()
         self._stop = False
         self._paused = False
-        self.frame_times: list[tuple[bool, float, float]] = []  # (full, wall s, CPU s of this thread) per frame
+        # per frame: (exact: every splat, a still or full frame, not a coarse level; wall s; CPU s of this thread)
+        self.frame_times: list[tuple[bool, float, float]] = []
         self._thread = threading.Thread(target=self._run, name="splat-cpu-view", daemon=True)
         self._thread.start()
 
@@ -101,14 +135,17 @@ class ProgressiveRenderer:
             self._prep, self._background = prep, tuple(float(c) for c in background)
             self._subsets = {1: prep}
             self._generation += 1
-            self._coarse_for = self._full_for = None
+            self._coarse_for = self._full_for = self._still_for = None
             self._wanted = None
             self._cond.notify_all()
 
-    def request(self, K, view, width: int, height: int) -> None:
-        """The camera being shown now (called on every draw); a change starts coarse frames."""
+    def request(self, K, view, width: int, height: int, ratio: float = 1.0) -> None:
+        """The camera being shown now (called on every draw); a change starts coarse frames. ``K``,
+        ``width`` and ``height`` give the full frame (device pixels on a HiDPI screen); ``ratio`` is
+        the device pixels per logical pixel they include: coarse frames are rendered at their scale
+        divided by it (the pixel counts of the logical size)."""
         wanted = _View(np.array(K, np.float64), np.array(view, np.float64), int(width), int(height),
-                       self._generation)
+                       self._generation, max(1.0, float(ratio)))
         with self._cond:
             if wanted.same(self._wanted):
                 return
@@ -127,18 +164,19 @@ class ProgressiveRenderer:
         return max(self.SETTLE, min(1.0, 3.0 * self._interval))
 
     def _check_abort(self) -> None:
-        """Abort the frame in flight when it is no longer wanted (called with the lock held): a full
-        frame as soon as the camera changed, a coarse one of an older camera once the camera rests."""
+        """Abort the frame in flight when it is no longer wanted (called with the lock held): a still or
+        full frame as soon as the camera changed, a coarse one of an older camera once the camera rests."""
         if self._job is None:
             return
-        view, full, abort = self._job
+        view, exact, abort = self._job
         if view.same(self._wanted) or abort[0]:
             return
-        if full or time.monotonic() - self._changed_at >= self.settle_time:
+        if exact or time.monotonic() - self._changed_at >= self.settle_time:
             abort[0] = 1
 
     def take(self):
-        """The newest finished frame as (image (h,w,3) float32, full: bool), or None."""
+        """The newest finished frame as (image (h,w,3), full: bool), or None; the image is float32 in
+        [0, 1], or uint8 with ``uint8_frames``."""
         with self._cond:
             self._check_abort()
             result, self._result = self._result, None
@@ -174,7 +212,9 @@ class ProgressiveRenderer:
             self._cond.notify_all()
 
     def _next_job(self):
-        """(view, full) to render next, or None after waiting (called with the lock held)."""
+        """(view, kind) to render next, or None after waiting (called with the lock held). ``kind``:
+        COARSE while the camera moves; at rest FULL (the requested size), preceded on a HiDPI view
+        (``ratio`` > 1) by a STILL frame at the logical size."""
         wanted = self._wanted
         if self._paused or wanted is None or self._prep is None or wanted.same(self._full_for):
             self._cond.wait(0.5)
@@ -182,9 +222,9 @@ class ProgressiveRenderer:
         rest = time.monotonic() - self._changed_at
         settle = self.settle_time
         if rest >= settle:  # at rest: the full frame now, no coarse frame queued before it
-            return wanted, True
+            return wanted, self.STILL if wanted.ratio > 1 and not wanted.same(self._still_for) else self.FULL
         if not wanted.same(self._coarse_for):
-            return wanted, False
+            return wanted, self.COARSE
         self._cond.wait(settle - rest)
         return None
 
@@ -221,18 +261,22 @@ class ProgressiveRenderer:
                 if job is None:
                     continue
                 prep, background = self._prep, self._background
-                stride = 1 if job[1] else self.stride
+                view, kind = job
+                exact = kind != self.COARSE  # every splat; aborted as soon as the camera changes
+                stride = 1 if exact else self.stride
                 if stride not in self._subsets:
                     self._subsets[stride] = prep.subset(stride)
                 prep = self._subsets[stride]
-                view, full = job
                 abort = np.zeros(1, np.int8)
-                self._job = (view, full, abort)
+                self._job = (view, exact, abort)
+            scale = 1.0 if kind == self.FULL else (1.0 if exact else self.scale) / view.ratio
             start, cpu = time.perf_counter(), time.thread_time()
-            try:  # coarse frames on this thread alone (small; their CPU time is measurable), full ones in bands
-                image = render_preview(prep, view.K, view.view, view.width, view.height, background,
-                                       scale=1.0 if full else self.scale, threads=self.threads if full else 1,
-                                       bands=4 * self.threads if full else 1, abort=abort)
+            try:  # coarse frames on this thread alone (small; their CPU time is measurable), exact ones in bands
+                image = render_preview(prep, view.K, view.view, view.width, view.height, background, scale=scale,
+                                       threads=self.threads if exact else 1,
+                                       bands=4 * self.threads if exact else 1, abort=abort)
+                if self.uint8_frames:
+                    image = display_bytes(image)
             except Cancelled:
                 with self._cond:
                     self._job = None
@@ -244,17 +288,19 @@ class ProgressiveRenderer:
                     self._coarse_for = self._full_for = view
                 continue
             elapsed = time.perf_counter() - start
-            self.frame_times.append((full, elapsed, time.thread_time() - cpu))
+            self.frame_times.append((exact, elapsed, time.thread_time() - cpu))
             del self.frame_times[:-500]
-            if not full:
+            if not exact:
                 self._adapt(elapsed)
             with self._cond:
                 self._job = None
                 if view.generation != self._generation:
                     continue
-                self._result = (image, view, full)
+                self._result = (image, view, kind == self.FULL)
                 self._coarse_for = view
-                if full:
+                if kind == self.STILL:
+                    self._still_for = view
+                elif kind == self.FULL:
                     self._full_for = view
 
 
@@ -268,9 +314,10 @@ class PauseWhenHidden(QObject):
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
         """Hide / Show events of the view's widget pause / resume the renderer."""
+        renderer = getattr(self, "renderer", None)  # None: this filter's Python side is being torn down
         kind = event.type()
-        if kind == QEvent.Hide:
-            self.renderer.set_paused(True)
-        elif kind == QEvent.Show:
-            self.renderer.set_paused(False)
+        if renderer is not None and kind == QEvent.Hide:
+            renderer.set_paused(True)
+        elif renderer is not None and kind == QEvent.Show:
+            renderer.set_paused(False)
         return False

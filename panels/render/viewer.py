@@ -168,7 +168,7 @@ class SplatCanvas:
         from vispy import app, gloo, scene
         from vispy.visuals import Visual
 
-        from panels.render.cpu_view import FRAME_FRAG, FRAME_VERT
+        from panels.render.cpu_view import FRAME_FRAG, FRAME_VERT, display_bytes
 
         owner = self
         self.renderer = (renderer or os.environ.get("SPECTRA_VIEW_RENDERER") or "auto").lower()
@@ -178,6 +178,7 @@ class SplatCanvas:
         self.progressive = None  # ProgressiveRenderer in CPU mode
         self._gl_splats_stale = False  # CPU mode skipped the OpenGL buffers of the current splats
         self._hint = None  # a label over the view until the CPU view's first frame of a scene arrives
+        self.last_frame: np.ndarray | None = None  # the CPU frame shown last, (H, W, 3) uint8 in device pixels
         self.renderer_chosen = None  # optional callback once GL_RENDERER is known and the mode chosen
 
         class FrameVisual(Visual):
@@ -194,7 +195,8 @@ class SplatCanvas:
                 self.has_frame = False
 
             def set_frame(self, image: np.ndarray) -> None:
-                self._texture.set_data(np.ascontiguousarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)))
+                """The frame to show: (H, W, 3) uint8 (as converted on the worker) or float in [0, 1]."""
+                self._texture.set_data(image if image.dtype == np.uint8 else display_bytes(image))
                 self.has_frame = True
 
             def _prepare_transforms(self, view):
@@ -427,7 +429,7 @@ class SplatCanvas:
         from panels.render.cpu_view import PauseWhenHidden, ProgressiveRenderer
 
         if on and self.progressive is None:
-            self.progressive = ProgressiveRenderer()
+            self.progressive = ProgressiveRenderer(uint8_frames=True)
             self._pause_when_hidden = PauseWhenHidden(self.widget, self.progressive)
             self.view.update = self._camera_moved_cpu  # camera changes post the camera, without a redraw
             self._push_cpu_scene()
@@ -509,14 +511,19 @@ class SplatCanvas:
         self._post_cpu_camera()
 
     def _post_cpu_camera(self) -> None:
+        """The camera being drawn to the CPU renderer, at the framebuffer's device pixels (the frame
+        texture then covers it 1:1 on a HiDPI screen; capped, see :func:`device_frame_size`)."""
         if self.progressive is None:
             return
+        from panels.render.cpu_view import device_frame_size
+
+        cw, ch = self.canvas.size
+        width, height, ratio = device_frame_size(cw, ch, self.canvas.pixel_scale)
         try:
-            K, view = self.camera_matrices()
+            K, view = self.camera_matrices(width, height)
         except (np.linalg.LinAlgError, ValueError):
             return
-        cw, ch = self.canvas.size
-        self.progressive.request(K, view, cw, ch)
+        self.progressive.request(K, view, width, height, ratio)
         if not self._cpu_timer.running:
             self._cpu_timer.start()
 
@@ -527,6 +534,7 @@ class SplatCanvas:
             return
         result = self.progressive.take()
         if result is not None:
+            self.last_frame = result[0]
             self.frame.set_frame(result[0])
             self._set_hint(None)
             self.canvas.update()
