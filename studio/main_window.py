@@ -40,6 +40,7 @@ from studio.routing import (
     RESTORE,
     UNSUPPORTED,
     choose_panel,
+    examined,
     failure_message,
     route_path,
     route_paths_job,
@@ -460,25 +461,32 @@ class MainWindow(QMainWindow):
             return None
         title, file_name = self.slot(name).title, Path(path).name
         try:
-            if decision.action == RESTORE:
-                provenance = dict(decision.provenance or {})
-                provenance["source_path"] = os.path.abspath(path)
-                pending = panel.open_exported(path, provenance, open_file=decision.open_file)
-                message = (f"Opened {file_name} in {title} and restored its parameters" if decision.open_file
-                           else f"Restored the {title} parameters saved with {file_name}")
-            else:
-                pending = panel.open_file(path)
-                message = f"Opened {file_name} in {title}"
+            with examined(path, decision.facts):  # the panel asks the file system nothing on the GUI thread
+                pending = self._open_in(panel, decision)
         except Exception as exc:
             self._report_open_failure(failure_message(path, describe_error(exc)), traceback.format_exc())
             return None
         self.show_panel(name)
+        if decision.action == RESTORE:
+            message = (f"Opened {file_name} in {title} and restored its parameters" if decision.open_file
+                       else f"Restored the {title} parameters saved with {file_name}")
+        else:
+            message = f"Opened {file_name} in {title}"
         if pending is None:  # opened synchronously
             self._file_opened(path, message)
         else:  # a job reads the file: the panel shows its loading state, file_opened/failed follow
             self._open_messages[str(path)] = message
             self.statusBar().showMessage(f"Opening {file_name} in {title}…", 5000)
         return name
+
+    @staticmethod
+    def _open_in(panel, decision):
+        """``panel.open_file`` / ``open_exported`` for ``decision``; returns the job handle or None."""
+        if decision.action == RESTORE:
+            provenance = dict(decision.provenance or {})
+            provenance["source_path"] = os.path.abspath(decision.path)
+            return panel.open_exported(decision.path, provenance, open_file=decision.open_file)
+        return panel.open_file(decision.path)
 
     def _on_file_opened(self, path: str) -> None:
         """A panel's background open finished (the panel's own samples are not the user's files)."""

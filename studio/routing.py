@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,64 @@ from engines.filekinds import MISSING, UNKNOWN, describe, sniff
 OPEN, RESTORE, ASK, UNSUPPORTED, ERROR = "open", "restore", "ask", "unsupported", "error"
 
 Acceptor = Callable[[str, str], bool]
+
+
+@dataclass(frozen=True)
+class PathFacts:
+    """What the examination found of a path with one ``stat``: opening it then asks the file system nothing."""
+
+    exists: bool
+    is_dir: bool = False
+    size: int | None = None  # bytes, for a file
+
+    @classmethod
+    def of(cls, path: str | os.PathLike) -> PathFacts:
+        """Stat ``path`` (on a worker: a network share may take seconds)."""
+        try:
+            info = os.stat(path)
+        except (OSError, ValueError):
+            return cls(False)
+        is_dir = stat.S_ISDIR(info.st_mode)
+        return cls(True, is_dir, None if is_dir else info.st_size)
+
+
+_examined: dict[str, PathFacts] = {}  # paths being opened now, with what their examination found
+
+
+@contextmanager
+def examined(path: str, facts: PathFacts | None) -> Iterator[None]:
+    """While a routed path is opened (``panel.open_file``), :func:`path_exists` / :func:`path_is_dir`
+    answer from ``facts`` (found by the examine job) instead of asking the file system on the GUI thread."""
+    if facts is None:
+        yield
+        return
+    key = os.fspath(path)
+    _examined[key] = facts
+    try:
+        yield
+    finally:
+        _examined.pop(key, None)
+
+
+def path_facts(path: str | os.PathLike) -> PathFacts:
+    """What the examination found of ``path`` while it is being opened, else a ``stat`` now."""
+    return _examined.get(os.fspath(path)) or PathFacts.of(path)
+
+
+def path_exists(path: str | os.PathLike) -> bool:
+    """``os.path.exists`` that asks nothing of the file system for a path being opened after its examination."""
+    return path_facts(path).exists
+
+
+def path_is_dir(path: str | os.PathLike) -> bool:
+    """``os.path.isdir``, likewise (see :func:`path_exists`)."""
+    return path_facts(path).is_dir
+
+
+def path_is_file(path: str | os.PathLike) -> bool:
+    """``os.path.isfile`` (a path that exists and is no folder), likewise (see :func:`path_exists`)."""
+    facts = path_facts(path)
+    return facts.exists and not facts.is_dir
 
 
 @dataclass
@@ -41,6 +101,7 @@ class Route:
     message: str = ""
     kind: str = UNKNOWN
     open_file: bool = True  # for RESTORE: the panel also opens the file itself
+    facts: PathFacts | None = None  # what the examination found (exists, folder, size)
 
 
 def _accepts(acceptor: Acceptor, path: str, kind: str) -> bool:
@@ -89,24 +150,25 @@ def route_path(
     path = os.fspath(path)
     name = Path(path).name or path
     kind = sniff(path)
+    facts = PathFacts.of(path)
     if kind == MISSING:
-        return Route(ERROR, path, message=f"{name}: no such file or folder", kind=kind)
+        return Route(ERROR, path, message=f"{name}: no such file or folder", kind=kind, facts=facts)
     names = dict(acceptors)
-    if os.path.isfile(path):
+    if facts.exists and not facts.is_dir:
         try:
             provenance = read_provenance(path)
         except ExportError as exc:  # "Cannot open <name>: <reason>", as a panel's failure reads
-            return Route(ERROR, path, message=failure_message(path, str(exc)), kind=kind)
+            return Route(ERROR, path, message=failure_message(path, str(exc)), kind=kind, facts=facts)
         panel = provenance.get("panel") if provenance else None
         if panel in names:
             return Route(RESTORE, path, panel=panel, provenance=provenance, kind=kind,
-                         open_file=_accepts(names[panel], path, kind))
+                         open_file=_accepts(names[panel], path, kind), facts=facts)
     candidates = [panel for panel, acceptor in acceptors if _accepts(acceptor, path, kind)]
     if not candidates:
-        return Route(UNSUPPORTED, path, message=unsupported_message(name, path, kind), kind=kind)
+        return Route(UNSUPPORTED, path, message=unsupported_message(name, path, kind), kind=kind, facts=facts)
     if len(candidates) == 1:
-        return Route(OPEN, path, panel=candidates[0], candidates=candidates, kind=kind)
-    return choose_panel(Route(ASK, path, candidates=candidates, kind=kind,
+        return Route(OPEN, path, panel=candidates[0], candidates=candidates, kind=kind, facts=facts)
+    return choose_panel(Route(ASK, path, candidates=candidates, kind=kind, facts=facts,
                               message=f"{name} ({describe(kind)}) can be opened by several panels"), active)
 
 
@@ -116,7 +178,7 @@ def choose_panel(route: Route, active: str | None) -> Route:
     this runs on the GUI thread when it is opened, with the panel active then.)"""
     if route.action != ASK or active not in route.candidates:
         return route
-    return Route(OPEN, route.path, panel=active, candidates=route.candidates, kind=route.kind)
+    return Route(OPEN, route.path, panel=active, candidates=route.candidates, kind=route.kind, facts=route.facts)
 
 
 def route_paths_job(paths: Sequence[str], acceptors: Sequence[tuple[str, Acceptor]]):

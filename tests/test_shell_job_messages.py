@@ -152,3 +152,101 @@ def test_failure_message_says_the_file_name_once(reason, said):
     from studio.routing import failure_message
 
     assert failure_message("/data/a b/trunc.ply", reason) == said
+
+
+def _job_rows(window) -> list[tuple[str, str]]:
+    table = window.job_table
+    return [(table.item(r, 0).text(), table.item(r, 5).text()) for r in range(table.rowCount())]
+
+
+def test_housekeeping_jobs_leave_no_rows_unless_slow_or_failed(window, qtbot, tmp_path, monkeypatch):
+    """Each drop's "examine" job and Generate's model scan are housekeeping: no row when they end within
+    half a second, a row while one still runs after that (it goes when it ends well), and a row that
+    stays when one fails. The files' open jobs are user jobs and keep their rows."""
+    import time
+
+    from PIL import Image
+
+    import studio.routing
+    from tests.gui_helpers import models_listed
+    from tests.test_shell_drop_examine import drop
+
+    window.show_panel("generate")
+    models_listed(window.panel("generate"))
+    window.show_panel("codec")
+    qtbot.waitUntil(lambda: window.panel("codec").image is not None, timeout=60000)
+    assert window.jobs.wait_all(60)
+    names = [r.name for r in window.jobs.records()]
+    assert "scan model folders" in names and not any(title == "Scan model folders" for title, _ in _job_rows(window))
+    real = studio.routing.sniff
+
+    def sniff(path):  # a cold share answers in 1.2 s; a broken one fails
+        name = str(path).rsplit("/", 1)[-1]
+        if name.startswith("slow"):
+            time.sleep(1.2)
+        if name.startswith("broken"):
+            raise ValueError("the share stopped answering")
+        return real(path)
+
+    monkeypatch.setattr(studio.routing, "sniff", sniff)
+    paths = [tmp_path / name for name in ("quick.png", "slow.png", "broken.png")]
+    for number, path in enumerate(paths):
+        Image.fromarray(np.full((24, 32, 3), 60 * number, np.uint8)).save(path)
+    before = window.job_table.rowCount()
+    for path in paths:  # three drops
+        drop(window, [path])
+    qtbot.waitUntil(lambda: ("Examine slow.png", "running") in _job_rows(window), timeout=3000)  # slow: shown
+    assert not any(title == "Examine quick.png" for title, _ in _job_rows(window)[before:])  # ended at once
+    qtbot.waitUntil(lambda: window.jobs.running_count() == 0 and window.jobs.waiting_count() == 0, timeout=60000)
+    assert window.jobs.wait_all(60)
+    qtbot.wait(600)  # past the half second: nothing shows up late
+    rows = _job_rows(window)[before:]
+    encode = ("Encode dct N=8 q=75", "done")  # the Codec panel encodes what it opened
+    assert rows == [("Open quick.png", "done"), encode, ("Examine broken.png", "failed: the share stopped answering"),
+                    ("Open slow.png", "done"), encode], rows
+    examined = {r.name: r.state for r in window.jobs.records() if r.name.startswith("examine ")}
+    assert examined == {"examine quick.png": "done", "examine slow.png": "done", "examine broken.png": "failed"}
+    window.job_table.clear_finished()
+    assert window.job_table.rowCount() == 0
+
+
+def _png_file(folder):
+    from tests.fuzz.targets import _build_png
+
+    return _build_png(folder)
+
+
+def _model_folder(folder):
+    from tests.fuzz.targets import _build_model
+
+    return _build_model(folder)
+
+
+@pytest.mark.parametrize("make, panel", [(_png_file, "codec"), (_model_folder, "generate")])
+def test_a_drop_is_opened_without_asking_the_file_system_on_the_gui_thread(window, qtbot, tmp_path, monkeypatch,
+                                                                         make, panel):
+    """The examine job has stat'ed the dropped path (exists, folder, size): the panel's ``open_file`` on
+    the GUI thread gets those facts and makes no ``stat`` of its own (exists / is_dir / is_file all stat)."""
+    import os
+    import threading
+
+    from tests.test_shell_drop_examine import drop
+
+    window.show_panel("codec")
+    window.show_panel(panel)
+    assert window.jobs.wait_all(60)
+    path = make(tmp_path)
+    gui, real_stat, on_gui = threading.current_thread(), os.stat, []
+
+    def recorded(target, *args, **kwargs):
+        if threading.current_thread() is gui and os.fspath(target) == str(path):
+            on_gui.append(os.fspath(target))
+        return real_stat(target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", recorded)
+    drop(window, [path])
+    qtbot.waitUntil(lambda: any(r.name == f"open {path.name}" for r in window.jobs.records()), timeout=30000)
+    monkeypatch.undo()
+    assert window.jobs.wait_all(60)
+    assert on_gui == []
+    assert [r.panel for r in window.jobs.records() if r.name == f"open {path.name}"] == [panel]

@@ -49,6 +49,7 @@ from panels.codec.widgets import (
 from panels.flow_row import flow_row
 from panels.live_plot import Throttle
 from studio.jobs import EXAMINE_LANE
+from studio.routing import path_exists
 from studio.widgets.progress import set_progress_later
 
 TRANSFORMS = ["dct", "wht", "sdct", "rdct", "bas2008", "jam-rdct", "minangle"]
@@ -882,7 +883,7 @@ class CodecPanel(Panel):
         if path.startswith("sample:"):
             return self.load_in_background(path, lambda: _image_job(path),
                                            lambda r: self.set_image(r[0], path, None), title="Loading the sample…")
-        if not Path(path).exists():
+        if not path_exists(path):  # known from the drop's examination: no stat on the GUI thread
             raise OpenError(f"file not found: {path}")
         if path.lower().endswith((".pt", ".pth")):  # routed here as a learned-codec model (routing sniffed it):
             # checked by a job (a foreign file gets its message), then listed and selected

@@ -35,6 +35,7 @@ from engines.provenance import array, number, obj, text
 from panels.base import OpenError, Panel
 from panels.generate.widgets import HistoryStrip, ImageSlot, ImageView, read_image_file
 from studio.jobs import EXAMINE_LANE
+from studio.routing import path_is_dir, path_is_file
 from studio.widgets.progress import set_progress_later
 
 SAMPLER_LABELS = {
@@ -1016,11 +1017,11 @@ class GeneratePanel(Panel):
         """Open a model folder or file (listed where it is used) or a PNG/JPEG/WebP image (a Generate
         PNG restores its parameters and is shown; any other image becomes the input); a job reads
         it. Returns the job handle."""
-        p = Path(path)
-        if p.is_dir() or p.suffix.lower() in (".safetensors", ".pt", ".bin"):  # model / ControlNet folder, LoRA,
+        p = Path(path)  # is it a folder, a file: known from the drop's examination (no stat on the GUI thread)
+        if path_is_dir(p) or p.suffix.lower() in (".safetensors", ".pt", ".bin"):  # model / ControlNet folder, LoRA,
             # embedding, ControlNet, checkpoint: a job reads it
             return self.load_in_background(str(p), lambda: _model_file_job(str(p)), self._add_model_file)
-        if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp") and not p.is_file():
+        if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp") and not path_is_file(p):
             raise OpenError(f"Generate cannot open {p.name}")
         # any other file name: the routing sent it here by its content (an image named .nii.gz, say);
         # the decode job reads it by content and says so if it is not an image
