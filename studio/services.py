@@ -38,7 +38,8 @@ class StudioServices(QObject):
         is that failure's one message: the queue shows none of its own, and the log line carries the
         job's traceback."""
         if level == "error":
-            details = details or self.jobs.failure_reported()
+            job_details = self.jobs.failure_reported()
+            details = details or job_details
         self.message.emit(level, text, details)
         self.notification.emit(level, text)
 

@@ -246,7 +246,7 @@ def test_a_drop_is_opened_without_asking_the_file_system_on_the_gui_thread(windo
     monkeypatch.setattr(os, "stat", recorded)
     drop(window, [path])
     qtbot.waitUntil(lambda: any(r.name == f"open {path.name}" for r in window.jobs.records()), timeout=30000)
+    assert window.jobs.wait_all(60)  # and none while the opened file is shown
     monkeypatch.undo()
-    assert window.jobs.wait_all(60)
     assert on_gui == []
     assert [r.panel for r in window.jobs.records() if r.name == f"open {path.name}"] == [panel]
