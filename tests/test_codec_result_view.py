@@ -180,6 +180,13 @@ def test_the_panel_shows_the_encode_jobs_view_matching_an_independent_computatio
     np.testing.assert_allclose(panel.canvas.heat.image, result.planes[2].bits, rtol=1e-6)
     panel.overlay.setChecked(False)  # the same view: nothing made again
     assert threads == [False, True] and not panel.canvas.heat.isVisible()
+    # a new image while Cr is picked: its Cr picture at once, no heat map until its own encode
+    panel.overlay.setChecked(True)
+    other = _photo(120, 90)
+    panel.set_image(other, "other", None)
+    assert threads == [False, True, True]
+    assert np.abs(panel.canvas.image_item.image.astype(int) - _grey_view(other, "Cr")).max() <= 1
+    assert not panel.canvas.heat.isVisible() and not panel.canvas.selection.isVisible()
 
 
 def _longest_gap_ms(qtbot, start, until, timeout_ms=60000) -> float:

@@ -961,6 +961,9 @@ class CodecPanel(Panel):
         self._explorer_key = None
         self.canvas.set_selection(None)
         self.canvas.set_image(image, auto_range=True)
+        self.canvas.set_overlay(None, 8, (0, 0), False)  # no heat map until this image's encode
+        if self.channel.currentText() != "RGB":
+            self._refresh_image()  # the picked channel's picture (by a job for a large image)
         self.summary.setText(f"{name}: {image.shape[1]}×{image.shape[0]}")
         self._refresh_compare()
         self.encode()
