@@ -70,6 +70,7 @@ class OffscreenCanvasView(QWidget):
         self.gl_widget = canvas.native
         self.background = QColor(background)
         self.image: QImage | None = None
+        self._coarse: QImage | None = None  # the last coarse frame, scaled up to the full size
         self.frames = 0
         self.last_frame_ms = 0.0
         self._due = False  # a frame was asked for and not drawn yet
@@ -118,9 +119,35 @@ class OffscreenCanvasView(QWidget):
         self.last_frame_ms = (time.perf_counter() - start) * 1000.0
         if image.isNull():
             return
-        self.image = image
+        self.image = self._compose(image)
         self.frames += 1
         self.update()
+
+    def _compose(self, image: QImage) -> QImage:
+        """What to show of the framebuffer ``image``: all of it, unless the canvas drew its last frame
+        into the lower-left 1/divisor of it (``canvas.frame_layout()``, see panels/volume/progressive_gl.py):
+        then that part scaled up, under the top rows redrawn at full size since."""
+        layout = getattr(self.canvas, "frame_layout", None)
+        divisor, refined = layout() if layout is not None else (1, 0)
+        if divisor <= 1:
+            self._coarse = None
+            return image
+        width, height = image.width(), image.height()
+        if refined == 0 or self._coarse is None or self._coarse.size() != image.size():
+            small_w, small_h = max(1, width // divisor), max(1, height // divisor)
+            part = image.copy(0, height - small_h, small_w, small_h)  # GL's lower left is the image's bottom left
+            self._coarse = part.scaled(width, height, Qt.AspectRatioMode.IgnoreAspectRatio,
+                                       Qt.TransformationMode.SmoothTransformation)
+            self._coarse.setDevicePixelRatio(image.devicePixelRatio())
+            if refined == 0:
+                return self._coarse
+        if refined >= height:  # every row redrawn: the full frame
+            return image
+        shown = self._coarse.copy()
+        painter = QPainter(shown)
+        painter.drawImage(QPointF(0, 0), image.copy(0, 0, width, refined))
+        painter.end()
+        return shown
 
     def _sync_gl_size(self) -> bool:
         """Give the hidden GL widget this view's size (and tell vispy its screen's pixel ratio) unless

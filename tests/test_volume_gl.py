@@ -441,6 +441,63 @@ def test_progressive_view_ends_on_the_full_quality_frame(gl_view, monkeypatch):
     assert reference.mean() > 20  # the bone shows
 
 
+def _shown(view) -> np.ndarray:
+    """What the view widget shows (the offscreen view's image), RGB in device pixels."""
+    from qtpy.QtGui import QImage
+
+    image = view.screen.image.convertToFormat(QImage.Format.Format_RGB888)
+    width, height = image.width(), image.height()
+    rows = np.frombuffer(image.constBits(), np.uint8).reshape(height, image.bytesPerLine())
+    return rows[:, : 3 * width].reshape(height, width, 3).astype(np.int16)
+
+
+def test_coarse_frames_on_software_gl_use_a_quarter_of_the_pixels_and_the_view_scales_them_up(gl_view, monkeypatch):
+    """A coarse frame on software OpenGL is drawn into the lower-left quarter of the framebuffer (the
+    same projection, half the pixels across); the view shows it scaled up, then each refined band
+    over it, and finally exactly the full-quality frame."""
+    from panels.volume import progressive_gl
+
+    app, view = gl_view
+    _bone_phantom(view)
+    frames = view.canvas.progressive
+    monkeypatch.setattr(frames, "budget_ms", 1e-3)
+    monkeypatch.setattr(frames, "idle_ms", 10_000)  # no bands until the test asks
+    monkeypatch.setattr(frames, "software", True)
+    for item in view.markers:
+        item.visible = False
+    view.reset_camera(40.0, 25.0)
+    reference = view.render_image()[..., :3].astype(np.int16)
+    frames.forget_cost()
+    drawn = frames.frames_drawn
+    assert _pump_until(app, lambda: frames.frames_drawn > drawn)
+    assert frames.frame_layout() == (progressive_gl.COARSE_PIXEL_DIVISOR, 0) and frames.last_factor > 1
+    screen = _screen(view)
+    height, width = screen.shape[:2]
+    half_h, half_w = height // 2, width // 2
+    quarter = screen[height - half_h:, :half_w]
+    assert np.abs(screen[: height - half_h] - screen[0, 0]).max() == 0  # background only above the quarter ...
+    assert np.abs(screen[:, half_w:] - screen[0, 0]).max() == 0  # ... and right of it
+    assert quarter.mean() > 20  # the volume is drawn in the lower-left quarter only ...
+    small = reference[: 2 * half_h, : 2 * half_w].reshape(half_h, 2, half_w, 2, 3).mean(axis=(1, 3))
+    assert np.abs(quarter - small).mean() < 12  # ... as the full frame, half the size (sparser samples)
+    shown = _shown(view)
+    assert shown.shape == reference.shape
+    assert np.abs(shown - reference).mean() < 12 and np.abs(shown - screen).mean() > 5  # scaled up for the view
+    coarse_shown = shown
+    frames._request_band()  # one band, then the view shows it over the scaled-up coarse frame
+    assert _pump_until(app, lambda: frames.refined_rows > 0)
+    rows = frames.refined_rows
+    shown, screen = _shown(view), _screen(view)
+    assert 0 < rows < height
+    assert np.array_equal(shown[:rows], screen[:rows])
+    assert np.array_equal(shown[rows:], coarse_shown[rows:])
+    monkeypatch.setattr(frames, "idle_ms", 0)
+    assert _pump_until(app, lambda: view.exact)
+    assert np.array_equal(_shown(view), _screen(view))  # all rows refined: the framebuffer as it is
+    for item in view.markers:
+        item.visible = True
+
+
 def test_progressive_view_draws_once_when_frames_are_cheap(gl_view, monkeypatch):
     """With a budget no frame exceeds (a GPU), a change is one full-quality frame, no bands."""
     app, view = gl_view

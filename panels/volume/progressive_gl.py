@@ -2,8 +2,10 @@
 
 On a machine without a GPU (Mesa llvmpipe) one ray-cast frame of a 256³ volume takes ~200 ms,
 drawn on the GUI thread: every camera step or TF edit froze the window for that long. Here a
-frame after a change is drawn *coarse* (the volume sampled ``factor`` times more sparsely, about
-``factor`` times cheaper; the shaded method corrects opacity for its actual step), and once the
+frame after a change is drawn *coarse* (the volume sampled ``factor`` times more sparsely; the shaded
+method corrects opacity for its actual step; on software OpenGL also with half the pixels across,
+into a corner of the framebuffer that :class:`~panels.offscreen_canvas.OffscreenCanvasView` scales
+up), and once the
 scene has been still for :data:`IDLE_MS` it is *refined* at full quality in horizontal bands, one
 band per event-loop turn (OpenGL scissor test), so that no turn takes much more than
 :data:`BUDGET_MS`. The bands write into the widget's preserved framebuffer; when the last band is
@@ -44,6 +46,9 @@ TURN_MS = 2
 #: share of a full frame's cost that a coarse frame still pays whatever its factor (ray set-up and
 #: compositing per pixel); measured on llvmpipe, 256³ CT: 0.1-0.2. Used until a factor is measured
 FIXED_SHARE = 0.2
+#: a coarse frame on software OpenGL is also drawn with this many times fewer pixels across (into the
+#: lower-left part of the framebuffer; the view scales it up): its fixed per-pixel cost drops with it
+COARSE_PIXEL_DIVISOR = 2
 #: thinnest refinement band (rows): every band costs a fixed overhead too
 MIN_BAND_ROWS = 4
 #: a band has at most this many times the rows of the one before (rows further down may cost more)
@@ -84,6 +89,8 @@ class ProgressiveFrames:
         self.hold: Callable[[], bool] = lambda: False  # True while the scene is being replaced: the
         # last frame stays on screen and nothing is drawn
         self.last_factor = 1
+        self.last_divisor = 1  # the last coarse frame covered 1/divisor of the framebuffer's width and height
+        self.refined_rows = 0  # rows from the top drawn at full quality since the last frame
         self.frames_drawn = 0
         self.bands_drawn = 0
         self._rows_left = 0  # rows still to refine, counted from the top of the image
@@ -161,9 +168,12 @@ class ProgressiveFrames:
         if self.software is None:
             self.software = is_software_renderer(renderer_name())
         factor = self.factor_for_frame()
-        applied, ms = self._timed(draw_scene, factor, None)
+        divisor = COARSE_PIXEL_DIVISOR if factor > 1 and self.software else 1
+        applied, ms = self._timed(draw_scene, factor, None, divisor)
         self.frames_drawn += 1
         self.last_factor = applied
+        self.last_divisor = divisor if applied > 1 else 1
+        self.refined_rows = 0
         self._target = target
         if applied > 1:
             old = self.coarse_ms.get(applied)
@@ -190,6 +200,7 @@ class ProgressiveFrames:
         self.bands_drawn += 1
         self._band_due = False
         self._rows_left -= rows
+        self.refined_rows += rows
         self._refine_ms += ms
         # the next rows cost at least the frame's average: rows of empty background above the volume
         # cost nothing and would make the first band through the volume far too tall
@@ -209,9 +220,16 @@ class ProgressiveFrames:
         self._band_due = True
         self.canvas.request_draw()
 
-    def _timed(self, draw_scene, factor: int, scissor) -> tuple[int, float]:
-        """Draw (coarser by ``factor``, inside ``scissor`` (x, y, w, h) when given) and wait for the
-        GL to finish; returns the factor applied and the milliseconds it took."""
+    def frame_layout(self) -> tuple[int, int]:
+        """What the framebuffer holds after the last draw, for the view that shows it: ``(divisor,
+        refined)``: the last frame filled the lower-left 1/``divisor`` of it (1: all of it), and the top
+        ``refined`` rows have been redrawn at full quality since."""
+        return self.last_divisor, self.refined_rows
+
+    def _timed(self, draw_scene, factor: int, scissor, divisor: int = 1) -> tuple[int, float]:
+        """Draw (coarser by ``factor``, inside ``scissor`` (x, y, w, h) when given, into the lower-left
+        1/``divisor`` of the framebuffer) and wait for the GL to finish; returns the factor applied and
+        the milliseconds it took."""
         from vispy import gloo
 
         context = self.canvas.context
@@ -222,7 +240,12 @@ class ProgressiveFrames:
             if scissor is not None:
                 context.set_state(scissor_test=True)
                 context.set_scissor(*scissor)
+            width, height = (int(v) for v in self.canvas.physical_size)
+            if divisor > 1:  # the same projection into a smaller viewport: the scene drawn smaller
+                context.set_viewport(0, 0, max(1, width // divisor), max(1, height // divisor))
             draw_scene()
+            if divisor > 1:
+                context.set_viewport(0, 0, width, height)
             if scissor is not None:
                 context.set_state(scissor_test=False)
             context.flush_commands()
@@ -257,6 +280,10 @@ def progressive_canvas(**kwargs):
             if progressive is not None and not self._drawing:
                 progressive.changed()
             super().update(node)
+
+        def frame_layout(self) -> tuple[int, int]:
+            """See :meth:`ProgressiveFrames.frame_layout` (read by the view that shows the canvas)."""
+            return self.progressive.frame_layout()
 
         def request_draw(self) -> None:
             """Ask for a draw that is not a change of the scene (the next band)."""
