@@ -126,15 +126,20 @@ def unsupported_message(name: str, path: str, kind: str) -> str:
 def failure_message(path: str | os.PathLike, reason: str) -> str:
     """``"<name>: <reason>"`` for "Cannot open …", naming the file once: the loaders' reasons often name
     it already (``trunc.ply is truncated: …``, ``x.vp: a Slicer .vp file …``, ``file not found: /d/x.png``,
-    ``cannot read x.png: …``), so the reason's own mentions of it (bare or as a path) become "it" at the
-    start and mid-sentence, and are dropped as a leading label or a trailing ``: <path>``."""
+    ``cannot read x.png: …``), so the reason's own mentions of it become "it" at the start and
+    mid-sentence, and are dropped as a leading label or a trailing ``: <path>``. A mention is the path,
+    a path ending in the name, or (for a name with a suffix, which is no ordinary word) the bare name."""
     path = os.fspath(path)
     name = Path(path).name or path
-    mention = r"(?<![\w.\-/\\])(?:[^\s:]*[/\\])?" + re.escape(name) + r"(?![\w\-]|\.\w)"
-    text = reason.strip().replace(os.path.abspath(path), name).replace(path, name)
-    text = re.sub(rf"^{mention}:\s*", "", text)
+    word, whole = re.escape(name), "\x00"  # the full path, marked before the patterns run
+    alone = r"(?![\w\-/\\]|\.\w)"
+    forms = [whole, r"(?<![\w.\-/\\])[^\s:]*[/\\]" + word + alone]
+    if "." in name.strip("."):
+        forms.append(r"(?<![\w.\-/\\])" + word + alone)
+    mention = "(?:" + "|".join(forms) + ")"
+    text = reason.strip().replace(os.path.abspath(path), whole).replace(path, whole)
+    text = re.sub(rf"^(?:{mention}|{word}):\s*", "", text)
     text = re.sub(rf":\s*{mention}\.?$", "", text)
-    text = re.sub(rf"^{mention}(?=\s)", "it", text)
     text = re.sub(mention, "it", text)
     return f"{name}: {text}" if text else name
 

@@ -147,11 +147,25 @@ def test_a_truncated_file_opened_in_the_window_is_named_once(window, qtbot, tmp_
     ("/data/a b/trunc.ply does not exist", "trunc.ply: it does not exist"),
     ("trunc.ply.json is not valid JSON", "trunc.ply: trunc.ply.json is not valid JSON"),  # another file
     ("old_trunc.ply is newer", "trunc.ply: old_trunc.ply is newer"),
+    ("trunc.ply/header.json is missing", "trunc.ply: trunc.ply/header.json is missing"),
 ])
 def test_failure_message_says_the_file_name_once(reason, said):
     from studio.routing import failure_message
 
     assert failure_message("/data/a b/trunc.ply", reason) == said
+
+
+@pytest.mark.parametrize("reason, said", [  # a folder's name may be an ordinary word: only its path is a mention
+    ("model folder has no model_index.json", "model: model folder has no model_index.json"),
+    ("model/unet/config.json: unreadable JSON", "model: model/unet/config.json: unreadable JSON"),
+    ("model: no diffusers layout", "model: no diffusers layout"),
+    ("/data/model is not a diffusers model folder", "model: it is not a diffusers model folder"),
+    ("cannot list /data/model: permission denied", "model: cannot list it: permission denied"),
+])
+def test_failure_message_reads_a_folder_name_as_a_word(reason, said):
+    from studio.routing import failure_message
+
+    assert failure_message("/data/model", reason) == said
 
 
 def _job_rows(window) -> list[tuple[str, str]]:
