@@ -123,17 +123,20 @@ class CpuCanvas:
             self._timer.stop()
 
     def show_frame(self, image: np.ndarray) -> None:
-        """Display an (H, W, 3) float frame over the widget: 1:1 in device pixels when it has the
-        widget's device size (the full frame), else scaled to it (coarse frames)."""
+        """Display an (H, W, 3) float frame over the widget: the full frame in device pixels, 1:1 (its
+        pixel ratio set); coarse frames enlarged to the logical size, as before (to the device size it
+        cost 4x the GUI thread's time, ~10 ms a frame at 1600x1200, for frames blurry anyway)."""
+        from panels.render.cpu_view import device_frame_size
+
         self.last_frame = image
         a = to_uint8(image)
         qimage = QImage(a.data, a.shape[1], a.shape[0], 3 * a.shape[1], QImage.Format_RGB888).copy()
-        ratio = self.widget.devicePixelRatioF()
         pixmap = QPixmap.fromImage(qimage)
-        target = self.widget.size() * ratio
-        if pixmap.size() != target:
-            pixmap = pixmap.scaled(target, Qt.IgnoreAspectRatio, Qt.SmoothTransformation)
-        pixmap.setDevicePixelRatio(ratio)
+        width, height, ratio = device_frame_size(*self.size, self.widget.devicePixelRatioF())
+        if (a.shape[1], a.shape[0]) == (width, height):
+            pixmap.setDevicePixelRatio(ratio)
+        else:  # a coarse frame, or one made before the last resize
+            pixmap = pixmap.scaled(self.widget.size(), Qt.IgnoreAspectRatio, Qt.SmoothTransformation)
         self.widget.setPixmap(pixmap)
 
     def settle(self, timeout: float = 30.0) -> bool:
