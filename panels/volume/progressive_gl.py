@@ -144,21 +144,27 @@ class ProgressiveFrames:
     # -- frames and bands ------------------------------------------------------------------
     def frame_ms(self, factor: int) -> float | None:
         """What a frame ``factor`` times coarser costs: measured, else estimated from the full frame's
-        cost (:data:`FIXED_SHARE` of it, plus the rest divided by the factor); None when unknown."""
+        cost (:data:`FIXED_SHARE` of it, plus the rest divided by the factor, all divided by the pixels
+        saved on software OpenGL); None when unknown."""
         if factor in self.coarse_ms:
             return self.coarse_ms[factor]
         if self.full_ms is None:
             return None
-        return self.full_ms * (FIXED_SHARE + (1.0 - FIXED_SHARE) / factor) if factor > 1 else self.full_ms
+        if factor <= 1:
+            return self.full_ms
+        pixels = COARSE_PIXEL_DIVISOR ** 2 if self.software else 1
+        return self.full_ms * (FIXED_SHARE + (1.0 - FIXED_SHARE) / factor) / pixels
 
     def factor_for_frame(self) -> int:
-        """The coarse factor the next frame is drawn with: the smallest whose frame fits the budget
-        (:data:`MAX_FACTOR` when none does)."""
+        """The coarse factor the next frame is drawn with: the smallest whose frame fits the budget,
+        measured, or estimated within half of it (an estimate is only a guess, and a frame over
+        budget is a stall); :data:`MAX_FACTOR` when none does."""
         if self.full_ms is None and not self.coarse_ms:
             return SOFTWARE_START_FACTOR if self.software else 1
         for factor in range(1, MAX_FACTOR + 1):
             ms = self.frame_ms(factor)
-            if ms is not None and ms <= self.budget_ms:
+            limit = self.budget_ms if factor in self.coarse_ms or factor == 1 else 0.5 * self.budget_ms
+            if ms is not None and ms <= limit:
                 return factor
         return MAX_FACTOR
 
