@@ -236,7 +236,20 @@ def _model_folder(folder):
     return _build_model(folder)
 
 
-@pytest.mark.parametrize("make, panel", [(_png_file, "codec"), (_model_folder, "generate")])
+def _ply_file(folder):
+    from tests.fuzz.targets import _build_ply
+
+    return _build_ply(folder)
+
+
+def _nifti_file(folder):
+    from tests.fuzz.targets import _build_nifti
+
+    return _build_nifti(folder)
+
+
+@pytest.mark.parametrize("make, panel", [(_png_file, "codec"), (_model_folder, "generate"), (_ply_file, "render"),
+                                         (_nifti_file, "volume")])
 def test_a_drop_is_opened_without_asking_the_file_system_on_the_gui_thread(window, qtbot, tmp_path, monkeypatch,
                                                                          make, panel):
     """The examine job has stat'ed the dropped path (exists, folder, size): the panel's ``open_file`` on

@@ -41,6 +41,7 @@ from panels.base import OFFSCREEN_VIEW_MODULES, OpenError, Panel, import_librari
 from panels.flow_row import flow_row
 from panels.live_plot import LiveView, StableRange, Throttle, cache_axes
 from panels.render.widgets import ImageView, to_uint8
+from studio.routing import path_is_dir
 from studio.widgets.progress import set_progress_later
 
 AA_MODES = ["classic", "mip", "analytic"]
@@ -742,7 +743,7 @@ class RenderPanel(Panel):
     # -- scene and files ----------------------------------------------------------------
     def open_file(self, path: str) -> None:
         """A scene opens in the viewer; a photo or a posed-view folder becomes the fit target."""
-        if os.path.isdir(path):
+        if path_is_dir(path):  # known from the drop's examination: no stat on the GUI thread
             return self.set_fit_views(path)
         if path.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")):
             return self.open_target_photo(path)

@@ -44,6 +44,7 @@ from panels.volume.slices import SliceView, slice_coords, view_to_voxel
 from panels.volume.tf2d_editor import TF2DEditor
 from panels.volume.tf_editor import TFEditor
 from panels.volume.view3d import VolumeView
+from studio.routing import path_exists
 
 MODES = [("DVR (composite)", "dvr"), ("MIP", "mip"), ("MinIP", "minip"), ("Average", "avg"), ("Iso surface (lit)", "iso")]
 DEFAULT_CLASSES = [("bone", (0.95, 0.92, 0.8), 1.0), ("vessel", (0.9, 0.1, 0.1), 1.0), ("background", (0.3, 0.5, 0.9), 0.0)]
@@ -681,8 +682,9 @@ class VolumePanel(Panel):
             return self.open_tf_file(path)
         if path.lower().endswith((".pt", ".pth", ".ts")):  # the paint classifier's feature network
             return self._open_feature_model(path)
-        sample = is_sample_name(path) and not Path(path).exists()
-        if not sample and not Path(path).exists():
+        exists = path_exists(path)  # known from the drop's examination: no stat on the GUI thread
+        sample = is_sample_name(path) and not exists
+        if not sample and not exists:
             raise OpenError(f"file not found: {path}")
         source = path if sample else str(Path(path))
         if not sample:
