@@ -249,3 +249,23 @@ def test_a_slow_view_preparation_does_not_stall_the_gui_thread(panel, qtbot, mon
     assert made_on == [False, False]
     assert np.abs(panel.canvas.image_item.image.astype(int) - _grey_view(recon, "Y")).max() <= 1
     np.testing.assert_allclose(panel.canvas.heat.image, panel.result.planes[0].bits, rtol=1e-6)
+
+
+def test_a_jpegs_facts_and_tables_are_shown_in_a_text_view_hidden_while_empty(panel, tmp_path):  # noqa: F811
+    from qtpy.QtWidgets import QTextBrowser
+
+    from tests.gui_helpers import open_and_wait
+
+    panel.show()
+    assert isinstance(panel.file_info, QTextBrowser) and not panel.file_info.isVisible()
+    path = tmp_path / "coffee.jpg"
+    Image.fromarray(_photo(64, 80)).save(path, quality=80)
+    open_and_wait(panel, path)
+    assert panel.services.jobs.wait_all(60)  # the encode and the JPEG's blocks
+    shown = panel.file_info.toPlainText()
+    assert panel.file_info.isVisible() and "coffee.jpg: " in shown and "exact IJG tables, quality 80" in shown
+    luma_table = Image.open(path).quantization[0]  # Pillow's reading of the file's DQT (natural order)
+    assert " ".join(map(str, luma_table[:8])) in " ".join(shown.split())  # its first row
+    assert "our entropy decoder" in shown  # completed once the blocks were decoded
+    panel.receive("image", _photo(16, 16))  # not from a file: no facts, nothing shown
+    assert panel.file_info.text() == "" and not panel.file_info.isVisible()

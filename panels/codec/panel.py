@@ -24,7 +24,6 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSlider,
     QSplitter,
     QTableWidget,
@@ -41,6 +40,7 @@ from panels.base import OpenError, Panel, import_libraries
 from panels.codec.widgets import (
     CompareView,
     ImageCanvas,
+    InfoText,
     QuantEditor,
     heat_lut,
     make_view,
@@ -436,16 +436,9 @@ class CodecPanel(Panel):
         self.block_text.setWordWrap(True)
         self.block_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         rl.addWidget(self.block_text)
-        self.file_info = QLabel("")
-        self.file_info.setWordWrap(True)
-        self.file_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.file_info.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        info_scroll = QScrollArea()
-        info_scroll.setWidget(self.file_info)
-        info_scroll.setWidgetResizable(True)
-        info_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        info_scroll.setMaximumHeight(230)
-        rl.addWidget(info_scroll)
+        self.file_info = InfoText()  # the opened file's facts (a JPEG's tables): hidden while empty
+        self.file_info.setMaximumHeight(230)
+        rl.addWidget(self.file_info)
         split.addWidget(right)
         split.setSizes([700, 380])
         outer.addWidget(split, 1)
