@@ -139,6 +139,30 @@ def test_cpu_view_progressive_and_exact_at_rest(qapp):
     assert not worker.is_alive()
 
 
+def test_cpu_view_posts_the_camera_once_per_event_loop_turn(qapp, monkeypatch):
+    """A resize moves the view's transforms about ten times; each posted the camera to the CPU
+    renderer (its matrices, and an aborted frame for each in-between size). Now the camera is posted
+    once per event-loop turn (3 posts here, 14 before), with the final size and camera; the frame
+    shown is still exact."""
+    scene = sphere_scene(400, footprint=0.15, sh_degree=1)
+    canvas = _canvas(qapp, scene, renderer="cpu")
+    assert canvas.settle() and canvas.cpu_mode
+    posted = []
+    original = canvas.progressive.request
+    monkeypatch.setattr(canvas.progressive, "request", lambda K, view, w, h, *a: (posted.append((w, h)), original(K, view, w, h, *a))[1])
+    canvas.canvas.size = (300, 220)
+    canvas.view.camera.azimuth += 10.0
+    canvas.view.camera.elevation += 5.0
+    qapp.processEvents()
+    pixel_scale = canvas.canvas.pixel_scale
+    assert len(posted) <= 3 and posted[-1] == (round(300 * pixel_scale), round(220 * pixel_scale)), posted
+    K, view = canvas.camera_matrices()
+    assert np.allclose(canvas.progressive._wanted.view, view)  # the last camera posted is the final one
+    assert canvas.settle()
+    assert _psnr_vs_exact(canvas, scene) >= 30
+    canvas.canvas.close()
+
+
 def test_scene_frame_computed_once_per_positions(qapp, monkeypatch):
     """Camera queries use the scene's frame kept per set of positions (or given by the open job),
     equal to engines' scene_frame, and recomputed when the positions change."""

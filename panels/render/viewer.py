@@ -178,6 +178,7 @@ class SplatCanvas:
         self.progressive = None  # ProgressiveRenderer in CPU mode
         self._gl_splats_stale = False  # CPU mode skipped the OpenGL buffers of the current splats
         self._hint = None  # a label over the view until the CPU view's first frame of a scene arrives
+        self._camera_post_due = False  # CPU mode: the camera is posted at the next event-loop turn
         self.last_frame: np.ndarray | None = None  # the CPU frame shown last, (H, W, 3) uint8 in device pixels
         self.renderer_chosen = None  # optional callback once GL_RENDERER is known and the mode chosen
 
@@ -503,6 +504,14 @@ class SplatCanvas:
         if self.progressive is None or not len(self.positions):
             self.canvas.update()
             return
+        if not self._camera_post_due:  # once per event-loop turn: a resize moves the transforms ~10 times
+            from qtpy.QtCore import QTimer
+
+            self._camera_post_due = True
+            QTimer.singleShot(0, self._post_due_camera)
+
+    def _post_due_camera(self) -> None:
+        self._camera_post_due = False
         self._post_cpu_camera()
 
     def _before_draw_cpu(self) -> None:
