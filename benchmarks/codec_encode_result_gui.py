@@ -134,6 +134,51 @@ def measure(app, panel, image, block: int, repeats: int) -> dict[str, list[tuple
     return times
 
 
+def measure_channel_switch(app, panel, repeats: int) -> dict[str, list[tuple[float, float]]]:
+    """Switching the shown channel of the current (large) result from RGB to Y, ``repeats`` times per
+    path: baseline = the Y view made on the GUI thread (as before); new = what the GUI thread does
+    (the switch, which starts a view job, and showing the job's view when it is done)."""
+    from engines.codec.result_view import result_view
+
+    times: dict[str, list[tuple[float, float]]] = {"baseline": [], "new": []}
+    show_view, shown = panel._show_view, []
+
+    def timed_show(view):  # the job's view arriving: its GUI-thread cost is part of the switch
+        cpu, wall = time.thread_time(), time.perf_counter()
+        show_view(view)
+        app.processEvents()
+        panel.repaint()
+        shown.append((1000 * (time.thread_time() - cpu), 1000 * (time.perf_counter() - wall)))
+
+    for _ in range(repeats):
+        for name in ("baseline", "new"):
+            panel.channel.setCurrentText("RGB")
+            assert panel.services.jobs.wait_all(600)
+            if name == "baseline":
+                panel.channel.blockSignals(True)
+                panel.channel.setCurrentText("Y")
+                panel.channel.blockSignals(False)
+
+                def switch():
+                    key = panel._wanted_view_key()
+                    panel._view, panel._view_key = result_view(*key), key
+                    show_view(panel._view)
+
+                times[name].append(handle_once(app, panel, switch))
+                continue
+            shown.clear()
+            panel._show_view = timed_show
+            try:
+                cpu, wall = handle_once(app, panel, lambda: panel.channel.setCurrentText("Y"))
+                assert panel.services.jobs.wait_all(600) and len(shown) == 1
+            finally:
+                del panel._show_view  # the method again
+            times[name].append((cpu + shown[0][0], wall + shown[0][1]))
+    panel.channel.setCurrentText("RGB")
+    panel.services.jobs.wait_all(600)
+    return times
+
+
 def legacy_file_facts():
     """The file facts as the panel showed them before: a word-wrapping QLabel in a scroll area."""
     from qtpy.QtCore import Qt
@@ -222,6 +267,8 @@ def main() -> None:
     try:
         for block in (int(b) for b in args.blocks.split(",")):
             worst = max(worst, report(f"N={block:2d}", measure(app, panel, image, block, args.repeats), args.repeats))
+        print("Channel RGB -> Y of that decoded image (GUI-thread time of the switch and of showing the new view):")
+        report("channel", measure_channel_switch(app, panel, args.repeats), args.repeats)
         with tempfile.TemporaryDirectory() as folder:
             html = jpeg_facts_html(image[:512, :512], Path(folder))
         print(f"An opened JPEG's facts and tables ({len(html):,} characters of HTML) set in the panel, to the end of the next paint:")
