@@ -42,12 +42,20 @@ GOAL_MS = 100.0
 TICK_MS = 5
 
 
+_SCHEDSTAT: dict[int, int] = {}  # thread id -> open descriptor of its schedstat (read at every probe tick)
+
+
 def cpu_wait_seconds() -> float:
     """Seconds the calling thread has spent runnable but waiting for a CPU (Linux schedstat's
-    run delay; 0 elsewhere)."""
+    run delay; 0 elsewhere). The file stays open: the probe reads it every 5 ms on the GUI thread."""
+    import threading
+
+    tid = threading.get_native_id()
     try:
-        with open("/proc/thread-self/schedstat", "rb") as stat:
-            return int(stat.read().split()[1]) / 1e9
+        fd = _SCHEDSTAT.get(tid)
+        if fd is None:
+            fd = _SCHEDSTAT[tid] = os.open(f"/proc/self/task/{tid}/schedstat", os.O_RDONLY)
+        return int(os.pread(fd, 128, 0).split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return 0.0
 
