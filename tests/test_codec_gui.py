@@ -10,7 +10,7 @@ pytest.importorskip("pytestqt")
 from engines.codec.blockcodec import decode
 from panels.base import OpenError
 from panels.codec import CodecPanel
-from studio.export import read_provenance
+from studio.export import PendingExport, read_provenance
 from tests.gui_helpers import open_and_wait
 
 
@@ -227,7 +227,8 @@ def test_rd_job_bd_table_export_and_cancel(panel, qtbot, tmp_path):
 def test_export_image_bitstream_and_parameters(panel, qtbot, tmp_path):
     panel.receive("image", _small())
     _wait(qtbot, lambda: panel.result is not None)
-    png = panel.export(str(tmp_path / "out.png"))
+    png = panel.export(str(tmp_path / "out.png"))  # written by a job
+    assert isinstance(png, PendingExport) and panel.services.jobs.wait_all(60)
     prov = read_provenance(png)
     assert prov["panel"] == "codec" and prov["parameters"]["transform"] == "dct"
     np.testing.assert_array_equal(np.asarray(Image.open(png)), panel.result.reconstruction)

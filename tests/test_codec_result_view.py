@@ -269,3 +269,27 @@ def test_a_jpegs_facts_and_tables_are_shown_in_a_text_view_hidden_while_empty(pa
     assert "our entropy decoder" in shown  # completed once the blocks were decoded
     panel.receive("image", _photo(16, 16))  # not from a file: no facts, nothing shown
     assert panel.file_info.text() == "" and not panel.file_info.isVisible()
+
+
+def test_the_decoded_png_is_written_by_a_job_after_the_target_is_checked(panel, qtbot, tmp_path, monkeypatch):  # noqa: F811
+    import studio.export
+    from panels.base import OpenError
+    from studio.export import PendingExport, read_provenance
+
+    real, threads = studio.export.save_png, []
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(studio.export, "save_png", recording)
+    panel.receive("image", _photo(33, 47))
+    qtbot.waitUntil(lambda: panel.result is not None, timeout=60000)
+    out = panel.export(str(tmp_path / "decoded.png"))
+    assert isinstance(out, PendingExport) and panel.services.jobs.wait_all(60)
+    assert threads == [False]  # compressed and written on a worker
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), panel.result.reconstruction)
+    assert read_provenance(out)["parameters"]["transform"] == panel.result.params.transform
+    with pytest.raises(OpenError, match="exists"):  # no overwrite without force: refused at once, no job
+        panel.export(str(out))
+    assert threads == [False]

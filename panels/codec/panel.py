@@ -1753,4 +1753,27 @@ class CodecPanel(Panel):
             return str(save_with_sidecar(path, lambda tmp: Path(tmp).write_bytes(data), prov, force=force))
         if suffix != ".png":
             raise OpenError("export as .png, .ssbc or .csv")
-        return str(save_png(path, self.result.reconstruction, prov, force=force))
+        return self._export_decoded_png(path, prov, force)
+
+    def _export_decoded_png(self, path: str, provenance: dict, force: bool):
+        """Write the decoded image as PNG by a job (compressing 16 Mpx takes ~3 s: not on the GUI
+        thread); the target is checked first (a job that can only fail is not started). Returns the
+        :class:`PendingExport` path; the job reports "Exported …" once the file is in place."""
+        from studio.export import ExportError, PendingExport, check_target
+
+        try:
+            check_target(path, force=force)
+        except ExportError as exc:
+            raise OpenError(str(exc)) from exc
+        image = self.result.reconstruction
+
+        def job():
+            from engines.jobs import Progress
+            from studio.export import save_png
+
+            yield Progress(0, 1, f"writing {Path(path).name}")
+            return str(save_png(path, image, provenance, force=force))
+
+        self._submit(f"export {path}", f"export {Path(path).name}", job,
+                     lambda written: self.services.notify(f"Exported {written}"), device="io")
+        return PendingExport(path)
