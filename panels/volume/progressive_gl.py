@@ -192,7 +192,9 @@ class ProgressiveFrames:
             return
         height = max(1, int(self.canvas.physical_size[1]))
         self._rows_left = height
-        self._ms_per_row = (self.full_ms or ms * applied) / height  # a guess until a band is timed
+        # until a band is timed: the full frame's cost, or a generous guess from this coarse frame (it
+        # had 1/applied of the samples and 1/divisor² of the pixels, and a fixed share besides)
+        self._ms_per_row = (self.full_ms or ms * applied * self.last_divisor ** 2) / height
         self._last_rows = None
         self._refine_ms = 0.0
         self.exact = False
