@@ -75,6 +75,31 @@ def test_a_failed_codec_encode_shows_one_toast_and_one_log_line(window, qtbot, m
     assert "Traceback" in status.toolTip()
 
 
+def test_a_failed_volume_export_names_the_job_in_its_one_message(window, qtbot, monkeypatch, tmp_path):
+    import engines.volume.raycast
+
+    window.show_panel("volume")
+    panel = window.panel("volume")
+    qtbot.waitUntil(lambda: panel.volume is not None and window.jobs.running_count() == 0, timeout=60000)
+    assert window.jobs.wait_all(60)
+    panel.gl_export_check.setChecked(False)  # the reference caster's job, not the GL frame
+
+    def broken_render(volume, device=None, **kwargs):
+        yield Progress(1, 4, "rays")
+        raise ValueError("the ray budget is exhausted")
+
+    monkeypatch.setattr(engines.volume.raycast, "render_job", broken_render)
+    messages = Messages(window, monkeypatch)
+    panel.export(str(tmp_path / "shot.png"), force=True)
+    assert window.jobs.wait_all(30)
+    qtbot.wait(50)
+    record = window.jobs.records()[-1]
+    assert record.state == "failed" and record.title.startswith("Export shot.png")
+    shown = f"{record.title} failed: the ray budget is exhausted"
+    assert messages.toasts == [shown] and messages.errors() == [shown]  # the job named, once
+    assert panel.status.text() == shown and not (tmp_path / "shot.png").exists()
+
+
 def test_a_failed_job_without_a_panel_message_is_reported_by_the_queue_once(window, qtbot, monkeypatch):
     def failing():
         yield Progress(1, 2, "half way")

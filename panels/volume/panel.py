@@ -797,8 +797,8 @@ class VolumePanel(Panel):
             self.compute_features()
 
     def _on_job_error(self, record) -> None:
-        self.status.setText(f"Error: {record.error}")
-        self.services.notify(record.error, "error")
+        self.status.setText(f"{record.title} failed: {record.error}")
+        self.services.notify(f"{record.title} failed: {record.error}", "error")  # names the job, as the queue does
 
     # ------------------------------------------------------------------ TF
     def apply_preset(self, name: str) -> None:
