@@ -85,6 +85,7 @@ class Panel(QWidget):
         self._open_seq = 0
         self._open_handle = None
         self._open_path = ""  # the path of the newest background open
+        self._open_request: tuple | None = None  # (path, job, apply, title) of the load in flight
         self._loading_card = None
         self._after_open = None  # runs after the next background open is shown (see open_exported)
 
@@ -174,10 +175,14 @@ class Panel(QWidget):
         move the loading card's bar); ``apply`` must be cheap (it only hands finished arrays to
         widgets). Runs on the queue's ``io`` lane, so a long fit does not hold it back. A newer
         load cancels this one and a result that arrives after a newer load started is dropped:
-        the last file the user opened always wins. Returns the job handle.
+        the last file the user opened always wins; if it fails, the load it interrupted (e.g. the
+        start-up sample) starts again, so a bad file never leaves the panel empty. Returns the job handle.
         """
+        interrupted = None
         if self._open_handle is not None:
             self._open_handle.cancel()
+            interrupted = self._open_request
+        self._open_request = (path, job, apply, title)
         self._open_seq += 1
         self._after_open = None
         seq, name = self._open_seq, Path(path).name or str(path)
@@ -217,6 +222,8 @@ class Panel(QWidget):
             if current():
                 self._end_loading()
                 self.file_open_failed.emit(str(path), record.error)
+                if interrupted is not None and current():  # what was on its way before this file
+                    self.load_in_background(interrupted[0], interrupted[1], interrupted[2], title=interrupted[3])
 
         def on_cancel() -> None:
             if current():
@@ -231,6 +238,7 @@ class Panel(QWidget):
 
     def _end_loading(self) -> None:
         self._open_handle = None
+        self._open_request = None
         if self._loading_card is not None:
             self._loading_card.finish()
 

@@ -104,6 +104,25 @@ def test_a_failed_background_open_leaves_the_panel_and_says_why(window, qtbot, t
     assert str(bad) not in window.settings.recent_files()
 
 
+def test_a_bad_file_dropped_during_the_start_up_sample_load_leaves_the_sample(window, qtbot, tmp_path):
+    """The bad file cancels the sample's load and then fails: the sample is loaded again (the viewer
+    was left empty, "No scene")."""
+    bad = tmp_path / "broken.ply"
+    bad.write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 100\nproperty float x\nend_header\n")
+    window.show_panel("render")  # first show: the bundled sample's load starts
+    render = window.panel("render")
+    assert render.loading and render.scene is None
+    sample_job = [r for r in window.jobs.records() if r.name.startswith("open ")][-1]
+    assert window.open_path(str(bad)) == "render"
+    qtbot.waitUntil(lambda: render.scene is not None and not render.loading, timeout=60000)
+    assert window.jobs.wait_all(30)
+    assert sample_job.state == "cancelled"
+    reopened = [r for r in window.jobs.records() if r.name == sample_job.name]
+    assert len(reopened) == 2 and reopened[-1].state == "done"
+    assert len(render.scene) > 0 and render.scene_path != str(bad)
+    assert any(level == "error" and text.startswith("Cannot open broken.ply") for level, text in window.log_view.messages())
+
+
 def _nifti(path, shape=(6, 7, 8)):
     import nibabel as nib
 
