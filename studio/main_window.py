@@ -334,13 +334,15 @@ class MainWindow(QMainWindow):
         self._fit_params_width()
 
     def _fit_params_width(self) -> None:
-        """The dock's minimum width: the shown page's minimum plus a scroll bar (at most 560 px)."""
+        """The dock's minimum width: the widest minimum of the pages shown so far, plus a scroll bar
+        (at most 560 px). It never narrows for a narrower page: a dock that followed each page moved
+        the workspace's edge at every switch, and the 3D views, resized, drew everything again."""
         current = self.params_stack.currentWidget()
         if current is None:
             return
         scroll = self.params_dock.widget()
         needed = current.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 8
-        width = max(300, min(needed, 560))
+        width = max(300, min(max(needed, self.params_dock.minimumWidth()), 560))
         if width != self.params_dock.minimumWidth():
             self.params_dock.setMinimumWidth(width)
 

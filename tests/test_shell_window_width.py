@@ -21,6 +21,29 @@ def test_switching_panels_keeps_a_1400_px_window_1400_px_wide(window, qtbot):
     assert window.minimumSizeHint().width() <= 1400
 
 
+def test_switching_panels_keeps_the_workspace_where_it_is(window, qtbot):
+    """Once each panel has been shown, switching keeps the workspace's size: the parameters dock kept
+    to each page's own minimum, and Codec's rows of controls (900 px on one line) pushed it, so every
+    switch resized the 3D views, which then drew everything again."""
+    window.resize(1400, 900)
+    for name in PANELS:
+        window.show_panel(name)
+        _settle(window, qtbot)
+    first = window.centralWidget().geometry()
+    volume_view = window.panel("volume").view3d.size()
+    for name in (*PANELS, "codec", "volume", "render", "codec", "generate", "volume"):
+        window.show_panel(name)
+        _settle(window, qtbot)
+        assert window.centralWidget().geometry() == first, f"showing {name} moved the workspace"
+    assert window.panel("volume").view3d.size() == volume_view
+    codec = window.panel("codec")
+    codec.tokens_tab.status.setText("step 3999 of 4000 · loss 0.0123 · PSNR 31.42 dB · usage 97 % · " * 3)
+    window.show_panel("codec")
+    codec.tabs.setCurrentWidget(codec.tokens_tab)
+    _settle(window, qtbot)
+    assert window.centralWidget().geometry() == first and window.width() == 1400  # a long status wraps
+
+
 def _clipped(panel) -> list[str]:
     """The shown buttons and labels of ``panel`` that do not get the room they need."""
     bounds = QRect(QPoint(0, 0), panel.size())

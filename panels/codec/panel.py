@@ -375,7 +375,6 @@ class CodecPanel(Panel):
     def _build_image_tab(self) -> QWidget:
         tab = QWidget()
         outer = QVBoxLayout(tab)
-        bar = QHBoxLayout()
         self.channel = QComboBox()
         self.channel.addItems(CHANNELS)
         self.show_which = QComboBox()
@@ -386,13 +385,14 @@ class CodecPanel(Panel):
         self.block_source.addItems(["block codec encode", "the JPEG file"])
         self.block_source.setToolTip("whose blocks the grid, heat map and inspector show: our codec's encode, or the opened JPEG's own coefficients and bits")
         self._enable_file_source(False)
-        for w in (QLabel("Channel:"), self.channel, QLabel("Show:"), self.show_which, QLabel("Blocks of:"), self.block_source, self.overlay):
-            bar.addWidget(w)
-        bar.addStretch(1)
+        # a row that wraps: one line of fixed controls was 900 px wide, which moved the workspace's
+        # edge (and resized the other panels' 3D views) whenever Codec was shown
+        bar = flow_row(("Channel:", self.channel), ("Show:", self.show_which), ("Blocks of:", self.block_source),
+                       self.overlay)
         self.summary = QLabel("No image yet — drop one or pick a sample in the dock.")
         self.summary.setWordWrap(True)  # a long summary wraps rather than widening the window
-        bar.addWidget(self.summary)
         outer.addLayout(bar)
+        outer.addWidget(self.summary)
         split = QSplitter(Qt.Orientation.Horizontal)
         self.canvas = ImageCanvas()
         self.canvas.clicked.connect(self._on_canvas_click)

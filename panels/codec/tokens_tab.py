@@ -12,6 +12,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from panels.codec.widgets import make_view
+from panels.flow_row import flow_row
 from panels.live_plot import LiveView, StableRange, Throttle, cache_axes
 
 __all__ = ["TokensTab", "tokens_train_job"]
@@ -72,7 +73,6 @@ class TokensTab(QWidget):
         self.history: list[dict] = []
         self.handle = None
         outer = QVBoxLayout(self)
-        bar = QHBoxLayout()
         self.quantizer = QComboBox()
         for key, label in QUANTIZER_LABELS.items():
             self.quantizer.addItem(label, key)
@@ -93,10 +93,10 @@ class TokensTab(QWidget):
         for b in (self.pause_btn, self.cancel_btn, self.export_btn):
             b.setEnabled(False)
         self.status = QLabel("")
-        for w in (QLabel("Quantizer:"), self.quantizer, self.bits, self.steps, self.train_btn, self.pause_btn, self.cancel_btn, self.export_btn, self.status):
-            bar.addWidget(w)
-        bar.addStretch(1)
-        outer.addLayout(bar)
+        self.status.setWordWrap(True)  # a long status wraps: a line as wide as it moved the workspace's edge
+        outer.addLayout(flow_row(("Quantizer:", self.quantizer), self.bits, self.steps, self.train_btn, self.pause_btn,
+                                 self.cancel_btn, self.export_btn))
+        outer.addWidget(self.status)
         body = QHBoxLayout()
         self.plots = pg.GraphicsLayoutWidget()
         self.curves, self.live_views = {}, {}
