@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 from qtpy.QtCore import QObject, QTimer
 from qtpy.QtWidgets import QGraphicsItem
 
-__all__ = ["Throttle", "StableRange", "LiveView", "nice_range", "cache_axes", "REDRAW_INTERVAL_MS"]
+__all__ = ["Throttle", "StableRange", "LiveView", "nice_range", "cache_axes", "fix_axis_width", "REDRAW_INTERVAL_MS"]
 
 #: live curves redraw at most this often while a job sends points (ms)
 REDRAW_INTERVAL_MS = 250
@@ -114,6 +114,16 @@ class StableRange:
         """Whether ``bounds`` hold ``[lo, hi]`` with :attr:`headroom` of their span free at each end."""
         room = self.headroom * (bounds[1] - bounds[0])
         return bounds[0] + room <= lo and hi <= bounds[1] - room
+
+
+def fix_axis_width(axis, widest_tick: str) -> None:
+    """Keep a vertical pyqtgraph ``AxisItem`` as wide as ``widest_tick`` (a tick label as wide as any it
+    will show): an axis that fits its labels grows or shrinks when a range change alters them, which
+    resizes the plot and paints every axis again."""
+    from qtpy.QtGui import QFontMetrics
+
+    font = axis.style.get("tickFont") or axis.font()
+    axis.setStyle(autoExpandTextSpace=False, tickTextWidth=QFontMetrics(font).horizontalAdvance(widest_tick))
 
 
 def cache_axes(plot_item, names: Iterable[str] = ("left", "bottom", "right")) -> None:

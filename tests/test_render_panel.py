@@ -161,6 +161,29 @@ def test_fit_plot_redraws_are_coalesced_and_end_with_every_step(panel, qtbot, mo
     assert panel.psnr_view.y.changes + panel.loss_view.y.changes < len(draws)  # not a new range per redraw
 
 
+def test_fit_plot_keeps_its_size_when_the_curves_appear(panel, qtbot):
+    """The empty state's title gives way to a caption of the same height: the plot is not resized when
+    the first curves show (a resize repaints every cached axis and its grid on the GUI thread)."""
+    from panels.render.panel import FIT_PLOT_CAPTION, FIT_PLOT_EMPTY
+
+    panel.resize(1000, 700)
+    panel.show()
+    panel.tabs.setCurrentIndex(1)
+    panel.receive("image", np.full((16, 16, 3), 90, np.uint8))
+    panel.restore_parameters({"count": 20, "steps": 30})
+    qtbot.wait(100)
+    box = panel.plot.getViewBox()
+    before = box.size()
+    assert panel.plot.plotItem.titleLabel.text == FIT_PLOT_EMPTY
+    resized = []
+    box.sigResized.connect(lambda *_: resized.append(box.size()))
+    panel.start_fit()
+    qtbot.waitUntil(lambda: panel.fit_result is not None, timeout=120000)
+    qtbot.wait(100)
+    assert panel.plot.plotItem.titleLabel.text == FIT_PLOT_CAPTION
+    assert box.size() == before and resized == []
+
+
 def test_fit_cancel(panel, qtbot):
     panel.receive("image", np.zeros((16, 16, 3), np.uint8))
     panel.restore_parameters({"count": 20, "steps": 100000})

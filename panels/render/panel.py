@@ -39,7 +39,7 @@ from engines import filekinds as fk
 from engines.provenance import array, number, obj, one_of
 from panels.base import OFFSCREEN_VIEW_MODULES, OpenError, Panel, import_libraries
 from panels.flow_row import flow_row
-from panels.live_plot import LiveView, StableRange, Throttle, cache_axes
+from panels.live_plot import LiveView, StableRange, Throttle, cache_axes, fix_axis_width
 from panels.render.widgets import ImageView, to_uint8
 from studio.routing import path_is_dir
 from studio.widgets.progress import set_progress_later
@@ -198,6 +198,8 @@ def viewer_arrays(scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 RENDERERS = {"splat": "Splatting", "raygauss": "RayGauss (slow, no popping)"}  # key -> label
+FIT_PLOT_EMPTY = "PSNR and loss per step appear here during a fit"  # the fit plot's title before a fit
+FIT_PLOT_CAPTION = "PSNR and loss per step"  # its title once curves show (same height: no relayout)
 
 
 def _renderer_combo(tooltip: str) -> QComboBox:
@@ -449,7 +451,7 @@ class RenderPanel(Panel):
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "PSNR (dB)", color="#4fc3f7")
-        self.plot.setTitle("PSNR and loss per step appear here during a fit", color="#aaaaaa", size="9pt")
+        self.plot.setTitle(FIT_PLOT_EMPTY, color="#aaaaaa", size="9pt")
         legend = self.plot.addLegend(offset=(-10, 10))
         self.psnr_curve = self.plot.plot([], [], pen=pg.mkPen("#4fc3f7", width=2), name="PSNR (dB, left axis)")
         # the loss has its own right-hand axis (different units and range)
@@ -462,6 +464,8 @@ class RenderPanel(Panel):
         self.loss_curve = pg.PlotCurveItem([], [], pen=pg.mkPen("#ffb74d", width=2))
         self.loss_box.addItem(self.loss_curve)
         legend.addItem(self.loss_curve, "loss (right axis)")
+        fix_axis_width(self.plot.getAxis("left"), "100.5")  # PSNR in dB
+        fix_axis_width(self.plot.getAxis("right"), "0.0025")  # the loss
         main_box = self.plot.getViewBox()
         main_box.sigResized.connect(lambda *_: self.loss_box.setGeometry(main_box.sceneBoundingRect()))
         # cheap repaints during a fit: cached axes, ranges that move only when the curves leave them,
@@ -1192,8 +1196,10 @@ class RenderPanel(Panel):
         self.loss_curve.setData(steps, loss)
         self.psnr_view.show(steps, psnr)
         self.loss_view.show(steps, loss)
-        if steps:
-            self.plot.setTitle(None)
+        if steps and self.plot.plotItem.titleLabel.text != FIT_PLOT_CAPTION:
+            # a caption in the empty state's place: removing the title row resized the plot, and every
+            # axis (with its grid) was painted again in the fit's first redraw
+            self.plot.setTitle(FIT_PLOT_CAPTION, color="#aaaaaa", size="9pt")
 
     def _fit_done(self, result) -> None:
         self._plot_throttle.flush()  # the last steps' points
