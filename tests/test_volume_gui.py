@@ -139,7 +139,7 @@ def test_crosshair_links_views(panel):
     assert panel.slice_views[1].vline.value() == pytest.approx(20 * panel.volume.spacing[2])
 
 
-def test_paint_classify_and_export(panel, tmp_path):
+def test_paint_classify_and_export(panel, tmp_path, monkeypatch):
     from studio.export import read_provenance
 
     _load_phantom(panel, 48)
@@ -164,6 +164,27 @@ def test_paint_classify_and_export(panel, tmp_path):
     assert panel.semantic is not None and panel.semantic.shape == (48, 48, 48, 4)
     bone = panel.result.labels == 1
     assert (bone & (truth == 3)).sum() > 0.5 * (truth == 3).sum()
+
+    # a class edit recolours by a job, not on the GUI thread; the views get exactly the new colours
+    import threading
+
+    from qtpy.QtCore import Qt
+
+    import engines.volume.classify as classify
+
+    threads, original = [], classify.semantic_rgba_job
+    def recorded(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return (yield from original(*args, **kwargs))
+    monkeypatch.setattr(classify, "semantic_rgba_job", recorded)
+    panel.class_list.setCurrentRow(1)
+    panel.class_opacity.setValue(0.25)
+    assert panel.services.jobs.wait_all(60)
+    panel.class_list.item(2).setCheckState(Qt.CheckState.Unchecked)  # hide a class
+    assert panel.services.jobs.wait_all(60)
+    assert len(threads) == 2 and threading.main_thread() not in threads
+    assert panel.classes[1].opacity == 0.25 and not panel.classes[2].visible
+    np.testing.assert_array_equal(panel.semantic, classify.semantic_rgba(panel.result, panel.classes))
 
     # exports: TF JSON, label volume, PNG render (a job)
     tf_path = panel.export(str(tmp_path / "tf.json"))

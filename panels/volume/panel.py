@@ -364,6 +364,7 @@ class VolumePanel(Panel):
         self._stroke_overlay: tuple | None = None  # (key, rgba): the slice overlay drawn into while painting
         self._render_handle = None
         self._classify_handle = None
+        self._recolour_handle = None  # the job making the classes' RGBA volume after a class edit
         self._shown = False
         self._clim = (0.0, 1.0)
         self._slice_table_cache: tuple | None = None  # (key, (first, colours)) of _slice_table
@@ -1314,18 +1315,46 @@ class VolumePanel(Panel):
                             + f", unclassified {100.0 * counts[0] / total:.1f} %")
         self.semantic_check.setChecked(True)
         self._refresh_hints()
-        self._refresh_semantic()
+        self._refresh_semantic(recolour=False)  # the classify job made this result's colours
         self.update_slices()
 
     def _on_semantic_toggled(self, on: bool) -> None:
         self.show_semantic = bool(on)
-        self._refresh_semantic()
+        self._show_semantic_state()  # at once, with the classes' last colours ...
+        if on:
+            self._refresh_semantic()  # ... and their current ones when the job is done (edited while hidden)
 
-    def _refresh_semantic(self) -> None:
-        if self.result is not None and self.show_semantic:
-            from engines.volume.classify import semantic_rgba
+    def _refresh_semantic(self, recolour: bool = True) -> None:
+        """Show the classes (or the TF) in the views; ``recolour``: the classes' colours, opacities or
+        visibility changed, so their RGBA volume is made again, by a job (0.5 s at 192³ on the GUI
+        thread before): the views keep the last one until it is done."""
+        if recolour and self.result is not None and self.show_semantic:
+            self._submit_recolour()
+            return
+        self._show_semantic_state()
 
-            self.semantic = semantic_rgba(self.result, self.classes)
+    def _submit_recolour(self) -> None:
+        """Make the classes' RGBA volume for the current class settings on a worker (a newer request
+        cancels an older one: dragging the opacity slider keeps one job at a time)."""
+        import dataclasses
+
+        from engines.volume.classify import semantic_rgba_job
+
+        if self._recolour_handle is not None:
+            self._recolour_handle.cancel()
+        result, classes = self.result, [dataclasses.replace(c) for c in self.classes]  # a snapshot: the GUI edits them
+        self._recolour_handle = self.services.jobs.submit(
+            "recolour classes", self.name, lambda: semantic_rgba_job(result, classes), device="cpu",
+            on_result=lambda rgba, r=result: self._on_recoloured(r, rgba), on_error=self._on_job_error)
+
+    def _on_recoloured(self, result, rgba) -> None:
+        self._recolour_handle = None
+        if result is not self.result:  # classified again meanwhile: that result brought its own colours
+            return
+        self.semantic = rgba
+        self._show_semantic_state()
+
+    def _show_semantic_state(self) -> None:
         rgba = self._active_rgba()[0]
         semantic = self.show_semantic and self.semantic is not None
         live_2d = self.use_2d and not semantic and self.view3d.has_gl  # the GPU looks the 2-D TF up itself
@@ -1371,7 +1400,7 @@ class VolumePanel(Panel):
         self.use_2d = bool(on)
         if on and self.rgba2d is None:
             self._submit_tf2d()
-        self._refresh_semantic()
+        self._refresh_semantic(recolour=False)
 
     def _submit_tf2d(self) -> None:
         from engines.volume.tf2d import TransferFunction2D
@@ -1391,7 +1420,7 @@ class VolumePanel(Panel):
     def _on_tf2d_done(self, rgba) -> None:
         self._tf2d_handle = None
         self.rgba2d = rgba
-        self._refresh_semantic()
+        self._refresh_semantic(recolour=False)
 
     # ------------------------------------------------------------------ previews / export
     def _schedule_preview(self) -> None:
