@@ -35,6 +35,38 @@ def test_uint8_images_are_shown_exactly_without_levels(qtbot):
     assert np.array_equal(_shown_pixels(canvas.image_item), view)
 
 
+def test_heat_map_stops_at_the_edges_of_an_image_whose_size_is_not_a_multiple_of_the_block(qtbot):
+    """517 x 389 px in 8 px blocks: the last column and row of blocks reach 3 px past the image. The
+    heat map is drawn up to the image's edges and not beyond (a dark strip was drawn outside it)."""
+    from qtpy.QtCore import QPointF
+
+    from panels.codec.widgets import ImageCanvas
+
+    canvas = ImageCanvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(700, 560)
+    canvas.show()
+    height, width = 389, 517
+    canvas.set_image(np.full((height, width, 3), 128, np.uint8), auto_range=True)
+    bits = np.full((49, 65), 100.0, np.float32)  # every block costs the same: a uniform heat map
+    canvas.set_overlay(bits, 8, (height, width), True, peak=100.0)
+    canvas.grid.setVisible(False)
+    canvas.view.setRange(xRange=(500, 530), yRange=(370, 400), padding=0)  # around the bottom-right corner
+    qtbot.wait(50)
+    shot = canvas.grab().toImage()
+    ratio = shot.devicePixelRatio()
+
+    def colour(x, y):
+        point = canvas.view.mapViewToDevice(QPointF(x, y))
+        c = shot.pixelColor(int(point.x() * ratio), int(point.y() * ratio))
+        return c.red(), c.green(), c.blue()
+
+    inside, outside_right, outside_below = colour(510, 380), colour(519, 380), colour(510, 391)
+    background = colour(528, 398)
+    assert inside != background  # the image under the heat map
+    assert outside_right == background and outside_below == background  # nothing past the image
+
+
 def test_non_uint8_images_keep_the_0_255_window(qtbot):
     from panels.codec.widgets import ImageCanvas
 

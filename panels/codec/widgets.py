@@ -107,8 +107,14 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
         self.heat = pg.ImageItem(axisOrder="row-major")
         self.heat.setLookupTable(heat_lut("inferno"))
         self.heat.setOpacity(0.35)
-        self.heat.setZValue(5)
-        self.view.addItem(self.heat)
+        # the heat map's last row and column of blocks may reach past an image whose size is not a
+        # multiple of the block: it is drawn inside a frame of the image's size that clips it
+        self.heat_clip = QGraphicsRectItem()
+        self.heat_clip.setPen(QPen(Qt.PenStyle.NoPen))
+        self.heat_clip.setFlag(QGraphicsItem.GraphicsItemFlag.ItemClipsChildrenToShape, True)
+        self.heat_clip.setZValue(5)
+        self.heat.setParentItem(self.heat_clip)
+        self.view.addItem(self.heat_clip)
         self.grid = pg.PlotCurveItem(pen=pg.mkPen((255, 255, 255, 90), width=0))
         self.grid.setZValue(6)
         self.view.addItem(self.grid)
@@ -182,6 +188,7 @@ class ImageCanvas(pg.GraphicsLayoutWidget):
         self.heat.setRect(QRectF(0, 0, nbx * bw, nby * bh))
         self.heat.setVisible(True)
         h, w = shape
+        self.heat_clip.setRect(QRectF(0, 0, w, h))
         xs = np.arange(0, w + 1, bw, dtype=float)
         ys = np.arange(0, h + 1, bh, dtype=float)
         if len(xs) + len(ys) <= 2000:
