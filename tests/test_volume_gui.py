@@ -227,6 +227,7 @@ def test_tf2d_editor_drives_rgba_volume(panel):
     _load_phantom(panel, 32)
     assert panel.services.jobs.wait_all(60)
     assert panel.gmag is not None and panel.gmag.shape == (32, 32, 32)
+    assert panel.view3d.gradient_range() == pytest.approx(float(panel.gmag.max()))  # the job's largest |∇v|
     assert len(panel.editor2d.tf2d.widgets) == 1  # CT starting widget
     panel.editor2d.use_check.setChecked(True)
     assert panel.services.jobs.wait_all(60)

@@ -182,7 +182,7 @@ def _features_job(data, factor, extractor=None):
 
 
 def _gradient_job(data, spacing):
-    """Job: gradient magnitude and the (value, |∇v|) joint histogram."""
+    """Job: gradient magnitude, the (value, |∇v|) joint histogram and the largest |∇v|."""
     from engines.jobs import Progress, wait_in_thread
     from engines.volume.tf2d import gradient_magnitude, joint_histogram
 
@@ -192,7 +192,7 @@ def _gradient_job(data, spacing):
     step = Progress(1, 2, "joint histogram")
     yield step
     hist = yield from wait_in_thread(joint_histogram, data[::2, ::2, ::2], gmag[::2, ::2, ::2], bins=(192, 96), event=step)
-    return gmag, hist
+    return gmag, hist, float(gmag.max()) if gmag.size else 0.0  # the largest |∇v| here, not on the GUI thread
 
 
 def _classify_2d_job(data, gmag, tf2d):
@@ -772,6 +772,7 @@ class VolumePanel(Panel):
         self.gmag = self.rgba2d = None
         self.view3d.set_volume(volume.data, volume.spacing, (lo, hi), affine=volume.affine,
                                texture=prepared["texture"])
+        self.view3d.gradient_pending = True  # until _on_gradient: no whole-volume gradient on the GUI thread
         letters = volume.axis_letters()
         for view in self.slice_views:
             free = [a for a in range(3) if a != view.axis]
@@ -1385,8 +1386,8 @@ class VolumePanel(Panel):
     def _on_gradient(self, volume, result) -> None:
         if volume is not self.volume:
             return
-        self.gmag, (hist, v_edges, g_edges) = result
-        self.view3d.set_gradient_range(float(self.gmag.max()))
+        self.gmag, (hist, v_edges, g_edges), gmax = result
+        self.view3d.set_gradient_range(gmax)
         self.editor2d.set_histogram(hist, v_edges, g_edges)
         if not self.editor2d.tf2d.widgets and volume.units == "HU":
             # a starting point for CT: bone boundaries (high value and gradient)
