@@ -58,6 +58,11 @@ ICON_DIR = Path(__file__).resolve().parents[1] / "assets" / "icons"
 CLOSE_WAIT_SECONDS = 2.0
 
 
+
+#: the parameters dock's width to begin with: as wide as the widest panel's controls (Volume's, 434 px), so
+#: the workspace does not narrow the first time that panel is shown (the 3D views would draw everything again)
+PARAMS_DOCK_MIN_WIDTH = 440
+
 class _PanelSlot:
     """A registered panel: its class (or import error) and, once built, its widget."""
 
@@ -192,7 +197,7 @@ class MainWindow(QMainWindow):
         self.params_dock = QDockWidget("Parameters", self)
         self.params_dock.setObjectName("parametersDock")
         self.params_dock.setWidget(scroll)
-        self.params_dock.setMinimumWidth(300)
+        self.params_dock.setMinimumWidth(PARAMS_DOCK_MIN_WIDTH)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.params_dock)
         # a page whose controls grow later (a section opened, rows added) widens the dock again
         self._refit_timer = QTimer(self)
@@ -342,7 +347,7 @@ class MainWindow(QMainWindow):
             return
         scroll = self.params_dock.widget()
         needed = current.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 8
-        width = max(300, min(max(needed, self.params_dock.minimumWidth()), 560))
+        width = max(PARAMS_DOCK_MIN_WIDTH, min(max(needed, self.params_dock.minimumWidth()), 560))
         if width != self.params_dock.minimumWidth():
             self.params_dock.setMinimumWidth(width)
 
