@@ -193,6 +193,8 @@ def test_tf2d_widget_drag_moves_it_to_where_it_was_dropped(qtbot, ratio, kind):
     counts = np.random.default_rng(4).random((64, 32))
     editor.set_histogram(counts, np.linspace(-100.0, 900.0, 65), np.linspace(0.0, 50.0, 33))
     editor.add_widget(kind, center=(200.0, 20.0), size=(60.0, 4.0))
+    qtbot.waitExposed(editor)
+    qtbot.wait(300)  # the first paints and layout settle before the screenshots that find the handle
     changes = []
     editor.changed.connect(lambda tf2d: changes.append(tf2d.widgets[0].center))
     start = _dot_footprint(editor.plot, 200.0, 20.0)
