@@ -51,18 +51,29 @@ def make_panel(qtbot):
         services.jobs.wait_all(30)
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
+def _studio_window(qtbot, tmp_path, **kwargs):
     """The real studio window (all four panels) with its own settings file; jobs stopped afterwards."""
     from studio.main_window import MainWindow
     from studio.settings import StudioSettings
 
-    win = MainWindow(StudioSettings(str(tmp_path / "settings.ini")))
+    win = MainWindow(StudioSettings(str(tmp_path / "settings.ini")), **kwargs)
     qtbot.addWidget(win)
     win.show()
     yield win
     win.jobs.cancel_all()
     win.jobs.wait_all(30)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    """The real studio window (all four panels) with its own settings file; jobs stopped afterwards."""
+    yield from _studio_window(qtbot, tmp_path)
+
+
+@pytest.fixture
+def cold_window(qtbot, tmp_path):
+    """:func:`window` without the start-up warm-up (tests whose jobs import what they need)."""
+    yield from _studio_window(qtbot, tmp_path, warm_up=False)
 
 
 _TESTS_RUN = [0]

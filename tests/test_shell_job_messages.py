@@ -9,19 +9,12 @@ import numpy as np
 import pytest
 
 from engines.jobs import Progress
-from studio.main_window import MainWindow
-from studio.settings import StudioSettings
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
+def window(cold_window):
     """The real window (all four panels), no start-up warm-up (the jobs here import what they need)."""
-    win = MainWindow(StudioSettings(str(tmp_path / "settings.ini")), warm_up=False)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.jobs.cancel_all()
-    win.jobs.wait_all(30)
+    return cold_window
 
 
 class Messages:

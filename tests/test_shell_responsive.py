@@ -20,13 +20,8 @@ def settings_path(tmp_path):
 
 
 @pytest.fixture
-def window(qtbot, settings_path):
-    win = MainWindow(StudioSettings(settings_path), warm_up=False)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.jobs.cancel_all()
-    win.jobs.wait_all(30)
+def window(cold_window):
+    return cold_window
 
 
 class LatenessProbe:
