@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from qtpy.QtCore import QEvent, QPoint, QPointF, Qt, QTimer
+from qtpy.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, QTimer
 from qtpy.QtGui import QColor, QImage, QPainter, QResizeEvent
 from qtpy.QtWidgets import QApplication, QWidget
 
@@ -145,7 +145,8 @@ class OffscreenCanvasView(QWidget):
             return image
         shown = self._coarse.copy()
         painter = QPainter(shown)
-        painter.drawImage(QPointF(0, 0), image.copy(0, 0, width, refined))
+        ratio = image.devicePixelRatio() or 1.0
+        painter.drawImage(QRectF(0, 0, width / ratio, refined / ratio), image, QRectF(0, 0, width, refined))
         painter.end()
         return shown
 

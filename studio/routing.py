@@ -37,7 +37,6 @@ class PathFacts:
 
     exists: bool
     is_dir: bool = False
-    size: int | None = None  # bytes, for a file
 
     @classmethod
     def of(cls, path: str | os.PathLike) -> PathFacts:
@@ -46,8 +45,7 @@ class PathFacts:
             info = os.stat(path)
         except (OSError, ValueError):
             return cls(False)
-        is_dir = stat.S_ISDIR(info.st_mode)
-        return cls(True, is_dir, None if is_dir else info.st_size)
+        return cls(True, stat.S_ISDIR(info.st_mode))
 
 
 _examined: dict[str, PathFacts] = {}  # paths being opened now, with what their examination found
@@ -101,7 +99,7 @@ class Route:
     message: str = ""
     kind: str = UNKNOWN
     open_file: bool = True  # for RESTORE: the panel also opens the file itself
-    facts: PathFacts | None = None  # what the examination found (exists, folder, size)
+    facts: PathFacts | None = None  # what the examination found (exists, folder)
 
 
 def _accepts(acceptor: Acceptor, path: str, kind: str) -> bool:

@@ -500,26 +500,26 @@ def test_coarse_frames_on_software_gl_use_a_quarter_of_the_pixels_and_the_view_s
 
 def test_gradient_opacity_waits_for_the_panels_gradient_job(gl_view, monkeypatch):
     """With a TF whose opacity depends on |∇v|, a new volume made the view compute the whole-volume
-    gradient on the GUI thread (seconds for a big CT). While the panel's job runs (``gradient_pending``)
-    the lookup table spans an upper bound of |∇v|; the job's value then replaces it."""
+    gradient on the GUI thread (seconds for a big CT). The panel sets an upper bound of |∇v| until its
+    gradient job reports; the bound holds every value and the job's value then replaces it."""
     import engines.volume.tf2d as tf2d
+    from panels.volume.view3d import gradient_upper_bound
 
     app, view = gl_view
     volume = _bone_phantom(view)
     calls, original = [], tf2d.gradient_magnitude
     monkeypatch.setattr(tf2d, "gradient_magnitude", lambda *a, **k: (calls.append(1), original(*a, **k))[1])
     view.set_volume(volume.data, volume.spacing, volume.value_range())
-    view.gradient_pending = True  # as the panel does until its gradient job reports
-    tf = view._tf.copy(gradient_opacity=[(0.0, 0.0), (40.0, 1.0), (4000.0, 1.0)])
-    view.set_tf(tf)
+    bound = gradient_upper_bound(volume.value_range(), volume.spacing)
+    view.set_gradient_range(bound)  # as the panel does until its gradient job reports
+    view.set_tf(view._tf.copy(gradient_opacity=[(0.0, 0.0), (40.0, 1.0), (4000.0, 1.0)]))
     view.finish_upload()
     _settle(app)
-    assert calls == []  # nothing computed here
-    bound = view.gradient_range()
+    assert calls == [] and view.gradient_range() == bound  # nothing computed here
     exact = float(original(volume.data, volume.spacing).max())
     assert bound >= exact  # an upper bound meanwhile
     view.set_gradient_range(exact)  # the job reports
-    assert view.gradient_range() == exact and not view.gradient_pending and calls == []
+    assert view.gradient_range() == exact and calls == []
 
 
 def test_progressive_view_draws_once_when_frames_are_cheap(gl_view, monkeypatch):

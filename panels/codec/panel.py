@@ -196,26 +196,23 @@ def _with_display_data(job, channel: str, original: np.ndarray | None, blocks=No
     costliest block of ``blocks``, or of the result when None). Returns ``(result, view, made_for)``
     with ``made_for`` = (blocks' source, picture, channel): the panel uses the view while they are
     still what it shows."""
-    from engines.codec.result_view import result_view
-    from engines.jobs import Progress, wait_in_thread
-
     result = yield from job
     _ = result.entropy_bits
     source = result if blocks is None else blocks
     picture = result.reconstruction if original is None else original
-    # one call (a luma picture of 16 Mpx: ~0.4 s): on a helper thread, so a cancel stops the job at once
-    view = yield from wait_in_thread(result_view, source, picture, channel, announce=Progress(3, 3, "preparing the view"))
+    view = yield from _view_job(source, picture, channel, step=(3, 3))  # the encode's last step
     return result, view, (source, picture, channel)
 
 
-def _view_job(source, picture: np.ndarray, channel: str):
-    """Job (worker thread): the :class:`ResultView` of ``channel`` when the user picks another
-    channel, picture or block source of a large image (a luma or chroma picture of 16 Mpx: ~0.4 s)."""
+def _view_job(source, picture: np.ndarray, channel: str, step: tuple[int, int] = (0, 1)):
+    """Job (worker thread): the :class:`ResultView` of ``channel`` (after an encode, or when the user picks
+    another channel, picture or block source of a large image: a luma picture of 16 Mpx takes ~0.4 s, one
+    call, on a helper thread so a cancel stops the job at once). ``step``: its (done, total) in the job."""
     from engines.codec.result_view import result_view
     from engines.jobs import Progress, wait_in_thread
 
     return (yield from wait_in_thread(result_view, source, picture, channel,
-                                      announce=Progress(0, 1, f"preparing the {channel} view")))
+                                      announce=Progress(*step, f"preparing the {channel} view")))
 
 
 def _same_view_key(a: tuple | None, b: tuple | None) -> bool:
@@ -1069,8 +1066,8 @@ class CodecPanel(Panel):
 
     def _on_encoded(self, encoded) -> None:
         """Show an encode result: ``(result, view, made_for)`` from :func:`_with_display_data` (the view
-        is used when it is made for what the panel now shows, else prepared again), or a bare result."""
-        result, view, made_for = encoded if isinstance(encoded, tuple) else (encoded, None, None)
+        is used when it is made for what the panel now shows, else prepared again)."""
+        result, view, made_for = encoded
         if self.image is None or result.shape != self.image.shape[:2]:
             return
         self.result = result
@@ -1146,13 +1143,13 @@ class CodecPanel(Panel):
         self.overlay.setToolTip(f"heat map: bits per {ch if ch != 'RGB' else 'Y+Cb+Cr'} block (0 … {peak:.0f} bits); grid every {block[1]}×{block[0]} px")
 
     def _on_canvas_click(self, x: float, y: float) -> None:
-        from engines.codec.result_view import plane_scale
+        from engines.codec.result_view import CHANNEL_PLANES, plane_scale
 
         res = self._block_source()
         if res is None:
             return
         ch = self.channel.currentText()
-        plane = {"Cb": 1, "Cr": 2}.get(ch, 0)
+        plane = CHANNEL_PLANES.get(ch, 0)
         if plane >= len(res.planes):
             plane = 0
         sy, sx = plane_scale(res, plane)
@@ -1163,7 +1160,7 @@ class CodecPanel(Panel):
         """Show the details of block (by, bx) of ``plane`` (0 Y, 1 Cb, 2 Cr), or ``details`` of that
         block already computed (by the encode job); returns them."""
         from engines.codec.analysis import block_details
-        from engines.codec.result_view import plane_scale
+        from engines.codec.result_view import CHANNEL_PLANES, plane_scale
 
         res = self._block_source()
         if res is None or plane >= len(res.planes):

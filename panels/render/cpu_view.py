@@ -32,6 +32,7 @@ import numpy as np
 from qtpy.QtCore import QEvent, QObject
 
 from panels.opengl_info import SOFTWARE_RENDERERS, is_software_renderer  # noqa: F401 - re-exported
+from panels.render.widgets import to_uint8
 
 FRAME_VERT = """
 attribute vec2 a_pos;
@@ -65,11 +66,6 @@ def device_frame_size(width: int, height: int, ratio: float) -> tuple[int, int, 
     return max(1, round(width * r)), max(1, round(height * r)), r
 
 
-def display_bytes(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) float frame in [0, 1] -> contiguous uint8, rounded (what the screen shows)."""
-    return np.ascontiguousarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8))
-
-
 @dataclass(frozen=True)
 class _View:
     K: np.ndarray
@@ -101,7 +97,7 @@ class ProgressiveRenderer:
     MAX_STRIDE = 32
 
     def __init__(self, threads: int = 2, uint8_frames: bool = False) -> None:
-        """``uint8_frames``: :meth:`take` hands out :func:`display_bytes` of each frame, converted on the
+        """``uint8_frames``: :meth:`take` hands out :func:`~panels.render.widgets.to_uint8` of each frame, converted on the
         worker (a 4 Mpx float frame took ~25 ms of the GUI thread to convert); else the float frame."""
         self.threads = threads
         self.uint8_frames = bool(uint8_frames)
@@ -276,7 +272,7 @@ class ProgressiveRenderer:
                                        threads=self.threads if exact else 1,
                                        bands=4 * self.threads if exact else 1, abort=abort)
                 if self.uint8_frames:
-                    image = display_bytes(image)
+                    image = to_uint8(image)
             except Cancelled:
                 with self._cond:
                     self._job = None

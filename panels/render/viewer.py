@@ -168,7 +168,8 @@ class SplatCanvas:
         from vispy import app, gloo, scene
         from vispy.visuals import Visual
 
-        from panels.render.cpu_view import FRAME_FRAG, FRAME_VERT, display_bytes
+        from panels.render.cpu_view import FRAME_FRAG, FRAME_VERT
+        from panels.render.widgets import to_uint8
 
         owner = self
         self.renderer = (renderer or os.environ.get("SPECTRA_VIEW_RENDERER") or "auto").lower()
@@ -197,7 +198,7 @@ class SplatCanvas:
 
             def set_frame(self, image: np.ndarray) -> None:
                 """The frame to show: (H, W, 3) uint8 (as converted on the worker) or float in [0, 1]."""
-                self._texture.set_data(image if image.dtype == np.uint8 else display_bytes(image))
+                self._texture.set_data(to_uint8(image))
                 self.has_frame = True
 
             def _prepare_transforms(self, view):

@@ -6,7 +6,6 @@ renders, exports of renders) runs as engine jobs through ``services.jobs``.
 
 from __future__ import annotations
 
-import importlib
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -43,7 +42,7 @@ from panels.volume.progressive_gl import TURN_MS
 from panels.volume.slices import SliceView, slice_coords, view_to_voxel
 from panels.volume.tf2d_editor import TF2DEditor
 from panels.volume.tf_editor import TFEditor
-from panels.volume.view3d import VolumeView
+from panels.volume.view3d import VolumeView, gradient_upper_bound
 from studio.routing import path_exists
 
 MODES = [("DVR (composite)", "dvr"), ("MIP", "mip"), ("MinIP", "minip"), ("Average", "avg"), ("Iso surface (lit)", "iso")]
@@ -303,12 +302,8 @@ class VolumePanel(Panel):
         PyOpenGL (its 3-D textures) and render the letters' glyphs, off the GUI thread."""
         import vispy.scene
 
-        for module in ("freetype", "OpenGL.GL", "OpenGL.arrays.numpymodule", "OpenGL.arrays.nones"):  # first imported by vispy's Text /
-            # 3-D texture: 0.1-0.3 s each
-            try:
-                importlib.import_module(module)
-            except ImportError:
-                pass
+        # first imported by vispy's Text / 3-D texture: 0.1-0.3 s each
+        import_libraries(("freetype", "OpenGL.GL", "OpenGL.arrays.numpymodule", "OpenGL.arrays.nones"))
         from panels.volume.letter_glyphs import prepare
 
         try:
@@ -772,7 +767,8 @@ class VolumePanel(Panel):
         self.gmag = self.rgba2d = None
         self.view3d.set_volume(volume.data, volume.spacing, (lo, hi), affine=volume.affine,
                                texture=prepared["texture"])
-        self.view3d.gradient_pending = True  # until _on_gradient: no whole-volume gradient on the GUI thread
+        # until the gradient job reports: a bound, not a whole-volume gradient on the GUI thread
+        self.view3d.set_gradient_range(gradient_upper_bound((lo, hi), volume.spacing))
         letters = volume.axis_letters()
         for view in self.slice_views:
             free = [a for a in range(3) if a != view.axis]
@@ -1321,17 +1317,16 @@ class VolumePanel(Panel):
 
     def _on_semantic_toggled(self, on: bool) -> None:
         self.show_semantic = bool(on)
-        self._show_semantic_state()  # at once, with the classes' last colours ...
-        if on:
-            self._refresh_semantic()  # ... and their current ones when the job is done (edited while hidden)
+        self._show_semantic_state()
 
     def _refresh_semantic(self, recolour: bool = True) -> None:
         """Show the classes (or the TF) in the views; ``recolour``: the classes' colours, opacities or
         visibility changed, so their RGBA volume is made again, by a job (0.5 s at 192³ on the GUI
         thread before): the views keep the last one until it is done."""
-        if recolour and self.result is not None and self.show_semantic:
+        if recolour and self.result is not None:  # kept current while hidden too: showing it needs no job
             self._submit_recolour()
-            return
+            if self.show_semantic:
+                return
         self._show_semantic_state()
 
     def _submit_recolour(self) -> None:

@@ -76,6 +76,13 @@ VISPY_METHODS = {"dvr": "shaded", "mip": "mip", "minip": "minip", "avg": "averag
                  "rgba": "translucent"}
 
 
+
+def gradient_upper_bound(clim, spacing) -> float:
+    """An upper bound of |∇v| for values in ``clim`` on a grid of ``spacing`` (mm): what a gradient
+    lookup table can span until the whole-volume gradient is known (no value of it is larger)."""
+    lo, hi = clim
+    return float(np.sqrt(sum(((hi - lo) / max(float(s), 1e-6)) ** 2 for s in spacing))) or 1.0
+
 class VolumeView(QWidget):
     """vispy volume rendering with a reference-image fallback."""
 
@@ -107,7 +114,6 @@ class VolumeView(QWidget):
         self.markers: list = []
         self._tf2d = None
         self._gmax: float | None = None
-        self.gradient_pending = False  # the panel's gradient job for this volume has not reported yet
         self._upload: dict | None = None  # a texture going up slab by slab: data, next z, slab depth
         self._upload_generation = 0
 
@@ -580,7 +586,6 @@ class VolumeView(QWidget):
     def set_gradient_range(self, gmax: float) -> None:
         """Largest |∇v| (data units / mm), when the panel has it from its gradient job."""
         self._gmax = float(gmax) if gmax and np.isfinite(gmax) else None
-        self.gradient_pending = False
         if self._tf2d is not None or (self._tf is not None and self._tf.uses_gradient_opacity()):
             self._apply_cmap()
 
@@ -590,12 +595,8 @@ class VolumeView(QWidget):
         self._apply_cmap()
 
     def gradient_range(self) -> float:
-        """Largest |∇v| (data units / mm) of the volume: the top of the gradient lookup tables. While the
-        panel's gradient job runs (``gradient_pending``), an upper bound from the value window and the
-        spacing, not a whole-volume gradient on the GUI thread (the job's value replaces it)."""
-        if self._gmax is None and self.gradient_pending:
-            lo, hi = self._clim
-            return float(np.sqrt(sum(((hi - lo) / max(s, 1e-6)) ** 2 for s in self._spacing))) or 1.0
+        """Largest |∇v| (data units / mm) of the volume: the top of the gradient lookup tables (computed
+        here only when nobody set it: the panel sets :func:`gradient_upper_bound`, then its job's value)."""
         if self._gmax is None:
             from engines.volume.tf2d import gradient_magnitude
 
