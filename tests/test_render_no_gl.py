@@ -40,6 +40,8 @@ def test_view_without_opengl_shows_cpu_frames(make_panel, qtbot, tmp_path, monke
     qtbot.wait(50)
     assert panel.canvas.settle()
     frame = panel.canvas.last_frame
+    assert frame is not None and frame.dtype == np.uint8  # converted on the renderer's worker
+    frame = frame / 255.0
     assert frame is not None and frame.shape[:2] == panel.canvas.size[::-1]
     assert not panel.canvas.native.pixmap().isNull()
     # the shown frame is the exact rasterizer's image from the panel's camera (as used for stills)
@@ -51,8 +53,9 @@ def test_view_without_opengl_shows_cpu_frames(make_panel, qtbot, tmp_path, monke
     panel.canvas.orbit(60.0, 15.0)
     assert panel.canvas.settle()
     turned = run_job(still_job(panel.scene, panel.view_camera(), "classic", (0, 0, 0), 0))
-    assert np.abs(panel.canvas.last_frame - turned).mean() < 0.02
-    assert np.abs(turned - exact).mean() > 2 * np.abs(panel.canvas.last_frame - turned).mean()
+    shown = panel.canvas.last_frame / 255.0
+    assert np.abs(shown - turned).mean() < 0.02
+    assert np.abs(turned - exact).mean() > 2 * np.abs(shown - turned).mean()
 
 
 def test_offscreen_platform_falls_back_to_cpu_frames(make_panel, qtbot, tmp_path, monkeypatch):

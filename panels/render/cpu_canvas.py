@@ -75,7 +75,7 @@ class CpuCanvas:
         self.camera = _CameraState()
         self.widget = _FrameLabel(self, parent)
         self.widget.setText("Loading the view…")
-        self.progressive = ProgressiveRenderer()
+        self.progressive = ProgressiveRenderer(uint8_frames=True)  # converted on its worker, not here
         PauseWhenHidden(self.widget, self.progressive)
         self.renderer_chosen = None
         self.positions = np.zeros((0, 3), np.float32)
@@ -87,7 +87,7 @@ class CpuCanvas:
         self.background = (0.0, 0.0, 0.0)
         self.crop_box = None
         self._frame = None
-        self.last_frame: np.ndarray | None = None
+        self.last_frame: np.ndarray | None = None  # the frame shown last, (H, W, 3) uint8
         self._timer = QTimer(self.widget)
         self._timer.setInterval(15)
         self._timer.timeout.connect(self._take_frame)
@@ -123,7 +123,7 @@ class CpuCanvas:
             self._timer.stop()
 
     def show_frame(self, image: np.ndarray) -> None:
-        """Display an (H, W, 3) float frame over the widget: the full frame in device pixels, 1:1 (its
+        """Display an (H, W, 3) uint8 frame (or float in [0, 1]) over the widget: the full frame in device pixels, 1:1 (its
         pixel ratio set); coarse frames enlarged to the logical size, as before (to the device size it
         cost 4x the GUI thread's time, ~10 ms a frame at 1600x1200, for frames blurry anyway)."""
         from panels.render.cpu_view import device_frame_size
