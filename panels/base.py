@@ -107,6 +107,12 @@ class Panel(QWidget):
     def on_shown(self) -> None:
         """Called when the panel becomes the active one (use it for lazy, heavy set-up)."""
 
+    def pending_builds(self) -> list:
+        """The parts of the panel not built yet (each a callable that builds one, on the GUI thread):
+        the studio calls them one per event-loop turn while it is idle after start-up, so no turn
+        builds a whole panel at once. Each part is also built on first use."""
+        return []
+
     @staticmethod
     def warm_up() -> None:
         """Import heavy libraries and load compiled kernels; the studio calls it once at start-up

@@ -71,7 +71,7 @@ class _PanelSlot:
         self.spec = spec
         self.cls = None
         self.error = ""
-        self.widget = None  # the Panel instance, built on first use
+        self.widget = None  # the Panel instance, built on first use (or while idle after start-up)
         self.page = QWidget()  # placeholder in the stack until built
         self.params_page = QWidget()
 
@@ -150,7 +150,8 @@ class MainWindow(QMainWindow):
         self.startup.finished.connect(self._on_startup_finished)
         self._apply_compute_settings()
         if warm_up if warm_up is not None else os.environ.get("SPECTRA_WARM_UP", "1") != "0":
-            self.startup.start_warm_up([slot.cls for slot in self.slots if slot.cls is not None])
+            self.startup.start_warm_up([slot.cls for slot in self.slots if slot.cls is not None],
+                                       [lambda slot=slot: self._prebuild(slot) for slot in self.slots])
 
     # -- construction -----------------------------------------------------------------
     def _build_central(self) -> None:
@@ -386,6 +387,17 @@ class MainWindow(QMainWindow):
         self.undo_group.addStack(widget.undo_stack)
         slot.widget = widget
         return widget
+
+    def _prebuild(self, slot: _PanelSlot) -> list:
+        """Build a panel not shown yet, while the studio is idle after start-up (a start-up GUI
+        step): its first show then only lays it out and paints. Returns the panel's own pending
+        parts, each built in a later turn."""
+        if slot.widget is None and slot.cls is None:
+            return []
+        if slot.widget is not None:  # shown already (the start-up panel): only its pending parts
+            return slot.widget.pending_builds()
+        widget = self._ensure_built(slot)
+        return [] if widget is None else widget.pending_builds()
 
     def _show_load_error(self, slot: _PanelSlot) -> None:
         layout = QVBoxLayout(slot.page)

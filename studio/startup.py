@@ -109,7 +109,7 @@ class StartupLoader(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._gui_modules: list[str] = []  # Qt modules still to import on the GUI thread, in order
+        self._gui_modules: list = []  # Qt modules still to import on the GUI thread, then GUI steps, in order
         self._gui_timer = QTimer(self)
         self._gui_timer.setSingleShot(True)
         self._gui_timer.timeout.connect(self._import_next_gui_module)
@@ -132,10 +132,12 @@ class StartupLoader(QObject):
         first, self._device_requested = not self._device_requested, True
         self._submit("device", lambda: detect_device(device_setting, threads), freeze=first)
 
-    def start_warm_up(self, panel_classes: Iterable[type]) -> None:
+    def start_warm_up(self, panel_classes: Iterable[type], gui_steps: Iterable[Callable[[], object]] = ()) -> None:
         """Queue each panel class's ``warm_up()`` (heavy imports, kernel compilation; what they
         create is frozen out of later garbage collections), then import the panels' ``gui_modules``
-        on the GUI thread, one per event-loop turn."""
+        on the GUI thread, one per event-loop turn, then run ``gui_steps`` there, one per turn (a
+        step may return a list of further steps, run next)."""
+        gui_steps = list(gui_steps)
         panel_classes = list(panel_classes)
         classes = [cls for cls in panel_classes if callable(getattr(cls, "warm_up", None))]
         gui_modules = [name for cls in panel_classes for name in getattr(cls, "gui_modules", ())]
@@ -154,24 +156,32 @@ class StartupLoader(QObject):
             with self._lock:  # still busy until these are in too
                 self._gui_modules.extend(name for name in [*SHELL_GUI_MODULES, *gui_modules]
                                          if name not in self._gui_modules)
+                self._gui_modules.extend(gui_steps)
             self._gui_imports_due.emit()
             return {"seconds": time.perf_counter() - start, "warnings": warnings}
 
         self._submit("warm-up", warm)
 
     def _import_next_gui_module(self) -> None:
-        """Import the next of the panels' Qt modules here, on the GUI thread (see ``gui_modules``)."""
+        """Import the next of the panels' Qt modules here, on the GUI thread (see ``gui_modules``),
+        or run the next GUI step."""
         with self._lock:
             name = self._gui_modules[0] if self._gui_modules else None
         if name is None:
             return
+        further = []
         try:
             with long_lived_imports():
-                importlib.import_module(name)
-        except Exception as exc:  # noqa: BLE001 - it is imported again (and fails visibly) where it is used
-            self.finished.emit("gui-import", {"warnings": [f"start-up import of {name} failed: {exc}"]})
+                if callable(name):
+                    further = list(name() or [])
+                else:
+                    importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - it is imported / built again (and fails visibly) where it is used
+            what = f"import of {name}" if isinstance(name, str) else "step"
+            self.finished.emit("gui-import", {"warnings": [f"start-up {what} failed: {exc}"]})
         with self._lock:
             self._gui_modules.pop(0)
+            self._gui_modules[:0] = further
             more = bool(self._gui_modules)
         if more:
             self._gui_timer.start(GUI_IMPORT_TURN_MS)

@@ -419,3 +419,28 @@ def test_tokens_tab_pause_and_cancel(panel, qtbot):
     qtbot.waitUntil(lambda: h.state == "cancelled", timeout=20000)
     qtbot.waitUntil(lambda: tab.train_btn.isEnabled(), timeout=5000)
     assert tab.result is None and not tab.cancel_btn.isEnabled() and len(tab.history) < 25  # eval every 40 steps: stopped long before the 1000th
+
+
+def test_learned_and_tokens_tabs_are_built_on_first_use_or_as_pending_builds(panel):
+    """The two tabs with nine plots between them are placeholders until used: selecting one builds it
+    in place (same position and title, still selected); pending_builds() builds the rest; the
+    attributes build on access."""
+    from panels.codec.learned_tab import LearnedTab
+    from panels.codec.tokens_tab import TokensTab
+
+    titles = [panel.tabs.tabText(i) for i in range(panel.tabs.count())]
+    assert titles[-2:] == ["Learned codec", "Tokens"]
+    assert not any(isinstance(panel.tabs.widget(i), (LearnedTab, TokensTab)) for i in range(panel.tabs.count()))
+    builds = panel.pending_builds()
+    assert len(builds) == 2
+    tokens_index = titles.index("Tokens")
+    panel.tabs.setCurrentIndex(tokens_index)  # as a click on the tab does
+    assert isinstance(panel.tabs.widget(tokens_index), TokensTab) and panel.tabs.currentIndex() == tokens_index
+    assert panel.tokens_tab is panel.tabs.widget(tokens_index)
+    assert len(panel.pending_builds()) == 1
+    for build in builds:
+        build()  # the tokens one finds its tab built
+    assert isinstance(panel.tabs.widget(titles.index("Learned codec")), LearnedTab)
+    assert panel.learned_tab is panel.tabs.widget(titles.index("Learned codec"))
+    assert [panel.tabs.tabText(i) for i in range(panel.tabs.count())] == titles
+    assert panel.tabs.currentIndex() == tokens_index and panel.pending_builds() == []

@@ -85,3 +85,21 @@ def test_first_actions_import_nothing_on_the_gui_thread(warm_window, qtbot, tmp_
         _ACTIVE[0] = False
     imported = sorted({name for name in _RECORDING if name in sys.modules})  # attempts at absent modules cost ~nothing
     assert imported == [], f"imported on the GUI thread after the warm-up: {imported}"
+
+
+def test_panels_are_built_while_idle_after_start_up(warm_window, qtbot):
+    """The start-up GUI steps build every panel not shown yet, the Codec tabs held back and the
+    Render view's OpenGL canvas: a first switch only lays the panel out, paints it and starts its
+    view (with the canvas made ahead)."""
+    from panels.codec.tokens_tab import TokensTab
+
+    win = warm_window
+    assert all(slot.widget is not None for slot in win.slots if slot.cls is not None)
+    codec, render = win.slot("codec").widget, win.slot("render").widget
+    assert codec.pending_builds() == [] and isinstance(codec.tabs.widget(codec.tabs.count() - 1), TokensTab)
+    assert render.canvas is None  # the view itself waits for the first show
+    made = render._scene_canvas
+    if made is None:
+        pytest.skip("no OpenGL on this display: the Render view uses CPU frames")
+    win.show_panel("render")
+    assert render.canvas is not None and render.canvas.canvas is made and render._scene_canvas is None

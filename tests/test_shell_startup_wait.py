@@ -48,3 +48,50 @@ def test_wait_on_the_gui_thread_still_runs_the_gui_steps(qtbot):
     loader.start_warm_up([])
     assert loader.wait(20)  # the Qt-module imports need this thread's events
     assert not loader.busy
+
+
+def test_gui_steps_run_on_the_gui_thread_one_per_turn_after_the_imports(qtbot):
+    """Start-up GUI steps (the window builds its panels with them) run in order on the GUI thread,
+    one per event-loop turn; a step's returned steps run next; a failing step becomes a warning;
+    the loader is busy until the last one ran."""
+    ran, warnings = [], []
+
+    class Quick:
+        title = "Quick"
+        gui_modules = ("json",)
+
+        @staticmethod
+        def warm_up():
+            pass
+
+    def step(name, more=()):
+        def run():
+            ran.append((name, threading.current_thread() is threading.main_thread(),
+                        QCoreApplication.instance().property("turn")))
+            return list(more)
+        return run
+
+    def broken():
+        raise RuntimeError("no such widget")
+
+    loader = StartupLoader()
+    loader.finished.connect(lambda kind, result: warnings.extend(result.get("warnings", [])))
+    turns = [0]
+
+    def count_turn():  # a fast timer: each step must see a new turn number
+        turns[0] += 1
+        QCoreApplication.instance().setProperty("turn", turns[0])
+
+    from qtpy.QtCore import QTimer
+
+    ticker = QTimer()
+    ticker.timeout.connect(count_turn)
+    ticker.start(1)
+    loader.start_warm_up([Quick], [step("a", [step("a1"), step("a2")]), broken, step("b")])
+    assert loader.busy
+    assert loader.wait(20) and not loader.busy
+    ticker.stop()
+    assert [name for name, _gui, _turn in ran] == ["a", "a1", "a2", "b"]
+    assert all(gui for _name, gui, _turn in ran)
+    assert len({turn for _name, _gui, turn in ran}) == 4  # never two steps in one turn
+    assert any("step failed: no such widget" in w for w in warnings), warnings

@@ -55,6 +55,7 @@ from studio.widgets.progress import set_progress_later
 TRANSFORMS = ["dct", "wht", "sdct", "rdct", "bas2008", "jam-rdct", "minangle"]
 SIZES = [4, 8, 16, 32, 64]
 CHANNELS = ["RGB", "Y", "Cb", "Cr"]
+LAZY_TABS = {"learned": "Learned codec", "tokens": "Tokens"}  # tabs built on first use (or while idle)
 RD_CODECS = ["jpeg", "webp", "avif", "jpeg2000", "jpegxl", "block", "vq", "learned"]
 _COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 
@@ -359,15 +360,46 @@ class CodecPanel(Panel):
         self.tabs.addTab(self.quant_editor, "Quantization")
         self.tabs.addTab(self._build_compare_tab(), "Compare")
         self.tabs.addTab(self._build_rd_tab(), "RD curves")
-        from panels.codec.learned_tab import LearnedTab
-
-        self.learned_tab = LearnedTab(self._submit, lambda: self.image, self.services.notify)
-        self.tabs.addTab(self.learned_tab, "Learned codec")
-        from panels.codec.tokens_tab import TokensTab
-
-        self.tokens_tab = TokensTab(self._submit, lambda: self.image, self.services.notify)
-        self.tabs.addTab(self.tokens_tab, "Tokens")
+        self._lazy_tabs: dict[str, QWidget] = {}  # tab name → its placeholder page until built
+        self._built_tabs: dict[str, QWidget] = {}
+        for name, title in LAZY_TABS.items():
+            self._lazy_tabs[name] = QWidget()
+            self.tabs.addTab(self._lazy_tabs[name], title)
         self.tabs.currentChanged.connect(self._on_tab)
+
+    @property
+    def learned_tab(self):
+        """The Learned codec tab (built on first use)."""
+        return self._tab("learned")
+
+    @property
+    def tokens_tab(self):
+        """The Tokens tab (built on first use)."""
+        return self._tab("tokens")
+
+    def pending_builds(self) -> list:
+        return [lambda name=name: self._tab(name) for name in self._lazy_tabs]
+
+    def _tab(self, name: str) -> QWidget:
+        """The tab ``name`` of :data:`LAZY_TABS`, built now in place of its placeholder if needed
+        (the learned and tokens tabs hold nine plots between them: ~80 ms to build)."""
+        tab = self._built_tabs.get(name)
+        if tab is not None:
+            return tab
+        if name == "learned":
+            from panels.codec.learned_tab import LearnedTab as cls
+        else:
+            from panels.codec.tokens_tab import TokensTab as cls
+        tab = self._built_tabs[name] = cls(self._submit, lambda: self.image, self.services.notify)
+        placeholder = self._lazy_tabs.pop(name)
+        index, current = self.tabs.indexOf(placeholder), self.tabs.currentIndex()
+        self.tabs.blockSignals(True)
+        self.tabs.removeTab(index)
+        self.tabs.insertTab(index, tab, LAZY_TABS[name])
+        self.tabs.setCurrentIndex(current)
+        self.tabs.blockSignals(False)
+        placeholder.deleteLater()
+        return tab
 
     def _build_image_tab(self) -> QWidget:
         tab = QWidget()
@@ -1243,6 +1275,9 @@ class CodecPanel(Panel):
 
     # ================================================================== explorer
     def _on_tab(self, index: int) -> None:
+        lazy = next((name for name, page in self._lazy_tabs.items() if self.tabs.widget(index) is page), None)
+        if lazy is not None:
+            self._tab(lazy)
         if index == 1:
             self.refresh_explorer()
         elif index == 3:

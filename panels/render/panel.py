@@ -331,6 +331,7 @@ class RenderPanel(Panel):
         self.scene_path: str | None = None
         self.file_size: int | None = None
         self.canvas = None  # SplatCanvas, created in on_shown
+        self._scene_canvas = None  # its OpenGL canvas, made ahead while the studio is idle (pending_builds)
         self.still: np.ndarray | None = None
         self.still_camera = None
         self.fit_target: list | None = None
@@ -625,6 +626,20 @@ class RenderPanel(Panel):
         return widget
 
     # -- viewer -------------------------------------------------------------------------
+    def pending_builds(self) -> list:
+        """The view's OpenGL canvas, made while the studio is idle (the view itself on first show)."""
+        return [self._make_scene_canvas] if self.canvas is None and self._scene_canvas is None else []
+
+    def _make_scene_canvas(self) -> None:
+        if self.canvas is not None or self._scene_canvas is not None or not _platform_has_gl():
+            return
+        try:
+            from panels.render.viewer import SplatCanvas
+
+            self._scene_canvas = SplatCanvas.make_scene_canvas()
+        except Exception:  # noqa: BLE001 - on_shown tries again and reports why it falls back
+            self._scene_canvas = None
+
     def on_shown(self) -> None:
         """Create the vispy canvas on first show (needs an OpenGL context)."""
         if self.canvas is not None:
@@ -635,7 +650,8 @@ class RenderPanel(Panel):
         try:
             from panels.render.viewer import SplatCanvas
 
-            self.canvas = SplatCanvas(parent=self.view_host)
+            scene_canvas, self._scene_canvas = self._scene_canvas, None
+            self.canvas = SplatCanvas(parent=self.view_host, scene_canvas=scene_canvas)
         except Exception as exc:  # noqa: BLE001 - no OpenGL: CPU frames in a plain widget instead
             self.services.log(f"Render panel: OpenGL view unavailable ({exc}); showing CPU frames", "warning")
             self._use_cpu_canvas()

@@ -162,9 +162,20 @@ class SplatCanvas:
 
     SYNC_LIMIT = 150_000
 
-    def __init__(self, parent=None, renderer: str | None = None) -> None:
+    @staticmethod
+    def make_scene_canvas():
+        """The off-screen vispy canvas a SplatCanvas draws on (its OpenGL context is created here: about
+        half the view's set-up, so the panel can make it in an idle turn before the view)."""
+        from vispy import scene
+
+        from panels.offscreen_canvas import offscreen_canvas_class
+
+        return offscreen_canvas_class(scene.SceneCanvas)(keys=None, show=False, bgcolor="black")
+
+    def __init__(self, parent=None, renderer: str | None = None, scene_canvas=None) -> None:
         """``renderer``: "gl" (splats drawn by OpenGL), "cpu" (progressive CPU frames) or "auto" (CPU when
-        the OpenGL driver is a software rasterizer); default from ``$SPECTRA_VIEW_RENDERER``, else auto."""
+        the OpenGL driver is a software rasterizer); default from ``$SPECTRA_VIEW_RENDERER``, else auto.
+        ``scene_canvas``: one made by :meth:`make_scene_canvas` before (else made here)."""
         from vispy import app, gloo, scene
         from vispy.visuals import Visual
 
@@ -257,9 +268,9 @@ class SplatCanvas:
                 return self._n > 0
 
         Splats = scene.visuals.create_visual_node(SplatVisual)
-        from panels.offscreen_canvas import OffscreenCanvasView, offscreen_canvas_class
+        from panels.offscreen_canvas import OffscreenCanvasView
 
-        self.canvas = offscreen_canvas_class(scene.SceneCanvas)(keys=None, show=False, bgcolor="black")
+        self.canvas = scene_canvas if scene_canvas is not None else self.make_scene_canvas()
         self.widget = OffscreenCanvasView(self.canvas, parent, background="#000000")  # what the window shows
         self.view = self.canvas.central_widget.add_view(border_width=0, margin=0)  # the view fills the canvas
         self.view.camera = scene.TurntableCamera(fov=45.0, up="-y", elevation=0.0, azimuth=90.0)  # looks along +z
