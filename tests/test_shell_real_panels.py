@@ -35,7 +35,7 @@ def test_corrupt_files_get_a_message_and_change_nothing(window, tmp_path, name, 
         window.open_path(str(path), ask=lambda candidates, p: name)  # files are read by a job
         assert window.jobs.wait_all(30), suffix
         assert not panel.loading, suffix
-        assert panel.current_parameters() == before, suffix
+        assert panel.current_parameters() == before, (suffix, window.log_view.messages())
         # the error (an interrupted load, e.g. the start-up sample's, then starts again and logs after it)
         errors = [text for level, text in window.log_view.messages()[seen:] if level == "error"]
         assert len(errors) == 1 and "broken" in errors[0], (suffix, window.log_view.messages()[seen:])

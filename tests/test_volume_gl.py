@@ -641,8 +641,8 @@ def test_orientation_letters_upload_their_filter_kernel_once(gl_view, monkeypatc
     app, view = gl_view
     _bone_phantom(view)
     view.finish_upload()
+    _settle(app)  # the letters' first frame comes a few turns after the volume's
     assert view.markers[1].visible
-    _settle(app)
     first = view.render_image(markers=True)
     uploads = []
     original = gl.glTexSubImage2D

@@ -652,9 +652,11 @@ class VolumePanel(Panel):
 
     # ------------------------------------------------------------------ lifecycle
     def on_shown(self) -> None:
-        """Create the 3D canvas and load the phantom on first show (unless a file is on its way)."""
+        """Create the 3D canvas and load the phantom on first show (unless a file is on its way).
+        The canvas comes a turn later: the panel's first layout and paint are a turn of their own."""
         self._shown = True
-        self.view3d.ensure_canvas()
+        if self.view3d.canvas is None and self.view3d.gl_error is None:
+            QTimer.singleShot(1, self.view3d.ensure_canvas)  # a timer, not 0: after the pending paints
         if self.volume is None and not self.loading:
             self.load_phantom(128)
 

@@ -29,6 +29,7 @@ from panels.volume.letter_glyphs import LETTER_GLYPHS, letter_fonts
 from panels.volume.progressive_gl import TURN_MS
 
 #: colours of the R, A, S orientation arrows (Slicer's convention: red, green/yellow, blue)
+LETTERS_DELAY_MS = 60  # the orientation letters' first frame comes this long after the volume's
 AXIS_COLORS = {"R": (0.95, 0.3, 0.3, 1.0), "A": (0.9, 0.85, 0.2, 1.0), "S": (0.35, 0.55, 1.0, 1.0)}
 
 
@@ -399,11 +400,19 @@ class VolumeView(QWidget):
                                        pos=spots, parent=self.view.scene)
             line.order = label.order = 10
             self.markers = [line, label]
+            label.visible = False  # its program and glyph atlas in a later frame than the volume's and the arrows'
+            QTimer.singleShot(LETTERS_DELAY_MS, self._reveal_letters)
             return
         line, label = self.markers
         line.set_data(segments)
         label.pos = spots
         line.visible = label.visible = True
+
+    def _reveal_letters(self) -> None:
+        """Show the orientation letters created a few turns ago (when there is a volume)."""
+        if self._data is not None and len(self.markers) == 2 and self.canvas is not None:
+            self.markers[1].visible = True
+            self.canvas.update()
 
     # -- internals --------------------------------------------------------------------
     def _build_visual(self) -> None:
