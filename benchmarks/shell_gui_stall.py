@@ -3,13 +3,17 @@
 A 5 ms QTimer on the GUI thread records how late each tick fires (lateness = gap − 5 ms) while
 the real :class:`~studio.main_window.MainWindow` (all four panels) goes through what a user does:
 
-  start-up     first paint → device detected and engines warmed up (fresh process: torch not loaded)
+  start-up     first paint → device detected, engines warmed up and the panels not shown yet built
+               (one per event-loop turn; fresh process: torch not loaded)
+  show Render  the first switch to Render (its 3D view is created)
   open .ply    a generated 500k-splat 3DGS scene (SH degree 3) dropped on the window (examined by a job,
                then opened in Render), until its first exact sort
   orbit        ten camera steps around that scene (re-sort + SH colours per view)
   open NIfTI   a 256³ int16 CT (.nii.gz) in Volume (phantom on first show, then the file), until
                the 3D view shows the full-quality frame
   orbit volume ten camera steps around that volume (coarse frames, then refinement bands)
+  TF drag      the TF's level dragged through ten positions, then released
+  show Codec   the first switch to Codec (its sample image is decoded by a job)
   open PNG     a 16 Mpx photo in Codec (decode, display, the automatic re-encode job)
   render fit   Start fit (Fit tab) on a 64² target, 40 steps
   ray-cast     File > Export of the Volume panel's PNG (reference ray caster)
@@ -301,9 +305,11 @@ def run_studio(paths: dict[str, Path], out_dir: Path) -> tuple[dict, object]:
     jobs_idle = lambda: all(r.state in ("done", "cancelled", "failed") for r in window.jobs.records())
     probe = StallProbe()
 
+    probe.start("show Render")  # the first switch: the panel was built while idle, its view starts now
     window.show_panel("render")
     render = window.panel("render")
-    pump(lambda: not render.loading and jobs_idle(), 120)
+    pump(lambda: not render.loading and jobs_idle() and render.canvas is not None, 120, settle=0.5)
+    results["show Render"] = probe.stop()
     def canvas_exact() -> bool:  # the view shows the current camera (GL sort, or the CPU view's full frame)
         canvas = render.canvas
         if canvas is None:
@@ -348,9 +354,11 @@ def run_studio(paths: dict[str, Path], out_dir: Path) -> tuple[dict, object]:
         print(f"  orbit volume: a full frame costs ≈ {frames.full_ms or 0:.0f} ms of GL; drawn "
               f"{frames.last_factor}× coarser, then refined in bands of ≈ {frames.budget_ms:.0f} ms", flush=True)
 
+    probe.start("show Codec")  # the first switch: the sample image is decoded by a job
     window.show_panel("codec")
     codec = window.panel("codec")
-    pump(lambda: codec.image is not None and jobs_idle(), 300)
+    pump(lambda: codec.image is not None and jobs_idle(), 300, settle=0.5)
+    results["show Codec"] = probe.stop()
     codec.p_auto.setChecked(False)  # no automatic 16 Mpx re-encode: the open is measured
     probe.start("open PNG")
     window.open_paths([str(paths["png"])])  # as a drop or File > Open does: examined by a job
@@ -489,7 +497,8 @@ def print_table(runs: list[dict], base: dict) -> None:
         median = stalls[len(stalls) // 2] if len(stalls) % 2 else (stalls[len(stalls) // 2 - 1] + stalls[len(stalls) // 2]) / 2
         over = sum(1 for r in rows if r[0] > GOAL_MS)
         ref = base.get(phase)
-        ref_text = f"{ref[0]:7.0f} / {ref[3]:5.0f}" if ref is not None else f"{'(a job)':>15}"
+        none = "(new)" if phase.startswith("show ") else "(a job)"
+        ref_text = f"{ref[0]:7.0f} / {ref[3]:5.0f}" if ref is not None else f"{none:>15}"
         gap = f"{worst[4]:5.0f} / {worst[5]:4.0f}" if len(worst) > 5 else f"{'–':>11}"
         print(f"{phase:<16}{worst[0]:6.0f}{median:7.0f}{f'{over}/{n}':>7}{worst[1]:11.0f}{worst[2]:9.0f}"
               f"{max(r[3] for r in rows):9.0f}{gap:>13}{ref_text}")
