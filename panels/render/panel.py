@@ -627,8 +627,9 @@ class RenderPanel(Panel):
 
     # -- viewer -------------------------------------------------------------------------
     def pending_builds(self) -> list:
-        """The view's OpenGL canvas, made while the studio is idle (the view itself on first show)."""
-        return [self._make_scene_canvas] if self.canvas is None and self._scene_canvas is None else []
+        """The OpenGL view, made while the studio is idle in two turns (its canvas with the OpenGL
+        context, then the view); it draws nothing until the panel is shown."""
+        return [self._make_scene_canvas, self._create_gl_view] if self.canvas is None and _platform_has_gl() else []
 
     def _make_scene_canvas(self) -> None:
         if self.canvas is not None or self._scene_canvas is not None or not _platform_has_gl():
@@ -641,11 +642,17 @@ class RenderPanel(Panel):
             self._scene_canvas = None
 
     def on_shown(self) -> None:
-        """Create the vispy canvas on first show (needs an OpenGL context)."""
+        """Create the vispy canvas on first show (needs an OpenGL context), unless made while idle."""
         if self.canvas is not None:
             return
         if not _platform_has_gl():  # offscreen / minimal platforms: no OpenGL context at all
             self._use_cpu_canvas()
+            return
+        self._create_gl_view()
+
+    def _create_gl_view(self) -> None:
+        """The OpenGL view (the canvas made ahead if there is one); CPU frames when that fails."""
+        if self.canvas is not None:
             return
         try:
             from panels.render.viewer import SplatCanvas
