@@ -655,3 +655,27 @@ def test_orientation_letters_upload_their_filter_kernel_once(gl_view, monkeypatc
     again = view.render_image(markers=True)
     assert [shape for shape in uploads if shape == (16, 1024, 4)] == []
     assert np.abs(again.astype(np.int16) - first).max() <= 1
+
+
+def test_first_show_starts_the_phantom_at_once_and_the_canvas_a_turn_later(qtbot):
+    """The panel's first layout and paint are a turn of their own: on_shown() starts the phantom's job
+    (so a file opened right after wins, see test_shell_responsive) but creates the 3D canvas from a
+    timer; the phantom then arrives in that canvas with its orientation letters."""
+    if os.environ.get("QT_QPA_PLATFORM") in ("offscreen", "minimal") or not os.environ.get("DISPLAY"):
+        pytest.skip("needs a display with OpenGL (run under xvfb-run -a)")
+    from panels.volume import VolumePanel
+    from studio.services import StudioServices
+
+    services = StudioServices()
+    panel = VolumePanel(services)
+    qtbot.addWidget(panel)
+    panel.resize(800, 600)
+    panel.show()
+    panel.on_shown()
+    assert panel.loading and panel.view3d.canvas is None
+    qtbot.waitUntil(lambda: panel.view3d.canvas is not None or panel.view3d.gl_error is not None, timeout=5000)
+    if panel.view3d.gl_error is not None:
+        pytest.skip(f"no OpenGL context: {panel.view3d.gl_error}")
+    assert services.jobs.wait_all(90)
+    qtbot.waitUntil(lambda: len(panel.view3d.markers) == 2 and panel.view3d.markers[1].visible, timeout=5000)
+    assert panel.volume is not None and panel.view3d.visual is not None
