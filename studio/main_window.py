@@ -701,6 +701,7 @@ class MainWindow(QMainWindow):
         :data:`CLOSE_WAIT_SECONDS` for them, then close (the process exit ends any straggler)."""
         from studio.gc_guard import collections_paused
 
+        self.startup.drop_gui_steps()  # no panel is built for a closed window
         self.save_state()
         self.jobs.cancel_all()
         with collections_paused():  # a collection would hold the GUI thread past the deadline

@@ -119,6 +119,7 @@ class StartupLoader(QObject):
         self._pending = 0
         self._lock = threading.Lock()
         self._device_requested = False
+        self._steps_dropped = False
 
     @property
     def busy(self) -> bool:
@@ -156,7 +157,8 @@ class StartupLoader(QObject):
             with self._lock:  # still busy until these are in too
                 self._gui_modules.extend(name for name in [*SHELL_GUI_MODULES, *gui_modules]
                                          if name not in self._gui_modules)
-                self._gui_modules.extend(gui_steps)
+                if not self._steps_dropped:
+                    self._gui_modules.extend(gui_steps)
             self._gui_imports_due.emit()
             return {"seconds": time.perf_counter() - start, "warnings": warnings}
 
@@ -185,6 +187,12 @@ class StartupLoader(QObject):
             more = bool(self._gui_modules)
         if more:
             self._gui_timer.start(GUI_IMPORT_TURN_MS)
+
+    def drop_gui_steps(self) -> None:
+        """Forget the GUI steps not run yet (the window is closing: nothing more to build)."""
+        with self._lock:
+            self._gui_modules[:] = [name for name in self._gui_modules if not callable(name)]
+            self._steps_dropped = True  # and those a warm-up still running would add
 
     def wait(self, timeout: float = 60.0) -> bool:
         """Block until every queued step ran (tests, benchmarks); False on timeout. On the GUI thread

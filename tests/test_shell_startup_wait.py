@@ -95,3 +95,24 @@ def test_gui_steps_run_on_the_gui_thread_one_per_turn_after_the_imports(qtbot):
     assert all(gui for _name, gui, _turn in ran)
     assert len({turn for _name, _gui, turn in ran}) == 4  # never two steps in one turn
     assert any("step failed: no such widget" in w for w in warnings), warnings
+
+
+def test_dropped_gui_steps_never_run_even_those_a_warm_up_adds_later(qtbot):
+    """Closing the window drops the start-up GUI steps (no panel built for a closed window), also
+    when the warm-up that queues them is still running."""
+    ran = []
+    release = threading.Event()
+
+    class Slow:
+        title = "Slow"
+
+        @staticmethod
+        def warm_up():
+            release.wait(10)
+
+    loader = StartupLoader()
+    loader.start_warm_up([Slow], [lambda: ran.append("built")])
+    loader.drop_gui_steps()  # as MainWindow.closeEvent does, while the warm-up still runs
+    release.set()
+    assert loader.wait(20)
+    assert ran == []
