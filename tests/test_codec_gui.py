@@ -444,3 +444,20 @@ def test_learned_and_tokens_tabs_are_built_on_first_use_or_as_pending_builds(pan
     assert panel.learned_tab is panel.tabs.widget(titles.index("Learned codec"))
     assert [panel.tabs.tabText(i) for i in range(panel.tabs.count())] == titles
     assert panel.tabs.currentIndex() == tokens_index and panel.pending_builds() == []
+
+
+def test_tokens_tab_adds_its_plots_a_few_per_step_and_all_when_shown_or_used(panel, qtbot):
+    """The Tokens tab starts with two of its six curve plots; its pending builds add two each; being
+    shown (or training) adds the rest at once, in the grid's order."""
+    from panels.codec.tokens_tab import SERIES
+
+    tab = panel.tokens_tab
+    assert len(tab.curves) == 2 and len(tab.pending_builds()) == 2
+    tab.pending_builds()[0]()
+    assert list(tab.curves) == [key for key, _title, _unit in SERIES[:4]]
+    panel.show()
+    panel.tabs.setCurrentWidget(tab)
+    qtbot.waitUntil(tab.isVisible, timeout=5000)
+    assert list(tab.curves) == [key for key, _title, _unit in SERIES] and tab.pending_builds() == []
+    titles = [tab.plots.getItem(i // 2, i % 2).titleLabel.text for i in range(len(SERIES))]
+    assert titles == [title for _key, title, _unit in SERIES]

@@ -96,7 +96,9 @@ def test_panels_are_built_while_idle_after_start_up(warm_window, qtbot):
     win = warm_window
     assert all(slot.widget is not None for slot in win.slots if slot.cls is not None)
     codec, render = win.slot("codec").widget, win.slot("render").widget
-    assert codec.pending_builds() == [] and isinstance(codec.tabs.widget(codec.tabs.count() - 1), TokensTab)
+    tokens = codec.tabs.widget(codec.tabs.count() - 1)
+    assert codec.pending_builds() == [] and isinstance(tokens, TokensTab)
+    assert len(tokens.curves) == 6 and tokens.pending_builds() == []  # its plots too, a few per turn
     assert render.canvas is not None and render._scene_canvas is None and render.pending_builds() == []
     view = render.canvas.native
     assert not view.isVisible() and view.frames == 0  # made while hidden: nothing drawn yet

@@ -378,7 +378,8 @@ class CodecPanel(Panel):
         return self._tab("tokens")
 
     def pending_builds(self) -> list:
-        return [lambda name=name: self._tab(name) for name in self._lazy_tabs]
+        """The tabs not built yet, then (as steps each returns) their own pending parts."""
+        return [lambda name=name: getattr(self._tab(name), "pending_builds", list)() for name in self._lazy_tabs]
 
     def _tab(self, name: str) -> QWidget:
         """The tab ``name`` of :data:`LAZY_TABS`, built now in place of its placeholder if needed

@@ -58,6 +58,9 @@ def tokens_train_job(image: np.ndarray | None, quantizer: str, bits: int, steps:
             "indices": idx, "data": data, **out}
 
 
+PLOTS_PER_TURN = 2  # curve plots added per idle step (six in all)
+
+
 class TokensTab(QWidget):
     """See module docstring. ``submit(key, name, factory, on_result, on_event=None, on_done=None)``
     runs a job and returns its handle; ``image()`` returns the panel's current image (or None)."""
@@ -100,15 +103,8 @@ class TokensTab(QWidget):
         body = QHBoxLayout()
         self.plots = pg.GraphicsLayoutWidget()
         self.curves, self.live_views = {}, {}
-        for i, (key, title, unit) in enumerate(SERIES):
-            plot = self.plots.addPlot(row=i // 2, col=i % 2, title=title)
-            plot.setLabel("bottom", "step")
-            plot.setLabel("left", unit)
-            plot.showGrid(x=True, y=True, alpha=0.25)
-            plot.getAxis("left").enableAutoSIPrefix(False)
-            self.curves[key] = plot.plot([], [], pen=pg.mkPen((90, 170, 250), width=2), symbol="o", symbolSize=4)
-            cache_axes(plot, ("left", "bottom"))
-            self.live_views[key] = LiveView(plot.getViewBox(), x=StableRange())
+        self._plots_to_add = list(enumerate(SERIES))  # the rest come from pending_builds() or first use
+        self._add_plots(PLOTS_PER_TURN)
         body.addWidget(self.plots, 3)
         self.views = pg.GraphicsLayoutWidget()
         self.views.setBackground("#202020")
@@ -127,6 +123,32 @@ class TokensTab(QWidget):
         self.pause_btn.clicked.connect(self.toggle_pause)
         self.cancel_btn.clicked.connect(self.cancel)
         self.export_btn.clicked.connect(self._export_dialog)
+
+    def _add_plots(self, count: int) -> None:
+        """Add the next ``count`` of the six curve plots (~10 ms each)."""
+        for i, (key, title, unit) in self._plots_to_add[:count]:
+            plot = self.plots.addPlot(row=i // 2, col=i % 2, title=title)
+            plot.setLabel("bottom", "step")
+            plot.setLabel("left", unit)
+            plot.showGrid(x=True, y=True, alpha=0.25)
+            plot.getAxis("left").enableAutoSIPrefix(False)
+            self.curves[key] = plot.plot([], [], pen=pg.mkPen((90, 170, 250), width=2), symbol="o", symbolSize=4)
+            cache_axes(plot, ("left", "bottom"))
+            self.live_views[key] = LiveView(plot.getViewBox(), x=StableRange())
+        del self._plots_to_add[:count]
+
+    def pending_builds(self) -> list:
+        """The plots not added yet, a few per call (the studio runs these while idle)."""
+        turns = -(-len(self._plots_to_add) // PLOTS_PER_TURN)
+        return [lambda: self._add_plots(PLOTS_PER_TURN)] * turns
+
+    def _ensure_plots(self) -> None:
+        if self._plots_to_add:
+            self._add_plots(len(self._plots_to_add))
+
+    def showEvent(self, event) -> None:  # Qt override: shown before the idle steps added every plot
+        self._ensure_plots()
+        super().showEvent(event)
 
     def _on_quantizer(self) -> None:
         fsq = self.quantizer.currentData() == "fsq"  # FSQ level tables exist for even bit counts only
@@ -148,6 +170,7 @@ class TokensTab(QWidget):
         self.item_rec.clear()
         self.history = []
         self.result = None
+        self._ensure_plots()
         for key, c in self.curves.items():
             c.setData([], [])
             self.live_views[key].reset(x_fixed=(0, steps))
@@ -194,6 +217,7 @@ class TokensTab(QWidget):
             self._plot_throttle.request()
 
     def _plot_history(self) -> None:
+        self._ensure_plots()
         steps = [h["step"] for h in self.history]
         for key, curve in self.curves.items():
             values = [h[key] * (100.0 if key == "utilisation" else 1.0) for h in self.history]
