@@ -53,18 +53,23 @@ def is_gui_thread() -> bool:
     return app is not None and QThread.currentThread() == app.thread()
 
 
-def preload_torch_libraries() -> None:
-    """Map torch's large native libraries with the GIL released (Linux), so that the
-    ``import torch`` that follows on a background thread does not freeze the GUI thread
-    for the ~0.2 s the dynamic loader needs. A no-op elsewhere or when torch is loaded."""
-    if "torch" in sys.modules or not sys.platform.startswith("linux"):
+#: (package, its native libraries) mapped ahead by :func:`preload_native_libraries`, in order
+NATIVE_LIBRARIES = (
+    ("torch", ("lib/libgomp.so.1", "lib/libc10.so", "lib/libtorch_cpu.so", "lib/libtorch.so", "lib/libtorch_python.so")),
+    ("llvmlite", ("binding/libllvmlite.so",)),  # numba's LLVM (~100 MB): ctypes.CDLL maps it holding the GIL
+)
+
+
+def preload_native_libraries(packages: tuple[str, ...] = ("torch", "llvmlite")) -> None:
+    """Map the large native libraries of ``packages`` with the GIL released (Linux), so that the
+    imports that follow on a background thread do not freeze the GUI thread for the time the
+    dynamic loader needs (``ctypes.CDLL`` and extension imports hold the GIL while it maps and
+    relocates: 50-200 ms for torch's, 10-100 ms for llvmlite's). A no-op elsewhere and for a
+    package already imported."""
+    if not sys.platform.startswith("linux"):
         return
     import importlib.util
 
-    spec = importlib.util.find_spec("torch")
-    if spec is None or not spec.submodule_search_locations:
-        return
-    lib_dir = os.path.join(next(iter(spec.submodule_search_locations)), "lib")
     try:
         libc = ctypes.CDLL(None)  # calls through ctypes.CDLL release the GIL
         dlopen = libc.dlopen
@@ -72,15 +77,24 @@ def preload_torch_libraries() -> None:
         return
     dlopen.restype = ctypes.c_void_p
     dlopen.argtypes = [ctypes.c_char_p, ctypes.c_int]
-    for name in ("libgomp.so.1", "libc10.so", "libtorch_cpu.so", "libtorch.so", "libtorch_python.so"):
-        path = os.path.join(lib_dir, name)
-        if os.path.exists(path):
-            dlopen(path.encode(), os.RTLD_NOW | os.RTLD_GLOBAL)
+    for package, libraries in NATIVE_LIBRARIES:
+        if package not in packages or package in sys.modules:
+            continue
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        root = next(iter(spec.submodule_search_locations))
+        # torch's are loaded globally (its extension resolves their symbols); llvmlite's as ctypes does
+        mode = os.RTLD_NOW | (os.RTLD_GLOBAL if package == "torch" else os.RTLD_LOCAL)
+        for name in libraries:
+            path = os.path.join(root, name)
+            if os.path.exists(path):
+                dlopen(path.encode(), mode)
 
 
 def detect_device(device_setting: str | None, threads: int | None) -> dict:
     """Apply the device and threads settings (imports torch); returns ``{"label", "warnings"}``."""
-    preload_torch_libraries()
+    preload_native_libraries(("torch",))
     from engines import device
 
     warnings = []
@@ -145,6 +159,7 @@ class StartupLoader(QObject):
 
         def warm() -> dict:
             start, warnings = time.perf_counter(), []
+            preload_native_libraries()  # numba's LLVM library, before a warm-up imports numba
             from engines.provenance import warm_validator
 
             warm_validator()  # every panel validates parameters and provenance with it

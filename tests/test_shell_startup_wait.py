@@ -116,3 +116,26 @@ def test_dropped_gui_steps_never_run_even_those_a_warm_up_adds_later(qtbot):
     release.set()
     assert loader.wait(20)
     assert ran == []
+
+
+def test_native_libraries_are_mapped_ahead_and_the_imports_still_work():
+    """preload_native_libraries() maps torch's and llvmlite's libraries before their imports (through
+    libc's dlopen, which releases the GIL; ctypes.CDLL maps llvmlite's holding it: the gain is
+    measured by benchmarks/shell_gui_stall.py, not here). In a fresh interpreter: mapped, not yet
+    imported, and numba and torch work afterwards (the modes match what their imports use)."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from studio.startup import preload_native_libraries
+preload_native_libraries()
+maps = open("/proc/self/maps").read()
+assert "libllvmlite.so" in maps and "libtorch_cpu.so" in maps, "not mapped"
+assert "numba" not in sys.modules and "torch" not in sys.modules
+import numba, torch
+assert numba.njit(lambda x: x + 1)(1) == 2 and int(torch.ones(2).sum()) == 2
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0 and out.stdout.split()[-1] == "ok", out.stderr[-2000:]
