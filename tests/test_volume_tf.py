@@ -163,3 +163,21 @@ def test_gradient_magnitude_and_rgba_volume():
     assert rgba.shape == ramp.shape + (4,)
     inside = np.abs(ramp - 20) <= 5
     np.testing.assert_array_equal(rgba[..., 3] == 1.0, inside)
+
+
+def test_tf_editor_opacity_axis_reads_in_opacity_without_a_scale_prefix(qtbot):
+    """With no volume (no histogram) the opacity axis spans 0..~0.8: pyqtgraph's automatic SI prefix
+    labelled it "0..800 (x0.001)"; opacity is shown as it is."""
+    from engines.volume.tf import preset
+    from panels.volume.tf_editor import TFEditor
+
+    editor = TFEditor()
+    qtbot.addWidget(editor)
+    editor.resize(600, 200)
+    editor.show()
+    editor.set_tf(preset("CT-Bone"))
+    qtbot.wait(50)
+    axis = editor.plot.getAxis("left")
+    assert axis.autoSIPrefixScale == 1.0 and "x0" not in axis.labelString()
+    ticks = [value for level in axis.tickValues(0.0, 0.8, 150) for value in level[1]]
+    assert max(ticks) <= 1.0 and "0.5" in axis.tickStrings([0.5], 1.0, 0.5)

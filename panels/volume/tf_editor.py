@@ -88,6 +88,7 @@ class TFEditor(QWidget):
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.setLabel("bottom", "value")
         self.plot.setLabel("left", "opacity")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)  # opacity 0..0.8 read "0..800 (x0.001)" with it
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         self.plot.setMinimumHeight(150)
         layout.addWidget(self.plot)
