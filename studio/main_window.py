@@ -57,11 +57,10 @@ from studio.widgets.toast import Toast
 ICON_DIR = Path(__file__).resolve().parents[1] / "assets" / "icons"
 CLOSE_WAIT_SECONDS = 2.0
 
-
-
 #: the parameters dock's width to begin with: as wide as the widest panel's controls (Volume's, 434 px), so
 #: the workspace does not narrow the first time that panel is shown (the 3D views would draw everything again)
 PARAMS_DOCK_MIN_WIDTH = 440
+
 
 class _PanelSlot:
     """A registered panel: its class (or import error) and, once built, its widget."""

@@ -119,15 +119,15 @@ class StartupLoader(QObject):
     """
 
     finished = Signal(str, object)
-    _gui_imports_due = Signal()  # emitted by the start-up thread, handled on the GUI thread
+    _gui_work_due = Signal()  # emitted by the start-up thread, handled on the GUI thread
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._gui_modules: list = []  # Qt modules still to import on the GUI thread, then GUI steps, in order
+        self._gui_queue: list = []  # GUI-thread work still to do, one item per turn: Qt module names to import, then steps
         self._gui_timer = QTimer(self)
         self._gui_timer.setSingleShot(True)
-        self._gui_timer.timeout.connect(self._import_next_gui_module)
-        self._gui_imports_due.connect(lambda: self._gui_timer.start(GUI_IMPORT_TURN_MS))
+        self._gui_timer.timeout.connect(self._run_next_gui_item)
+        self._gui_work_due.connect(lambda: self._gui_timer.start(GUI_IMPORT_TURN_MS))
         self._tasks: Queue = Queue()
         self._thread: threading.Thread | None = None
         self._pending = 0
@@ -139,7 +139,7 @@ class StartupLoader(QObject):
     def busy(self) -> bool:
         """Whether a step is queued or running."""
         with self._lock:
-            return self._pending > 0 or bool(self._gui_modules)
+            return self._pending > 0 or bool(self._gui_queue)
 
     def detect_device(self, device_setting: str | None, threads: int | None) -> None:
         """Queue device detection (see :func:`detect_device`); the first one imports torch: what it
@@ -170,20 +170,20 @@ class StartupLoader(QObject):
                     warnings.append(f"{getattr(cls, 'title', cls.__name__)} warm-up failed: {exc}")
                     traceback.print_exc()
             with self._lock:  # still busy until these are in too
-                self._gui_modules.extend(name for name in [*SHELL_GUI_MODULES, *gui_modules]
-                                         if name not in self._gui_modules)
+                self._gui_queue.extend(name for name in [*SHELL_GUI_MODULES, *gui_modules]
+                                         if name not in self._gui_queue)
                 if not self._steps_dropped:
-                    self._gui_modules.extend(gui_steps)
-            self._gui_imports_due.emit()
+                    self._gui_queue.extend(gui_steps)
+            self._gui_work_due.emit()
             return {"seconds": time.perf_counter() - start, "warnings": warnings}
 
         self._submit("warm-up", warm)
 
-    def _import_next_gui_module(self) -> None:
+    def _run_next_gui_item(self) -> None:
         """Import the next of the panels' Qt modules here, on the GUI thread (see ``gui_modules``),
         or run the next GUI step."""
         with self._lock:
-            name = self._gui_modules[0] if self._gui_modules else None
+            name = self._gui_queue[0] if self._gui_queue else None
         if name is None:
             return
         further = []
@@ -197,16 +197,16 @@ class StartupLoader(QObject):
             what = f"import of {name}" if isinstance(name, str) else "step"
             self.finished.emit("gui-import", {"warnings": [f"start-up {what} failed: {exc}"]})
         with self._lock:
-            self._gui_modules.pop(0)
-            self._gui_modules[:0] = further
-            more = bool(self._gui_modules)
+            self._gui_queue.pop(0)
+            self._gui_queue[:0] = further
+            more = bool(self._gui_queue)
         if more:
             self._gui_timer.start(GUI_IMPORT_TURN_MS)
 
     def drop_gui_steps(self) -> None:
         """Forget the GUI steps not run yet (the window is closing: nothing more to build)."""
         with self._lock:
-            self._gui_modules[:] = [name for name in self._gui_modules if not callable(name)]
+            self._gui_queue[:] = [name for name in self._gui_queue if not callable(name)]
             self._steps_dropped = True  # and those a warm-up still running would add
 
     def wait(self, timeout: float = 60.0) -> bool:

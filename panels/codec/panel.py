@@ -55,7 +55,9 @@ from studio.widgets.progress import set_progress_later
 TRANSFORMS = ["dct", "wht", "sdct", "rdct", "bas2008", "jam-rdct", "minangle"]
 SIZES = [4, 8, 16, 32, 64]
 CHANNELS = ["RGB", "Y", "Cb", "Cr"]
-LAZY_TABS = {"learned": "Learned codec", "tokens": "Tokens"}  # tabs built on first use (or while idle)
+#: tabs built on first use (or while idle): name → (title, module, class)
+LAZY_TABS = {"learned": ("Learned codec", "panels.codec.learned_tab", "LearnedTab"),
+             "tokens": ("Tokens", "panels.codec.tokens_tab", "TokensTab")}
 RD_CODECS = ["jpeg", "webp", "avif", "jpeg2000", "jpegxl", "block", "vq", "learned"]
 _COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 
@@ -362,7 +364,7 @@ class CodecPanel(Panel):
         self.tabs.addTab(self._build_rd_tab(), "RD curves")
         self._lazy_tabs: dict[str, QWidget] = {}  # tab name → its placeholder page until built
         self._built_tabs: dict[str, QWidget] = {}
-        for name, title in LAZY_TABS.items():
+        for name, (title, _module, _cls) in LAZY_TABS.items():
             self._lazy_tabs[name] = QWidget()
             self.tabs.addTab(self._lazy_tabs[name], title)
         self.tabs.currentChanged.connect(self._on_tab)
@@ -387,16 +389,14 @@ class CodecPanel(Panel):
         tab = self._built_tabs.get(name)
         if tab is not None:
             return tab
-        if name == "learned":
-            from panels.codec.learned_tab import LearnedTab as cls
-        else:
-            from panels.codec.tokens_tab import TokensTab as cls
+        title, module, cls = LAZY_TABS[name]
+        cls = getattr(importlib.import_module(module), cls)
         tab = self._built_tabs[name] = cls(self._submit, lambda: self.image, self.services.notify)
         placeholder = self._lazy_tabs.pop(name)
         index, current = self.tabs.indexOf(placeholder), self.tabs.currentIndex()
         self.tabs.blockSignals(True)
         self.tabs.removeTab(index)
-        self.tabs.insertTab(index, tab, LAZY_TABS[name])
+        self.tabs.insertTab(index, tab, title)
         self.tabs.setCurrentIndex(current)
         self.tabs.blockSignals(False)
         placeholder.deleteLater()
@@ -1193,7 +1193,7 @@ class CodecPanel(Panel):
         """Show the details of block (by, bx) of ``plane`` (0 Y, 1 Cb, 2 Cr), or ``details`` of that
         block already computed (by the encode job); returns them."""
         from engines.codec.analysis import block_details
-        from engines.codec.result_view import CHANNEL_PLANES, plane_scale
+        from engines.codec.result_view import plane_scale
 
         res = self._block_source()
         if res is None or plane >= len(res.planes):

@@ -28,8 +28,10 @@ from engines.volume.tf import TransferFunction1D, correct_opacity
 from panels.volume.letter_glyphs import LETTER_GLYPHS, letter_fonts
 from panels.volume.progressive_gl import TURN_MS
 
+#: the orientation letters' first frame comes this long after the volume's (their program and glyph atlas
+#: are then built in a frame of their own)
+LETTERS_DELAY_MS = 60
 #: colours of the R, A, S orientation arrows (Slicer's convention: red, green/yellow, blue)
-LETTERS_DELAY_MS = 60  # the orientation letters' first frame comes this long after the volume's
 AXIS_COLORS = {"R": (0.95, 0.3, 0.3, 1.0), "A": (0.9, 0.85, 0.2, 1.0), "S": (0.35, 0.55, 1.0, 1.0)}
 
 
@@ -77,12 +79,12 @@ VISPY_METHODS = {"dvr": "shaded", "mip": "mip", "minip": "minip", "avg": "averag
                  "rgba": "translucent"}
 
 
-
 def gradient_upper_bound(clim, spacing) -> float:
     """An upper bound of |∇v| for values in ``clim`` on a grid of ``spacing`` (mm): what a gradient
     lookup table can span until the whole-volume gradient is known (no value of it is larger)."""
     lo, hi = clim
     return float(np.sqrt(sum(((hi - lo) / max(float(s), 1e-6)) ** 2 for s in spacing))) or 1.0
+
 
 class VolumeView(QWidget):
     """vispy volume rendering with a reference-image fallback."""
